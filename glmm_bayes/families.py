@@ -1,0 +1,169 @@
+"""Families and links through one table.
+
+Each `Family` gives the log density log p(y | eta, aux, trials) with every normalising
+constant (as lme4's logLik), the Fisher weight w = (dmu/deta)^2 / Var(y) used by penalised
+IRLS, the NumPyro distribution for the program, and a check of the response values.
+`aux` is the family's dispersion parameter: sigma (gaussian) or shape (negative binomial, gamma).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import jax.numpy as jnp
+import numpy as np
+import numpyro.distributions as dist
+from jax.scipy.special import gammaln, log_ndtr, ndtr
+from scipy.special import ndtri
+
+from .errors import DataError, FamilyError
+
+
+@dataclass(frozen=True)
+class Link:
+    """g(mu) = eta. `log_mu` and `log1m_mu` are log(mu) and log(1 - mu), written stably."""
+
+    name: str
+    inverse: Callable
+    mu_eta: Callable            # dmu/deta
+    link: Callable
+
+    def log_mu(self, eta):
+        return _LOG_MU.get(self.name, lambda e: jnp.log(self.inverse(e)))(eta)
+
+    def log1m_mu(self, eta):
+        return _LOG1M_MU.get(self.name, lambda e: jnp.log1p(-self.inverse(e)))(eta)
+
+
+def _normal_pdf(x):
+    return jnp.exp(-0.5 * x * x) / jnp.sqrt(2 * jnp.pi)
+
+
+LINKS = {
+    "identity": Link("identity", lambda e: e, jnp.ones_like, lambda m: m),
+    "log": Link("log", jnp.exp, jnp.exp, np.log),
+    "logit": Link("logit", lambda e: 1 / (1 + jnp.exp(-e)),
+                  lambda e: jnp.exp(-jnp.logaddexp(0.0, e) - jnp.logaddexp(0.0, -e)),
+                  lambda m: np.log(m / (1 - m))),
+    "probit": Link("probit", ndtr, _normal_pdf, ndtri),
+    "cloglog": Link("cloglog", lambda e: -jnp.expm1(-jnp.exp(e)),
+                    lambda e: jnp.exp(e - jnp.exp(e)), lambda m: np.log(-np.log1p(-m))),
+    "inverse": Link("inverse", lambda e: 1 / e, lambda e: -1 / (e * e), lambda m: 1 / m),
+}
+_LOG_MU = {"logit": lambda e: -jnp.logaddexp(0.0, -e), "probit": log_ndtr,
+           "cloglog": lambda e: jnp.log(-jnp.expm1(-jnp.exp(e))), "log": lambda e: e}
+_LOG1M_MU = {"logit": lambda e: -jnp.logaddexp(0.0, e), "probit": lambda e: log_ndtr(-e),
+             "cloglog": lambda e: -jnp.exp(e)}
+
+
+def _gaussian_logpdf(y, eta, aux, trials, link):
+    mu = link.inverse(eta)
+    return -0.5 * ((y - mu) / aux) ** 2 - jnp.log(aux) - 0.5 * jnp.log(2 * jnp.pi)
+
+
+def _binomial_logpmf(y, eta, aux, trials, link):
+    log_choose = gammaln(trials + 1) - gammaln(y + 1) - gammaln(trials - y + 1)
+    return log_choose + y * link.log_mu(eta) + (trials - y) * link.log1m_mu(eta)
+
+
+def _poisson_logpmf(y, eta, aux, trials, link):
+    return y * link.log_mu(eta) - link.inverse(eta) - gammaln(y + 1)
+
+
+def _negbinomial_logpmf(y, eta, aux, trials, link):
+    log_mu = link.log_mu(eta)
+    log_sum = jnp.logaddexp(jnp.log(aux), log_mu)
+    return (gammaln(y + aux) - gammaln(aux) - gammaln(y + 1)
+            + aux * (jnp.log(aux) - log_sum) + y * (log_mu - log_sum))
+
+
+def _gamma_logpdf(y, eta, aux, trials, link):
+    mu = link.inverse(eta)
+    return (aux * jnp.log(aux) - gammaln(aux) + (aux - 1) * jnp.log(y)
+            - aux * y / mu - aux * jnp.log(mu))
+
+
+def _check_finite(y, name):
+    if not np.all(np.isfinite(y)):
+        raise DataError(f"response {name!r} has NaN or infinite values")
+
+
+def _check_counts(y, name):
+    if np.any(y < 0) or np.any(y != np.round(y)):
+        bad = y[(y < 0) | (y != np.round(y))][0]
+        raise DataError(f"response {name!r} must be non-negative whole counts; found {bad}")
+
+
+def _check_binary(y, name):
+    if not np.all((y == 0) | (y == 1)):
+        bad = sorted(set(np.unique(y)) - {0, 1})
+        raise DataError(f"bernoulli response {name!r} must be 0/1 (or True/False); found {bad[:5]}")
+
+
+def _check_positive(y, name):
+    if np.any(y <= 0):
+        raise DataError(f"gamma response {name!r} must be positive; found {y[y <= 0][0]}")
+
+
+@dataclass(frozen=True)
+class Family:
+    """One row of the family table."""
+
+    name: str
+    default_link: str
+    links: tuple[str, ...]
+    aux_name: str | None                  # "sigma", "shape" or None
+    logpdf: Callable                      # (y, eta, aux, trials, link) -> log p
+    variance: Callable                    # (mu, aux, trials) -> Var(y)
+    distribution: Callable                # (mu, aux, trials) -> numpyro distribution
+    check_response: Callable              # (y, name) -> None or raises DataError
+    uses_trials: bool = False
+
+    def fisher_weight(self, eta, aux, trials, link):
+        """w = (d E[y] / d eta)^2 / Var(y): the PIRLS weight, and the Laplace curvature."""
+        mu = link.inverse(eta)
+        scale = trials if self.uses_trials else 1.0
+        return (scale * link.mu_eta(eta)) ** 2 / self.variance(mu, aux, trials)
+
+
+FAMILIES = {
+    "gaussian": Family("gaussian", "identity", ("identity", "log", "inverse"), "sigma",
+                       _gaussian_logpdf, lambda mu, aux, n: aux ** 2 * jnp.ones_like(mu),
+                       lambda mu, aux, n: dist.Normal(mu, aux), _check_finite),
+    "bernoulli": Family("bernoulli", "logit", ("logit", "probit", "cloglog"), None,
+                        _binomial_logpmf, lambda mu, aux, n: mu * (1 - mu),
+                        lambda mu, aux, n: dist.Binomial(n, probs=mu), _check_binary,
+                        uses_trials=True),
+    "binomial": Family("binomial", "logit", ("logit", "probit", "cloglog"), None,
+                       _binomial_logpmf, lambda mu, aux, n: n * mu * (1 - mu),
+                       lambda mu, aux, n: dist.Binomial(n, probs=mu), _check_counts,
+                       uses_trials=True),
+    "poisson": Family("poisson", "log", ("log", "identity"), None, _poisson_logpmf,
+                      lambda mu, aux, n: mu, lambda mu, aux, n: dist.Poisson(mu), _check_counts),
+    "negbinomial": Family("negbinomial", "log", ("log", "identity"), "shape", _negbinomial_logpmf,
+                          lambda mu, aux, n: mu + mu ** 2 / aux,
+                          lambda mu, aux, n: dist.NegativeBinomial2(mu, aux), _check_counts),
+    "gamma": Family("gamma", "inverse", ("inverse", "log", "identity"), "shape", _gamma_logpdf,
+                    lambda mu, aux, n: mu ** 2 / aux,
+                    lambda mu, aux, n: dist.Gamma(aux, aux / mu), _check_positive),
+}
+_ALIASES = {"normal": "gaussian", "negative_binomial": "negbinomial", "negbin": "negbinomial",
+            "nb": "negbinomial", "neg_binomial": "negbinomial", "logistic": "bernoulli"}
+
+
+def resolve_family(family: str, link: str | None) -> tuple[Family, Link]:
+    """Look up a family and link by name; a wrong combination is a `FamilyError`."""
+    if not isinstance(family, str):
+        raise FamilyError(f"family must be a name such as 'gaussian', got {family!r}")
+    key = _ALIASES.get(family.lower(), family.lower())
+    if key not in FAMILIES:
+        raise FamilyError(f"unknown family {family!r}; known: {', '.join(FAMILIES)}")
+    fam = FAMILIES[key]
+    link_name = fam.default_link if link is None else str(link).lower()
+    if link_name not in LINKS:
+        raise FamilyError(f"unknown link {link!r}; known: {', '.join(LINKS)}")
+    if link_name not in fam.links:
+        raise FamilyError(f"link {link_name!r} is not available for family {fam.name!r}; "
+                          f"use one of {', '.join(fam.links)}")
+    return fam, LINKS[link_name]

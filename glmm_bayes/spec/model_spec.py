@@ -1,0 +1,222 @@
+"""`ModelSpec`: everything the engines need, as plain arrays (lme4's lFormula).
+
+y = X beta + Z b + offset on the link scale, with Z = [Z_1 ... Z_K] one block per random-effect
+term k. Term k has a grouping factor with n_k levels and q_k columns; its block of Z has the
+term's columns placed at the level of each row, and b_k holds n_k x q_k coefficients.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass, field
+
+import formulae
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError, FamilyError, FormulaError, ModelError
+from ..families import Family, Link, resolve_family
+from .formula import ParsedFormula, check_identifiers, parse_formula
+
+
+@dataclass(frozen=True)
+class RandomEffectTerm:
+    """One term `(expr | factor)`: the columns Z_k and the level of each row."""
+
+    factor: str                 # grouping factor, e.g. "Subject" or "dept:service"
+    label: str                  # lme4's VarCorr group name: "Subject", then "Subject.1", ...
+    levels: tuple[str, ...]
+    level_index: np.ndarray     # (n,) int: level of each row
+    Z: np.ndarray               # (n, q_k) term columns
+    names: tuple[str, ...]      # column names, lme4 style: "(Intercept)", "Days"
+
+    @property
+    def q(self) -> int:
+        return self.Z.shape[1]
+
+    @property
+    def n_levels(self) -> int:
+        return len(self.levels)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Response, fixed design X, random-effect terms, offset and binomial trials."""
+
+    formula: str
+    family: Family
+    link: Link
+    response_name: str
+    y: np.ndarray
+    trials: np.ndarray          # ones where the family has no trials
+    offset: np.ndarray
+    X: np.ndarray
+    fixed_names: tuple[str, ...]
+    terms: tuple[RandomEffectTerm, ...]
+    data: pd.DataFrame = field(repr=False)
+
+    @property
+    def n_obs(self) -> int:
+        return len(self.y)
+
+    @property
+    def has_intercept(self) -> bool:
+        return "(Intercept)" in self.fixed_names
+
+    @property
+    def factors(self) -> dict[str, list[RandomEffectTerm]]:
+        """Terms grouped by grouping factor, in formula order."""
+        out: dict[str, list[RandomEffectTerm]] = {}
+        for term in self.terms:
+            out.setdefault(term.factor, []).append(term)
+        return out
+
+
+def lme4_name(label: str) -> str:
+    """formulae's column label -> lme4's: `Intercept` -> `(Intercept)`, `treat[B]` -> `treatB`."""
+    if label == "Intercept":
+        return "(Intercept)"
+    return re.sub(r"\[([^\]]*)\]", r"\1", label)
+
+
+def _design(expr: str, data: pd.DataFrame) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Evaluate a right-hand side with formulae: (matrix, lme4 column names)."""
+    if re.fullmatch(r"\s*(0|-\s*1)\s*", expr):
+        return np.zeros((len(data), 0)), ()
+    try:
+        common = formulae.design_matrices(expr, data, na_action="error").common
+    except Exception as exc:  # formulae raises several types; re-raise with the term named
+        raise FormulaError(f"could not build the design for {expr!r}: {exc}") from exc
+    labels = [lab for term in common.terms.values() for lab in term.labels]
+    return np.asarray(common.design_matrix, dtype=float), tuple(lme4_name(l) for l in labels)
+
+
+def _evaluate(expr: str, data: pd.DataFrame, role: str) -> np.ndarray:
+    """A numeric vector from an expression such as `Reaction`, `log(t)` or `s + f`."""
+    name = expr.strip()
+    if name in data.columns:
+        values = data[name]
+        if values.dtype == bool:
+            return values.to_numpy(dtype=float)
+        if not pd.api.types.is_numeric_dtype(values):
+            raise DataError(f"{role} column {name!r} must be numeric, it holds {values.dtype} values")
+        return values.to_numpy(dtype=float)
+    matrix, _ = _design(f"0 + I({expr})", data)
+    if matrix.shape[1] != 1:
+        raise DataError(f"{role} {expr!r} must evaluate to one numeric column")
+    return matrix[:, 0]
+
+
+def _factor_levels(data: pd.DataFrame, factor: str) -> tuple[tuple[str, ...], np.ndarray]:
+    """Levels of a grouping factor (`g` or `a:b`) sorted as R sorts them, and each row's level."""
+    columns = factor.split(":")
+    keys = []
+    for col in columns:
+        values = data[col]
+        if pd.api.types.is_numeric_dtype(values) and values.dtype != bool:
+            as_int = values.astype(np.int64) if np.all(values == np.round(values)) else values
+            keys.append(as_int.to_numpy())
+        else:
+            keys.append(values.astype(str).to_numpy())
+    frame = pd.DataFrame({i: k for i, k in enumerate(keys)})
+    unique = frame.drop_duplicates().sort_values(list(frame.columns))
+    labels = [":".join(map(str, row)) for row in unique.itertuples(index=False)]
+    row_labels = [":".join(map(str, row)) for row in frame.itertuples(index=False)]
+    index = pd.Index(labels).get_indexer(row_labels)
+    if len(labels) < 2:
+        raise DataError(f"grouping factor {factor!r} has only one level ({labels[0]!r}); "
+                        "a random effect needs at least two")
+    return tuple(labels), index
+
+
+def _used_columns(parsed: ParsedFormula, data: pd.DataFrame) -> list[str]:
+    tokens = set(re.findall(r"[A-Za-z_][A-Za-z0-9_.]*", parsed.text))
+    return [c for c in data.columns if str(c) in tokens]
+
+
+def _clean_data(parsed: ParsedFormula, data: pd.DataFrame) -> pd.DataFrame:
+    """Copy the used columns, drop rows with missing values (with a warning), reject inf."""
+    used = _used_columns(parsed, data)
+    frame = data.loc[:, used].copy()
+    for col in used:
+        if pd.api.types.is_numeric_dtype(frame[col]) and frame[col].dtype != bool:
+            if np.isinf(frame[col].to_numpy(dtype=float)).any():
+                raise DataError(f"column {col!r} has infinite values")
+    missing = frame.isna().any(axis=1)
+    if missing.any():
+        cols = [c for c in used if frame[c].isna().any()]
+        warnings.warn(f"dropped {int(missing.sum())} of {len(frame)} rows with missing values "
+                      f"in {', '.join(map(repr, cols))}", stacklevel=3)
+        frame = frame.loc[~missing]
+    if len(frame) == 0:
+        raise DataError("no rows left after dropping missing values")
+    return frame.reset_index(drop=True)
+
+
+def _aliased_columns(X: np.ndarray, names: tuple[str, ...]) -> list[str]:
+    """Columns that are linear combinations of earlier ones (lme4 drops them; we name them)."""
+    kept, aliased = [], []
+    tol = 1e-7 * max(1.0, np.abs(X).max(initial=0.0)) * max(X.shape)
+    for j, name in enumerate(names):
+        trial = X[:, kept + [j]]
+        if np.linalg.matrix_rank(trial, tol=tol) == len(kept) + 1:
+            kept.append(j)
+        else:
+            aliased.append(name)
+    return aliased
+
+
+def _random_terms(parsed: ParsedFormula, data: pd.DataFrame) -> tuple[RandomEffectTerm, ...]:
+    terms: list[RandomEffectTerm] = []
+    for syntax in parsed.random:
+        Z, names = _design(syntax.expr, data)
+        if Z.shape[1] == 0:
+            raise FormulaError(f"random-effect term ({syntax.expr} | {syntax.group}) has no columns")
+        levels, index = _factor_levels(data, syntax.group)
+        # (x || g) is (1 | g) + (0 + x | g): one uncorrelated term per column, as lme4 does
+        blocks = [[j] for j in range(Z.shape[1])] if not syntax.correlated else [list(range(Z.shape[1]))]
+        for cols in blocks:
+            seen = sum(t.factor == syntax.group for t in terms)
+            label = syntax.group if seen == 0 else f"{syntax.group}.{seen}"
+            terms.append(RandomEffectTerm(syntax.group, label, levels, index,
+                                          Z[:, cols], tuple(names[j] for j in cols)))
+    return tuple(terms)
+
+
+def build_model_spec(formula: str, data: pd.DataFrame, family: str = "gaussian",
+                     link: str | None = None) -> ModelSpec:
+    """Formula + data + family -> `ModelSpec`. The input DataFrame is never modified."""
+    if not isinstance(data, pd.DataFrame):
+        raise DataError(f"data must be a pandas DataFrame, got {type(data).__name__}")
+    fam, lnk = resolve_family(family, link)
+    parsed = parse_formula(formula)
+    check_identifiers(parsed.text.replace("||", "|"), data.columns)
+    if not parsed.random:
+        raise FormulaError(f"formula {formula!r} has no random-effect term such as (1 | group)")
+    frame = _clean_data(parsed, data)
+
+    response = parsed.response
+    y = _evaluate(response.successes or response.expr, frame, "response")
+    if response.trials is not None:
+        if not fam.uses_trials or fam.name == "bernoulli":
+            raise FamilyError(f"response {response.expr!r} gives successes and trials; "
+                              f"use family='binomial', not {fam.name!r}")
+        trials = _evaluate(response.trials, frame, "trials")
+        if np.any(y > trials):
+            raise DataError(f"response {response.expr!r} has more successes than trials")
+    else:
+        trials = np.ones_like(y)
+        if fam.name == "binomial":
+            raise DataError("binomial family needs trials: write cbind(successes, failures) or "
+                            "p(successes, trials) on the left, or use family='bernoulli' for 0/1")
+    fam.check_response(y, response.expr)
+    offset = sum((_evaluate(o, frame, "offset") for o in parsed.offsets), np.zeros_like(y))
+
+    X, fixed_names = _design(parsed.fixed, frame)
+    if aliased := _aliased_columns(X, fixed_names):
+        raise ModelError(f"fixed-effect model matrix is rank deficient: {', '.join(aliased)} "
+                         "is a linear combination of the other columns; remove it from the formula")
+    return ModelSpec(formula, fam, lnk, response.expr, y, trials, offset, X, fixed_names,
+                     _random_terms(parsed, frame), frame)
+
