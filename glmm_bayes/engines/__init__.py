@@ -1,0 +1,1 @@
+"""Stage 3 of the pipeline: engines that fit a `ModelSpec`."""

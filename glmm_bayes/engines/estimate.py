@@ -1,0 +1,33 @@
+"""`Estimate`: the numbers a frequentist or Laplace engine hands to the results layer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Point estimates on the lme4 scale.
+
+    `factors[k]` is the absolute covariance factor of term k: Cov(b_k level) = T_k T_k'
+    (for Gaussian models T_k = sigma * relative factor). `modes[k]` (n_k, q_k) are the
+    conditional modes of b_k and `cond_cov[k]` (n_k, q_k, q_k) their conditional covariances.
+    """
+
+    method: str
+    beta: np.ndarray
+    vcov: np.ndarray
+    theta: np.ndarray
+    factors: list
+    aux: float | None
+    modes: list
+    cond_cov: list
+    loglik: float
+    objective: float            # the minimised criterion: REML criterion or -2 log L
+    n_params: int
+    n_obs: int
+    converged: bool
+    message: str
+    singular: bool

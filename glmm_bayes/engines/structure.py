@@ -1,0 +1,162 @@
+"""Shared random-effect structure: Z in row-sparse form and the relative covariance factor.
+
+b = Lambda_theta u with u ~ N(0, I). Lambda_theta is block diagonal: term k contributes
+I_{n_k} (x) T_k, T_k lower triangular (q_k x q_k) holding theta_k column by column (lme4's order).
+Each row of Z has m = sum_k q_k non-zeros, so Z and Z Lambda are stored as (n, m) arrays of
+column indices and values: Z Lambda keeps Z's pattern with values Z_k[i, :] T_k.
+Every function here is a pure JAX function of arrays (jit- and vmap-able).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import jax.numpy as jnp
+import numpy as np
+
+from ..spec import ModelSpec
+
+
+@dataclass(frozen=True)
+class TermLayout:
+    q: int
+    n_levels: int
+    start: int          # first column of this term's block of Z (and entry of b)
+
+    @property
+    def n_theta(self) -> int:
+        return self.q * (self.q + 1) // 2
+
+
+@dataclass(frozen=True)
+class RandomEffectsLayout:
+    """Static shapes (hashable, so jit compiles once per model shape)."""
+
+    terms: tuple[TermLayout, ...]
+
+    @classmethod
+    def from_spec(cls, spec: ModelSpec) -> "RandomEffectsLayout":
+        terms, start = [], 0
+        for term in spec.terms:
+            terms.append(TermLayout(term.q, term.n_levels, start))
+            start += term.q * term.n_levels
+        return cls(tuple(terms))
+
+    @property
+    def n_random(self) -> int:
+        return sum(t.q * t.n_levels for t in self.terms)
+
+    @property
+    def n_theta(self) -> int:
+        return sum(t.n_theta for t in self.terms)
+
+    def theta_lower_bounds(self) -> np.ndarray:
+        """0 for diagonal entries of each T_k, -inf below the diagonal (as lme4)."""
+        return np.concatenate([np.where(_diagonal_mask(t.q), 0.0, -np.inf) for t in self.terms])
+
+    def theta_initial(self) -> np.ndarray:
+        return np.concatenate([_diagonal_mask(t.q).astype(float) for t in self.terms])
+
+
+def _diagonal_mask(q: int) -> np.ndarray:
+    rows, cols = np.tril_indices(q)
+    order = np.lexsort((rows, cols))          # column-major, as lme4 stores theta
+    return (rows == cols)[order]
+
+
+def _tril_column_major(q: int) -> tuple[np.ndarray, np.ndarray]:
+    rows, cols = np.tril_indices(q)
+    order = np.lexsort((rows, cols))
+    return rows[order], cols[order]
+
+
+def covariance_factors(theta, layout: RandomEffectsLayout) -> list:
+    """theta -> [T_1, ..., T_K], the lower-triangular blocks of Lambda_theta."""
+    factors, pos = [], 0
+    for t in layout.terms:
+        rows, cols = _tril_column_major(t.q)
+        factors.append(jnp.zeros((t.q, t.q), dtype=theta.dtype).at[rows, cols].set(
+            theta[pos:pos + t.n_theta]))
+        pos += t.n_theta
+    return factors
+
+
+def factors_to_theta(factors) -> jnp.ndarray:
+    """Inverse of `covariance_factors`."""
+    return jnp.concatenate([T[_tril_column_major(T.shape[0])] for T in factors])
+
+
+def z_indices(spec: ModelSpec, layout: RandomEffectsLayout) -> np.ndarray:
+    """(n, m) column of Z (and of Z Lambda) for each row's non-zeros."""
+    blocks = [t.start + term.level_index[:, None] * t.q + np.arange(t.q)[None, :]
+              for term, t in zip(spec.terms, layout.terms)]
+    return np.concatenate(blocks, axis=1).astype(np.int32)
+
+
+def z_values(spec: ModelSpec) -> np.ndarray:
+    """(n, m) values of Z's non-zeros, aligned with `z_indices`."""
+    return np.concatenate([term.Z for term in spec.terms], axis=1)
+
+
+def z_lambda_values(z_val, factors, layout: RandomEffectsLayout):
+    """Values of Z Lambda_theta: each term's columns times T_k."""
+    blocks, pos = [], 0
+    for T, t in zip(factors, layout.terms):
+        blocks.append(z_val[:, pos:pos + t.q] @ T)
+        pos += t.q
+    return jnp.concatenate(blocks, axis=1)
+
+
+def sparse_matvec(idx, val, u):
+    """(Z Lambda) u for row-sparse storage."""
+    return jnp.sum(val * u[idx], axis=1)
+
+
+def sparse_rmatvec(idx, val, r, size: int):
+    """(Z Lambda)' r."""
+    return jnp.zeros(size, dtype=val.dtype).at[idx].add(val * r[:, None])
+
+
+def sparse_crossprod(idx, val, M, size: int):
+    """(Z Lambda)' M for a dense (n, p) matrix M."""
+    return jnp.zeros((size, M.shape[1]), dtype=val.dtype).at[idx].add(val[:, :, None] * M[:, None, :])
+
+
+def sparse_gram(idx, val, w, size: int):
+    """(Z Lambda)' W (Z Lambda) for diagonal weights w, as a dense (size x size) matrix."""
+    outer = w[:, None, None] * val[:, :, None] * val[:, None, :]
+    return jnp.zeros((size, size), dtype=val.dtype).at[idx[:, :, None], idx[:, None, :]].add(outer)
+
+
+def split_by_term(u, factors, layout: RandomEffectsLayout) -> list:
+    """u -> [b_k (n_k, q_k)] with b_k = u_k T_k' (b = Lambda u, level by level)."""
+    return [u[t.start:t.start + t.n_levels * t.q].reshape(t.n_levels, t.q) @ np.asarray(T).T
+            for T, t in zip(factors, layout.terms)]
+
+
+def conditional_covariance_blocks(A_inv, factors, layout: RandomEffectsLayout) -> list:
+    """Per term, the (n_k, q_k, q_k) blocks of Lambda A^{-1} Lambda' (Var(b | y) up to sigma^2)."""
+    out = []
+    for T, t in zip(factors, layout.terms):
+        idx = t.start + np.arange(t.n_levels)[:, None] * t.q + np.arange(t.q)[None, :]
+        blocks = A_inv[idx[:, :, None], idx[:, None, :]]
+        out.append(T @ blocks @ T.T)
+    return out
+
+
+class ModelArrays(NamedTuple):
+    """The data of one model as a pytree: vmap over a leading axis to fit many datasets."""
+
+    y: jnp.ndarray
+    trials: jnp.ndarray
+    offset: jnp.ndarray
+    X: jnp.ndarray
+    z_idx: jnp.ndarray
+    z_val: jnp.ndarray
+
+
+def model_arrays(spec: ModelSpec, layout: RandomEffectsLayout, dtype=jnp.float64) -> ModelArrays:
+    as_float = lambda a: jnp.asarray(a, dtype=dtype)
+    return ModelArrays(as_float(spec.y), as_float(spec.trials), as_float(spec.offset),
+                       as_float(spec.X), jnp.asarray(z_indices(spec, layout)), as_float(z_values(spec)))
