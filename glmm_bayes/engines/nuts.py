@@ -1,0 +1,48 @@
+"""NUTS through numpyro's sampler, on any NumPyro model function."""
+
+from __future__ import annotations
+
+import warnings
+
+import jax
+import numpy as np
+from numpyro.infer import MCMC, NUTS, init_to_median
+
+CHAIN_METHODS = ("auto", "parallel", "sequential", "vectorized")
+
+
+def resolve_chain_method(chain_method: str, chains: int) -> str:
+    """'auto': one device per chain when there are enough devices, else one after another."""
+    if chain_method not in CHAIN_METHODS:
+        raise ValueError(f"chain_method must be one of {', '.join(CHAIN_METHODS)}, got {chain_method!r}")
+    if chain_method == "auto":
+        return "parallel" if jax.local_device_count() >= chains > 1 else "sequential"
+    return chain_method
+
+
+def run_nuts(model, model_kwargs: dict, *, draws: int, warmup: int, chains: int, seed: int,
+             chain_method: str = "auto", target_accept: float = 0.8, progress: bool = True,
+             max_tree_depth: int = 10):
+    """Run NUTS; returns (samples by chain, sample stats by chain)."""
+    for name, value in (("draws", draws), ("chains", chains)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if not isinstance(warmup, int) or warmup < 0:
+        raise ValueError(f"warmup must be a non-negative integer, got {warmup!r}")
+    if not 0 < target_accept < 1:
+        raise ValueError(f"target_accept must be in (0, 1), got {target_accept!r}")
+    kernel = NUTS(model, target_accept_prob=target_accept, max_tree_depth=max_tree_depth,
+                  init_strategy=init_to_median)
+    mcmc = MCMC(kernel, num_warmup=warmup, num_samples=draws, num_chains=chains,
+                chain_method=resolve_chain_method(chain_method, chains), progress_bar=progress)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="There are not enough devices")
+        mcmc.run(jax.random.PRNGKey(seed), extra_fields=("diverging", "num_steps", "accept_prob",
+                                                         "energy", "adapt_state.step_size"),
+                 **model_kwargs)
+    samples = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
+    extra = mcmc.get_extra_fields(group_by_chain=True)
+    stats = {"diverging": np.asarray(extra["diverging"]), "n_steps": np.asarray(extra["num_steps"]),
+             "acceptance_rate": np.asarray(extra["accept_prob"]), "energy": np.asarray(extra["energy"]),
+             "step_size": np.asarray(extra["adapt_state.step_size"])}
+    return samples, stats

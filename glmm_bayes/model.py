@@ -1,0 +1,116 @@
+"""`Model`: one formula, every engine (lme4's lFormula, then devfun/optimise/mkMerMod per method)."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import arviz as az
+import jax
+import numpy as np
+import pandas as pd
+from numpyro.infer import Predictive
+from numpyro.infer.util import log_likelihood
+
+from .engines.laplace import fit_glmm
+from .engines.map import fit_map
+from .engines.nuts import run_nuts
+from .engines.reml import fit_lmm
+from .engines.structure import ModelArrays, model_arrays
+from .errors import ModelError
+from .priors import prior_table, resolve_priors
+from .program import ProgramStructure, hierarchical_model
+from .results import FrequentistFit, Posterior
+from .results.posterior import point_values
+from .spec import build_model_spec
+
+
+class Model:
+    """A mixed model from an lme4 formula over a DataFrame.
+
+    >>> m = Model("Reaction ~ Days + (Days | Subject)", data=load_dataset("sleepstudy"))
+    >>> post = m.sample(seed=0); reml = m.fit_reml(); compare(post, reml)
+    """
+
+    def __init__(self, formula: str, data: pd.DataFrame, family: str = "gaussian",
+                 link: str | None = None, priors: dict | None = None):
+        self.spec = build_model_spec(formula, data, family, link)
+        self._parameters = resolve_priors(self.spec, priors)
+        self.structure = ProgramStructure.from_spec(self.spec, self._parameters)
+        self._arrays: ModelArrays | None = None
+
+    @property
+    def priors(self) -> pd.DataFrame:
+        """Every parameter with its resolved prior; `source` says default or user."""
+        return prior_table(self._parameters)
+
+    @property
+    def numpyro_model(self):
+        """The NumPyro model function; call it with `**model.model_kwargs`."""
+        return partial(hierarchical_model, structure=self.structure)
+
+    @property
+    def model_kwargs(self) -> dict:
+        if self._arrays is None:
+            self._arrays = model_arrays(self.spec, self.structure.layout)
+        return {"arrays": self._arrays}
+
+    # ---- Bayesian engines
+    def sample(self, draws: int = 1000, warmup: int = 1000, chains: int = 4, seed: int = 0,
+               chain_method: str = "auto", target_accept: float = 0.8, progress: bool = True,
+               log_likelihood: bool = True) -> Posterior:
+        """NUTS on the non-centred program; warns about divergences and R-hat > 1.01."""
+        samples, stats = run_nuts(self.numpyro_model, self.model_kwargs, draws=draws,
+                                  warmup=warmup, chains=chains, seed=seed,
+                                  chain_method=chain_method, target_accept=target_accept,
+                                  progress=progress)
+        loglik = self._pointwise_loglik(samples) if log_likelihood else None
+        post = Posterior.from_samples(self.spec, self.structure, samples, stats, loglik, "NUTS")
+        if chains > 1:
+            post.check_convergence()
+        return post
+
+    def _pointwise_loglik(self, samples: dict) -> np.ndarray:
+        chains, draws = next(iter(samples.values())).shape[:2]
+        flat = {k: v.reshape((chains * draws,) + v.shape[2:]) for k, v in samples.items()}
+        ll = log_likelihood(self.numpyro_model, flat, **self.model_kwargs)["y"]
+        return np.asarray(ll).reshape(chains, draws, -1)
+
+    def sample_prior(self, draws: int = 500, seed: int = 0):
+        """Prior and prior predictive draws as an ArviZ DataTree (groups prior, prior_predictive)."""
+        predictive = Predictive(self.numpyro_model, num_samples=draws)
+        out = predictive(jax.random.PRNGKey(seed), observed=False, **self.model_kwargs)
+        y = np.asarray(out.pop("y"))[None]
+        prior = {k: np.asarray(v)[None] for k, v in out.items()}
+        return az.from_dict({"prior": prior, "prior_predictive": {"y": y}})
+
+    def fit_map(self, draws: int = 1000, seed: int = 0) -> Posterior:
+        """Posterior mode (u integrated out) and draws from its Gaussian approximation."""
+        samples, at_mode, _ = fit_map(self.structure, self.model_kwargs["arrays"], draws, seed)
+        points = point_values(self.spec, self.structure, at_mode)
+        stats = {"diverging": np.zeros((1, draws), dtype=bool)}
+        return Posterior.from_samples(self.spec, self.structure, samples, stats,
+                                      self._pointwise_loglik(samples), "MAP", points)
+
+    # ---- frequentist engines
+    def _require_gaussian(self, method: str) -> None:
+        if self.spec.family.name != "gaussian" or self.spec.link.name != "identity":
+            raise ModelError(f"{method} applies to gaussian models with the identity link; this "
+                             f"model is {self.spec.family.name} ({self.spec.link.name}): use fit_laplace()")
+
+    def fit_reml(self) -> FrequentistFit:
+        """REML fit (lmer's default), gaussian models only."""
+        self._require_gaussian("REML")
+        return FrequentistFit(self.spec, fit_lmm(self.spec, reml=True))
+
+    def fit_ml(self) -> FrequentistFit:
+        """Maximum likelihood fit (lmer(REML = FALSE)), gaussian models only."""
+        self._require_gaussian("ML")
+        return FrequentistFit(self.spec, fit_lmm(self.spec, reml=False))
+
+    def fit_laplace(self, nagq: int = 1) -> FrequentistFit:
+        """Marginal ML with u integrated out by Laplace (nagq = 1) or adaptive Gauss-Hermite."""
+        return FrequentistFit(self.spec, fit_glmm(self.spec, nagq=nagq))
+
+    def __repr__(self) -> str:
+        return (f"<Model {self.spec.formula!r}: {self.spec.family.name}({self.spec.link.name}), "
+                f"{self.spec.n_obs} obs>")

@@ -1,0 +1,207 @@
+"""Priors: the parameter table of a model, data-scaled defaults, and user overrides.
+
+Default rule (weakly informative, on the scale of the data, after rstanarm's autoscale and
+brms's defaults). Let s_y = sd(y) for gaussian models and 1 otherwise (the link scale), and
+s_x the sd of a design column (1 for a constant column):
+
+    Intercept (at the means of the predictors)  student_t(3, m, 2.5 s_y), m = mean(y) (gaussian) or 0
+    fixed coefficient of column x               normal(0, 2.5 s_y / s_x)
+    sd of a random-effect column z              half_student_t(3, 2.5 s_y / s_z)
+    correlations of a term                      lkj(1)   (uniform over correlation matrices)
+    sigma (gaussian)                            exponential(1 / s_y)
+    shape (negative binomial, gamma)            gamma(0.01, 0.01)   (as brms)
+
+As in brms, the intercept prior applies with the predictors centred at their means; the
+reported `(Intercept)` is transformed back to the uncentred design.
+
+Overrides are keyed by parameter name (`"Days"`, `"sd(Days|Subject)"`, `"sigma"`) or by class
+(`"fixed"`, `"Intercept"`, `"sd"`, `"cor"`, `"sigma"`, `"shape"`), optionally for one grouping
+factor (`"sd|Subject"`, `"cor|Subject"`); the most specific key wins.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import numpyro.distributions as dist
+import pandas as pd
+
+from .errors import PriorError
+from .spec import ModelSpec
+
+_POSITIVE_CLASSES = {"sd", "sigma", "shape"}
+
+
+@dataclass(frozen=True)
+class Prior:
+    """A prior by name and arguments; `lkj` gets its dimension when attached to a term."""
+
+    name: str
+    args: tuple[float, ...]
+
+    def __str__(self) -> str:
+        return f"{self.name}({', '.join(f'{a:.4g}' for a in self.args)})"
+
+    def distribution(self, dimension: int | None = None):
+        return _CONSTRUCTORS[self.name](*self.args, dimension=dimension)
+
+
+def _folded(base):
+    return dist.FoldedDistribution(base)
+
+
+_CONSTRUCTORS = {
+    "normal": lambda mu, s, dimension=None: dist.Normal(mu, s),
+    "student_t": lambda df, mu, s, dimension=None: dist.StudentT(df, mu, s),
+    "cauchy": lambda mu, s, dimension=None: dist.Cauchy(mu, s),
+    "half_normal": lambda s, dimension=None: dist.HalfNormal(s),
+    "half_cauchy": lambda s, dimension=None: dist.HalfCauchy(s),
+    "half_student_t": lambda df, s, dimension=None: _folded(dist.StudentT(df, 0.0, s)),
+    "exponential": lambda rate, dimension=None: dist.Exponential(rate),
+    "gamma": lambda a, b, dimension=None: dist.Gamma(a, b),
+    "inv_gamma": lambda a, b, dimension=None: dist.InverseGamma(a, b),
+    "lognormal": lambda mu, s, dimension=None: dist.LogNormal(mu, s),
+    "uniform": lambda lo, hi, dimension=None: dist.Uniform(lo, hi),
+    "lkj": lambda eta, dimension=None: dist.LKJCholesky(dimension, eta),
+}
+_ARITY = {"normal": 2, "student_t": 3, "cauchy": 2, "half_normal": 1, "half_cauchy": 1,
+          "half_student_t": 2, "exponential": 1, "gamma": 2, "inv_gamma": 2, "lognormal": 2,
+          "uniform": 2, "lkj": 1}
+_FOLDABLE = {"normal": "half_normal", "cauchy": "half_cauchy", "student_t": "half_student_t"}
+_POSITIVE = {"half_normal", "half_cauchy", "half_student_t", "exponential", "gamma",
+             "inv_gamma", "lognormal"}
+
+
+def parse_prior(text: str, key: str = "") -> Prior:
+    """`"normal(0, 10)"` -> Prior("normal", (0.0, 10.0))."""
+    match = re.fullmatch(r"\s*([a-z_]+)\s*\((.*)\)\s*", str(text))
+    if not match or match.group(1) not in _CONSTRUCTORS:
+        raise PriorError(f"cannot read prior {text!r} for {key!r}; write e.g. 'normal(0, 10)' "
+                         f"with one of: {', '.join(_CONSTRUCTORS)}")
+    name = match.group(1)
+    try:
+        args = tuple(float(a) for a in match.group(2).split(",")) if match.group(2).strip() else ()
+    except ValueError:
+        raise PriorError(f"prior {text!r} for {key!r} has non-numeric arguments") from None
+    if len(args) != _ARITY[name]:
+        raise PriorError(f"prior {name} takes {_ARITY[name]} arguments, got {len(args)} in {text!r}")
+    return Prior(name, args)
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One population-level parameter: its class, grouping factor, column and prior."""
+
+    name: str
+    cls: str                      # fixed | Intercept | sd | cor | sigma | shape
+    group: str | None = None      # VarCorr group label for sd/cor
+    coef: str | None = None
+    prior: object = None          # Prior or a user's numpyro distribution
+    source: str = "default"
+    dimension: int | None = None  # q for a correlation block
+
+    def distribution(self):
+        if isinstance(self.prior, Prior):
+            return self.prior.distribution(self.dimension)
+        return self.prior
+
+
+def sd_name(coef: str, group: str) -> str:
+    return f"sd({coef}|{group})"
+
+
+def cor_name(group: str) -> str:
+    return f"cor({group})"
+
+
+def _scale(values: np.ndarray) -> float:
+    s = float(np.std(values))
+    return s if s > 0 and np.ptp(values) > 0 else 1.0
+
+
+def default_parameters(spec: ModelSpec) -> list[Parameter]:
+    """The parameter table with the default priors (see the module docstring)."""
+    gaussian = spec.family.name == "gaussian"
+    s_y = _scale(spec.y) if gaussian else 1.0
+    params = []
+    for j, name in enumerate(spec.fixed_names):
+        if name == "(Intercept)":
+            centre = float(np.mean(spec.y)) if gaussian else 0.0
+            params.append(Parameter(name, "Intercept", prior=Prior("student_t", (3.0, centre, 2.5 * s_y))))
+        else:
+            params.append(Parameter(name, "fixed", coef=name,
+                                    prior=Prior("normal", (0.0, 2.5 * s_y / _scale(spec.X[:, j])))))
+    for term in spec.terms:
+        for j, coef in enumerate(term.names):
+            params.append(Parameter(sd_name(coef, term.label), "sd", term.label, coef,
+                                    Prior("half_student_t", (3.0, 2.5 * s_y / _scale(term.Z[:, j])))))
+        if term.q > 1:
+            params.append(Parameter(cor_name(term.label), "cor", term.label, prior=Prior("lkj", (1.0,)),
+                                    dimension=term.q))
+    if spec.family.aux_name == "sigma":
+        params.append(Parameter("sigma", "sigma", prior=Prior("exponential", (1.0 / s_y,))))
+    elif spec.family.aux_name == "shape":
+        params.append(Parameter("shape", "shape", prior=Prior("gamma", (0.01, 0.01))))
+    return params
+
+
+def _matches(param: Parameter, key: str, spec: ModelSpec) -> int:
+    """Specificity of `key` for `param`: 3 exact name, 2 class|group, 1 class, 0 no match."""
+    if key == param.name or (param.cls == "Intercept" and key == "Intercept"):
+        return 3
+    factor_of = {t.label: t.factor for t in spec.terms}
+    if "|" in key and param.group is not None:
+        cls, group = key.split("|", 1)
+        if cls == param.cls and group in (param.group, factor_of.get(param.group)):
+            return 2
+    if key == param.cls or (key == "fixed" and param.cls == "fixed"):
+        return 1
+    return 0
+
+
+def _as_prior(value, key: str, param: Parameter):
+    if isinstance(value, dist.Distribution):
+        return value
+    prior = parse_prior(value, key)
+    if param.cls in _POSITIVE_CLASSES and prior.name not in _POSITIVE:
+        if prior.name in _FOLDABLE and prior.args[-2] == 0.0:
+            # a zero-centred prior on an sd means its half version, as in brms
+            return Prior(_FOLDABLE[prior.name], prior.args[:-2] + prior.args[-1:])
+        raise PriorError(f"prior {value!r} for {param.name!r} must be on positive values; "
+                         "use e.g. 'half_normal(5)' or 'exponential(1)'")
+    if param.cls == "cor" and prior.name != "lkj":
+        raise PriorError(f"correlations {param.name!r} take an lkj(eta) prior, got {value!r}")
+    if param.cls != "cor" and prior.name == "lkj":
+        raise PriorError(f"lkj() is a prior for correlations, not for {param.name!r}")
+    return prior
+
+
+def resolve_priors(spec: ModelSpec, priors: dict | None) -> list[Parameter]:
+    """Defaults overridden by the user's dict; an unknown key is a `PriorError`."""
+    params = default_parameters(spec)
+    priors = dict(priors or {})
+    for key in priors:
+        if not any(_matches(p, key, spec) for p in params):
+            valid = [p.name for p in params] + sorted({p.cls for p in params}) + sorted(
+                {f"{p.cls}|{t.factor}" for p in params for t in spec.terms if p.group == t.label})
+            raise PriorError(f"no parameter matches prior key {key!r}; valid keys: {', '.join(valid)}")
+    out = []
+    for p in params:
+        ranked = sorted(((_matches(p, k, spec), k) for k in priors), reverse=True)
+        if ranked and ranked[0][0] > 0:
+            key = ranked[0][1]
+            p = Parameter(p.name, p.cls, p.group, p.coef, _as_prior(priors[key], key, p), "user",
+                          p.dimension)
+        out.append(p)
+    return out
+
+
+def prior_table(params: list[Parameter]) -> pd.DataFrame:
+    """One row per parameter: class, group, coefficient, prior and whether it is a default."""
+    return pd.DataFrame(
+        {"class": [p.cls for p in params], "group": [p.group for p in params],
+         "coef": [p.coef for p in params], "prior": [str(p.prior) for p in params],
+         "source": [p.source for p in params]},
+        index=pd.Index([p.name for p in params], name="parameter"))

@@ -1,0 +1,130 @@
+"""Stage 2 of the pipeline: `ModelSpec` + priors -> NumPyro model functions.
+
+    Intercept_c, beta ~ priors          (predictors centred; (Intercept) = Intercept_c - xbar' beta)
+    T_k = diag(sd_k) L_k,  L_k ~ LKJCholesky(q_k, eta)
+    z_k ~ N(0, I)  (n_k x q_k),  b_k = z_k T_k'           (non-centred)
+    eta = X beta + sum_k Z_k b_k + offset,  y ~ family(g^{-1}(eta), aux)
+
+`hierarchical_model` samples z_k (NUTS); `marginal_model` integrates u out with the Laplace
+approximation of `engines.laplace` (exact for gaussian models) and is what `fit_map` optimises.
+Both take `arrays` (an `engines.structure.ModelArrays`) as their only data argument.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax.numpy as jnp
+import numpyro
+import numpyro.distributions as dist
+
+from .engines.laplace import laplace_deviance
+from .engines.structure import RandomEffectsLayout, factors_to_theta
+from .families import Family, Link
+from .priors import Parameter, cor_name, sd_name
+from .spec import ModelSpec
+
+
+class FamilyLikelihood(dist.Distribution):
+    """log p(y | eta) from the family table, so NUTS and Laplace share one density."""
+
+    support = dist.constraints.real
+
+    def __init__(self, family: Family, link: Link, eta, aux, trials):
+        self.family, self.link, self.eta, self.aux, self.trials = family, link, eta, aux, trials
+        super().__init__(batch_shape=jnp.shape(eta))
+
+    def log_prob(self, value):
+        return self.family.logpdf(value, self.eta, self.aux, self.trials, self.link)
+
+    def sample(self, key, sample_shape=()):
+        mu = self.link.inverse(self.eta)
+        return self.family.distribution(mu, self.aux, self.trials).sample(key, sample_shape)
+
+
+@dataclass(frozen=True)
+class ProgramStructure:
+    """Static description of the program (hashable): names, shapes and priors."""
+
+    fixed_names: tuple[str, ...]
+    term_labels: tuple[str, ...]
+    term_names: tuple[tuple[str, ...], ...]
+    layout: RandomEffectsLayout
+    family: Family
+    link: Link
+    parameters: tuple[Parameter, ...]
+
+    @classmethod
+    def from_spec(cls, spec: ModelSpec, parameters: list[Parameter]) -> "ProgramStructure":
+        return cls(spec.fixed_names, tuple(t.label for t in spec.terms),
+                   tuple(t.names for t in spec.terms), RandomEffectsLayout.from_spec(spec),
+                   spec.family, spec.link, tuple(parameters))
+
+    def prior(self, name: str):
+        return next(p for p in self.parameters if p.name == name).distribution()
+
+    @property
+    def intercept_index(self) -> int | None:
+        return self.fixed_names.index("(Intercept)") if "(Intercept)" in self.fixed_names else None
+
+
+def centred_design(X, intercept_index):
+    """X with every non-intercept column centred, and the column means."""
+    if intercept_index is None:
+        return X, jnp.zeros(X.shape[1], dtype=X.dtype)
+    means = jnp.mean(X, axis=0).at[intercept_index].set(0.0)
+    return X - means, means
+
+
+def population_parameters(structure: ProgramStructure, X):
+    """Sample beta (on the centred design), the factors T_k and the family's aux parameter."""
+    coefs = jnp.stack([numpyro.sample(name, structure.prior(name)) for name in structure.fixed_names]) \
+        if structure.fixed_names else jnp.zeros(0)
+    factors = []
+    for label, names, t in zip(structure.term_labels, structure.term_names, structure.layout.terms):
+        sd = jnp.stack([numpyro.sample(sd_name(c, label), structure.prior(sd_name(c, label)))
+                        for c in names])
+        if t.q > 1:
+            chol = numpyro.sample(cor_name(label), structure.prior(cor_name(label)))
+            factors.append(sd[:, None] * chol)
+        else:
+            factors.append(sd[:, None])
+    aux_name = structure.family.aux_name
+    aux = numpyro.sample(aux_name, structure.prior(aux_name)) if aux_name else 1.0
+    return coefs, factors, aux
+
+
+def hierarchical_model(arrays, structure: ProgramStructure, observed: bool = True):
+    """The full non-centred program: samples z_k for every term."""
+    Xc, _ = centred_design(arrays.X, structure.intercept_index)
+    coefs, factors, aux = population_parameters(structure, arrays.X)
+    eta = Xc @ coefs + arrays.offset
+    pos = 0
+    for label, T, t in zip(structure.term_labels, factors, structure.layout.terms):
+        z = numpyro.sample(f"z({label})", dist.Normal(0.0, 1.0).expand([t.n_levels, t.q]).to_event(2))
+        b = z @ T.T
+        level = (arrays.z_idx[:, pos] - t.start) // t.q
+        eta = eta + jnp.sum(arrays.z_val[:, pos:pos + t.q] * b[level], axis=1)
+        pos += t.q
+    numpyro.sample("y", FamilyLikelihood(structure.family, structure.link, eta, aux, arrays.trials),
+                   obs=arrays.y if observed else None)
+
+
+def marginal_model(arrays, structure: ProgramStructure):
+    """Population parameters only; u integrated out by the Laplace approximation."""
+    Xc, means = centred_design(arrays.X, structure.intercept_index)
+    coefs, factors, aux = population_parameters(structure, arrays.X)
+    beta = uncentre(coefs, means, structure.intercept_index)
+    theta = factors_to_theta(factors)
+    deviance = laplace_deviance(beta, theta, aux, arrays, structure.layout, structure.family,
+                                structure.link)
+    numpyro.factor("marginal_loglik", -0.5 * deviance)
+
+
+def uncentre(coefs, means, intercept_index):
+    """Coefficients on the centred design -> on the original design (last axis)."""
+    if intercept_index is None:
+        return coefs
+    coefs = jnp.asarray(coefs)
+    return coefs.at[..., intercept_index].add(-jnp.sum(coefs * means, axis=-1))
+

@@ -1,0 +1,124 @@
+"""`FrequentistFit`: REML, ML, Laplace and AGQ estimates in lme4's vocabulary (mkMerMod)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ..engines.estimate import Estimate
+from ..spec import ModelSpec
+from .tables import population_values, ranef_tables, varcorr_table
+
+
+class FrequentistFit:
+    """fixef, varcorr, ranef, vcov, loglik, aic, bic, deviance, reml_criterion, sigma, theta."""
+
+    def __init__(self, spec: ModelSpec, estimate: Estimate):
+        self.spec, self.estimate, self.method = spec, estimate, estimate.method
+        self._covariances = [np.asarray(T) @ np.asarray(T).T for T in estimate.factors]
+
+    # ---- fixed effects
+    @property
+    def vcov(self) -> pd.DataFrame:
+        names = list(self.spec.fixed_names)
+        return pd.DataFrame(self.estimate.vcov, index=names, columns=names)
+
+    @property
+    def fixef(self) -> pd.DataFrame:
+        """estimate, std_error, t (gaussian) or z with p-value, and 95% Wald interval."""
+        beta = self.estimate.beta
+        se = np.sqrt(np.diag(self.estimate.vcov))
+        statistic = beta / se
+        crit = stats.norm.ppf(0.975)
+        frame = pd.DataFrame({"estimate": beta, "std_error": se}, index=list(self.spec.fixed_names))
+        if self.spec.family.name == "gaussian":
+            frame["t_value"] = statistic
+        else:
+            frame["z_value"] = statistic
+            frame["p_value"] = 2 * stats.norm.sf(np.abs(statistic))
+        frame["lower"], frame["upper"] = beta - crit * se, beta + crit * se
+        return frame
+
+    # ---- random effects
+    @property
+    def varcorr(self) -> pd.DataFrame:
+        sigma = None if self.sigma is None else np.array([self.sigma])
+        return varcorr_table(self.spec, [c[None] for c in self._covariances], sigma)
+
+    @property
+    def ranef(self) -> dict[str, pd.DataFrame]:
+        """Conditional modes (BLUPs) and conditional sds per grouping factor."""
+        sds = [np.sqrt(np.diagonal(c, axis1=-2, axis2=-1)) for c in self.estimate.cond_cov]
+        return ranef_tables(self.spec, self.estimate.modes, sds)
+
+    @property
+    def population(self) -> pd.DataFrame:
+        """Every population parameter: estimate, with Wald intervals for the fixed effects."""
+        values = population_values(self.spec, self.estimate.beta, self._covariances,
+                                   self.estimate.aux)
+        frame = pd.DataFrame({"estimate": {k: float(v) for k, v in values.items()}})
+        fixef = self.fixef
+        frame["lower"], frame["upper"] = fixef["lower"], fixef["upper"]
+        return frame
+
+    # ---- likelihood summaries
+    @property
+    def sigma(self) -> float | None:
+        return self.estimate.aux if self.spec.family.name == "gaussian" else None
+
+    @property
+    def theta(self) -> np.ndarray:
+        return self.estimate.theta
+
+    @property
+    def loglik(self) -> float:
+        """log L (REML fits: the REML log-likelihood, -reml_criterion / 2), constants included."""
+        return self.estimate.loglik
+
+    @property
+    def aic(self) -> float:
+        return -2 * self.loglik + 2 * self.estimate.n_params
+
+    @property
+    def bic(self) -> float:
+        return -2 * self.loglik + np.log(self.estimate.n_obs) * self.estimate.n_params
+
+    @property
+    def deviance(self) -> float | None:
+        """-2 log L for ML and Laplace/AGQ fits; None for REML (as lme4's REML fits report)."""
+        return None if self.method == "REML" else -2 * self.loglik
+
+    @property
+    def reml_criterion(self) -> float | None:
+        return self.estimate.objective if self.method == "REML" else None
+
+    @property
+    def singular(self) -> bool:
+        return self.estimate.singular
+
+    def summary(self) -> str:
+        """A text summary laid out like lme4's print(summary(fit))."""
+        spec = self.spec
+        lines = [f"{'Linear' if spec.family.name == 'gaussian' else 'Generalized linear'} mixed model "
+                 f"fit by {self.method} ['glmm_bayes']",
+                 f"Family: {spec.family.name} ( {spec.link.name} )", f"Formula: {spec.formula}", ""]
+        crit = (f"REML criterion at convergence: {self.reml_criterion:.4f}" if self.method == "REML"
+                else f"     AIC      BIC   logLik deviance\n{self.aic:8.1f} {self.bic:8.1f} "
+                     f"{self.loglik:8.1f} {self.deviance:8.1f}")
+        lines += [crit, "", "Random effects:"]
+        vc = self.varcorr
+        lines += ["  " + line for line in vc[["grp", "var1", "var2", "vcov", "sdcor"]]
+                  .to_string(index=False, na_rep="").splitlines()]
+        groups = ", ".join(f"{f}, {terms[0].n_levels}" for f, terms in spec.factors.items())
+        lines += [f"Number of obs: {spec.n_obs}, groups:  {groups}", "", "Fixed effects:"]
+        lines += ["  " + line for line in self.fixef.drop(columns=["lower", "upper"])
+                  .to_string(float_format=lambda v: f"{v:.5g}").splitlines()]
+        if self.singular:
+            lines += ["", "boundary (singular) fit: see help('isSingular')"]
+        if not self.estimate.converged:
+            lines += ["", f"optimiser did not converge: {self.estimate.message}"]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"<FrequentistFit {self.method}: {self.spec.formula}, logLik {self.loglik:.4f}>"

@@ -1,0 +1,173 @@
+"""`Posterior`: draws of a model's parameters with lme4's vocabulary on top of ArviZ."""
+
+from __future__ import annotations
+
+import warnings
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from ..program import ProgramStructure, uncentre
+from ..spec import ModelSpec
+from .tables import population_table, population_values, ranef_tables, varcorr_table
+
+
+class Posterior:
+    """Draws by chain: `fixef`, `varcorr`, `ranef`, `summary()`, `diagnostics()`, `loo()`, `idata`.
+
+    `draws` maps each quantity to an array (chains, draws, ...): "fixef" (p), "cov" per term
+    label (q, q), "b" per term label (n_k, q), and the aux parameter by name. `points`
+    optionally replaces posterior means as the estimate column (the mode for `fit_map`).
+    """
+
+    def __init__(self, spec: ModelSpec, draws: dict, sample_stats: dict, log_likelihood,
+                 method: str = "NUTS", points: dict | None = None):
+        self.spec, self.method = spec, method
+        self._draws, self._points = draws, points
+        self.sample_stats = sample_stats
+        aux = draws.get(spec.family.aux_name) if spec.family.aux_name else None
+        self._population = population_values(
+            spec, draws["fixef"], [draws["cov"][t.label] for t in spec.terms], aux)
+        self.idata = self._build_idata(log_likelihood)
+
+    @classmethod
+    def from_samples(cls, spec: ModelSpec, structure: ProgramStructure, samples: dict,
+                     sample_stats: dict, log_likelihood, method: str = "NUTS",
+                     points: dict | None = None) -> "Posterior":
+        return cls(spec, lme4_draws(spec, structure, samples), sample_stats, log_likelihood,
+                   method, points)
+
+    def _build_idata(self, log_likelihood):
+        spec = self.spec
+        posterior = {"fixef": self._draws["fixef"]}
+        dims = {"fixef": ["fixef_term"], "y": ["obs"]}
+        coords = {"fixef_term": list(spec.fixed_names), "obs": np.arange(spec.n_obs)}
+        for term in spec.terms:
+            lab = term.label
+            values = {k: v for k, v in self._population.items() if k.endswith(f"|{lab})")}
+            sd = np.stack([values[f"sd({c}|{lab})"] for c in term.names], axis=-1)
+            posterior[f"sd_{lab}"] = sd
+            posterior[f"r_{lab}"] = self._draws["b"][lab]
+            dims[f"sd_{lab}"] = [f"{lab}_term"]
+            dims[f"r_{lab}"] = [f"{lab}_level", f"{lab}_term"]
+            coords[f"{lab}_term"] = list(term.names)
+            coords[f"{lab}_level"] = list(term.levels)
+            if term.q > 1:
+                cov = self._draws["cov"][lab]
+                posterior[f"cor_{lab}"] = cov / (sd[..., :, None] * sd[..., None, :])
+                dims[f"cor_{lab}"] = [f"{lab}_term", f"{lab}_term_bis"]
+                coords[f"{lab}_term_bis"] = list(term.names)
+        if spec.family.aux_name:
+            posterior[spec.family.aux_name] = self._draws[spec.family.aux_name]
+        data = {"posterior": posterior, "sample_stats": self.sample_stats,
+                "observed_data": {"y": spec.y}}
+        if log_likelihood is not None:
+            data["log_likelihood"] = {"y": np.asarray(log_likelihood)}
+        return az.from_dict(data, dims=dims, coords=coords)
+
+    # ---- lme4 vocabulary
+    @property
+    def fixef(self) -> pd.DataFrame:
+        """Posterior mean (or mode), sd and 95% interval of each fixed effect."""
+        return self.population.loc[list(self.spec.fixed_names)]
+
+    @property
+    def population(self) -> pd.DataFrame:
+        """Every population-level parameter: estimate, sd, lower, upper."""
+        return population_table(self._population, self._points)
+
+    @property
+    def varcorr(self) -> pd.DataFrame:
+        aux = self._draws.get("sigma")
+        return varcorr_table(self.spec, [self._flat(self._draws["cov"][t.label]) for t in self.spec.terms],
+                             None if aux is None else self._flat(aux))
+
+    @property
+    def ranef(self) -> dict[str, pd.DataFrame]:
+        """Per grouping factor: posterior mean (condval) and sd (condsd) of each level's effects."""
+        b = [self._flat(self._draws["b"][t.label]) for t in self.spec.terms]
+        return ranef_tables(self.spec, [x.mean(axis=0) for x in b], [x.std(axis=0, ddof=1) for x in b])
+
+    def _flat(self, x):
+        x = np.asarray(x)
+        return x.reshape((-1,) + x.shape[2:])
+
+    def population_draws(self) -> dict[str, np.ndarray]:
+        """Draws (chains, draws) of every population-level parameter, by name."""
+        return dict(self._population)
+
+    def diagnostics(self) -> pd.DataFrame:
+        """R-hat, bulk and tail ESS and MCSE of the mean per population parameter.
+
+        `attrs["divergences"]` holds the number of divergent transitions."""
+        ds = xr.Dataset({k: (("chain", "draw"), np.asarray(v)) for k, v in self._population.items()})
+        frame = pd.DataFrame({
+            "r_hat": _as_series(az.rhat(ds)), "ess_bulk": _as_series(az.ess(ds, method="bulk")),
+            "ess_tail": _as_series(az.ess(ds, method="tail")), "mcse_mean": _as_series(az.mcse(ds))})
+        frame.attrs["divergences"] = self.divergences
+        return frame
+
+    @property
+    def divergences(self) -> int:
+        div = self.sample_stats.get("diverging")
+        return int(np.sum(div)) if div is not None else 0
+
+    def summary(self) -> pd.DataFrame:
+        """Estimates with intervals and convergence diagnostics, one row per parameter."""
+        if self._draws["fixef"].shape[0] < 2:
+            return self.population
+        return self.population.join(self.diagnostics())
+
+    def loo(self):
+        """PSIS-LOO from the pointwise log-likelihood (ArviZ)."""
+        return az.loo(self.idata)
+
+    def check_convergence(self, r_hat_max: float = 1.01) -> None:
+        """Warn about divergences and R-hat above `r_hat_max`, naming the parameters."""
+        if self.divergences:
+            warnings.warn(f"{self.divergences} divergent transitions after warmup; consider "
+                          "target_accept closer to 1", stacklevel=3)
+        diag = self.diagnostics()
+        bad = diag.index[diag["r_hat"] > r_hat_max].tolist()
+        if bad:
+            warnings.warn(f"R-hat above {r_hat_max} for {', '.join(bad)}; run more draws",
+                          stacklevel=3)
+
+    def __repr__(self) -> str:
+        chains, draws = self._draws["fixef"].shape[:2]
+        return (f"<Posterior {self.method}: {self.spec.formula} ({self.spec.family.name}), "
+                f"{chains} chains x {draws} draws>")
+
+
+def _as_series(ds: xr.Dataset) -> pd.Series:
+    return pd.Series({k: float(v) for k, v in ds.data_vars.items()})
+
+
+def lme4_draws(spec: ModelSpec, structure: ProgramStructure, samples: dict) -> dict:
+    """Samples of the NumPyro program's sites (chains, draws, ...) -> lme4-scale quantities."""
+    coefs = np.stack([samples[n] for n in spec.fixed_names], axis=-1)
+    means = spec.X.mean(axis=0)
+    if structure.intercept_index is not None:
+        means[structure.intercept_index] = 0.0
+    draws = {"fixef": np.asarray(uncentre(coefs, means, structure.intercept_index)),
+             "cov": {}, "b": {}}
+    for term in spec.terms:
+        sd = np.stack([samples[f"sd({c}|{term.label})"] for c in term.names], axis=-1)
+        chol = samples.get(f"cor({term.label})")
+        T = sd[..., :, None] * chol if chol is not None else sd[..., :, None]
+        draws["cov"][term.label] = T @ np.swapaxes(T, -1, -2)
+        if f"z({term.label})" in samples:
+            draws["b"][term.label] = samples[f"z({term.label})"] @ np.swapaxes(T, -1, -2)
+    if spec.family.aux_name:
+        draws[spec.family.aux_name] = samples[spec.family.aux_name]
+    return draws
+
+
+def point_values(spec: ModelSpec, structure: ProgramStructure, sites: dict) -> dict[str, float]:
+    """Population parameters at one value of the program's sites (e.g. the posterior mode)."""
+    d = lme4_draws(spec, structure, {k: np.asarray(v) for k, v in sites.items()})
+    aux = d.get(spec.family.aux_name) if spec.family.aux_name else None
+    values = population_values(spec, d["fixef"], [d["cov"][t.label] for t in spec.terms], aux)
+    return {k: float(v) for k, v in values.items()}

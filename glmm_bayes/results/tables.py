@@ -1,0 +1,83 @@
+"""Tables in lme4's layout, built from samples (a leading sample axis S; S = 1 for point fits).
+
+Population parameter names, shared by priors, diagnostics and `compare`:
+    fixed effects by column name: "(Intercept)", "Days", "treatB"
+    "sd(Days|Subject)", "cor((Intercept),Days|Subject)", "sigma", "shape".
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..priors import sd_name
+from ..spec import ModelSpec
+
+INTERVAL = (0.025, 0.975)
+
+
+def cor_pair_name(a: str, b: str, group: str) -> str:
+    return f"cor({a},{b}|{group})"
+
+
+def population_values(spec: ModelSpec, fixef, covariances, aux) -> dict[str, np.ndarray]:
+    """Name -> values over the sample axes, from beta (..., p), Cov(b_k) (..., q, q) and aux."""
+    out = {name: fixef[..., j] for j, name in enumerate(spec.fixed_names)}
+    for term, cov in zip(spec.terms, covariances):
+        sd = np.sqrt(np.diagonal(cov, axis1=-2, axis2=-1))
+        for j, coef in enumerate(term.names):
+            out[sd_name(coef, term.label)] = sd[..., j]
+        for j, l in zip(*np.tril_indices(term.q, -1)):
+            out[cor_pair_name(term.names[l], term.names[j], term.label)] = \
+                cov[..., j, l] / (sd[..., j] * sd[..., l])
+    if spec.family.aux_name is not None:
+        out[spec.family.aux_name] = np.asarray(aux)
+    return out
+
+
+def _summarise(values: np.ndarray, point=None) -> dict:
+    flat = np.asarray(values).reshape(-1)
+    estimate = flat.mean() if point is None else point
+    if flat.size == 1:
+        return {"estimate": estimate}
+    lower, upper = np.quantile(flat, INTERVAL)
+    return {"estimate": estimate, "sd": flat.std(ddof=1), "lower": lower, "upper": upper}
+
+
+def varcorr_table(spec: ModelSpec, covariances, sigma) -> pd.DataFrame:
+    """lme4's as.data.frame(VarCorr()): grp, var1, var2, vcov, sdcor (+ sd, lower, upper of sdcor)."""
+    rows = []
+    for term, cov in zip(spec.terms, covariances):
+        sd = np.sqrt(np.diagonal(cov, axis1=-2, axis2=-1))
+        for j, coef in enumerate(term.names):
+            rows.append((term.label, coef, None, cov[..., j, j], sd[..., j]))
+        for j, l in zip(*np.triu_indices(term.q, 1)):
+            rows.append((term.label, term.names[j], term.names[l], cov[..., j, l],
+                         cov[..., j, l] / (sd[..., j] * sd[..., l])))
+    if spec.family.name == "gaussian":
+        rows.append(("Residual", None, None, np.asarray(sigma) ** 2, np.asarray(sigma)))
+    records = []
+    for grp, var1, var2, vcov, sdcor in rows:
+        summary = _summarise(sdcor)
+        summary.pop("estimate")
+        records.append({"grp": grp, "var1": var1, "var2": var2, "vcov": float(np.mean(vcov)),
+                        "sdcor": float(np.mean(sdcor)), **summary})
+    return pd.DataFrame.from_records(records)
+
+
+def population_table(values: dict[str, np.ndarray], points: dict | None = None) -> pd.DataFrame:
+    """One row per population parameter: estimate (mean, or the given point), sd, lower, upper."""
+    points = points or {}
+    return pd.DataFrame.from_dict(
+        {name: _summarise(v, points.get(name)) for name, v in values.items()}, orient="index")
+
+
+def ranef_tables(spec: ModelSpec, values, cond_sd) -> dict[str, pd.DataFrame]:
+    """Per grouping factor: levels x (condval | condsd, term), merging terms on one factor."""
+    out: dict[str, pd.DataFrame] = {}
+    for term, val, sd in zip(spec.terms, values, cond_sd):
+        columns = pd.MultiIndex.from_product([["condval", "condsd"], list(term.names)])
+        frame = pd.DataFrame(np.concatenate([val, sd], axis=1), index=pd.Index(term.levels, name=term.factor),
+                             columns=columns)
+        out[term.factor] = frame if term.factor not in out else pd.concat([out[term.factor], frame], axis=1)
+    return {k: v.sort_index(axis=1, level=0, sort_remaining=False) for k, v in out.items()}
