@@ -12,8 +12,9 @@ from .datasets import list_datasets, load_dataset  # noqa: E402
 from .errors import (DataError, FamilyError, FormulaError, GlmmBayesError, ModelError,  # noqa: E402
                      PriorError)
 from .model import Model  # noqa: E402
+from .plots import plot_compare  # noqa: E402
 from .results import FrequentistFit, Posterior, compare  # noqa: E402
 
 __all__ = ["DataError", "FamilyError", "FormulaError", "FrequentistFit", "GlmmBayesError",
-           "Model", "ModelError", "Posterior", "PriorError", "compare", "list_datasets",
+           "Model", "ModelError", "Posterior", "PriorError", "compare", "plot_compare", "list_datasets",
            "load_dataset"]

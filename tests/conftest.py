@@ -1,0 +1,40 @@
+"""Shared cache of reference models and fits (as MixedModels.jl's tests), and lme4's answers."""
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
+import pytest
+
+import glmm_bayes as gb
+
+REFERENCE = json.loads((Path(__file__).parent / "reference" / "lme4_seed.json").read_text())
+
+#: lme4's formula for ctsib uses a derived column; here it is computed in the formula.
+FORMULA_OVERRIDES = {"ctsib_laplace": "I(CTSIB == 1) ~ Sex + Age + Height + Weight + Surface + Vision + (1|Subject)"}
+
+
+def reference_formula(key: str) -> str:
+    return FORMULA_OVERRIDES.get(key, REFERENCE[key]["formula"])
+
+
+@lru_cache(maxsize=None)
+def reference_model(key: str) -> gb.Model:
+    ref = REFERENCE[key]
+    return gb.Model(reference_formula(key), gb.load_dataset(ref["data"]), family=ref["family"])
+
+
+@lru_cache(maxsize=None)
+def reference_fit(key: str) -> gb.FrequentistFit:
+    ref, model = REFERENCE[key], reference_model(key)
+    method = ref["method"]
+    if method == "REML":
+        return model.fit_reml()
+    if method == "ML":
+        return model.fit_ml()
+    return model.fit_laplace(nagq=ref.get("nAGQ", 1))
+
+
+@pytest.fixture
+def sleepstudy():
+    return gb.load_dataset("sleepstudy")
