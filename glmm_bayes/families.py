@@ -92,18 +92,18 @@ def _check_finite(y, name):
 def _check_counts(y, name):
     if np.any(y < 0) or np.any(y != np.round(y)):
         bad = y[(y < 0) | (y != np.round(y))][0]
-        raise DataError(f"response {name!r} must be non-negative whole counts; found {bad}")
+        raise DataError(f"response {name!r} must be non-negative whole counts; found {float(bad)}")
 
 
 def _check_binary(y, name):
     if not np.all((y == 0) | (y == 1)):
-        bad = sorted(set(np.unique(y)) - {0, 1})
+        bad = sorted(float(v) for v in set(np.unique(y)) - {0, 1})
         raise DataError(f"bernoulli response {name!r} must be 0/1 (or True/False); found {bad[:5]}")
 
 
 def _check_positive(y, name):
     if np.any(y <= 0):
-        raise DataError(f"gamma response {name!r} must be positive; found {y[y <= 0][0]}")
+        raise DataError(f"gamma response {name!r} must be positive; found {float(y[y <= 0][0])}")
 
 
 @dataclass(frozen=True)

@@ -80,12 +80,18 @@ def lme4_name(label: str) -> str:
     return re.sub(r"\[([^\]]*)\]", r"\1", label)
 
 
+#: numpy functions a formula may call (formulae itself provides C, I, scale, center, poly, ...)
+TRANSFORMS = {"log": np.log, "log2": np.log2, "log10": np.log10, "log1p": np.log1p, "exp": np.exp,
+              "sqrt": np.sqrt, "abs": np.abs, "sin": np.sin, "cos": np.cos, "tan": np.tan, "pi": np.pi}
+
+
 def _design(expr: str, data: pd.DataFrame) -> tuple[np.ndarray, tuple[str, ...]]:
     """Evaluate a right-hand side with formulae: (matrix, lme4 column names)."""
     if re.fullmatch(r"\s*(0|-\s*1)\s*", expr):
         return np.zeros((len(data), 0)), ()
     try:
-        common = formulae.design_matrices(expr, data, na_action="error").common
+        common = formulae.design_matrices(expr, data, na_action="error",
+                                           extra_namespace=TRANSFORMS).common
     except Exception as exc:  # formulae raises several types; re-raise with the term named
         raise FormulaError(f"could not build the design for {expr!r}: {exc}") from exc
     labels = [lab for term in common.terms.values() for lab in term.labels]

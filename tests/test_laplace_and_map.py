@@ -1,0 +1,108 @@
+"""Laplace/AGQ and ML against brute-force integration, and the MAP mode against a plain optimiser."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import integrate, optimize, stats
+from scipy.special import gammaln
+
+import glmm_bayes as gb
+
+
+def _quadrature_loglik_poisson(data, beta0, sd):
+    """log L = sum_j log int prod_i Poisson(y_ij | exp(beta0 + b)) N(b | 0, sd^2) db, by adaptive quad."""
+    total = 0.0
+    for _, rows in data.groupby("Beach"):
+        y = rows["Richness"].to_numpy()
+
+        def integrand(b):
+            return np.exp(np.sum(y * (beta0 + b) - np.exp(beta0 + b) - gammaln(y + 1))
+                          + stats.norm.logpdf(b, 0, sd) + 40.0)
+        value, _ = integrate.quad(integrand, -12 * sd, 12 * sd, epsabs=0, epsrel=1e-12, limit=200)
+        total += np.log(value) - 40.0
+    return total
+
+
+def test_laplace_and_agq_against_brute_force_integration():
+    """A model no reference fixes: Richness ~ 1 + (1 | Beach). AGQ with 25 nodes equals the
+    quadrature integral to 1e-8 relative; Laplace is an approximation, within 0.05 log units."""
+    data = gb.load_dataset("RIKZ")
+    model = gb.Model("Richness ~ 1 + (1 | Beach)", data, family="poisson")
+    agq = model.fit_laplace(nagq=25)
+    beta0, sd = agq.fixef["estimate"].iloc[0], agq.varcorr["sdcor"].iloc[0]
+    exact = _quadrature_loglik_poisson(data, beta0, sd)
+    np.testing.assert_allclose(agq.loglik, exact, rtol=1e-8)
+    laplace = model.fit_laplace()
+    assert abs(laplace.loglik - exact) < 0.05
+    # AGQ's maximiser is the exact ML estimate: quadrature loglik at nearby points is lower
+    for db, ds in [(0.02, 0), (-0.02, 0), (0, 0.02), (0, -0.02)]:
+        assert _quadrature_loglik_poisson(data, beta0 + db, sd + ds) < exact
+
+
+def test_gaussian_ml_against_brute_force_integration():
+    """Dyestuff ML: the marginal likelihood integrated numerically over each batch's effect."""
+    data = gb.load_dataset("Dyestuff")
+    fit = gb.Model("Yield ~ 1 + (1 | Batch)", data).fit_ml()
+    mu, sd_b, sigma = fit.fixef["estimate"].iloc[0], fit.varcorr["sdcor"].iloc[0], fit.sigma
+    total = 0.0
+    for _, rows in data.groupby("Batch"):
+        y = rows["Yield"].to_numpy()
+        value, _ = integrate.quad(
+            lambda b: np.exp(np.sum(stats.norm.logpdf(y, mu + b, sigma)) + stats.norm.logpdf(b, 0, sd_b) + 150),
+            -10 * sd_b, 10 * sd_b, epsrel=1e-12, limit=200)
+        total += np.log(value) - 150
+    np.testing.assert_allclose(fit.loglik, total, rtol=1e-9)
+
+
+def test_map_mode_is_the_maximiser_of_the_log_joint(sleepstudy):
+    """fit_map's mode equals what Nelder-Mead finds on the same unnormalised log posterior."""
+    from jax.flatten_util import ravel_pytree
+    from numpyro.infer.util import initialize_model
+    from functools import partial
+
+    from glmm_bayes.program import marginal_model
+
+    model = gb.Model("Reaction ~ Days + (1 | Subject)", sleepstudy)
+    fit = model.fit_map(draws=200, seed=0)
+    info = initialize_model(jax.random.PRNGKey(0), partial(marginal_model, structure=model.structure),
+                            model_kwargs=model.model_kwargs)
+    x0, unravel = ravel_pytree(info.param_info.z)
+    potential = jax.jit(lambda x: info.potential_fn(unravel(x)))
+    plain = optimize.minimize(lambda x: float(potential(jnp.asarray(x))), np.asarray(x0),
+                              method="Nelder-Mead",
+                              options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 40000, "maxfev": 40000})
+    constrained = info.postprocess_fn(unravel(jnp.asarray(plain.x)))
+    # Nelder-Mead converges to ~1e-6 relative in x; compare on the constrained scale
+    np.testing.assert_allclose(fit.population.loc["sigma", "estimate"], float(constrained["sigma"]), rtol=1e-4)
+    np.testing.assert_allclose(fit.population.loc["sd((Intercept)|Subject)", "estimate"],
+                               float(constrained["sd((Intercept)|Subject)"]), rtol=1e-4)
+    np.testing.assert_allclose(fit.fixef.loc["Days", "estimate"], float(constrained["Days"]), rtol=1e-4)
+
+
+def test_map_with_flat_priors_is_close_to_ml(sleepstudy):
+    """Wide priors: the marginal posterior mode in log-sd space sits near the ML estimate; the
+    Jacobian of the log transform and the priors move it by a fraction of a standard error."""
+    flat = {"fixed": "normal(0, 1000)", "Intercept": "normal(0, 10000)", "sd": "half_normal(1000)",
+            "sigma": "half_normal(1000)", "cor": "lkj(1)"}
+    model = gb.Model("Reaction ~ Days + (Days | Subject)", sleepstudy, priors=flat)
+    mode, ml = model.fit_map(draws=500, seed=1), model.fit_ml()
+    cmp = gb.compare(mode, ml)
+    se = ml.fixef["std_error"]
+    for name in ["(Intercept)", "Days"]:
+        assert abs(cmp.loc[name, ("MAP", "estimate")] - cmp.loc[name, ("ML", "estimate")]) < 0.05 * se[name]
+    for name in ["sd((Intercept)|Subject)", "sd(Days|Subject)", "sigma"]:
+        np.testing.assert_allclose(cmp.loc[name, ("MAP", "estimate")], cmp.loc[name, ("ML", "estimate")], rtol=0.1)
+    # the Gaussian approximation's draws have the ML standard errors' scale
+    np.testing.assert_allclose(mode.fixef["sd"], se, rtol=0.15)
+
+
+def test_compare_table_and_plot(sleepstudy):
+    model = gb.Model("Reaction ~ Days + (1 | Subject)", sleepstudy)
+    reml, mode = model.fit_reml(), model.fit_map(draws=200)
+    table = gb.compare(mode, reml)
+    assert list(table.index) == ["(Intercept)", "Days", "sd((Intercept)|Subject)", "sigma"]
+    assert list(table.columns.get_level_values(0).unique()) == ["MAP", "REML"]
+    fig = gb.plot_compare(mode, reml)
+    assert len([ax for ax in fig.axes if ax.get_visible()]) == 4
