@@ -1,0 +1,30 @@
+"""The command line: a spec file fitted by REML and Laplace prints the table and writes outputs."""
+
+from pathlib import Path
+
+import pandas as pd
+
+from glmm_bayes.cli import main
+
+MODELS = Path(__file__).parent.parent / "models"
+
+
+def test_fit_reml_prints_table_and_writes_outputs(tmp_path, capsys):
+    assert main(["fit", str(MODELS / "penicillin.toml"), "--method", "reml", "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "treatB" in printed and "REML" in printed
+    table = pd.read_csv(tmp_path / "compare.csv", header=[0, 1], index_col=0)
+    assert abs(table.loc["treatC", ("REML", "estimate")] - 5.0) < 1e-6  # lme4: 5 (balanced design)
+    assert (tmp_path / "compare.png").exists() and (tmp_path / "varcorr_reml.csv").exists()
+
+
+def test_fit_laplace_with_nagq_from_the_spec(capsys):
+    assert main(["fit", str(MODELS / "rikz.toml"), "--method", "laplace"]) == 0
+    assert "AGQ(10)" in capsys.readouterr().out
+
+
+def test_bad_spec_is_a_clear_error(tmp_path, capsys):
+    spec = tmp_path / "bad.toml"
+    spec.write_text('data = "sleepstudy"\nformula = "Reaction ~ Dayz + (1 | Subject)"\n')
+    assert main(["fit", str(spec), "--method", "reml"]) == 2
+    assert "unknown column 'Dayz'" in capsys.readouterr().err
