@@ -80,18 +80,24 @@ def population_parameters(structure: ProgramStructure, X):
     """Sample beta (on the centred design), the factors T_k and the family's aux parameter."""
     coefs = jnp.stack([numpyro.sample(name, structure.prior(name)) for name in structure.fixed_names]) \
         if structure.fixed_names else jnp.zeros(0)
-    factors = []
+    sites = {}
     for label, names, t in zip(structure.term_labels, structure.term_names, structure.layout.terms):
-        sd = jnp.stack([numpyro.sample(sd_name(c, label), structure.prior(sd_name(c, label)))
-                        for c in names])
+        for c in names:
+            sites[sd_name(c, label)] = numpyro.sample(sd_name(c, label), structure.prior(sd_name(c, label)))
         if t.q > 1:
-            chol = numpyro.sample(cor_name(label), structure.prior(cor_name(label)))
-            factors.append(sd[:, None] * chol)
-        else:
-            factors.append(sd[:, None])
+            sites[cor_name(label)] = numpyro.sample(cor_name(label), structure.prior(cor_name(label)))
+    factors = [term_factor(sites, label, names)
+               for label, names in zip(structure.term_labels, structure.term_names)]
     aux_name = structure.family.aux_name
     aux = numpyro.sample(aux_name, structure.prior(aux_name)) if aux_name else 1.0
     return coefs, factors, aux
+
+
+def term_factor(sites: dict, label: str, names) -> jnp.ndarray:
+    """T_k = diag(sd_k) L_k from the program's sites (any leading sample axes)."""
+    sd = jnp.stack([jnp.asarray(sites[sd_name(c, label)]) for c in names], axis=-1)
+    chol = sites.get(cor_name(label))
+    return sd[..., :, None] * chol if chol is not None else sd[..., :, None]
 
 
 def hierarchical_model(arrays, structure: ProgramStructure, observed: bool = True):

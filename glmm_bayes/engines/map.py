@@ -18,20 +18,11 @@ from jax.scipy.linalg import solve_triangular
 from numpyro.infer.util import initialize_model
 from numpyro.infer import init_to_median
 
-from ..program import ProgramStructure, centred_design, marginal_model, uncentre
-from ..priors import cor_name, sd_name
+from ..program import ProgramStructure, centred_design, marginal_model, term_factor, uncentre
 from .laplace import conditional_mode
 from .optimize import hessian_fd, minimize_jax
 from .structure import (ModelArrays, covariance_factors, factors_to_theta, sparse_gram,
                         sparse_matvec, z_lambda_values)
-
-
-def _site_factors(sites: dict, structure: ProgramStructure) -> list:
-    factors = []
-    for label, names, t in zip(structure.term_labels, structure.term_names, structure.layout.terms):
-        sd = jnp.stack([sites[sd_name(c, label)] for c in names])
-        factors.append(sd[:, None] * sites[cor_name(label)] if t.q > 1 else sd[:, None])
-    return factors
 
 
 def _draw_random_effects(key, sites, arrays: ModelArrays, structure: ProgramStructure):
@@ -39,7 +30,8 @@ def _draw_random_effects(key, sites, arrays: ModelArrays, structure: ProgramStru
     _, means = centred_design(arrays.X, structure.intercept_index)
     coefs = jnp.stack([sites[n] for n in structure.fixed_names])
     beta = uncentre(coefs, means, structure.intercept_index)
-    factors = _site_factors(sites, structure)
+    factors = [term_factor(sites, label, names)
+               for label, names in zip(structure.term_labels, structure.term_names)]
     aux = sites[structure.family.aux_name] if structure.family.aux_name else 1.0
     theta = factors_to_theta(factors)
     layout = structure.layout

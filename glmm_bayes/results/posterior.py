@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..program import ProgramStructure, uncentre
+from ..program import ProgramStructure, term_factor, uncentre
 from ..spec import ModelSpec
 from .tables import population_table, population_values, ranef_tables, varcorr_table
 
@@ -154,9 +154,7 @@ def lme4_draws(spec: ModelSpec, structure: ProgramStructure, samples: dict) -> d
     draws = {"fixef": np.asarray(uncentre(coefs, means, structure.intercept_index)),
              "cov": {}, "b": {}}
     for term in spec.terms:
-        sd = np.stack([samples[f"sd({c}|{term.label})"] for c in term.names], axis=-1)
-        chol = samples.get(f"cor({term.label})")
-        T = sd[..., :, None] * chol if chol is not None else sd[..., :, None]
+        T = np.asarray(term_factor(samples, term.label, term.names))
         draws["cov"][term.label] = T @ np.swapaxes(T, -1, -2)
         if f"z({term.label})" in samples:
             draws["b"][term.label] = samples[f"z({term.label})"] @ np.swapaxes(T, -1, -2)
