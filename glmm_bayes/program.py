@@ -76,7 +76,7 @@ def centred_design(X, intercept_index):
     return X - means, means
 
 
-def population_parameters(structure: ProgramStructure, X):
+def population_parameters(structure: ProgramStructure):
     """Sample beta (on the centred design), the factors T_k and the family's aux parameter."""
     coefs = jnp.stack([numpyro.sample(name, structure.prior(name)) for name in structure.fixed_names]) \
         if structure.fixed_names else jnp.zeros(0)
@@ -103,7 +103,7 @@ def term_factor(sites: dict, label: str, names) -> jnp.ndarray:
 def hierarchical_model(arrays, structure: ProgramStructure, observed: bool = True):
     """The full non-centred program: samples z_k for every term."""
     Xc, _ = centred_design(arrays.X, structure.intercept_index)
-    coefs, factors, aux = population_parameters(structure, arrays.X)
+    coefs, factors, aux = population_parameters(structure)
     eta = Xc @ coefs + arrays.offset
     pos = 0
     for label, T, t in zip(structure.term_labels, factors, structure.layout.terms):
@@ -119,7 +119,7 @@ def hierarchical_model(arrays, structure: ProgramStructure, observed: bool = Tru
 def marginal_model(arrays, structure: ProgramStructure):
     """Population parameters only; u integrated out by the Laplace approximation."""
     Xc, means = centred_design(arrays.X, structure.intercept_index)
-    coefs, factors, aux = population_parameters(structure, arrays.X)
+    coefs, factors, aux = population_parameters(structure)
     beta = uncentre(coefs, means, structure.intercept_index)
     theta = factors_to_theta(factors)
     deviance = laplace_deviance(beta, theta, aux, arrays, structure.layout, structure.family,

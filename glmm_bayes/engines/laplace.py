@@ -34,14 +34,10 @@ PIRLS_MAX_ITER = 100
 PIRLS_TOL = 1e-10
 
 
-def _loglik_terms(y, eta, aux, trials, family: Family, link: Link):
-    return family.logpdf(y, eta, aux, trials, link)
-
-
 def _score_and_curvature(arrays: ModelArrays, eta, aux, family: Family, link: Link):
     """d log p / d eta and -d^2 log p / d eta^2, elementwise, by autodiff of the family's density."""
     def total(e):
-        return jnp.sum(_loglik_terms(arrays.y, e, aux, arrays.trials, family, link))
+        return jnp.sum(family.logpdf(arrays.y, e, aux, arrays.trials, link))
     score, curvature = jax.jvp(jax.grad(total), (eta,), (jnp.ones_like(eta),))
     return score, -curvature
 
@@ -63,7 +59,7 @@ def conditional_mode(beta, theta, aux, arrays: ModelArrays, layout: RandomEffect
 
     def penalised(u):
         eta = eta0 + sparse_matvec(arrays.z_idx, zl, u)
-        return jnp.sum(_loglik_terms(arrays.y, eta, aux, arrays.trials, family, link)) - 0.5 * u @ u
+        return jnp.sum(family.logpdf(arrays.y, eta, aux, arrays.trials, link)) - 0.5 * u @ u
 
     def body(state):
         u, _, it = state
@@ -104,7 +100,7 @@ def laplace_deviance(beta, theta, aux, arrays: ModelArrays, layout: RandomEffect
     if nagq == 1:
         A = sparse_gram(arrays.z_idx, zl, w, q) + jnp.eye(q, dtype=zl.dtype)
         logdet = 2 * jnp.sum(jnp.log(jnp.diag(jnp.linalg.cholesky(A))))
-        loglik = jnp.sum(_loglik_terms(arrays.y, eta, aux, arrays.trials, family, link))
+        loglik = jnp.sum(family.logpdf(arrays.y, eta, aux, arrays.trials, link))
         return -2 * loglik + u @ u + logdet
     # one scalar term: level j of row i is z_idx[i, 0]; curvature h_j = 1 + sum_i w_i zl_i^2
     level, zcol = arrays.z_idx[:, 0], zl[:, 0]
@@ -114,7 +110,7 @@ def laplace_deviance(beta, theta, aux, arrays: ModelArrays, layout: RandomEffect
     eta_fixed = arrays.X @ beta + arrays.offset
     u_nodes = u[None, :] + scale[None, :] * nodes[:, None]                 # (k, q)
     eta_nodes = eta_fixed[None, :] + zcol[None, :] * u_nodes[:, level]      # (k, n)
-    logp = _loglik_terms(arrays.y[None, :], eta_nodes, aux, arrays.trials[None, :], family, link)
+    logp = family.logpdf(arrays.y[None, :], eta_nodes, aux, arrays.trials[None, :], link)
     f = jnp.zeros((nagq, q), dtype=zl.dtype).at[:, level].add(logp) - 0.5 * u_nodes ** 2
     log_integral = jax.nn.logsumexp(f + nodes[:, None] ** 2 + jnp.log(weights)[:, None], axis=0)
     loglik = jnp.sum(log_integral + jnp.log(scale) - 0.5 * jnp.log(2 * jnp.pi))
