@@ -105,13 +105,11 @@ def hierarchical_model(arrays, structure: ProgramStructure, observed: bool = Tru
     Xc, _ = centred_design(arrays.X, structure.intercept_index)
     coefs, factors, aux = population_parameters(structure)
     eta = Xc @ coefs + arrays.offset
-    pos = 0
     for label, T, t in zip(structure.term_labels, factors, structure.layout.terms):
         z = numpyro.sample(f"z({label})", dist.Normal(0.0, 1.0).expand([t.n_levels, t.q]).to_event(2))
         b = z @ T.T
-        level = (arrays.z_idx[:, pos] - t.start) // t.q
-        eta = eta + jnp.sum(arrays.z_val[:, pos:pos + t.q] * b[level], axis=1)
-        pos += t.q
+        level = (arrays.z_idx[:, t.row_pos] - t.start) // t.q
+        eta = eta + jnp.sum(arrays.z_val[:, t.row_pos:t.row_pos + t.q] * b[level], axis=1)
     numpyro.sample("y", FamilyLikelihood(structure.family, structure.link, eta, aux, arrays.trials),
                    obs=arrays.y if observed else None)
 

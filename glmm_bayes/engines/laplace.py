@@ -18,17 +18,17 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.linalg import cho_solve
 
 from ..errors import ModelError
 from ..families import Family, Link
 from ..spec import ModelSpec
+from .cholesky import factor_penalised_gram, inverse_diagonal_blocks, logdet, solve
 from .estimate import Estimate
 from .optimize import hessian_fd, minimize_jax
 from .reml import is_singular
-from .structure import (ModelArrays, RandomEffectsLayout, conditional_covariance_blocks,
-                        covariance_factors, model_arrays, sparse_gram, sparse_matvec,
-                        sparse_rmatvec, split_by_term, z_lambda_values)
+from .structure import (ModelArrays, RandomEffectsLayout, conditional_covariances,
+                        covariance_factors, model_arrays, sparse_matvec, sparse_rmatvec,
+                        split_by_term, z_lambda_values)
 
 PIRLS_MAX_ITER = 100
 PIRLS_TOL = 1e-10
@@ -45,10 +45,8 @@ def _score_and_curvature(arrays: ModelArrays, eta, aux, family: Family, link: Li
 def _newton_direction(u, zl, eta, aux, arrays, layout, family, link, observed: bool):
     score, observed_w = _score_and_curvature(arrays, eta, aux, family, link)
     w = observed_w if observed else family.fisher_weight(eta, aux, arrays.trials, link)
-    q = layout.n_random
-    A = sparse_gram(arrays.z_idx, zl, w, q) + jnp.eye(q, dtype=zl.dtype)
-    gradient = sparse_rmatvec(arrays.z_idx, zl, score, q) - u
-    return cho_solve((jnp.linalg.cholesky(A), True), gradient)
+    gradient = sparse_rmatvec(arrays.z_idx, zl, score, layout.n_random) - u
+    return solve(factor_penalised_gram(arrays.z_idx, zl, w, layout), gradient)
 
 
 def conditional_mode(beta, theta, aux, arrays: ModelArrays, layout: RandomEffectsLayout,
@@ -98,10 +96,8 @@ def laplace_deviance(beta, theta, aux, arrays: ModelArrays, layout: RandomEffect
     w = family.fisher_weight(eta, aux, arrays.trials, link)
     q = layout.n_random
     if nagq == 1:
-        A = sparse_gram(arrays.z_idx, zl, w, q) + jnp.eye(q, dtype=zl.dtype)
-        logdet = 2 * jnp.sum(jnp.log(jnp.diag(jnp.linalg.cholesky(A))))
         loglik = jnp.sum(family.logpdf(arrays.y, eta, aux, arrays.trials, link))
-        return -2 * loglik + u @ u + logdet
+        return -2 * loglik + u @ u + logdet(factor_penalised_gram(arrays.z_idx, zl, w, layout))
     # one scalar term: level j of row i is z_idx[i, 0]; curvature h_j = 1 + sum_i w_i zl_i^2
     level, zcol = arrays.z_idx[:, 0], zl[:, 0]
     h = 1.0 + jnp.zeros(q, dtype=zl.dtype).at[level].add(w * zcol ** 2)
@@ -171,9 +167,8 @@ def fit_glmm(spec: ModelSpec, nagq: int = 1) -> Estimate:
     zl = z_lambda_values(arrays.z_val, factors, layout)
     eta = arrays.X @ beta + arrays.offset + sparse_matvec(arrays.z_idx, zl, u)
     w = family.fisher_weight(eta, aux, arrays.trials, link)
-    A = sparse_gram(arrays.z_idx, zl, w, layout.n_random) + jnp.eye(layout.n_random)
-    A_inv = cho_solve((jnp.linalg.cholesky(A), True), jnp.eye(layout.n_random))
-    cond = conditional_covariance_blocks(A_inv, factors, layout)
+    chol = factor_penalised_gram(arrays.z_idx, zl, w, layout)
+    cond = conditional_covariances(inverse_diagonal_blocks(chol, layout), factors)
     modes = split_by_term(np.asarray(u), factors, layout)
     deviance = float(result.fun)
     return Estimate(

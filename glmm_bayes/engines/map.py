@@ -14,15 +14,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
-from jax.scipy.linalg import solve_triangular
 from numpyro.infer.util import initialize_model
 from numpyro.infer import init_to_median
 
 from ..program import ProgramStructure, centred_design, marginal_model, term_factor, uncentre
+from .cholesky import factor_penalised_gram, solve_upper
 from .laplace import conditional_mode
 from .optimize import hessian_fd, minimize_jax
-from .structure import (ModelArrays, covariance_factors, factors_to_theta, sparse_gram,
-                        sparse_matvec, z_lambda_values)
+from .structure import (ModelArrays, covariance_factors, factors_to_theta, sparse_matvec,
+                        z_lambda_values)
 
 
 def _draw_random_effects(key, sites, arrays: ModelArrays, structure: ProgramStructure):
@@ -39,8 +39,8 @@ def _draw_random_effects(key, sites, arrays: ModelArrays, structure: ProgramStru
     zl = z_lambda_values(arrays.z_val, covariance_factors(theta, layout), layout)
     eta = arrays.X @ beta + arrays.offset + sparse_matvec(arrays.z_idx, zl, u)
     w = structure.family.fisher_weight(eta, aux, arrays.trials, structure.link)
-    L = jnp.linalg.cholesky(sparse_gram(arrays.z_idx, zl, w, layout.n_random) + jnp.eye(layout.n_random))
-    u = u + solve_triangular(L.T, jax.random.normal(key, u.shape, dtype=u.dtype), lower=False)
+    L = factor_penalised_gram(arrays.z_idx, zl, w, layout)
+    u = u + solve_upper(L, jax.random.normal(key, u.shape, dtype=u.dtype))
     return {f"z({label})": u[t.start:t.start + t.n_levels * t.q].reshape(t.n_levels, t.q)
             for label, t in zip(structure.term_labels, layout.terms)}
 

@@ -18,15 +18,16 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.linalg import cho_solve, solve_triangular
+from jax.scipy.linalg import cho_solve
 
 from ..spec import ModelSpec
+from .cholesky import BlockCholesky, factor_penalised_gram, inverse_diagonal_blocks, logdet, \
+    solve_lower, solve_upper
 from .estimate import Estimate
 from .optimize import minimize_jax
-from .structure import (ModelArrays, RandomEffectsLayout, conditional_covariance_blocks,
-                        covariance_factors, model_arrays, sparse_crossprod, sparse_gram,
-                        sparse_matvec, sparse_rmatvec, split_by_term,
-                        z_lambda_values)
+from .structure import (ModelArrays, RandomEffectsLayout, conditional_covariances,
+                        covariance_factors, model_arrays, sparse_crossprod, sparse_matvec,
+                        sparse_rmatvec, split_by_term, z_lambda_values)
 
 #: theta_j below this (on a diagonal of T_k) marks a singular fit, as lme4's isSingular.
 SINGULAR_TOL = 1e-4
@@ -38,7 +39,7 @@ class PlsSolution(NamedTuple):
     r2: jnp.ndarray           # penalised residual sum of squares
     logdet_L: jnp.ndarray     # log|L|^2
     logdet_RX: jnp.ndarray    # log|R_X|^2
-    L: jnp.ndarray
+    L: BlockCholesky
     RX: jnp.ndarray
 
 
@@ -47,16 +48,15 @@ def penalised_least_squares(theta, arrays: ModelArrays, layout: RandomEffectsLay
     y = arrays.y - arrays.offset
     X, q = arrays.X, layout.n_random
     zl = z_lambda_values(arrays.z_val, covariance_factors(theta, layout), layout)
-    L = jnp.linalg.cholesky(sparse_gram(arrays.z_idx, zl, jnp.ones_like(y), q) + jnp.eye(q))
-    cu = solve_triangular(L, sparse_rmatvec(arrays.z_idx, zl, y, q), lower=True)
-    RZX = solve_triangular(L, sparse_crossprod(arrays.z_idx, zl, X, q), lower=True)
+    L = factor_penalised_gram(arrays.z_idx, zl, jnp.ones_like(y), layout)
+    cu = solve_lower(L, sparse_rmatvec(arrays.z_idx, zl, y, q))
+    RZX = solve_lower(L, sparse_crossprod(arrays.z_idx, zl, X, q))
     RX = jnp.linalg.cholesky(X.T @ X - RZX.T @ RZX).T
     beta = cho_solve((RX, False), X.T @ y - RZX.T @ cu)
-    u = solve_triangular(L.T, cu - RZX @ beta, lower=False)
+    u = solve_upper(L, cu - RZX @ beta)
     resid = y - X @ beta - sparse_matvec(arrays.z_idx, zl, u)
     r2 = resid @ resid + u @ u
-    return PlsSolution(beta, u, r2, 2 * jnp.sum(jnp.log(jnp.diag(L))),
-                       2 * jnp.sum(jnp.log(jnp.abs(jnp.diag(RX)))), L, RX)
+    return PlsSolution(beta, u, r2, logdet(L), 2 * jnp.sum(jnp.log(jnp.abs(jnp.diag(RX)))), L, RX)
 
 
 def profiled_deviance(theta, arrays: ModelArrays, layout: RandomEffectsLayout, reml: bool):
@@ -81,9 +81,7 @@ def fit_lmm(spec: ModelSpec, reml: bool = True) -> Estimate:
     sigma2 = float(pls.r2) / (n - p if reml else n)
     sigma = np.sqrt(sigma2)
     rel = covariance_factors(jnp.asarray(theta), layout)
-    q = layout.n_random
-    A_inv = cho_solve((pls.L, True), jnp.eye(q))
-    cond = conditional_covariance_blocks(A_inv, rel, layout)
+    cond = conditional_covariances(inverse_diagonal_blocks(pls.L, layout), rel)
     modes = split_by_term(np.asarray(pls.u), rel, layout)
     RX = np.asarray(pls.RX)
     vcov = sigma2 * np.linalg.inv(RX.T @ RX)

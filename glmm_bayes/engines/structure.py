@@ -2,6 +2,9 @@
 
 b = Lambda_theta u with u ~ N(0, I). Lambda_theta is block diagonal: term k contributes
 I_{n_k} (x) T_k, T_k lower triangular (q_k x q_k) holding theta_k column by column (lme4's order).
+The entries of u are ordered term by term, the term with the most columns first (its block of
+Lambda'Z'WZ Lambda + I is block diagonal, which `cholesky.py` exploits); theta and every table
+follow the formula's term order.
 Each row of Z has m = sum_k q_k non-zeros, so Z and Z Lambda are stored as (n, m) arrays of
 column indices and values: Z Lambda keeps Z's pattern with values Z_k[i, :] T_k.
 Every function here is a pure JAX function of arrays (jit- and vmap-able).
@@ -22,7 +25,8 @@ from ..spec import ModelSpec
 class TermLayout:
     q: int
     n_levels: int
-    start: int          # first column of this term's block of Z (and entry of b)
+    start: int          # first column of this term's block of Z (and entry of u and b)
+    row_pos: int        # first of this term's q entries in each row of the row-sparse Z
 
     @property
     def n_theta(self) -> int:
@@ -37,11 +41,17 @@ class RandomEffectsLayout:
 
     @classmethod
     def from_spec(cls, spec: ModelSpec) -> "RandomEffectsLayout":
-        terms, start = [], 0
-        for term in spec.terms:
-            terms.append(TermLayout(term.q, term.n_levels, start))
-            start += term.q * term.n_levels
-        return cls(tuple(terms))
+        sizes = [term.q * term.n_levels for term in spec.terms]
+        order = sorted(range(len(sizes)), key=lambda k: -sizes[k])
+        starts = dict(zip(order, np.cumsum([0] + [sizes[k] for k in order])[:-1].tolist()))
+        row_pos = np.cumsum([0] + [term.q for term in spec.terms])[:-1].tolist()
+        return cls(tuple(TermLayout(term.q, term.n_levels, starts[k], row_pos[k])
+                         for k, term in enumerate(spec.terms)))
+
+    @property
+    def leading(self) -> TermLayout:
+        """The term whose columns come first in u (the one with the most columns)."""
+        return next(t for t in self.terms if t.start == 0)
 
     @property
     def n_random(self) -> int:
@@ -135,14 +145,9 @@ def split_by_term(u, factors, layout: RandomEffectsLayout) -> list:
             for T, t in zip(factors, layout.terms)]
 
 
-def conditional_covariance_blocks(A_inv, factors, layout: RandomEffectsLayout) -> list:
+def conditional_covariances(inverse_blocks, factors) -> list:
     """Per term, the (n_k, q_k, q_k) blocks of Lambda A^{-1} Lambda' (Var(b | y) up to sigma^2)."""
-    out = []
-    for T, t in zip(factors, layout.terms):
-        idx = t.start + np.arange(t.n_levels)[:, None] * t.q + np.arange(t.q)[None, :]
-        blocks = A_inv[idx[:, :, None], idx[:, None, :]]
-        out.append(T @ blocks @ T.T)
-    return out
+    return [T @ blocks @ T.T for T, blocks in zip(factors, inverse_blocks)]
 
 
 class ModelArrays(NamedTuple):
