@@ -2,7 +2,8 @@
 
 Each `Family` gives the log density log p(y | eta, aux, trials) with every normalising
 constant (as lme4's logLik), the Fisher weight w = (dmu/deta)^2 / Var(y) used by penalised
-IRLS, the NumPyro distribution for the program, and a check of the response values.
+IRLS, the unit deviance (R's family$dev.resids, without the dispersion), the NumPyro
+distribution for the program, and a check of the response values.
 `aux` is the family's dispersion parameter: sigma (gaussian) or shape (negative binomial, gamma).
 """
 
@@ -14,7 +15,7 @@ from typing import Callable
 import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
-from jax.scipy.special import gammaln, log_ndtr, ndtr
+from jax.scipy.special import gammaln, log_ndtr, ndtr, xlogy
 from scipy.special import ndtri
 
 from .errors import DataError, FamilyError
@@ -84,6 +85,14 @@ def _gamma_logpdf(y, eta, aux, trials, link):
             - aux * y / mu - aux * jnp.log(mu))
 
 
+def _binomial_deviance(y, mu, trials, aux):
+    return 2 * (xlogy(y, y / (trials * mu)) + xlogy(trials - y, (trials - y) / (trials * (1 - mu))))
+
+
+def _negbinomial_deviance(y, mu, trials, aux):
+    return 2 * (xlogy(y, y / mu) - (y + aux) * jnp.log((y + aux) / (mu + aux)))
+
+
 def _check_finite(y, name):
     if not np.all(np.isfinite(y)):
         raise DataError(f"response {name!r} has NaN or infinite values")
@@ -116,6 +125,7 @@ class Family:
     aux_name: str | None                  # "sigma", "shape" or None
     logpdf: Callable                      # (y, eta, aux, trials, link) -> log p
     variance: Callable                    # (mu, aux, trials) -> Var(y)
+    unit_deviance: Callable               # (y, mu, trials, aux) -> d(y, mu)
     distribution: Callable                # (mu, aux, trials) -> numpyro distribution
     check_response: Callable              # (y, name) -> None or raises DataError
     uses_trials: bool = False
@@ -130,22 +140,25 @@ class Family:
 FAMILIES = {
     "gaussian": Family("gaussian", "identity", ("identity", "log", "inverse"), "sigma",
                        _gaussian_logpdf, lambda mu, aux, n: aux ** 2 * jnp.ones_like(mu),
+                       lambda y, mu, n, aux: (y - mu) ** 2,
                        lambda mu, aux, n: dist.Normal(mu, aux), _check_finite),
     "bernoulli": Family("bernoulli", "logit", ("logit", "probit", "cloglog"), None,
-                        _binomial_logpmf, lambda mu, aux, n: mu * (1 - mu),
+                        _binomial_logpmf, lambda mu, aux, n: mu * (1 - mu), _binomial_deviance,
                         lambda mu, aux, n: dist.Binomial(n, probs=mu), _check_binary,
                         uses_trials=True),
     "binomial": Family("binomial", "logit", ("logit", "probit", "cloglog"), None,
-                       _binomial_logpmf, lambda mu, aux, n: n * mu * (1 - mu),
+                       _binomial_logpmf, lambda mu, aux, n: n * mu * (1 - mu), _binomial_deviance,
                        lambda mu, aux, n: dist.Binomial(n, probs=mu), _check_counts,
                        uses_trials=True),
     "poisson": Family("poisson", "log", ("log", "identity"), None, _poisson_logpmf,
-                      lambda mu, aux, n: mu, lambda mu, aux, n: dist.Poisson(mu), _check_counts),
+                      lambda mu, aux, n: mu, lambda y, mu, n, aux: 2 * (xlogy(y, y / mu) - (y - mu)),
+                      lambda mu, aux, n: dist.Poisson(mu), _check_counts),
     "negbinomial": Family("negbinomial", "log", ("log", "identity"), "shape", _negbinomial_logpmf,
-                          lambda mu, aux, n: mu + mu ** 2 / aux,
+                          lambda mu, aux, n: mu + mu ** 2 / aux, _negbinomial_deviance,
                           lambda mu, aux, n: dist.NegativeBinomial2(mu, aux), _check_counts),
     "gamma": Family("gamma", "inverse", ("inverse", "log", "identity"), "shape", _gamma_logpdf,
                     lambda mu, aux, n: mu ** 2 / aux,
+                    lambda y, mu, n, aux: -2 * (jnp.log(y / mu) - (y - mu) / mu),
                     lambda mu, aux, n: dist.Gamma(aux, aux / mu), _check_positive),
 }
 _ALIASES = {"normal": "gaussian", "negative_binomial": "negbinomial", "negbin": "negbinomial",

@@ -9,7 +9,7 @@ from scipy.stats import gaussian_kde
 
 def plot_compare(*fits, parameters: list[str] | None = None, ncols: int = 3):
     """One panel per population parameter: a density per posterior, a point and 95% interval
-    per point fit (Wald for fixed effects). Returns the matplotlib Figure."""
+    per point fit (profile likelihood). Returns the matplotlib Figure."""
     posteriors = [f for f in fits if hasattr(f, "population_draws")]
     points = [f for f in fits if not hasattr(f, "population_draws")]
     names = parameters or list(dict.fromkeys(n for f in fits for n in f.population.index))

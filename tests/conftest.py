@@ -9,6 +9,8 @@ import pytest
 import glmm_bayes as gb
 
 REFERENCE = json.loads((Path(__file__).parent / "reference" / "lme4_seed.json").read_text())
+#: Further lme4 values made by tests/reference/lme4_extra.R (profile intervals, tight PIRLS).
+EXTRA = json.loads((Path(__file__).parent / "reference" / "lme4_extra.json").read_text())
 
 #: lme4's formula for ctsib uses a derived column; here it is computed in the formula.
 FORMULA_OVERRIDES = {"ctsib_laplace": "I(CTSIB == 1) ~ Sex + Age + Height + Weight + Surface + Vision + (1|Subject)"}

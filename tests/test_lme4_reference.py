@@ -2,17 +2,19 @@
 
 Tolerances follow the reference README: lme4 stops at ~1e-6 relative change of the deviance,
 so variance components agree between correct implementations to ~1e-3 relative and fixed
-effects and log-likelihoods to 1e-4 relative or better. Standard errors of GLMMs come from a
-finite-difference Hessian in lme4 (deriv12); ours differentiate exact gradients. They agree to
-1e-5 for AGQ and 1e-4 for salamander, but RIKZ's Laplace SE of NAP differs by 0.6%, so GLMM
-SEs get 1e-2 relative.
+effects and log-likelihoods to 1e-4 relative or better. Standard errors of GLMMs come from the
+Hessian of the deviance in (beta, theta): lme4 takes finite differences (step 1e-4), we
+difference exact gradients, so they agree to 2e-4 (salamander: 1.2e-4). For RIKZ's Laplace fit lme4's default PIRLS
+tolerance (tolPwrss = 1e-7) leaves the conditional modes inexact, which bends its deviance
+surface and moves the SE of NAP by 0.6%; run to convergence (tolPwrss = 1e-13, in
+lme4_extra.json) lme4 agrees with us, so that fit's SEs are checked against the converged run.
 """
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import REFERENCE, reference_fit, reference_model
+from conftest import EXTRA, REFERENCE, reference_fit, reference_model
 
 GAUSSIAN = ["sleep_ri_reml", "sleep_ri_ml", "sleep_rs_reml", "sleep_rs_ml", "sleep_uncorr_reml",
             "dyestuff_reml", "penicillin_reml", "pulp_reml", "irrigation_reml"]
@@ -41,8 +43,8 @@ def test_fixed_effects_and_standard_errors(key):
     scale = np.sqrt(np.diag(fit.estimate.vcov))
     # fixed effects: 1e-4 relative, or 1e-3 of their SE when the estimate is near zero
     _close(fixef["estimate"], _values(ref["fixef"]), FIXEF_RTOL, atol=1e-3 * scale.min())
-    se_rtol = 1e-4 if ref["family"] == "gaussian" else 1e-2
-    _close(fixef["std_error"], _values(ref["se"]), se_rtol)
+    se = EXTRA.get(f"{key}_tight", ref)["se"]
+    _close(fixef["std_error"], _values(se), 2e-4)
 
 
 @pytest.mark.parametrize("key", GAUSSIAN + GLMM)
@@ -72,6 +74,10 @@ def test_likelihood_summaries(key):
         assert fit.deviance is None
     elif ref["method"] == "ML":
         _close(fit.deviance, ref["deviance"], LOGLIK_RTOL)
+    else:
+        # lme4's GLMM deviance is conditional: sum of unit deviances at the modes, which carry
+        # lme4's PIRLS tolerance (6e-6 relative here)
+        _close(fit.deviance, ref["deviance"], 1e-4)
     assert fit.singular == ref["singular"]
 
 
@@ -129,9 +135,10 @@ def test_ctsib_reaches_at_least_lme4_likelihood():
     assert fit.estimate.converged
 
 
-@pytest.mark.slow
 def test_insteval_reml():
+    """73421 rows, 4128 crossed random effects: ~30 s on 2 cores (lme4: 18 s)."""
     ref, fit = REFERENCE["insteval_reml"], reference_fit("insteval_reml")
     _close(fit.fixef["estimate"], list(ref["fixef"].values()), 1e-3, atol=1e-4)
+    _close(fit.fixef["std_error"], list(ref["se"].values()), 1e-3)
     _close(fit.varcorr["sdcor"], [r["sdcor"] for r in ref["varcorr"]], VC_RTOL)
     _close(fit.loglik, ref["logLik"], 1e-6)

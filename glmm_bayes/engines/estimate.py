@@ -14,6 +14,7 @@ class Estimate:
     `factors[k]` is the absolute covariance factor of term k: Cov(b_k level) = T_k T_k'
     (for Gaussian models T_k = sigma * relative factor). `modes[k]` (n_k, q_k) are the
     conditional modes of b_k and `cond_cov[k]` (n_k, q_k, q_k) their conditional covariances.
+    `fitted` is the conditional mean mu = g^{-1}(X beta + Z b + offset) at the modes.
     """
 
     method: str
@@ -24,6 +25,7 @@ class Estimate:
     aux: float | None
     modes: list
     cond_cov: list
+    fitted: np.ndarray
     loglik: float
     objective: float            # the minimised criterion: REML criterion or -2 log L
     n_params: int
@@ -31,3 +33,4 @@ class Estimate:
     converged: bool
     message: str
     singular: bool
+    nagq: int = 1               # quadrature nodes of a Laplace (1) or AGQ fit

@@ -175,6 +175,7 @@ def fit_glmm(spec: ModelSpec, nagq: int = 1) -> Estimate:
         method="Laplace" if nagq == 1 else f"AGQ({nagq})", beta=np.asarray(beta), vcov=vcov,
         theta=np.asarray(theta), factors=[np.asarray(T) for T in factors],
         aux=float(aux) if has_aux else None, modes=modes, cond_cov=[np.asarray(c) for c in cond],
+        fitted=np.asarray(link.inverse(eta)),
         loglik=-deviance / 2, objective=deviance, n_params=len(x), n_obs=spec.n_obs,
         converged=bool(result.success), message=str(result.message),
-        singular=is_singular(theta, layout))
+        singular=is_singular(theta, layout), nagq=nagq)

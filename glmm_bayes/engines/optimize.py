@@ -2,28 +2,38 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import jax
 import numpy as np
 from scipy.optimize import minimize
 
 
-def minimize_jax(objective, x0, args=(), lower=None, max_iter: int = 2000):
+@lru_cache(maxsize=64)
+def _compiled_value_and_grad(objective):
+    """One jitted value-and-gradient per objective, so repeated minimisations compile once."""
+    return jax.jit(jax.value_and_grad(objective))
+
+
+def minimize_jax(objective, x0, args=(), lower=None, upper=None, max_iter: int = 2000):
     """Minimise `objective(x, *args)` over x by L-BFGS-B with JAX gradients.
 
     `args` (data arrays) are passed to the jitted function rather than closed over, so they are
-    not baked into the compiled program as constants. `lower`: bounds, -inf for free entries.
+    not baked into the compiled program as constants. `lower`, `upper`: bounds, +-inf for none.
     """
-    value_and_grad = jax.jit(jax.value_and_grad(objective))
+    value_and_grad = _compiled_value_and_grad(objective)
 
     def fun(x):
         value, grad = value_and_grad(np.asarray(x, dtype=np.float64), *args)
         return float(value), np.asarray(grad, dtype=np.float64)
 
-    bounds = None if lower is None else [(lo if np.isfinite(lo) else None, None) for lo in lower]
-    result = minimize(fun, np.asarray(x0, dtype=np.float64), jac=True, method="L-BFGS-B",
-                      bounds=bounds, options={"maxiter": max_iter, "ftol": 1e-15, "gtol": 1e-9,
-                                              "maxcor": 20})
-    return result
+    x0 = np.asarray(x0, dtype=np.float64)
+    lower = np.full(x0.size, -np.inf) if lower is None else np.asarray(lower, dtype=float)
+    upper = np.full(x0.size, np.inf) if upper is None else np.asarray(upper, dtype=float)
+    bounds = [(lo if np.isfinite(lo) else None, hi if np.isfinite(hi) else None)
+              for lo, hi in zip(lower, upper)]
+    return minimize(fun, x0, jac=True, method="L-BFGS-B", bounds=bounds,
+                    options={"maxiter": max_iter, "ftol": 1e-15, "gtol": 1e-9, "maxcor": 20})
 
 
 def hessian_fd(objective, x, args=(), step: float = 1e-5) -> np.ndarray:

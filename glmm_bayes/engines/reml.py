@@ -36,6 +36,7 @@ SINGULAR_TOL = 1e-4
 class PlsSolution(NamedTuple):
     beta: jnp.ndarray
     u: jnp.ndarray
+    residual: jnp.ndarray     # y - X beta - Z Lambda u - offset
     r2: jnp.ndarray           # penalised residual sum of squares
     logdet_L: jnp.ndarray     # log|L|^2
     logdet_RX: jnp.ndarray    # log|R_X|^2
@@ -56,7 +57,7 @@ def penalised_least_squares(theta, arrays: ModelArrays, layout: RandomEffectsLay
     u = solve_upper(L, cu - RZX @ beta)
     resid = y - X @ beta - sparse_matvec(arrays.z_idx, zl, u)
     r2 = resid @ resid + u @ u
-    return PlsSolution(beta, u, r2, logdet(L), 2 * jnp.sum(jnp.log(jnp.abs(jnp.diag(RX)))), L, RX)
+    return PlsSolution(beta, u, resid, r2, logdet(L), 2 * jnp.sum(jnp.log(jnp.abs(jnp.diag(RX)))), L, RX)
 
 
 def profiled_deviance(theta, arrays: ModelArrays, layout: RandomEffectsLayout, reml: bool):
@@ -90,7 +91,8 @@ def fit_lmm(spec: ModelSpec, reml: bool = True) -> Estimate:
     return Estimate(
         method="REML" if reml else "ML", beta=np.asarray(pls.beta), vcov=vcov, theta=theta,
         factors=[sigma * np.asarray(T) for T in rel], aux=sigma, modes=modes,
-        cond_cov=[sigma2 * np.asarray(c) for c in cond], loglik=-crit / 2, objective=crit,
+        cond_cov=[sigma2 * np.asarray(c) for c in cond],
+        fitted=np.asarray(arrays.y - pls.residual), loglik=-crit / 2, objective=crit,
         n_params=n_params, n_obs=n, converged=bool(result.success), message=str(result.message),
         singular=is_singular(theta, layout))
 

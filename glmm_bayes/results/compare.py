@@ -13,7 +13,8 @@ def _label(fit, seen: dict) -> str:
 
 def compare(*fits) -> pd.DataFrame:
     """One row per population parameter (fixed effects, sds, correlations, sigma); for each fit
-    a column block (estimate, lower, upper): posterior mean and 95% interval, or MLE and Wald."""
+    a column block (estimate, lower, upper): posterior mean and 95% interval, or the estimate
+    and its 95% profile-likelihood interval."""
     if not fits:
         raise ValueError("compare() needs at least one fit")
     blocks, seen = {}, {}

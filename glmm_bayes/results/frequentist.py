@@ -7,6 +7,9 @@ import pandas as pd
 from scipy import stats
 
 from ..engines.estimate import Estimate
+from ..engines.profile import profile_intervals
+from ..engines.reml import fit_lmm
+from ..errors import ModelError
 from ..spec import ModelSpec
 from .tables import population_values, ranef_tables, varcorr_table
 
@@ -17,6 +20,7 @@ class FrequentistFit:
     def __init__(self, spec: ModelSpec, estimate: Estimate):
         self.spec, self.estimate, self.method = spec, estimate, estimate.method
         self._covariances = [np.asarray(T) @ np.asarray(T).T for T in estimate.factors]
+        self._intervals: dict = {}
 
     # ---- fixed effects
     @property
@@ -52,15 +56,46 @@ class FrequentistFit:
         sds = [np.sqrt(np.diagonal(c, axis1=-2, axis2=-1)) for c in self.estimate.cond_cov]
         return ranef_tables(self.spec, self.estimate.modes, sds)
 
+    def _estimates(self) -> dict[str, float]:
+        values = population_values(self.spec, self.estimate.beta, self._covariances, self.estimate.aux)
+        return {name: float(v) for name, v in values.items()}
+
     @property
     def population(self) -> pd.DataFrame:
-        """Every population parameter: estimate, with Wald intervals for the fixed effects."""
-        values = population_values(self.spec, self.estimate.beta, self._covariances,
-                                   self.estimate.aux)
-        frame = pd.DataFrame({"estimate": {k: float(v) for k, v in values.items()}})
-        fixef = self.fixef
-        frame["lower"], frame["upper"] = fixef["lower"], fixef["upper"]
-        return frame
+        """Every population parameter: estimate and 95% profile-likelihood interval."""
+        frame = pd.DataFrame({"estimate": self._estimates()})
+        return frame.join(self.confint(method="profile"))
+
+    def confint(self, method: str = "profile", level: float = 0.95, parm=None) -> pd.DataFrame:
+        """Confidence intervals (lower, upper) per parameter, as lme4's confint().
+
+        "profile" (the default, as lme4): likelihood-profile intervals for every parameter.
+        They profile the likelihood, so a REML fit is profiled through its ML refit, as lme4.
+        "wald": beta +- z * SE for the fixed effects; NaN for variance components (as lme4).
+        """
+        estimates = self._estimates()
+        names = list(estimates) if parm is None else [parm] if isinstance(parm, str) else list(parm)
+        unknown = [n for n in names if n not in estimates]
+        if unknown:
+            raise ModelError(f"no parameter named {unknown}; parameters are {list(estimates)}")
+        key = (method, level, tuple(names))
+        if key not in self._intervals:
+            self._intervals[key] = self._compute_intervals(method, level, names)
+        return self._intervals[key].copy()
+
+    def _compute_intervals(self, method: str, level: float, names: list[str]) -> pd.DataFrame:
+        if method == "wald":
+            crit = stats.norm.ppf(0.5 + level / 2)
+            se = dict(zip(self.spec.fixed_names, np.sqrt(np.diag(self.estimate.vcov))))
+            estimates = self._estimates()
+            rows = {n: (estimates[n] - crit * se[n], estimates[n] + crit * se[n]) if n in se
+                    else (np.nan, np.nan) for n in names}
+        elif method == "profile":
+            ml = self if self.method != "REML" else FrequentistFit(self.spec, fit_lmm(self.spec, reml=False))
+            rows = profile_intervals(self.spec, ml._estimates(), names, level, nagq=ml.estimate.nagq)
+        else:
+            raise ModelError(f"unknown interval method {method!r}: use 'profile' or 'wald'")
+        return pd.DataFrame.from_dict(rows, orient="index", columns=["lower", "upper"])
 
     # ---- likelihood summaries
     @property
@@ -86,8 +121,15 @@ class FrequentistFit:
 
     @property
     def deviance(self) -> float | None:
-        """-2 log L for ML and Laplace/AGQ fits; None for REML (as lme4's REML fits report)."""
-        return None if self.method == "REML" else -2 * self.loglik
+        """As lme4's deviance(): -2 log L for ML fits, None for REML fits, and for GLMMs the
+        conditional deviance sum_i d(y_i, mu_i) at the conditional modes (not -2 log L)."""
+        if self.method == "REML":
+            return None
+        if self.spec.family.name == "gaussian":
+            return -2 * self.loglik
+        spec = self.spec
+        return float(np.sum(spec.family.unit_deviance(spec.y, self.estimate.fitted, spec.trials,
+                                                      self.estimate.aux)))
 
     @property
     def reml_criterion(self) -> float | None:
@@ -105,7 +147,7 @@ class FrequentistFit:
                  f"Family: {spec.family.name} ( {spec.link.name} )", f"Formula: {spec.formula}", ""]
         crit = (f"REML criterion at convergence: {self.reml_criterion:.4f}" if self.method == "REML"
                 else f"     AIC      BIC   logLik deviance\n{self.aic:8.1f} {self.bic:8.1f} "
-                     f"{self.loglik:8.1f} {self.deviance:8.1f}")
+                     f"{self.loglik:8.1f} {-2 * self.loglik:8.1f}")
         lines += [crit, "", "Random effects:"]
         vc = self.varcorr
         lines += ["  " + line for line in vc[["grp", "var1", "var2", "vcov", "sdcor"]]

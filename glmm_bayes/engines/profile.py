@@ -1,0 +1,163 @@
+"""Profile-likelihood intervals, as lme4's confint(method = "profile").
+
+The deviance -2 log L is written as a function of the natural parameters
+    phi = (beta, then per term the sds and correlations of b_k, then sigma or the family's aux),
+in the order of `population_values`. Gaussian models use the closed form (Bates et al. 2015)
+    -2 log L(beta, theta, sigma) = log|L_theta|^2 + (r^2(theta) + ||R_X (beta - beta_theta)||^2) / sigma^2
+                                   + n log(2 pi sigma^2),
+with theta = T / sigma; other families use the Laplace / AGQ deviance. For each parameter phi_j
+the profile d_j(v) = min_{phi: phi_j = v} -2 log L(phi) is minimised over the others, and the
+interval ends solve d_j(v) - d_min = chi^2_1(level) by Brent's method. An end at a bound
+(an sd at 0, a correlation at +-1) is reported as that bound, as lme4 does. Profiles are of
+the likelihood: a REML fit is profiled through its ML refit, as lme4's profile() does.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax.numpy as jnp
+import numpy as np
+from scipy import optimize, stats
+
+from ..spec import ModelSpec
+from .laplace import laplace_deviance
+from .optimize import hessian_fd, minimize_jax
+from .reml import penalised_least_squares
+from .structure import RandomEffectsLayout, factors_to_theta, model_arrays
+
+#: Correlations are kept this far inside (-1, 1), where the factor of C is differentiable.
+CORRELATION_MARGIN = 1e-8
+MAX_DOUBLINGS = 40
+
+
+def _factors(phi, layout: RandomEffectsLayout, pos: int):
+    """T_k = diag(sd_k) chol(C_k) from the sds and correlations stored in phi from `pos`."""
+    factors = []
+    for t in layout.terms:
+        sd = phi[pos:pos + t.q]
+        rows, cols = np.tril_indices(t.q, -1)
+        cor = phi[pos + t.q:pos + t.n_theta]
+        C = jnp.eye(t.q, dtype=phi.dtype).at[rows, cols].set(cor).at[cols, rows].set(cor)
+        factors.append(sd[:, None] * jnp.linalg.cholesky(C))
+        pos += t.n_theta
+    return factors, pos
+
+
+def natural_deviance(phi, arrays, layout: RandomEffectsLayout, spec_family, link, p: int,
+                     nagq: int):
+    """-2 log L as a function of the natural parameters phi (see module docstring)."""
+    beta = phi[:p]
+    factors, pos = _factors(phi, layout, p)
+    theta = factors_to_theta(factors)
+    if spec_family.name == "gaussian":
+        sigma = phi[pos]
+        pls = penalised_least_squares(theta / sigma, arrays, layout)
+        gap = pls.RX @ (beta - pls.beta)
+        n = arrays.y.shape[0]
+        return pls.logdet_L + (pls.r2 + gap @ gap) / sigma ** 2 + n * jnp.log(2 * jnp.pi * sigma ** 2)
+    aux = phi[pos] if spec_family.aux_name is not None else 1.0
+    return laplace_deviance(beta, theta, aux, arrays, layout, spec_family, link, nagq)
+
+
+def _bounds(spec: ModelSpec, layout: RandomEffectsLayout):
+    lower, upper = [np.full(spec.X.shape[1], -np.inf)], [np.full(spec.X.shape[1], np.inf)]
+    for t in layout.terms:
+        n_cor = t.n_theta - t.q
+        lower.append(np.concatenate([np.zeros(t.q), np.full(n_cor, -1 + CORRELATION_MARGIN)]))
+        upper.append(np.concatenate([np.full(t.q, np.inf), np.full(n_cor, 1 - CORRELATION_MARGIN)]))
+    if spec.family.aux_name is not None:
+        lower.append([1e-10])
+        upper.append([np.inf])
+    return np.concatenate(lower), np.concatenate(upper)
+
+
+def _with_fixed(free, value, index, free_positions, arrays, deviance):
+    """The deviance with phi_index = value and the other entries taken from `free`."""
+    phi = jnp.zeros(free.shape[0] + 1, dtype=free.dtype).at[free_positions].set(free).at[index].set(value)
+    return deviance(phi, arrays)
+
+
+class _Profiler:
+    """d_j(v) with warm starts, for one parameter j."""
+
+    def __init__(self, objective, phi_hat, j, lower, upper, arrays):
+        self.objective, self.j, self.arrays = objective, j, arrays
+        self.free = np.delete(np.arange(phi_hat.size), j)
+        self.start = phi_hat[self.free]
+        self.lower, self.upper = lower[self.free], upper[self.free]
+
+    def __call__(self, value: float) -> float:
+        result = minimize_jax(self.objective, self.start,
+                              args=(value, self.j, self.free, self.arrays),
+                              lower=self.lower, upper=self.upper)
+        self.start = result.x
+        return float(result.fun)
+
+
+def _interval_end(profile, v_hat, step, bound, side, excess):
+    """The v on `side` of v_hat where profile(v) - d_min = crit, or the bound if never reached."""
+    inside = v_hat
+    for k in range(MAX_DOUBLINGS):
+        v = v_hat + side * step * 2.0 ** k
+        if side * (v - bound) >= 0:
+            v = bound
+            if not np.isfinite(v) or excess(profile(v)) <= 0:
+                return v
+            break
+        if excess(profile(v)) > 0:
+            break
+        inside = v
+    else:
+        return side * np.inf
+    low, high = sorted((inside, v))
+    return optimize.brentq(lambda x: excess(profile(x)), low, high, xtol=1e-9 * max(1.0, abs(v_hat)),
+                           rtol=1e-10)
+
+
+def profile_intervals(spec: ModelSpec, estimates: dict[str, float], names: list[str],
+                      level: float = 0.95, nagq: int = 1) -> dict[str, tuple[float, float]]:
+    """name -> (lower, upper) profile-likelihood interval at `level`.
+
+    `estimates`: the ML or Laplace estimate of every natural parameter, in the order and with the
+    names of `population_values`; `names`: the parameters to profile.
+    """
+    layout = RandomEffectsLayout.from_spec(spec)
+    arrays = model_arrays(spec, layout)
+    all_names = list(estimates)
+    deviance = partial(natural_deviance, layout=layout, spec_family=spec.family, link=spec.link,
+                       p=spec.X.shape[1], nagq=nagq)
+    lower, upper = _bounds(spec, layout)
+    start = np.clip(np.array([float(v) for v in estimates.values()]), lower, upper)
+    best = minimize_jax(deviance, start, args=(arrays,), lower=lower, upper=upper)
+    phi_hat, d_min = np.asarray(best.x), float(best.fun)
+    crit = stats.chi2.ppf(level, 1)
+    steps = _steps(deviance, phi_hat, arrays)
+    objective = partial(_with_fixed, deviance=deviance)
+    out = {}
+    for name in names:
+        j = all_names.index(name)
+        profile = _Profiler(objective, phi_hat, j, lower, upper, arrays)
+        excess = lambda d: d - d_min - crit
+        ends = []
+        for side, bound in ((-1, lower[j]), (1, upper[j])):
+            profile.start = phi_hat[profile.free]
+            ends.append(_interval_end(profile, phi_hat[j], steps[j], bound, side, excess))
+        out[name] = (_snap(ends[0], lower[j]), _snap(ends[1], upper[j]))
+    return out
+
+
+def _steps(deviance, phi_hat, arrays) -> np.ndarray:
+    """Wald standard errors sqrt(diag(2 H^{-1})) as first steps; a tenth of |phi| where undefined."""
+    H = hessian_fd(deviance, phi_hat, args=(arrays,))
+    with np.errstate(invalid="ignore"):
+        se = np.sqrt(np.diag(2 * np.linalg.pinv(H)))
+    fallback = np.maximum(0.1 * np.abs(phi_hat), 1e-3)
+    return np.where(np.isfinite(se) & (se > 0), se, fallback)
+
+
+def _snap(end: float, bound: float) -> float:
+    """A correlation bound 1 - margin is reported as 1 (and -1 likewise)."""
+    if np.isfinite(bound) and abs(end - bound) <= CORRELATION_MARGIN:
+        return float(np.round(bound))
+    return float(end)

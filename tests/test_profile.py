@@ -1,0 +1,64 @@
+"""Profile-likelihood intervals against lme4's confint(profile(m, delta.cutoff = 1/50)).
+
+Reference values: tests/reference/lme4_extra.json, made by lme4_extra.R. lme4 interpolates the
+profile by splines on a grid (made 6x finer than its default so that interpolation error is
+~1e-6) and optimises the other parameters with bobyqa at default tolerances; our ends are roots
+of the profile found by Brent's method with inner L-BFGS-B solves. The ends agree to 5e-5
+relative (the largest gap, sleepstudy's sd(Days), is lme4's: our profile deviance at lme4's
+ends is still below the cutoff). Ends at a bound (penicillin's sd at 0) must be that bound.
+"""
+
+import numpy as np
+import pytest
+from scipy import stats
+
+import glmm_bayes as gb
+from conftest import EXTRA, reference_fit, reference_model
+
+PROFILE_RTOL = 5e-5
+
+
+def lme4_names(spec) -> list[str]:
+    """Our names for lme4's .sig01, .sig02, ... (theta's column-major order), then sigma, beta."""
+    names = []
+    for term in spec.terms:
+        rows, cols = np.tril_indices(term.q)
+        for r, c in sorted(zip(rows, cols), key=lambda rc: (rc[1], rc[0])):
+            names.append(f"sd({term.names[r]}|{term.label})" if r == c
+                         else f"cor({term.names[c]},{term.names[r]}|{term.label})")
+    return names + (["sigma"] if spec.family.name == "gaussian" else []) + list(spec.fixed_names)
+
+
+@pytest.mark.parametrize("key", sorted(EXTRA["profile_confint"]))
+def test_profile_intervals_match_lme4(key):
+    ref = EXTRA["profile_confint"][key]
+    fit = reference_fit(key)
+    names = lme4_names(reference_model(key).spec)
+    assert len(names) == len(ref["names"])
+    ours = fit.confint(method="profile").loc[names]
+    np.testing.assert_allclose(ours["lower"], ref["lower"], rtol=PROFILE_RTOL, atol=1e-8)
+    np.testing.assert_allclose(ours["upper"], ref["upper"], rtol=PROFILE_RTOL, atol=1e-8)
+
+
+def test_profile_ends_sit_on_the_chi_square_cutoff():
+    """At each end the ML deviance, minimised over the other parameters, exceeds its minimum by
+    chi^2_1(0.9): checked with an ML fit of the model with the parameter moved into an offset."""
+    data = gb.load_dataset("sleepstudy")
+    fit = gb.Model("Reaction ~ Days + (1|Subject)", data).fit_ml()
+    lower, upper = fit.confint(method="profile", level=0.9, parm="Days").loc["Days"]
+    for end in (lower, upper):
+        shifted = data.assign(Reaction=data["Reaction"] - end * data["Days"])
+        refit = gb.Model("Reaction ~ 1 + (1|Subject)", shifted).fit_ml()
+        assert 2 * (fit.loglik - refit.loglik) == pytest.approx(stats.chi2.ppf(0.9, 1), abs=1e-5)
+
+
+def test_wald_intervals_and_errors():
+    fit = reference_fit("sleep_rs_reml")
+    wald = fit.confint(method="wald")
+    fixef = fit.fixef
+    np.testing.assert_allclose(wald.loc["Days", ["lower", "upper"]], fixef.loc["Days", ["lower", "upper"]])
+    assert wald.loc["sigma"].isna().all()
+    with pytest.raises(gb.ModelError, match="no parameter named"):
+        fit.confint(parm="sd(Days|subject)")
+    with pytest.raises(gb.ModelError, match="unknown interval method"):
+        fit.confint(method="boot")
