@@ -13,12 +13,14 @@ from numpyro.infer.util import log_likelihood
 
 from .engines.laplace import fit_glmm
 from .engines.map import fit_map
+from .engines.marginal import is_linear_gaussian
 from .engines.nuts import run_nuts
+from .engines.random_effects import draw_random_effects_for
 from .engines.reml import fit_lmm
 from .engines.structure import ModelArrays, model_arrays
 from .errors import ModelError
 from .priors import prior_table, resolve_priors
-from .program import ProgramStructure, hierarchical_model
+from .program import ProgramStructure, hierarchical_model, marginal_model
 from .results import FrequentistFit, Posterior
 from .results.posterior import point_values
 from .spec import build_model_spec
@@ -57,17 +59,40 @@ class Model:
     # ---- Bayesian engines
     def sample(self, draws: int = 1000, warmup: int = 1000, chains: int = 4, seed: int = 0,
                chain_method: str = "auto", target_accept: float = 0.8, progress: bool = True,
-               log_likelihood: bool = True) -> Posterior:
-        """NUTS on the non-centred program; warns about divergences and R-hat > 1.01."""
-        samples, stats = run_nuts(self.numpyro_model, self.model_kwargs, draws=draws,
-                                  warmup=warmup, chains=chains, seed=seed,
-                                  chain_method=chain_method, target_accept=target_accept,
-                                  progress=progress)
+               log_likelihood: bool = True, random_effects: str = "auto") -> Posterior:
+        """NUTS; warns about divergences and R-hat > 1.01.
+
+        random_effects: "sample" runs NUTS on the non-centred program (b drawn with the rest);
+        "integrate" (linear Gaussian models) runs NUTS on the population parameters with b
+        integrated out exactly, then draws b | y, parameters exactly for every draw, which
+        removes the funnel between the sds and b; "auto" integrates where it is exact.
+        """
+        integrate = self._integrates_random_effects(random_effects)
+        model = partial(marginal_model, structure=self.structure) if integrate else self.numpyro_model
+        samples, stats = run_nuts(model, self.model_kwargs, draws=draws, warmup=warmup,
+                                  chains=chains, seed=seed, chain_method=chain_method,
+                                  target_accept=target_accept, progress=progress)
+        if integrate:
+            key = jax.random.fold_in(jax.random.PRNGKey(seed), 1)
+            samples.update(draw_random_effects_for(samples, key, self.model_kwargs["arrays"],
+                                                   self.structure))
         loglik = self._pointwise_loglik(samples) if log_likelihood else None
         post = Posterior.from_samples(self.spec, self.structure, samples, stats, loglik, "NUTS")
         if chains > 1:
             post.check_convergence()
         return post
+
+    def _integrates_random_effects(self, random_effects: str) -> bool:
+        exact = is_linear_gaussian(self.spec.family, self.spec.link)
+        if random_effects == "auto":
+            return exact
+        if random_effects == "integrate" and not exact:
+            raise ModelError("random_effects='integrate' needs a gaussian model with the identity "
+                             f"link; this model is {self.spec.family.name} ({self.spec.link.name}): "
+                             "use random_effects='sample'")
+        if random_effects not in ("integrate", "sample"):
+            raise ModelError(f"random_effects must be 'auto', 'integrate' or 'sample', got {random_effects!r}")
+        return random_effects == "integrate"
 
     def _pointwise_loglik(self, samples: dict) -> np.ndarray:
         chains, draws = next(iter(samples.values())).shape[:2]

@@ -5,8 +5,9 @@
     z_k ~ N(0, I)  (n_k x q_k),  b_k = z_k T_k'           (non-centred)
     eta = X beta + sum_k Z_k b_k + offset,  y ~ family(g^{-1}(eta), aux)
 
-`hierarchical_model` samples z_k (NUTS); `marginal_model` integrates u out with the Laplace
-approximation of `engines.laplace` (exact for gaussian models) and is what `fit_map` optimises.
+`hierarchical_model` samples z_k; `marginal_model` integrates u out (`engines.marginal`: exactly
+for linear Gaussian models, by Laplace otherwise). `fit_map` optimises the marginal program, and
+NUTS samples it for linear Gaussian models, drawing u | y afterwards.
 Both take `arrays` (an `engines.structure.ModelArrays`) as their only data argument.
 """
 
@@ -18,7 +19,7 @@ import jax.numpy as jnp
 import numpyro
 import numpyro.distributions as dist
 
-from .engines.laplace import laplace_deviance
+from .engines.marginal import marginal_deviance
 from .engines.structure import RandomEffectsLayout, factors_to_theta
 from .families import Family, Link
 from .priors import Parameter, cor_name, sd_name
@@ -115,13 +116,13 @@ def hierarchical_model(arrays, structure: ProgramStructure, observed: bool = Tru
 
 
 def marginal_model(arrays, structure: ProgramStructure):
-    """Population parameters only; u integrated out by the Laplace approximation."""
+    """Population parameters only; u integrated out (exactly for linear Gaussian models)."""
     Xc, means = centred_design(arrays.X, structure.intercept_index)
     coefs, factors, aux = population_parameters(structure)
     beta = uncentre(coefs, means, structure.intercept_index)
     theta = factors_to_theta(factors)
-    deviance = laplace_deviance(beta, theta, aux, arrays, structure.layout, structure.family,
-                                structure.link)
+    deviance = marginal_deviance(beta, theta, aux, arrays, structure.layout, structure.family,
+                                 structure.link)
     numpyro.factor("marginal_loglik", -0.5 * deviance)
 
 

@@ -3,7 +3,7 @@
 The target is `program.marginal_model`'s potential (priors + Laplace marginal likelihood, exact
 for gaussian models) in numpyro's unconstrained space. Around its mode x* the posterior is
 approximated by N(x*, H^{-1}), H the Hessian of the potential; each draw of x is mapped to the
-constrained parameters and completed with u ~ N(u*, A^{-1}) from the conditional Laplace fit.
+constrained parameters and completed with a draw of u (`random_effects`).
 """
 
 from __future__ import annotations
@@ -17,32 +17,10 @@ from jax.flatten_util import ravel_pytree
 from numpyro.infer.util import initialize_model
 from numpyro.infer import init_to_median
 
-from ..program import ProgramStructure, centred_design, marginal_model, term_factor, uncentre
-from .cholesky import factor_penalised_gram, solve_upper
-from .laplace import conditional_mode
+from ..program import ProgramStructure, marginal_model
 from .optimize import hessian_fd, minimize_jax
-from .structure import (ModelArrays, covariance_factors, factors_to_theta, sparse_matvec,
-                        z_lambda_values)
-
-
-def _draw_random_effects(key, sites, arrays: ModelArrays, structure: ProgramStructure):
-    """u ~ N(u*, A^{-1}) given one draw of the population parameters; returns {z(label): u_k}."""
-    _, means = centred_design(arrays.X, structure.intercept_index)
-    coefs = jnp.stack([sites[n] for n in structure.fixed_names])
-    beta = uncentre(coefs, means, structure.intercept_index)
-    factors = [term_factor(sites, label, names)
-               for label, names in zip(structure.term_labels, structure.term_names)]
-    aux = sites[structure.family.aux_name] if structure.family.aux_name else 1.0
-    theta = factors_to_theta(factors)
-    layout = structure.layout
-    u = conditional_mode(beta, theta, aux, arrays, layout, structure.family, structure.link)
-    zl = z_lambda_values(arrays.z_val, covariance_factors(theta, layout), layout)
-    eta = arrays.X @ beta + arrays.offset + sparse_matvec(arrays.z_idx, zl, u)
-    w = structure.family.fisher_weight(eta, aux, arrays.trials, structure.link)
-    L = factor_penalised_gram(arrays.z_idx, zl, w, layout)
-    u = u + solve_upper(L, jax.random.normal(key, u.shape, dtype=u.dtype))
-    return {f"z({label})": u[t.start:t.start + t.n_levels * t.q].reshape(t.n_levels, t.q)
-            for label, t in zip(structure.term_labels, layout.terms)}
+from .random_effects import draw_random_effects_for
+from .structure import ModelArrays
 
 
 def fit_map(structure: ProgramStructure, arrays: ModelArrays, draws: int, seed: int):
@@ -64,9 +42,7 @@ def fit_map(structure: ProgramStructure, arrays: ModelArrays, draws: int, seed: 
     eps = np.asarray(jax.random.normal(key_draw, (draws, mode.size)))
     x_draws = mode + eps @ chol.T
     constrain = jax.jit(jax.vmap(lambda x: info.postprocess_fn(unravel(x))))
-    sites = {k: v for k, v in constrain(jnp.asarray(x_draws)).items()}
-    random = jax.jit(jax.vmap(partial(_draw_random_effects, arrays=arrays, structure=structure)))(
-        jax.random.split(key_u, draws), sites)
-    samples = {k: np.asarray(v)[None] for k, v in {**sites, **random}.items()}
+    sites = {k: np.asarray(v)[None] for k, v in constrain(jnp.asarray(x_draws)).items()}
+    samples = {**sites, **draw_random_effects_for(sites, key_u, arrays, structure)}
     at_mode = {k: np.asarray(v) for k, v in info.postprocess_fn(unravel(jnp.asarray(mode))).items()}
     return samples, at_mode, result

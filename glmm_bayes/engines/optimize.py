@@ -9,7 +9,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=8)
 def _compiled_value_and_grad(objective):
     """One jitted value-and-gradient per objective, so repeated minimisations compile once."""
     return jax.jit(jax.value_and_grad(objective))

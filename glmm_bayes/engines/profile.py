@@ -2,10 +2,8 @@
 
 The deviance -2 log L is written as a function of the natural parameters
     phi = (beta, then per term the sds and correlations of b_k, then sigma or the family's aux),
-in the order of `population_values`. Gaussian models use the closed form (Bates et al. 2015)
-    -2 log L(beta, theta, sigma) = log|L_theta|^2 + (r^2(theta) + ||R_X (beta - beta_theta)||^2) / sigma^2
-                                   + n log(2 pi sigma^2),
-with theta = T / sigma; other families use the Laplace / AGQ deviance. For each parameter phi_j
+in the order of `population_values` (`marginal.marginal_deviance`: exact for linear Gaussian
+models, Laplace / AGQ otherwise). For each parameter phi_j
 the profile d_j(v) = min_{phi: phi_j = v} -2 log L(phi) is minimised over the others, and the
 interval ends solve d_j(v) - d_min = chi^2_1(level) by Brent's method. An end at a bound
 (an sd at 0, a correlation at +-1) is reported as that bound, as lme4 does. Profiles are of
@@ -21,9 +19,8 @@ import numpy as np
 from scipy import optimize, stats
 
 from ..spec import ModelSpec
-from .laplace import laplace_deviance
+from .marginal import marginal_deviance
 from .optimize import hessian_fd, minimize_jax
-from .reml import penalised_least_squares
 from .structure import RandomEffectsLayout, factors_to_theta, model_arrays
 
 #: Correlations are kept this far inside (-1, 1), where the factor of C is differentiable.
@@ -44,20 +41,12 @@ def _factors(phi, layout: RandomEffectsLayout, pos: int):
     return factors, pos
 
 
-def natural_deviance(phi, arrays, layout: RandomEffectsLayout, spec_family, link, p: int,
-                     nagq: int):
+def natural_deviance(phi, arrays, layout: RandomEffectsLayout, family, link, p: int, nagq: int):
     """-2 log L as a function of the natural parameters phi (see module docstring)."""
-    beta = phi[:p]
     factors, pos = _factors(phi, layout, p)
-    theta = factors_to_theta(factors)
-    if spec_family.name == "gaussian":
-        sigma = phi[pos]
-        pls = penalised_least_squares(theta / sigma, arrays, layout)
-        gap = pls.RX @ (beta - pls.beta)
-        n = arrays.y.shape[0]
-        return pls.logdet_L + (pls.r2 + gap @ gap) / sigma ** 2 + n * jnp.log(2 * jnp.pi * sigma ** 2)
-    aux = phi[pos] if spec_family.aux_name is not None else 1.0
-    return laplace_deviance(beta, theta, aux, arrays, layout, spec_family, link, nagq)
+    aux = phi[pos] if family.aux_name is not None else 1.0
+    return marginal_deviance(phi[:p], factors_to_theta(factors), aux, arrays, layout, family,
+                             link, nagq)
 
 
 def _bounds(spec: ModelSpec, layout: RandomEffectsLayout):
@@ -125,7 +114,7 @@ def profile_intervals(spec: ModelSpec, estimates: dict[str, float], names: list[
     layout = RandomEffectsLayout.from_spec(spec)
     arrays = model_arrays(spec, layout)
     all_names = list(estimates)
-    deviance = partial(natural_deviance, layout=layout, spec_family=spec.family, link=spec.link,
+    deviance = partial(natural_deviance, layout=layout, family=spec.family, link=spec.link,
                        p=spec.X.shape[1], nagq=nagq)
     lower, upper = _bounds(spec, layout)
     start = np.clip(np.array([float(v) for v in estimates.values()]), lower, upper)

@@ -69,6 +69,15 @@ def profiled_deviance(theta, arrays: ModelArrays, layout: RandomEffectsLayout, r
     return pls.logdet_L + extra + dof * (1 + jnp.log(2 * jnp.pi * pls.r2 / dof))
 
 
+def gaussian_deviance(beta, theta, sigma, arrays: ModelArrays, layout: RandomEffectsLayout):
+    """-2 log L(beta, theta, sigma), exactly, for relative factor theta:
+    log|L|^2 + (r^2 + ||R_X (beta - beta_theta)||^2) / sigma^2 + n log(2 pi sigma^2)."""
+    pls = penalised_least_squares(theta, arrays, layout)
+    gap = pls.RX @ (beta - pls.beta)
+    n = arrays.y.shape[0]
+    return pls.logdet_L + (pls.r2 + gap @ gap) / sigma ** 2 + n * jnp.log(2 * jnp.pi * sigma ** 2)
+
+
 def fit_lmm(spec: ModelSpec, reml: bool = True) -> Estimate:
     """Minimise the profiled deviance and assemble lme4's estimates at the optimum."""
     layout = RandomEffectsLayout.from_spec(spec)

@@ -80,4 +80,4 @@ def ranef_tables(spec: ModelSpec, values, cond_sd) -> dict[str, pd.DataFrame]:
         frame = pd.DataFrame(np.concatenate([val, sd], axis=1), index=pd.Index(term.levels, name=term.factor),
                              columns=columns)
         out[term.factor] = frame if term.factor not in out else pd.concat([out[term.factor], frame], axis=1)
-    return {k: v.sort_index(axis=1, level=0, sort_remaining=False) for k, v in out.items()}
+    return {k: v[["condval", "condsd"]] for k, v in out.items()}

@@ -1,0 +1,24 @@
+"""-2 log p(y | beta, theta, aux) with the random effects integrated out, for every family.
+
+Linear Gaussian models integrate u out exactly (`reml.gaussian_deviance`, with the relative
+factor theta / sigma); every other family and link uses the Laplace / AGQ approximation.
+Here theta holds the absolute factors T_k (Cov(b_k) = T_k T_k'), as the program's sites do.
+"""
+
+from __future__ import annotations
+
+from ..families import Family, Link
+from .laplace import laplace_deviance
+from .reml import gaussian_deviance
+from .structure import ModelArrays, RandomEffectsLayout
+
+
+def is_linear_gaussian(family: Family, link: Link) -> bool:
+    return family.name == "gaussian" and link.name == "identity"
+
+
+def marginal_deviance(beta, theta, aux, arrays: ModelArrays, layout: RandomEffectsLayout,
+                      family: Family, link: Link, nagq: int = 1):
+    if is_linear_gaussian(family, link):
+        return gaussian_deviance(beta, theta / aux, aux, arrays, layout)
+    return laplace_deviance(beta, theta, aux, arrays, layout, family, link, nagq)
