@@ -62,3 +62,12 @@ def test_wald_intervals_and_errors():
         fit.confint(parm="sd(Days|subject)")
     with pytest.raises(gb.ModelError, match="unknown interval method"):
         fit.confint(method="boot")
+
+
+def test_correlations_of_three_column_terms_are_not_profiled(sleepstudy):
+    data = sleepstudy.assign(Days2=(sleepstudy["Days"] - 4.5) ** 2)
+    fit = gb.Model("Reaction ~ Days + (Days + Days2 | Subject)", data).fit_ml()
+    name = "cor(Days,Days2|Subject)"
+    with pytest.warns(UserWarning, match="no profile interval for cor"):
+        interval = fit.confint(parm=name)
+    assert interval.loc[name].isna().all()

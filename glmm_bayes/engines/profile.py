@@ -12,6 +12,7 @@ the likelihood: a REML fit is profiled through its ML refit, as lme4's profile()
 
 from __future__ import annotations
 
+import warnings
 from functools import partial
 
 import jax.numpy as jnp
@@ -125,6 +126,12 @@ def profile_intervals(spec: ModelSpec, estimates: dict[str, float], names: list[
     objective = partial(_with_fixed, deviance=deviance)
     out = {}
     for name in names:
+        if name in _unprofiled_correlations(spec):
+            warnings.warn(f"no profile interval for {name}: fixing one correlation of a term with "
+                          "three or more columns needs a positive-definiteness constraint that "
+                          "this profiler does not impose", stacklevel=3)
+            out[name] = (np.nan, np.nan)
+            continue
         j = all_names.index(name)
         profile = _Profiler(objective, phi_hat, j, lower, upper, arrays)
         excess = lambda d: d - d_min - crit
@@ -134,6 +141,12 @@ def profile_intervals(spec: ModelSpec, estimates: dict[str, float], names: list[
             ends.append(_interval_end(profile, phi_hat[j], steps[j], bound, side, excess))
         out[name] = (_snap(ends[0], lower[j]), _snap(ends[1], upper[j]))
     return out
+
+
+def _unprofiled_correlations(spec: ModelSpec) -> set[str]:
+    """Correlations of terms with q >= 3 (there fixing one can leave no valid matrix)."""
+    return {f"cor({a},{b}|{term.label})" for term in spec.terms if term.q >= 3
+            for i, a in enumerate(term.names) for b in term.names[i + 1:]}
 
 
 def _steps(deviance, phi_hat, arrays) -> np.ndarray:
