@@ -3,8 +3,6 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pandas as pd
-import pytest
 from scipy import integrate, optimize, stats
 from scipy.special import gammaln
 

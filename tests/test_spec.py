@@ -1,6 +1,5 @@
 """Design matrices for each lme4 syntax form equal hand-built ones; the input is never modified."""
 
-import warnings
 
 import numpy as np
 import pandas as pd

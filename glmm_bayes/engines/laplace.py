@@ -79,6 +79,16 @@ def conditional_mode(beta, theta, aux, arrays: ModelArrays, layout: RandomEffect
     return u
 
 
+def conditional_fit(beta, theta, aux, arrays: ModelArrays, layout: RandomEffectsLayout,
+                    family: Family, link: Link):
+    """u*, eta at u*, and the factor L of A = Lambda'Z'WZ Lambda + I with W the weights at u*."""
+    u = conditional_mode(beta, theta, aux, arrays, layout, family, link)
+    zl = z_lambda_values(arrays.z_val, covariance_factors(theta, layout), layout)
+    eta = arrays.X @ beta + arrays.offset + sparse_matvec(arrays.z_idx, zl, u)
+    w = family.fisher_weight(eta, aux, arrays.trials, link)
+    return u, eta, factor_penalised_gram(arrays.z_idx, zl, w, layout)
+
+
 def _mode_with_gradient(beta, theta, aux, arrays, layout, family, link):
     """u* with exact derivatives in (beta, theta, aux): one traced Newton step from stop_gradient(u*)."""
     u_star = jax.lax.stop_gradient(conditional_mode(beta, theta, aux, arrays, layout, family, link))
@@ -162,12 +172,9 @@ def fit_glmm(spec: ModelSpec, nagq: int = 1) -> Estimate:
     H = hessian_fd(objective, x, args=(arrays,))
     vcov = 2 * np.linalg.pinv(H)[:p, :p]
 
-    u = jax.jit(conditional_mode, static_argnums=(4, 5, 6))(beta, theta, aux, arrays, layout, family, link)
+    u, eta, chol = jax.jit(conditional_fit, static_argnums=(4, 5, 6))(
+        beta, theta, aux, arrays, layout, family, link)
     factors = covariance_factors(jnp.asarray(theta), layout)
-    zl = z_lambda_values(arrays.z_val, factors, layout)
-    eta = arrays.X @ beta + arrays.offset + sparse_matvec(arrays.z_idx, zl, u)
-    w = family.fisher_weight(eta, aux, arrays.trials, link)
-    chol = factor_penalised_gram(arrays.z_idx, zl, w, layout)
     cond = conditional_covariances(inverse_diagonal_blocks(chol, layout), factors)
     modes = split_by_term(np.asarray(u), factors, layout)
     deviance = float(result.fun)

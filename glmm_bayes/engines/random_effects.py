@@ -15,10 +15,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..program import ProgramStructure, centred_design, term_factor, uncentre
-from .cholesky import factor_penalised_gram, solve_upper
-from .laplace import conditional_mode
-from .structure import (ModelArrays, covariance_factors, factors_to_theta, sparse_matvec,
-                        z_lambda_values)
+from .cholesky import solve_upper
+from .laplace import conditional_fit
+from .structure import ModelArrays, factors_to_theta
 
 
 def draw_random_effects(key, sites, arrays: ModelArrays, structure: ProgramStructure):
@@ -31,11 +30,7 @@ def draw_random_effects(key, sites, arrays: ModelArrays, structure: ProgramStruc
     aux = sites[structure.family.aux_name] if structure.family.aux_name else 1.0
     theta = factors_to_theta(factors)
     layout = structure.layout
-    u = conditional_mode(beta, theta, aux, arrays, layout, structure.family, structure.link)
-    zl = z_lambda_values(arrays.z_val, covariance_factors(theta, layout), layout)
-    eta = arrays.X @ beta + arrays.offset + sparse_matvec(arrays.z_idx, zl, u)
-    w = structure.family.fisher_weight(eta, aux, arrays.trials, structure.link)
-    L = factor_penalised_gram(arrays.z_idx, zl, w, layout)
+    u, _, L = conditional_fit(beta, theta, aux, arrays, layout, structure.family, structure.link)
     u = u + solve_upper(L, jax.random.normal(key, u.shape, dtype=u.dtype))
     return {f"z({label})": u[t.start:t.start + t.n_levels * t.q].reshape(t.n_levels, t.q)
             for label, t in zip(structure.term_labels, layout.terms)}

@@ -34,15 +34,13 @@ class FrequentistFit:
         beta = self.estimate.beta
         se = np.sqrt(np.diag(self.estimate.vcov))
         statistic = beta / se
-        crit = stats.norm.ppf(0.975)
         frame = pd.DataFrame({"estimate": beta, "std_error": se}, index=list(self.spec.fixed_names))
         if self.spec.family.name == "gaussian":
             frame["t_value"] = statistic
         else:
             frame["z_value"] = statistic
             frame["p_value"] = 2 * stats.norm.sf(np.abs(statistic))
-        frame["lower"], frame["upper"] = beta - crit * se, beta + crit * se
-        return frame
+        return frame.join(self.confint(method="wald", parm=list(self.spec.fixed_names)))
 
     # ---- random effects
     @property
