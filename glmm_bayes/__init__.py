@@ -2,19 +2,21 @@
 
 spec (formula -> ModelSpec) -> program (NumPyro model) -> engines (NUTS, REML/ML,
 Laplace/AGQ, MAP) -> results (Posterior, FrequentistFit, compare).
+
+Importing the package changes nothing in the user's process: float64 is switched on only
+inside the package's own computations (`numerics.float64`).
 """
 
-import jax
+from .control import Control
+from .datasets import list_datasets, load_dataset
+from .errors import (ConvergenceWarning, DataError, DataWarning, FamilyError, FitError,
+                     FormulaError, GlmmBayesError, GlmmBayesWarning, ModelError, PriorError,
+                     SamplingWarning, SeparationWarning, SingularFitWarning)
+from .model import Model
+from .plots import plot_compare
+from .results import FrequentistFit, Posterior, compare
 
-jax.config.update("jax_enable_x64", True)  # REML/Laplace are compared with lme4 in float64
-
-from .datasets import list_datasets, load_dataset  # noqa: E402
-from .errors import (DataError, FamilyError, FormulaError, GlmmBayesError, ModelError,  # noqa: E402
-                     PriorError)
-from .model import Model  # noqa: E402
-from .plots import plot_compare  # noqa: E402
-from .results import FrequentistFit, Posterior, compare  # noqa: E402
-
-__all__ = ["DataError", "FamilyError", "FormulaError", "FrequentistFit", "GlmmBayesError",
-           "Model", "ModelError", "Posterior", "PriorError", "compare", "plot_compare", "list_datasets",
-           "load_dataset"]
+__all__ = ["Control", "ConvergenceWarning", "DataError", "DataWarning", "FamilyError", "FitError",
+           "FormulaError", "FrequentistFit", "GlmmBayesError", "GlmmBayesWarning", "Model",
+           "ModelError", "Posterior", "PriorError", "SamplingWarning", "SeparationWarning",
+           "SingularFitWarning", "compare", "list_datasets", "load_dataset", "plot_compare"]

@@ -1,4 +1,9 @@
-"""Errors a user can act on: each names the column, term or value at fault."""
+"""Errors and warnings a user can act on: each names the column, term, value or parameter at fault.
+
+Errors are `ValueError`s (bad input); warnings are `UserWarning`s of the package's own
+categories, so a user can filter them (`warnings.simplefilter("error", gb.ConvergenceWarning)`)
+or turn a check off through `control=` (`gb.Control`).
+"""
 
 
 class GlmmBayesError(ValueError):
@@ -23,3 +28,31 @@ class PriorError(GlmmBayesError):
 
 class ModelError(GlmmBayesError):
     """A method that does not apply to this model (REML for a GLMM, nAGQ > 1 for vector terms)."""
+
+
+class FitError(GlmmBayesError, RuntimeError):
+    """A fit that could not produce a result: the objective stayed non-finite after recovery."""
+
+
+class GlmmBayesWarning(UserWarning):
+    """Base class of the package's warnings."""
+
+
+class ConvergenceWarning(GlmmBayesWarning):
+    """An optimiser or sampler stopped without the checks of a converged result passing."""
+
+
+class SingularFitWarning(GlmmBayesWarning):
+    """A variance component at zero or a correlation at +-1 (lme4's isSingular)."""
+
+
+class SeparationWarning(GlmmBayesWarning):
+    """The fixed effects separate the response: some ML estimates are infinite."""
+
+
+class SamplingWarning(GlmmBayesWarning):
+    """NUTS diagnostics: divergences, saturated trees, low E-BFMI, R-hat or ESS."""
+
+
+class DataWarning(GlmmBayesWarning):
+    """Rows dropped, or a design that lme4 would question (levels per observation)."""

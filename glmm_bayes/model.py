@@ -6,6 +6,7 @@ from functools import partial
 
 import arviz as az
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 from numpyro.infer import Predictive
@@ -18,7 +19,9 @@ from .engines.nuts import run_nuts
 from .engines.random_effects import draw_random_effects_for
 from .engines.reml import fit_lmm
 from .engines.structure import ModelArrays, model_arrays
+from .control import Control
 from .errors import ModelError
+from .numerics import float64
 from .priors import prior_table, resolve_priors
 from .program import ProgramStructure, hierarchical_model, marginal_model
 from .results import FrequentistFit, Posterior
@@ -34,11 +37,13 @@ class Model:
     """
 
     def __init__(self, formula: str, data: pd.DataFrame, family: str = "gaussian",
-                 link: str | None = None, priors: dict | None = None):
-        self.spec = build_model_spec(formula, data, family, link)
+                 link: str | None = None, priors: dict | None = None,
+                 control: Control | dict | None = None):
+        self.control = Control.coerce(control)
+        self.spec = build_model_spec(formula, data, family, link, self.control)
         self._parameters = resolve_priors(self.spec, priors)
         self.structure = ProgramStructure.from_spec(self.spec, self._parameters)
-        self._arrays: ModelArrays | None = None
+        self._arrays: dict[bool, ModelArrays] = {}
 
     @property
     def priors(self) -> pd.DataFrame:
@@ -52,11 +57,16 @@ class Model:
 
     @property
     def model_kwargs(self) -> dict:
-        if self._arrays is None:
-            self._arrays = model_arrays(self.spec, self.structure.layout)
-        return {"arrays": self._arrays}
+        """The program's data, in float64 inside the package's calls and in the caller's JAX
+        precision otherwise."""
+        x64 = bool(jax.config.jax_enable_x64)
+        if x64 not in self._arrays:
+            self._arrays[x64] = model_arrays(self.spec, self.structure.layout,
+                                             jnp.float64 if x64 else jnp.float32)
+        return {"arrays": self._arrays[x64]}
 
     # ---- Bayesian engines
+    @float64
     def sample(self, draws: int = 1000, warmup: int = 1000, chains: int = 4, seed: int = 0,
                chain_method: str = "auto", target_accept: float = 0.8, progress: bool = True,
                log_likelihood: bool = True, random_effects: str = "auto") -> Posterior:
@@ -100,6 +110,7 @@ class Model:
         ll = log_likelihood(self.numpyro_model, flat, **self.model_kwargs)["y"]
         return np.asarray(ll).reshape(chains, draws, -1)
 
+    @float64
     def sample_prior(self, draws: int = 500, seed: int = 0):
         """Prior and prior predictive draws as an ArviZ DataTree (groups prior, prior_predictive)."""
         predictive = Predictive(self.numpyro_model, num_samples=draws)
@@ -108,6 +119,7 @@ class Model:
         prior = {k: np.asarray(v)[None] for k, v in out.items()}
         return az.from_dict({"prior": prior, "prior_predictive": {"y": y}})
 
+    @float64
     def fit_map(self, draws: int = 1000, seed: int = 0) -> Posterior:
         """Posterior mode (u integrated out) and draws from its Gaussian approximation."""
         samples, at_mode, _ = fit_map(self.structure, self.model_kwargs["arrays"], draws, seed)
@@ -122,19 +134,22 @@ class Model:
             raise ModelError(f"{method} applies to gaussian models with the identity link; this "
                              f"model is {self.spec.family.name} ({self.spec.link.name}): use fit_laplace()")
 
+    @float64
     def fit_reml(self) -> FrequentistFit:
         """REML fit (lmer's default), gaussian models only."""
         self._require_gaussian("REML")
-        return FrequentistFit(self.spec, fit_lmm(self.spec, reml=True))
+        return FrequentistFit(self.spec, fit_lmm(self.spec, reml=True, control=self.control), self.control)
 
+    @float64
     def fit_ml(self) -> FrequentistFit:
         """Maximum likelihood fit (lmer(REML = FALSE)), gaussian models only."""
         self._require_gaussian("ML")
-        return FrequentistFit(self.spec, fit_lmm(self.spec, reml=False))
+        return FrequentistFit(self.spec, fit_lmm(self.spec, reml=False, control=self.control), self.control)
 
+    @float64
     def fit_laplace(self, nagq: int = 1) -> FrequentistFit:
         """Marginal ML with u integrated out by Laplace (nagq = 1) or adaptive Gauss-Hermite."""
-        return FrequentistFit(self.spec, fit_glmm(self.spec, nagq=nagq))
+        return FrequentistFit(self.spec, fit_glmm(self.spec, nagq=nagq, control=self.control), self.control)
 
     def __repr__(self) -> str:
         return (f"<Model {self.spec.formula!r}: {self.spec.family.name}({self.spec.link.name}), "

@@ -29,7 +29,7 @@ import numpyro.distributions as dist
 import pandas as pd
 
 from .errors import PriorError
-from .spec import ModelSpec
+from .spec import ModelSpec, column_scale
 
 _POSITIVE_CLASSES = {"sd", "sigma", "shape"}
 
@@ -116,15 +116,10 @@ def cor_name(group: str) -> str:
     return f"cor({group})"
 
 
-def _scale(values: np.ndarray) -> float:
-    s = float(np.std(values))
-    return s if s > 0 and np.ptp(values) > 0 else 1.0
-
-
 def default_parameters(spec: ModelSpec) -> list[Parameter]:
     """The parameter table with the default priors (see the module docstring)."""
     gaussian = spec.family.name == "gaussian"
-    s_y = _scale(spec.y) if gaussian else 1.0
+    s_y = column_scale(spec.y) if gaussian else 1.0
     params = []
     for j, name in enumerate(spec.fixed_names):
         if name == "(Intercept)":
@@ -132,11 +127,11 @@ def default_parameters(spec: ModelSpec) -> list[Parameter]:
             params.append(Parameter(name, "Intercept", prior=Prior("student_t", (3.0, centre, 2.5 * s_y))))
         else:
             params.append(Parameter(name, "fixed", coef=name,
-                                    prior=Prior("normal", (0.0, 2.5 * s_y / _scale(spec.X[:, j])))))
+                                    prior=Prior("normal", (0.0, 2.5 * s_y / column_scale(spec.X[:, j])))))
     for term in spec.terms:
         for j, coef in enumerate(term.names):
             params.append(Parameter(sd_name(coef, term.label), "sd", term.label, coef,
-                                    Prior("half_student_t", (3.0, 2.5 * s_y / _scale(term.Z[:, j])))))
+                                    Prior("half_student_t", (3.0, 2.5 * s_y / column_scale(term.Z[:, j])))))
         if term.q > 1:
             params.append(Parameter(cor_name(term.label), "cor", term.label, prior=Prior("lkj", (1.0,)),
                                     dimension=term.q))

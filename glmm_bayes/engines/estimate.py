@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .optimize import OptSummary
+
 
 @dataclass(frozen=True)
 class Estimate:
@@ -30,7 +32,14 @@ class Estimate:
     objective: float            # the minimised criterion: REML criterion or -2 log L
     n_params: int
     n_obs: int
-    converged: bool
-    message: str
+    opt: OptSummary             # the optimisation record (start, end, evaluations, message)
     singular: bool
     nagq: int = 1               # quadrature nodes of a Laplace (1) or AGQ fit
+
+    @property
+    def converged(self) -> bool:
+        return self.opt.success
+
+    @property
+    def message(self) -> str:
+        return self.opt.message

@@ -19,16 +19,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..errors import ModelError
+from ..control import Control
+from ..errors import ConvergenceWarning, ModelError
 from ..families import Family, Link
 from ..spec import ModelSpec
+from .checks import check_finite, check_optimum, check_singular
 from .cholesky import factor_penalised_gram, inverse_diagonal_blocks, logdet, solve
 from .estimate import Estimate
-from .optimize import hessian_fd, minimize_jax
-from .reml import is_singular
-from .structure import (ModelArrays, RandomEffectsLayout, conditional_covariances,
-                        covariance_factors, model_arrays, sparse_matvec, sparse_rmatvec,
-                        split_by_term, z_lambda_values)
+from .optimize import hessian_fd, minimize_with_edge_restart
+from .scaling import glm_start, parameter_scales
+from .separation import warn_separation
+from .structure import (ModelArrays, RandomEffectsLayout, canonical_theta, conditional_covariances,
+                        covariance_factors, model_arrays, singular_terms, sparse_matvec,
+                        sparse_rmatvec, split_by_term, theta_names, z_lambda_values)
 
 PIRLS_MAX_ITER = 100
 PIRLS_TOL = 1e-10
@@ -51,7 +54,11 @@ def _newton_direction(u, zl, eta, aux, arrays, layout, family, link, observed: b
 
 def conditional_mode(beta, theta, aux, arrays: ModelArrays, layout: RandomEffectsLayout,
                      family: Family, link: Link):
-    """u* = argmax_u h(u) by Fisher scoring with step halving (PIRLS)."""
+    """u* = argmax_u h(u) by Fisher scoring with step halving (PIRLS), and whether it converged.
+
+    A step is accepted only where h is finite and not lower; a step that stays non-finite after
+    halving ends the iteration unconverged, so a NaN never passes for a mode.
+    """
     zl = z_lambda_values(arrays.z_val, covariance_factors(theta, layout), layout)
     eta0 = arrays.X @ beta + arrays.offset
 
@@ -60,7 +67,7 @@ def conditional_mode(beta, theta, aux, arrays: ModelArrays, layout: RandomEffect
         return jnp.sum(family.logpdf(arrays.y, eta, aux, arrays.trials, link)) - 0.5 * u @ u
 
     def body(state):
-        u, _, it = state
+        u, _, it, _ = state
         eta = eta0 + sparse_matvec(arrays.z_idx, zl, u)
         delta = _newton_direction(u, zl, eta, aux, arrays, layout, family, link, observed=False)
         base = penalised(u)
@@ -68,40 +75,52 @@ def conditional_mode(beta, theta, aux, arrays: ModelArrays, layout: RandomEffect
         def halve(s):
             return s[0] * 0.5, penalised(u + 0.5 * s[0] * delta)
 
-        step, _ = jax.lax.while_loop(
+        step, value = jax.lax.while_loop(
             lambda s: ((s[1] < base - 1e-12 * jnp.abs(base)) | ~jnp.isfinite(s[1])) & (s[0] > 1e-6),
             halve, (1.0, penalised(u + delta)))
-        return u + step * delta, jnp.max(jnp.abs(step * delta)), it + 1
+        ok = jnp.isfinite(value) & jnp.all(jnp.isfinite(delta))
+        change = jnp.where(ok, jnp.max(jnp.abs(step * delta)), jnp.inf)
+        return jnp.where(ok, u + step * delta, u), change, it + 1, ok
 
     u0 = jnp.zeros(layout.n_random, dtype=zl.dtype)
-    u, _, _ = jax.lax.while_loop(lambda s: (s[1] > PIRLS_TOL) & (s[2] < PIRLS_MAX_ITER),
-                                 body, (u0, jnp.inf, 0))
-    return u
+    u, change, _, ok = jax.lax.while_loop(
+        lambda s: s[3] & ~(s[1] <= PIRLS_TOL) & (s[2] < PIRLS_MAX_ITER), body,
+        (u0, jnp.asarray(jnp.inf, zl.dtype), 0, jnp.isfinite(penalised(u0))))
+    return u, ok & (change <= PIRLS_TOL)
 
 
 def conditional_fit(beta, theta, aux, arrays: ModelArrays, layout: RandomEffectsLayout,
                     family: Family, link: Link):
-    """u*, eta at u*, and the factor L of A = Lambda'Z'WZ Lambda + I with W the weights at u*."""
-    u = conditional_mode(beta, theta, aux, arrays, layout, family, link)
+    """u*, eta at u*, the factor L of A = Lambda'Z'WZ Lambda + I with W the weights at u*, and
+    whether PIRLS converged."""
+    u, converged = conditional_mode(beta, theta, aux, arrays, layout, family, link)
     zl = z_lambda_values(arrays.z_val, covariance_factors(theta, layout), layout)
     eta = arrays.X @ beta + arrays.offset + sparse_matvec(arrays.z_idx, zl, u)
     w = family.fisher_weight(eta, aux, arrays.trials, link)
-    return u, eta, factor_penalised_gram(arrays.z_idx, zl, w, layout)
+    return u, eta, factor_penalised_gram(arrays.z_idx, zl, w, layout), converged
 
 
 def _mode_with_gradient(beta, theta, aux, arrays, layout, family, link):
-    """u* with exact derivatives in (beta, theta, aux): one traced Newton step from stop_gradient(u*)."""
-    u_star = jax.lax.stop_gradient(conditional_mode(beta, theta, aux, arrays, layout, family, link))
+    """u* with exact derivatives in (beta, theta, aux): one traced Newton step from stop_gradient(u*);
+    and whether PIRLS converged."""
+    u_star, converged = jax.lax.stop_gradient(
+        conditional_mode(beta, theta, aux, arrays, layout, family, link))
     zl = z_lambda_values(arrays.z_val, covariance_factors(theta, layout), layout)
     eta = arrays.X @ beta + arrays.offset + sparse_matvec(arrays.z_idx, zl, u_star)
     u = u_star + _newton_direction(u_star, zl, eta, aux, arrays, layout, family, link, observed=True)
-    return u, zl
+    return u, zl, converged
 
 
 def laplace_deviance(beta, theta, aux, arrays: ModelArrays, layout: RandomEffectsLayout,
                      family: Family, link: Link, nagq: int = 1):
-    """-2 log L(beta, theta, aux) by Laplace (nagq = 1) or adaptive Gauss-Hermite quadrature."""
-    u, zl = _mode_with_gradient(beta, theta, aux, arrays, layout, family, link)
+    """-2 log L(beta, theta, aux) by Laplace (nagq = 1) or adaptive Gauss-Hermite quadrature;
+    NaN where PIRLS did not converge (the optimisers treat it as +inf and back off)."""
+    u, zl, converged = _mode_with_gradient(beta, theta, aux, arrays, layout, family, link)
+    return jnp.where(converged, _approximate_deviance(u, zl, beta, aux, arrays, layout, family,
+                                                      link, nagq), jnp.nan)
+
+
+def _approximate_deviance(u, zl, beta, aux, arrays, layout, family, link, nagq):
     eta = arrays.X @ beta + arrays.offset + sparse_matvec(arrays.z_idx, zl, u)
     w = family.fisher_weight(eta, aux, arrays.trials, link)
     q = layout.n_random
@@ -130,59 +149,69 @@ def _unpack(x, p: int, n_theta: int, has_aux: bool):
 
 
 def _objective(x, arrays, layout, family, link, nagq, p, has_aux):
+    """The deviance over x = (beta, theta, log aux), theta lme4's: relative to sigma for gaussian
+    families (T_k = sigma theta_k), the absolute factor otherwise."""
     beta, theta, aux = _unpack(x, p, layout.n_theta, has_aux)
-    return laplace_deviance(beta, theta, aux, arrays, layout, family, link, nagq)
-
-
-def _glm_start(spec: ModelSpec) -> np.ndarray:
-    """Starting beta: least squares of the linked, slightly shrunk response on X."""
-    mean = (spec.y + 0.5) / (spec.trials + 1.0) if spec.family.uses_trials else spec.y
-    if spec.link.name == "log":
-        mean = np.maximum(mean, 0.1)
-    target = np.asarray(spec.link.link(mean)) - spec.offset
-    return np.linalg.lstsq(spec.X, target, rcond=None)[0]
+    absolute = theta * aux if family.name == "gaussian" else theta
+    return laplace_deviance(beta, absolute, aux, arrays, layout, family, link, nagq)
 
 
 def check_nagq(spec: ModelSpec, nagq: int) -> None:
-    if not isinstance(nagq, int) or nagq < 1:
+    if isinstance(nagq, bool) or not isinstance(nagq, (int, np.integer)) or nagq < 1:
         raise ModelError(f"nagq must be a positive integer, got {nagq!r}")
     if nagq > 1 and (len(spec.terms) != 1 or spec.terms[0].q != 1):
         raise ModelError(f"nagq={nagq} needs exactly one scalar random-effect term such as "
                          f"(1 | g); this model has {', '.join(t.label + str(list(t.names)) for t in spec.terms)}")
 
 
-def fit_glmm(spec: ModelSpec, nagq: int = 1) -> Estimate:
-    """Maximise the Laplace / AGQ likelihood jointly over (beta, theta, log aux), as glmer."""
+def fit_glmm(spec: ModelSpec, nagq: int = 1, control: Control | None = None) -> Estimate:
+    """Maximise the Laplace / AGQ likelihood jointly over (beta, theta, log aux), as glmer,
+    from a GLM fit, in coordinates scaled to the data; then check the optimum."""
+    control = control or Control()
     check_nagq(spec, nagq)
+    nagq = int(nagq)
+    what = "Laplace fit" if nagq == 1 else f"AGQ({nagq}) fit"
+    warn_separation(spec, control, what)
     layout = RandomEffectsLayout.from_spec(spec)
     arrays = model_arrays(spec, layout)
     family, link = spec.family, spec.link
     has_aux = family.aux_name is not None
     p = spec.X.shape[1]
-    x0 = np.concatenate([_glm_start(spec), layout.theta_initial(),
-                         [np.log(np.std(spec.y))] if has_aux else []])
-    lower = np.concatenate([np.full(p, -np.inf), layout.theta_lower_bounds(),
-                            [-np.inf] if has_aux else []])
+    beta0, aux0 = glm_start(spec)
+    x0 = np.concatenate([beta0, layout.theta_initial(), [np.log(aux0)] if has_aux else []])
+    scales = parameter_scales(spec)
+    scale = np.concatenate([scales.beta, scales.theta, [1.0] if has_aux else []])
+    edge = np.concatenate([np.zeros(p, bool), layout.diagonal_mask(), np.zeros(int(has_aux), bool)])
     objective = partial(_objective, layout=layout, family=family, link=link, nagq=nagq, p=p,
                         has_aux=has_aux)
-    result = minimize_jax(objective, x0, args=(arrays,), lower=lower)
-    x = np.asarray(result.x)
-    beta, theta, aux = _unpack(x, p, layout.n_theta, has_aux)
+    opt = minimize_with_edge_restart(objective, x0, edge, args=(arrays,), scale=scale,
+                                     max_iter=control.max_iter, restart=control.restart_edge)
+    check_finite(opt, what)
+    beta, theta, aux = _unpack(opt.x, p, layout.n_theta, has_aux)
+    theta = canonical_theta(theta, layout)
+    x = np.concatenate([beta, theta, opt.x[p + layout.n_theta:]])
     # vcov(beta) from the Hessian of the deviance in (beta, theta), as lme4's use.hessian = TRUE
-    H = hessian_fd(objective, x, args=(arrays,))
-    vcov = 2 * np.linalg.pinv(H)[:p, :p]
+    H = hessian_fd(objective, x, args=(arrays,), scale=scale)
+    names = list(spec.fixed_names) + theta_names(spec) + ([family.aux_name] if has_aux else [])
+    singular = singular_terms(theta, spec, layout, control.singular_tol)
+    free = ~(edge & (np.abs(x) < control.singular_tol))
+    check_optimum(opt, H, names, control, what, free)
+    check_singular(singular, control, what)
+    vcov = 2 * np.linalg.pinv(H[np.ix_(free, free)])[:p, :p]
 
-    u, eta, chol = jax.jit(conditional_fit, static_argnums=(4, 5, 6))(
-        beta, theta, aux, arrays, layout, family, link)
-    factors = covariance_factors(jnp.asarray(theta), layout)
+    absolute = theta * float(aux) if family.name == "gaussian" else theta
+    u, eta, chol, converged = jax.jit(conditional_fit, static_argnums=(4, 5, 6))(
+        beta, jnp.asarray(absolute), aux, arrays, layout, family, link)
+    if not bool(converged):
+        control.report("convergence", ConvergenceWarning,
+                       f"{what}: PIRLS did not converge to the conditional modes at the estimate "
+                       f"(tolerance {PIRLS_TOL}, {PIRLS_MAX_ITER} iterations)", 3)
+    factors = covariance_factors(jnp.asarray(absolute), layout)
     cond = conditional_covariances(inverse_diagonal_blocks(chol, layout), factors)
     modes = split_by_term(np.asarray(u), factors, layout)
-    deviance = float(result.fun)
     return Estimate(
         method="Laplace" if nagq == 1 else f"AGQ({nagq})", beta=np.asarray(beta), vcov=vcov,
         theta=np.asarray(theta), factors=[np.asarray(T) for T in factors],
         aux=float(aux) if has_aux else None, modes=modes, cond_cov=[np.asarray(c) for c in cond],
-        fitted=np.asarray(link.inverse(eta)),
-        loglik=-deviance / 2, objective=deviance, n_params=len(x), n_obs=spec.n_obs,
-        converged=bool(result.success), message=str(result.message),
-        singular=is_singular(theta, layout), nagq=nagq)
+        fitted=np.asarray(link.inverse(eta)), loglik=-opt.fun / 2, objective=opt.fun,
+        n_params=len(x), n_obs=spec.n_obs, opt=opt, singular=bool(singular), nagq=nagq)

@@ -1,12 +1,39 @@
-"""Bound-constrained minimisation of a JAX objective with exact gradients (float64)."""
+"""Minimisation of a JAX objective with exact gradients, in scaled coordinates, with a record.
+
+The optimiser works on z = (x - x0) / scale, with `scale` the typical size of each coordinate
+(a fixed effect's scale is s_y / s_x), so its first steps are of a sensible size whatever the
+units of the data. A non-finite objective value is treated as +inf (the line search backs off);
+`OptSummary` keeps what MixedModels.jl's OptSummary keeps, for the checks in `checks.py`.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 import jax
 import numpy as np
 from scipy.optimize import minimize
+
+
+@dataclass(frozen=True)
+class OptSummary:
+    """One optimisation: start, result, work done and how it ended."""
+
+    optimizer: str
+    x0: np.ndarray
+    x: np.ndarray
+    fun: float
+    gradient: np.ndarray     # gradient of the objective at x, in x's coordinates
+    scale: np.ndarray        # the coordinates' scales the optimiser worked in
+    n_evals: int
+    n_iter: int
+    message: str
+    success: bool
+
+    @property
+    def scaled_gradient_norm(self) -> float:
+        return float(np.max(np.abs(self.gradient * self.scale), initial=0.0))
 
 
 @lru_cache(maxsize=8)
@@ -15,35 +42,73 @@ def _compiled_value_and_grad(objective):
     return jax.jit(jax.value_and_grad(objective))
 
 
-def minimize_jax(objective, x0, args=(), lower=None, upper=None, max_iter: int = 2000):
-    """Minimise `objective(x, *args)` over x by L-BFGS-B with JAX gradients.
+def minimize_jax(objective, x0, args=(), lower=None, upper=None, scale=None,
+                 max_iter: int = 2000) -> OptSummary:
+    """Minimise `objective(x, *args)` by L-BFGS-B with JAX gradients, in scaled coordinates.
 
     `args` (data arrays) are passed to the jitted function rather than closed over, so they are
-    not baked into the compiled program as constants. `lower`, `upper`: bounds, +-inf for none.
+    not baked into the compiled program as constants. `lower`, `upper`: bounds, +-inf for none;
+    `scale`: typical size of each coordinate (ones if None).
     """
     value_and_grad = _compiled_value_and_grad(objective)
-
-    def fun(x):
-        value, grad = value_and_grad(np.asarray(x, dtype=np.float64), *args)
-        return float(value), np.asarray(grad, dtype=np.float64)
-
     x0 = np.asarray(x0, dtype=np.float64)
+    scale = np.ones_like(x0) if scale is None else np.asarray(scale, dtype=np.float64)
+
+    def fun(z):
+        value, grad = value_and_grad(x0 + scale * np.asarray(z, dtype=np.float64), *args)
+        value, grad = float(value), np.asarray(grad, dtype=np.float64) * scale
+        if not np.isfinite(value) or not np.all(np.isfinite(grad)):
+            return np.inf, np.zeros_like(grad)
+        return value, grad
+
     lower = np.full(x0.size, -np.inf) if lower is None else np.asarray(lower, dtype=float)
     upper = np.full(x0.size, np.inf) if upper is None else np.asarray(upper, dtype=float)
     bounds = [(lo if np.isfinite(lo) else None, hi if np.isfinite(hi) else None)
-              for lo, hi in zip(lower, upper)]
-    return minimize(fun, x0, jac=True, method="L-BFGS-B", bounds=bounds,
-                    options={"maxiter": max_iter, "ftol": 1e-15, "gtol": 1e-9, "maxcor": 20})
+              for lo, hi in zip((lower - x0) / scale, (upper - x0) / scale)]
+    result = minimize(fun, np.zeros_like(x0), jac=True, method="L-BFGS-B", bounds=bounds,
+                      options={"maxiter": max_iter, "ftol": 1e-15, "gtol": 1e-9, "maxcor": 20})
+    x = x0 + scale * result.x
+    value, grad = value_and_grad(x, *args)
+    return OptSummary("L-BFGS-B", x0, x, float(value), np.asarray(grad, dtype=np.float64), scale,
+                      int(result.nfev), int(result.nit), str(result.message), bool(result.success))
 
 
-def hessian_fd(objective, x, args=(), step: float = 1e-5) -> np.ndarray:
-    """Hessian of `objective(x, *args)` by central differences of the JAX gradient."""
+def hessian_fd(objective, x, args=(), scale=None, step: float = 1e-5) -> np.ndarray:
+    """Hessian of `objective(x, *args)` by central differences of the JAX gradient; the step
+    in coordinate j is `step * max(scale_j, |x_j|)`."""
     grad = jax.jit(jax.grad(objective))
     x = np.asarray(x, dtype=np.float64)
+    scale = np.ones_like(x) if scale is None else np.asarray(scale, dtype=np.float64)
     H = np.empty((x.size, x.size))
     for j in range(x.size):
-        h = step * max(1.0, abs(x[j]))
+        h = step * max(scale[j], abs(x[j]))
         e = np.zeros_like(x)
         e[j] = h
         H[:, j] = (np.asarray(grad(x + e, *args)) - np.asarray(grad(x - e, *args))) / (2 * h)
     return 0.5 * (H + H.T)
+
+
+#: A diagonal of Lambda_theta closer to zero than this (in its scaled units) at the end of an
+#: optimisation triggers a restart from off the edge.
+EDGE = 1e-2
+
+
+def minimize_with_edge_restart(objective, x0, edge_mask, args=(), scale=None, max_iter: int = 2000,
+                               restart: bool = True) -> OptSummary:
+    """`minimize_jax` over unbounded coordinates, then lme4's restart_edge: where a coordinate
+    in `edge_mask` (a diagonal of some T_k) ends near zero, the objective is flat to first order
+    (it depends on that entry through its square), so an optimiser can stop there at a saddle.
+    Restart with those entries at 0.1 (scaled) and keep the better end point; repeat while it
+    improves."""
+    best = minimize_jax(objective, x0, args=args, scale=scale, max_iter=max_iter)
+    scale = best.scale
+    for _ in range(3):
+        near = np.asarray(edge_mask) & (np.abs(best.x / scale) < EDGE)
+        if not restart or not near.any() or not np.isfinite(best.fun):
+            break
+        start = np.where(near, 0.1 * scale, best.x)
+        again = minimize_jax(objective, start, args=args, scale=scale, max_iter=max_iter)
+        if not again.fun < best.fun - 1e-10 * max(1.0, abs(best.fun)):
+            break
+        best = again
+    return best

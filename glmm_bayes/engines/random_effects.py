@@ -30,7 +30,7 @@ def draw_random_effects(key, sites, arrays: ModelArrays, structure: ProgramStruc
     aux = sites[structure.family.aux_name] if structure.family.aux_name else 1.0
     theta = factors_to_theta(factors)
     layout = structure.layout
-    u, _, L = conditional_fit(beta, theta, aux, arrays, layout, structure.family, structure.link)
+    u, _, L, _ = conditional_fit(beta, theta, aux, arrays, layout, structure.family, structure.link)
     u = u + solve_upper(L, jax.random.normal(key, u.shape, dtype=u.dtype))
     return {f"z({label})": u[t.start:t.start + t.n_levels * t.q].reshape(t.n_levels, t.q)
             for label, t in zip(structure.term_labels, layout.terms)}

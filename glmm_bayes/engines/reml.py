@@ -20,18 +20,16 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.linalg import cho_solve
 
+from ..control import Control
 from ..spec import ModelSpec
 from .cholesky import BlockCholesky, factor_penalised_gram, inverse_diagonal_blocks, logdet, \
     solve_lower, solve_upper
+from .checks import check_finite, check_optimum, check_singular
 from .estimate import Estimate
-from .optimize import minimize_jax
-from .structure import (ModelArrays, RandomEffectsLayout, conditional_covariances,
-                        covariance_factors, model_arrays, sparse_crossprod, sparse_matvec,
-                        sparse_rmatvec, split_by_term, z_lambda_values)
-
-#: theta_j below this (on a diagonal of T_k) marks a singular fit, as lme4's isSingular.
-SINGULAR_TOL = 1e-4
-
+from .optimize import hessian_fd, minimize_with_edge_restart
+from .structure import (ModelArrays, RandomEffectsLayout, canonical_theta, conditional_covariances,
+                        covariance_factors, model_arrays, singular_terms, sparse_crossprod,
+                        sparse_matvec, sparse_rmatvec, split_by_term, theta_names, z_lambda_values)
 
 class PlsSolution(NamedTuple):
     beta: jnp.ndarray
@@ -78,14 +76,24 @@ def gaussian_deviance(beta, theta, sigma, arrays: ModelArrays, layout: RandomEff
     return pls.logdet_L + (pls.r2 + gap @ gap) / sigma ** 2 + n * jnp.log(2 * jnp.pi * sigma ** 2)
 
 
-def fit_lmm(spec: ModelSpec, reml: bool = True) -> Estimate:
-    """Minimise the profiled deviance and assemble lme4's estimates at the optimum."""
+def fit_lmm(spec: ModelSpec, reml: bool = True, control: Control | None = None) -> Estimate:
+    """Minimise the profiled deviance over theta (unbounded, then signed as lme4's), check the
+    optimum, and assemble lme4's estimates there."""
+    control = control or Control()
+    what = "REML fit" if reml else "ML fit"
     layout = RandomEffectsLayout.from_spec(spec)
     arrays = model_arrays(spec, layout)
     objective = partial(profiled_deviance, layout=layout, reml=reml)
-    result = minimize_jax(objective, layout.theta_initial(), args=(arrays,),
-                          lower=layout.theta_lower_bounds())
-    theta = np.asarray(result.x)
+    opt = minimize_with_edge_restart(objective, layout.theta_initial(), layout.diagonal_mask(),
+                                     args=(arrays,), max_iter=control.max_iter,
+                                     restart=control.restart_edge)
+    check_finite(opt, what)
+    theta = canonical_theta(opt.x, layout)
+    singular = singular_terms(theta, spec, layout, control.singular_tol)
+    free = ~(layout.diagonal_mask() & (np.abs(theta) < control.singular_tol))
+    check_optimum(opt, hessian_fd(objective, opt.x, args=(arrays,)), theta_names(spec), control,
+                  what, free)
+    check_singular(singular, control, what)
     pls = jax.jit(penalised_least_squares, static_argnums=2)(theta, arrays, layout)
     n, p = spec.X.shape
     sigma2 = float(pls.r2) / (n - p if reml else n)
@@ -96,17 +104,9 @@ def fit_lmm(spec: ModelSpec, reml: bool = True) -> Estimate:
     RX = np.asarray(pls.RX)
     vcov = sigma2 * np.linalg.inv(RX.T @ RX)
     n_params = p + layout.n_theta + 1
-    crit = float(result.fun)
     return Estimate(
         method="REML" if reml else "ML", beta=np.asarray(pls.beta), vcov=vcov, theta=theta,
         factors=[sigma * np.asarray(T) for T in rel], aux=sigma, modes=modes,
         cond_cov=[sigma2 * np.asarray(c) for c in cond],
-        fitted=np.asarray(arrays.y - pls.residual), loglik=-crit / 2, objective=crit,
-        n_params=n_params, n_obs=n, converged=bool(result.success), message=str(result.message),
-        singular=is_singular(theta, layout))
-
-
-def is_singular(theta, layout: RandomEffectsLayout) -> bool:
-    """A diagonal of some T_k at zero: a variance on the boundary or a correlation at +-1."""
-    diagonal = np.isfinite(layout.theta_lower_bounds())
-    return bool(np.any(np.asarray(theta)[diagonal] < SINGULAR_TOL))
+        fitted=np.asarray(arrays.y - pls.residual), loglik=-opt.fun / 2, objective=opt.fun,
+        n_params=n_params, n_obs=n, opt=opt, singular=bool(singular))

@@ -61,9 +61,9 @@ class RandomEffectsLayout:
     def n_theta(self) -> int:
         return sum(t.n_theta for t in self.terms)
 
-    def theta_lower_bounds(self) -> np.ndarray:
-        """0 for diagonal entries of each T_k, -inf below the diagonal (as lme4)."""
-        return np.concatenate([np.where(_diagonal_mask(t.q), 0.0, -np.inf) for t in self.terms])
+    def diagonal_mask(self) -> np.ndarray:
+        """True for the entries of theta on a diagonal of some T_k."""
+        return np.concatenate([_diagonal_mask(t.q) for t in self.terms])
 
     def theta_initial(self) -> np.ndarray:
         return np.concatenate([_diagonal_mask(t.q).astype(float) for t in self.terms])
@@ -95,6 +95,36 @@ def covariance_factors(theta, layout: RandomEffectsLayout) -> list:
 def factors_to_theta(factors) -> jnp.ndarray:
     """Inverse of `covariance_factors`."""
     return jnp.concatenate([T[_tril_column_major(T.shape[0])] for T in factors])
+
+
+def canonical_theta(theta, layout: RandomEffectsLayout) -> np.ndarray:
+    """theta with each column of every T_k signed so that its diagonal is >= 0.
+
+    T_k T_k' (and so every likelihood) is unchanged by flipping the sign of a column of T_k, so
+    the optimisers search theta unbounded, where a diagonal passing through zero is no
+    boundary, and map the optimum to lme4's convention (diagonals >= 0) afterwards.
+    """
+    factors = [np.asarray(T) for T in covariance_factors(jnp.asarray(theta), layout)]
+    signed = [T * np.where(np.diag(T) < 0, -1.0, 1.0)[None, :] for T in factors]
+    return np.concatenate([T[_tril_column_major(T.shape[0])] for T in signed])
+
+
+def theta_names(spec: ModelSpec) -> list[str]:
+    """A readable name per entry of theta: the sd or correlation that entry mainly carries."""
+    names = []
+    for term in spec.terms:
+        for r, c in zip(*_tril_column_major(term.q)):
+            names.append(f"sd({term.names[r]}|{term.label})" if r == c else
+                         f"cor({term.names[c]},{term.names[r]}|{term.label})")
+    return names
+
+
+def singular_terms(theta, spec: ModelSpec, layout: RandomEffectsLayout, tol: float) -> list[str]:
+    """The sds whose diagonal of T_k is below `tol` (lme4's isSingular): a variance at zero or a
+    correlation at +-1."""
+    diagonal = layout.diagonal_mask()
+    return [name for name, value, on_diag in zip(theta_names(spec), np.asarray(theta), diagonal)
+            if on_diag and abs(value) < tol]
 
 
 def z_indices(spec: ModelSpec, layout: RandomEffectsLayout) -> np.ndarray:

@@ -9,7 +9,9 @@ from scipy import stats
 from ..engines.estimate import Estimate
 from ..engines.profile import profile_intervals
 from ..engines.reml import fit_lmm
+from ..control import Control
 from ..errors import ModelError
+from ..numerics import float64
 from ..spec import ModelSpec
 from .tables import population_values, ranef_tables, varcorr_table
 
@@ -17,8 +19,9 @@ from .tables import population_values, ranef_tables, varcorr_table
 class FrequentistFit:
     """fixef, varcorr, ranef, vcov, loglik, aic, bic, deviance, reml_criterion, sigma, theta."""
 
-    def __init__(self, spec: ModelSpec, estimate: Estimate):
+    def __init__(self, spec: ModelSpec, estimate: Estimate, control: Control | None = None):
         self.spec, self.estimate, self.method = spec, estimate, estimate.method
+        self.control = control or Control()
         self._covariances = [np.asarray(T) @ np.asarray(T).T for T in estimate.factors]
         self._intervals: dict = {}
 
@@ -60,10 +63,13 @@ class FrequentistFit:
 
     @property
     def population(self) -> pd.DataFrame:
-        """Every population parameter: estimate and 95% profile-likelihood interval."""
+        """Every population parameter: estimate and 95% interval, profile-likelihood where
+        `confint(method="profile")` has computed it, else Wald (NaN for variance components)."""
         frame = pd.DataFrame({"estimate": self._estimates()})
-        return frame.join(self.confint(method="profile"))
+        profile = self._intervals.get(("profile", 0.95, tuple(frame.index)))
+        return frame.join(profile if profile is not None else self.confint(method="wald"))
 
+    @float64
     def confint(self, method: str = "profile", level: float = 0.95, parm=None) -> pd.DataFrame:
         """Confidence intervals (lower, upper) per parameter, as lme4's confint().
 
@@ -89,7 +95,8 @@ class FrequentistFit:
             rows = {n: (estimates[n] - crit * se[n], estimates[n] + crit * se[n]) if n in se
                     else (np.nan, np.nan) for n in names}
         elif method == "profile":
-            ml = self if self.method != "REML" else FrequentistFit(self.spec, fit_lmm(self.spec, reml=False))
+            ml = self if self.method != "REML" else \
+                FrequentistFit(self.spec, fit_lmm(self.spec, reml=False, control=self.control), self.control)
             rows = profile_intervals(self.spec, ml._estimates(), names, level, nagq=ml.estimate.nagq)
         else:
             raise ModelError(f"unknown interval method {method!r}: use 'profile' or 'wald'")

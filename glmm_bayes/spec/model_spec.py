@@ -15,6 +15,7 @@ import formulae
 import numpy as np
 import pandas as pd
 
+from ..control import Control
 from ..errors import DataError, FamilyError, FormulaError, ModelError
 from ..families import Family, Link, resolve_family
 from .formula import ParsedFormula, check_identifiers, parse_formula
@@ -71,6 +72,12 @@ class ModelSpec:
         for term in self.terms:
             out.setdefault(term.factor, []).append(term)
         return out
+
+
+def column_scale(values: np.ndarray) -> float:
+    """The sd of a column, or 1 for a constant column: the units of its coefficient."""
+    s = float(np.std(values))
+    return s if s > 0 and np.ptp(values) > 0 else 1.0
 
 
 def lme4_name(label: str) -> str:
@@ -191,7 +198,7 @@ def _random_terms(parsed: ParsedFormula, data: pd.DataFrame) -> tuple[RandomEffe
 
 
 def build_model_spec(formula: str, data: pd.DataFrame, family: str = "gaussian",
-                     link: str | None = None) -> ModelSpec:
+                     link: str | None = None, control: Control | None = None) -> ModelSpec:
     """Formula + data + family -> `ModelSpec`. The input DataFrame is never modified."""
     if not isinstance(data, pd.DataFrame):
         raise DataError(f"data must be a pandas DataFrame, got {type(data).__name__}")

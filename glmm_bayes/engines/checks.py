@@ -1,0 +1,76 @@
+"""Checks after an optimisation, the same for every engine (lme4's checkConv and isSingular).
+
+At a converged optimum x* of a smooth objective f, with g and H its gradient and Hessian in
+the optimiser's scaled coordinates and H = R'R:
+  - the Newton-scaled gradient R^{-T} g is small (|.| <= gradient_tol; its squared norm
+    g'H^{-1}g is twice the decrease a Newton step would still give);
+  - H is positive definite, and not nearly singular (the estimate is identified).
+Coordinates on a boundary (a variance component at zero) are left out of both checks, since
+the objective is flat to first order there. Failures warn (or raise) through `Control.report`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..control import Control
+from ..errors import ConvergenceWarning, FitError, SingularFitWarning
+from .optimize import OptSummary
+
+
+def check_finite(opt: OptSummary, what: str) -> None:
+    """A non-finite objective is never returned as a fit."""
+    if not np.isfinite(opt.fun) or not np.all(np.isfinite(opt.x)):
+        raise FitError(f"{what}: the objective is not finite at the optimiser's end point "
+                       f"({opt.message}); the model may be too complex for the data, or a "
+                       "predictor may need rescaling")
+
+
+def check_optimum(opt: OptSummary, hessian: np.ndarray, names: list[str], control: Control,
+                  what: str, free: np.ndarray | None = None) -> None:
+    """Warn when the optimiser stopped early, the gradient is not small or H is not PD."""
+    check_finite(opt, what)
+    if not opt.success:
+        control.report("convergence", ConvergenceWarning,
+                       f"{what}: the optimiser stopped without converging after {opt.n_iter} "
+                       f"iterations ({opt.message}); try control=gb.Control(max_iter=...)", 5)
+        return
+    free = np.ones(opt.x.size, dtype=bool) if free is None else np.asarray(free)
+    if not free.any():
+        return
+    H = (hessian * np.outer(opt.scale, opt.scale))[np.ix_(free, free)]
+    g = (opt.gradient * opt.scale)[free]
+    labels = [n for n, f in zip(names, free) if f]
+    eigenvalues, vectors = np.linalg.eigh(H)
+    if not np.all(np.isfinite(eigenvalues)):
+        raise FitError(f"{what}: the Hessian at the optimum is not finite")
+    top = max(abs(eigenvalues[-1]), 1e-300)
+    if eigenvalues[0] <= -control.hessian_tol * top:
+        worst = labels[int(np.argmax(np.abs(vectors[:, 0])))]
+        control.report("convergence", ConvergenceWarning,
+                       f"{what}: the Hessian at the optimum has {int(np.sum(eigenvalues < 0))} "
+                       f"negative eigenvalue(s), so the end point is not a minimum (most involved: "
+                       f"{worst}); the fit did not converge", 5)
+        return
+    if eigenvalues[0] < control.hessian_tol * top:
+        worst = labels[int(np.argmax(np.abs(vectors[:, 0])))]
+        control.report("convergence", ConvergenceWarning,
+                       f"{what}: the model is nearly unidentifiable: the Hessian is nearly singular "
+                       f"(eigenvalue ratio {eigenvalues[0] / top:.1e}), mostly in the direction of "
+                       f"{worst}; rescale predictors or simplify the model", 5)
+        return
+    newton = vectors @ ((vectors.T @ g) / np.sqrt(eigenvalues))     # H^{-1/2} g, a rotation of R^{-T} g
+    if np.max(np.abs(newton)) > control.gradient_tol:
+        step = np.abs(vectors @ ((vectors.T @ g) / eigenvalues))
+        control.report("convergence", ConvergenceWarning,
+                       f"{what}: the model failed to converge: Newton-scaled gradient "
+                       f"{np.max(np.abs(newton)):.2g} > {control.gradient_tol} (largest step in "
+                       f"{labels[int(np.argmax(step))]})", 5)
+
+
+def check_singular(singular_terms: list[str], control: Control, what: str) -> None:
+    if singular_terms:
+        control.report("singular", SingularFitWarning,
+                       f"{what}: boundary (singular) fit: {', '.join(singular_terms)} estimated "
+                       "at zero or at a correlation of +-1; the random-effect structure may be "
+                       "too complex for the data (see lme4's ?isSingular)", 5)

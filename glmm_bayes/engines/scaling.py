@@ -1,0 +1,69 @@
+"""The data's own units for every coordinate an optimiser or sampler moves, and a GLM start.
+
+With s_y the sd of y (gaussian; 1 on the link scale of other families), s_x the sd of a fixed
+design column and s_z that of a random-effect column (1 for constant columns):
+    beta_j       ~ s_y / s_x_j
+    theta (r, c) ~ 1 / s_z_r     (lme4's theta: b_r per unit of u, relative to sigma if gaussian)
+Optimising in these units makes the fits equivariant in the units of y and x: a first step of
+size one moves each coordinate by its own natural amount.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ..spec import ModelSpec, column_scale
+from .structure import RandomEffectsLayout, _tril_column_major
+
+GLM_MAX_ITER = 50
+ETA_LIMIT = 30.0      # the start's linear predictor is clipped here (separated data)
+
+
+class ParameterScales(NamedTuple):
+    y: float
+    beta: np.ndarray
+    theta: np.ndarray
+
+
+def parameter_scales(spec: ModelSpec) -> ParameterScales:
+    s_y = column_scale(spec.y) if spec.family.name == "gaussian" else 1.0
+    beta = np.array([s_y / column_scale(spec.X[:, j]) for j in range(spec.X.shape[1])])
+    theta = [1.0 / column_scale(term.Z[:, r]) for term in spec.terms
+             for r, _ in zip(*_tril_column_major(term.q))]
+    return ParameterScales(s_y, beta, np.asarray(theta))
+
+
+def glm_start(spec: ModelSpec) -> tuple[np.ndarray, float]:
+    """beta of the GLM without random effects (IRLS with the family's Fisher weights, from R's
+    family$initialize means), and a moment estimate of the family's aux parameter."""
+    family, link = spec.family, spec.link
+    n = spec.trials if family.uses_trials else np.ones_like(spec.y)
+    mean = (spec.y + 0.5) / (n + 1.0) if family.uses_trials else spec.y
+    if link.name in ("log", "inverse"):
+        mean = np.maximum(mean, 0.1 if family.name in ("poisson", "negbinomial") else 1e-8)
+    eta = np.clip(np.asarray(link.link(mean), dtype=float), -ETA_LIMIT, ETA_LIMIT)
+    beta = np.zeros(spec.X.shape[1])
+    aux = 1e6 if family.name == "negbinomial" else 1.0      # NB starts as Poisson
+    for _ in range(GLM_MAX_ITER):
+        mu, dmu = np.asarray(link.inverse(eta)), np.asarray(link.mu_eta(eta))
+        w = np.asarray(family.fisher_weight(eta, aux, spec.trials, link))
+        working = eta - spec.offset + (spec.y - n * mu) / (n * dmu)
+        ok = np.isfinite(w) & np.isfinite(working) & (w > 0)
+        root = np.sqrt(w[ok])
+        new = np.linalg.lstsq(spec.X[ok] * root[:, None], working[ok] * root, rcond=None)[0]
+        eta = np.clip(spec.X @ new + spec.offset, -ETA_LIMIT, ETA_LIMIT)
+        done = np.max(np.abs(new - beta), initial=0.0) < 1e-8 * (1 + np.max(np.abs(new), initial=0.0))
+        beta = new
+        if done:
+            break
+    mu = np.asarray(link.inverse(eta))
+    if family.name == "gaussian":
+        aux = max(float(np.std(spec.y - mu)), 1e-8 * column_scale(spec.y))
+    elif family.name == "gamma":
+        aux = 1.0 / max(float(np.mean(((spec.y - mu) / mu) ** 2)), 1e-6)
+    elif family.name == "negbinomial":
+        excess = float(np.mean(((spec.y - mu) ** 2 - mu) / mu ** 2))
+        aux = 1.0 / excess if excess > 1e-3 else 1e3
+    return beta, aux

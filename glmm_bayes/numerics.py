@@ -1,0 +1,20 @@
+"""Float64 for the package's own computations, scoped: importing glmm_bayes changes no JAX flag.
+
+The frequentist engines are compared with lme4 to 1e-10, so they run in float64 inside
+`jax.enable_x64(True)`; the user's own JAX code keeps whatever precision their process chose.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+
+
+def float64(func):
+    """Run `func` with JAX's 64-bit mode on, restoring the caller's setting afterwards."""
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        with jax.enable_x64(True):
+            return func(*args, **kwargs)
+    return wrapper

@@ -1,0 +1,57 @@
+"""Make the simulated datasets in data/ (run from this folder: python simulate_data.py).
+
+Each reproduces a shape on which a fit once failed silently; lme4's answers on them are in
+lme4_trust.json (lme4_trust.R). The CSVs are frozen so that the tests do not depend on
+numpy's random streams.
+"""
+
+import numpy as np
+import pandas as pd
+
+
+def ticks_like(seed: int) -> pd.DataFrame:
+    """grouseticks-shaped overdispersed counts: 403 rows, 118 broods in 63 locations, one
+    level of INDEX per row, height ranging -59..71, a three-level year factor."""
+    rng = np.random.default_rng(seed)
+    n_loc, n_brood, n = 63, 118, 403
+    brood_loc = rng.integers(0, n_loc, n_brood)
+    brood = np.sort(np.concatenate([np.arange(n_brood), rng.integers(0, n_brood, n - n_brood)]))
+    loc = brood_loc[brood]
+    height = rng.uniform(-59, 71, n_loc)[loc]
+    year = rng.choice(["95", "96", "97"], n_brood)[brood]
+    eta = (0.4 + np.where(year == "96", 1.2, np.where(year == "97", -1.0, 0.0)) - 0.025 * height
+           + rng.normal(0, 1.2, n_loc)[loc] + rng.normal(0, 0.6, n_brood)[brood]
+           + rng.normal(0, 0.5, n))
+    return pd.DataFrame({"TICKS": rng.poisson(np.exp(eta)), "YEAR": year, "HEIGHT": height,
+                         "BROOD": brood.astype(str), "LOCATION": loc.astype(str),
+                         "INDEX": np.arange(n).astype(str)})
+
+
+def growth(seed: int, n_id: int = 30, n_t: int = 6) -> pd.DataFrame:
+    """Quadratic growth curves with correlated random intercept, slope and curvature; the
+    curvature's sd is small, so optimiser paths touch the boundary of theta."""
+    rng = np.random.default_rng(seed)
+    t = np.tile(np.arange(n_t, dtype=float), n_id)
+    ids = np.repeat(np.arange(n_id), n_t)
+    factor = np.array([[2.0, 0, 0], [0.3, 0.8, 0], [-0.05, -0.1, 0.08]])
+    b = rng.normal(size=(n_id, 3)) @ factor.T
+    y = (10 + 1.5 * t - 0.1 * t ** 2 + b[ids, 0] + b[ids, 1] * t + b[ids, 2] * t ** 2
+         + rng.normal(0, 1.0, len(t)))
+    return pd.DataFrame({"y": y, "t": t, "t2": t ** 2, "id": ids.astype(str)}).round(6)
+
+
+def crossed(seed: int, na: int = 12, nb: int = 8, reps: int = 2) -> pd.DataFrame:
+    """Two crossed scalar terms with a small residual sd."""
+    rng = np.random.default_rng(seed)
+    a = np.repeat(np.arange(na), nb * reps)
+    b = np.tile(np.repeat(np.arange(nb), reps), na)
+    x = rng.normal(size=a.size)
+    y = 2 + 0.5 * x + rng.normal(0, 1.0, na)[a] + rng.normal(0, 0.5, nb)[b] + rng.normal(0, 0.3, a.size)
+    return pd.DataFrame({"y": y, "x": x, "a": a.astype(str), "b": b.astype(str)}).round(6)
+
+
+if __name__ == "__main__":
+    ticks_like(1).to_csv("data/ticks_sim.csv", index=False)
+    growth(12).to_csv("data/growth_sim.csv", index=False)
+    growth(15).to_csv("data/growth_sim2.csv", index=False)
+    crossed(0).to_csv("data/crossed_sim.csv", index=False)
