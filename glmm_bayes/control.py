@@ -9,10 +9,18 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, fields
+from pathlib import Path
 
 from .errors import FitError, GlmmBayesError
 
 ACTIONS = ("warning", "stop", "ignore")
+#: Warnings point at the first frame outside the package: the user's line.
+PACKAGE_DIR = (str(Path(__file__).resolve().parent),)
+
+
+def warn(message: str, category: type[Warning]) -> None:
+    """`warnings.warn` attributed to the user's line that called into the package."""
+    warnings.warn(message, category, skip_file_prefixes=PACKAGE_DIR)
 
 
 @dataclass(frozen=True)
@@ -60,10 +68,10 @@ class Control:
             return cls(**control)
         raise GlmmBayesError(f"control must be a gb.Control or a dict, got {type(control).__name__}")
 
-    def report(self, check: str, category: type[Warning], message: str, stacklevel: int = 4) -> None:
+    def report(self, check: str, category: type[Warning], message: str) -> None:
         """Act on a failed check: warn with `category`, raise `FitError`, or nothing."""
         action = getattr(self, f"check_{check}")
         if action == "stop":
             raise FitError(message)
         if action == "warning":
-            warnings.warn(message, category, stacklevel=stacklevel)
+            warn(message, category)

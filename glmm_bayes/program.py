@@ -65,6 +65,14 @@ class ProgramStructure:
         return next(p for p in self.parameters if p.name == name).distribution()
 
     @property
+    def site_names(self) -> tuple[str, ...]:
+        """The population-level sample sites, in the order the program draws them."""
+        names = list(self.fixed_names)
+        for label, coefs, t in zip(self.term_labels, self.term_names, self.layout.terms):
+            names += [sd_name(c, label) for c in coefs] + ([cor_name(label)] if t.q > 1 else [])
+        return tuple(names + ([self.family.aux_name] if self.family.aux_name else []))
+
+    @property
     def intercept_index(self) -> int | None:
         return self.fixed_names.index("(Intercept)") if "(Intercept)" in self.fixed_names else None
 
@@ -79,19 +87,25 @@ def centred_design(X, intercept_index):
 
 def population_parameters(structure: ProgramStructure):
     """Sample beta (on the centred design), the factors T_k and the family's aux parameter."""
-    coefs = jnp.stack([numpyro.sample(name, structure.prior(name)) for name in structure.fixed_names]) \
-        if structure.fixed_names else jnp.zeros(0)
-    sites = {}
-    for label, names, t in zip(structure.term_labels, structure.term_names, structure.layout.terms):
-        for c in names:
-            sites[sd_name(c, label)] = numpyro.sample(sd_name(c, label), structure.prior(sd_name(c, label)))
-        if t.q > 1:
-            sites[cor_name(label)] = numpyro.sample(cor_name(label), structure.prior(cor_name(label)))
+    sites = {name: numpyro.sample(name, structure.prior(name)) for name in structure.site_names}
+    return population_from_sites(sites, structure)
+
+
+def population_from_sites(sites: dict, structure: ProgramStructure, X=None):
+    """The program's sites (any leading sample axes) -> (coefficients, [T_k], aux), the one map
+    from site names to parameters. Coefficients are on the centred design, or on the original
+    design when `X` (whose column means undo the centring) is given."""
+    first_sd = sd_name(structure.term_names[0][0], structure.term_labels[0])
+    lead = jnp.shape(sites[first_sd])
+    coefs = jnp.stack([jnp.asarray(sites[n]) for n in structure.fixed_names], axis=-1) \
+        if structure.fixed_names else jnp.zeros(lead + (0,))
+    if X is not None:
+        coefs = uncentre(coefs, centred_design(jnp.asarray(X), structure.intercept_index)[1],
+                         structure.intercept_index)
     factors = [term_factor(sites, label, names)
                for label, names in zip(structure.term_labels, structure.term_names)]
     aux_name = structure.family.aux_name
-    aux = numpyro.sample(aux_name, structure.prior(aux_name)) if aux_name else 1.0
-    return coefs, factors, aux
+    return coefs, factors, (sites[aux_name] if aux_name else 1.0)
 
 
 def term_factor(sites: dict, label: str, names) -> jnp.ndarray:

@@ -38,5 +38,14 @@ def reference_fit(key: str) -> gb.FrequentistFit:
 
 
 @pytest.fixture
+def float64():
+    """For tests that call the engines' functions directly: the package runs them in float64
+    inside its own calls (`numerics.float64`), so a direct caller opts in the same way."""
+    import jax
+    with jax.enable_x64(True):
+        yield
+
+
+@pytest.fixture
 def sleepstudy():
     return gb.load_dataset("sleepstudy")

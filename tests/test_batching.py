@@ -6,11 +6,14 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import glmm_bayes as gb
 from glmm_bayes.engines.laplace import laplace_deviance
 from glmm_bayes.engines.reml import profiled_deviance
 from glmm_bayes.engines.structure import ModelArrays, RandomEffectsLayout, model_arrays
+
+pytestmark = pytest.mark.usefixtures("float64")  # calls engine functions directly
 
 
 def batch_of_responses(spec, responses):

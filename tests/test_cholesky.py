@@ -11,6 +11,8 @@ from glmm_bayes.engines.cholesky import (factor_penalised_gram, inverse_diagonal
 from glmm_bayes.engines.structure import (RandomEffectsLayout, covariance_factors, model_arrays,
                                           sparse_gram, z_lambda_values)
 
+pytestmark = pytest.mark.usefixtures("float64")  # calls engine functions directly
+
 
 def crossed_design(seed=0):
     """Two vector terms on crossed factors plus a scalar one; the leading term is not the first."""

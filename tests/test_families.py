@@ -7,6 +7,8 @@ import pytest
 
 from glmm_bayes.families import FAMILIES, LINKS
 
+pytestmark = pytest.mark.usefixtures("float64")  # calls engine functions directly
+
 RNG = np.random.default_rng(3)
 CASES = {  # family: (y, trials, mu, aux, dispersion dividing the unit deviance)
     "gaussian": (RNG.normal(size=20), np.ones(20), RNG.normal(size=20), 1.7, 1.7 ** 2),

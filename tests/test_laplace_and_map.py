@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from scipy import integrate, optimize, stats
 from scipy.special import gammaln
 
@@ -54,6 +55,7 @@ def test_gaussian_ml_against_brute_force_integration():
     np.testing.assert_allclose(fit.loglik, total, rtol=1e-9)
 
 
+@pytest.mark.usefixtures("float64")
 def test_map_mode_is_the_maximiser_of_the_log_joint(sleepstudy):
     """fit_map's mode equals what Nelder-Mead finds on the same unnormalised log posterior."""
     from jax.flatten_util import ravel_pytree

@@ -113,6 +113,7 @@ def test_penicillin_likelihood_ratio_test():
     _close([null.aic, full.aic], ref["AIC"], LOGLIK_RTOL)  # anova() lists the smaller model first
 
 
+@pytest.mark.usefixtures("float64")
 def test_ctsib_reaches_at_least_lme4_likelihood():
     """lme4 stops early on ctsib's flat ridge (intercept SE ~13, Height/Weight collinear with it).
     Our Laplace objective reproduces lme4's logLik at lme4's estimates (to the PIRLS tolerance,

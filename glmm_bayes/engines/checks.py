@@ -28,12 +28,14 @@ def check_finite(opt: OptSummary, what: str) -> None:
 
 def check_optimum(opt: OptSummary, hessian: np.ndarray, names: list[str], control: Control,
                   what: str, free: np.ndarray | None = None) -> None:
-    """Warn when the optimiser stopped early, the gradient is not small or H is not PD."""
+    """Warn when the gradient is not small or H is not PD. An optimiser that reports failure
+    (L-BFGS-B's line search ends 'ABNORMAL' at a point it cannot improve) is judged by these
+    checks, as lme4 judges its optimisers' ends; at its iteration cap it always warns."""
     check_finite(opt, what)
-    if not opt.success:
+    if opt.n_iter >= opt.max_iter:
         control.report("convergence", ConvergenceWarning,
-                       f"{what}: the optimiser stopped without converging after {opt.n_iter} "
-                       f"iterations ({opt.message}); try control=gb.Control(max_iter=...)", 5)
+                       f"{what}: the optimiser stopped at its iteration cap ({opt.n_iter}) without "
+                       f"converging; try control=gb.Control(max_iter=...)")
         return
     free = np.ones(opt.x.size, dtype=bool) if free is None else np.asarray(free)
     if not free.any():
@@ -50,14 +52,14 @@ def check_optimum(opt: OptSummary, hessian: np.ndarray, names: list[str], contro
         control.report("convergence", ConvergenceWarning,
                        f"{what}: the Hessian at the optimum has {int(np.sum(eigenvalues < 0))} "
                        f"negative eigenvalue(s), so the end point is not a minimum (most involved: "
-                       f"{worst}); the fit did not converge", 5)
+                       f"{worst}); the fit did not converge")
         return
     if eigenvalues[0] < control.hessian_tol * top:
         worst = labels[int(np.argmax(np.abs(vectors[:, 0])))]
         control.report("convergence", ConvergenceWarning,
                        f"{what}: the model is nearly unidentifiable: the Hessian is nearly singular "
                        f"(eigenvalue ratio {eigenvalues[0] / top:.1e}), mostly in the direction of "
-                       f"{worst}; rescale predictors or simplify the model", 5)
+                       f"{worst}; rescale predictors or simplify the model")
         return
     newton = vectors @ ((vectors.T @ g) / np.sqrt(eigenvalues))     # H^{-1/2} g, a rotation of R^{-T} g
     if np.max(np.abs(newton)) > control.gradient_tol:
@@ -65,7 +67,7 @@ def check_optimum(opt: OptSummary, hessian: np.ndarray, names: list[str], contro
         control.report("convergence", ConvergenceWarning,
                        f"{what}: the model failed to converge: Newton-scaled gradient "
                        f"{np.max(np.abs(newton)):.2g} > {control.gradient_tol} (largest step in "
-                       f"{labels[int(np.argmax(step))]})", 5)
+                       f"{labels[int(np.argmax(step))]})")
 
 
 def check_singular(singular_terms: list[str], control: Control, what: str) -> None:
@@ -73,4 +75,4 @@ def check_singular(singular_terms: list[str], control: Control, what: str) -> No
         control.report("singular", SingularFitWarning,
                        f"{what}: boundary (singular) fit: {', '.join(singular_terms)} estimated "
                        "at zero or at a correlation of +-1; the random-effect structure may be "
-                       "too complex for the data (see lme4's ?isSingular)", 5)
+                       "too complex for the data (see lme4's ?isSingular)")

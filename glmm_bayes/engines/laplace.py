@@ -205,7 +205,7 @@ def fit_glmm(spec: ModelSpec, nagq: int = 1, control: Control | None = None) -> 
     if not bool(converged):
         control.report("convergence", ConvergenceWarning,
                        f"{what}: PIRLS did not converge to the conditional modes at the estimate "
-                       f"(tolerance {PIRLS_TOL}, {PIRLS_MAX_ITER} iterations)", 3)
+                       f"(tolerance {PIRLS_TOL}, {PIRLS_MAX_ITER} iterations)")
     factors = covariance_factors(jnp.asarray(absolute), layout)
     cond = conditional_covariances(inverse_diagonal_blocks(chol, layout), factors)
     modes = split_by_term(np.asarray(u), factors, layout)

@@ -28,6 +28,7 @@ class OptSummary:
     scale: np.ndarray        # the coordinates' scales the optimiser worked in
     n_evals: int
     n_iter: int
+    max_iter: int
     message: str
     success: bool
 
@@ -70,7 +71,8 @@ def minimize_jax(objective, x0, args=(), lower=None, upper=None, scale=None,
     x = x0 + scale * result.x
     value, grad = value_and_grad(x, *args)
     return OptSummary("L-BFGS-B", x0, x, float(value), np.asarray(grad, dtype=np.float64), scale,
-                      int(result.nfev), int(result.nit), str(result.message), bool(result.success))
+                      int(result.nfev), int(result.nit), max_iter, str(result.message),
+                      bool(result.success))
 
 
 def hessian_fd(objective, x, args=(), scale=None, step: float = 1e-5) -> np.ndarray:

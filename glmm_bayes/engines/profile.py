@@ -19,8 +19,10 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import optimize, stats
 
+from ..errors import FitError
 from ..spec import ModelSpec
 from .marginal import marginal_deviance
+from .scaling import parameter_scales
 from .optimize import hessian_fd, minimize_jax
 from .structure import RandomEffectsLayout, factors_to_theta, model_arrays
 
@@ -51,36 +53,69 @@ def natural_deviance(phi, arrays, layout: RandomEffectsLayout, family, link, p: 
 
 
 def _bounds(spec: ModelSpec, layout: RandomEffectsLayout):
-    lower, upper = [np.full(spec.X.shape[1], -np.inf)], [np.full(spec.X.shape[1], np.inf)]
+    """Bounds of phi (sds and aux >= 0, correlations inside (-1, 1)) and the mask of the
+    positive entries, which the inner optimisations move on the log scale."""
+    lower, upper, positive = [np.full(spec.X.shape[1], -np.inf)], [np.full(spec.X.shape[1], np.inf)], \
+        [np.zeros(spec.X.shape[1], bool)]
     for t in layout.terms:
         n_cor = t.n_theta - t.q
         lower.append(np.concatenate([np.zeros(t.q), np.full(n_cor, -1 + CORRELATION_MARGIN)]))
         upper.append(np.concatenate([np.full(t.q, np.inf), np.full(n_cor, 1 - CORRELATION_MARGIN)]))
+        positive.append(np.arange(t.n_theta) < t.q)
     if spec.family.aux_name is not None:
-        lower.append([1e-10])
+        lower.append([0.0])
         upper.append([np.inf])
-    return np.concatenate(lower), np.concatenate(upper)
+        positive.append([True])
+    return np.concatenate(lower), np.concatenate(upper), np.concatenate(positive)
 
 
-def _with_fixed(free, value, index, free_positions, arrays, deviance):
-    """The deviance with phi_index = value and the other entries taken from `free`."""
-    phi = jnp.zeros(free.shape[0] + 1, dtype=free.dtype).at[free_positions].set(free).at[index].set(value)
+#: Positive parameters are floored here (relative to their scale) before taking logs.
+LOG_FLOOR = 1e-12
+
+
+def _to_free(phi, positive, scale):
+    """phi -> the inner optimiser's coordinates: log(phi / scale) for sds and aux, else phi."""
+    return np.where(positive, np.log(np.maximum(phi / scale, LOG_FLOOR)), phi)
+
+
+def _from_free(z, positive, scale):
+    return jnp.where(positive, scale * jnp.exp(jnp.where(positive, z, 0.0)), z)
+
+
+def _with_fixed(free, value, index, free_positions, positive, scale, arrays, deviance):
+    """The deviance with phi_index = value and the other entries from the free coordinates."""
+    phi = jnp.zeros(free.shape[0] + 1, dtype=free.dtype).at[free_positions].set(
+        _from_free(free, positive, scale)).at[index].set(value)
     return deviance(phi, arrays)
 
 
-class _Profiler:
-    """d_j(v) with warm starts, for one parameter j."""
+def _all_free(z, positive, scale, arrays, deviance):
+    return deviance(_from_free(z, positive, scale), arrays)
 
-    def __init__(self, objective, phi_hat, j, lower, upper, arrays):
+
+class _Profiler:
+    """d_j(v) with warm starts, for one parameter j; the others move in free coordinates."""
+
+    def __init__(self, objective, z_hat, j, coordinates, arrays):
+        lower, upper, positive, scale, step = coordinates
         self.objective, self.j, self.arrays = objective, j, arrays
-        self.free = np.delete(np.arange(phi_hat.size), j)
-        self.start = phi_hat[self.free]
-        self.lower, self.upper = lower[self.free], upper[self.free]
+        self.free = np.delete(np.arange(z_hat.size), j)
+        self.z_hat = z_hat[self.free]
+        self.start = self.z_hat
+        self.positive, self.scale = positive[self.free], scale[self.free]
+        self.lower, self.upper = np.where(self.positive, -np.inf, lower[self.free]), \
+            np.where(self.positive, np.inf, upper[self.free])
+        self.step = step[self.free]
+
+    def reset(self):
+        self.start = self.z_hat
 
     def __call__(self, value: float) -> float:
         result = minimize_jax(self.objective, self.start,
-                              args=(value, self.j, self.free, self.arrays),
-                              lower=self.lower, upper=self.upper)
+                              args=(value, self.j, self.free, self.positive, self.scale, self.arrays),
+                              lower=self.lower, upper=self.upper, scale=self.step)
+        if not np.isfinite(result.fun):
+            raise FitError(f"the profile of parameter {self.j} is not finite at {value:.6g}")
         self.start = result.x
         return float(result.fun)
 
@@ -117,13 +152,22 @@ def profile_intervals(spec: ModelSpec, estimates: dict[str, float], names: list[
     all_names = list(estimates)
     deviance = partial(natural_deviance, layout=layout, family=spec.family, link=spec.link,
                        p=spec.X.shape[1], nagq=nagq)
-    lower, upper = _bounds(spec, layout)
-    start = np.clip(np.array([float(v) for v in estimates.values()]), lower, upper)
-    best = minimize_jax(deviance, start, args=(arrays,), lower=lower, upper=upper)
-    phi_hat, d_min = np.asarray(best.x), float(best.fun)
+    lower, upper, positive = _bounds(spec, layout)
+    phi0 = np.clip(np.array([float(v) for v in estimates.values()]), lower, upper)
+    scale = np.where(positive, np.maximum(phi0, 1e-3 * np.max(np.where(positive, phi0, 0.0))), 1.0)
+    scales = parameter_scales(spec)
+    step = np.concatenate([scales.beta, np.ones(phi0.size - scales.beta.size)])
+    best = minimize_jax(partial(_all_free, deviance=deviance), _to_free(phi0, positive, scale),
+                        args=(positive, scale, arrays), lower=np.where(positive, -np.inf, lower),
+                        upper=np.where(positive, np.inf, upper), scale=step)
+    if not np.isfinite(best.fun):
+        raise FitError(f"the deviance is not finite at the estimate ({best.message})")
+    z_hat, d_min = np.asarray(best.x), float(best.fun)
+    phi_hat = np.asarray(_from_free(jnp.asarray(z_hat), positive, scale))
     crit = stats.chi2.ppf(level, 1)
     steps = _steps(deviance, phi_hat, arrays)
     objective = partial(_with_fixed, deviance=deviance)
+    coordinates = (lower, upper, positive, scale, step)
     out = {}
     for name in names:
         if name in _unprofiled_correlations(spec):
@@ -133,11 +177,11 @@ def profile_intervals(spec: ModelSpec, estimates: dict[str, float], names: list[
             out[name] = (np.nan, np.nan)
             continue
         j = all_names.index(name)
-        profile = _Profiler(objective, phi_hat, j, lower, upper, arrays)
+        profile = _Profiler(objective, z_hat, j, coordinates, arrays)
         excess = lambda d: d - d_min - crit
         ends = []
         for side, bound in ((-1, lower[j]), (1, upper[j])):
-            profile.start = phi_hat[profile.free]
+            profile.reset()
             ends.append(_interval_end(profile, phi_hat[j], steps[j], bound, side, excess))
         out[name] = (_snap(ends[0], lower[j]), _snap(ends[1], upper[j]))
     return out

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..program import ProgramStructure, centred_design, term_factor, uncentre
+from ..program import ProgramStructure, population_from_sites
 from .cholesky import solve_upper
 from .laplace import conditional_fit
 from .structure import ModelArrays, factors_to_theta
@@ -22,12 +22,7 @@ from .structure import ModelArrays, factors_to_theta
 
 def draw_random_effects(key, sites, arrays: ModelArrays, structure: ProgramStructure):
     """One draw of u given one draw of the program's population sites; {z(label): u_k}."""
-    _, means = centred_design(arrays.X, structure.intercept_index)
-    coefs = jnp.stack([sites[n] for n in structure.fixed_names])
-    beta = uncentre(coefs, means, structure.intercept_index)
-    factors = [term_factor(sites, label, names)
-               for label, names in zip(structure.term_labels, structure.term_names)]
-    aux = sites[structure.family.aux_name] if structure.family.aux_name else 1.0
+    beta, factors, aux = population_from_sites(sites, structure, arrays.X)
     theta = factors_to_theta(factors)
     layout = structure.layout
     u, _, L, _ = conditional_fit(beta, theta, aux, arrays, layout, structure.family, structure.link)

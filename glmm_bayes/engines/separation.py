@@ -48,4 +48,4 @@ def warn_separation(spec: ModelSpec, control: Control, what: str) -> None:
                        f"{what}: the response is separated by {', '.join(columns)}: the likelihood "
                        "rises without bound as these fixed effects go to +-infinity, so their "
                        "estimates and standard errors are meaningless. Use priors (fit_map() or "
-                       "sample()) or remove the term", 5)
+                       "sample()) or remove the term")

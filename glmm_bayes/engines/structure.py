@@ -191,7 +191,9 @@ class ModelArrays(NamedTuple):
     z_val: jnp.ndarray
 
 
-def model_arrays(spec: ModelSpec, layout: RandomEffectsLayout, dtype=jnp.float64) -> ModelArrays:
-    as_float = lambda a: jnp.asarray(a, dtype=dtype)
+def model_arrays(spec: ModelSpec, layout: RandomEffectsLayout, dtype=None) -> ModelArrays:
+    """The arrays in `dtype`, or JAX's default float of the calling context (float64 inside the
+    package's own calls)."""
+    as_float = lambda a: jnp.asarray(np.asarray(a, dtype=float), dtype=dtype)
     return ModelArrays(as_float(spec.y), as_float(spec.trials), as_float(spec.offset),
                        as_float(spec.X), jnp.asarray(z_indices(spec, layout)), as_float(z_values(spec)))

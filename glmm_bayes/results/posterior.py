@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..program import ProgramStructure, term_factor, uncentre
+from ..program import ProgramStructure, population_from_sites
 from ..spec import ModelSpec
 from .tables import population_table, population_values, ranef_tables, varcorr_table
 
@@ -147,19 +147,15 @@ def _as_series(ds: xr.Dataset) -> pd.Series:
 
 def lme4_draws(spec: ModelSpec, structure: ProgramStructure, samples: dict) -> dict:
     """Samples of the NumPyro program's sites (chains, draws, ...) -> lme4-scale quantities."""
-    coefs = np.stack([samples[n] for n in spec.fixed_names], axis=-1)
-    means = spec.X.mean(axis=0)
-    if structure.intercept_index is not None:
-        means[structure.intercept_index] = 0.0
-    draws = {"fixef": np.asarray(uncentre(coefs, means, structure.intercept_index)),
-             "cov": {}, "b": {}}
-    for term in spec.terms:
-        T = np.asarray(term_factor(samples, term.label, term.names))
+    beta, factors, aux = population_from_sites(samples, structure, spec.X)
+    draws = {"fixef": np.asarray(beta), "cov": {}, "b": {}}
+    for term, T in zip(spec.terms, factors):
+        T = np.asarray(T)
         draws["cov"][term.label] = T @ np.swapaxes(T, -1, -2)
         if f"z({term.label})" in samples:
             draws["b"][term.label] = samples[f"z({term.label})"] @ np.swapaxes(T, -1, -2)
     if spec.family.aux_name:
-        draws[spec.family.aux_name] = samples[spec.family.aux_name]
+        draws[spec.family.aux_name] = np.asarray(aux)
     return draws
 
 

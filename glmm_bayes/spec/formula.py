@@ -20,9 +20,42 @@ ALLOWED_FUNCTIONS = frozenset(
     {"log", "log2", "log10", "log1p", "exp", "sqrt", "abs", "sin", "cos", "tan",
      "scale", "center", "standardize", "C", "I", "poly", "offset", "cbind", "p"}
 )
-ALLOWED_CONSTANTS = frozenset({"pi", "True", "False"})
+ALLOWED_CONSTANTS = frozenset({"pi", "True", "False", "TRUE", "FALSE"})
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
+_TOKEN = re.compile(r"""\s*(?:(?P<quoted>`[^`]*`)|(?P<name>[A-Za-z_][A-Za-z0-9_.]*)
+    |(?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)|(?P<string>"[^"]*"|'[^']*')
+    |(?P<op>\*\*|==|!=|<=|>=|\|\||%in%|[-+*/:|^(),=~<>\[\]!%&]))""", re.X)
+
+
+def tokens(text: str) -> list[tuple[str, str]]:
+    """(kind, text) pairs: quoted (a `backticked` column), name, number, string, op."""
+    out, pos = [], 0
+    while pos < len(text):
+        match = _TOKEN.match(text, pos)
+        if not match or match.end() == pos:
+            if text[pos:].strip() == "":
+                break
+            raise FormulaError(f"cannot read {text[pos:].strip()!r} in formula {text!r}")
+        out.append((match.lastgroup, match.group(match.lastgroup)))
+        pos = match.end()
+    return out
+
+
+def _check_operators(text: str) -> None:
+    """Two operands side by side (`x z`) are a missing operator, which formulae would silently
+    stop at (fitting `y ~ x` for `y ~ x z`)."""
+    previous = None
+    for kind, tok in tokens(text):
+        starts = kind in ("name", "number", "string", "quoted") or tok == "("
+        if previous is not None and starts:
+            pkind, ptok = previous
+            ends = pkind in ("name", "number", "string", "quoted") or ptok == ")"
+            if ends and not (pkind == "name" and tok == "("):
+                raise FormulaError(f"missing operator between {ptok!r} and {tok!r} in formula "
+                                   f"{text!r}: write '{ptok} + {tok}' (or ':' or '*' for an "
+                                   "interaction)")
+        previous = (kind, tok)
 
 
 @dataclass(frozen=True)
@@ -87,16 +120,20 @@ def _call_arguments(term: str, name: str) -> list[str] | None:
 
 
 def _expand_group(group: str) -> list[str]:
-    """lme4's nesting: `a/b` -> `a`, `a:b`; `a/b/c` -> `a`, `a:b`, `a:b:c`."""
+    """lme4's nesting: `a/b` -> `a`, `a:b`; `a/b/c` -> `a`, `a:b`, `a:b:c`. Backticked
+    names (`my group`) lose their backticks."""
     parts = [p.strip() for p in group.split("/")]
     if any(not p for p in parts):
         raise FormulaError(f"malformed grouping factor {group!r}")
+    names = []
     for part in parts:
-        for factor in part.split(":"):
-            if not _IDENTIFIER.fullmatch(factor.strip()):
+        factors = [f.strip() for f in part.split(":")]
+        for factor in factors:
+            if not (_IDENTIFIER.fullmatch(factor) or re.fullmatch(r"`[^`]+`", factor)):
                 raise FormulaError(
                     f"grouping factor {group!r} must be column names joined by ':' or '/'")
-    return [":".join(p.replace(" ", "") for p in parts[: i + 1]) for i in range(len(parts))]
+        names.append(":".join(f.strip("`") for f in factors))
+    return [":".join(names[: i + 1]) for i in range(len(names))]
 
 
 def _parse_random(inner: str, text: str) -> list[RandomTermSyntax]:
@@ -128,22 +165,26 @@ def _parse_response(lhs: str) -> ResponseSyntax:
 
 
 def check_identifiers(text: str, columns) -> None:
-    """Every called function must be allowed and every other name must be a data column."""
+    """Every called function must be allowed and every other name must be a data column
+    (keyword arguments such as `poly(x, degree=2)` aside); operands need operators between."""
     columns = set(map(str, columns))
-    for match in _IDENTIFIER.finditer(text):
-        name = match.group(0)
-        before = text[: match.start()]
-        if before and (before[-1].isalnum() or before[-1] in "._"):
-            continue  # inside a number such as 1e5 or part of a longer token
-        is_call = text[match.end():].lstrip().startswith("(")
-        if is_call:
-            if name not in ALLOWED_FUNCTIONS:
+    _check_operators(text)
+    found = tokens(text)
+    for i, (kind, tok) in enumerate(found):
+        following = found[i + 1][1] if i + 1 < len(found) else ""
+        if kind == "quoted" and tok[1:-1] not in columns:
+            raise FormulaError(f"unknown column {tok[1:-1]!r} in formula {text!r}; "
+                               f"data columns are: {', '.join(sorted(columns))}")
+        if kind != "name" or following == "=":
+            continue
+        if following == "(":
+            if tok not in ALLOWED_FUNCTIONS:
                 raise FormulaError(
-                    f"function {name!r} is not allowed in a formula; allowed: "
+                    f"function {tok!r} is not allowed in a formula; allowed: "
                     f"{', '.join(sorted(ALLOWED_FUNCTIONS))}")
-        elif name not in columns and name not in ALLOWED_CONSTANTS:
+        elif tok not in columns and tok not in ALLOWED_CONSTANTS:
             raise FormulaError(
-                f"unknown column {name!r} in formula {text!r}; "
+                f"unknown column {tok!r} in formula {text!r}; "
                 f"data columns are: {', '.join(sorted(columns))}")
 
 
@@ -153,6 +194,7 @@ def parse_formula(text: str) -> ParsedFormula:
         raise FormulaError(f"formula must have the form 'response ~ terms', got {text!r}")
     _check_parentheses(text)
     lhs, rhs = (s.strip() for s in text.split("~"))
+    rhs = rhs.replace("^", "**")       # R's power: I(x^2) is x squared, (a + b)^2 interactions
     if not lhs or not rhs:
         raise FormulaError(f"formula {text!r} needs a response and at least one term")
     fixed, random, offsets = [], [], []

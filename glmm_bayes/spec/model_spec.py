@@ -15,10 +15,10 @@ import formulae
 import numpy as np
 import pandas as pd
 
-from ..control import Control
-from ..errors import DataError, FamilyError, FormulaError, ModelError
+from ..control import Control, warn
+from ..errors import DataError, DataWarning, FamilyError, FormulaError, ModelError
 from ..families import Family, Link, resolve_family
-from .formula import ParsedFormula, check_identifiers, parse_formula
+from .formula import ParsedFormula, check_identifiers, parse_formula, tokens
 
 
 @dataclass(frozen=True)
@@ -84,12 +84,15 @@ def lme4_name(label: str) -> str:
     """formulae's column label -> lme4's: `Intercept` -> `(Intercept)`, `treat[B]` -> `treatB`."""
     if label == "Intercept":
         return "(Intercept)"
-    return re.sub(r"\[([^\]]*)\]", r"\1", label)
+    if label.startswith("poly(") and (match := re.fullmatch(r"(.*)\[(\d+)\]", label)):
+        return f"{match.group(1)}{int(match.group(2)) + 1}"     # R numbers poly columns from 1
+    return re.sub(r"\[([^\]]*)\]", r"\1", label).replace(" ** ", "^")
 
 
 #: numpy functions a formula may call (formulae itself provides C, I, scale, center, poly, ...)
 TRANSFORMS = {"log": np.log, "log2": np.log2, "log10": np.log10, "log1p": np.log1p, "exp": np.exp,
-              "sqrt": np.sqrt, "abs": np.abs, "sin": np.sin, "cos": np.cos, "tan": np.tan, "pi": np.pi}
+              "sqrt": np.sqrt, "abs": np.abs, "sin": np.sin, "cos": np.cos, "tan": np.tan, "pi": np.pi,
+              "TRUE": True, "FALSE": False}
 
 
 def _design(expr: str, data: pd.DataFrame) -> tuple[np.ndarray, tuple[str, ...]]:
@@ -97,8 +100,11 @@ def _design(expr: str, data: pd.DataFrame) -> tuple[np.ndarray, tuple[str, ...]]
     if re.fullmatch(r"\s*(0|-\s*1)\s*", expr):
         return np.zeros((len(data), 0)), ()
     try:
-        common = formulae.design_matrices(expr, data, na_action="error",
-                                           extra_namespace=TRANSFORMS).common
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            # non-finite values from a transform are named and dropped by `_drop_non_finite`
+            warnings.simplefilter("ignore", RuntimeWarning)
+            common = formulae.design_matrices(expr, data, na_action="error",
+                                               extra_namespace=TRANSFORMS).common
     except Exception as exc:  # formulae raises several types; re-raise with the term named
         raise FormulaError(f"could not build the design for {expr!r}: {exc}") from exc
     labels = [lab for term in common.terms.values() for lab in term.labels]
@@ -144,8 +150,11 @@ def _factor_levels(data: pd.DataFrame, factor: str) -> tuple[tuple[str, ...], np
 
 
 def _used_columns(parsed: ParsedFormula, data: pd.DataFrame) -> list[str]:
-    tokens = set(re.findall(r"[A-Za-z_][A-Za-z0-9_.]*", parsed.text))
-    return [c for c in data.columns if str(c) in tokens]
+    names = {tok.strip("`") for kind, tok in tokens(parsed.text) if kind in ("name", "quoted")}
+    used = [c for c in data.columns if str(c) in names]
+    if duplicated := sorted({str(c) for c in used if list(data.columns).count(c) > 1}):
+        raise DataError(f"data has several columns named {', '.join(map(repr, duplicated))}")
+    return used
 
 
 def _clean_data(parsed: ParsedFormula, data: pd.DataFrame) -> pd.DataFrame:
@@ -159,8 +168,8 @@ def _clean_data(parsed: ParsedFormula, data: pd.DataFrame) -> pd.DataFrame:
     missing = frame.isna().any(axis=1)
     if missing.any():
         cols = [c for c in used if frame[c].isna().any()]
-        warnings.warn(f"dropped {int(missing.sum())} of {len(frame)} rows with missing values "
-                      f"in {', '.join(map(repr, cols))}", stacklevel=3)
+        warn(f"dropped {int(missing.sum())} of {len(frame)} rows with missing values "
+             f"in {', '.join(map(repr, cols))}", DataWarning)
         frame = frame.loc[~missing]
     if len(frame) == 0:
         raise DataError("no rows left after dropping missing values")
@@ -180,10 +189,9 @@ def _aliased_columns(X: np.ndarray, names: tuple[str, ...]) -> list[str]:
     return aliased
 
 
-def _random_terms(parsed: ParsedFormula, data: pd.DataFrame) -> tuple[RandomEffectTerm, ...]:
+def _random_terms(parsed: ParsedFormula, data: pd.DataFrame, designs) -> tuple[RandomEffectTerm, ...]:
     terms: list[RandomEffectTerm] = []
-    for syntax in parsed.random:
-        Z, names = _design(syntax.expr, data)
+    for syntax, (Z, names) in zip(parsed.random, designs):
         if Z.shape[1] == 0:
             raise FormulaError(f"random-effect term ({syntax.expr} | {syntax.group}) has no columns")
         levels, index = _factor_levels(data, syntax.group)
@@ -197,9 +205,83 @@ def _random_terms(parsed: ParsedFormula, data: pd.DataFrame) -> tuple[RandomEffe
     return tuple(terms)
 
 
+def _numeric_parts(parsed: ParsedFormula, frame: pd.DataFrame):
+    """Every numeric piece of the model evaluated on `frame`: named vectors (response, trials,
+    offsets), the fixed design and one design per random-effect term."""
+    response = parsed.response
+    vectors = {f"response {response.expr!r}": _evaluate(response.successes or response.expr, frame, "response")}
+    if response.trials is not None:
+        vectors[f"trials {response.trials!r}"] = _evaluate(response.trials, frame, "trials")
+    for o in parsed.offsets:
+        vectors[f"offset({o})"] = _evaluate(o, frame, "offset")
+    return vectors, _design(parsed.fixed, frame), [_design(t.expr, frame) for t in parsed.random]
+
+
+def _drop_non_finite(parsed: ParsedFormula, frame: pd.DataFrame):
+    """Rows where a transform made a value NaN or infinite (log(z), z <= 0) are dropped with a
+    warning naming the terms, as R's model.frame drops them; returns (frame, parts)."""
+    parts = _numeric_parts(parsed, frame)
+    vectors, (X, names), designs = parts
+    columns = dict(vectors)
+    columns.update({name: X[:, j] for j, name in enumerate(names)})
+    for syntax, (Z, znames) in zip(parsed.random, designs):
+        columns.update({f"{name} | {syntax.group}": Z[:, j] for j, name in enumerate(znames)})
+    bad, culprits = np.zeros(len(frame), dtype=bool), []
+    for name, values in columns.items():
+        if not np.all(finite := np.isfinite(values)):
+            bad |= ~finite
+            culprits.append(name)
+    if not bad.any():
+        return frame, parts
+    if bad.all():
+        raise DataError(f"every row has a NaN or infinite value of {', '.join(culprits)}")
+    warn(f"dropped {int(bad.sum())} of {len(frame)} rows where {', '.join(culprits)} "
+         "is NaN or infinite (a transform outside its domain, such as log of a value <= 0)",
+         DataWarning)
+    frame = frame.loc[~bad].reset_index(drop=True)
+    return frame, _numeric_parts(parsed, frame)
+
+
+def _check_trials(y: np.ndarray, trials: np.ndarray, expr: str) -> None:
+    if np.any(trials < 0) or np.any(trials != np.round(trials)):
+        bad = trials[(trials < 0) | (trials != np.round(trials))][0]
+        raise DataError(f"binomial trials in {expr!r} must be non-negative whole numbers; found {bad:g}")
+    if np.any(y > trials):
+        raise DataError(f"response {expr!r} has more successes than trials")
+
+
+def _check_identifiable(spec: "ModelSpec", control: Control) -> None:
+    """lme4's checks of the design against the data (check.nobs.vs.nlev, check.nobs.vs.nRE)."""
+    n, p = spec.X.shape
+    if n <= p:
+        raise ModelError(f"{n} observations for {p} fixed effects: the model needs more "
+                         "observations than fixed-effect columns")
+    gaussian = spec.family.name == "gaussian"
+    for term in spec.terms:
+        if term.n_levels >= n:
+            message = (f"grouping factor {term.factor!r} has {term.n_levels} levels for {n} "
+                       "observations: one random effect per observation")
+            if gaussian and control.check_nobs_vs_nlev == "stop":
+                raise ModelError(message + ", which a gaussian model cannot tell from the "
+                                 "residual; remove the term (lme4's check.nobs.vs.nlev)")
+            if control.check_nobs_vs_nlev != "ignore":
+                warn(message + (" (an observation-level effect: overdispersion)" if not gaussian
+                                else ""), DataWarning)
+        if term.q > term.n_levels:
+            warn(f"term ({' + '.join(term.names)} | {term.factor}) has {term.q} columns but "
+                 f"{term.factor!r} has only {term.n_levels} levels: its {term.q} x {term.q} "
+                 "covariance cannot be estimated; simplify the term", DataWarning)
+    n_random = sum(t.q * t.n_levels for t in spec.terms)
+    if gaussian and n_random >= n:
+        control.report("nobs_vs_nre", DataWarning,
+                       f"{n_random} random effects for {n} observations: the random-effect "
+                       "variances and the residual variance are probably unidentifiable")
+
+
 def build_model_spec(formula: str, data: pd.DataFrame, family: str = "gaussian",
                      link: str | None = None, control: Control | None = None) -> ModelSpec:
     """Formula + data + family -> `ModelSpec`. The input DataFrame is never modified."""
+    control = control or Control()
     if not isinstance(data, pd.DataFrame):
         raise DataError(f"data must be a pandas DataFrame, got {type(data).__name__}")
     fam, lnk = resolve_family(family, link)
@@ -207,29 +289,27 @@ def build_model_spec(formula: str, data: pd.DataFrame, family: str = "gaussian",
     check_identifiers(parsed.text.replace("||", "|"), data.columns)
     if not parsed.random:
         raise FormulaError(f"formula {formula!r} has no random-effect term such as (1 | group)")
-    frame = _clean_data(parsed, data)
+    frame, (vectors, (X, fixed_names), designs) = _drop_non_finite(parsed, _clean_data(parsed, data))
 
     response = parsed.response
-    y = _evaluate(response.successes or response.expr, frame, "response")
+    y = vectors[f"response {response.expr!r}"]
     if response.trials is not None:
         if not fam.uses_trials or fam.name == "bernoulli":
             raise FamilyError(f"response {response.expr!r} gives successes and trials; "
                               f"use family='binomial', not {fam.name!r}")
-        trials = _evaluate(response.trials, frame, "trials")
-        if np.any(y > trials):
-            raise DataError(f"response {response.expr!r} has more successes than trials")
+        trials = vectors[f"trials {response.trials!r}"]
+        _check_trials(y, trials, response.expr)
     else:
         trials = np.ones_like(y)
         if fam.name == "binomial":
             raise DataError("binomial family needs trials: write cbind(successes, failures) or "
                             "p(successes, trials) on the left, or use family='bernoulli' for 0/1")
     fam.check_response(y, response.expr)
-    offset = sum((_evaluate(o, frame, "offset") for o in parsed.offsets), np.zeros_like(y))
-
-    X, fixed_names = _design(parsed.fixed, frame)
+    offset = sum((vectors[f"offset({o})"] for o in parsed.offsets), np.zeros_like(y))
     if aliased := _aliased_columns(X, fixed_names):
         raise ModelError(f"fixed-effect model matrix is rank deficient: {', '.join(aliased)} "
                          "is a linear combination of the other columns; remove it from the formula")
-    return ModelSpec(formula, fam, lnk, response.expr, y, trials, offset, X, fixed_names,
-                     _random_terms(parsed, frame), frame)
-
+    spec = ModelSpec(formula, fam, lnk, response.expr, y, trials, offset, X, fixed_names,
+                     _random_terms(parsed, frame, designs), frame)
+    _check_identifiable(spec, control)
+    return spec
