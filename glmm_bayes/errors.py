@@ -56,3 +56,12 @@ class SamplingWarning(GlmmBayesWarning):
 
 class DataWarning(GlmmBayesWarning):
     """Rows dropped, or a design that lme4 would question (levels per observation)."""
+
+
+def integer_argument(name: str, value, minimum: int = 0) -> int:
+    """An integer argument (numpy integers too) of at least `minimum`, or a named error."""
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise GlmmBayesError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)

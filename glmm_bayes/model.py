@@ -20,7 +20,7 @@ from .engines.random_effects import draw_random_effects_for
 from .engines.reml import fit_lmm
 from .engines.structure import ModelArrays, model_arrays
 from .control import Control
-from .errors import ModelError
+from .errors import ModelError, SamplingWarning, integer_argument
 from .numerics import float64
 from .priors import prior_table, resolve_priors
 from .program import ProgramStructure, hierarchical_model, marginal_model
@@ -69,27 +69,31 @@ class Model:
     @float64
     def sample(self, draws: int = 1000, warmup: int = 1000, chains: int = 4, seed: int = 0,
                chain_method: str = "auto", target_accept: float = 0.8, progress: bool = True,
-               log_likelihood: bool = True, random_effects: str = "auto") -> Posterior:
-        """NUTS; warns about divergences and R-hat > 1.01.
+               log_likelihood: bool = True, random_effects: str = "auto",
+               max_tree_depth: int = 10) -> Posterior:
+        """NUTS; warns (`SamplingWarning`) about divergences, saturated trees, low E-BFMI,
+        R-hat > 1.01 and low ESS, for any number of chains.
 
         random_effects: "sample" runs NUTS on the non-centred program (b drawn with the rest);
         "integrate" (linear Gaussian models) runs NUTS on the population parameters with b
         integrated out exactly, then draws b | y, parameters exactly for every draw, which
         removes the funnel between the sds and b; "auto" integrates where it is exact.
         """
+        seed = integer_argument("seed", seed, 0)
         integrate = self._integrates_random_effects(random_effects)
         model = partial(marginal_model, structure=self.structure) if integrate else self.numpyro_model
         samples, stats = run_nuts(model, self.model_kwargs, draws=draws, warmup=warmup,
                                   chains=chains, seed=seed, chain_method=chain_method,
-                                  target_accept=target_accept, progress=progress)
+                                  target_accept=target_accept, progress=progress,
+                                  max_tree_depth=max_tree_depth)
         if integrate:
             key = jax.random.fold_in(jax.random.PRNGKey(seed), 1)
             samples.update(draw_random_effects_for(samples, key, self.model_kwargs["arrays"],
                                                    self.structure))
         loglik = self._pointwise_loglik(samples) if log_likelihood else None
         post = Posterior.from_samples(self.spec, self.structure, samples, stats, loglik, "NUTS")
-        if chains > 1:
-            post.check_convergence()
+        for problem in post.sampling_problems(max_tree_depth):
+            self.control.report("sampling", SamplingWarning, f"NUTS: {problem}")
         return post
 
     def _integrates_random_effects(self, random_effects: str) -> bool:
@@ -113,6 +117,7 @@ class Model:
     @float64
     def sample_prior(self, draws: int = 500, seed: int = 0):
         """Prior and prior predictive draws as an ArviZ DataTree (groups prior, prior_predictive)."""
+        draws, seed = integer_argument("draws", draws, 1), integer_argument("seed", seed, 0)
         predictive = Predictive(self.numpyro_model, num_samples=draws)
         out = predictive(jax.random.PRNGKey(seed), observed=False, **self.model_kwargs)
         y = np.asarray(out.pop("y"))[None]
@@ -122,7 +127,9 @@ class Model:
     @float64
     def fit_map(self, draws: int = 1000, seed: int = 0) -> Posterior:
         """Posterior mode (u integrated out) and draws from its Gaussian approximation."""
-        samples, at_mode, _ = fit_map(self.structure, self.model_kwargs["arrays"], draws, seed)
+        draws, seed = integer_argument("draws", draws, 1), integer_argument("seed", seed, 0)
+        samples, at_mode, _ = fit_map(self.structure, self.model_kwargs["arrays"], draws, seed,
+                                      self.control)
         points = point_values(self.spec, self.structure, at_mode)
         stats = {"diverging": np.zeros((1, draws), dtype=bool)}
         return Posterior.from_samples(self.spec, self.structure, samples, stats,

@@ -66,9 +66,12 @@ _CONSTRUCTORS = {
     "uniform": lambda lo, hi, dimension=None: dist.Uniform(lo, hi),
     "lkj": lambda eta, dimension=None: dist.LKJCholesky(dimension, eta),
 }
-_ARITY = {"normal": 2, "student_t": 3, "cauchy": 2, "half_normal": 1, "half_cauchy": 1,
-          "half_student_t": 2, "exponential": 1, "gamma": 2, "inv_gamma": 2, "lognormal": 2,
-          "uniform": 2, "lkj": 1}
+#: Each prior's arguments; those marked "+" must be positive.
+_ARGUMENTS = {"normal": ("mu", "sigma+"), "student_t": ("df+", "mu", "sigma+"),
+              "cauchy": ("mu", "sigma+"), "half_normal": ("sigma+",), "half_cauchy": ("sigma+",),
+              "half_student_t": ("df+", "sigma+"), "exponential": ("rate+",),
+              "gamma": ("shape+", "rate+"), "inv_gamma": ("shape+", "scale+"),
+              "lognormal": ("mu", "sigma+"), "uniform": ("lower", "upper"), "lkj": ("eta+",)}
 _FOLDABLE = {"normal": "half_normal", "cauchy": "half_cauchy", "student_t": "half_student_t"}
 _POSITIVE = {"half_normal", "half_cauchy", "half_student_t", "exponential", "gamma",
              "inv_gamma", "lognormal"}
@@ -85,8 +88,16 @@ def parse_prior(text: str, key: str = "") -> Prior:
         args = tuple(float(a) for a in match.group(2).split(",")) if match.group(2).strip() else ()
     except ValueError:
         raise PriorError(f"prior {text!r} for {key!r} has non-numeric arguments") from None
-    if len(args) != _ARITY[name]:
-        raise PriorError(f"prior {name} takes {_ARITY[name]} arguments, got {len(args)} in {text!r}")
+    expected = _ARGUMENTS[name]
+    if len(args) != len(expected):
+        raise PriorError(f"prior {name} takes {len(expected)} arguments "
+                         f"({', '.join(a.rstrip('+') for a in expected)}), got {len(args)} in {text!r}")
+    for arg, value in zip(expected, args):
+        if not np.isfinite(value) or (arg.endswith("+") and value <= 0):
+            raise PriorError(f"prior {text!r} for {key!r}: {arg.rstrip('+')} must be "
+                             f"{'a positive' if arg.endswith('+') else 'a finite'} number, got {value:g}")
+    if name == "uniform" and not args[0] < args[1]:
+        raise PriorError(f"prior {text!r} for {key!r}: lower must be below upper")
     return Prior(name, args)
 
 

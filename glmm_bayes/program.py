@@ -1,6 +1,7 @@
 """Stage 2 of the pipeline: `ModelSpec` + priors -> NumPyro model functions.
 
-    Intercept_c, beta ~ priors          (predictors centred; (Intercept) = Intercept_c - xbar' beta)
+    Intercept_c, beta ~ priors          (predictors centred; (Intercept) = Intercept_c - xbar' beta;
+                                         each drawn standardised, beta_j = (s_y / s_x_j) std(beta_j))
     T_k = diag(sd_k) L_k,  L_k ~ LKJCholesky(q_k, eta)
     z_k ~ N(0, I)  (n_k x q_k),  b_k = z_k T_k'           (non-centred)
     eta = X beta + sum_k Z_k b_k + offset,  y ~ family(g^{-1}(eta), aux)
@@ -18,8 +19,10 @@ from dataclasses import dataclass
 import jax.numpy as jnp
 import numpyro
 import numpyro.distributions as dist
+from numpyro.distributions.transforms import AffineTransform
 
 from .engines.marginal import marginal_deviance
+from .engines.scaling import parameter_scales
 from .engines.structure import RandomEffectsLayout, factors_to_theta
 from .families import Family, Link
 from .priors import Parameter, cor_name, sd_name
@@ -54,12 +57,14 @@ class ProgramStructure:
     family: Family
     link: Link
     parameters: tuple[Parameter, ...]
+    fixed_scales: tuple[float, ...]     # s_y / s_x per fixed effect: the units of beta_j
 
     @classmethod
     def from_spec(cls, spec: ModelSpec, parameters: list[Parameter]) -> "ProgramStructure":
         return cls(spec.fixed_names, tuple(t.label for t in spec.terms),
                    tuple(t.names for t in spec.terms), RandomEffectsLayout.from_spec(spec),
-                   spec.family, spec.link, tuple(parameters))
+                   spec.family, spec.link, tuple(parameters),
+                   tuple(float(v) for v in parameter_scales(spec).beta))
 
     def prior(self, name: str):
         return next(p for p in self.parameters if p.name == name).distribution()
@@ -85,9 +90,26 @@ def centred_design(X, intercept_index):
     return X - means, means
 
 
+def standardised_name(name: str) -> str:
+    return f"std({name})"
+
+
 def population_parameters(structure: ProgramStructure):
-    """Sample beta (on the centred design), the factors T_k and the family's aux parameter."""
-    sites = {name: numpyro.sample(name, structure.prior(name)) for name in structure.site_names}
+    """Sample beta (on the centred design), the factors T_k and the family's aux parameter.
+
+    Each fixed effect is drawn in its own units, std(beta_j) = beta_j / (s_y / s_x_j) with the
+    prior mapped by the same affine transform, and recorded as a deterministic site beta_j:
+    NUTS's mass-matrix adaptation and the MAP optimiser then see every coordinate at unit scale
+    (sds, sigma and shape move on the log scale, which units only shift), so both behave the
+    same for y and 1e-12 y.
+    """
+    sites = {}
+    for name, scale in zip(structure.fixed_names, structure.fixed_scales):
+        std = numpyro.sample(standardised_name(name), dist.TransformedDistribution(
+            structure.prior(name), AffineTransform(0.0, 1.0 / scale)))
+        sites[name] = numpyro.deterministic(name, std * scale)
+    for name in structure.site_names[len(structure.fixed_names):]:
+        sites[name] = numpyro.sample(name, structure.prior(name))
     return population_from_sites(sites, structure)
 
 

@@ -197,7 +197,9 @@ def fit_glmm(spec: ModelSpec, nagq: int = 1, control: Control | None = None) -> 
     free = ~(edge & (np.abs(x) < control.singular_tol))
     check_optimum(opt, H, names, control, what, free)
     check_singular(singular, control, what)
-    vcov = 2 * np.linalg.pinv(H[np.ix_(free, free)])[:p, :p]
+    # invert in the scaled coordinates, where the blocks of H are of comparable size
+    D = scale[free]
+    vcov = (2 * D[:, None] * np.linalg.pinv(H[np.ix_(free, free)] * np.outer(D, D)) * D[None, :])[:p, :p]
 
     absolute = theta * float(aux) if family.name == "gaussian" else theta
     u, eta, chol, converged = jax.jit(conditional_fit, static_argnums=(4, 5, 6))(

@@ -17,32 +17,47 @@ from jax.flatten_util import ravel_pytree
 from numpyro.infer.util import initialize_model
 from numpyro.infer import init_to_median
 
+from ..control import Control
+from ..errors import FitError
 from ..program import ProgramStructure, marginal_model
+from .checks import check_optimum
 from .optimize import hessian_fd, minimize_jax
 from .random_effects import draw_random_effects_for
 from .structure import ModelArrays
 
 
-def fit_map(structure: ProgramStructure, arrays: ModelArrays, draws: int, seed: int):
-    """Returns (samples with a chain axis of 1, constrained sites at the mode, optimiser result)."""
+def fit_map(structure: ProgramStructure, arrays: ModelArrays, draws: int, seed: int,
+            control: Control):
+    """Returns (samples with a chain axis of 1, constrained sites at the mode, optimiser record).
+
+    The program's unconstrained coordinates are all of unit scale (standardised fixed effects,
+    log sds), so the optimiser needs no further scaling.
+    """
     model = partial(marginal_model, structure=structure)
     key_init, key_draw, key_u = jax.random.split(jax.random.PRNGKey(seed), 3)
     info = initialize_model(key_init, model, model_kwargs={"arrays": arrays},
                             init_strategy=init_to_median)
     x0, unravel = ravel_pytree(info.param_info.z)
+    names = [k if jnp.size(v) == 1 else f"{k}[{i}]" for k, v in sorted(info.param_info.z.items())
+             for i in range(int(jnp.size(v)))]
     potential = info.potential_fn
 
     def objective(x):
         return potential(unravel(x))
 
-    result = minimize_jax(objective, np.asarray(x0))
-    mode = np.asarray(result.x)
+    opt = minimize_jax(objective, np.asarray(x0), max_iter=control.max_iter)
+    mode = opt.x
     H = hessian_fd(objective, mode)
-    chol = np.linalg.cholesky(np.linalg.inv(H))
+    check_optimum(opt, H, names, control, "MAP fit")
+    try:
+        chol = np.linalg.cholesky(np.linalg.inv(H))
+    except np.linalg.LinAlgError:
+        raise FitError("MAP fit: the Hessian of the log posterior at the mode is not positive "
+                       "definite, so it has no Gaussian approximation; use sample()") from None
     eps = np.asarray(jax.random.normal(key_draw, (draws, mode.size)))
     x_draws = mode + eps @ chol.T
     constrain = jax.jit(jax.vmap(lambda x: info.postprocess_fn(unravel(x))))
     sites = {k: np.asarray(v)[None] for k, v in constrain(jnp.asarray(x_draws)).items()}
     samples = {**sites, **draw_random_effects_for(sites, key_u, arrays, structure)}
     at_mode = {k: np.asarray(v) for k, v in info.postprocess_fn(unravel(jnp.asarray(mode))).items()}
-    return samples, at_mode, result
+    return samples, at_mode, opt

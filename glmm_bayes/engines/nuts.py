@@ -8,6 +8,8 @@ import jax
 import numpy as np
 from numpyro.infer import MCMC, NUTS, init_to_median
 
+from ..errors import integer_argument
+
 CHAIN_METHODS = ("auto", "parallel", "sequential", "vectorized")
 
 
@@ -24,11 +26,9 @@ def run_nuts(model, model_kwargs: dict, *, draws: int, warmup: int, chains: int,
              chain_method: str = "auto", target_accept: float = 0.8, progress: bool = True,
              max_tree_depth: int = 10):
     """Run NUTS; returns (samples by chain, sample stats by chain)."""
-    for name, value in (("draws", draws), ("chains", chains)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if not isinstance(warmup, int) or warmup < 0:
-        raise ValueError(f"warmup must be a non-negative integer, got {warmup!r}")
+    draws, chains = integer_argument("draws", draws, 1), integer_argument("chains", chains, 1)
+    warmup, seed_value = integer_argument("warmup", warmup, 0), integer_argument("seed", seed, 0)
+    max_tree_depth = integer_argument("max_tree_depth", max_tree_depth, 1)
     if not 0 < target_accept < 1:
         raise ValueError(f"target_accept must be in (0, 1), got {target_accept!r}")
     kernel = NUTS(model, target_accept_prob=target_accept, max_tree_depth=max_tree_depth,
@@ -37,7 +37,7 @@ def run_nuts(model, model_kwargs: dict, *, draws: int, warmup: int, chains: int,
                 chain_method=resolve_chain_method(chain_method, chains), progress_bar=progress)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="There are not enough devices")
-        mcmc.run(jax.random.PRNGKey(seed), extra_fields=("diverging", "num_steps", "accept_prob",
+        mcmc.run(jax.random.PRNGKey(seed_value), extra_fields=("diverging", "num_steps", "accept_prob",
                                                          "energy", "adapt_state.step_size"),
                  **model_kwargs)
     samples = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}

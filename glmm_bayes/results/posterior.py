@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
-
 import arviz as az
 import numpy as np
 import pandas as pd
@@ -124,16 +122,36 @@ class Posterior:
         """PSIS-LOO from the pointwise log-likelihood (ArviZ)."""
         return az.loo(self.idata)
 
-    def check_convergence(self, r_hat_max: float = 1.01) -> None:
-        """Warn about divergences and R-hat above `r_hat_max`, naming the parameters."""
+    def sampling_problems(self, max_tree_depth: int = 10, r_hat_max: float = 1.01,
+                          ess_per_chain: int = 100, bfmi_min: float = 0.3) -> list[str]:
+        """Stan's checks, for any number of chains: divergences, trees at the maximum depth,
+        E-BFMI per chain, R-hat and bulk/tail ESS (below `ess_per_chain` x chains) per parameter."""
+        problems, stats = [], self.sample_stats
+        chains, draws = np.shape(stats["diverging"])
         if self.divergences:
-            warnings.warn(f"{self.divergences} divergent transitions after warmup; consider "
-                          "target_accept closer to 1", stacklevel=3)
-        diag = self.diagnostics()
-        bad = diag.index[diag["r_hat"] > r_hat_max].tolist()
-        if bad:
-            warnings.warn(f"R-hat above {r_hat_max} for {', '.join(bad)}; run more draws",
-                          stacklevel=3)
+            problems.append(f"{self.divergences} of {chains * draws} transitions after warmup "
+                            "diverged (the posterior has regions the sampler cannot follow): "
+                            "raise target_accept towards 1, or reparameterise")
+        if "n_steps" in stats and (full := int(np.sum(stats["n_steps"] >= 2 ** max_tree_depth - 1))):
+            problems.append(f"{full} transitions reached the maximum tree depth {max_tree_depth}: "
+                            "the sampler is inefficient here; raise max_tree_depth")
+        if "energy" in stats and draws > 2:
+            bfmi = np.atleast_1d(az.bfmi(self.idata)["energy"].to_numpy())
+            if (low := np.flatnonzero(bfmi < bfmi_min)).size:
+                problems.append(f"E-BFMI below {bfmi_min} in chain(s) {low.tolist()} "
+                                f"({', '.join(f'{b:.2f}' for b in bfmi[low])}): the momentum "
+                                "resampling explores the energy poorly; reparameterise")
+        if draws >= 4:
+            diag = self.diagnostics()
+            if bad := diag.index[~(diag["r_hat"] <= r_hat_max)].tolist():
+                problems.append(f"R-hat above {r_hat_max} for {', '.join(bad)}: the chains have "
+                                "not mixed; run more warmup and draws")
+            floor = ess_per_chain * chains
+            low_ess = diag.index[~(np.minimum(diag["ess_bulk"], diag["ess_tail"]) >= floor)].tolist()
+            if low_ess:
+                problems.append(f"bulk or tail ESS below {floor} for {', '.join(low_ess)}: "
+                                "intervals and means are unreliable; run more draws")
+        return problems
 
     def __repr__(self) -> str:
         chains, draws = self._draws["fixef"].shape[:2]
