@@ -32,14 +32,52 @@ from .model import Model
 from .results import compare
 
 METHODS = ("nuts", "reml", "ml", "laplace", "map")
+#: The spec file's schema: top-level keys and the keys of each table, with their types.
+SCHEMA = {"data": str, "formula": str, "family": str, "link": str, "methods": list,
+          "priors": dict, "sampler": dict, "laplace": dict, "control": dict}
+SAMPLER = {"draws": int, "warmup": int, "chains": int, "seed": int, "chain_method": str,
+           "target_accept": float, "random_effects": str, "max_tree_depth": int}
+LAPLACE = {"nagq": int}
+
+
+class SpecError(GlmmBayesError):
+    """A spec file that cannot be run: syntax, unknown keys, wrong types or values."""
+
+
+def _check_table(table: dict, schema: dict, where: str) -> None:
+    for key, value in table.items():
+        if key not in schema:
+            raise SpecError(f"{where}: unknown key {key!r}; known keys: {', '.join(schema)}")
+        expected = schema[key]
+        ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
+        if expected is float:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not ok:
+            raise SpecError(f"{where}: {key!r} must be {expected.__name__}, got {value!r}")
 
 
 def load_spec(path: Path) -> dict:
-    with open(path, "rb") as fh:
-        spec = tomllib.load(fh)
+    """Read and validate a spec file; every problem is a `SpecError` naming the key."""
+    if not path.is_file():
+        raise SpecError(f"spec file {path} does not exist or is not a file")
+    try:
+        with open(path, "rb") as fh:
+            spec = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path} is not valid TOML: {exc}") from None
+    _check_table(spec, SCHEMA, str(path))
     for key in ("data", "formula"):
         if key not in spec:
-            raise GlmmBayesError(f"spec file {path} needs a {key!r} entry")
+            raise SpecError(f"spec file {path} needs a {key!r} entry")
+    _check_table(spec.get("sampler", {}), SAMPLER, f"{path} [sampler]")
+    _check_table(spec.get("laplace", {}), LAPLACE, f"{path} [laplace]")
+    for key in ("draws", "chains"):
+        if spec.get("sampler", {}).get(key, 1) < 1:
+            raise SpecError(f"{path} [sampler]: {key} must be at least 1, got {spec['sampler'][key]}")
+    if spec.get("sampler", {}).get("warmup", 0) < 0:
+        raise SpecError(f"{path} [sampler]: warmup must be >= 0, got {spec['sampler']['warmup']}")
+    if unknown := [m for m in spec.get("methods", []) if m not in METHODS]:
+        raise SpecError(f"{path}: unknown method(s) {unknown} in 'methods'; use {', '.join(METHODS)}")
     return spec
 
 
@@ -47,7 +85,28 @@ def _data(spec: dict, base: Path) -> pd.DataFrame:
     name = spec["data"]
     if name in list_datasets():
         return load_dataset(name)
-    return pd.read_csv(base / name)
+    path = base / name
+    if not path.is_file():
+        raise SpecError(f"data {name!r} is neither a bundled dataset ({', '.join(list_datasets())}) "
+                        f"nor a file ({path})")
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise SpecError(f"data file {path} could not be read as CSV: {exc}") from None
+    if frame.shape[1] < 2:
+        raise SpecError(f"data file {path} has {frame.shape[1]} column(s); is it a CSV file?")
+    return frame
+
+
+def check_output_folder(out: Path) -> None:
+    """Fail before any fit runs if `out` cannot be created or written."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".glmm-bayes-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise SpecError(f"output folder {out} cannot be written: {exc.strerror or exc}") from None
 
 
 def default_methods(model: Model) -> list[str]:
@@ -55,9 +114,9 @@ def default_methods(model: Model) -> list[str]:
     return ["nuts", "reml" if gaussian else "laplace"]
 
 
-def run_fit(spec: dict, base: Path, method: str, progress: bool = True, out: Path | None = None):
+def run_fit(spec: dict, base: Path, method: str, progress: bool = True):
     model = Model(spec["formula"], _data(spec, base), family=spec.get("family", "gaussian"),
-                  link=spec.get("link"), priors=spec.get("priors"))
+                  link=spec.get("link"), priors=spec.get("priors"), control=spec.get("control"))
     methods = spec.get("methods", default_methods(model)) if method == "all" else [method]
     sampler = {"draws": 1000, "warmup": 1000, "chains": 4, "seed": 0, **spec.get("sampler", {})}
     fits = []
@@ -74,10 +133,10 @@ def run_fit(spec: dict, base: Path, method: str, progress: bool = True, out: Pat
             fits.append(model.fit_map(seed=sampler["seed"]))
         else:
             raise GlmmBayesError(f"unknown method {name!r}; use one of {', '.join(METHODS)} or all")
-    table = compare(*fits)
-    if out is not None:
-        write_outputs(out, fits, table)
-    return model, fits, table
+    for fit in fits:
+        if hasattr(fit, "confint"):
+            fit.confint(method="profile")       # the table shows profile intervals
+    return model, fits, compare(*fits)
 
 
 def write_outputs(out: Path, fits, table: pd.DataFrame) -> None:
@@ -106,15 +165,22 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         spec = load_spec(args.spec)
-        _, _, table = run_fit(spec, args.spec.parent, args.method, progress=not args.quiet,
-                              out=args.out)
-    except (GlmmBayesError, FileNotFoundError) as exc:
+        if args.out is not None:
+            check_output_folder(args.out)
+        _, fits, table = run_fit(spec, args.spec.parent, args.method, progress=not args.quiet)
+    except GlmmBayesError as exc:
         print(f"glmm-bayes: error: {exc}", file=sys.stderr)
         return 2
     with pd.option_context("display.width", 200, "display.max_columns", 30,
                            "display.float_format", "{:.4g}".format):
         print(f"{spec['formula']}  [{spec.get('family', 'gaussian')}]")
         print(table)
+    if args.out is not None:
+        try:
+            write_outputs(args.out, fits, table)
+        except OSError as exc:
+            print(f"glmm-bayes: error: writing to {args.out} failed: {exc}", file=sys.stderr)
+            return 2
     return 0
 
 

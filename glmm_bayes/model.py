@@ -121,7 +121,7 @@ class Model:
         predictive = Predictive(self.numpyro_model, num_samples=draws)
         out = predictive(jax.random.PRNGKey(seed), observed=False, **self.model_kwargs)
         y = np.asarray(out.pop("y"))[None]
-        prior = {k: np.asarray(v)[None] for k, v in out.items()}
+        prior = {k: np.asarray(v)[None] for k, v in out.items() if not k.startswith("std(")}
         return az.from_dict({"prior": prior, "prior_predictive": {"y": y}})
 
     @float64

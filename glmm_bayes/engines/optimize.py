@@ -54,12 +54,15 @@ def minimize_jax(objective, x0, args=(), lower=None, upper=None, scale=None,
     value_and_grad = _compiled_value_and_grad(objective)
     x0 = np.asarray(x0, dtype=np.float64)
     scale = np.ones_like(x0) if scale is None else np.asarray(scale, dtype=np.float64)
+    best = {"fun": np.inf, "z": np.zeros_like(x0)}
 
     def fun(z):
         value, grad = value_and_grad(x0 + scale * np.asarray(z, dtype=np.float64), *args)
         value, grad = float(value), np.asarray(grad, dtype=np.float64) * scale
         if not np.isfinite(value) or not np.all(np.isfinite(grad)):
             return np.inf, np.zeros_like(grad)
+        if value < best["fun"]:
+            best.update(fun=value, z=np.array(z, dtype=np.float64))
         return value, grad
 
     lower = np.full(x0.size, -np.inf) if lower is None else np.asarray(lower, dtype=float)
@@ -70,6 +73,11 @@ def minimize_jax(objective, x0, args=(), lower=None, upper=None, scale=None,
                       options={"maxiter": max_iter, "ftol": 1e-15, "gtol": 1e-9, "maxcor": 20})
     x = x0 + scale * result.x
     value, grad = value_and_grad(x, *args)
+    if not np.isfinite(value) and np.isfinite(best["fun"]):
+        # the line search ended on a non-finite point: report the best finite one, unconverged
+        x = x0 + scale * best["z"]
+        value, grad = value_and_grad(x, *args)
+        result.success, result.message = False, f"ended on a non-finite value ({result.message})"
     return OptSummary("L-BFGS-B", x0, x, float(value), np.asarray(grad, dtype=np.float64), scale,
                       int(result.nfev), int(result.nit), max_iter, str(result.message),
                       bool(result.success))

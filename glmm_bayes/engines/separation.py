@@ -6,7 +6,9 @@ beta when the linear predictor X d never lowers any observation's likelihood and
     counts:    X_i d <= 0 where y_i = 0,   X_i d = 0 where y_i > 0.
 Random effects do not remove this (for every u the conditional likelihood rises along d), so
 the Laplace likelihood's supremum is at infinity. A linear programme finds such a d:
-maximise sum_i s_i X_i d over the box |d_j| <= 1; a positive optimum means separation.
+maximise sum_i s_i X_i d over the box |d_j| <= 1; a positive optimum means separation. A
+second one finds the sparsest such direction (least ||d||_1 with sum_i s_i X_i d = 1), whose
+non-zero entries name the fixed effects at fault.
 """
 
 from __future__ import annotations
@@ -32,14 +34,23 @@ def separating_columns(spec: ModelSpec) -> list[str]:
     free = sign != 0
     if not free.any():
         return []
-    result = linprog(-(sign[free] @ X[free]), A_ub=-(sign[free, None] * X[free]),
-                     b_ub=np.zeros(free.sum()),
-                     A_eq=X[~free] if (~free).any() else None,
-                     b_eq=np.zeros((~free).sum()) if (~free).any() else None,
-                     bounds=[(-1, 1)] * X.shape[1], method="highs")
-    if result.status != 0 or -result.fun <= 1e-7 * len(spec.y):
+    inequality = -(sign[free, None] * X[free])           # s_i X_i d >= 0
+    equality = X[~free] if (~free).any() else None        # X_i d = 0
+    zeros = lambda k: np.zeros(k)
+    found = linprog(-(sign[free] @ X[free]), A_ub=inequality, b_ub=zeros(free.sum()),
+                    A_eq=equality, b_eq=None if equality is None else zeros(equality.shape[0]),
+                    bounds=[(-1, 1)] * X.shape[1], method="highs")
+    if found.status != 0 or -found.fun <= 1e-7 * len(spec.y):
         return []
-    return [name for name, dj in zip(spec.fixed_names, result.x) if abs(dj) > 1e-6]
+    # sparsest direction: d = d+ - d-, minimise sum(d+ + d-) with sum_i s_i X_i d = 1
+    split = lambda A: np.hstack([A, -A])
+    total = (sign[free] @ X[free])[None, :]
+    sparse = linprog(np.ones(2 * X.shape[1]), A_ub=split(inequality), b_ub=zeros(free.sum()),
+                     A_eq=split(np.vstack([total] + ([equality] if equality is not None else []))),
+                     b_eq=np.concatenate([[1.0], zeros(0 if equality is None else equality.shape[0])]),
+                     bounds=[(0, None)] * (2 * X.shape[1]), method="highs")
+    d = sparse.x[:X.shape[1]] - sparse.x[X.shape[1]:] if sparse.status == 0 else found.x
+    return [name for name, dj in zip(spec.fixed_names, d) if abs(dj) > 1e-6 * np.max(np.abs(d))]
 
 
 def warn_separation(spec: ModelSpec, control: Control, what: str) -> None:

@@ -141,6 +141,12 @@ class FrequentistFit:
         return self.estimate.objective if self.method == "REML" else None
 
     @property
+    def optsummary(self):
+        """The optimisation record (start, end, evaluations, gradient, message), as
+        MixedModels.jl's OptSummary."""
+        return self.estimate.opt
+
+    @property
     def singular(self) -> bool:
         return self.estimate.singular
 

@@ -1,0 +1,295 @@
+"""Off the happy path: fits that once failed silently now reach lme4's answer, warn with the
+package's own categories, or raise a named error.
+
+The simulated data are frozen in tests/reference/data (made by simulate_data.py there) and
+lme4's fits of them in lme4_trust.json (lme4_trust.R).
+"""
+
+import json
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import jax
+import numpy as np
+import pandas as pd
+import pytest
+
+import glmm_bayes as gb
+from glmm_bayes.engines.optimize import minimize_with_edge_restart
+from glmm_bayes.engines.reml import profiled_deviance
+from glmm_bayes.engines.structure import RandomEffectsLayout, model_arrays
+
+REFERENCE = Path(__file__).parent / "reference"
+LME4 = json.loads((REFERENCE / "lme4_trust.json").read_text())
+
+
+def simulated(name: str, factors) -> pd.DataFrame:
+    return pd.read_csv(REFERENCE / "data" / f"{name}.csv", dtype={f: str for f in factors})
+
+
+# ---- fits that used to come back wrong ------------------------------------------------------
+
+@pytest.mark.parametrize("key, formula", [
+    ("ticks_three_terms", "TICKS ~ YEAR + HEIGHT + (1|BROOD) + (1|INDEX) + (1|LOCATION)"),
+    ("ticks_two_terms", "TICKS ~ YEAR + HEIGHT + (1|BROOD) + (1|LOCATION)"),
+])
+def test_overdispersed_counts_with_an_observation_level_term_reach_lme4(key, formula):
+    """grouseticks-shaped Poisson GLMM (403 rows, counts to 543, height -59..71, a level per
+    row): once logLik NaN with every sd at its start value. lme4 (tolPwrss 1e-13) stops with
+    its own gradient warning (max|grad| 0.003-0.006), so it sits a small fraction of a standard
+    error from the optimum: our logLik is at least lme4's and within 1e-5 of it, fixed effects
+    within 0.01 SE, sds within 1e-3 relative. Its SE of HEIGHT there is 1% off; lme4 with
+    HEIGHT standardised converges and gives the slopes' SEs we match to 1e-4 (Hessian by
+    finite differences on both sides)."""
+    ref = LME4[key]
+    data = simulated("ticks_sim", ["YEAR", "BROOD", "LOCATION", "INDEX"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", gb.DataWarning)     # INDEX: one level per observation
+        fit = gb.Model(formula, data, family="poisson").fit_laplace()
+    assert fit.loglik >= ref["logLik"] - 1e-6
+    assert abs(fit.loglik - ref["logLik"]) < 1e-5
+    fixef = fit.fixef
+    for name, value in ref["fixef"].items():
+        assert abs(fixef.loc[name, "estimate"] - value) < 0.01 * fixef.loc[name, "std_error"]
+    converged = LME4[f"{key}_standardised"]
+    np.testing.assert_allclose(fixef.loc[list(converged["se"]), "std_error"],
+                               list(converged["se"].values()), rtol=1e-4)
+    sds = dict(zip(fit.varcorr["grp"], fit.varcorr["sdcor"]))
+    for grp, value in zip(ref["grp"], ref["sdcor"]):
+        np.testing.assert_allclose(sds[grp], value, rtol=1e-3)
+    assert fit.optsummary.success or fit.optsummary.scaled_gradient_norm < 1e-3
+
+
+@pytest.mark.parametrize("key, data, reml", [("growth_reml", "growth_sim", True),
+                                             ("growth_ml", "growth_sim", False),
+                                             ("growth2_reml", "growth_sim2", True),
+                                             ("growth2_ml", "growth_sim2", False)])
+def test_random_slopes_do_not_stop_at_a_boundary_saddle(key, data, reml):
+    """Quadratic growth curves, (t + t2 | id): the fit once stopped where a diagonal of Lambda
+    was 0, 1.3 (REML) and 2.1 (ML) log-likelihood units below lme4, reporting 'singular'.
+    Now: lme4's logLik to 1e-8 relative (both optimisers' tolerance), not singular, theta's
+    diagonals >= 0 as lme4 reports them."""
+    ref = LME4[key]
+    model = gb.Model("y ~ t + t2 + (t + t2 | id)", simulated(data, ["id"]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", gb.GlmmBayesWarning)
+        fit = model.fit_reml() if reml else model.fit_ml()
+    np.testing.assert_allclose(fit.loglik, ref["logLik"], rtol=1e-8)
+    np.testing.assert_allclose(fit.theta, ref["theta"], rtol=2e-3, atol=2e-4)
+    assert not fit.singular and ref["singular"] is False
+    assert np.all(fit.theta[[0, 3, 5]] > 0)
+
+
+@pytest.mark.usefixtures("float64")
+def test_edge_restart_leaves_a_saddle_on_the_boundary():
+    """Started with the last diagonal of T exactly 0 (a column of zeros: the criterion is even
+    in that entry, its gradient exactly 0), an optimiser cannot leave it; lme4's restart_edge
+    moves it off the edge and reaches the optimum (lme4's REML criterion, 1e-8 relative)."""
+    model = gb.Model("y ~ t + t2 + (t + t2 | id)", simulated("growth_sim", ["id"]))
+    layout = RandomEffectsLayout.from_spec(model.spec)
+    arrays = model_arrays(model.spec, layout)
+    objective = jax.tree_util.Partial(profiled_deviance, layout=layout, reml=True)
+    start = layout.theta_initial() * 0.5
+    start[5] = 0.0
+    stuck = minimize_with_edge_restart(objective, start, layout.diagonal_mask(), args=(arrays,),
+                                       restart=False)
+    assert stuck.x[5] == 0.0
+    assert stuck.fun > -2 * LME4["growth_reml"]["logLik"] + 1.0
+    freed = minimize_with_edge_restart(objective, start, layout.diagonal_mask(), args=(arrays,))
+    np.testing.assert_allclose(freed.fun, -2 * LME4["growth_reml"]["logLik"], rtol=1e-8)
+
+
+def test_profile_intervals_of_a_crossed_model_are_finite_and_match_lme4():
+    """(1|a) + (1|b) with a small residual sd: the profile once sent sigma to its bound and
+    crashed. lme4's profile (delta.cutoff 1/50) agrees to its spline error, ~1e-4 relative."""
+    ref = LME4["crossed_profile_confint"]
+    fit = gb.Model("y ~ x + (1|a) + (1|b)", simulated("crossed_sim", ["a", "b"])).fit_reml()
+    ci = fit.confint(method="profile")
+    ours = ci.loc[["sd((Intercept)|a)", "sd((Intercept)|b)", "sigma", "(Intercept)", "x"]]
+    assert np.all(np.isfinite(ours.to_numpy()))
+    np.testing.assert_allclose(ours["lower"], ref["lower"], rtol=5e-4)
+    np.testing.assert_allclose(ours["upper"], ref["upper"], rtol=5e-4)
+    # once computed, the profile intervals are what `population` and `compare` show
+    np.testing.assert_allclose(fit.population.loc["sigma", "lower"], ref["lower"][2], rtol=5e-4)
+
+
+# ---- equivariance in the units of y ---------------------------------------------------------
+
+@pytest.mark.parametrize("method", ["fit_reml", "fit_ml", "fit_laplace", "fit_map"])
+def test_estimates_are_equivariant_in_the_units_of_y(method, sleepstudy):
+    """y, 1e6 y and 1e-6 y: estimates and SEs in the original units agree to 1e-6 relative
+    (optimiser tolerance). Once the MAP intercept and the Laplace group sd moved with the units."""
+    fits = {}
+    for c in (1.0, 1e6, 1e-6):
+        model = gb.Model("Reaction ~ Days + (Days | Subject)", sleepstudy.assign(Reaction=sleepstudy.Reaction * c))
+        fit = getattr(model, method)(**({"draws": 50} if method == "fit_map" else {}))
+        table = fit.population["estimate"].copy()
+        scaled = [n for n in table.index if not n.startswith("cor(")]
+        table[scaled] /= c
+        fits[c] = table
+        if method != "fit_map":
+            fits[c, "se"] = fit.fixef["std_error"] / c
+    for c in (1e6, 1e-6):
+        np.testing.assert_allclose(fits[c], fits[1.0], rtol=1e-6, atol=1e-9)
+        if method != "fit_map":
+            np.testing.assert_allclose(fits[c, "se"], fits[1.0, "se"], rtol=1e-6)
+
+
+def test_nuts_is_equivariant_in_the_units_of_y(sleepstudy):
+    """NUTS with y and 1e-12 y (once R-hat 2-3): in the original units the posterior means
+    agree within 5 Monte Carlo standard errors, and the chains mix (R-hat <= 1.02)."""
+    means = {}
+    for c in (1.0, 1e-12):
+        post = gb.Model("Reaction ~ Days + (1 | Subject)", sleepstudy.assign(Reaction=sleepstudy.Reaction * c)) \
+            .sample(draws=400, warmup=400, chains=2, seed=1, progress=False)
+        diag = post.diagnostics()
+        assert diag["r_hat"].max() <= 1.02
+        means[c] = (post.population["estimate"] / c, diag["mcse_mean"] / c)
+    (m1, e1), (m2, e2) = means[1.0], means[1e-12]
+    assert np.all(np.abs(m1 - m2) < 5 * np.sqrt(e1 ** 2 + e2 ** 2))
+
+
+# ---- warnings of the package's own categories -----------------------------------------------
+
+def test_singular_fit_warns(sleepstudy):
+    """Subjects whose means are exactly equal: the between-subject variance is estimated at
+    zero, lme4's 'boundary (singular) fit'."""
+    rng = np.random.default_rng(0)
+    noise = pd.Series(rng.normal(0, 20, len(sleepstudy)))
+    noise -= noise.groupby(sleepstudy.Subject).transform("mean")
+    data = sleepstudy.assign(Reaction=250 + 10 * sleepstudy.Days + noise)
+    with pytest.warns(gb.SingularFitWarning, match=r"sd\(\(Intercept\)\|Subject\)"):
+        fit = gb.Model("Reaction ~ Days + (1 | Subject)", data).fit_reml()
+    assert fit.singular
+
+
+def test_separation_and_all_zero_counts_warn():
+    """A predictor that separates a 0/1 response, and an all-zero Poisson response, have
+    infinite ML estimates: a SeparationWarning names the fixed effects."""
+    rng = np.random.default_rng(1)
+    n = 120
+    data = pd.DataFrame({"x": rng.normal(size=n), "w": rng.normal(size=n),
+                         "g": np.repeat(list("abcdefghij"), n // 10)})
+    data["y"] = (data.x > 0).astype(int)
+    with pytest.warns(gb.SeparationWarning, match=r"separated by x:"):
+        gb.Model("y ~ x + w + (1 | g)", data, family="bernoulli").fit_laplace()
+    with pytest.warns(gb.SeparationWarning, match=r"separated by \(Intercept\):"):
+        gb.Model("y ~ w + (1 | g)", data.assign(y=0), family="poisson").fit_laplace()
+    # no separation: no warning
+    data["y"] = (data.x + rng.normal(size=n) > 0).astype(int)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", gb.SeparationWarning)
+        gb.Model("y ~ x + w + (1 | g)", data, family="bernoulli").fit_laplace()
+
+
+def test_optimiser_at_its_iteration_cap_warns_or_raises(sleepstudy):
+    model = gb.Model("Reaction ~ Days + (Days | Subject)", sleepstudy, control={"max_iter": 2})
+    with pytest.warns(gb.ConvergenceWarning, match="iteration cap"):
+        model.fit_reml()
+    strict = gb.Model("Reaction ~ Days + (Days | Subject)", sleepstudy,
+                      control=gb.Control(max_iter=2, check_convergence="stop"))
+    with pytest.raises(gb.FitError, match="iteration cap"):
+        strict.fit_ml()
+    quiet = gb.Model("Reaction ~ Days + (Days | Subject)", sleepstudy,
+                     control=gb.Control(max_iter=2, check_convergence="ignore"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", gb.ConvergenceWarning)
+        quiet.fit_reml()
+    with pytest.raises(gb.GlmmBayesError, match="unknown control setting"):
+        gb.Model("Reaction ~ Days + (1 | Subject)", sleepstudy, control={"maxiter": 5})
+
+
+def test_one_chain_is_checked_too(sleepstudy):
+    """chains=1 once skipped every check; a 30-draw chain cannot have enough ESS."""
+    with pytest.warns(gb.SamplingWarning, match="ESS below"):
+        gb.Model("Reaction ~ Days + (1 | Subject)", sleepstudy).sample(
+            draws=30, warmup=30, chains=1, progress=False)
+
+
+# ---- input checks ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("formula", ["Reaction ~ Days Subject + (1 | Subject)",
+                                     "Reaction ~ Days + (1 + Days Subject | Subject)"])
+def test_a_missing_operator_is_an_error_not_a_dropped_term(sleepstudy, formula):
+    with pytest.raises(gb.FormulaError, match="missing operator between 'Days' and 'Subject'"):
+        gb.Model(formula, sleepstudy)
+
+
+def test_what_lme4_users_write_works(sleepstudy):
+    """R's power inside I(), backticked names with spaces, keyword arguments in poly()."""
+    m = gb.Model("Reaction ~ Days + I(Days^2) + (1 | Subject)", sleepstudy)
+    assert m.spec.fixed_names == ("(Intercept)", "Days", "I(Days^2)")
+    np.testing.assert_array_equal(m.spec.X[:, 2], sleepstudy.Days ** 2)
+    spaced = sleepstudy.rename(columns={"Days": "days of sleep", "Subject": "the subject"})
+    m = gb.Model("Reaction ~ `days of sleep` + (1 | `the subject`)", spaced)
+    assert m.spec.fixed_names == ("(Intercept)", "days of sleep") and m.spec.terms[0].n_levels == 18
+    m = gb.Model("Reaction ~ poly(Days, degree=2, raw=TRUE) + (1 | Subject)", sleepstudy)
+    assert m.spec.fixed_names[1:] == ("poly(Days, degree=2, raw=TRUE)1", "poly(Days, degree=2, raw=TRUE)2")
+    np.testing.assert_allclose(m.spec.X[:, 2], sleepstudy.Days ** 2)
+
+
+def test_a_model_without_fixed_effects_runs_in_every_engine(sleepstudy):
+    """y ~ 0 + (1|g) once crashed NUTS, MAP and compare with a JAX error. With no fixed
+    effects REML equals ML."""
+    data = sleepstudy.assign(Reaction=sleepstudy.Reaction - sleepstudy.Reaction.mean())
+    model = gb.Model("Reaction ~ 0 + (1 | Subject)", data)
+    reml, ml, laplace = model.fit_reml(), model.fit_ml(), model.fit_laplace()
+    np.testing.assert_allclose(reml.loglik, ml.loglik, rtol=1e-10)
+    np.testing.assert_allclose(laplace.loglik, ml.loglik, rtol=1e-8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", gb.SamplingWarning)
+        post = model.sample(draws=100, warmup=100, chains=1, progress=False)
+    table = gb.compare(reml, model.fit_map(draws=50), post)
+    assert list(table.index) == ["sd((Intercept)|Subject)", "sigma"]
+    assert reml.fixef.empty
+
+
+def test_design_checks(sleepstudy):
+    per_row = sleepstudy.assign(obs=np.arange(len(sleepstudy)).astype(str))
+    with pytest.raises(gb.ModelError, match="180 levels for 180 observations"):
+        gb.Model("Reaction ~ Days + (1 | obs)", per_row)
+    counts = per_row.assign(Reaction=np.round(per_row.Reaction).astype(int))
+    with pytest.warns(gb.DataWarning, match="observation-level effect"):
+        gb.Model("Reaction ~ Days + (1 | obs)", counts, family="poisson")
+    two = sleepstudy[sleepstudy.Subject.isin(["308", "309"])]
+    with pytest.warns(gb.DataWarning, match="has 3 columns but 'Subject' has only 2 levels"):
+        gb.Model("Reaction ~ Days + (Days + I(Days^2) | Subject)", two)
+    tiny = pd.DataFrame({"y": [1.0, 2.0, 3.0], "x": [0.0, 1.0, 3.0], "g": list("aab")})
+    with pytest.raises(gb.ModelError, match="3 observations for 3 fixed effects"):
+        gb.Model("y ~ x + I(x^2) + (1 | g)", tiny)
+
+
+def test_values_made_non_finite_by_a_transform_drop_rows_with_the_term_named(sleepstudy):
+    with pytest.warns(gb.DataWarning, match=r"dropped 18 of 180 rows where log\(Days\)"):
+        m = gb.Model("Reaction ~ log(Days) + (1 | Subject)", sleepstudy)
+    assert m.spec.n_obs == 162 and np.all(np.isfinite(m.spec.X))
+
+
+def test_bad_trials_priors_arguments_and_duplicate_columns(sleepstudy):
+    data = pd.DataFrame({"s": [1, 2, 0, 3], "n": [2, 2.5, 3, 4], "g": list("aabb")})
+    with pytest.raises(gb.DataError, match="trials .* whole numbers; found 2.5"):
+        gb.Model("p(s, n) ~ 1 + (1 | g)", data, family="binomial")
+    for prior, match in [({"Days": "normal(0, -1)"}, "sigma must be a positive number, got -1"),
+                         ({"Days": "uniform(5, 1)"}, "lower must be below upper"),
+                         ({"sigma": "exponential(0)"}, "rate must be a positive number, got 0")]:
+        with pytest.raises(gb.PriorError, match=match):
+            gb.Model("Reaction ~ Days + (1 | Subject)", sleepstudy, priors=prior)
+    model = gb.Model("Reaction ~ Days + (1 | Subject)", sleepstudy)
+    with pytest.raises(gb.GlmmBayesError, match="seed must be an integer"):
+        model.fit_map(draws=10, seed=1.5)
+    assert model.fit_map(draws=np.int64(10), seed=np.int32(2)).population.shape[0] == 4
+    doubled = pd.concat([sleepstudy, sleepstudy[["Days"]]], axis=1)
+    with pytest.raises(gb.DataError, match="several columns named 'Days'"):
+        gb.Model("Reaction ~ Days + (1 | Subject)", doubled)
+
+
+def test_import_changes_no_jax_setting():
+    """`import glmm_bayes` and a fit leave jax_enable_x64 as the process had it."""
+    code = ("import jax; before = jax.config.jax_enable_x64; import glmm_bayes as gb; "
+            "m = gb.Model('Yield ~ 1 + (1|Batch)', gb.load_dataset('Dyestuff')); m.fit_reml(); "
+            "import jax.numpy as jnp; "
+            "print(before, jax.config.jax_enable_x64, jnp.ones(1).dtype)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False", "float32"]
