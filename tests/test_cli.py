@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from glmm_bayes.cli import main
 
@@ -28,3 +29,33 @@ def test_bad_spec_is_a_clear_error(tmp_path, capsys):
     spec.write_text('data = "sleepstudy"\nformula = "Reaction ~ Dayz + (1 | Subject)"\n')
     assert main(["fit", str(spec), "--method", "reml"]) == 2
     assert "unknown column 'Dayz'" in capsys.readouterr().err
+
+
+SPEC = 'data = "sleepstudy"\nformula = "Reaction ~ Days + (1 | Subject)"\n'
+
+
+@pytest.mark.parametrize("text, message", [
+    ('data = "sleepstudy"\nformula = "x\n', "is not valid TOML"),
+    (SPEC + "[sampler]\ndraw = 10\n", "unknown key 'draw'"),
+    (SPEC + "[sampler]\ndraws = 0\n", "draws must be at least 1"),
+    (SPEC + 'methods = "reml"\n', "'methods' must be list"),
+    (SPEC + 'methods = ["rmel"]\n', "unknown method"),
+    ('data = "."\nformula = "Reaction ~ Days + (1 | Subject)"\n', "is neither a bundled dataset"),
+    ('data = "bytes.csv"\nformula = "Reaction ~ Days + (1 | Subject)"\n', "could not be read as CSV"),
+])
+def test_spec_mistakes_are_one_line_and_exit_2(tmp_path, capsys, text, message):
+    (tmp_path / "bytes.csv").write_bytes(bytes(range(256)) * 4)
+    spec = tmp_path / "spec.toml"
+    spec.write_text(text)
+    assert main(["fit", str(spec), "--method", "reml"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_unwritable_output_folder_is_found_before_fitting(tmp_path, capsys):
+    spec = tmp_path / "spec.toml"
+    spec.write_text(SPEC)
+    (tmp_path / "a_file").write_text("")
+    assert main(["fit", str(spec), "--method", "reml", "--out", str(tmp_path / "a_file" / "out")]) == 2
+    captured = capsys.readouterr()
+    assert "cannot be written" in captured.err and captured.out == ""

@@ -85,5 +85,5 @@ def test_sampler_arguments(sleepstudy):
     m = gb.Model("Reaction ~ Days + (1 | Subject)", sleepstudy)
     with pytest.raises(ValueError, match="chain_method must be one of"):
         m.sample(chain_method="fast", progress=False)
-    with pytest.raises(ValueError, match="draws must be a positive integer"):
+    with pytest.raises(ValueError, match="draws must be an integer >= 1"):
         m.sample(draws=0, progress=False)

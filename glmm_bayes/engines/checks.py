@@ -47,19 +47,18 @@ def check_optimum(opt: OptSummary, hessian: np.ndarray, names: list[str], contro
     if not np.all(np.isfinite(eigenvalues)):
         raise FitError(f"{what}: the Hessian at the optimum is not finite")
     top = max(abs(eigenvalues[-1]), 1e-300)
+    worst = labels[int(np.argmax(np.abs(vectors[:, 0])))]      # the flattest direction's main part
     if eigenvalues[0] <= -control.hessian_tol * top:
-        worst = labels[int(np.argmax(np.abs(vectors[:, 0])))]
-        control.report("convergence", ConvergenceWarning,
-                       f"{what}: the Hessian at the optimum has {int(np.sum(eigenvalues < 0))} "
-                       f"negative eigenvalue(s), so the end point is not a minimum (most involved: "
-                       f"{worst}); the fit did not converge")
-        return
-    if eigenvalues[0] < control.hessian_tol * top:
-        worst = labels[int(np.argmax(np.abs(vectors[:, 0])))]
-        control.report("convergence", ConvergenceWarning,
-                       f"{what}: the model is nearly unidentifiable: the Hessian is nearly singular "
-                       f"(eigenvalue ratio {eigenvalues[0] / top:.1e}), mostly in the direction of "
-                       f"{worst}; rescale predictors or simplify the model")
+        problem = (f"the Hessian at the optimum has {int(np.sum(eigenvalues < 0))} negative "
+                   f"eigenvalue(s), so the end point is not a minimum (most involved: {worst})")
+    elif eigenvalues[0] < control.hessian_tol * top:
+        problem = (f"the model is nearly unidentifiable: the Hessian is nearly singular (eigenvalue "
+                   f"ratio {eigenvalues[0] / top:.1e}), mostly in the direction of {worst}; "
+                   "rescale predictors or simplify the model")
+    else:
+        problem = None
+    if problem:
+        control.report("convergence", ConvergenceWarning, f"{what}: {problem}")
         return
     newton = vectors @ ((vectors.T @ g) / np.sqrt(eigenvalues))     # H^{-1/2} g, a rotation of R^{-T} g
     if np.max(np.abs(newton)) > control.gradient_tol:
