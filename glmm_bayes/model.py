@@ -136,6 +136,10 @@ class Model:
                                       self._pointwise_loglik(samples), "MAP", points)
 
     # ---- frequentist engines
+    def _engine_data(self) -> tuple:
+        """The layout and arrays every engine shares (built once per model and precision)."""
+        return self.structure.layout, self.model_kwargs["arrays"]
+
     def _require_gaussian(self, method: str) -> None:
         if self.spec.family.name != "gaussian" or self.spec.link.name != "identity":
             raise ModelError(f"{method} applies to gaussian models with the identity link; this "
@@ -145,18 +149,18 @@ class Model:
     def fit_reml(self) -> FrequentistFit:
         """REML fit (lmer's default), gaussian models only."""
         self._require_gaussian("REML")
-        return FrequentistFit(self.spec, fit_lmm(self.spec, reml=True, control=self.control), self.control)
+        return FrequentistFit(self, fit_lmm(self.spec, *self._engine_data(), reml=True, control=self.control))
 
     @float64
     def fit_ml(self) -> FrequentistFit:
         """Maximum likelihood fit (lmer(REML = FALSE)), gaussian models only."""
         self._require_gaussian("ML")
-        return FrequentistFit(self.spec, fit_lmm(self.spec, reml=False, control=self.control), self.control)
+        return FrequentistFit(self, fit_lmm(self.spec, *self._engine_data(), reml=False, control=self.control))
 
     @float64
     def fit_laplace(self, nagq: int = 1) -> FrequentistFit:
         """Marginal ML with u integrated out by Laplace (nagq = 1) or adaptive Gauss-Hermite."""
-        return FrequentistFit(self.spec, fit_glmm(self.spec, nagq=nagq, control=self.control), self.control)
+        return FrequentistFit(self, fit_glmm(self.spec, *self._engine_data(), nagq=nagq, control=self.control))
 
     def __repr__(self) -> str:
         return (f"<Model {self.spec.formula!r}: {self.spec.family.name}({self.spec.link.name}), "

@@ -51,9 +51,7 @@ class ProgramStructure:
     """Static description of the program (hashable): names, shapes and priors."""
 
     fixed_names: tuple[str, ...]
-    term_labels: tuple[str, ...]
-    term_names: tuple[tuple[str, ...], ...]
-    layout: RandomEffectsLayout
+    layout: RandomEffectsLayout         # the terms: labels, column names, shapes
     family: Family
     link: Link
     parameters: tuple[Parameter, ...]
@@ -61,8 +59,7 @@ class ProgramStructure:
 
     @classmethod
     def from_spec(cls, spec: ModelSpec, parameters: list[Parameter]) -> "ProgramStructure":
-        return cls(spec.fixed_names, tuple(t.label for t in spec.terms),
-                   tuple(t.names for t in spec.terms), RandomEffectsLayout.from_spec(spec),
+        return cls(spec.fixed_names, RandomEffectsLayout.from_spec(spec),
                    spec.family, spec.link, tuple(parameters),
                    tuple(float(v) for v in parameter_scales(spec).beta))
 
@@ -73,8 +70,8 @@ class ProgramStructure:
     def site_names(self) -> tuple[str, ...]:
         """The population-level sample sites, in the order the program draws them."""
         names = list(self.fixed_names)
-        for label, coefs, t in zip(self.term_labels, self.term_names, self.layout.terms):
-            names += [sd_name(c, label) for c in coefs] + ([cor_name(label)] if t.q > 1 else [])
+        for t in self.layout.terms:
+            names += [sd_name(c, t.label) for c in t.names] + ([cor_name(t.label)] if t.q > 1 else [])
         return tuple(names + ([self.family.aux_name] if self.family.aux_name else []))
 
     @property
@@ -117,15 +114,15 @@ def population_from_sites(sites: dict, structure: ProgramStructure, X=None):
     """The program's sites (any leading sample axes) -> (coefficients, [T_k], aux), the one map
     from site names to parameters. Coefficients are on the centred design, or on the original
     design when `X` (whose column means undo the centring) is given."""
-    first_sd = sd_name(structure.term_names[0][0], structure.term_labels[0])
+    first = structure.layout.terms[0]
+    first_sd = sd_name(first.names[0], first.label)
     lead = jnp.shape(sites[first_sd])
     coefs = jnp.stack([jnp.asarray(sites[n]) for n in structure.fixed_names], axis=-1) \
         if structure.fixed_names else jnp.zeros(lead + (0,))
     if X is not None:
         coefs = uncentre(coefs, centred_design(jnp.asarray(X), structure.intercept_index)[1],
                          structure.intercept_index)
-    factors = [term_factor(sites, label, names)
-               for label, names in zip(structure.term_labels, structure.term_names)]
+    factors = [term_factor(sites, t.label, t.names) for t in structure.layout.terms]
     aux_name = structure.family.aux_name
     return coefs, factors, (sites[aux_name] if aux_name else 1.0)
 
@@ -142,8 +139,8 @@ def hierarchical_model(arrays, structure: ProgramStructure, observed: bool = Tru
     Xc, _ = centred_design(arrays.X, structure.intercept_index)
     coefs, factors, aux = population_parameters(structure)
     eta = Xc @ coefs + arrays.offset
-    for label, T, t in zip(structure.term_labels, factors, structure.layout.terms):
-        z = numpyro.sample(f"z({label})", dist.Normal(0.0, 1.0).expand([t.n_levels, t.q]).to_event(2))
+    for T, t in zip(factors, structure.layout.terms):
+        z = numpyro.sample(f"z({t.label})", dist.Normal(0.0, 1.0).expand([t.n_levels, t.q]).to_event(2))
         b = z @ T.T
         level = (arrays.z_idx[:, t.row_pos] - t.start) // t.q
         eta = eta + jnp.sum(arrays.z_val[:, t.row_pos:t.row_pos + t.q] * b[level], axis=1)

@@ -30,7 +30,7 @@ from .optimize import hessian_fd, minimize_with_edge_restart
 from .scaling import glm_start, parameter_scales
 from .separation import warn_separation
 from .structure import (ModelArrays, RandomEffectsLayout, canonical_theta, conditional_covariances,
-                        covariance_factors, model_arrays, singular_terms, sparse_matvec,
+                        covariance_factors, singular_terms, sparse_matvec,
                         sparse_rmatvec, split_by_term, theta_names, z_lambda_values)
 
 PIRLS_MAX_ITER = 100
@@ -177,7 +177,8 @@ def check_nagq(spec: ModelSpec, nagq: int) -> None:
                          f"(1 | g); this model has {', '.join(t.label + str(list(t.names)) for t in spec.terms)}")
 
 
-def fit_glmm(spec: ModelSpec, nagq: int = 1, control: Control | None = None) -> Estimate:
+def fit_glmm(spec: ModelSpec, layout: RandomEffectsLayout, arrays: ModelArrays, nagq: int = 1,
+             control: Control | None = None) -> Estimate:
     """Maximise the Laplace / AGQ likelihood jointly over (beta, theta, log aux), as glmer,
     from a GLM fit, in coordinates scaled to the data; then check the optimum."""
     control = control or Control()
@@ -185,8 +186,6 @@ def fit_glmm(spec: ModelSpec, nagq: int = 1, control: Control | None = None) -> 
     nagq = int(nagq)
     what = "Laplace fit" if nagq == 1 else f"AGQ({nagq}) fit"
     warn_separation(spec, control, what)
-    layout = RandomEffectsLayout.from_spec(spec)
-    arrays = model_arrays(spec, layout)
     family, link = spec.family, spec.link
     has_aux = family.aux_name is not None
     p = spec.X.shape[1]

@@ -24,7 +24,7 @@ from ..spec import ModelSpec
 from .marginal import marginal_deviance
 from .scaling import parameter_scales
 from .optimize import hessian_fd, minimize_jax
-from .structure import RandomEffectsLayout, factors_to_theta, model_arrays
+from .structure import ModelArrays, RandomEffectsLayout, factors_to_theta
 
 #: Correlations are kept this far inside (-1, 1), where the factor of C is differentiable.
 CORRELATION_MARGIN = 1e-8
@@ -140,15 +140,14 @@ def _interval_end(profile, v_hat, step, bound, side, excess):
                            rtol=1e-10)
 
 
-def profile_intervals(spec: ModelSpec, estimates: dict[str, float], names: list[str],
-                      level: float = 0.95, nagq: int = 1) -> dict[str, tuple[float, float]]:
+def profile_intervals(spec: ModelSpec, layout: RandomEffectsLayout, arrays: ModelArrays,
+                      estimates: dict[str, float], names: list[str], level: float = 0.95,
+                      nagq: int = 1) -> dict[str, tuple[float, float]]:
     """name -> (lower, upper) profile-likelihood interval at `level`.
 
     `estimates`: the ML or Laplace estimate of every natural parameter, in the order and with the
     names of `population_values`; `names`: the parameters to profile.
     """
-    layout = RandomEffectsLayout.from_spec(spec)
-    arrays = model_arrays(spec, layout)
     all_names = list(estimates)
     deviance = partial(natural_deviance, layout=layout, family=spec.family, link=spec.link,
                        p=spec.X.shape[1], nagq=nagq)

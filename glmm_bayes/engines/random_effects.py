@@ -27,8 +27,8 @@ def draw_random_effects(key, sites, arrays: ModelArrays, structure: ProgramStruc
     layout = structure.layout
     u, _, L, _ = conditional_fit(beta, theta, aux, arrays, layout, structure.family, structure.link)
     u = u + solve_upper(L, jax.random.normal(key, u.shape, dtype=u.dtype))
-    return {f"z({label})": u[t.start:t.start + t.n_levels * t.q].reshape(t.n_levels, t.q)
-            for label, t in zip(structure.term_labels, layout.terms)}
+    return {f"z({t.label})": u[t.start:t.start + t.n_levels * t.q].reshape(t.n_levels, t.q)
+            for t in layout.terms}
 
 
 def draw_random_effects_for(samples: dict, key, arrays: ModelArrays,

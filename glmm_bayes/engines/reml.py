@@ -28,7 +28,7 @@ from .checks import check_finite, check_optimum, check_singular
 from .estimate import Estimate
 from .optimize import hessian_fd, minimize_with_edge_restart
 from .structure import (ModelArrays, RandomEffectsLayout, canonical_theta, conditional_covariances,
-                        covariance_factors, model_arrays, singular_terms, sparse_crossprod,
+                        covariance_factors, singular_terms, sparse_crossprod,
                         sparse_matvec, sparse_rmatvec, split_by_term, theta_names, z_lambda_values)
 
 class PlsSolution(NamedTuple):
@@ -76,13 +76,12 @@ def gaussian_deviance(beta, theta, sigma, arrays: ModelArrays, layout: RandomEff
     return pls.logdet_L + (pls.r2 + gap @ gap) / sigma ** 2 + n * jnp.log(2 * jnp.pi * sigma ** 2)
 
 
-def fit_lmm(spec: ModelSpec, reml: bool = True, control: Control | None = None) -> Estimate:
+def fit_lmm(spec: ModelSpec, layout: RandomEffectsLayout, arrays: ModelArrays, reml: bool = True,
+            control: Control | None = None) -> Estimate:
     """Minimise the profiled deviance over theta (unbounded, then signed as lme4's), check the
     optimum, and assemble lme4's estimates there."""
     control = control or Control()
     what = "REML fit" if reml else "ML fit"
-    layout = RandomEffectsLayout.from_spec(spec)
-    arrays = model_arrays(spec, layout)
     objective = partial(profiled_deviance, layout=layout, reml=reml)
     opt = minimize_with_edge_restart(objective, layout.theta_initial(), layout.diagonal_mask(),
                                      args=(arrays,), max_iter=control.max_iter,

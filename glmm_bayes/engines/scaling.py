@@ -15,7 +15,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..spec import ModelSpec, column_scale
-from .structure import RandomEffectsLayout, _tril_column_major
+from .structure import _tril_column_major
 
 GLM_MAX_ITER = 50
 ETA_LIMIT = 30.0      # the start's linear predictor is clipped here (separated data)

@@ -23,6 +23,10 @@ from ..spec import ModelSpec
 
 @dataclass(frozen=True)
 class TermLayout:
+    """The static part of a random-effect term (its data, Z_k and levels, is in the spec)."""
+
+    label: str          # lme4's VarCorr group name: "Subject", "Subject.1"
+    names: tuple[str, ...]   # its columns: "(Intercept)", "Days"
     q: int
     n_levels: int
     start: int          # first column of this term's block of Z (and entry of u and b)
@@ -45,7 +49,7 @@ class RandomEffectsLayout:
         order = sorted(range(len(sizes)), key=lambda k: -sizes[k])
         starts = dict(zip(order, np.cumsum([0] + [sizes[k] for k in order])[:-1].tolist()))
         row_pos = np.cumsum([0] + [term.q for term in spec.terms])[:-1].tolist()
-        return cls(tuple(TermLayout(term.q, term.n_levels, starts[k], row_pos[k])
+        return cls(tuple(TermLayout(term.label, term.names, term.q, term.n_levels, starts[k], row_pos[k])
                          for k, term in enumerate(spec.terms)))
 
     @property

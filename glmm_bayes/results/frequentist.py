@@ -8,20 +8,17 @@ from scipy import stats
 
 from ..engines.estimate import Estimate
 from ..engines.profile import profile_intervals
-from ..engines.reml import fit_lmm
-from ..control import Control
 from ..errors import ModelError
 from ..numerics import float64
-from ..spec import ModelSpec
 from .tables import population_values, ranef_tables, varcorr_table
 
 
 class FrequentistFit:
     """fixef, varcorr, ranef, vcov, loglik, aic, bic, deviance, reml_criterion, sigma, theta."""
 
-    def __init__(self, spec: ModelSpec, estimate: Estimate, control: Control | None = None):
-        self.spec, self.estimate, self.method = spec, estimate, estimate.method
-        self.control = control or Control()
+    def __init__(self, model, estimate: Estimate):
+        """`model`: the `Model` fitted, whose spec, layout and arrays the profiles reuse."""
+        self.model, self.spec, self.estimate, self.method = model, model.spec, estimate, estimate.method
         self._covariances = [np.asarray(T) @ np.asarray(T).T for T in estimate.factors]
         self._intervals: dict = {}
 
@@ -95,9 +92,9 @@ class FrequentistFit:
             rows = {n: (estimates[n] - crit * se[n], estimates[n] + crit * se[n]) if n in se
                     else (np.nan, np.nan) for n in names}
         elif method == "profile":
-            ml = self if self.method != "REML" else \
-                FrequentistFit(self.spec, fit_lmm(self.spec, reml=False, control=self.control), self.control)
-            rows = profile_intervals(self.spec, ml._estimates(), names, level, nagq=ml.estimate.nagq)
+            ml = self if self.method != "REML" else self.model.fit_ml()
+            rows = profile_intervals(self.spec, *self.model._engine_data(), ml._estimates(), names,
+                                     level, nagq=ml.estimate.nagq)
         else:
             raise ModelError(f"unknown interval method {method!r}: use 'profile' or 'wald'")
         return pd.DataFrame.from_dict(rows, orient="index", columns=["lower", "upper"])
