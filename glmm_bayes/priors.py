@@ -29,6 +29,7 @@ import numpyro.distributions as dist
 import pandas as pd
 
 from .errors import PriorError
+from .parameters import cor_name, sd_name
 from .spec import ModelSpec, column_scale
 
 _POSITIVE_CLASSES = {"sd", "sigma", "shape"}
@@ -117,14 +118,6 @@ class Parameter:
         if isinstance(self.prior, Prior):
             return self.prior.distribution(self.dimension)
         return self.prior
-
-
-def sd_name(coef: str, group: str) -> str:
-    return f"sd({coef}|{group})"
-
-
-def cor_name(group: str) -> str:
-    return f"cor({group})"
 
 
 def default_parameters(spec: ModelSpec) -> list[Parameter]:

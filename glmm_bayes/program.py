@@ -25,7 +25,8 @@ from .engines.marginal import marginal_deviance
 from .engines.scaling import parameter_scales
 from .engines.structure import RandomEffectsLayout, factors_to_theta
 from .families import Family, Link
-from .priors import Parameter, cor_name, sd_name
+from .parameters import cor_name, factor_from_sites, sd_name
+from .priors import Parameter
 from .spec import ModelSpec
 
 
@@ -122,16 +123,9 @@ def population_from_sites(sites: dict, structure: ProgramStructure, X=None):
     if X is not None:
         coefs = uncentre(coefs, centred_design(jnp.asarray(X), structure.intercept_index)[1],
                          structure.intercept_index)
-    factors = [term_factor(sites, t.label, t.names) for t in structure.layout.terms]
+    factors = [factor_from_sites(sites, t.label, t.names) for t in structure.layout.terms]
     aux_name = structure.family.aux_name
     return coefs, factors, (sites[aux_name] if aux_name else 1.0)
-
-
-def term_factor(sites: dict, label: str, names) -> jnp.ndarray:
-    """T_k = diag(sd_k) L_k from the program's sites (any leading sample axes)."""
-    sd = jnp.stack([jnp.asarray(sites[sd_name(c, label)]) for c in names], axis=-1)
-    chol = sites.get(cor_name(label))
-    return sd[..., :, None] * chol if chol is not None else sd[..., :, None]
 
 
 def hierarchical_model(arrays, structure: ProgramStructure, observed: bool = True):

@@ -2,7 +2,7 @@
 
 The deviance -2 log L is written as a function of the natural parameters
     phi = (beta, then per term the sds and correlations of b_k, then sigma or the family's aux),
-in the order of `population_values` (`marginal.marginal_deviance`: exact for linear Gaussian
+in the order of `parameters.population_values` (`marginal.marginal_deviance`: exact for linear Gaussian
 models, Laplace / AGQ otherwise). For each parameter phi_j
 the profile d_j(v) = min_{phi: phi_j = v} -2 log L(phi) is minimised over the others, and the
 interval ends solve d_j(v) - d_min = chi^2_1(level) by Brent's method. An end at a bound
@@ -20,6 +20,7 @@ import numpy as np
 from scipy import optimize, stats
 
 from ..errors import FitError
+from ..parameters import factor_from_sd_cor
 from ..spec import ModelSpec
 from .marginal import marginal_deviance
 from .scaling import parameter_scales
@@ -32,14 +33,10 @@ MAX_DOUBLINGS = 40
 
 
 def _factors(phi, layout: RandomEffectsLayout, pos: int):
-    """T_k = diag(sd_k) chol(C_k) from the sds and correlations stored in phi from `pos`."""
+    """[T_k] from the sds and correlations stored in phi from `pos`, and the position after."""
     factors = []
     for t in layout.terms:
-        sd = phi[pos:pos + t.q]
-        rows, cols = np.tril_indices(t.q, -1)
-        cor = phi[pos + t.q:pos + t.n_theta]
-        C = jnp.eye(t.q, dtype=phi.dtype).at[rows, cols].set(cor).at[cols, rows].set(cor)
-        factors.append(sd[:, None] * jnp.linalg.cholesky(C))
+        factors.append(factor_from_sd_cor(phi[pos:pos + t.q], phi[pos + t.q:pos + t.n_theta], t.q))
         pos += t.n_theta
     return factors, pos
 

@@ -10,7 +10,8 @@ from ..engines.estimate import Estimate
 from ..engines.profile import profile_intervals
 from ..errors import ModelError
 from ..numerics import float64
-from .tables import population_values, ranef_tables, varcorr_table
+from ..parameters import population_values
+from .tables import ranef_tables, varcorr_table
 
 
 class FrequentistFit:

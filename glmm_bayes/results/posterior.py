@@ -7,9 +7,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..parameters import population_values, sd_name
 from ..program import ProgramStructure, population_from_sites
 from ..spec import ModelSpec
-from .tables import population_table, population_values, ranef_tables, varcorr_table
+from .tables import population_table, ranef_tables, varcorr_table
 
 
 class Posterior:
@@ -44,8 +45,7 @@ class Posterior:
         coords = {"fixef_term": list(spec.fixed_names), "obs": np.arange(spec.n_obs)}
         for term in spec.terms:
             lab = term.label
-            values = {k: v for k, v in self._population.items() if k.endswith(f"|{lab})")}
-            sd = np.stack([values[f"sd({c}|{lab})"] for c in term.names], axis=-1)
+            sd = np.stack([self._population[sd_name(c, lab)] for c in term.names], axis=-1)
             posterior[f"sd_{lab}"] = sd
             posterior[f"r_{lab}"] = self._draws["b"][lab]
             dims[f"sd_{lab}"] = [f"{lab}_term"]

@@ -1,8 +1,6 @@
 """Tables in lme4's layout, built from samples (a leading sample axis S; S = 1 for point fits).
 
-Population parameter names, shared by priors, diagnostics and `compare`:
-    fixed effects by column name: "(Intercept)", "Days", "treatB"
-    "sd(Days|Subject)", "cor((Intercept),Days|Subject)", "sigma", "shape".
+Population parameters are named as `parameters.population_values` names them.
 """
 
 from __future__ import annotations
@@ -10,29 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..priors import sd_name
 from ..spec import ModelSpec
 
 INTERVAL = (0.025, 0.975)
-
-
-def cor_pair_name(a: str, b: str, group: str) -> str:
-    return f"cor({a},{b}|{group})"
-
-
-def population_values(spec: ModelSpec, fixef, covariances, aux) -> dict[str, np.ndarray]:
-    """Name -> values over the sample axes, from beta (..., p), Cov(b_k) (..., q, q) and aux."""
-    out = {name: fixef[..., j] for j, name in enumerate(spec.fixed_names)}
-    for term, cov in zip(spec.terms, covariances):
-        sd = np.sqrt(np.diagonal(cov, axis1=-2, axis2=-1))
-        for j, coef in enumerate(term.names):
-            out[sd_name(coef, term.label)] = sd[..., j]
-        for j, l in zip(*np.tril_indices(term.q, -1)):
-            out[cor_pair_name(term.names[l], term.names[j], term.label)] = \
-                cov[..., j, l] / (sd[..., j] * sd[..., l])
-    if spec.family.aux_name is not None:
-        out[spec.family.aux_name] = np.asarray(aux)
-    return out
 
 
 def _summarise(values: np.ndarray, point=None) -> dict:
