@@ -9,6 +9,8 @@ For one scalar random-effect term the integral factorises over levels and adapti
 Gauss-Hermite quadrature with k nodes refines each 1-D integral (k = 1 is the Laplace value).
 Gradients: u* is found without tracing, then one differentiable Newton step from u* gives
 du*/d(beta, theta) exactly (the Newton map has zero Jacobian in u at its fixed point).
+Here theta holds the factor of Cov(b) itself: lme4's theta for GLMMs, sigma times it for
+gaussian families (`fit_glmm` reports lme4's).
 """
 
 from __future__ import annotations

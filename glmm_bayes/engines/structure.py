@@ -2,6 +2,10 @@
 
 b = Lambda_theta u with u ~ N(0, I). Lambda_theta is block diagonal: term k contributes
 I_{n_k} (x) T_k, T_k lower triangular (q_k x q_k) holding theta_k column by column (lme4's order).
+theta means what it means in lme4: for gaussian models Cov(b_k) = sigma^2 T_k T_k' (T_k relative
+to sigma: the REML/ML criterion's argument and every fit's reported `theta`), for other
+families Cov(b_k) = T_k T_k'. Functions that take the factor of Cov(b) itself whatever the
+family (the Laplace deviance, the marginal deviance, the program's T_k) say so.
 The entries of u are ordered term by term, the term with the most columns first (its block of
 Lambda'Z'WZ Lambda + I is block diagonal, which `cholesky.py` exploits); theta and every table
 follow the formula's term order.
