@@ -15,14 +15,13 @@ from typing import NamedTuple
 import numpy as np
 
 from ..spec import ModelSpec, column_scale
-from .structure import _tril_column_major
+from .structure import tril_column_major
 
 GLM_MAX_ITER = 50
 ETA_LIMIT = 30.0      # the start's linear predictor is clipped here (separated data)
 
 
 class ParameterScales(NamedTuple):
-    y: float
     beta: np.ndarray
     theta: np.ndarray
 
@@ -31,8 +30,8 @@ def parameter_scales(spec: ModelSpec) -> ParameterScales:
     s_y = column_scale(spec.y) if spec.family.name == "gaussian" else 1.0
     beta = np.array([s_y / column_scale(spec.X[:, j]) for j in range(spec.X.shape[1])])
     theta = [1.0 / column_scale(term.Z[:, r]) for term in spec.terms
-             for r, _ in zip(*_tril_column_major(term.q))]
-    return ParameterScales(s_y, beta, np.asarray(theta))
+             for r, _ in zip(*tril_column_major(term.q))]
+    return ParameterScales(beta, np.asarray(theta))
 
 
 def glm_start(spec: ModelSpec) -> tuple[np.ndarray, float]:

@@ -83,7 +83,7 @@ def _diagonal_mask(q: int) -> np.ndarray:
     return (rows == cols)[order]
 
 
-def _tril_column_major(q: int) -> tuple[np.ndarray, np.ndarray]:
+def tril_column_major(q: int) -> tuple[np.ndarray, np.ndarray]:
     rows, cols = np.tril_indices(q)
     order = np.lexsort((rows, cols))
     return rows[order], cols[order]
@@ -93,7 +93,7 @@ def covariance_factors(theta, layout: RandomEffectsLayout) -> list:
     """theta -> [T_1, ..., T_K], the lower-triangular blocks of Lambda_theta."""
     factors, pos = [], 0
     for t in layout.terms:
-        rows, cols = _tril_column_major(t.q)
+        rows, cols = tril_column_major(t.q)
         factors.append(jnp.zeros((t.q, t.q), dtype=theta.dtype).at[rows, cols].set(
             theta[pos:pos + t.n_theta]))
         pos += t.n_theta
@@ -102,7 +102,7 @@ def covariance_factors(theta, layout: RandomEffectsLayout) -> list:
 
 def factors_to_theta(factors) -> jnp.ndarray:
     """Inverse of `covariance_factors`."""
-    return jnp.concatenate([T[_tril_column_major(T.shape[0])] for T in factors])
+    return jnp.concatenate([T[tril_column_major(T.shape[0])] for T in factors])
 
 
 def canonical_theta(theta, layout: RandomEffectsLayout) -> np.ndarray:
@@ -114,14 +114,14 @@ def canonical_theta(theta, layout: RandomEffectsLayout) -> np.ndarray:
     """
     factors = [np.asarray(T) for T in covariance_factors(jnp.asarray(theta), layout)]
     signed = [T * np.where(np.diag(T) < 0, -1.0, 1.0)[None, :] for T in factors]
-    return np.concatenate([T[_tril_column_major(T.shape[0])] for T in signed])
+    return np.concatenate([T[tril_column_major(T.shape[0])] for T in signed])
 
 
 def theta_names(spec: ModelSpec) -> list[str]:
     """A readable name per entry of theta: the sd or correlation that entry mainly carries."""
     names = []
     for term in spec.terms:
-        for r, c in zip(*_tril_column_major(term.q)):
+        for r, c in zip(*tril_column_major(term.q)):
             names.append(f"sd({term.names[r]}|{term.label})" if r == c else
                          f"cor({term.names[c]},{term.names[r]}|{term.label})")
     return names
