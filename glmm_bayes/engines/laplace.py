@@ -15,6 +15,8 @@ gaussian families (`fit_glmm` reports lme4's).
 
 from __future__ import annotations
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -26,7 +28,7 @@ from ..spec import ModelSpec
 from .checks import check_finite, check_optimum, check_singular
 from .cholesky import factor_penalised_gram, inverse_diagonal_blocks, logdet, solve
 from .estimate import Estimate
-from .optimize import compiled_value, hessian_fd, minimize_with_edge_restart, objective
+from .optimize import hessian_fd, minimize_with_edge_restart
 from .scaling import glm_start, parameter_scales
 from .separation import warn_separation
 from .structure import (ModelArrays, RandomEffectsLayout, canonical_theta, conditional_covariances,
@@ -100,9 +102,6 @@ def conditional_fit(beta, theta, aux, arrays: ModelArrays, layout: RandomEffects
     return u, eta, factor_penalised_gram(arrays.z_idx, zl, w, layout), converged
 
 
-_conditional_fit = jax.jit(conditional_fit, static_argnums=(4, 5, 6))
-
-
 def _mode_with_gradient(beta, theta, aux, arrays, layout, family, link):
     """u* with exact derivatives in (beta, theta, aux): one traced Newton step from stop_gradient(u*);
     and whether PIRLS converged."""
@@ -159,10 +158,10 @@ def _objective(x, arrays, layout, family, link, nagq, p, has_aux):
     return laplace_deviance(beta, absolute, aux, arrays, layout, family, link, nagq)
 
 
-def _finite_start(deviance, x0, p: int, arrays) -> np.ndarray:
+def _finite_start(objective, x0, p: int, arrays) -> np.ndarray:
     """The GLM start, with beta halved towards 0 until the deviance is finite there (with
     separated data the GLM's estimates run off towards infinity)."""
-    value = compiled_value(deviance)
+    value = jax.jit(objective)
     x = np.array(x0)
     for _ in range(40):
         if np.isfinite(float(value(x, arrays))):
@@ -197,17 +196,17 @@ def fit_glmm(spec: ModelSpec, layout: RandomEffectsLayout, arrays: ModelArrays, 
     scales = parameter_scales(spec)
     scale = np.concatenate([scales.beta, scales.theta, [1.0] if has_aux else []])
     edge = np.concatenate([np.zeros(p, bool), layout.diagonal_mask(), np.zeros(int(has_aux), bool)])
-    deviance = objective(_objective, layout=layout, family=family, link=link, nagq=nagq, p=p,
-                         has_aux=has_aux)
-    x0 = _finite_start(deviance, x0, p, arrays)
-    opt = minimize_with_edge_restart(deviance, x0, edge, args=(arrays,), scale=scale,
+    objective = partial(_objective, layout=layout, family=family, link=link, nagq=nagq, p=p,
+                        has_aux=has_aux)
+    x0 = _finite_start(objective, x0, p, arrays)
+    opt = minimize_with_edge_restart(objective, x0, edge, args=(arrays,), scale=scale,
                                      max_iter=control.max_iter, restart=control.restart_edge)
     check_finite(opt, what)
     beta, theta, aux = _unpack(opt.x, p, layout.n_theta, has_aux)
     theta = canonical_theta(theta, layout)
     x = np.concatenate([beta, theta, opt.x[p + layout.n_theta:]])
     # vcov(beta) from the Hessian of the deviance in (beta, theta), as lme4's use.hessian = TRUE
-    H = hessian_fd(deviance, x, args=(arrays,), scale=scale)
+    H = hessian_fd(objective, x, args=(arrays,), scale=scale)
     names = list(spec.fixed_names) + theta_names(spec) + ([family.aux_name] if has_aux else [])
     singular = singular_terms(theta, spec, layout, control.singular_tol)
     free = ~(edge & (np.abs(x) < control.singular_tol))
@@ -218,7 +217,7 @@ def fit_glmm(spec: ModelSpec, layout: RandomEffectsLayout, arrays: ModelArrays, 
     vcov = (2 * D[:, None] * np.linalg.pinv(H[np.ix_(free, free)] * np.outer(D, D)) * D[None, :])[:p, :p]
 
     absolute = theta * float(aux) if family.name == "gaussian" else theta
-    u, eta, chol, converged = _conditional_fit(
+    u, eta, chol, converged = jax.jit(conditional_fit, static_argnums=(4, 5, 6))(
         beta, jnp.asarray(absolute), aux, arrays, layout, family, link)
     if not bool(converged):
         control.report("convergence", ConvergenceWarning,

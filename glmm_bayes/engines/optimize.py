@@ -10,29 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Callable
 
 import jax
 import numpy as np
 from scipy.optimize import minimize
-
-
-@dataclass(frozen=True)
-class Objective:
-    """f(x, *args) = func(x, *args, **static). Equal for equal (func, static), so the jitted
-    value, gradient and Hessian compile once per model shape: a refit of a model of the same
-    shape (or a profile of it) reuses them. Data travel in `args`, never in `static`."""
-
-    func: Callable
-    static: tuple
-
-    def __call__(self, x, *args):
-        return self.func(x, *args, **dict(self.static))
-
-
-def objective(func: Callable, **static) -> Objective:
-    """`func` with its static (hashable) keyword arguments bound."""
-    return Objective(func, tuple(sorted(static.items())))
 
 
 @dataclass(frozen=True)
@@ -56,20 +37,10 @@ class OptSummary:
         return float(np.max(np.abs(self.gradient * self.scale), initial=0.0))
 
 
-@lru_cache(maxsize=32)
+@lru_cache(maxsize=8)
 def _compiled_value_and_grad(objective):
     """One jitted value-and-gradient per objective, so repeated minimisations compile once."""
     return jax.jit(jax.value_and_grad(objective))
-
-
-@lru_cache(maxsize=32)
-def compiled_value(objective):
-    return jax.jit(objective)
-
-
-@lru_cache(maxsize=32)
-def _compiled_grad(objective):
-    return jax.jit(jax.grad(objective))
 
 
 def minimize_jax(objective, x0, args=(), lower=None, upper=None, scale=None,
@@ -115,7 +86,7 @@ def minimize_jax(objective, x0, args=(), lower=None, upper=None, scale=None,
 def hessian_fd(objective, x, args=(), scale=None, step: float = 1e-5) -> np.ndarray:
     """Hessian of `objective(x, *args)` by central differences of the JAX gradient; the step
     in coordinate j is `step * max(scale_j, |x_j|)`."""
-    grad = _compiled_grad(objective)
+    grad = jax.jit(jax.grad(objective))
     x = np.asarray(x, dtype=np.float64)
     scale = np.ones_like(x) if scale is None else np.asarray(scale, dtype=np.float64)
     H = np.empty((x.size, x.size))

@@ -12,6 +12,7 @@ Both are pure JAX functions of (theta, arrays); the optimiser gets exact gradien
 
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -25,7 +26,7 @@ from .cholesky import BlockCholesky, factor_penalised_gram, inverse_diagonal_blo
     solve_lower, solve_upper
 from .checks import check_finite, check_optimum, check_singular
 from .estimate import Estimate
-from .optimize import hessian_fd, minimize_with_edge_restart, objective
+from .optimize import hessian_fd, minimize_with_edge_restart
 from .structure import (ModelArrays, RandomEffectsLayout, canonical_theta, conditional_covariances,
                         covariance_factors, singular_terms, sparse_crossprod,
                         sparse_matvec, sparse_rmatvec, split_by_term, theta_names, z_lambda_values)
@@ -57,9 +58,6 @@ def penalised_least_squares(theta, arrays: ModelArrays, layout: RandomEffectsLay
     return PlsSolution(beta, u, resid, r2, logdet(L), 2 * jnp.sum(jnp.log(jnp.abs(jnp.diag(RX)))), L, RX)
 
 
-_penalised_least_squares = jax.jit(penalised_least_squares, static_argnums=2)
-
-
 def profiled_deviance(theta, arrays: ModelArrays, layout: RandomEffectsLayout, reml: bool):
     """lme4's profiled deviance (ML) or REML criterion as a function of theta."""
     pls = penalised_least_squares(theta, arrays, layout)
@@ -84,18 +82,18 @@ def fit_lmm(spec: ModelSpec, layout: RandomEffectsLayout, arrays: ModelArrays, r
     optimum, and assemble lme4's estimates there."""
     control = control or Control()
     what = "REML fit" if reml else "ML fit"
-    deviance = objective(profiled_deviance, layout=layout, reml=reml)
-    opt = minimize_with_edge_restart(deviance, layout.theta_initial(), layout.diagonal_mask(),
+    objective = partial(profiled_deviance, layout=layout, reml=reml)
+    opt = minimize_with_edge_restart(objective, layout.theta_initial(), layout.diagonal_mask(),
                                      args=(arrays,), max_iter=control.max_iter,
                                      restart=control.restart_edge)
     check_finite(opt, what)
     theta = canonical_theta(opt.x, layout)
     singular = singular_terms(theta, spec, layout, control.singular_tol)
     free = ~(layout.diagonal_mask() & (np.abs(theta) < control.singular_tol))
-    check_optimum(opt, hessian_fd(deviance, opt.x, args=(arrays,)), theta_names(spec), control,
+    check_optimum(opt, hessian_fd(objective, opt.x, args=(arrays,)), theta_names(spec), control,
                   what, free)
     check_singular(singular, control, what)
-    pls = _penalised_least_squares(theta, arrays, layout)
+    pls = jax.jit(penalised_least_squares, static_argnums=2)(theta, arrays, layout)
     n, p = spec.X.shape
     sigma2 = float(pls.r2) / (n - p if reml else n)
     sigma = np.sqrt(sigma2)
