@@ -23,7 +23,7 @@ from .control import Control
 from .errors import ModelError, SamplingWarning, integer_argument
 from .numerics import float64
 from .priors import prior_table, resolve_priors
-from .program import ProgramStructure, hierarchical_model, marginal_model
+from .program import ProgramStructure, hierarchical_model, marginal_model, standardised_name
 from .results import FrequentistFit, Posterior
 from .results.posterior import point_values
 from .spec import build_model_spec
@@ -121,7 +121,8 @@ class Model:
         predictive = Predictive(self.numpyro_model, num_samples=draws)
         out = predictive(jax.random.PRNGKey(seed), observed=False, **self.model_kwargs)
         y = np.asarray(out.pop("y"))[None]
-        prior = {k: np.asarray(v)[None] for k, v in out.items() if not k.startswith("std(")}
+        internal = {standardised_name(n) for n in self.spec.fixed_names}
+        prior = {k: np.asarray(v)[None] for k, v in out.items() if k not in internal}
         return az.from_dict({"prior": prior, "prior_predictive": {"y": y}})
 
     @float64

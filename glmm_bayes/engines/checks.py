@@ -69,6 +69,16 @@ def check_optimum(opt: OptSummary, hessian: np.ndarray, names: list[str], contro
                        f"{labels[int(np.argmax(step))]})")
 
 
+def check_fit(opt: OptSummary, x, hessian: np.ndarray, names: list[str], edge: np.ndarray,
+              singular: list[str], control: Control, what: str) -> np.ndarray:
+    """The checks of a fitted optimum x (theta in lme4's signs): optimum, then singularity.
+    Returns the mask of coordinates off the boundary (diagonals of Lambda at zero left out)."""
+    free = ~(np.asarray(edge) & (np.abs(x) < control.singular_tol))
+    check_optimum(opt, hessian, names, control, what, free)
+    check_singular(singular, control, what)
+    return free
+
+
 def check_singular(singular_terms: list[str], control: Control, what: str) -> None:
     if singular_terms:
         control.report("singular", SingularFitWarning,

@@ -25,7 +25,7 @@ from ..control import Control
 from ..errors import ConvergenceWarning, ModelError
 from ..families import Family, Link
 from ..spec import ModelSpec
-from .checks import check_finite, check_optimum, check_singular
+from .checks import check_finite, check_fit
 from .cholesky import factor_penalised_gram, inverse_diagonal_blocks, logdet, solve
 from .estimate import Estimate
 from .optimize import hessian_fd, minimize_with_edge_restart
@@ -209,9 +209,7 @@ def fit_glmm(spec: ModelSpec, layout: RandomEffectsLayout, arrays: ModelArrays, 
     H = hessian_fd(objective, x, args=(arrays,), scale=scale)
     names = list(spec.fixed_names) + theta_names(spec) + ([family.aux_name] if has_aux else [])
     singular = singular_terms(theta, spec, layout, control.singular_tol)
-    free = ~(edge & (np.abs(x) < control.singular_tol))
-    check_optimum(opt, H, names, control, what, free)
-    check_singular(singular, control, what)
+    free = check_fit(opt, x, H, names, edge, singular, control, what)
     # invert in the scaled coordinates, where the blocks of H are of comparable size
     D = scale[free]
     vcov = (2 * D[:, None] * np.linalg.pinv(H[np.ix_(free, free)] * np.outer(D, D)) * D[None, :])[:p, :p]

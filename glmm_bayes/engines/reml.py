@@ -24,7 +24,7 @@ from ..control import Control
 from ..spec import ModelSpec
 from .cholesky import BlockCholesky, factor_penalised_gram, inverse_diagonal_blocks, logdet, \
     solve_lower, solve_upper
-from .checks import check_finite, check_optimum, check_singular
+from .checks import check_finite, check_fit
 from .estimate import Estimate
 from .optimize import hessian_fd, minimize_with_edge_restart
 from .structure import (ModelArrays, RandomEffectsLayout, canonical_theta, conditional_covariances,
@@ -89,10 +89,8 @@ def fit_lmm(spec: ModelSpec, layout: RandomEffectsLayout, arrays: ModelArrays, r
     check_finite(opt, what)
     theta = canonical_theta(opt.x, layout)
     singular = singular_terms(theta, spec, layout, control.singular_tol)
-    free = ~(layout.diagonal_mask() & (np.abs(theta) < control.singular_tol))
-    check_optimum(opt, hessian_fd(objective, opt.x, args=(arrays,)), theta_names(spec), control,
-                  what, free)
-    check_singular(singular, control, what)
+    check_fit(opt, theta, hessian_fd(objective, opt.x, args=(arrays,)), theta_names(spec),
+              layout.diagonal_mask(), singular, control, what)
     pls = jax.jit(penalised_least_squares, static_argnums=2)(theta, arrays, layout)
     n, p = spec.X.shape
     sigma2 = float(pls.r2) / (n - p if reml else n)
