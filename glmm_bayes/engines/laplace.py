@@ -15,8 +15,6 @@ gaussian families (`fit_glmm` reports lme4's).
 
 from __future__ import annotations
 
-from functools import partial
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -28,6 +26,7 @@ from ..spec import ModelSpec
 from .checks import check_finite, check_fit
 from .cholesky import factor_penalised_gram, inverse_diagonal_blocks, logdet, solve
 from .estimate import Estimate
+from .compiled import bind, compiled
 from .optimize import hessian_fd, minimize_with_edge_restart
 from .scaling import glm_start, parameter_scales
 from .separation import warn_separation
@@ -161,7 +160,7 @@ def _objective(x, arrays, layout, family, link, nagq, p, has_aux):
 def _finite_start(objective, x0, p: int, arrays) -> np.ndarray:
     """The GLM start, with beta halved towards 0 until the deviance is finite there (with
     separated data the GLM's estimates run off towards infinity)."""
-    value = jax.jit(objective)
+    value = compiled(objective)
     x = np.array(x0)
     for _ in range(40):
         if np.isfinite(float(value(x, arrays))):
@@ -196,7 +195,7 @@ def fit_glmm(spec: ModelSpec, layout: RandomEffectsLayout, arrays: ModelArrays, 
     scales = parameter_scales(spec)
     scale = np.concatenate([scales.beta, scales.theta, [1.0] if has_aux else []])
     edge = np.concatenate([np.zeros(p, bool), layout.diagonal_mask(), np.zeros(int(has_aux), bool)])
-    objective = partial(_objective, layout=layout, family=family, link=link, nagq=nagq, p=p,
+    objective = bind(_objective, layout=layout, family=family, link=link, nagq=nagq, p=p,
                         has_aux=has_aux)
     x0 = _finite_start(objective, x0, p, arrays)
     opt = minimize_with_edge_restart(objective, x0, edge, args=(arrays,), scale=scale,
@@ -215,8 +214,8 @@ def fit_glmm(spec: ModelSpec, layout: RandomEffectsLayout, arrays: ModelArrays, 
     vcov = (2 * D[:, None] * np.linalg.pinv(H[np.ix_(free, free)] * np.outer(D, D)) * D[None, :])[:p, :p]
 
     absolute = theta * float(aux) if family.name == "gaussian" else theta
-    u, eta, chol, converged = jax.jit(conditional_fit, static_argnums=(4, 5, 6))(
-        beta, jnp.asarray(absolute), aux, arrays, layout, family, link)
+    u, eta, chol, converged = compiled(bind(conditional_fit, layout=layout, family=family, link=link))(
+        beta, jnp.asarray(absolute), aux, arrays)
     if not bool(converged):
         control.report("convergence", ConvergenceWarning,
                        f"{what}: PIRLS did not converge to the conditional modes at the estimate "

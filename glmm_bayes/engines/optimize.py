@@ -9,11 +9,11 @@ units of the data. A non-finite objective value is treated as +inf (the line sea
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
-import jax
 import numpy as np
 from scipy.optimize import minimize
+
+from .compiled import compiled
 
 
 @dataclass(frozen=True)
@@ -37,21 +37,16 @@ class OptSummary:
         return float(np.max(np.abs(self.gradient * self.scale), initial=0.0))
 
 
-@lru_cache(maxsize=8)
-def _compiled_value_and_grad(objective):
-    """One jitted value-and-gradient per objective, so repeated minimisations compile once."""
-    return jax.jit(jax.value_and_grad(objective))
-
-
 def minimize_jax(objective, x0, args=(), lower=None, upper=None, scale=None,
                  max_iter: int = 2000) -> OptSummary:
     """Minimise `objective(x, *args)` by L-BFGS-B with JAX gradients, in scaled coordinates.
 
     `args` (data arrays) are passed to the jitted function rather than closed over, so they are
-    not baked into the compiled program as constants. `lower`, `upper`: bounds, +-inf for none;
+    not baked into the compiled program as constants; an objective made by `compiled.bind`
+    reuses the compilation of every equal binding (a same-shaped model). `lower`, `upper`: bounds, +-inf for none;
     `scale`: typical size of each coordinate (ones if None).
     """
-    value_and_grad = _compiled_value_and_grad(objective)
+    value_and_grad = compiled(objective, "value_and_grad")
     x0 = np.asarray(x0, dtype=np.float64)
     scale = np.ones_like(x0) if scale is None else np.asarray(scale, dtype=np.float64)
     best = {"fun": np.inf, "z": np.zeros_like(x0)}
@@ -86,7 +81,7 @@ def minimize_jax(objective, x0, args=(), lower=None, upper=None, scale=None,
 def hessian_fd(objective, x, args=(), scale=None, step: float = 1e-5) -> np.ndarray:
     """Hessian of `objective(x, *args)` by central differences of the JAX gradient; the step
     in coordinate j is `step * max(scale_j, |x_j|)`."""
-    grad = jax.jit(jax.grad(objective))
+    grad = compiled(objective, "grad")
     x = np.asarray(x, dtype=np.float64)
     scale = np.ones_like(x) if scale is None else np.asarray(scale, dtype=np.float64)
     H = np.empty((x.size, x.size))

@@ -13,7 +13,6 @@ the likelihood: a REML fit is profiled through its ML refit, as lme4's profile()
 from __future__ import annotations
 
 import warnings
-from functools import partial
 
 import jax.numpy as jnp
 import numpy as np
@@ -24,6 +23,7 @@ from ..parameters import factor_from_sd_cor
 from ..spec import ModelSpec
 from .marginal import marginal_deviance
 from .scaling import parameter_scales
+from .compiled import bind
 from .optimize import hessian_fd, minimize_jax
 from .structure import ModelArrays, RandomEffectsLayout, factors_to_theta
 
@@ -146,14 +146,14 @@ def profile_intervals(spec: ModelSpec, layout: RandomEffectsLayout, arrays: Mode
     names of `population_values`; `names`: the parameters to profile.
     """
     all_names = list(estimates)
-    deviance = partial(natural_deviance, layout=layout, family=spec.family, link=spec.link,
-                       p=spec.X.shape[1], nagq=nagq)
+    deviance = bind(natural_deviance, layout=layout, family=spec.family, link=spec.link,
+                     p=spec.X.shape[1], nagq=nagq)
     lower, upper, positive = _bounds(spec, layout)
     phi0 = np.clip(np.array([float(v) for v in estimates.values()]), lower, upper)
     scale = np.where(positive, np.maximum(phi0, 1e-3 * np.max(np.where(positive, phi0, 0.0))), 1.0)
     scales = parameter_scales(spec)
     step = np.concatenate([scales.beta, np.ones(phi0.size - scales.beta.size)])
-    best = minimize_jax(partial(_all_free, deviance=deviance), _to_free(phi0, positive, scale),
+    best = minimize_jax(bind(_all_free, deviance=deviance), _to_free(phi0, positive, scale),
                         args=(positive, scale, arrays), lower=np.where(positive, -np.inf, lower),
                         upper=np.where(positive, np.inf, upper), scale=step)
     if not np.isfinite(best.fun):
@@ -162,7 +162,7 @@ def profile_intervals(spec: ModelSpec, layout: RandomEffectsLayout, arrays: Mode
     phi_hat = np.asarray(_from_free(jnp.asarray(z_hat), positive, scale))
     crit = stats.chi2.ppf(level, 1)
     steps = _steps(deviance, phi_hat, arrays)
-    objective = partial(_with_fixed, deviance=deviance)
+    objective = bind(_with_fixed, deviance=deviance)
     coordinates = (lower, upper, positive, scale, step)
     out = {}
     for name in names:

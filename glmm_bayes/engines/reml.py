@@ -12,10 +12,8 @@ Both are pure JAX functions of (theta, arrays); the optimiser gets exact gradien
 
 from __future__ import annotations
 
-from functools import partial
 from typing import NamedTuple
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.linalg import cho_solve
@@ -26,6 +24,7 @@ from .cholesky import BlockCholesky, factor_penalised_gram, inverse_diagonal_blo
     solve_lower, solve_upper
 from .checks import check_finite, check_fit
 from .estimate import Estimate
+from .compiled import bind, compiled
 from .optimize import hessian_fd, minimize_with_edge_restart
 from .structure import (ModelArrays, RandomEffectsLayout, canonical_theta, conditional_covariances,
                         covariance_factors, singular_terms, sparse_crossprod,
@@ -82,7 +81,7 @@ def fit_lmm(spec: ModelSpec, layout: RandomEffectsLayout, arrays: ModelArrays, r
     optimum, and assemble lme4's estimates there."""
     control = control or Control()
     what = "REML fit" if reml else "ML fit"
-    objective = partial(profiled_deviance, layout=layout, reml=reml)
+    objective = bind(profiled_deviance, layout=layout, reml=reml)
     opt = minimize_with_edge_restart(objective, layout.theta_initial(), layout.diagonal_mask(),
                                      args=(arrays,), max_iter=control.max_iter,
                                      restart=control.restart_edge)
@@ -91,7 +90,7 @@ def fit_lmm(spec: ModelSpec, layout: RandomEffectsLayout, arrays: ModelArrays, r
     singular = singular_terms(theta, spec, layout, control.singular_tol)
     check_fit(opt, theta, hessian_fd(objective, opt.x, args=(arrays,)), theta_names(spec),
               layout.diagonal_mask(), singular, control, what)
-    pls = jax.jit(penalised_least_squares, static_argnums=2)(theta, arrays, layout)
+    pls = compiled(bind(penalised_least_squares, layout=layout))(theta, arrays)
     n, p = spec.X.shape
     sigma2 = float(pls.r2) / (n - p if reml else n)
     sigma = np.sqrt(sigma2)

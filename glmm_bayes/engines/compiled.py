@@ -1,0 +1,67 @@
+"""Compile once per model shape: a function bound to its static structure by value.
+
+`bind(profiled_deviance, layout=layout, reml=True)` is equal (and hashes equal) to every other
+binding of the same function to an equal layout, so the jitted value, gradient and Hessian of
+a refit of a same-shaped model, of a profile, or of the next dataset in a batch are found in
+`compiled` instead of being traced and compiled again. Data always travel as arguments, never
+in the binding, so they are not baked into the executable.
+
+The cache is bounded (least recently used first out): every live XLA executable holds compiled
+code in memory maps, and a process that fits thousands of differently shaped models must not
+keep them all.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Callable
+
+import jax
+
+#: How many compiled functions are kept alive at once.
+MAX_COMPILED = 24
+
+
+@dataclass(frozen=True)
+class Bound:
+    """f(x, *args) = func(x, *args, **static), with hashable static keyword arguments."""
+
+    func: Callable
+    static: tuple
+
+    def __call__(self, *args):
+        return self.func(*args, **dict(self.static))
+
+
+def bind(func: Callable, **static) -> Bound:
+    """`func` with its static (hashable) keyword arguments bound by value."""
+    return Bound(func, tuple(sorted(static.items())))
+
+
+_TRANSFORMS = {
+    "value": lambda f: f,
+    "value_and_grad": jax.value_and_grad,
+    "grad": jax.grad,
+}
+
+_cache: OrderedDict = OrderedDict()
+
+
+def compiled(bound: Bound, kind: str = "value"):
+    """The jitted `kind` ("value", "value_and_grad" or "grad" in the first argument) of
+    `bound`, shared by every equal binding while it stays among the MAX_COMPILED most recently
+    used."""
+    key = (bound, kind)
+    if key in _cache:
+        _cache.move_to_end(key)
+        return _cache[key]
+    function = jax.jit(_TRANSFORMS[kind](bound))
+    _cache[key] = function
+    while len(_cache) > MAX_COMPILED:
+        _cache.popitem(last=False)
+    return function
+
+
+def cache_size() -> int:
+    return len(_cache)

@@ -1,0 +1,48 @@
+"""Compile once per model shape, with a bounded number of live executables."""
+
+import numpy as np
+import pandas as pd
+
+import glmm_bayes as gb
+from glmm_bayes.engines import compiled as compiled_module
+from glmm_bayes.engines.compiled import bind, compiled
+from glmm_bayes.engines.reml import profiled_deviance
+
+
+def _grouped_data(seed: int, groups: int = 12, per_group: int = 5) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(groups), per_group)
+    x = rng.normal(size=g.size)
+    return pd.DataFrame({"g": [f"g{k}" for k in g], "x": x,
+                         "y": 1 + x + rng.normal(size=groups)[g] + rng.normal(size=g.size)})
+
+
+def test_a_same_shaped_model_reuses_the_compiled_objective():
+    layouts = [gb.Model("y ~ x + (1 | g)", _grouped_data(seed))._engine_data()[0] for seed in (0, 1)]
+    first, second = (compiled(bind(profiled_deviance, layout=lay, reml=True), "value_and_grad")
+                     for lay in layouts)
+    assert first is second
+    other = gb.Model("y ~ x + (1 | g)", _grouped_data(2, groups=13))._engine_data()[0]
+    assert compiled(bind(profiled_deviance, layout=other, reml=True), "value_and_grad") is not first
+
+
+def _scaled(x, factor):
+    return factor * x
+
+
+def test_the_cache_keeps_at_most_its_bound_and_evicts_the_least_recently_used():
+    functions = [bind(_scaled, factor=k) for k in range(compiled_module.MAX_COMPILED + 3)]
+    first = compiled(functions[0])
+    for f in functions[1:]:
+        compiled(f)
+    assert compiled_module.cache_size() <= compiled_module.MAX_COMPILED
+    assert compiled(functions[0]) is not first        # evicted, so compiled afresh
+    assert float(compiled(functions[2])(3.0)) == 6.0
+
+
+def test_refits_of_different_data_of_one_shape_give_their_own_estimates():
+    """Reusing an executable must not reuse data: each refit's estimate is its own."""
+    fits = [gb.Model("y ~ x + (1 | g)", _grouped_data(seed)).fit_reml() for seed in (0, 1, 0)]
+    assert fits[0].loglik == fits[2].loglik
+    assert fits[0].loglik != fits[1].loglik
+    pd.testing.assert_frame_equal(fits[0].fixef, fits[2].fixef)
