@@ -12,6 +12,7 @@ import pandas as pd
 from numpyro.infer import Predictive
 from numpyro.infer.util import log_likelihood
 
+from .engines.grouped import group_statistics, shares_one_factor
 from .engines.laplace import fit_glmm
 from .engines.map import fit_map
 from .engines.marginal import is_linear_gaussian
@@ -43,7 +44,7 @@ class Model:
         self.spec = build_model_spec(formula, data, family, link, self.control)
         self._parameters = resolve_priors(self.spec, priors)
         self.structure = ProgramStructure.from_spec(self.spec, self._parameters)
-        self._arrays: dict[bool, ModelArrays] = {}
+        self._arrays: dict = {}      # per x64 state: ModelArrays, and GroupStatistics
 
     @property
     def priors(self) -> pd.DataFrame:
@@ -82,7 +83,7 @@ class Model:
         seed = integer_argument("seed", seed, 0)
         integrate = self._integrates_random_effects(random_effects)
         model = partial(marginal_model, structure=self.structure) if integrate else self.numpyro_model
-        samples, stats = run_nuts(model, self.model_kwargs, draws=draws, warmup=warmup,
+        samples, stats = run_nuts(model, self._sampler_kwargs(integrate), draws=draws, warmup=warmup,
                                   chains=chains, seed=seed, chain_method=chain_method,
                                   target_accept=target_accept, progress=progress,
                                   max_tree_depth=max_tree_depth)
@@ -95,6 +96,18 @@ class Model:
         for problem in post.sampling_problems(max_tree_depth):
             self.control.report("sampling", SamplingWarning, f"NUTS: {problem}")
         return post
+
+    def _sampler_kwargs(self, integrate: bool) -> dict:
+        """The data of the program NUTS runs: with u integrated out and every term on one
+        grouping factor, the per-group sufficient statistics stand in for the rows."""
+        kwargs = self.model_kwargs
+        layout, arrays = self._engine_data()
+        if integrate and shares_one_factor(arrays, layout):
+            key = ("statistics", bool(jax.config.jax_enable_x64))
+            if key not in self._arrays:
+                self._arrays[key] = group_statistics(arrays, layout)
+            kwargs = {**kwargs, "statistics": self._arrays[key]}
+        return kwargs
 
     def _integrates_random_effects(self, random_effects: str) -> bool:
         exact = is_linear_gaussian(self.spec.family, self.spec.link)

@@ -7,7 +7,8 @@
     eta = X beta + sum_k Z_k b_k + offset,  y ~ family(g^{-1}(eta), aux)
 
 `hierarchical_model` samples z_k; `marginal_model` integrates u out (`engines.marginal`: exactly
-for linear Gaussian models, by Laplace otherwise). `fit_map` optimises the marginal program, and
+for linear Gaussian models, by Laplace otherwise; `engines.grouped` from per-group sufficient
+statistics when all terms share one grouping factor). `fit_map` optimises the marginal program, and
 NUTS samples it for linear Gaussian models, drawing u | y afterwards.
 Both take `arrays` (an `engines.structure.ModelArrays`) as their only data argument.
 """
@@ -21,6 +22,7 @@ import numpyro
 import numpyro.distributions as dist
 from numpyro.distributions.transforms import AffineTransform
 
+from .engines.grouped import GroupStatistics, grouped_gaussian_deviance
 from .engines.marginal import marginal_deviance
 from .engines.scaling import parameter_scales
 from .engines.structure import RandomEffectsLayout, factors_to_theta
@@ -80,11 +82,17 @@ class ProgramStructure:
         return self.fixed_names.index("(Intercept)") if "(Intercept)" in self.fixed_names else None
 
 
+def centring_means(column_means, intercept_index):
+    """What `centred_design` subtracts: the column means, 0 for the intercept (and for all
+    columns in a model without one)."""
+    if intercept_index is None:
+        return jnp.zeros_like(column_means)
+    return column_means.at[intercept_index].set(0.0)
+
+
 def centred_design(X, intercept_index):
     """X with every non-intercept column centred, and the column means."""
-    if intercept_index is None:
-        return X, jnp.zeros(X.shape[1], dtype=X.dtype)
-    means = jnp.mean(X, axis=0).at[intercept_index].set(0.0)
+    means = centring_means(jnp.mean(X, axis=0), intercept_index)
     return X - means, means
 
 
@@ -142,14 +150,19 @@ def hierarchical_model(arrays, structure: ProgramStructure, observed: bool = Tru
                    obs=arrays.y if observed else None)
 
 
-def marginal_model(arrays, structure: ProgramStructure):
-    """Population parameters only; u integrated out (exactly for linear Gaussian models)."""
-    Xc, means = centred_design(arrays.X, structure.intercept_index)
+def marginal_model(arrays, structure: ProgramStructure, statistics: GroupStatistics | None = None):
+    """Population parameters only; u integrated out (exactly for linear Gaussian models). With
+    `statistics` (a linear Gaussian model whose terms share one grouping factor) the marginal
+    likelihood is computed from per-group sufficient statistics instead of the rows."""
+    x_mean = statistics.x_mean if statistics is not None else jnp.mean(arrays.X, axis=0)
+    means = centring_means(x_mean, structure.intercept_index)
     coefs, factors, aux = population_parameters(structure)
     beta = uncentre(coefs, means, structure.intercept_index)
-    theta = factors_to_theta(factors)
-    deviance = marginal_deviance(beta, theta, aux, arrays, structure.layout, structure.family,
-                                 structure.link)
+    if statistics is not None:
+        deviance = grouped_gaussian_deviance(beta, factors, aux, statistics)
+    else:
+        deviance = marginal_deviance(beta, factors_to_theta(factors), aux, arrays,
+                                     structure.layout, structure.family, structure.link)
     numpyro.factor("marginal_loglik", -0.5 * deviance)
 
 
