@@ -86,7 +86,8 @@ class Model:
         samples, stats = run_nuts(model, self._sampler_kwargs(integrate), draws=draws, warmup=warmup,
                                   chains=chains, seed=seed, chain_method=chain_method,
                                   target_accept=target_accept, progress=progress,
-                                  max_tree_depth=max_tree_depth)
+                                  max_tree_depth=max_tree_depth,
+                                  initial_values=self.structure.initial_values())
         if integrate:
             key = jax.random.fold_in(jax.random.PRNGKey(seed), 1)
             samples.update(draw_random_effects_for(samples, key, self.model_kwargs["arrays"],

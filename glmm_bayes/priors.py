@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpyro.distributions as dist
 import pandas as pd
+from scipy import stats
 
 from .errors import PriorError
 from .parameters import cor_name, sd_name
@@ -48,6 +49,12 @@ class Prior:
     def distribution(self, dimension: int | None = None):
         return _CONSTRUCTORS[self.name](*self.args, dimension=dimension)
 
+    def typical(self) -> float | None:
+        """A typical value: the median (the mean for gamma, whose median under the default
+        shape prior gamma(0.01, 0.01) is about 1e-30); None for lkj. NUTS starts its chains
+        around these, so the start is on the scale of the data without drawing from the prior."""
+        return None if self.name == "lkj" else float(_TYPICAL[self.name](*self.args))
+
 
 def _folded(base):
     return dist.FoldedDistribution(base)
@@ -66,6 +73,17 @@ _CONSTRUCTORS = {
     "lognormal": lambda mu, s, dimension=None: dist.LogNormal(mu, s),
     "uniform": lambda lo, hi, dimension=None: dist.Uniform(lo, hi),
     "lkj": lambda eta, dimension=None: dist.LKJCholesky(dimension, eta),
+}
+_TYPICAL = {
+    "normal": lambda mu, s: mu, "student_t": lambda df, mu, s: mu, "cauchy": lambda mu, s: mu,
+    "half_normal": lambda s: stats.halfnorm.median(scale=s),
+    "half_cauchy": lambda s: s,
+    "half_student_t": lambda df, s: s * stats.t.ppf(0.75, df),
+    "exponential": lambda rate: np.log(2.0) / rate,
+    "gamma": lambda a, b: a / b,
+    "inv_gamma": lambda a, b: stats.invgamma.median(a, scale=b),
+    "lognormal": lambda mu, s: np.exp(mu),
+    "uniform": lambda lo, hi: 0.5 * (lo + hi),
 }
 #: Each prior's arguments; those marked "+" must be positive.
 _ARGUMENTS = {"normal": ("mu", "sigma+"), "student_t": ("df+", "mu", "sigma+"),

@@ -28,7 +28,7 @@ from .engines.scaling import parameter_scales
 from .engines.structure import RandomEffectsLayout, factors_to_theta
 from .families import Family, Link
 from .parameters import cor_name, factor_from_sites, sd_name
-from .priors import Parameter
+from .priors import Parameter, Prior
 from .spec import ModelSpec
 
 
@@ -76,6 +76,20 @@ class ProgramStructure:
         for t in self.layout.terms:
             names += [sd_name(c, t.label) for c in t.names] + ([cor_name(t.label)] if t.q > 1 else [])
         return tuple(names + ([self.family.aux_name] if self.family.aux_name else []))
+
+    def initial_values(self) -> dict[str, float]:
+        """A typical value (`Prior.typical`) of each sample site whose prior gives one."""
+        values = {}
+        for param in self.parameters:
+            typical = param.prior.typical() if isinstance(param.prior, Prior) else None
+            if typical is None:
+                continue
+            if param.name in self.fixed_names:
+                scale = self.fixed_scales[self.fixed_names.index(param.name)]
+                values[standardised_name(param.name)] = typical / scale
+            else:
+                values[param.name] = typical
+        return values
 
     @property
     def intercept_index(self) -> int | None:

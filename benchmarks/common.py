@@ -1,0 +1,60 @@
+"""Shared by the benchmark scripts: each job runs in a fresh Python (or R) process, so import,
+compilation and the work itself are all timed, as a user would meet them."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+
+PYTHON = sys.executable
+
+
+def run_fresh(code: str, python: str = PYTHON, timeout: float = 3600) -> dict:
+    """Run `code` in a fresh interpreter; it prints one JSON object on its last line. Returns
+    that object with `process_s`, the whole process's wall time."""
+    start = time.perf_counter()
+    done = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"benchmark job failed:\n{done.stderr[-3000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return {**result, "process_s": elapsed}
+
+
+def run_r(code: str, timeout: float = 3600) -> dict | None:
+    """Run R `code` (printing one JSON object via jsonlite) when Rscript is present."""
+    if shutil.which("Rscript") is None:
+        return None
+    start = time.perf_counter()
+    done = subprocess.run(["Rscript", "-e", code], capture_output=True, text=True, timeout=timeout)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        print(f"R job failed: {done.stderr[-1500:]}", file=sys.stderr)
+        return None
+    return {**json.loads(done.stdout.strip().splitlines()[-1]), "process_s": elapsed}
+
+
+def python_for(module: str) -> str | None:
+    """An interpreter that can import `module`: this one, or $GLMM_BAYES_BENCH_PYTHON (a
+    separate environment for peers whose pins clash with ours, such as Bambi's)."""
+    for python in (PYTHON, os.environ.get("GLMM_BAYES_BENCH_PYTHON")):
+        if python and subprocess.run([python, "-c", f"import {module}"],
+                                     capture_output=True).returncode == 0:
+            return python
+    return None
+
+
+def machine() -> str:
+    return f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}, Python {platform.python_version()}"
+
+
+def print_table(title: str, rows: list[tuple]) -> None:
+    print(f"\n{title}  ({machine()})")
+    for row in rows:
+        print("  " + "  ".join(f"{c:>14}" if not isinstance(c, str) else f"{c:<34}" for c in row))
