@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import warnings
 from functools import partial
 
 import arviz as az
@@ -11,7 +14,9 @@ import numpy as np
 import pandas as pd
 from numpyro.infer import Predictive
 from numpyro.infer.util import log_likelihood
+from tqdm.auto import tqdm
 
+from .engines.batch_nuts import run_nuts_batch
 from .engines.grouped import group_statistics, shares_one_factor
 from .engines.laplace import fit_glmm
 from .engines.map import fit_map
@@ -21,13 +26,21 @@ from .engines.random_effects import draw_random_effects_for
 from .engines.reml import fit_lmm
 from .engines.structure import ModelArrays, model_arrays
 from .control import Control
-from .errors import ModelError, SamplingWarning, integer_argument
+from .errors import FitError, GlmmBayesWarning, ModelError, SamplingWarning, integer_argument
 from .numerics import float64
 from .priors import prior_table, resolve_priors
-from .program import ProgramStructure, hierarchical_model, marginal_model, standardised_name
-from .results import FrequentistFit, Posterior
+from .program import (ProgramStructure, hierarchical_model, marginal_model, population_from_sites,
+                      standardised_name)
+from .parameters import population_values
+from .results import BatchFits, BatchPosterior, FrequentistFit, Posterior
 from .results.posterior import point_values
-from .spec import build_model_spec
+from .spec import build_model_spec, response_batch
+
+
+def _with_dataset_response(arrays, y, program, structure, statistics=None):
+    """The program on `arrays` with response y (the batch's per-dataset data)."""
+    kwargs = {"statistics": statistics} if statistics is not None else {}
+    return program(arrays._replace(y=y), structure, **kwargs)
 
 
 class Model:
@@ -176,6 +189,78 @@ class Model:
     def fit_laplace(self, nagq: int = 1) -> FrequentistFit:
         """Marginal ML with u integrated out by Laplace (nagq = 1) or adaptive Gauss-Hermite."""
         return FrequentistFit(self, fit_glmm(self.spec, *self._engine_data(), nagq=nagq, control=self.control))
+
+    # ---- batch jobs: one design, many responses
+    def _with_response(self, y: np.ndarray) -> "Model":
+        """This model with another response vector (same design, priors and control)."""
+        other = copy.copy(self)
+        other.spec = dataclasses.replace(self.spec, y=np.asarray(y, dtype=float))
+        other._arrays = {}
+        return other
+
+    def _fit_batch(self, responses, fit, progress: bool) -> BatchFits:
+        fits, caught, errors = [], [], []
+        for y in tqdm(response_batch(self.spec, responses), desc="datasets", disable=not progress):
+            with warnings.catch_warnings(record=True) as record:
+                warnings.simplefilter("always", GlmmBayesWarning)
+                try:
+                    fits.append(fit(self._with_response(y)))
+                    errors.append(None)
+                except FitError as error:
+                    fits.append(None)
+                    errors.append(str(error))
+            caught.append([w for w in record if issubclass(w.category, GlmmBayesWarning)])
+        return BatchFits(fits, caught, errors)
+
+    def fit_reml_batch(self, responses, progress: bool = True) -> BatchFits:
+        """REML fit of every response in `responses` ((datasets, n) array, or a DataFrame with a
+        column per dataset) on this model's design. Each refit reuses the compiled criterion;
+        warnings are collected per dataset in `.status` instead of being raised."""
+        return self._fit_batch(responses, Model.fit_reml, progress)
+
+    def fit_ml_batch(self, responses, progress: bool = True) -> BatchFits:
+        """As `fit_reml_batch`, by maximum likelihood."""
+        return self._fit_batch(responses, Model.fit_ml, progress)
+
+    def fit_laplace_batch(self, responses, nagq: int = 1, progress: bool = True) -> BatchFits:
+        """As `fit_reml_batch`, by Laplace / adaptive Gauss-Hermite (`fit_laplace`)."""
+        return self._fit_batch(responses, lambda m: m.fit_laplace(nagq=nagq), progress)
+
+    @float64
+    def sample_batch(self, responses, draws: int = 1000, warmup: int = 1000, chains: int = 4,
+                     seed: int = 0, target_accept: float = 0.8, max_tree_depth: int = 10,
+                     chunk_size: int = 64, progress: bool = True) -> BatchPosterior:
+        """NUTS for every response in `responses` on this model's design, in one compiled
+        program: datasets x chains are vectorised, `chunk_size` datasets at a time (memory is
+        bounded by the chunk). Dataset d's draws depend only on its data and (seed, d).
+        Population parameters only (no random-effect draws); priors are this model's.
+        Linear Gaussian models integrate b out (per-group sufficient statistics where the
+        terms share one factor); other families sample b non-centred."""
+        batch = response_batch(self.spec, responses)
+        draws, warmup = integer_argument("draws", draws, 1), integer_argument("warmup", warmup, 0)
+        chains, seed = integer_argument("chains", chains, 1), integer_argument("seed", seed, 0)
+        chunk_size = integer_argument("chunk_size", chunk_size, 1)
+        layout, arrays = self._engine_data()
+        integrate = is_linear_gaussian(self.spec.family, self.spec.link)
+        grouped = integrate and shares_one_factor(arrays, layout)
+        per_dataset = {"y": jnp.asarray(batch, dtype=arrays.y.dtype)}
+        if grouped:
+            per_dataset["statistics"] = jax.tree_util.tree_map(
+                lambda *leaves: jnp.stack(leaves),
+                *[group_statistics(arrays._replace(y=jnp.asarray(y, dtype=arrays.y.dtype)), layout)
+                  for y in batch])
+        program = marginal_model if integrate else hierarchical_model
+        model = partial(_with_dataset_response, program=program, structure=self.structure)
+        samples, stats = run_nuts_batch(
+            model, {"arrays": arrays}, per_dataset, len(batch), draws=draws, warmup=warmup,
+            chains=chains, seed=seed, target_accept=target_accept, max_tree_depth=max_tree_depth,
+            initial_values=self.structure.initial_values(), keep=set(self.structure.site_names),
+            chunk_size=min(chunk_size, len(batch)), progress=progress)
+        coefs, factors, aux = population_from_sites(samples, self.structure, arrays.X)
+        covariances = [np.asarray(T @ jnp.swapaxes(T, -1, -2)) for T in factors]
+        population = population_values(self.spec, np.asarray(coefs), covariances,
+                                       None if self.spec.family.aux_name is None else np.asarray(aux))
+        return BatchPosterior(self.spec, population, stats)
 
     def __repr__(self) -> str:
         return (f"<Model {self.spec.formula!r}: {self.spec.family.name}({self.spec.link.name}), "

@@ -313,3 +313,27 @@ def build_model_spec(formula: str, data: pd.DataFrame, family: str = "gaussian",
                      _random_terms(parsed, frame, designs), frame)
     _check_identifiable(spec, control)
     return spec
+
+
+def response_batch(spec: ModelSpec, responses) -> np.ndarray:
+    """Many responses for one model's design, as (datasets, n): an array of that shape, or a
+    DataFrame with one column per dataset and one row per row of the model (after rows with
+    missing values were dropped). Each is checked as the model's own response is."""
+    if isinstance(responses, pd.DataFrame):
+        responses = responses.to_numpy(dtype=float).T
+    try:
+        batch = np.array(responses, dtype=float, ndmin=2)
+    except (TypeError, ValueError):
+        raise DataError("responses must be numeric: an array (datasets x rows) or a DataFrame "
+                        "with one column per dataset") from None
+    if batch.ndim != 2 or batch.shape[1] != spec.n_obs:
+        raise DataError(f"responses must have shape (datasets, {spec.n_obs}), one value per row "
+                        f"of the model; got {batch.shape}")
+    for d, y in enumerate(batch):
+        name = f"{spec.response_name} (dataset {d})"
+        if not np.all(np.isfinite(y)):
+            raise DataError(f"response {name!r} has NaN or infinite values")
+        spec.family.check_response(y, name)
+        if spec.family.uses_trials and np.any(y > spec.trials):
+            raise DataError(f"response {name!r} has more successes than trials")
+    return batch
