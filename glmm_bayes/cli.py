@@ -1,4 +1,6 @@
-"""`glmm-bayes fit SPEC.toml --method nuts|reml|ml|laplace|map|all`: fit a model spec file.
+"""`glmm-bayes fit SPEC.toml --method nuts|reml|ml|laplace|map|all`: fit a model spec file;
+`glmm-bayes batch SPEC.toml --responses FILE.csv --method reml|ml|laplace|nuts`: fit its design
+to every column of FILE.csv (one response per column, one row per row of the model).
 
 A spec file (see models/*.toml and the README):
 
@@ -114,9 +116,13 @@ def default_methods(model: Model) -> list[str]:
     return ["nuts", "reml" if gaussian else "laplace"]
 
 
+def _model(spec: dict, base: Path) -> Model:
+    return Model(spec["formula"], _data(spec, base), family=spec.get("family", "gaussian"),
+                 link=spec.get("link"), priors=spec.get("priors"), control=spec.get("control"))
+
+
 def run_fit(spec: dict, base: Path, method: str, progress: bool = True):
-    model = Model(spec["formula"], _data(spec, base), family=spec.get("family", "gaussian"),
-                  link=spec.get("link"), priors=spec.get("priors"), control=spec.get("control"))
+    model = _model(spec, base)
     methods = spec.get("methods", default_methods(model)) if method == "all" else [method]
     sampler = {"draws": 1000, "warmup": 1000, "chains": 4, "seed": 0, **spec.get("sampler", {})}
     fits = []
@@ -154,6 +160,31 @@ def write_outputs(out: Path, fits, table: pd.DataFrame) -> None:
     plot_compare(*fits).savefig(out / "compare.png", dpi=120, bbox_inches="tight")
 
 
+BATCH_METHODS = ("reml", "ml", "laplace", "nuts")
+
+
+def run_batch(spec: dict, base: Path, responses: Path, method: str, chunk_size: int,
+              progress: bool = True):
+    """(per-dataset status, summary indexed by dataset and parameter)."""
+    if not responses.is_file():
+        raise SpecError(f"responses file {responses} does not exist or is not a file")
+    try:
+        frame = pd.read_csv(responses)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise SpecError(f"responses file {responses} could not be read as CSV: {exc}") from None
+    model = _model(spec, base)
+    if method == "nuts":
+        sampler = {k: v for k, v in spec.get("sampler", {}).items()
+                   if k in ("draws", "warmup", "chains", "seed", "target_accept", "max_tree_depth")}
+        result = model.sample_batch(frame, chunk_size=chunk_size, progress=progress, **sampler)
+    elif method == "laplace":
+        result = model.fit_laplace_batch(frame, progress=progress, **spec.get("laplace", {}))
+    else:
+        result = getattr(model, f"fit_{method}_batch")(frame, progress=progress)
+    status = result.status.set_axis(frame.columns, axis=0).rename_axis("dataset")
+    return status, result.summary()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="glmm-bayes", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -162,7 +193,17 @@ def main(argv: list[str] | None = None) -> int:
     fit.add_argument("--method", default="all", choices=METHODS + ("all",))
     fit.add_argument("--out", type=Path, default=None, help="folder for CSV, netcdf and PNG output")
     fit.add_argument("--quiet", action="store_true", help="no progress bar")
+    batch = sub.add_parser("batch", help="fit the spec's design to many responses")
+    batch.add_argument("spec", type=Path)
+    batch.add_argument("--responses", type=Path, required=True,
+                       help="CSV with one column per dataset and one row per row of the model")
+    batch.add_argument("--method", default="reml", choices=BATCH_METHODS)
+    batch.add_argument("--chunk-size", type=int, default=64, help="datasets per NUTS chunk")
+    batch.add_argument("--out", type=Path, default=None, help="folder for status.csv and summary.csv")
+    batch.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
+    if args.command == "batch":
+        return _main_batch(args)
     try:
         spec = load_spec(args.spec)
         if args.out is not None:
@@ -181,6 +222,30 @@ def main(argv: list[str] | None = None) -> int:
         except OSError as exc:
             print(f"glmm-bayes: error: writing to {args.out} failed: {exc}", file=sys.stderr)
             return 2
+    return 0
+
+
+
+def _main_batch(args) -> int:
+    try:
+        spec = load_spec(args.spec)
+        if args.out is not None:
+            check_output_folder(args.out)
+        status, summary = run_batch(spec, args.spec.parent, args.responses, args.method,
+                                    args.chunk_size, progress=not args.quiet)
+    except GlmmBayesError as exc:
+        print(f"glmm-bayes: error: {exc}", file=sys.stderr)
+        return 2
+    column = "estimate" if "estimate" in summary else "mean"
+    across = summary[column].groupby(level="parameter", sort=False).describe()
+    with pd.option_context("display.width", 200, "display.max_columns", 30,
+                           "display.float_format", "{:.4g}".format):
+        print(f"{spec['formula']}  [{args.method}, {len(status)} datasets, "
+              f"{int(status['converged'].sum())} converged]")
+        print(across[["mean", "std", "min", "max"]])
+    if args.out is not None:
+        status.to_csv(args.out / "status.csv")
+        summary.to_csv(args.out / "summary.csv")
     return 0
 
 

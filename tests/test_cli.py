@@ -59,3 +59,27 @@ def test_unwritable_output_folder_is_found_before_fitting(tmp_path, capsys):
     assert main(["fit", str(spec), "--method", "reml", "--out", str(tmp_path / "a_file" / "out")]) == 2
     captured = capsys.readouterr()
     assert "cannot be written" in captured.err and captured.out == ""
+
+
+def test_batch_fits_every_response_column_and_names_a_bad_one(tmp_path, capsys):
+    import numpy as np
+
+    import glmm_bayes as gb
+    data = gb.load_dataset("Dyestuff")
+    rng = np.random.default_rng(4)
+    responses = pd.DataFrame({f"sim{d}": data["Yield"] + rng.normal(0, 20, len(data)) for d in range(3)})
+    responses.to_csv(tmp_path / "responses.csv", index=False)
+    out = tmp_path / "out"
+    assert main(["batch", str(MODELS / "dyestuff.toml"), "--responses", str(tmp_path / "responses.csv"),
+                 "--out", str(out), "--quiet"]) == 0
+    assert "3 datasets" in capsys.readouterr().out
+    status = pd.read_csv(out / "status.csv", index_col=0)
+    summary = pd.read_csv(out / "summary.csv", index_col=[0, 1])
+    assert list(status.index) == ["sim0", "sim1", "sim2"]
+    single = gb.Model("Yield ~ 1 + (1 | Batch)", data.assign(Yield=responses["sim2"])).fit_reml()
+    assert summary.loc[(2, "sigma"), "estimate"] == pytest.approx(single.sigma, rel=1e-9)
+    responses.loc[4, "sim1"] = np.nan
+    responses.to_csv(tmp_path / "responses.csv", index=False)
+    assert main(["batch", str(MODELS / "dyestuff.toml"), "--responses", str(tmp_path / "responses.csv"),
+                 "--quiet"]) == 2
+    assert "dataset 1, column sim1" in capsys.readouterr().err

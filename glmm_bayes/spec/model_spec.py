@@ -319,7 +319,12 @@ def response_batch(spec: ModelSpec, responses) -> np.ndarray:
     """Many responses for one model's design, as (datasets, n): an array of that shape, or a
     DataFrame with one column per dataset and one row per row of the model (after rows with
     missing values were dropped). Each is checked as the model's own response is."""
+    labels = None
     if isinstance(responses, pd.DataFrame):
+        labels = [str(c) for c in responses.columns]
+        if not all(pd.api.types.is_numeric_dtype(t) for t in responses.dtypes):
+            bad = [str(c) for c, t in responses.dtypes.items() if not pd.api.types.is_numeric_dtype(t)]
+            raise DataError(f"response column(s) {bad} are not numeric")
         responses = responses.to_numpy(dtype=float).T
     try:
         batch = np.array(responses, dtype=float, ndmin=2)
@@ -330,7 +335,7 @@ def response_batch(spec: ModelSpec, responses) -> np.ndarray:
         raise DataError(f"responses must have shape (datasets, {spec.n_obs}), one value per row "
                         f"of the model; got {batch.shape}")
     for d, y in enumerate(batch):
-        name = f"{spec.response_name} (dataset {d})"
+        name = f"{spec.response_name} (dataset {d}{f', column {labels[d]}' if labels else ''})"
         if not np.all(np.isfinite(y)):
             raise DataError(f"response {name!r} has NaN or infinite values")
         spec.family.check_response(y, name)
