@@ -135,11 +135,14 @@ class Model:
             raise ModelError(f"random_effects must be 'auto', 'integrate' or 'sample', got {random_effects!r}")
         return random_effects == "integrate"
 
-    def _pointwise_loglik(self, samples: dict) -> np.ndarray:
+    def _pointwise_loglik(self, samples: dict, batch: int = 256) -> np.ndarray:
+        """log p(y_i | draw) for every draw and row, `batch` draws at a time (bounded memory)."""
         chains, draws = next(iter(samples.values())).shape[:2]
         flat = {k: v.reshape((chains * draws,) + v.shape[2:]) for k, v in samples.items()}
-        ll = log_likelihood(self.numpyro_model, flat, **self.model_kwargs)["y"]
-        return np.asarray(ll).reshape(chains, draws, -1)
+        parts = [np.asarray(log_likelihood(self.numpyro_model, {k: v[i:i + batch] for k, v in flat.items()},
+                                           **self.model_kwargs)["y"])
+                 for i in range(0, chains * draws, batch)]
+        return np.concatenate(parts).reshape(chains, draws, -1)
 
     @float64
     def sample_prior(self, draws: int = 500, seed: int = 0):

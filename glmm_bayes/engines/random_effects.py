@@ -31,11 +31,17 @@ def draw_random_effects(key, sites, arrays: ModelArrays, structure: ProgramStruc
             for t in layout.terms}
 
 
+#: Draws of u are computed this many at a time (vectorised within a batch, in sequence across
+#: batches), so memory is bounded by the batch, not by the number of draws.
+DRAW_BATCH = 64
+
+
 def draw_random_effects_for(samples: dict, key, arrays: ModelArrays,
                             structure: ProgramStructure) -> dict:
     """u for every draw of `samples` (arrays with leading axes (chains, draws))."""
     lead = next(iter(samples.values())).shape[:2]
     flat = {k: jnp.asarray(v).reshape((-1,) + v.shape[2:]) for k, v in samples.items()}
     keys = jax.random.split(key, int(np.prod(lead)))
-    draws = jax.jit(jax.vmap(partial(draw_random_effects, arrays=arrays, structure=structure)))(keys, flat)
+    one = partial(draw_random_effects, arrays=arrays, structure=structure)
+    draws = jax.jit(lambda k, s: jax.lax.map(lambda a: one(*a), (k, s), batch_size=DRAW_BATCH))(keys, flat)
     return {k: np.asarray(v).reshape(lead + v.shape[1:]) for k, v in draws.items()}
