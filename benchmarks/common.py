@@ -57,4 +57,4 @@ def machine() -> str:
 def print_table(title: str, rows: list[tuple]) -> None:
     print(f"\n{title}  ({machine()})")
     for row in rows:
-        print("  " + "  ".join(f"{c:>14}" if not isinstance(c, str) else f"{c:<34}" for c in row))
+        print("  " + "  ".join(f"{c:<38}" if i == 0 else f"{c:>18}" for i, c in enumerate(row)))

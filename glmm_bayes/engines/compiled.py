@@ -42,14 +42,13 @@ def bind(func: Callable, **static) -> Bound:
 _TRANSFORMS = {
     "value": lambda f: f,
     "value_and_grad": jax.value_and_grad,
-    "grad": jax.grad,
 }
 
 _cache: OrderedDict = OrderedDict()
 
 
 def compiled(bound: Bound, kind: str = "value"):
-    """The jitted `kind` ("value", "value_and_grad" or "grad" in the first argument) of
+    """The jitted `kind` ("value" or "value_and_grad" in the first argument) of
     `bound`, shared by every equal binding while it stays among the MAX_COMPILED most recently
     used."""
     key = (bound, kind)

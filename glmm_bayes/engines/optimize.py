@@ -81,7 +81,8 @@ def minimize_jax(objective, x0, args=(), lower=None, upper=None, scale=None,
 def hessian_fd(objective, x, args=(), scale=None, step: float = 1e-5) -> np.ndarray:
     """Hessian of `objective(x, *args)` by central differences of the JAX gradient; the step
     in coordinate j is `step * max(scale_j, |x_j|)`."""
-    grad = compiled(objective, "grad")
+    value_and_grad = compiled(objective, "value_and_grad")     # the optimiser's: no new compile
+    grad = lambda x, *args: value_and_grad(x, *args)[1]
     x = np.asarray(x, dtype=np.float64)
     scale = np.ones_like(x) if scale is None else np.asarray(scale, dtype=np.float64)
     H = np.empty((x.size, x.size))
