@@ -24,7 +24,7 @@ from .engines.marginal import is_linear_gaussian
 from .engines.nuts import run_nuts
 from .engines.random_effects import draw_random_effects_for
 from .engines.reml import fit_lmm
-from .engines.structure import ModelArrays, model_arrays
+from .engines.structure import model_arrays
 from .control import Control
 from .errors import FitError, GlmmBayesWarning, ModelError, SamplingWarning, integer_argument
 from .numerics import float64
