@@ -8,9 +8,11 @@ from scipy import stats
 
 from ..engines.estimate import Estimate
 from ..engines.profile import profile_intervals
-from ..errors import ModelError
+from ..errors import ModelError, integer_argument
 from ..numerics import float64
 from ..parameters import population_values
+from ..spec.newdata import kept_terms
+from .prediction import ParameterDraws, prediction_map, prediction_terms, simulate_responses
 from .tables import ranef_tables, varcorr_table
 
 
@@ -99,6 +101,81 @@ class FrequentistFit:
         else:
             raise ModelError(f"unknown interval method {method!r}: use 'profile' or 'wald'")
         return pd.DataFrame.from_dict(rows, orient="index", columns=["lower", "upper"])
+
+    # ---- predictions and simulation
+    def parameter_draws(self) -> ParameterDraws:
+        """The estimates as one draw (S = 1): beta, Cov(b_k), the conditional modes, aux."""
+        aux = None if self.estimate.aux is None else np.array([self.estimate.aux])
+        return ParameterDraws(self.estimate.beta[None], [c[None] for c in self._covariances],
+                              [np.asarray(b)[None] for b in self.estimate.modes], aux)
+
+    @float64
+    def predict(self, newdata=None, re_form=None, scale: str = "response",
+                new_levels: str = "population", marginal: bool = False, interval: float | None = None,
+                bootstrap: int = 0, seed: int = 0):
+        """Predictions at the rows of `newdata` (None: the fitted rows), as lme4's predict.
+
+        re_form: None conditions on every random effect (the conditional modes), "~0" on none
+        (population level), "~(1 | g)" on the terms of factor g. New levels of a kept factor
+        get b = 0 ("population"), a draw from N(0, Cov_k) ("sample"), or raise ("error").
+        marginal=True averages the response over the random effects re_form drops (all of them
+        when re_form is None): E[g^{-1}(eta + Z b)], which for a non-identity link differs from
+        g^{-1}(eta).
+        Returns the predictions (n,), or with `interval=level` a DataFrame: estimate,
+        std_error (of the fixed part, delta method on the response scale), lower and upper:
+        Wald limits of the fixed part mapped through the link, or with `bootstrap=nsim`
+        percentile limits from nsim parametric-bootstrap refits (lme4's bootMer; responses are
+        simulated conditional on the modes of the terms the prediction keeps, use.u = TRUE,
+        and with fresh random effects for the others).
+        """
+        rng = np.random.default_rng(seed)
+        draws = self.parameter_draws()
+        eta, transform, rows = prediction_map(self.spec, draws, newdata, re_form, scale, new_levels,
+                                              marginal, rng)
+        estimate = transform(eta)[0]
+        if interval is None:
+            return estimate
+        se_eta = np.sqrt(np.einsum("np,pq,nq->n", rows.X, self.estimate.vcov, rows.X))
+        step = 1e-6 * np.maximum(1.0, np.abs(eta[0]))
+        slope = (transform(eta + step)[0] - transform(eta - step)[0]) / (2 * step)
+        frame = pd.DataFrame({"estimate": estimate, "std_error": np.abs(slope) * se_eta})
+        if bootstrap:
+            limits = self._bootstrap_predictions(bootstrap, seed, newdata, re_form, scale,
+                                                 new_levels, marginal)
+            tail = (1 - interval) / 2
+            frame["lower"], frame["upper"] = np.quantile(limits, [tail, 1 - tail], axis=0)
+            frame.attrs["bootstrap"] = f"{len(limits)} of {bootstrap} refits succeeded"
+            return frame
+        crit = stats.norm.ppf(0.5 + interval / 2)
+        ends = np.sort(np.stack([transform(eta - crit * se_eta)[0], transform(eta + crit * se_eta)[0]]), axis=0)
+        frame["lower"], frame["upper"] = ends
+        return frame
+
+    def refit(self, model):
+        """This fit's method applied to another `Model` (REML, ML, Laplace or AGQ)."""
+        if self.method == "REML":
+            return model.fit_reml()
+        if self.method == "ML":
+            return model.fit_ml()
+        return model.fit_laplace(nagq=self.estimate.nagq)
+
+    def _bootstrap_predictions(self, nsim, seed, newdata, re_form, scale, new_levels, marginal):
+        keep = prediction_terms(self.spec, re_form, marginal)
+        draws = self.parameter_draws().subset(np.zeros(nsim, dtype=int))
+        responses = simulate_responses(self.spec, draws, nsim, seed, None, keep).to_numpy().T
+        fits = self.model._fit_batch(responses, self.refit, progress=False).fits
+        return np.array([f.predict(newdata, re_form, scale, new_levels, marginal, seed=seed)
+                         for f in fits if f is not None])
+
+    @float64
+    def simulate(self, n: int = 1, seed: int = 0, newdata=None, re_form="~0") -> pd.DataFrame:
+        """n responses simulated from the fitted model on the rows of `newdata` (None: the
+        fitted rows), one column each. As lme4's simulate, random effects are drawn anew for
+        every level (re_form "~0"); re_form=None keeps the conditional modes."""
+        n = integer_argument("n", n, 1)
+        draws = self.parameter_draws().subset(np.zeros(n, dtype=int))
+        return simulate_responses(self.spec, draws, n, integer_argument("seed", seed, 0), newdata,
+                                  kept_terms(self.spec, re_form))
 
     # ---- likelihood summaries
     @property

@@ -7,9 +7,14 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..errors import ModelError, integer_argument
+from ..numerics import float64
 from ..parameters import population_values, sd_name
 from ..program import ProgramStructure, population_from_sites
 from ..spec import ModelSpec
+from ..spec.newdata import kept_terms
+from .prediction import (ParameterDraws, draw_responses, interval_frame, prediction_map,
+                         simulate_responses)
 from .tables import population_table, ranef_tables, varcorr_table
 
 
@@ -117,6 +122,63 @@ class Posterior:
         if self._draws["fixef"].shape[0] < 2:
             return self.population
         return self.population.join(self.diagnostics())
+
+    # ---- predictions and simulation
+    def parameter_draws(self) -> ParameterDraws:
+        """Every draw (chains x draws flattened): beta, Cov(b_k), b_k, aux."""
+        terms = self.spec.terms
+        aux = self._draws.get(self.spec.family.aux_name) if self.spec.family.aux_name else None
+        b = [self._flat(self._draws["b"][t.label]) for t in terms] if self._draws["b"] else []
+        return ParameterDraws(self._flat(self._draws["fixef"]),
+                              [self._flat(self._draws["cov"][t.label]) for t in terms], b,
+                              None if aux is None else self._flat(aux))
+
+    @float64
+    def predict(self, newdata=None, re_form=None, scale: str = "response",
+                new_levels: str = "population", marginal: bool = False,
+                interval: float | None = None, predictive: bool = False, seed: int = 0):
+        """Posterior draws (draws, n) of the prediction at the rows of `newdata` (None: the
+        fitted rows); with `interval=level` a DataFrame of estimate (mean), sd, lower, upper.
+
+        re_form, new_levels and marginal mean what they mean for `FrequentistFit.predict`; with
+        new_levels="sample" each draw takes b from that draw's Cov_k, so new levels carry the
+        between-group spread. predictive=True draws y from the family around each draw's mean
+        (the posterior predictive distribution, brms's posterior_predict).
+        """
+        if predictive and (scale == "link" or marginal):
+            raise ModelError("predictive=True draws responses: use scale='response' and marginal=False")
+        rng = np.random.default_rng(integer_argument("seed", seed, 0))
+        draws = self.parameter_draws()
+        eta, transform, rows = prediction_map(self.spec, draws, newdata, re_form, scale, new_levels,
+                                              marginal, rng)
+        out = transform(eta)
+        if predictive:
+            if rows.trials is None:
+                raise ModelError("predictive=True needs the binomial trials in newdata")
+            out = draw_responses(self.spec, out, draws.aux, rows.trials, int(rng.integers(2 ** 31)))
+        return out if interval is None else interval_frame(out, interval)
+
+    def posterior_predictive(self, seed: int = 0):
+        """Replicated responses y_rep (chains, draws, n) at the fitted rows, conditional on each
+        draw's random effects; stored as the `posterior_predictive` group of `idata` (for
+        ArviZ's checks) and returned."""
+        chains, n_draws = self._draws["fixef"].shape[:2]
+        y = self.predict(predictive=True, seed=seed).reshape(chains, n_draws, -1)
+        group = az.from_dict({"posterior_predictive": {"y": y}}, dims={"y": ["obs"]},
+                             coords={"obs": np.arange(self.spec.n_obs)})
+        self.idata["posterior_predictive"] = group["posterior_predictive"]
+        return self.idata["posterior_predictive"]
+
+    @float64
+    def simulate(self, n: int = 1, seed: int = 0, newdata=None, re_form="~0") -> pd.DataFrame:
+        """n responses on the rows of `newdata` (None: the fitted rows), each from a posterior
+        draw picked at random, with random effects drawn anew (re_form "~0", as lme4's
+        simulate) or the draw's own (re_form=None)."""
+        n, seed = integer_argument("n", n, 1), integer_argument("seed", seed, 0)
+        draws = self.parameter_draws()
+        pick = np.random.default_rng(seed).integers(draws.n_draws, size=n)
+        return simulate_responses(self.spec, draws.subset(pick), n, seed + 1, newdata,
+                                  kept_terms(self.spec, re_form))
 
     def loo(self):
         """PSIS-LOO from the pointwise log-likelihood (ArviZ)."""

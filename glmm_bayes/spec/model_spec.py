@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import warnings
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import formulae
 import numpy as np
@@ -56,6 +57,8 @@ class ModelSpec:
     fixed_names: tuple[str, ...]
     terms: tuple[RandomEffectTerm, ...]
     data: pd.DataFrame = field(repr=False)
+    parsed: ParsedFormula = field(repr=False, compare=False)
+    designs: tuple["Design", ...] = field(repr=False, compare=False)  # fixed, then per (expr | g)
 
     @property
     def n_obs(self) -> int:
@@ -95,10 +98,21 @@ TRANSFORMS = {"log": np.log, "log2": np.log2, "log10": np.log10, "log1p": np.log
               "TRUE": True, "FALSE": False}
 
 
-def _design(expr: str, data: pd.DataFrame) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Evaluate a right-hand side with formulae: (matrix, lme4 column names)."""
+class Design(NamedTuple):
+    """A right-hand side evaluated on the model's rows. `evaluator` (formulae's design, None
+    for an empty one) evaluates the same columns on new data, with the fitted data's factor
+    levels and transforms; `term_columns` maps each term to its column names."""
+
+    matrix: np.ndarray
+    names: tuple[str, ...]
+    evaluator: object | None
+    term_columns: dict
+
+
+def _design(expr: str, data: pd.DataFrame) -> Design:
+    """Evaluate a right-hand side with formulae (lme4 column names)."""
     if re.fullmatch(r"\s*(0|-\s*1)\s*", expr):
-        return np.zeros((len(data), 0)), ()
+        return Design(np.zeros((len(data), 0)), (), None, {})
     try:
         with np.errstate(all="ignore"), warnings.catch_warnings():
             # non-finite values from a transform are named and dropped by `_drop_non_finite`
@@ -107,8 +121,10 @@ def _design(expr: str, data: pd.DataFrame) -> tuple[np.ndarray, tuple[str, ...]]
                                                extra_namespace=TRANSFORMS).common
     except Exception as exc:  # formulae raises several types; re-raise with the term named
         raise FormulaError(f"could not build the design for {expr!r}: {exc}") from exc
-    labels = [lab for term in common.terms.values() for lab in term.labels]
-    return np.asarray(common.design_matrix, dtype=float), tuple(lme4_name(l) for l in labels)
+    columns = {lme4_name(name): tuple(lme4_name(l) for l in term.labels)
+               for name, term in common.terms.items()}
+    return Design(np.asarray(common.design_matrix, dtype=float),
+                  tuple(c for cols in columns.values() for c in cols), common, columns)
 
 
 def _evaluate(expr: str, data: pd.DataFrame, role: str) -> np.ndarray:
@@ -121,13 +137,13 @@ def _evaluate(expr: str, data: pd.DataFrame, role: str) -> np.ndarray:
         if not pd.api.types.is_numeric_dtype(values):
             raise DataError(f"{role} column {name!r} must be numeric, it holds {values.dtype} values")
         return values.to_numpy(dtype=float)
-    matrix, _ = _design(f"0 + I({expr})", data)
+    matrix = _design(f"0 + I({expr})", data).matrix
     if matrix.shape[1] != 1:
         raise DataError(f"{role} {expr!r} must evaluate to one numeric column")
     return matrix[:, 0]
 
 
-def _factor_levels(data: pd.DataFrame, factor: str) -> tuple[tuple[str, ...], np.ndarray]:
+def group_labels(data: pd.DataFrame, factor: str) -> tuple[tuple[str, ...], np.ndarray]:
     """Levels of a grouping factor (`g` or `a:b`) sorted as R sorts them, and each row's level."""
     columns = factor.split(":")
     keys = []
@@ -142,7 +158,12 @@ def _factor_levels(data: pd.DataFrame, factor: str) -> tuple[tuple[str, ...], np
     unique = frame.drop_duplicates().sort_values(list(frame.columns))
     labels = [":".join(map(str, row)) for row in unique.itertuples(index=False)]
     row_labels = [":".join(map(str, row)) for row in frame.itertuples(index=False)]
-    index = pd.Index(labels).get_indexer(row_labels)
+    return tuple(labels), pd.Index(labels).get_indexer(row_labels)
+
+
+def _factor_levels(data: pd.DataFrame, factor: str) -> tuple[tuple[str, ...], np.ndarray]:
+    """`group_labels` of a grouping factor, which must have two levels or more."""
+    labels, index = group_labels(data, factor)
     if len(labels) < 2:
         raise DataError(f"grouping factor {factor!r} has only one level ({labels[0]!r}); "
                         "a random effect needs at least two")
@@ -189,15 +210,19 @@ def _aliased_columns(X: np.ndarray, names: tuple[str, ...]) -> list[str]:
     return aliased
 
 
+def term_blocks(syntax, n_columns: int) -> list[list[int]]:
+    """The columns of each term one `(expr | g)` makes: (x || g) is (1 | g) + (0 + x | g), one
+    uncorrelated term per column, as lme4 does."""
+    return [[j] for j in range(n_columns)] if not syntax.correlated else [list(range(n_columns))]
+
+
 def _random_terms(parsed: ParsedFormula, data: pd.DataFrame, designs) -> tuple[RandomEffectTerm, ...]:
     terms: list[RandomEffectTerm] = []
-    for syntax, (Z, names) in zip(parsed.random, designs):
+    for syntax, (Z, names, *_) in zip(parsed.random, designs):
         if Z.shape[1] == 0:
             raise FormulaError(f"random-effect term ({syntax.expr} | {syntax.group}) has no columns")
         levels, index = _factor_levels(data, syntax.group)
-        # (x || g) is (1 | g) + (0 + x | g): one uncorrelated term per column, as lme4 does
-        blocks = [[j] for j in range(Z.shape[1])] if not syntax.correlated else [list(range(Z.shape[1]))]
-        for cols in blocks:
+        for cols in term_blocks(syntax, Z.shape[1]):
             seen = sum(t.factor == syntax.group for t in terms)
             label = syntax.group if seen == 0 else f"{syntax.group}.{seen}"
             terms.append(RandomEffectTerm(syntax.group, label, levels, index,
@@ -221,10 +246,10 @@ def _drop_non_finite(parsed: ParsedFormula, frame: pd.DataFrame):
     """Rows where a transform made a value NaN or infinite (log(z), z <= 0) are dropped with a
     warning naming the terms, as R's model.frame drops them; returns (frame, parts)."""
     parts = _numeric_parts(parsed, frame)
-    vectors, (X, names), designs = parts
+    vectors, (X, names, *_), designs = parts
     columns = dict(vectors)
     columns.update({name: X[:, j] for j, name in enumerate(names)})
-    for syntax, (Z, znames) in zip(parsed.random, designs):
+    for syntax, (Z, znames, *_) in zip(parsed.random, designs):
         columns.update({f"{name} | {syntax.group}": Z[:, j] for j, name in enumerate(znames)})
     bad, culprits = np.zeros(len(frame), dtype=bool), []
     for name, values in columns.items():
@@ -289,7 +314,7 @@ def build_model_spec(formula: str, data: pd.DataFrame, family: str = "gaussian",
     check_identifiers(parsed.text.replace("||", "|"), data.columns)
     if not parsed.random:
         raise FormulaError(f"formula {formula!r} has no random-effect term such as (1 | group)")
-    frame, (vectors, (X, fixed_names), designs) = _drop_non_finite(parsed, _clean_data(parsed, data))
+    frame, (vectors, fixed, designs) = _drop_non_finite(parsed, _clean_data(parsed, data))
 
     response = parsed.response
     y = vectors[f"response {response.expr!r}"]
@@ -306,11 +331,12 @@ def build_model_spec(formula: str, data: pd.DataFrame, family: str = "gaussian",
                             "p(successes, trials) on the left, or use family='bernoulli' for 0/1")
     fam.check_response(y, response.expr)
     offset = sum((vectors[f"offset({o})"] for o in parsed.offsets), np.zeros_like(y))
+    X, fixed_names = fixed.matrix, fixed.names
     if aliased := _aliased_columns(X, fixed_names):
         raise ModelError(f"fixed-effect model matrix is rank deficient: {', '.join(aliased)} "
                          "is a linear combination of the other columns; remove it from the formula")
     spec = ModelSpec(formula, fam, lnk, response.expr, y, trials, offset, X, fixed_names,
-                     _random_terms(parsed, frame, designs), frame)
+                     _random_terms(parsed, frame, designs), frame, parsed, (fixed, *designs))
     _check_identifiable(spec, control)
     return spec
 

@@ -1,0 +1,179 @@
+"""Predictions and simulation from any fit, through one set of draws of its parameters.
+
+A fit hands over `ParameterDraws`: beta (S, p), Cov(b_k) (S, q_k, q_k), b_k at the fitted
+levels (S, n_k, q_k) and aux (S,), with S = 1 for a point estimate and S = draws for a
+posterior. On rows with design X, Z_k (`spec.newdata.Rows`):
+
+    eta = X beta + offset + sum_{k kept} Z_k b_k          (conditional; lme4's re.form)
+    E[y] = E_{b ~ N(0, Cov)}[g^{-1}(eta + sum_{k dropped} Z_k b_k)]   (marginal=True)
+
+The marginal mean integrates the dropped terms' v_i = sum_k z_ik' Cov_k z_ik out:
+exp(eta + v / 2) for the log link, eta for the identity, and otherwise the trapezoidal rule in
+z = e / sqrt(v) on [-10, 10] with step 0.04. For an integrand analytic in a strip |Im z| < d
+(logit: d = pi / sqrt(v)) its error is ~exp(-2 pi d / 0.04): below 1e-12 for sd(e) up to ~15,
+where 40-node Gauss-Hermite is off by 1e-5 already at sd(e) = 3.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError, ModelError
+from ..spec import ModelSpec
+from ..spec.newdata import Rows, TermRows, kept_terms, model_rows
+
+NEW_LEVELS = ("population", "sample", "error")
+#: Trapezoidal nodes for marginal means under links other than identity and log.
+QUADRATURE_NODES = np.linspace(-10.0, 10.0, 501)
+
+
+@dataclass(frozen=True)
+class ParameterDraws:
+    """A fit's parameters with a leading axis of S draws (S = 1 for point estimates)."""
+
+    beta: np.ndarray
+    covariances: list
+    b: list
+    aux: np.ndarray | None
+
+    @property
+    def n_draws(self) -> int:
+        return self.beta.shape[0]
+
+    def subset(self, index) -> "ParameterDraws":
+        pick = lambda a: None if a is None else np.asarray(a)[index]
+        return ParameterDraws(pick(self.beta), [pick(c) for c in self.covariances],
+                              [pick(b) for b in self.b], pick(self.aux))
+
+
+def _sample_effects(cov: np.ndarray, n_levels: int, rng: np.random.Generator) -> np.ndarray:
+    """b ~ N(0, Cov) for n_levels levels per draw: (S, n_levels, q)."""
+    S, q = cov.shape[0], cov.shape[-1]
+    w, V = np.linalg.eigh(cov)          # handles singular Cov (a variance at zero)
+    root = V * np.sqrt(np.clip(w, 0, None))[:, None, :]
+    return rng.standard_normal((S, n_levels, q)) @ np.swapaxes(root, -1, -2)
+
+
+def _effects_on(term: TermRows, b: np.ndarray, cov: np.ndarray, factor: str, new_levels: str,
+                fresh: bool, rng) -> np.ndarray:
+    """b for each of the rows' levels (S, L, q): the fit's at known levels; at new levels
+    zero, a fresh draw, or an error; fresh draws everywhere when `fresh`."""
+    S, q = cov.shape[0], cov.shape[-1]
+    if fresh:
+        return _sample_effects(cov, len(term.levels), rng)
+    known = term.fitted_index >= 0
+    out = np.zeros((S, len(term.levels), q))
+    out[:, known] = b[:, term.fitted_index[known]]
+    if not known.all():
+        if new_levels == "error":
+            raise DataError(f"newdata has level(s) {term.new_levels[:10]} of grouping factor "
+                            f"{factor!r} that the model was not fitted to; use "
+                            "new_levels='population' or 'sample'")
+        if new_levels == "sample":
+            out[:, ~known] = _sample_effects(cov, int((~known).sum()), rng)
+    return out
+
+
+def linear_predictor(spec: ModelSpec, rows: Rows, draws: ParameterDraws, keep, new_levels: str,
+                     rng, fresh=None) -> np.ndarray:
+    """eta (S, n) conditional on the kept terms' random effects (`fresh` terms drawn anew)."""
+    if new_levels not in NEW_LEVELS:
+        raise ModelError(f"new_levels must be one of {NEW_LEVELS}, got {new_levels!r}")
+    fresh = fresh or (False,) * len(spec.terms)
+    eta = draws.beta @ rows.X.T + rows.offset
+    for k, term in enumerate(spec.terms):
+        if not (keep[k] or fresh[k]):
+            continue
+        t = rows.terms[k]
+        b = _effects_on(t, draws.b[k] if draws.b else None, draws.covariances[k], term.factor,
+                        new_levels, fresh[k], rng)
+        eta = eta + np.sum(t.Z * b[:, t.level_index], axis=-1)
+    return eta
+
+
+def dropped_variance(spec: ModelSpec, rows: Rows, draws: ParameterDraws, keep) -> np.ndarray:
+    """v (S, n): the variance of sum_{k dropped} Z_k b_k at each row."""
+    v = np.zeros((draws.n_draws, rows.n))
+    for k in range(len(spec.terms)):
+        if not keep[k]:
+            Z = rows.terms[k].Z
+            v += np.einsum("ni,sij,nj->sn", Z, draws.covariances[k], Z)
+    return v
+
+
+def marginal_mean(link, eta: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """E[g^{-1}(eta + e)], e ~ N(0, v)."""
+    if link.name == "identity":
+        return eta
+    if link.name == "log":
+        return np.exp(eta + v / 2)
+    z = QUADRATURE_NODES
+    weights = np.exp(-0.5 * z ** 2) / np.sqrt(2 * np.pi) * (z[1] - z[0])
+    sd, total = np.sqrt(v), np.zeros(np.shape(eta))
+    for node, weight in zip(z, weights):
+        total += weight * np.asarray(link.inverse(eta + sd * node))
+    return total
+
+
+def resolve_scale(scale: str) -> str:
+    if scale not in ("response", "link"):
+        raise ModelError(f"scale must be 'response' or 'link', got {scale!r}")
+    return scale
+
+
+def prediction_terms(spec: ModelSpec, re_form, marginal: bool) -> tuple[bool, ...]:
+    """The terms a prediction conditions on; `marginal=True` with re_form None conditions on none
+    (it integrates every term out)."""
+    return kept_terms(spec, "~0" if marginal and re_form is None else re_form)
+
+
+def prediction_map(spec: ModelSpec, draws: ParameterDraws, newdata, re_form, scale: str,
+                   new_levels: str, marginal: bool, rng):
+    """(eta (S, n), transform, rows): the linear predictor on the rows and the monotone map
+    from it to the prediction on `scale` (the link, g^{-1}, or the marginal mean), so that
+    limits for eta map to limits for the prediction."""
+    scale = resolve_scale(scale)
+    if marginal and scale == "link":
+        raise ModelError("marginal=True averages on the response scale; use scale='response'")
+    keep = prediction_terms(spec, re_form, marginal)
+    rows = model_rows(spec, newdata, grouped=keep, columns=(True,) * len(keep) if marginal else None)
+    eta = linear_predictor(spec, rows, draws, keep, new_levels, rng)
+    if scale == "link":
+        return eta, lambda e: e, rows
+    if marginal:
+        v = dropped_variance(spec, rows, draws, keep)
+        return eta, lambda e: marginal_mean(spec.link, e, v), rows
+    return eta, lambda e: np.asarray(spec.link.inverse(e)), rows
+
+
+def draw_responses(spec: ModelSpec, mu: np.ndarray, aux, trials: np.ndarray, seed: int) -> np.ndarray:
+    """y ~ family(mu, aux, trials), elementwise over (S, n)."""
+    aux = 1.0 if aux is None else np.asarray(aux)[:, None]
+    trials = np.asarray(trials).astype(np.int64) if spec.family.uses_trials else trials
+    distribution = spec.family.distribution(mu, aux, trials)
+    return np.asarray(distribution.sample(jax.random.PRNGKey(seed)), dtype=float)
+
+
+def simulate_responses(spec: ModelSpec, draws: ParameterDraws, n: int, seed: int, newdata,
+                       keep: tuple[bool, ...]) -> pd.DataFrame:
+    """n simulated responses on the rows, one per draw of `draws` (S = n); the random effects of
+    the terms not in `keep` are drawn anew for every level (lme4's simulate, use.u = FALSE)."""
+    rows = model_rows(spec, newdata, require_trials=spec.family.uses_trials)
+    rng = np.random.default_rng(seed)
+    eta = linear_predictor(spec, rows, draws, keep, "sample", rng, fresh=tuple(not k for k in keep))
+    y = draw_responses(spec, np.asarray(spec.link.inverse(eta)), draws.aux, rows.trials,
+                       int(rng.integers(2 ** 31)))
+    index = newdata.index if newdata is not None else spec.data.index
+    return pd.DataFrame(y.T, index=index, columns=[f"sim_{i + 1}" for i in range(n)])
+
+
+def interval_frame(draws: np.ndarray, level: float) -> pd.DataFrame:
+    """Per row: mean, sd and the equal-tailed `level` interval of the draws (S, n)."""
+    tail = (1 - level) / 2
+    return pd.DataFrame({"estimate": draws.mean(axis=0), "sd": draws.std(axis=0, ddof=1),
+                         "lower": np.quantile(draws, tail, axis=0),
+                         "upper": np.quantile(draws, 1 - tail, axis=0)})

@@ -1,0 +1,169 @@
+"""predict and simulate against lme4's estimates and against the maths they implement."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import integrate, special, stats
+
+import glmm_bayes as gb
+from conftest import REFERENCE, reference_fit, reference_model
+
+
+def lme4_linear_predictor(key, data, conditional=True):
+    """X beta + Z b from lme4's fixed effects and BLUPs (reference values)."""
+    ref = REFERENCE[key]
+    fixef = ref["fixef"]
+    eta = fixef["(Intercept)"] + sum(fixef[c] * data[c] for c in fixef if c != "(Intercept)")
+    if conditional:
+        ranef = ref["ranef"]["Subject"]
+        level = pd.Index(ranef["levels"]).get_indexer(data["Subject"].astype(str))
+        for term in ranef["terms"]:
+            column = 1.0 if term == "(Intercept)" else data[term]
+            eta = eta + np.asarray(ranef["values"][term])[level] * column
+    return np.asarray(eta, dtype=float)
+
+
+def test_sleepstudy_predictions_equal_lme4_fixef_and_blups():
+    # lme4 stops at ~1e-6 relative change of the criterion: BLUPs and fixed effects agree to
+    # ~1e-4 relative, i.e. well under 0.05 ms on responses of ~300 ms.
+    fit, data = reference_fit("sleep_rs_reml"), gb.load_dataset("sleepstudy")
+    np.testing.assert_allclose(fit.predict(), lme4_linear_predictor("sleep_rs_reml", data), atol=0.05)
+    np.testing.assert_allclose(fit.predict(re_form="~0"),
+                               lme4_linear_predictor("sleep_rs_reml", data, False), atol=0.05)
+    # newdata: the same rows in another order give the same predictions, and equal the
+    # fitted values of the REML fit exactly
+    shuffled = data.sample(frac=1.0, random_state=1)
+    np.testing.assert_allclose(fit.predict(shuffled), fit.estimate.fitted[shuffled.index], rtol=1e-12)
+
+
+def test_new_levels_population_sample_error():
+    fit = reference_fit("sleep_rs_reml")
+    new = pd.DataFrame({"Days": [0.0, 5.0], "Subject": ["308", "new subject"]})
+    population = fit.predict(new, re_form="~0")
+    default = fit.predict(new)
+    assert default[1] == pytest.approx(population[1], rel=1e-12)
+    assert default[0] != pytest.approx(population[0], rel=1e-3)
+    sampled = fit.predict(new, new_levels="sample", seed=3)
+    assert sampled[0] == pytest.approx(default[0], rel=1e-12) and sampled[1] != population[1]
+    with pytest.raises(gb.DataError, match="new subject.*'Subject'"):
+        fit.predict(new, new_levels="error")
+    # population-level predictions need no grouping column
+    assert fit.predict(pd.DataFrame({"Days": [5.0]}), re_form="~0")[0] == pytest.approx(population[1])
+
+
+def test_prediction_input_errors_name_the_culprit():
+    fit = reference_fit("sleep_rs_reml")
+    with pytest.raises(gb.DataError, match="'Days'"):
+        fit.predict(pd.DataFrame({"Subject": ["308"]}))
+    with pytest.raises(gb.DataError, match="'Subject'"):
+        fit.predict(pd.DataFrame({"Days": [1.0]}))
+    with pytest.raises(gb.DataError, match="'Days'.*missing"):
+        fit.predict(pd.DataFrame({"Days": [np.nan], "Subject": ["308"]}))
+    with pytest.raises(gb.FormulaError, match="Item"):
+        fit.predict(re_form="~(1 | Item)")
+    with pytest.raises(gb.ModelError, match="scale"):
+        fit.predict(scale="probability")
+
+
+def test_predict_leaves_newdata_unmodified():
+    fit = reference_fit("penicillin_reml")
+    new = pd.DataFrame({"treat": ["B", "A"], "blend": ["Blend1", "Blend9"]})
+    copy = new.copy()
+    out = fit.predict(new)
+    pd.testing.assert_frame_equal(new, copy)
+    beta = fit.estimate.beta
+    assert out[1] == pytest.approx(beta[0], rel=1e-12)   # A is the reference level, Blend9 new
+
+
+def test_wald_interval_of_the_fixed_part():
+    fit = reference_fit("sleep_rs_reml")
+    new = pd.DataFrame({"Days": [0.0, 4.5]})
+    frame = fit.predict(new, re_form="~0", interval=0.9)
+    X = np.column_stack([np.ones(2), new["Days"]])
+    se = np.sqrt(np.einsum("np,pq,nq->n", X, fit.vcov.to_numpy(), X))
+    np.testing.assert_allclose(frame["std_error"], se, rtol=1e-6)
+    np.testing.assert_allclose(frame["upper"] - frame["estimate"], stats.norm.ppf(0.95) * se, rtol=1e-9)
+
+
+def test_poisson_marginal_mean_is_exp_eta_plus_half_variance():
+    fit, data = reference_fit("rikz_poisson_laplace"), gb.load_dataset("RIKZ")
+    tau2 = fit.varcorr["vcov"].iloc[0]
+    eta = fit.predict(re_form="~0", scale="link")
+    np.testing.assert_allclose(fit.predict(marginal=True), np.exp(eta + tau2 / 2), rtol=1e-12)
+    # and against lme4's estimates (agreement of the fits ~1e-4 relative)
+    ref = REFERENCE["rikz_poisson_laplace"]
+    lme4 = np.exp(ref["fixef"]["(Intercept)"] + ref["fixef"]["NAP"] * data["NAP"]
+                  + ref["varcorr"][0]["vcov"] / 2)
+    np.testing.assert_allclose(fit.predict(marginal=True), lme4, rtol=1e-3)
+    # the marginal mean exceeds the conditional-at-zero mean exp(eta): Jensen
+    assert np.all(fit.predict(marginal=True) > fit.predict(re_form="~0"))
+
+
+def test_logistic_marginal_mean_agrees_with_brute_force_integration():
+    fit = reference_fit("ctsib_laplace")
+    tau = np.sqrt(fit.varcorr["vcov"].iloc[0])
+    eta = fit.predict(re_form="~0", scale="link")[:20]
+    marginal = fit.predict(marginal=True)[:20]
+    brute = [integrate.quad(lambda z: special.expit(e + tau * z) * stats.norm.pdf(z), -12, 12,
+                            epsabs=1e-13)[0] for e in eta]
+    np.testing.assert_allclose(marginal, brute, rtol=1e-9)
+
+
+def test_simulate_reproduces_the_fitted_moments():
+    # 4000 simulations: the mean of each row's draws has sd sqrt(Var(y_i) / 4000); Var(y_i) =
+    # z_i' Cov z_i + sigma^2, whose estimate from 4000 draws has relative sd sqrt(2 / 4000).
+    fit = reference_fit("sleep_rs_reml")
+    sims = fit.simulate(4000, seed=11).to_numpy()
+    assert sims.shape == (180, 4000)
+    mean = fit.predict(re_form="~0")
+    Z = np.column_stack([np.ones(180), gb.load_dataset("sleepstudy")["Days"]])
+    cov = fit.estimate.factors[0] @ fit.estimate.factors[0].T
+    var = np.einsum("ni,ij,nj->n", Z, cov, Z) + fit.sigma ** 2
+    z_mean = (sims.mean(axis=1) - mean) / np.sqrt(var / 4000)
+    assert np.max(np.abs(z_mean)) < 4.5
+    assert np.max(np.abs(sims.var(axis=1, ddof=1) / var - 1)) < 5 * np.sqrt(2 / 4000)
+    # a seed reproduces; conditional simulation (re_form=None) centres on the conditional fit
+    pd.testing.assert_frame_equal(fit.simulate(2, seed=4), fit.simulate(2, seed=4))
+    conditional = fit.simulate(4000, seed=5, re_form=None).to_numpy()
+    z_cond = (conditional.mean(axis=1) - fit.predict()) / (fit.sigma / np.sqrt(4000))
+    assert np.max(np.abs(z_cond)) < 4.5
+
+
+def test_simulated_poisson_counts_match_the_marginal_mean():
+    fit = reference_fit("rikz_poisson_laplace")
+    sims = fit.simulate(4000, seed=2).to_numpy()
+    assert np.all(sims == np.round(sims)) and sims.min() >= 0
+    mean = fit.predict(marginal=True)
+    tau2 = fit.varcorr["vcov"].iloc[0]
+    var = mean + mean ** 2 * (np.exp(tau2) - 1)          # Poisson-lognormal variance
+    z = (sims.mean(axis=1) - mean) / np.sqrt(var / 4000)
+    assert np.max(np.abs(z)) < 4.5
+
+
+def test_binomial_simulation_needs_trials_in_newdata():
+    model = gb.Model("cbind(s, f) ~ 1 + (1 | g)",
+                     pd.DataFrame({"s": [1, 2, 3, 4, 2, 1], "f": [3, 2, 1, 1, 2, 3],
+                                   "g": list("aabbcc")}), family="binomial")
+    fit = model.fit_laplace()
+    sims = fit.simulate(50, seed=0).to_numpy()
+    assert np.all(sims <= model.spec.trials[:, None]) and np.all(sims >= 0)
+    assert np.any(sims == 5)                    # row 3 has 4 + 1 trials
+    with pytest.raises(gb.DataError, match="'f'.*trials"):
+        fit.simulate(1, newdata=pd.DataFrame({"s": [1], "g": ["a"]}))
+
+
+def test_posterior_new_levels_are_wider_than_known_levels():
+    post = reference_model("sleep_rs_reml").fit_map(draws=1000, seed=0)
+    new = pd.DataFrame({"Days": [5.0, 5.0], "Subject": ["308", "new"]})
+    draws = post.predict(new, new_levels="sample")
+    assert draws.shape == (1000, 2)
+    frame = post.predict(new, new_levels="sample", interval=0.9)
+    width = frame["upper"] - frame["lower"]
+    assert width[1] > 2 * width[0]
+    predictive = post.predict(new, predictive=True, interval=0.9)
+    assert (predictive["upper"] - predictive["lower"])[0] > width[0]
+    group = post.posterior_predictive(seed=1)
+    assert group["y"].shape == (1, 1000, 180)
+    assert "posterior_predictive" in post.idata.children
+    sims = post.simulate(3, seed=0)
+    assert sims.shape == (180, 3) and np.all(np.isfinite(sims.to_numpy()))
