@@ -14,9 +14,10 @@ from .errors import (ConvergenceWarning, DataError, DataWarning, FamilyError, Fi
                      SamplingWarning, SeparationWarning, SingularFitWarning)
 from .model import Model
 from .plots import plot_compare
-from .results import FrequentistFit, Posterior, compare
+from .results import FrequentistFit, Posterior, anova, compare, loo_compare, lrt
 
 __all__ = ["Control", "ConvergenceWarning", "DataError", "DataWarning", "FamilyError", "FitError",
            "FormulaError", "FrequentistFit", "GlmmBayesError", "GlmmBayesWarning", "Model",
            "ModelError", "Posterior", "PriorError", "SamplingWarning", "SeparationWarning",
-           "SingularFitWarning", "compare", "list_datasets", "load_dataset", "plot_compare"]
+           "SingularFitWarning", "anova", "compare", "list_datasets", "load_dataset", "loo_compare",
+           "lrt", "plot_compare"]

@@ -1,8 +1,9 @@
 """Stage 4 of the pipeline: fit objects with one vocabulary across engines."""
 
 from .batch import BatchFits, BatchPosterior
-from .compare import compare
+from .compare import compare, loo_compare
+from .lrt import anova, lrt
 from .frequentist import FrequentistFit
 from .posterior import Posterior
 
-__all__ = ["BatchFits", "BatchPosterior", "FrequentistFit", "Posterior", "compare"]
+__all__ = ["BatchFits", "BatchPosterior", "FrequentistFit", "Posterior", "anova", "compare", "loo_compare", "lrt"]

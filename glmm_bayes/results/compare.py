@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import arviz as az
 import pandas as pd
+
+from ..errors import ModelError
 
 
 def _label(fit, seen: dict) -> str:
@@ -23,3 +26,16 @@ def compare(*fits) -> pd.DataFrame:
         blocks[_label(fit, seen)] = table.reindex(columns=["estimate", "lower", "upper"])
     order = list(dict.fromkeys(name for block in blocks.values() for name in block.index))
     return pd.concat(blocks, axis=1).reindex(order)
+
+
+def loo_compare(*posteriors, names: list[str] | None = None) -> pd.DataFrame:
+    """PSIS-LOO comparison of posteriors of one response (ArviZ's compare): rank, elpd_loo,
+    p_loo, elpd_diff, weight, dse and warning per model, best first."""
+    if len(posteriors) < 2 or any(not hasattr(p, "idata") for p in posteriors):
+        raise ModelError("loo_compare needs two or more posteriors (sample or fit_map results)")
+    if any("log_likelihood" not in p.idata.children for p in posteriors):
+        raise ModelError("loo_compare needs the pointwise log-likelihood: sample(log_likelihood=True)")
+    names = names or [f"{p.spec.formula} [{p.method}]" for p in posteriors]
+    if len(set(names)) != len(names):
+        names = [f"{n} #{i + 1}" for i, n in enumerate(names)]
+    return az.compare(dict(zip(names, (p.idata for p in posteriors))))

@@ -12,6 +12,7 @@ from ..errors import ModelError, integer_argument
 from ..numerics import float64
 from ..parameters import population_values
 from ..spec.newdata import kept_terms
+from .hypothesis import FixedEffectTests, hypothesis_matrix, term_hypotheses
 from .prediction import ParameterDraws, prediction_map, prediction_terms, simulate_responses
 from .tables import ranef_tables, varcorr_table
 
@@ -24,6 +25,7 @@ class FrequentistFit:
         self.model, self.spec, self.estimate, self.method = model, model.spec, estimate, estimate.method
         self._covariances = [np.asarray(T) @ np.asarray(T).T for T in estimate.factors]
         self._intervals: dict = {}
+        self._tests = FixedEffectTests(self)
 
     # ---- fixed effects
     @property
@@ -44,6 +46,35 @@ class FrequentistFit:
             frame["z_value"] = statistic
             frame["p_value"] = 2 * stats.norm.sf(np.abs(statistic))
         return frame.join(self.confint(method="wald", parm=list(self.spec.fixed_names)))
+
+    @float64
+    def fixef_tests(self, ddf: str = "satterthwaite") -> pd.DataFrame:
+        """t tests of each fixed effect with Satterthwaite, Kenward-Roger (REML fits, with its
+        adjusted standard errors) or residual (n - p) df, as lmerTest's summary; z tests for GLMMs."""
+        frame = self._tests.contrasts(np.eye(len(self.spec.fixed_names)), ddf)
+        frame.index = list(self.spec.fixed_names)
+        return frame.rename(columns={"statistic": "t_value" if np.isfinite(frame["df"]).all() else "z_value"})
+
+    @float64
+    def anova(self, ddf: str = "satterthwaite", type: int = 3) -> pd.DataFrame:
+        """F test per fixed-effect term (lmerTest's anova): type 3 (marginal, coding-invariant)
+        or 1 (sequential); Wald chi-square tests (as F = chi2 / NumDF, DenDF inf) for GLMMs."""
+        rows = {term: self._tests.test(L, ddf) for term, L in term_hypotheses(self.spec, type).items()}
+        frame = pd.DataFrame.from_dict(rows, orient="index")
+        frame.attrs["ddf"], frame.attrs["type"] = ddf, type
+        return frame
+
+    @float64
+    def wald(self, L, ddf: str = "satterthwaite") -> pd.DataFrame:
+        """Joint test of L beta = 0 (L: (r, p) array, {column: weight} or a list of them):
+        F, NumDF, DenDF, p_value."""
+        return pd.DataFrame([self._tests.test(hypothesis_matrix(self.spec, L), ddf)])
+
+    @float64
+    def contrast(self, L, ddf: str = "satterthwaite") -> pd.DataFrame:
+        """One t test per row of L, e.g. contrast({"treatB": 1, "treatC": -1}) for
+        beta_B - beta_C: estimate, std_error, df, statistic, p_value."""
+        return self._tests.contrasts(hypothesis_matrix(self.spec, L), ddf)
 
     # ---- random effects
     @property
