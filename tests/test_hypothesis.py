@@ -122,3 +122,40 @@ def test_lrt_refuses_different_data_and_single_fits():
         gb.lrt(fit, other)
     with pytest.raises(gb.ModelError, match="two fits"):
         gb.lrt(fit)
+
+
+# performance::r2_nakagawa / icc on lme4's fits; variance components agree to ~1e-5 relative
+@pytest.mark.parametrize("key", ["sleep_rs_reml", "penicillin_reml"])
+def test_r2_and_icc_equal_performance(key):
+    expected = LMERTEST["r2_icc"][key]
+    got = reference_fit(key).icc()
+    for name, value in expected.items():
+        assert got[name] == pytest.approx(value, rel=1e-4), name
+
+
+def test_bernoulli_r2_uses_the_logistic_latent_variance():
+    # R's glmer did not converge on ctsib in the script (see lmertest_extra.R), so the check is
+    # the formula on this fit's estimates: var_e = pi^2 / 3 on the logit scale.
+    fit = reference_fit("ctsib_laplace")
+    tau2 = fit.varcorr["vcov"].iloc[0]
+    var_f = np.var(fit.spec.X @ fit.estimate.beta, ddof=1)
+    got = fit.icc()
+    assert got["ICC_adjusted"] == pytest.approx(tau2 / (tau2 + np.pi ** 2 / 3), rel=1e-12)
+    assert got["R2_marginal"] == pytest.approx(var_f / (var_f + tau2 + np.pi ** 2 / 3), rel=1e-12)
+    with pytest.raises(gb.ModelError, match="poisson"):
+        reference_fit("rikz_poisson_laplace").icc()
+
+
+def test_posterior_contrast_and_icc():
+    post = reference_model("penicillin_reml").fit_map(draws=2000, seed=1)
+    frame = post.contrast({"treatB": 1, "treatC": -1})
+    beta = post.parameter_draws().beta
+    diff = beta[:, 1] - beta[:, 2]
+    assert frame["estimate"].iloc[0] == pytest.approx(diff.mean(), rel=1e-12)
+    assert frame["prob_positive"].iloc[0] == pytest.approx((diff > 0).mean())
+    # the MAP posterior of the contrast is centred near the REML estimate (-4): within 3 of its
+    # sd (the approximation's mean is the mode of the marginal posterior, not the REML value)
+    assert abs(frame["estimate"].iloc[0] + 4) < 3 * frame["sd"].iloc[0] / np.sqrt(10)
+    icc = post.icc()
+    assert set(icc.index) == {"R2_marginal", "R2_conditional", "ICC_adjusted", "ICC_conditional"}
+    assert np.all((icc["lower"] >= 0) & (icc["upper"] <= 1))

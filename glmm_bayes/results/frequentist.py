@@ -15,6 +15,7 @@ from ..spec.newdata import kept_terms
 from .hypothesis import FixedEffectTests, hypothesis_matrix, term_hypotheses
 from .prediction import ParameterDraws, prediction_map, prediction_terms, simulate_responses
 from .tables import ranef_tables, varcorr_table
+from .variance_decomposition import variance_components
 
 
 class FrequentistFit:
@@ -75,6 +76,13 @@ class FrequentistFit:
         """One t test per row of L, e.g. contrast({"treatB": 1, "treatC": -1}) for
         beta_B - beta_C: estimate, std_error, df, statistic, p_value."""
         return self._tests.contrasts(hypothesis_matrix(self.spec, L), ddf)
+
+    def icc(self) -> pd.Series:
+        """Nakagawa's marginal and conditional R^2 and the adjusted and conditional ICC."""
+        aux = np.array([self.estimate.aux if self.estimate.aux is not None else np.nan])
+        values = variance_components(self.spec, self.estimate.beta[None],
+                                     [c[None] for c in self._covariances], aux)
+        return pd.Series({k: float(v[0]) for k, v in values.items()})
 
     # ---- random effects
     @property

@@ -16,6 +16,7 @@ from ..spec.newdata import kept_terms
 from .prediction import (ParameterDraws, draw_responses, interval_frame, prediction_map,
                          simulate_responses)
 from .tables import population_table, ranef_tables, varcorr_table
+from .variance_decomposition import variance_components
 
 
 class Posterior:
@@ -122,6 +123,25 @@ class Posterior:
         if self._draws["fixef"].shape[0] < 2:
             return self.population
         return self.population.join(self.diagnostics())
+
+    def icc(self, level: float = 0.95) -> pd.DataFrame:
+        """Posterior of Nakagawa's R^2 and the ICC: estimate (mean), sd, lower, upper."""
+        draws = self.parameter_draws()
+        aux = draws.aux if draws.aux is not None else np.full(draws.n_draws, np.nan)
+        values = variance_components(self.spec, draws.beta, draws.covariances, aux)
+        tail = (1 - level) / 2
+        return pd.DataFrame({k: {"estimate": v.mean(), "sd": v.std(ddof=1),
+                                 "lower": np.quantile(v, tail), "upper": np.quantile(v, 1 - tail)}
+                             for k, v in values.items()}).T
+
+    def contrast(self, L, level: float = 0.95) -> pd.DataFrame:
+        """Posterior of each row of L beta (L as for `FrequentistFit.contrast`): estimate
+        (mean), sd, lower, upper, and the posterior probability that it is positive."""
+        from .hypothesis import hypothesis_matrix
+        values = self.parameter_draws().beta @ hypothesis_matrix(self.spec, L).T
+        frame = interval_frame(values, level)
+        frame["prob_positive"] = (values > 0).mean(axis=0)
+        return frame
 
     # ---- predictions and simulation
     def parameter_draws(self) -> ParameterDraws:

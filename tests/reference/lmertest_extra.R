@@ -1,7 +1,9 @@
 # Reference values for fixed-effect tests (run: Rscript lmertest_extra.R > lmertest_extra.json).
-# Debian packages r-base-core, r-cran-lme4, r-cran-lmertest, r-cran-pbkrtest; R 4.2.2,
-# lme4 1.1-31, lmerTest 3.1-3, pbkrtest 0.5.2. The data are the package's CSVs.
-suppressMessages({library(lmerTest); library(pbkrtest)})
+# Also Nakagawa's R2 and the ICC (performance::r2_nakagawa, performance::icc).
+# Debian packages r-base-core, r-cran-lme4, r-cran-lmertest, r-cran-pbkrtest,
+# r-cran-performance; R 4.2.2, lme4 1.1-31, lmerTest 3.1-3, pbkrtest 0.5.2, performance 0.10.2.
+# The data are the package's CSVs.
+suppressMessages({library(lmerTest); library(pbkrtest); library(performance)})
 data_dir <- "../../glmm_bayes/datasets/"
 read <- function(name) {
   d <- read.csv(paste0(data_dir, name, ".csv"))
@@ -41,7 +43,19 @@ L <- matrix(c(0, 1, -1, 0), nrow = 1)
 ct <- contest(pen, L, joint = FALSE, ddf = "Satterthwaite")
 out$penicillin_contrast_B_minus_C <- list(L = c(L), estimate = ct$Estimate, se = ct[["Std. Error"]],
                                           df = ct$df, t = ct[["t value"]], p = ct[["Pr(>|t|)"]])
+ctsib <- read("ctsib"); ctsib$stable <- as.numeric(ctsib$CTSIB == 1)
+r2_fits <- list(
+  sleep_rs_reml = fits$sleep_rs_reml, penicillin_reml = fits$penicillin_reml,
+  ctsib_laplace = glmer(stable ~ Sex + Age + Height + Weight + Surface + Vision + (1|Subject),
+                        ctsib, family = binomial))
+r2_icc <- lapply(r2_fits, function(m) {
+  r2 <- r2_nakagawa(m); i <- icc(m)
+  list(R2_marginal = unname(r2$R2_marginal), R2_conditional = unname(r2$R2_conditional),
+       ICC_adjusted = i$ICC_adjusted, ICC_conditional = i$ICC_conditional)
+})
+out$r2_icc <- r2_icc
 cat(jsonlite::toJSON(list(R = R.version.string, lme4 = as.character(packageVersion("lme4")),
                           lmerTest = as.character(packageVersion("lmerTest")),
-                          pbkrtest = as.character(packageVersion("pbkrtest")), fits = out),
+                          pbkrtest = as.character(packageVersion("pbkrtest")),
+                          performance = as.character(packageVersion("performance")), fits = out),
                      digits = NA, auto_unbox = TRUE, pretty = TRUE))

@@ -1,0 +1,41 @@
+"""Nakagawa's R^2 and the intra-class correlation (Nakagawa, Johnson and Schielzeth 2017; as
+performance::r2_nakagawa and performance::icc report them).
+
+    var_f = Var(X beta) (over the rows, n - 1 denominator)
+    var_r = sum_k mean_i z_ik' Cov_k z_ik        (random slopes: Johnson 2014)
+    var_e = sigma^2 (gaussian), pi^2 / 3 (logit), 1 (probit), pi^2 / 6 (cloglog): the
+            latent-scale residual variance of the binomial families
+    R2_marginal = var_f / (var_f + var_r + var_e),  R2_conditional = (var_f + var_r) / (...)
+    ICC_adjusted = var_r / (var_r + var_e),          ICC_conditional = var_r / (...)
+
+Every quantity takes leading draw axes, so a posterior gets a distribution of each.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ModelError
+from ..spec import ModelSpec
+
+_LATENT_VARIANCE = {"logit": np.pi ** 2 / 3, "probit": 1.0, "cloglog": np.pi ** 2 / 6}
+
+
+def residual_variance(spec: ModelSpec, aux) -> np.ndarray:
+    if spec.family.name == "gaussian" and spec.link.name == "identity":
+        return np.asarray(aux) ** 2
+    if spec.family.name in ("bernoulli", "binomial"):
+        return np.full(np.shape(aux) if aux is not None else (), _LATENT_VARIANCE[spec.link.name])
+    raise ModelError(f"R2 and ICC are defined here for gaussian (identity) and binomial models; "
+                     f"this model is {spec.family.name} ({spec.link.name})")
+
+
+def variance_components(spec: ModelSpec, beta, covariances, aux) -> dict[str, np.ndarray]:
+    """R2_marginal, R2_conditional, ICC_adjusted and ICC_conditional over the draw axes."""
+    var_f = np.var(np.asarray(beta) @ spec.X.T, axis=-1, ddof=1)
+    var_r = sum(np.mean(np.einsum("ni,...ij,nj->...n", t.Z, cov, t.Z), axis=-1)
+                for t, cov in zip(spec.terms, covariances))
+    var_e = np.broadcast_to(residual_variance(spec, aux), np.shape(var_f))
+    total = var_f + var_r + var_e
+    return {"R2_marginal": var_f / total, "R2_conditional": (var_f + var_r) / total,
+            "ICC_adjusted": var_r / (var_r + var_e), "ICC_conditional": var_r / total}
