@@ -13,11 +13,13 @@ from .errors import (ConvergenceWarning, DataError, DataWarning, FamilyError, Fi
                      FormulaError, GlmmBayesError, GlmmBayesWarning, ModelError, PriorError,
                      SamplingWarning, SeparationWarning, SingularFitWarning)
 from .model import Model
-from .plots import plot_compare
+from .plots import (plot_caterpillar, plot_compare, plot_group_fits, plot_ppc, plot_rank,
+                    plot_ranef_qq, plot_residuals, plot_shrinkage, plot_trace)
 from .results import FrequentistFit, Posterior, anova, compare, loo_compare, lrt
 
 __all__ = ["Control", "ConvergenceWarning", "DataError", "DataWarning", "FamilyError", "FitError",
            "FormulaError", "FrequentistFit", "GlmmBayesError", "GlmmBayesWarning", "Model",
            "ModelError", "Posterior", "PriorError", "SamplingWarning", "SeparationWarning",
            "SingularFitWarning", "anova", "compare", "list_datasets", "load_dataset", "loo_compare",
-           "lrt", "plot_compare"]
+           "lrt", "plot_caterpillar", "plot_compare", "plot_group_fits", "plot_ppc", "plot_rank",
+           "plot_ranef_qq", "plot_residuals", "plot_shrinkage", "plot_trace"]

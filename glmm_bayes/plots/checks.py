@@ -1,0 +1,245 @@
+"""Model-checking plots for any fit (FrequentistFit or Posterior), each returning its Figure.
+
+Residuals are Pearson residuals (y - E[y]) / sqrt(Var(y)) at the conditional fit (for a posterior,
+at the posterior mean of E[y]); random effects are the conditional modes with their conditional
+sds (frequentist) or posterior means and sds. Nothing is shown or saved: the caller decides.
+"""
+
+from __future__ import annotations
+
+import arviz as az
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import xarray as xr
+from matplotlib.figure import Figure
+from scipy import stats
+from scipy.stats import gaussian_kde
+
+from ..errors import ModelError
+
+
+def _grid(n_panels: int, ncols: int, width: float = 3.6, height: float = 3.0):
+    ncols = max(1, min(ncols, n_panels))
+    nrows = int(np.ceil(n_panels / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False)
+    for ax in axes.flat[n_panels:]:
+        ax.set_visible(False)
+    return fig, list(axes.flat[:n_panels])
+
+
+def fitted_mean(fit) -> np.ndarray:
+    """E[y_i | b] at the fit: the estimate, or the posterior mean; in the response's units
+    (binomial counts: trials x probability)."""
+    mu = np.asarray(fit.predict())
+    mu = mu.mean(axis=0) if mu.ndim == 2 else mu
+    return mu * fit.spec.trials if fit.spec.family.uses_trials else mu
+
+
+def pearson_residuals(fit) -> np.ndarray:
+    spec = fit.spec
+    mu = np.asarray(fit.predict())
+    mu = mu.mean(axis=0) if mu.ndim == 2 else mu
+    aux = fit.population.loc[spec.family.aux_name, "estimate"] if spec.family.aux_name else 1.0
+    variance = np.asarray(spec.family.variance(mu, aux, spec.trials))
+    return (spec.y - fitted_mean(fit)) / np.sqrt(variance)
+
+
+def plot_residuals(fit) -> Figure:
+    """Pearson residuals against fitted values, and their normal QQ plot."""
+    resid, fitted = pearson_residuals(fit), fitted_mean(fit)
+    fig, (left, right) = _grid(2, 2)
+    left.scatter(fitted, resid, s=10, alpha=0.7)
+    left.axhline(0, color="grey", linestyle="--")
+    left.set(xlabel="fitted", ylabel="Pearson residual", title="Residuals vs fitted")
+    _qq(right, resid, "Normal QQ of residuals")
+    fig.tight_layout()
+    return fig
+
+
+def _qq(ax, values, title: str) -> None:
+    (theoretical, ordered), (slope, intercept, _) = stats.probplot(values)
+    ax.scatter(theoretical, ordered, s=10, alpha=0.7)
+    ax.plot(theoretical, intercept + slope * theoretical, color="grey", linestyle="--")
+    ax.set(xlabel="normal quantile", ylabel="sample quantile", title=title)
+
+
+def _effects(fit) -> list[tuple[str, str, pd.Series, pd.Series]]:
+    """(factor, column, values, sds) for every column of every random-effect term."""
+    out = []
+    for factor, table in fit.ranef.items():
+        for column in table["condval"].columns:
+            out.append((factor, column, table["condval"][column], table["condsd"][column]))
+    return out
+
+
+def plot_ranef_qq(fit, ncols: int = 3) -> Figure:
+    """A normal QQ plot of each random effect's values over the levels of its factor."""
+    effects = _effects(fit)
+    fig, axes = _grid(len(effects), ncols)
+    for ax, (factor, column, values, _) in zip(axes, effects):
+        _qq(ax, values.to_numpy(), f"{column} | {factor}")
+    fig.tight_layout()
+    return fig
+
+
+def plot_caterpillar(fit, factor: str | None = None, level: float = 0.95, max_labels: int = 60) -> Figure:
+    """Each level's random effect with its `level` interval (normal, from the conditional or
+    posterior sd), sorted, one panel per column of the factor's terms."""
+    effects = [e for e in _effects(fit) if factor is None or e[0] == factor]
+    if not effects:
+        raise ModelError(f"no grouping factor {factor!r}; factors are {list(fit.ranef)}")
+    crit = stats.norm.ppf(0.5 + level / 2)
+    n_levels = max(len(e[2]) for e in effects)
+    fig, axes = _grid(len(effects), len(effects), width=3.6, height=max(3.0, 0.14 * min(n_levels, 200)))
+    for ax, (fac, column, values, sds) in zip(axes, effects):
+        order = np.argsort(values.to_numpy())
+        y = np.arange(len(values))
+        ax.errorbar(values.to_numpy()[order], y, xerr=crit * sds.to_numpy()[order], fmt="o",
+                    markersize=3, elinewidth=1)
+        ax.axvline(0, color="grey", linestyle="--")
+        if len(values) <= max_labels:
+            ax.set_yticks(y, values.index.to_numpy()[order], fontsize=7)
+        else:
+            ax.set_yticks([])
+        ax.set(title=f"{column} | {fac}", xlabel="random effect")
+    fig.tight_layout()
+    return fig
+
+
+def plot_group_fits(fit, x: str, group: str | None = None, max_groups: int = 30, ncols: int = 6) -> Figure:
+    """The lattice view: one panel per level of `group` (default: the first grouping factor)
+    with the observed responses against column `x`, the conditional fit (solid) and the
+    population fit (dashed)."""
+    spec = fit.spec
+    group = group or spec.terms[0].factor
+    if x not in spec.data.columns:
+        raise ModelError(f"no column {x!r} in the model's data; columns are {list(spec.data.columns)}")
+    if group not in {t.factor for t in spec.terms}:
+        raise ModelError(f"no grouping factor {group!r}; factors are {sorted({t.factor for t in spec.terms})}")
+    term = next(t for t in spec.terms if t.factor == group)
+    observed = spec.y / spec.trials if spec.family.uses_trials else spec.y
+    conditional, population = (np.asarray(p) for p in (fit.predict(), fit.predict(re_form="~0")))
+    conditional = conditional.mean(axis=0) if conditional.ndim == 2 else conditional
+    population = population.mean(axis=0) if population.ndim == 2 else population
+    levels = term.levels[:max_groups]
+    fig, axes = _grid(len(levels), ncols, width=2.4, height=2.2)
+    xs = spec.data[x].to_numpy()
+    for ax, (k, lev) in zip(axes, enumerate(levels)):
+        rows = np.flatnonzero(term.level_index == k)
+        rows = rows[np.argsort(xs[rows], kind="stable")]
+        ax.scatter(xs[rows], observed[rows], s=8)
+        ax.plot(xs[rows], conditional[rows], color="C1")
+        ax.plot(xs[rows], population[rows], color="grey", linestyle="--")
+        ax.set_title(f"{group} {lev}", fontsize=8)
+        ax.tick_params(labelsize=7)
+    fig.supxlabel(x)
+    fig.supylabel(spec.response_name)
+    fig.tight_layout()
+    return fig
+
+
+def plot_ppc(fit, n: int = 50, seed: int = 0) -> Figure:
+    """Observed responses against n replicated data sets from the fit, conditional on the random
+    effects (a posterior predictive check for posteriors; a parametric one for point fits):
+    densities for continuous responses, frequencies of each value for counts."""
+    sims = fit.simulate(n, seed=seed, re_form=None).to_numpy()
+    y = fit.spec.y
+    fig, (ax,) = _grid(1, 1, width=5.5, height=3.5)
+    discrete = fit.spec.family.name in ("bernoulli", "binomial", "poisson", "negbinomial")
+    if discrete:
+        values = np.arange(0, int(max(y.max(), np.quantile(sims, 0.99))) + 1)
+        for s in sims.T:
+            ax.plot(values, np.bincount(s.astype(int), minlength=len(values))[:len(values)],
+                    color="C0", alpha=0.15)
+        ax.plot(values, np.bincount(y.astype(int), minlength=len(values))[:len(values)], color="k",
+                marker="o", label="observed")
+        ax.set(xlabel=fit.spec.response_name, ylabel="count")
+    else:
+        grid = np.linspace(min(y.min(), sims.min()), max(y.max(), sims.max()), 200)
+        for s in sims.T:
+            ax.plot(grid, gaussian_kde(s)(grid), color="C0", alpha=0.15)
+        ax.plot(grid, gaussian_kde(y)(grid), color="k", label="observed")
+        ax.set(xlabel=fit.spec.response_name, ylabel="density")
+    ax.plot([], [], color="C0", label=f"{n} replicated")
+    ax.legend(fontsize=8)
+    ax.set_title(f"{'Posterior' if hasattr(fit, 'idata') else 'Parametric'} predictive check")
+    fig.tight_layout()
+    return fig
+
+
+def _population_tree(post):
+    draws = post.population_draws()
+    data = xr.Dataset({name: (("chain", "draw"), np.asarray(v)) for name, v in draws.items()})
+    return xr.DataTree.from_dict({"posterior": data})
+
+
+def _arviz_figure(collection) -> Figure:
+    artist = next(iter(collection.viz["plot"].dataset.data_vars.values())).values
+    return np.ravel(artist)[0].figure
+
+
+def plot_trace(post) -> Figure:
+    """Trace and marginal density per chain of every population parameter (ArviZ)."""
+    return _arviz_figure(az.plot_trace_dist(_population_tree(post), backend="matplotlib"))
+
+
+def plot_rank(post) -> Figure:
+    """Rank plots per chain of every population parameter (ArviZ): uniform when chains mix."""
+    return _arviz_figure(az.plot_rank(_population_tree(post), backend="matplotlib"))
+
+
+def plot_shrinkage(fit, factor: str | None = None) -> Figure:
+    """Per-group least-squares coefficients (no pooling) against the mixed model's beta + b for
+    the columns of `factor`'s terms (gaussian models): arrows show the shrinkage towards the
+    population estimate (the black point)."""
+    spec = fit.spec
+    if spec.family.name != "gaussian" or spec.link.name != "identity":
+        raise ModelError("the shrinkage plot compares least-squares fits per group: gaussian models only")
+    factor = factor or spec.terms[0].factor
+    terms = [t for t in spec.terms if t.factor == factor]
+    if not terms:
+        raise ModelError(f"no grouping factor {factor!r}")
+    Z = np.concatenate([t.Z for t in terms], axis=1)
+    names = [n for t in terms for n in t.names]
+    fixed = fit.population["estimate"]
+    shared = [j for j, n in enumerate(spec.fixed_names) if n not in names]
+    partial = spec.y - spec.offset - spec.X[:, shared] @ fixed[[spec.fixed_names[j] for j in shared]].to_numpy()
+    population = np.array([fixed.get(n, 0.0) for n in names])
+    ranef = fit.ranef[factor]["condval"][names].to_numpy()
+    index = terms[0].level_index
+    no_pooling = np.full_like(ranef, np.nan)
+    for k in range(len(terms[0].levels)):
+        rows = index == k
+        if np.linalg.matrix_rank(Z[rows]) == Z.shape[1]:
+            no_pooling[k] = np.linalg.lstsq(Z[rows], partial[rows], rcond=None)[0]
+    mixed = population + ranef
+    fig, (ax,) = _grid(1, 1, width=5.0, height=4.0)
+    if len(names) == 1:
+        for k in range(len(mixed)):
+            ax.plot([0, 1], [no_pooling[k, 0], mixed[k, 0]], color="C0", alpha=0.6, marker="o")
+        ax.axhline(population[0], color="k", linestyle="--")
+        ax.set_xticks([0, 1], ["no pooling", "mixed model"])
+        ax.set_ylabel(names[0])
+    else:
+        for k in range(len(mixed)):
+            ax.annotate("", xy=mixed[k, :2], xytext=no_pooling[k, :2],
+                        arrowprops={"arrowstyle": "->", "color": "C0", "alpha": 0.7})
+        ax.scatter(no_pooling[:, 0], no_pooling[:, 1], s=12, color="C1", label="no pooling")
+        ax.scatter(mixed[:, 0], mixed[:, 1], s=12, color="C0", label="mixed model")
+        ax.scatter(*population[:2], color="k", s=40, label="population")
+        ax.set(xlabel=names[0], ylabel=names[1])
+        ax.legend(fontsize=8)
+    ax.set_title(f"Shrinkage of {factor}'s coefficients")
+    fig.tight_layout()
+    return fig
+
+
+def check_plots(fit) -> dict[str, Figure]:
+    """The standard set for a fit, by name: residuals, random-effect QQ, caterpillar,
+    predictive check; trace and rank for posteriors sampled with several chains."""
+    figures = {"residuals": plot_residuals(fit), "ranef_qq": plot_ranef_qq(fit),
+               "caterpillar": plot_caterpillar(fit), "predictive_check": plot_ppc(fit)}
+    if hasattr(fit, "idata") and fit.method == "NUTS":
+        figures.update(trace=plot_trace(fit), rank=plot_rank(fit))
+    return figures

@@ -1,0 +1,70 @@
+"""Model-checking plots: each returns a Figure with the panels it promises, for every fit type,
+without showing anything."""
+
+import warnings
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+import glmm_bayes as gb
+from conftest import reference_fit, reference_model
+
+
+@pytest.fixture(scope="module")
+def sleep_fits():
+    model = reference_model("sleep_rs_reml")
+    with warnings.catch_warnings():       # 2 x 200 draws: too few for R-hat, enough to plot
+        warnings.simplefilter("ignore", gb.SamplingWarning)
+        post = model.sample(draws=200, warmup=200, chains=2, seed=0, progress=False)
+    return reference_fit("sleep_rs_reml"), post
+
+
+def visible_axes(fig):
+    return [ax for ax in fig.axes if ax.get_visible()]
+
+
+def test_every_check_plot_for_reml_and_nuts(sleep_fits):
+    import matplotlib.pyplot as plt
+    for fit in sleep_fits:
+        figures = {"residuals": gb.plot_residuals(fit), "ranef_qq": gb.plot_ranef_qq(fit),
+                   "caterpillar": gb.plot_caterpillar(fit), "ppc": gb.plot_ppc(fit, n=10),
+                   "group": gb.plot_group_fits(fit, x="Days"), "shrinkage": gb.plot_shrinkage(fit)}
+        assert all(isinstance(f, Figure) for f in figures.values())
+        assert len(visible_axes(figures["ranef_qq"])) == 2          # (Intercept) and Days
+        assert len(visible_axes(figures["caterpillar"])) == 2
+        assert len(visible_axes(figures["group"])) == 18             # one panel per subject
+        plt.close("all")
+    post = sleep_fits[1]
+    assert isinstance(gb.plot_trace(post), Figure) and isinstance(gb.plot_rank(post), Figure)
+    plt.close("all")
+
+
+def test_residuals_are_pearson_residuals_of_the_conditional_fit():
+    from glmm_bayes.plots.checks import pearson_residuals
+    fit = reference_fit("sleep_rs_reml")
+    # the engine's fitted values come from the PLS residual, predict's from X beta + Z b: they
+    # agree to the solve's rounding (~1e-9 relative on the residuals)
+    np.testing.assert_allclose(pearson_residuals(fit), (fit.spec.y - fit.estimate.fitted) / fit.sigma,
+                               rtol=1e-6)
+    rikz = reference_fit("rikz_poisson_laplace")
+    mu = rikz.predict()
+    np.testing.assert_allclose(pearson_residuals(rikz), (rikz.spec.y - mu) / np.sqrt(mu), rtol=1e-10)
+
+
+def test_glmm_plots_and_plot_errors():
+    import matplotlib.pyplot as plt
+    fit = reference_fit("rikz_poisson_laplace")
+    assert isinstance(gb.plot_ppc(fit, n=5), Figure)
+    assert isinstance(gb.plot_caterpillar(fit, factor="Beach"), Figure)
+    with pytest.raises(gb.ModelError, match="gaussian"):
+        gb.plot_shrinkage(fit)
+    with pytest.raises(gb.ModelError, match="Site"):
+        gb.plot_caterpillar(fit, factor="Site")
+    with pytest.raises(gb.ModelError, match="'Weight'"):
+        gb.plot_group_fits(fit, x="Weight")
+    plt.close("all")
