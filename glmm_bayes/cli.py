@@ -1,6 +1,9 @@
 """`glmm-bayes fit SPEC.toml --method nuts|reml|ml|laplace|map|all`: fit a model spec file;
-`glmm-bayes batch SPEC.toml --responses FILE.csv --method reml|ml|laplace|nuts`: fit its design
-to every column of FILE.csv (one response per column, one row per row of the model).
+`glmm-bayes batch SPEC.toml --responses FILE.csv | --simulate N --method reml|ml|laplace|nuts`:
+fit its design to every column of FILE.csv (one response per column, one row per row of the
+model), or to N responses simulated from its frequentist fit;
+`glmm-bayes predict SPEC.toml --newdata FILE.csv`: predictions at new rows;
+`glmm-bayes simulate SPEC.toml -n N`: responses simulated from the fitted model.
 
 A spec file (see models/*.toml and the README):
 
@@ -124,21 +127,7 @@ def _model(spec: dict, base: Path) -> Model:
 def run_fit(spec: dict, base: Path, method: str, progress: bool = True):
     model = _model(spec, base)
     methods = spec.get("methods", default_methods(model)) if method == "all" else [method]
-    sampler = {"draws": 1000, "warmup": 1000, "chains": 4, "seed": 0, **spec.get("sampler", {})}
-    fits = []
-    for name in methods:
-        if name == "nuts":
-            fits.append(model.sample(progress=progress, **sampler))
-        elif name == "reml":
-            fits.append(model.fit_reml())
-        elif name == "ml":
-            fits.append(model.fit_ml())
-        elif name == "laplace":
-            fits.append(model.fit_laplace(**spec.get("laplace", {})))
-        elif name == "map":
-            fits.append(model.fit_map(seed=sampler["seed"]))
-        else:
-            raise GlmmBayesError(f"unknown method {name!r}; use one of {', '.join(METHODS)} or all")
+    fits = [fit_one(model, spec, name, progress) for name in methods]
     for fit in fits:
         if hasattr(fit, "confint"):
             fit.confint(method="profile")       # the table shows profile intervals
@@ -146,8 +135,11 @@ def run_fit(spec: dict, base: Path, method: str, progress: bool = True):
 
 
 def write_outputs(out: Path, fits, table: pd.DataFrame) -> None:
-    """compare.csv, one fixef/varcorr CSV per fit, posterior netcdf files and the comparison plot."""
-    from .plots import plot_compare
+    """compare.csv, one fixef/varcorr CSV per fit, posterior netcdf files, the comparison plot
+    and each fit's model-checking plots (PNG)."""
+    import matplotlib.pyplot as plt
+
+    from .plots import check_plots, plot_compare
 
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "compare.csv")
@@ -157,22 +149,71 @@ def write_outputs(out: Path, fits, table: pd.DataFrame) -> None:
         fit.varcorr.to_csv(out / f"varcorr_{tag}.csv", index=False)
         if hasattr(fit, "idata"):
             fit.idata.to_netcdf(out / f"posterior_{tag}.nc")
-    plot_compare(*fits).savefig(out / "compare.png", dpi=120, bbox_inches="tight")
+        for name, figure in check_plots(fit).items():
+            figure.savefig(out / f"{name}_{tag}.png", dpi=100, bbox_inches="tight")
+            plt.close(figure)
+    figure = plot_compare(*fits)
+    figure.savefig(out / "compare.png", dpi=120, bbox_inches="tight")
+    plt.close(figure)
+
+
+def fit_one(model: Model, spec: dict, method: str, progress: bool = True):
+    """One fit of the spec's model; "default" is REML for gaussian models, else Laplace."""
+    if method == "default":
+        method = default_methods(model)[1]
+    sampler = {"draws": 1000, "warmup": 1000, "chains": 4, "seed": 0, **spec.get("sampler", {})}
+    if method == "nuts":
+        return model.sample(progress=progress, **sampler)
+    if method == "map":
+        return model.fit_map(seed=sampler["seed"])
+    if method == "laplace":
+        return model.fit_laplace(**spec.get("laplace", {}))
+    if method in ("reml", "ml"):
+        return getattr(model, f"fit_{method}")()
+    raise GlmmBayesError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
+
+
+def _read_csv(path: Path, what: str) -> pd.DataFrame:
+    if not path.is_file():
+        raise SpecError(f"{what} file {path} does not exist or is not a file")
+    try:
+        return pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{what} file {path} could not be read as CSV: {exc}") from None
+
+
+def run_predict(spec: dict, base: Path, newdata: Path, method: str, re_form, scale: str,
+                new_levels: str, marginal: bool, interval: float | None, progress: bool = True) -> pd.DataFrame:
+    """newdata with the predictions appended (estimate, and interval columns when asked)."""
+    frame = _read_csv(newdata, "newdata")
+    fit = fit_one(_model(spec, base), spec, method, progress)
+    predictions = fit.predict(frame, re_form=re_form, scale=scale, new_levels=new_levels,
+                              marginal=marginal, interval=interval)
+    if interval is None:
+        predictions = pd.DataFrame({"estimate": predictions.mean(axis=0) if predictions.ndim == 2
+                                    else predictions})
+    return pd.concat([frame, predictions.set_axis(frame.index)], axis=1)
+
+
+def run_simulate(spec: dict, base: Path, n: int, seed: int, method: str, re_form,
+                 newdata: Path | None, progress: bool = True) -> pd.DataFrame:
+    frame = None if newdata is None else _read_csv(newdata, "newdata")
+    fit = fit_one(_model(spec, base), spec, method, progress)
+    return fit.simulate(n, seed=seed, newdata=frame, re_form=re_form)
 
 
 BATCH_METHODS = ("reml", "ml", "laplace", "nuts")
 
 
-def run_batch(spec: dict, base: Path, responses: Path, method: str, chunk_size: int,
-              progress: bool = True):
-    """(per-dataset status, summary indexed by dataset and parameter)."""
-    if not responses.is_file():
-        raise SpecError(f"responses file {responses} does not exist or is not a file")
-    try:
-        frame = pd.read_csv(responses)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise SpecError(f"responses file {responses} could not be read as CSV: {exc}") from None
+def run_batch(spec: dict, base: Path, responses: Path | None, method: str, chunk_size: int,
+              progress: bool = True, simulate: int = 0, seed: int = 0):
+    """(per-dataset status, summary indexed by dataset and parameter). The responses come from
+    a CSV file, or are `simulate` draws from the spec's frequentist fit (REML or Laplace)."""
     model = _model(spec, base)
+    if responses is not None:
+        frame = _read_csv(responses, "responses")
+    else:
+        frame = fit_one(model, spec, "default", progress).simulate(simulate, seed=seed)
     if method == "nuts":
         sampler = {k: v for k, v in spec.get("sampler", {}).items()
                    if k in ("draws", "warmup", "chains", "seed", "target_accept", "max_tree_depth")}
@@ -195,15 +236,41 @@ def main(argv: list[str] | None = None) -> int:
     fit.add_argument("--quiet", action="store_true", help="no progress bar")
     batch = sub.add_parser("batch", help="fit the spec's design to many responses")
     batch.add_argument("spec", type=Path)
-    batch.add_argument("--responses", type=Path, required=True,
-                       help="CSV with one column per dataset and one row per row of the model")
+    source = batch.add_mutually_exclusive_group(required=True)
+    source.add_argument("--responses", type=Path,
+                        help="CSV with one column per dataset and one row per row of the model")
+    source.add_argument("--simulate", type=int, metavar="N",
+                        help="fit N responses simulated from the spec's REML/Laplace fit")
+    batch.add_argument("--seed", type=int, default=0, help="seed of --simulate")
     batch.add_argument("--method", default="reml", choices=BATCH_METHODS)
     batch.add_argument("--chunk-size", type=int, default=64, help="datasets per NUTS chunk")
     batch.add_argument("--out", type=Path, default=None, help="folder for status.csv and summary.csv")
     batch.add_argument("--quiet", action="store_true", help="no progress bar")
+    for name, text in (("predict", "predictions at the rows of a CSV file"),
+                       ("simulate", "responses simulated from the fitted model")):
+        command = sub.add_parser(name, help=text)
+        command.add_argument("spec", type=Path)
+        command.add_argument("--method", default="default", choices=METHODS + ("default",),
+                             help="the fit to use (default: REML for gaussian models, else Laplace)")
+        command.add_argument("--re-form", default=None if name == "predict" else "~0",
+                             help="random effects to condition on: '~0' none, '~(1|g)' g's terms")
+        command.add_argument("--out", type=Path, default=None, help="CSV file to write")
+        command.add_argument("--quiet", action="store_true", help="no progress bar")
+    predict, simulate = sub.choices["predict"], sub.choices["simulate"]
+    predict.add_argument("--newdata", type=Path, required=True)
+    predict.add_argument("--scale", default="response", choices=("response", "link"))
+    predict.add_argument("--new-levels", default="population", choices=("population", "sample", "error"))
+    predict.add_argument("--marginal", action="store_true",
+                         help="average the response over the random effects not conditioned on")
+    predict.add_argument("--interval", type=float, default=None, help="interval level, e.g. 0.95")
+    simulate.add_argument("-n", type=int, default=1, help="number of simulated responses")
+    simulate.add_argument("--seed", type=int, default=0)
+    simulate.add_argument("--newdata", type=Path, default=None)
     args = parser.parse_args(argv)
     if args.command == "batch":
         return _main_batch(args)
+    if args.command in ("predict", "simulate"):
+        return _main_table(args)
     try:
         spec = load_spec(args.spec)
         if args.out is not None:
@@ -225,6 +292,31 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _main_table(args) -> int:
+    """predict and simulate: a table printed, or written to --out."""
+    try:
+        spec = load_spec(args.spec)
+        if args.command == "predict":
+            table = run_predict(spec, args.spec.parent, args.newdata, args.method, args.re_form,
+                                args.scale, args.new_levels, args.marginal, args.interval,
+                                not args.quiet)
+        else:
+            table = run_simulate(spec, args.spec.parent, args.n, args.seed, args.method,
+                                 args.re_form, args.newdata, not args.quiet)
+    except GlmmBayesError as exc:
+        print(f"glmm-bayes: error: {exc}", file=sys.stderr)
+        return 2
+    if args.out is None:
+        with pd.option_context("display.width", 200, "display.max_columns", 30):
+            print(table.to_string(max_rows=60))
+        return 0
+    try:
+        table.to_csv(args.out, index=False)
+    except OSError as exc:
+        print(f"glmm-bayes: error: writing {args.out} failed: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
 
 def _main_batch(args) -> int:
     try:
@@ -232,7 +324,7 @@ def _main_batch(args) -> int:
         if args.out is not None:
             check_output_folder(args.out)
         status, summary = run_batch(spec, args.spec.parent, args.responses, args.method,
-                                    args.chunk_size, progress=not args.quiet)
+                                    args.chunk_size, not args.quiet, args.simulate or 0, args.seed)
     except GlmmBayesError as exc:
         print(f"glmm-bayes: error: {exc}", file=sys.stderr)
         return 2

@@ -83,3 +83,47 @@ def test_batch_fits_every_response_column_and_names_a_bad_one(tmp_path, capsys):
     assert main(["batch", str(MODELS / "dyestuff.toml"), "--responses", str(tmp_path / "responses.csv"),
                  "--quiet"]) == 2
     assert "dataset 1, column sim1" in capsys.readouterr().err
+
+
+SPECS = sorted(p.name for p in MODELS.glob("*.toml"))
+
+
+@pytest.mark.parametrize("name", [s for s in SPECS if s != "insteval.toml"])
+def test_every_spec_fits_and_simulates_through_the_cli(name, tmp_path, capsys):
+    """Each spec's default frequentist fit (REML or Laplace) and a simulation from it; NUTS and
+    InstEval run in the slow set (test_every_spec_fits_every_method)."""
+    out = tmp_path / "sims.csv"
+    assert main(["simulate", str(MODELS / name), "-n", "2", "--seed", "1", "--out", str(out), "--quiet"]) == 0
+    sims = pd.read_csv(out)
+    assert list(sims.columns) == ["sim_1", "sim_2"] and sims.notna().all().all()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SPECS)
+def test_every_spec_fits_every_method(name, tmp_path):
+    assert main(["fit", str(MODELS / name), "--method", "all", "--out", str(tmp_path), "--quiet"]) == 0
+    assert (tmp_path / "compare.csv").exists()
+
+
+def test_predict_and_simulate_commands(tmp_path, capsys):
+    newdata = tmp_path / "new.csv"
+    pd.DataFrame({"Days": [0, 5], "Subject": ["308", "999"]}).to_csv(newdata, index=False)
+    assert main(["predict", str(MODELS / "sleepstudy.toml"), "--newdata", str(newdata), "--interval", "0.9"]) == 0
+    printed = capsys.readouterr().out
+    assert "lower" in printed and "999" in printed
+    assert main(["predict", str(MODELS / "sleepstudy.toml"), "--newdata", str(newdata),
+                 "--new-levels", "error"]) == 2
+    assert "'999'" in capsys.readouterr().err
+    assert main(["predict", str(MODELS / "sleepstudy.toml"), "--newdata", str(tmp_path / "none.csv")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_fit_out_writes_the_check_plots(tmp_path):
+    assert main(["fit", str(MODELS / "dyestuff.toml"), "--method", "reml", "--out", str(tmp_path), "--quiet"]) == 0
+    for name in ("residuals", "ranef_qq", "caterpillar", "predictive_check"):
+        assert (tmp_path / f"{name}_reml.png").stat().st_size > 1000
+
+
+def test_batch_simulate(capsys):
+    assert main(["batch", str(MODELS / "dyestuff.toml"), "--simulate", "4", "--seed", "2", "--quiet"]) == 0
+    assert "4 datasets" in capsys.readouterr().out
