@@ -63,6 +63,7 @@ def test_laplace_batch_checks_counts_and_matches_single_fits():
         m.fit_laplace_batch(counts, progress=False)
 
 
+@pytest.mark.slow
 def test_sample_batch_draws_depend_only_on_the_dataset_and_agree_with_single_runs(sleep_model, responses):
     """Dataset d's draws are the same in a batch of 2 and of 3 (same seed); the posterior means
     of a batch dataset agree with `sample` on that response within Monte Carlo error (5 MCSE
@@ -79,3 +80,16 @@ def test_sample_batch_draws_depend_only_on_the_dataset_and_agree_with_single_run
         mcse = np.hypot(batch.loc[name, "sd"] / np.sqrt(batch.loc[name, "ess_bulk"]),
                         reference.loc[name, "mcse_mean"])
         assert abs(batch.loc[name, "mean"] - reference.loc[name, "estimate"]) < 5 * mcse, name
+
+
+def test_sample_batch_runs_in_the_default_set():
+    """A short run for the plumbing (shapes, index, status); the statistical checks of
+    sample_batch are in the slow set."""
+    data = gb.load_dataset("Dyestuff")
+    model = gb.Model("Yield ~ 1 + (1 | Batch)", data)
+    rng = np.random.default_rng(1)
+    responses = np.stack([data["Yield"].to_numpy() + rng.normal(0, 10, len(data)) for _ in range(2)])
+    batch = model.sample_batch(responses, draws=100, warmup=100, chains=2, seed=0, progress=False)
+    summary = batch.summary()
+    assert set(summary.index.get_level_values(0)) == {0, 1}
+    assert np.all(np.isfinite(summary["mean"])) and len(batch.status) == 2

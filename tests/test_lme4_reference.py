@@ -136,6 +136,7 @@ def test_ctsib_reaches_at_least_lme4_likelihood():
     assert fit.estimate.converged
 
 
+@pytest.mark.slow
 def test_insteval_reml():
     """73421 rows, 4128 crossed random effects: ~30 s on 2 cores (lme4: 18 s)."""
     ref, fit = REFERENCE["insteval_reml"], reference_fit("insteval_reml")

@@ -15,12 +15,12 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 from numpyro.infer.util import initialize_model
-from numpyro.infer import init_to_median
 
 from ..control import Control
 from ..errors import FitError
 from ..program import ProgramStructure, marginal_model
 from .checks import check_optimum
+from .nuts import init_around
 from .optimize import hessian_fd, minimize_jax
 from .random_effects import draw_random_effects_for
 from .structure import ModelArrays
@@ -36,7 +36,7 @@ def fit_map(structure: ProgramStructure, arrays: ModelArrays, draws: int, seed: 
     model = partial(marginal_model, structure=structure)
     key_init, key_draw, key_u = jax.random.split(jax.random.PRNGKey(seed), 3)
     info = initialize_model(key_init, model, model_kwargs={"arrays": arrays},
-                            init_strategy=init_to_median)
+                            init_strategy=init_around(values=structure.initial_values(), radius=0.0))
     x0, unravel = ravel_pytree(info.param_info.z)
     names = [k if jnp.size(v) == 1 else f"{k}[{i}]" for k, v in sorted(info.param_info.z.items())
              for i in range(int(jnp.size(v)))]

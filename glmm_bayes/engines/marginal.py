@@ -3,9 +3,15 @@
 Linear Gaussian models integrate u out exactly (`reml.gaussian_deviance`, with the relative
 factor theta / sigma); every other family and link uses the Laplace / AGQ approximation.
 Here theta holds the absolute factors T_k (Cov(b_k) = T_k T_k'), as the program's sites do.
+The function is jitted with its structure static: numpyro evaluates a model eagerly while it
+initialises, and one compiled call is much cheaper than compiling each of its operations.
 """
 
 from __future__ import annotations
+
+from functools import partial
+
+import jax
 
 from ..families import Family, Link
 from .laplace import laplace_deviance
@@ -17,6 +23,7 @@ def is_linear_gaussian(family: Family, link: Link) -> bool:
     return family.name == "gaussian" and link.name == "identity"
 
 
+@partial(jax.jit, static_argnames=("layout", "family", "link", "nagq"))
 def marginal_deviance(beta, theta, aux, arrays: ModelArrays, layout: RandomEffectsLayout,
                       family: Family, link: Link, nagq: int = 1):
     if is_linear_gaussian(family, link):

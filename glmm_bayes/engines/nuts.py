@@ -32,7 +32,8 @@ def resolve_chain_method(chain_method: str, chains: int) -> str:
 def init_around(site=None, values=None, radius: float = 1.0):
     """numpyro init strategy: each site in `values` starts at its value moved by U(-radius,
     radius) in the unconstrained space (so chains start apart, on the scale of the data); other
-    sites start as `init_to_median` (user distributions) or near the identity (correlations)."""
+    sites start as `init_to_median` (user distributions) or near the identity (correlations).
+    radius = 0 starts every site in `values` exactly there (the MAP optimiser's start)."""
     if site is None:
         return partial(init_around, values=values, radius=radius)
     if site["type"] != "sample" or site["is_observed"] or site["fn"].support.is_discrete:
@@ -43,6 +44,8 @@ def init_around(site=None, values=None, radius: float = 1.0):
         return init_to_median(site)
     transform = biject_to(site["fn"].support)
     centre = transform.inv(jnp.asarray(values[site["name"]], dtype=jnp.result_type(float)))
+    if radius == 0:
+        return transform(centre)
     shape = site["kwargs"].get("sample_shape", ()) + jnp.shape(centre)
     jitter = dist.Uniform(-radius, radius)(rng_key=site["kwargs"].get("rng_key"), sample_shape=shape)
     return transform(centre + jitter)
