@@ -97,6 +97,8 @@ def test_penicillin_lrt_equals_lme4_anova():
     assert last["Df"] == ref["df"] and last["p_value"] == pytest.approx(ref["p"], abs=1e-6)
     np.testing.assert_allclose(table["AIC"], ref["AIC"], rtol=1e-8)
     np.testing.assert_allclose(table["BIC"], ref["BIC"], rtol=1e-8)
+    k, n = table["npar"], big.spec.n_obs
+    np.testing.assert_allclose(table["AICc"], table["AIC"] + 2 * k * (k + 1) / (n - k - 1), rtol=1e-12)
 
 
 def test_variance_component_lrt_has_boundary_p_and_bootstrap():
@@ -159,3 +161,14 @@ def test_posterior_contrast_and_icc():
     icc = post.icc()
     assert set(icc.index) == {"R2_marginal", "R2_conditional", "ICC_adjusted", "ICC_conditional"}
     assert np.all((icc["lower"] >= 0) & (icc["upper"] <= 1))
+
+
+def test_loo_compare_ranks_posteriors():
+    data = gb.load_dataset("penicillin")
+    full = reference_model("penicillin_reml").fit_map(draws=1000, seed=0)
+    null = gb.Model("yield ~ 1 + (1 | blend)", data).fit_map(draws=1000, seed=0)
+    table = gb.loo_compare(null, full, names=["null", "treat"])
+    assert set(table.index) == {"null", "treat"}
+    assert 0 in set(table["elpd_diff"]) and table["rank"].min() == 0   # the best model: diff 0
+    with pytest.raises(gb.ModelError, match="two or more"):
+        gb.loo_compare(full)

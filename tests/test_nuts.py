@@ -12,15 +12,14 @@ import pytest
 import glmm_bayes as gb
 from conftest import REFERENCE, reference_model
 
-#: The default run checks one model per kind (vector term, Poisson, crossed and plain
-#: Bernoulli); the other examples run in the slow set (-m slow), and every example's NUTS runs
-#: in its notebook.
+#: The default run checks a vector-valued gaussian term and a Poisson GLMM; the other examples
+#: run in the slow set (-m slow), and every example's NUTS runs in its notebook.
 SLOW = pytest.mark.slow
 EXAMPLES = [pytest.param("sleep_ri_reml", marks=SLOW), "sleep_rs_reml",
             pytest.param("sleep_uncorr_reml", marks=SLOW), pytest.param("dyestuff_reml", marks=SLOW),
             pytest.param("penicillin_reml", marks=SLOW), pytest.param("pulp_reml", marks=SLOW),
             pytest.param("irrigation_reml", marks=SLOW), "rikz_poisson_laplace",
-            "salamander_laplace", "ctsib_laplace"]
+            pytest.param("salamander_laplace", marks=SLOW), pytest.param("ctsib_laplace", marks=SLOW)]
 R_HAT_MAX, SD_MULTIPLE = 1.01, 1.0
 
 

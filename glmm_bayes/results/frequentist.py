@@ -239,6 +239,12 @@ class FrequentistFit:
         return -2 * self.loglik + np.log(self.estimate.n_obs) * self.estimate.n_params
 
     @property
+    def aicc(self) -> float:
+        """AIC with the small-sample correction 2k(k + 1) / (n - k - 1) (Hurvich and Tsai)."""
+        k, n = self.estimate.n_params, self.estimate.n_obs
+        return self.aic + 2 * k * (k + 1) / (n - k - 1) if n > k + 1 else np.inf
+
+    @property
     def deviance(self) -> float | None:
         """As lme4's deviance(): -2 log L for ML fits, None for REML fits, and for GLMMs the
         conditional deviance sum_i d(y_i, mu_i) at the conditional modes (not -2 log L)."""

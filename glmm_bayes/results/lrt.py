@@ -40,7 +40,7 @@ def _check_comparable(fits) -> None:
 
 @float64
 def lrt(*fits, nsim: int = 0, seed: int = 0, progress: bool = False) -> pd.DataFrame:
-    """Likelihood-ratio tests of nested fits, ordered by number of parameters: npar, AIC, BIC,
+    """Likelihood-ratio tests of nested fits, ordered by number of parameters: npar, AIC, AICc, BIC,
     logLik, deviance, Chisq, Df, p_value (chi-square), p_boundary where only covariance
     parameters are added, and p_bootstrap with `nsim` (two models)."""
     if len(fits) < 2:
@@ -59,7 +59,7 @@ def lrt(*fits, nsim: int = 0, seed: int = 0, progress: bool = False) -> pd.DataF
                      "fixed effects are not comparable), as lme4's anova does")
     for k, fit in enumerate(ml):
         row = {"formula": fit.spec.formula, "method": fit.method + (" (refit)" if refitted[order[k]][1] else ""),
-               "npar": fit.estimate.n_params, "AIC": fit.aic, "BIC": fit.bic, "logLik": fit.loglik,
+               "npar": fit.estimate.n_params, "AIC": fit.aic, "AICc": fit.aicc, "BIC": fit.bic, "logLik": fit.loglik,
                "deviance": -2 * fit.loglik}
         if k:
             small = ml[k - 1]

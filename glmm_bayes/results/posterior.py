@@ -13,6 +13,7 @@ from ..parameters import population_values, sd_name
 from ..program import ProgramStructure, population_from_sites
 from ..spec import ModelSpec
 from ..spec.newdata import kept_terms
+from .hypothesis import hypothesis_matrix
 from .prediction import (ParameterDraws, draw_responses, interval_frame, prediction_map,
                          simulate_responses)
 from .tables import population_table, ranef_tables, varcorr_table
@@ -137,7 +138,6 @@ class Posterior:
     def contrast(self, L, level: float = 0.95) -> pd.DataFrame:
         """Posterior of each row of L beta (L as for `FrequentistFit.contrast`): estimate
         (mean), sd, lower, upper, and the posterior probability that it is positive."""
-        from .hypothesis import hypothesis_matrix
         values = self.parameter_draws().beta @ hypothesis_matrix(self.spec, L).T
         frame = interval_frame(values, level)
         frame["prob_positive"] = (values > 0).mean(axis=0)
