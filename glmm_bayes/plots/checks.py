@@ -28,21 +28,28 @@ def _grid(n_panels: int, ncols: int, width: float = 3.6, height: float = 3.0):
     return fig, list(axes.flat[:n_panels])
 
 
-def fitted_mean(fit) -> np.ndarray:
-    """E[y_i | b] at the fit: the estimate, or the posterior mean; in the response's units
-    (binomial counts: trials x probability)."""
-    mu = np.asarray(fit.predict())
-    mu = mu.mean(axis=0) if mu.ndim == 2 else mu
+def _point_prediction(fit, **kwargs) -> np.ndarray:
+    """`fit.predict(**kwargs)`, averaged over the draws for a posterior."""
+    prediction = np.asarray(fit.predict(**kwargs))
+    return prediction.mean(axis=0) if prediction.ndim == 2 else prediction
+
+
+def _in_response_units(fit, mu: np.ndarray) -> np.ndarray:
+    """E[y] from the predicted mean (binomial counts: trials x probability)."""
     return mu * fit.spec.trials if fit.spec.family.uses_trials else mu
+
+
+def fitted_mean(fit) -> np.ndarray:
+    """E[y_i | b] at the fit: the estimate, or the posterior mean, in the response's units."""
+    return _in_response_units(fit, _point_prediction(fit))
 
 
 def pearson_residuals(fit) -> np.ndarray:
     spec = fit.spec
-    mu = np.asarray(fit.predict())
-    mu = mu.mean(axis=0) if mu.ndim == 2 else mu
+    mu = _point_prediction(fit)
     aux = fit.population.loc[spec.family.aux_name, "estimate"] if spec.family.aux_name else 1.0
     variance = np.asarray(spec.family.variance(mu, aux, spec.trials))
-    return (spec.y - fitted_mean(fit)) / np.sqrt(variance)
+    return (spec.y - _in_response_units(fit, mu)) / np.sqrt(variance)
 
 
 def plot_residuals(fit) -> Figure:
@@ -119,9 +126,7 @@ def plot_group_fits(fit, x: str, group: str | None = None, max_groups: int = 30,
         raise ModelError(f"no grouping factor {group!r}; factors are {sorted({t.factor for t in spec.terms})}")
     term = next(t for t in spec.terms if t.factor == group)
     observed = spec.y / spec.trials if spec.family.uses_trials else spec.y
-    conditional, population = (np.asarray(p) for p in (fit.predict(), fit.predict(re_form="~0")))
-    conditional = conditional.mean(axis=0) if conditional.ndim == 2 else conditional
-    population = population.mean(axis=0) if population.ndim == 2 else population
+    conditional, population = _point_prediction(fit), _point_prediction(fit, re_form="~0")
     levels = term.levels[:max_groups]
     fig, axes = _grid(len(levels), ncols, width=2.4, height=2.2)
     xs = spec.data[x].to_numpy()
