@@ -68,11 +68,13 @@ def minimize_jax(objective, x0, args=(), lower=None, upper=None, scale=None,
                       options={"maxiter": max_iter, "ftol": 1e-15, "gtol": 1e-9, "maxcor": 20})
     x = x0 + scale * result.x
     value, grad = value_and_grad(x, *args)
-    if not np.isfinite(value) and np.isfinite(best["fun"]):
-        # the line search ended on a non-finite point: report the best finite one, unconverged
+    if np.isfinite(best["fun"]) and not value <= best["fun"]:
+        # the search ended above a point it had visited (a non-finite value, or an abnormal
+        # line search): report the best point seen; a non-finite end is not converged
+        if not np.isfinite(value):
+            result.success, result.message = False, f"ended on a non-finite value ({result.message})"
         x = x0 + scale * best["z"]
         value, grad = value_and_grad(x, *args)
-        result.success, result.message = False, f"ended on a non-finite value ({result.message})"
     return OptSummary("L-BFGS-B", x0, x, float(value), np.asarray(grad, dtype=np.float64), scale,
                       int(result.nfev), int(result.nit), max_iter, str(result.message),
                       bool(result.success))

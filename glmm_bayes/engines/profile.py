@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import optimize, stats
 
-from ..errors import FitError
+from ..errors import ConvergenceWarning, FitError
 from ..parameters import factor_from_sd_cor
 from ..spec import ModelSpec
 from .marginal import marginal_deviance
@@ -91,34 +91,35 @@ def _all_free(z, positive, scale, arrays, deviance):
 
 
 class _Profiler:
-    """d_j(v) with warm starts, for one parameter j; the others move in free coordinates."""
+    """d_j(v) for one parameter j; the others move in free coordinates. Each optimisation starts
+    from the solution at the nearest value already profiled (the estimate at first), so that a
+    value profiled again reaches the same optimum: with a strongly correlated parameter (an
+    intercept beside uncentred covariates) a start far from the value can end elsewhere."""
 
-    def __init__(self, objective, z_hat, j, coordinates, arrays):
+    def __init__(self, objective, z_hat, j, v_hat, coordinates, arrays):
         lower, upper, positive, scale, step = coordinates
         self.objective, self.j, self.arrays = objective, j, arrays
         self.free = np.delete(np.arange(z_hat.size), j)
-        self.z_hat = z_hat[self.free]
-        self.start = self.z_hat
+        self.solutions = {float(v_hat): z_hat[self.free]}
         self.positive, self.scale = positive[self.free], scale[self.free]
         self.lower, self.upper = np.where(self.positive, -np.inf, lower[self.free]), \
             np.where(self.positive, np.inf, upper[self.free])
         self.step = step[self.free]
 
-    def reset(self):
-        self.start = self.z_hat
-
     def __call__(self, value: float) -> float:
-        result = minimize_jax(self.objective, self.start,
+        nearest = min(self.solutions, key=lambda v: abs(v - value))
+        result = minimize_jax(self.objective, self.solutions[nearest],
                               args=(value, self.j, self.free, self.positive, self.scale, self.arrays),
                               lower=self.lower, upper=self.upper, scale=self.step)
         if not np.isfinite(result.fun):
             raise FitError(f"the profile of parameter {self.j} is not finite at {value:.6g}")
-        self.start = result.x
+        self.solutions[float(value)] = result.x
         return float(result.fun)
 
 
 def _interval_end(profile, v_hat, step, bound, side, excess):
-    """The v on `side` of v_hat where profile(v) - d_min = crit, or the bound if never reached."""
+    """The v on `side` of v_hat where profile(v) - d_min = crit, or the bound if never reached;
+    NaN where the root cannot be bracketed."""
     inside = v_hat
     for k in range(MAX_DOUBLINGS):
         v = v_hat + side * step * 2.0 ** k
@@ -133,8 +134,11 @@ def _interval_end(profile, v_hat, step, bound, side, excess):
     else:
         return side * np.inf
     low, high = sorted((inside, v))
-    return optimize.brentq(lambda x: excess(profile(x)), low, high, xtol=1e-9 * max(1.0, abs(v_hat)),
-                           rtol=1e-10)
+    try:
+        return optimize.brentq(lambda x: excess(profile(x)), low, high,
+                               xtol=1e-9 * max(1.0, abs(v_hat)), rtol=1e-10)
+    except ValueError:      # profiled again, an end left the bracket: the profile is not smooth
+        return np.nan
 
 
 def profile_intervals(spec: ModelSpec, layout: RandomEffectsLayout, arrays: ModelArrays,
@@ -173,12 +177,17 @@ def profile_intervals(spec: ModelSpec, layout: RandomEffectsLayout, arrays: Mode
             out[name] = (np.nan, np.nan)
             continue
         j = all_names.index(name)
-        profile = _Profiler(objective, z_hat, j, coordinates, arrays)
+        profile = _Profiler(objective, z_hat, j, phi_hat[j], coordinates, arrays)
         excess = lambda d: d - d_min - crit
         ends = []
         for side, bound in ((-1, lower[j]), (1, upper[j])):
-            profile.reset()
             ends.append(_interval_end(profile, phi_hat[j], steps[j], bound, side, excess))
+        if np.isnan(ends).any():
+            warnings.warn(f"profile interval for {name}: the profiled deviance is not smooth enough "
+                          "to bracket an end (optimisations of the other parameters reach different "
+                          "optima near it); that end is NaN: use confint(method='wald') or a "
+                          "posterior, and consider centring the covariates", ConvergenceWarning,
+                          stacklevel=3)
         out[name] = (_snap(ends[0], lower[j]), _snap(ends[1], upper[j]))
     return out
 
