@@ -68,3 +68,15 @@ def test_glmm_plots_and_plot_errors():
     with pytest.raises(gb.ModelError, match="'Weight'"):
         gb.plot_group_fits(fit, x="Weight")
     plt.close("all")
+
+
+def test_trace_plot_takes_parameter_names_with_a_slash():
+    # salamander's fixed effects are named "CrossR/R", ...; DataTree variables cannot hold "/"
+    class Draws:
+        def population_draws(self):
+            rng = np.random.default_rng(0)
+            return {"CrossR/R": rng.normal(size=(2, 50)), "sigma": rng.gamma(2.0, size=(2, 50))}
+    import matplotlib.pyplot as plt
+    figure = gb.plot_trace(Draws())
+    assert len(visible_axes(figure)) == 4           # a trace and a density per parameter
+    plt.close("all")

@@ -174,8 +174,10 @@ def plot_ppc(fit, n: int = 50, seed: int = 0) -> Figure:
 
 
 def _population_tree(post):
-    draws = post.population_draws()
-    data = xr.Dataset({name: (("chain", "draw"), np.asarray(v)) for name, v in draws.items()})
+    """The population draws, a variable per parameter; "/" (as in "CrossR/R"), which DataTree
+    variable names cannot hold, is shown as the look-alike division slash U+2215."""
+    data = xr.Dataset({name.replace("/", "\u2215"): (("chain", "draw"), np.asarray(v))
+                       for name, v in post.population_draws().items()})
     return xr.DataTree.from_dict({"posterior": data})
 
 
