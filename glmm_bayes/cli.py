@@ -277,8 +277,7 @@ def main(argv: list[str] | None = None) -> int:
             check_output_folder(args.out)
         _, fits, table = run_fit(spec, args.spec.parent, args.method, progress=not args.quiet)
     except GlmmBayesError as exc:
-        print(f"glmm-bayes: error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(str(exc))
     with pd.option_context("display.width", 200, "display.max_columns", 30,
                            "display.float_format", "{:.4g}".format):
         print(f"{spec['formula']}  [{spec.get('family', 'gaussian')}]")
@@ -287,9 +286,14 @@ def main(argv: list[str] | None = None) -> int:
         try:
             write_outputs(args.out, fits, table)
         except OSError as exc:
-            print(f"glmm-bayes: error: writing to {args.out} failed: {exc}", file=sys.stderr)
-            return 2
+            return _fail(f"writing to {args.out} failed: {exc}")
     return 0
+
+
+def _fail(message: str) -> int:
+    """One line on stderr and exit status 2: how every error reaches the command line."""
+    print(f"glmm-bayes: error: {message}", file=sys.stderr)
+    return 2
 
 
 def _main_table(args) -> int:
@@ -304,8 +308,7 @@ def _main_table(args) -> int:
             table = run_simulate(spec, args.spec.parent, args.n, args.seed, args.method,
                                  args.re_form, args.newdata, not args.quiet)
     except GlmmBayesError as exc:
-        print(f"glmm-bayes: error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(str(exc))
     if args.out is None:
         with pd.option_context("display.width", 200, "display.max_columns", 30):
             print(table.to_string(max_rows=60))
@@ -313,8 +316,7 @@ def _main_table(args) -> int:
     try:
         table.to_csv(args.out, index=False)
     except OSError as exc:
-        print(f"glmm-bayes: error: writing {args.out} failed: {exc}", file=sys.stderr)
-        return 2
+        return _fail(f"writing {args.out} failed: {exc}")
     return 0
 
 
@@ -326,8 +328,7 @@ def _main_batch(args) -> int:
         status, summary = run_batch(spec, args.spec.parent, args.responses, args.method,
                                     args.chunk_size, not args.quiet, args.simulate or 0, args.seed)
     except GlmmBayesError as exc:
-        print(f"glmm-bayes: error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(str(exc))
     column = "estimate" if "estimate" in summary else "mean"
     across = summary[column].groupby(level="parameter", sort=False).describe()
     with pd.option_context("display.width", 200, "display.max_columns", 30,
