@@ -79,9 +79,8 @@ class FrequentistFit:
 
     def icc(self) -> pd.Series:
         """Nakagawa's marginal and conditional R^2 and the adjusted and conditional ICC."""
-        aux = np.array([self.estimate.aux if self.estimate.aux is not None else np.nan])
-        values = variance_components(self.spec, self.estimate.beta[None],
-                                     [c[None] for c in self._covariances], aux)
+        draws = self.parameter_draws()
+        values = variance_components(self.spec, draws.beta, draws.covariances, draws.aux)
         return pd.Series({k: float(v[0]) for k, v in values.items()})
 
     # ---- random effects

@@ -128,8 +128,7 @@ class Posterior:
     def icc(self, level: float = 0.95) -> pd.DataFrame:
         """Posterior of Nakagawa's R^2 and the ICC: estimate (mean), sd, lower, upper."""
         draws = self.parameter_draws()
-        aux = draws.aux if draws.aux is not None else np.full(draws.n_draws, np.nan)
-        values = variance_components(self.spec, draws.beta, draws.covariances, aux)
+        values = variance_components(self.spec, draws.beta, draws.covariances, draws.aux)
         tail = (1 - level) / 2
         return pd.DataFrame({k: {"estimate": v.mean(), "sd": v.std(ddof=1),
                                  "lower": np.quantile(v, tail), "upper": np.quantile(v, 1 - tail)}
