@@ -16,8 +16,9 @@ from .model import Model
 from .plots import (plot_caterpillar, plot_compare, plot_group_fits, plot_ppc, plot_rank,
                     plot_ranef_qq, plot_residuals, plot_shrinkage, plot_trace)
 from .results import FrequentistFit, Posterior, anova, compare, loo_compare, lrt
+from .spec.residual import AR1, CAR1, CompoundSymmetry, GaussianCorrelation, VarIdent
 
-__all__ = ["Control", "ConvergenceWarning", "DataError", "DataWarning", "FamilyError", "FitError",
+__all__ = ["AR1", "CAR1", "CompoundSymmetry", "Control", "GaussianCorrelation", "VarIdent", "ConvergenceWarning", "DataError", "DataWarning", "FamilyError", "FitError",
            "FormulaError", "FrequentistFit", "GlmmBayesError", "GlmmBayesWarning", "Model",
            "ModelError", "Posterior", "PriorError", "SamplingWarning", "SeparationWarning",
            "SingularFitWarning", "anova", "compare", "list_datasets", "load_dataset", "loo_compare",

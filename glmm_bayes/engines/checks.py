@@ -43,9 +43,9 @@ def check_optimum(opt: OptSummary, hessian: np.ndarray, names: list[str], contro
     H = (hessian * np.outer(opt.scale, opt.scale))[np.ix_(free, free)]
     g = (opt.gradient * opt.scale)[free]
     labels = [n for n, f in zip(names, free) if f]
-    eigenvalues, vectors = np.linalg.eigh(H)
-    if not np.all(np.isfinite(eigenvalues)):
+    if not np.all(np.isfinite(H)):
         raise FitError(f"{what}: the Hessian at the optimum is not finite")
+    eigenvalues, vectors = np.linalg.eigh(H)
     top = max(abs(eigenvalues[-1]), 1e-300)
     worst = labels[int(np.argmax(np.abs(vectors[:, 0])))]      # the flattest direction's main part
     if eigenvalues[0] <= -control.hessian_tol * top:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -35,6 +35,7 @@ class Estimate:
     opt: OptSummary             # the optimisation record (start, end, evaluations, message)
     singular: bool
     nagq: int = 1               # quadrature nodes of a Laplace (1) or AGQ fit
+    residual: dict = field(default_factory=dict)    # residual structure's natural parameters
 
     @property
     def converged(self) -> bool:

@@ -8,6 +8,8 @@ and with r^2 the penalised residual sum of squares,
     ML:   d(theta)   = log|L|^2 + n (1 + log(2 pi r^2 / n))
     REML: d_R(theta) = log|L|^2 + log|R_X|^2 + (n - p)(1 + log(2 pi r^2 / (n - p))).
 Both are pure JAX functions of (theta, arrays); the optimiser gets exact gradients.
+With a residual structure (`engines.residual`) the criterion is that of the whitened model
+plus log|S C S|, and its argument is theta followed by the structure's free parameters.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from .checks import check_finite, check_fit
 from .estimate import Estimate
 from .compiled import bind, compiled
 from .optimize import hessian_fd, minimize_with_edge_restart
+from .residual import whiten
 from .structure import (ModelArrays, RandomEffectsLayout, canonical_theta, conditional_covariances,
                         covariance_factors, singular_terms, sparse_crossprod,
                         sparse_matvec, sparse_rmatvec, split_by_term, theta_names, z_lambda_values)
@@ -57,22 +60,37 @@ def penalised_least_squares(theta, arrays: ModelArrays, layout: RandomEffectsLay
     return PlsSolution(beta, u, resid, r2, logdet(L), 2 * jnp.sum(jnp.log(jnp.abs(jnp.diag(RX)))), L, RX)
 
 
-def profiled_deviance(theta, arrays: ModelArrays, layout: RandomEffectsLayout, reml: bool):
-    """lme4's profiled deviance (ML) or REML criterion as a function of theta."""
+def split_criterion_argument(x, layout: RandomEffectsLayout):
+    """The criterion's argument -> (theta, natural residual parameters or None)."""
+    theta = x[:layout.n_theta]
+    if layout.residual is None:
+        return theta, None
+    return theta, layout.residual.from_free(x[layout.n_theta:])
+
+
+def profiled_deviance(x, arrays: ModelArrays, layout: RandomEffectsLayout, reml: bool):
+    """lme4's profiled deviance (ML) or REML criterion as a function of theta (and of the
+    residual structure's free parameters after it)."""
+    theta, residual = split_criterion_argument(x, layout)
+    arrays, logdet_R = whiten(residual, arrays, layout.residual)
     pls = penalised_least_squares(theta, arrays, layout)
     n, p = arrays.X.shape
     dof = n - p if reml else n
     extra = pls.logdet_RX if reml else 0.0
-    return pls.logdet_L + extra + dof * (1 + jnp.log(2 * jnp.pi * pls.r2 / dof))
+    return pls.logdet_L + extra + dof * (1 + jnp.log(2 * jnp.pi * pls.r2 / dof)) + logdet_R
 
 
-def gaussian_deviance(beta, theta, sigma, arrays: ModelArrays, layout: RandomEffectsLayout):
-    """-2 log L(beta, theta, sigma), exactly, for relative factor theta:
-    log|L|^2 + (r^2 + ||R_X (beta - beta_theta)||^2) / sigma^2 + n log(2 pi sigma^2)."""
+def gaussian_deviance(beta, theta, sigma, arrays: ModelArrays, layout: RandomEffectsLayout,
+                      residual=None):
+    """-2 log L(beta, theta, sigma), exactly, for relative factor theta (and natural residual
+    parameters): log|L|^2 + (r^2 + ||R_X (beta - beta_theta)||^2) / sigma^2 + n log(2 pi sigma^2)
+    + log|S C S|."""
+    arrays, logdet_R = whiten(residual, arrays, layout.residual)
     pls = penalised_least_squares(theta, arrays, layout)
     gap = pls.RX @ (beta - pls.beta)
     n = arrays.y.shape[0]
-    return pls.logdet_L + (pls.r2 + gap @ gap) / sigma ** 2 + n * jnp.log(2 * jnp.pi * sigma ** 2)
+    return (pls.logdet_L + (pls.r2 + gap @ gap) / sigma ** 2 + n * jnp.log(2 * jnp.pi * sigma ** 2)
+            + logdet_R)
 
 
 def fit_lmm(spec: ModelSpec, layout: RandomEffectsLayout, arrays: ModelArrays, reml: bool = True,
@@ -82,15 +100,22 @@ def fit_lmm(spec: ModelSpec, layout: RandomEffectsLayout, arrays: ModelArrays, r
     control = control or Control()
     what = "REML fit" if reml else "ML fit"
     objective = bind(profiled_deviance, layout=layout, reml=reml)
-    opt = minimize_with_edge_restart(objective, layout.theta_initial(), layout.diagonal_mask(),
-                                     args=(arrays,), max_iter=control.max_iter,
+    residual_names = layout.residual.names if layout.residual else ()
+    x0 = np.concatenate([layout.theta_initial()] + ([np.asarray(
+        layout.residual.to_free(layout.residual.initial()))] if layout.residual else []))
+    edge = np.concatenate([layout.diagonal_mask(), np.zeros(len(residual_names), bool)])
+    opt = minimize_with_edge_restart(objective, x0, edge, args=(arrays,), max_iter=control.max_iter,
                                      restart=control.restart_edge)
     check_finite(opt, what)
-    theta = canonical_theta(opt.x, layout)
+    theta = canonical_theta(opt.x[:layout.n_theta], layout)
+    x = np.concatenate([theta, opt.x[layout.n_theta:]])
     singular = singular_terms(theta, spec, layout, control.singular_tol)
-    check_fit(opt, theta, hessian_fd(objective, opt.x, args=(arrays,)), theta_names(spec),
-              layout.diagonal_mask(), singular, control, what)
-    pls = compiled(bind(penalised_least_squares, layout=layout))(theta, arrays)
+    check_fit(opt, x, hessian_fd(objective, opt.x, args=(arrays,)),
+              theta_names(spec) + [f"free({name})" for name in residual_names], edge, singular,
+              control, what)
+    _, residual = split_criterion_argument(jnp.asarray(x), layout)
+    whitened, _ = whiten(residual, arrays, layout.residual)
+    pls = compiled(bind(penalised_least_squares, layout=layout))(theta, whitened)
     n, p = spec.X.shape
     sigma2 = float(pls.r2) / (n - p if reml else n)
     sigma = np.sqrt(sigma2)
@@ -99,10 +124,13 @@ def fit_lmm(spec: ModelSpec, layout: RandomEffectsLayout, arrays: ModelArrays, r
     modes = split_by_term(np.asarray(pls.u), rel, layout)
     RX = np.asarray(pls.RX)
     vcov = sigma2 * np.linalg.inv(RX.T @ RX)
-    n_params = p + layout.n_theta + 1
+    n_params = p + layout.n_theta + 1 + len(residual_names)
+    zl = z_lambda_values(arrays.z_val, rel, layout)
+    fitted = arrays.X @ pls.beta + sparse_matvec(arrays.z_idx, zl, pls.u) + arrays.offset
     return Estimate(
         method="REML" if reml else "ML", beta=np.asarray(pls.beta), vcov=vcov, theta=theta,
         factors=[sigma * np.asarray(T) for T in rel], aux=sigma, modes=modes,
         cond_cov=[sigma2 * np.asarray(c) for c in cond],
-        fitted=np.asarray(arrays.y - pls.residual), loglik=-opt.fun / 2, objective=opt.fun,
-        n_params=n_params, n_obs=n, opt=opt, singular=bool(singular))
+        fitted=np.asarray(fitted), loglik=-opt.fun / 2, objective=opt.fun,
+        n_params=n_params, n_obs=n, opt=opt, singular=bool(singular),
+        residual=dict(zip(residual_names, np.asarray(residual, dtype=float).tolist())) if residual_names else {})

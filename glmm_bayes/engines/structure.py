@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..spec import ModelSpec
+from .residual import ResidualArrays, ResidualLayout, residual_arrays
 
 
 @dataclass(frozen=True)
@@ -43,9 +44,11 @@ class TermLayout:
 
 @dataclass(frozen=True)
 class RandomEffectsLayout:
-    """Static shapes (hashable, so jit compiles once per model shape)."""
+    """Static shapes (hashable, so jit compiles once per model shape), with the static part of
+    the residual structure (None for sigma^2 I)."""
 
     terms: tuple[TermLayout, ...]
+    residual: ResidualLayout | None = None
 
     @classmethod
     def from_spec(cls, spec: ModelSpec) -> "RandomEffectsLayout":
@@ -54,7 +57,7 @@ class RandomEffectsLayout:
         starts = dict(zip(order, np.cumsum([0] + [sizes[k] for k in order])[:-1].tolist()))
         row_pos = np.cumsum([0] + [term.q for term in spec.terms])[:-1].tolist()
         return cls(tuple(TermLayout(term.label, term.names, term.q, term.n_levels, starts[k], row_pos[k])
-                         for k, term in enumerate(spec.terms)))
+                         for k, term in enumerate(spec.terms)), ResidualLayout.from_spec(spec.residual))
 
     @property
     def leading(self) -> TermLayout:
@@ -197,11 +200,21 @@ class ModelArrays(NamedTuple):
     X: jnp.ndarray
     z_idx: jnp.ndarray
     z_val: jnp.ndarray
+    residual: ResidualArrays | None = None      # where `layout.residual` is not None
 
 
 def model_arrays(spec: ModelSpec, layout: RandomEffectsLayout, dtype=None) -> ModelArrays:
     """The arrays in `dtype`, or JAX's default float of the calling context (float64 inside the
     package's own calls)."""
     as_float = lambda a: jnp.asarray(np.asarray(a, dtype=float), dtype=dtype)
+    residual = residual_arrays(spec.residual, dtype) if layout.residual is not None else None
     return ModelArrays(as_float(spec.y), as_float(spec.trials), as_float(spec.offset),
-                       as_float(spec.X), jnp.asarray(z_indices(spec, layout)), as_float(z_values(spec)))
+                       as_float(spec.X), jnp.asarray(z_indices(spec, layout)), as_float(z_values(spec)),
+                       residual)
+
+
+def row_weights(arrays: ModelArrays, layout: RandomEffectsLayout):
+    """Prior weights of a non-gaussian family's log-likelihood terms (glm's), or 1."""
+    if layout.residual is None or not layout.residual.weighted:
+        return 1.0
+    return arrays.residual.weights

@@ -20,6 +20,7 @@ from ..control import Control, warn
 from ..errors import DataError, DataWarning, FamilyError, FormulaError, ModelError
 from ..families import Family, Link, resolve_family
 from .formula import ParsedFormula, check_identifiers, parse_formula, tokens
+from .residual import ResidualSpec, build_residual, check_structures, residual_columns, weights_frame
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class ModelSpec:
     data: pd.DataFrame = field(repr=False)
     parsed: ParsedFormula = field(repr=False, compare=False)
     designs: tuple["Design", ...] = field(repr=False, compare=False)  # fixed, then per (expr | g)
+    residual: ResidualSpec = field(repr=False, compare=False)          # Var(e) = sigma^2 S C S
 
     @property
     def n_obs(self) -> int:
@@ -178,9 +180,11 @@ def _used_columns(parsed: ParsedFormula, data: pd.DataFrame) -> list[str]:
     return used
 
 
-def _clean_data(parsed: ParsedFormula, data: pd.DataFrame) -> pd.DataFrame:
-    """Copy the used columns, drop rows with missing values (with a warning), reject inf."""
+def _clean_data(parsed: ParsedFormula, data: pd.DataFrame, extra: list[str]) -> pd.DataFrame:
+    """Copy the used columns (and `extra` ones: the residual structure's), drop rows with
+    missing values (with a warning), reject inf."""
     used = _used_columns(parsed, data)
+    used += [c for c in dict.fromkeys(extra) if c not in used]
     frame = data.loc[:, used].copy()
     for col in used:
         if pd.api.types.is_numeric_dtype(frame[col]) and frame[col].dtype != bool:
@@ -304,8 +308,10 @@ def _check_identifiable(spec: "ModelSpec", control: Control) -> None:
 
 
 def build_model_spec(formula: str, data: pd.DataFrame, family: str = "gaussian",
-                     link: str | None = None, control: Control | None = None) -> ModelSpec:
-    """Formula + data + family -> `ModelSpec`. The input DataFrame is never modified."""
+                     link: str | None = None, control: Control | None = None,
+                     correlation=None, variance=None, weights=None) -> ModelSpec:
+    """Formula + data + family (+ residual structure, `spec.residual`) -> `ModelSpec`. The
+    input DataFrame is never modified."""
     control = control or Control()
     if not isinstance(data, pd.DataFrame):
         raise DataError(f"data must be a pandas DataFrame, got {type(data).__name__}")
@@ -314,7 +320,10 @@ def build_model_spec(formula: str, data: pd.DataFrame, family: str = "gaussian",
     check_identifiers(parsed.text.replace("||", "|"), data.columns)
     if not parsed.random:
         raise FormulaError(f"formula {formula!r} has no random-effect term such as (1 | group)")
-    frame, (vectors, fixed, designs) = _drop_non_finite(parsed, _clean_data(parsed, data))
+    check_structures(correlation, variance, weights, data, fam.name)
+    data, weights_column = weights_frame(data, weights)
+    extra = residual_columns(correlation, variance, weights_column)
+    frame, (vectors, fixed, designs) = _drop_non_finite(parsed, _clean_data(parsed, data, extra))
 
     response = parsed.response
     y = vectors[f"response {response.expr!r}"]
@@ -335,8 +344,11 @@ def build_model_spec(formula: str, data: pd.DataFrame, family: str = "gaussian",
     if aliased := _aliased_columns(X, fixed_names):
         raise ModelError(f"fixed-effect model matrix is rank deficient: {', '.join(aliased)} "
                          "is a linear combination of the other columns; remove it from the formula")
+    terms = _random_terms(parsed, frame, designs)
+    residual = build_residual(correlation, variance, weights_column, frame,
+                              [t.level_index for t in terms], [t.factor for t in terms])
     spec = ModelSpec(formula, fam, lnk, response.expr, y, trials, offset, X, fixed_names,
-                     _random_terms(parsed, frame, designs), frame, parsed, (fixed, *designs))
+                     terms, frame, parsed, (fixed, *designs), residual)
     _check_identifiable(spec, control)
     return spec
 

@@ -50,8 +50,36 @@ def crossed(seed: int, na: int = 12, nb: int = 8, reps: int = 2) -> pd.DataFrame
     return pd.DataFrame({"y": y, "x": x, "a": a.astype(str), "b": b.astype(str)}).round(6)
 
 
+def serial(seed: int, n_id: int = 40) -> pd.DataFrame:
+    """Unbalanced longitudinal data with serially correlated errors: 4 to 12 visits per id at
+    unequally spaced times in [0, 10], continuous-time AR(1) errors (phi = 0.6 per unit time),
+    a residual sd twice as large for sex "M" as for "F", a random intercept and slope, and
+    positive prior weights `w` in [0.5, 2]; `visit` numbers the visits 1, 2, ... within id, with
+    every third visit number skipped after the first gap (integer times with gaps for AR1)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n_id):
+        k = int(rng.integers(4, 13))
+        time = np.sort(rng.uniform(0, 10, k))
+        visit = np.arange(1, k + 1) + np.arange(k) // 3
+        sex = "M" if i % 2 else "F"
+        sd = 2.0 if sex == "M" else 1.0
+        e = np.empty(k)
+        e[0] = rng.normal(0, sd)
+        for t in range(1, k):
+            r = 0.6 ** (time[t] - time[t - 1])
+            e[t] = r * e[t - 1] + rng.normal(0, sd * np.sqrt(1 - r ** 2))
+        b0, b1 = rng.normal(0, 1.5), rng.normal(0, 0.3)
+        x = rng.normal(size=k)
+        y = 5 + 0.8 * time + 1.0 * x + b0 + b1 * time + e
+        rows.append(pd.DataFrame({"y": y, "time": time, "visit": visit, "x": x, "sex": sex,
+                                  "w": rng.uniform(0.5, 2, k), "id": f"s{i:02d}"}))
+    return pd.concat(rows, ignore_index=True).round(6)
+
+
 if __name__ == "__main__":
     ticks_like(1).to_csv("data/ticks_sim.csv", index=False)
     growth(12).to_csv("data/growth_sim.csv", index=False)
     growth(15).to_csv("data/growth_sim2.csv", index=False)
     crossed(0).to_csv("data/crossed_sim.csv", index=False)
+    serial(3).to_csv("data/serial_sim.csv", index=False)

@@ -1,0 +1,205 @@
+"""Whitening by the residual covariance Var(e) = sigma^2 S C S (`spec.residual`).
+
+With C_g = L_g L_g' per correlation group and W = L^{-1} S^{-1}, the model
+y = X beta + Z b + e becomes W y = W X beta + W Z b + e*, e* ~ N(0, sigma^2 I), and
+    -2 log L(y) = -2 log L*(W y) + log|S C S|,   log|S C S| = 2 sum_i log s_i + sum_g log|C_g|,
+for ML and REML alike (|X'V^{-1}X| is unchanged by the transformation). A correlation group
+lies within one level of every random-effect factor, so W Z has Z's row-sparse pattern: the
+REML/ML, marginal and Laplace code runs unchanged on the whitened arrays, one group's
+Cholesky factor (n_g x n_g) at a time, never an n x n matrix.
+
+Natural parameters (`ResidualLayout.names`): the correlation's (phi in (-1, 1) for AR1, [0, 1)
+for CAR1, range > 0, rho in (-1/(n_max - 1), 1)), then the VarIdent sd ratios delta > 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.linalg import solve_triangular
+
+from ..spec.residual import ResidualSpec
+
+#: Correlation parameters are kept this far inside their open intervals.
+MARGIN = 1e-6
+
+
+@dataclass(frozen=True)
+class ResidualLayout:
+    """The static part of the residual structure (hashable: part of the compiled shape)."""
+
+    correlation: str | None      # "ar1", "car1", "gaussian", "cs" or None
+    names: tuple[str, ...]       # natural parameters, correlation first
+    weighted: bool
+    group_size: int              # the largest correlation group
+    lag: float = 1.0             # median lag between successive positions (a range's start)
+
+    @classmethod
+    def from_spec(cls, residual: ResidualSpec) -> "ResidualLayout | None":
+        if residual is None or residual.is_trivial:
+            return None
+        kind = residual.correlation.kind if residual.correlation is not None else None
+        valid = residual.group_rows < len(residual.weights)
+        lags = np.diff(residual.group_position, axis=1)[valid[:, 1:]]
+        lag = float(np.median(lags[lags > 0])) if np.any(lags > 0) else 1.0
+        return cls(kind, residual.parameter_names, residual.weighted, residual.group_rows.shape[1], lag)
+
+    @property
+    def n_params(self) -> int:
+        return len(self.names)
+
+    @property
+    def n_correlation(self) -> int:
+        return int(self.correlation is not None)
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Lower and upper bounds of the natural parameters."""
+        lower = {"ar1": -1.0, "car1": 0.0, "gaussian": 0.0,
+                 "cs": -1.0 / max(self.group_size - 1, 1)}.get(self.correlation)
+        upper = {"ar1": 1.0, "car1": 1.0, "gaussian": np.inf, "cs": 1.0}.get(self.correlation)
+        lo = ([lower] if self.correlation else []) + [0.0] * (self.n_params - self.n_correlation)
+        hi = ([upper] if self.correlation else []) + [np.inf] * (self.n_params - self.n_correlation)
+        return np.array(lo, dtype=float), np.array(hi, dtype=float)
+
+    def positive(self) -> np.ndarray:
+        """The parameters that live on (0, inf): a range and the sd ratios."""
+        lower, upper = self.bounds()
+        return (lower == 0) & ~np.isfinite(upper)
+
+    def initial(self) -> np.ndarray:
+        """Natural starting values: little correlation (a range of one median lag), equal sds."""
+        start = {"ar1": 0.0, "car1": 0.2, "gaussian": self.lag, "cs": 0.0}.get(self.correlation)
+        return np.array(([start] if self.correlation else []) + [1.0] * (self.n_params - self.n_correlation))
+
+    def to_free(self, natural):
+        """Natural -> unconstrained: log for positive, a scaled logit for bounded."""
+        lower, upper = self.bounds()
+        natural = jnp.asarray(natural)
+        positive = self.positive()
+        width = np.where(positive, 1.0, upper - lower)
+        unit = jnp.clip((natural - np.where(positive, 0.0, lower)) / width, MARGIN, 1 - MARGIN)
+        return jnp.where(positive, jnp.log(jnp.maximum(natural, 1e-300)), jnp.log(unit) - jnp.log1p(-unit))
+
+    def from_free(self, free):
+        lower, upper = self.bounds()
+        positive = self.positive()
+        free = jnp.asarray(free)
+        bounded = np.where(positive, 0.0, lower) + np.where(positive, 1.0, upper - lower) * \
+            (MARGIN + (1 - 2 * MARGIN) / (1 + jnp.exp(-free)))
+        return jnp.where(positive, jnp.exp(jnp.where(positive, free, 0.0)), bounded)
+
+
+class ResidualArrays(NamedTuple):
+    weights: jnp.ndarray         # (n,)
+    level: jnp.ndarray           # (n,) VarIdent level
+    rows: jnp.ndarray            # (G, n_max) rows of each correlation group, padded with n
+    position: jnp.ndarray        # (G, n_max)
+
+
+def residual_arrays(residual: ResidualSpec, dtype=None) -> ResidualArrays:
+    return ResidualArrays(jnp.asarray(residual.weights, dtype=dtype), jnp.asarray(residual.variance_level),
+                          jnp.asarray(residual.group_rows), jnp.asarray(residual.group_position, dtype=dtype))
+
+
+def residual_scale(params, res: ResidualArrays, layout: ResidualLayout):
+    """s_i = delta_{v(i)} / sqrt(w_i)."""
+    ratios = jnp.concatenate([jnp.ones(1, dtype=res.weights.dtype), params[layout.n_correlation:]])
+    return ratios[res.level] / jnp.sqrt(res.weights)
+
+
+def correlation_factors(params, res: ResidualArrays, layout: ResidualLayout):
+    """(G, n_max, n_max) Cholesky factors L_g of C_g (identity on the padding)."""
+    valid = res.rows < res.weights.shape[0]
+    eye = jnp.eye(res.rows.shape[-1], dtype=bool)
+    pair = valid[:, :, None] & valid[:, None, :] & ~eye
+    # lags outside distinct valid pairs set to 1, so that no unused entry has a NaN gradient
+    distance = jnp.where(pair, jnp.abs(res.position[:, :, None] - res.position[:, None, :]), 1.0)
+    p = params[0]
+    if layout.correlation == "ar1":                    # whole-number lags: phi < 0 allowed
+        corr = jnp.power(p, distance.astype(jnp.int32))
+    elif layout.correlation == "car1":
+        corr = p ** distance
+    elif layout.correlation == "gaussian":
+        corr = jnp.exp(-(distance / p) ** 2)
+    else:
+        corr = jnp.full_like(distance, p)
+    C = jnp.where(eye, 1.0, jnp.where(pair, corr, 0.0))
+    return jnp.linalg.cholesky(C)
+
+
+def whiten_columns(params, M, res: ResidualArrays, layout: ResidualLayout):
+    """W M for M (n, k), and log|S C S|."""
+    s = residual_scale(params, res, layout)
+    out = M / s[:, None]
+    logdet = 2 * jnp.sum(jnp.log(s))
+    if layout.correlation is not None:
+        L = correlation_factors(params, res, layout)
+        n = M.shape[0]
+        padded = jnp.concatenate([out, jnp.zeros((1, M.shape[1]), dtype=M.dtype)])[res.rows]
+        solved = solve_triangular(L, padded, lower=True)
+        out = jnp.zeros((n + 1, M.shape[1]), dtype=M.dtype).at[res.rows].set(solved)[:n]
+        logdet = logdet + 2 * jnp.sum(jnp.log(jnp.diagonal(L, axis1=-2, axis2=-1)))
+    return out, logdet
+
+
+def whiten(params, arrays, layout: ResidualLayout | None):
+    """The model's arrays with y - offset, X and Z whitened (offset 0), and log|S C S|; the
+    arrays unchanged and 0 when there is no residual structure."""
+    if layout is None:
+        return arrays, 0.0
+    p, m = arrays.X.shape[1], arrays.z_val.shape[1]
+    M = jnp.concatenate([(arrays.y - arrays.offset)[:, None], arrays.X, arrays.z_val], axis=1)
+    W, logdet = whiten_columns(params, M, arrays.residual, layout)
+    return arrays._replace(y=W[:, 0], offset=jnp.zeros_like(arrays.offset), X=W[:, 1:1 + p],
+                           z_val=W[:, 1 + p:1 + p + m]), logdet
+
+
+def color(params, z, res: ResidualArrays, layout: ResidualLayout):
+    """S L z: standard normal z (..., n) -> residuals with covariance S C S (W^{-1} z)."""
+    out = z
+    if layout.correlation is not None:
+        L = correlation_factors(params, res, layout)
+        n = z.shape[-1]
+        padded = jnp.concatenate([z, jnp.zeros(z.shape[:-1] + (1,), dtype=z.dtype)], axis=-1)[..., res.rows]
+        colored = jnp.einsum("gij,...gj->...gi", L, padded)
+        out = jnp.zeros(z.shape[:-1] + (n + 1,), dtype=z.dtype).at[..., res.rows].set(colored)[..., :n]
+    return out * residual_scale(params, res, layout)
+
+
+def sequential_loglik(params, residual, sigma, res: ResidualArrays, layout: ResidualLayout):
+    """Per-row terms of log N(residual; 0, sigma^2 S C S) whose sum is the joint density: row i
+    gives log N((W r)_i; 0, sigma^2) - log s_i - log L_ii (the chain rule, in each group's order)."""
+    whitened, _ = whiten_columns(params, residual[:, None], res, layout)
+    s = residual_scale(params, res, layout)
+    log_diag = jnp.zeros_like(residual)
+    if layout.correlation is not None:
+        L = correlation_factors(params, res, layout)
+        n = residual.shape[0]
+        log_diag = jnp.zeros(n + 1, dtype=residual.dtype).at[res.rows].set(
+            jnp.log(jnp.diagonal(L, axis1=-2, axis2=-1)))[:n]
+    return (-0.5 * (whitened[:, 0] / sigma) ** 2 - jnp.log(sigma) - 0.5 * jnp.log(2 * jnp.pi)
+            - jnp.log(s) - log_diag)
+
+
+def leave_one_out_loglik(params, residual, sigma, res: ResidualArrays, layout: ResidualLayout):
+    """log p(r_i | r_{-i}) per row under N(0, sigma^2 S C S) (Burkner, Gabry and Vehtari 2021,
+    for LOO with non-factorised normal models): with P the precision and g = P r,
+    r_i | r_{-i} ~ N(r_i - g_i / P_ii, 1 / P_ii). Without correlation this is the row's density."""
+    s = residual_scale(params, res, layout)
+    if layout.correlation is None:
+        sd = sigma * s
+        return -0.5 * (residual / sd) ** 2 - jnp.log(sd) - 0.5 * jnp.log(2 * jnp.pi)
+    n = residual.shape[0]
+    L = correlation_factors(params, res, layout)
+    m = L.shape[-1]
+    Linv = solve_triangular(L, jnp.broadcast_to(jnp.eye(m, dtype=L.dtype), L.shape), lower=True)
+    s_pad = jnp.concatenate([s, jnp.ones(1, dtype=s.dtype)])[res.rows]
+    r_pad = jnp.concatenate([residual, jnp.zeros(1, dtype=residual.dtype)])[res.rows]
+    P = jnp.swapaxes(Linv, -1, -2) @ Linv / (s_pad[:, :, None] * s_pad[:, None, :] * sigma ** 2)
+    g = jnp.einsum("gij,gj->gi", P, r_pad)
+    P_ii = jnp.diagonal(P, axis1=-2, axis2=-1)
+    values = 0.5 * jnp.log(P_ii / (2 * jnp.pi)) - 0.5 * g ** 2 / P_ii
+    return jnp.zeros(n + 1, dtype=residual.dtype).at[res.rows].set(values)[:n]
