@@ -122,7 +122,7 @@ class Model:
         grouping factor, the per-group sufficient statistics stand in for the rows."""
         kwargs = self.model_kwargs
         layout, arrays = self._engine_data()
-        if integrate and shares_one_factor(arrays, layout):
+        if integrate and layout.residual is None and shares_one_factor(arrays, layout):
             key = ("statistics", bool(jax.config.jax_enable_x64))
             if key not in self._arrays:
                 self._arrays[key] = group_statistics(arrays, layout)
@@ -142,10 +142,12 @@ class Model:
         return random_effects == "integrate"
 
     def _pointwise_loglik(self, samples: dict, batch: int = 256) -> np.ndarray:
-        """log p(y_i | draw) for every draw and row, `batch` draws at a time (bounded memory)."""
+        """log p(y_i | draw) for every draw and row, `batch` draws at a time (bounded memory).
+        With correlated residuals, the density of y_i given the rest of its group (for LOO)."""
         chains, draws = next(iter(samples.values())).shape[:2]
         flat = {k: v.reshape((chains * draws,) + v.shape[2:]) for k, v in samples.items()}
-        parts = [np.asarray(log_likelihood(self.numpyro_model, {k: v[i:i + batch] for k, v in flat.items()},
+        model = partial(hierarchical_model, structure=self.structure, leave_one_out=True)
+        parts = [np.asarray(log_likelihood(model, {k: v[i:i + batch] for k, v in flat.items()},
                                            **self.model_kwargs)["y"])
                  for i in range(0, chains * draws, batch)]
         return np.concatenate(parts).reshape(chains, draws, -1)
@@ -251,7 +253,7 @@ class Model:
         chunk_size = integer_argument("chunk_size", chunk_size, 1)
         layout, arrays = self._engine_data()
         integrate = is_linear_gaussian(self.spec.family, self.spec.link)
-        grouped = integrate and shares_one_factor(arrays, layout)
+        grouped = integrate and layout.residual is None and shares_one_factor(arrays, layout)
         per_dataset = {"y": jnp.asarray(batch, dtype=arrays.y.dtype)}
         if grouped:
             per_dataset["statistics"] = jax.tree_util.tree_map(

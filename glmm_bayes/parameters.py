@@ -45,9 +45,10 @@ def factor_from_sd_cor(sd, cor, q: int) -> jnp.ndarray:
     return sd[:, None] * jnp.linalg.cholesky(C)
 
 
-def population_values(spec: ModelSpec, fixef, covariances, aux) -> dict[str, np.ndarray]:
-    """Name -> values over the sample axes, from beta (..., p), Cov(b_k) (..., q, q) and aux;
-    in this order: fixed effects, then per term its sds and correlations, then aux."""
+def population_values(spec: ModelSpec, fixef, covariances, aux, residual=None) -> dict[str, np.ndarray]:
+    """Name -> values over the sample axes, from beta (..., p), Cov(b_k) (..., q, q), aux and
+    the residual structure's parameters (..., r); in this order: fixed effects, then per term
+    its sds and correlations, then aux, then the residual structure's ("phi", ...)."""
     out = {name: fixef[..., j] for j, name in enumerate(spec.fixed_names)}
     for term, cov in zip(spec.terms, covariances):
         sd = np.sqrt(np.diagonal(cov, axis1=-2, axis2=-1))
@@ -58,4 +59,6 @@ def population_values(spec: ModelSpec, fixef, covariances, aux) -> dict[str, np.
                 cov[..., j, l] / (sd[..., j] * sd[..., l])
     if spec.family.aux_name is not None:
         out[spec.family.aux_name] = np.asarray(aux)
+    for j, name in enumerate(spec.residual.parameter_names):
+        out[name] = np.asarray(residual)[..., j]
     return out

@@ -10,6 +10,9 @@ s_x the sd of a design column (1 for a constant column):
     correlations of a term                      lkj(1)   (uniform over correlation matrices)
     sigma (gaussian)                            exponential(1 / s_y)
     shape (negative binomial, gamma)            gamma(0.01, 0.01)   (as brms)
+    phi (AR1, CAR1), rho (compound symmetry)    uniform over the parameter's interval
+    range (Gaussian correlation)                lognormal(log(median lag), 1)
+    sigma_ratio(by=level) (VarIdent)            lognormal(0, 1)
 
 As in brms, the intercept prior applies with the predictors centred at their means; the
 reported `(Intercept)` is transformed back to the uncentred design.
@@ -31,9 +34,10 @@ from scipy import stats
 
 from .errors import PriorError
 from .parameters import cor_name, sd_name
+from .engines.residual import ResidualLayout
 from .spec import ModelSpec, column_scale
 
-_POSITIVE_CLASSES = {"sd", "sigma", "shape"}
+_POSITIVE_CLASSES = {"sd", "sigma", "shape", "range", "sigma_ratio"}
 
 
 @dataclass(frozen=True)
@@ -161,6 +165,24 @@ def default_parameters(spec: ModelSpec) -> list[Parameter]:
         params.append(Parameter("sigma", "sigma", prior=Prior("exponential", (1.0 / s_y,))))
     elif spec.family.aux_name == "shape":
         params.append(Parameter("shape", "shape", prior=Prior("gamma", (0.01, 0.01))))
+    return params + _residual_parameters(spec)
+
+
+def _residual_parameters(spec: ModelSpec) -> list[Parameter]:
+    """The residual structure's parameters (`engines.residual`), bounded ones uniform."""
+    layout = ResidualLayout.from_spec(spec.residual, gaussian=True)
+    if layout is None:
+        return []
+    lower, upper = layout.bounds()
+    params = []
+    for name, lo, hi, positive in zip(layout.names, lower, upper, layout.positive()):
+        if name.startswith("sigma_ratio("):
+            params.append(Parameter(name, "sigma_ratio", spec.residual.variance.by,
+                                    prior=Prior("lognormal", (0.0, 1.0))))
+        elif positive:
+            params.append(Parameter(name, "range", prior=Prior("lognormal", (float(np.log(layout.lag)), 1.0))))
+        else:
+            params.append(Parameter(name, "correlation", prior=Prior("uniform", (float(lo), float(hi)))))
     return params
 
 
@@ -188,6 +210,11 @@ def _as_prior(value, key: str, param: Parameter):
             return Prior(_FOLDABLE[prior.name], prior.args[:-2] + prior.args[-1:])
         raise PriorError(f"prior {value!r} for {param.name!r} must be on positive values; "
                          "use e.g. 'half_normal(5)' or 'exponential(1)'")
+    if param.cls == "correlation":
+        lower, upper = param.prior.args          # the default: uniform over the whole interval
+        if prior.name != "uniform" or prior.args[0] < lower or prior.args[1] > upper:
+            raise PriorError(f"prior {value!r} for {param.name!r} must be uniform(lower, upper) "
+                             f"within ({lower:.4g}, {upper:.4g}), or a numpyro distribution")
     if param.cls == "cor" and prior.name != "lkj":
         raise PriorError(f"correlations {param.name!r} take an lkj(eta) prior, got {value!r}")
     if param.cls != "cor" and prior.name == "lkj":

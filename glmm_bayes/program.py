@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import jax
 import jax.numpy as jnp
 import numpyro
 import numpyro.distributions as dist
@@ -24,8 +25,9 @@ from numpyro.distributions.transforms import AffineTransform
 
 from .engines.grouped import GroupStatistics, grouped_gaussian_deviance
 from .engines.marginal import marginal_deviance
+from .engines.residual import leave_one_out_loglik, color, sequential_loglik
 from .engines.scaling import parameter_scales
-from .engines.structure import RandomEffectsLayout, factors_to_theta
+from .engines.structure import RandomEffectsLayout, factors_to_theta, row_weights
 from .families import Family, Link
 from .parameters import cor_name, factor_from_sites, sd_name
 from .priors import Parameter, Prior
@@ -37,16 +39,38 @@ class FamilyLikelihood(dist.Distribution):
 
     support = dist.constraints.real
 
-    def __init__(self, family: Family, link: Link, eta, aux, trials):
+    def __init__(self, family: Family, link: Link, eta, aux, trials, weights=1.0):
         self.family, self.link, self.eta, self.aux, self.trials = family, link, eta, aux, trials
+        self.weights = weights                # glm's prior weights of the log-likelihood terms
         super().__init__(batch_shape=jnp.shape(eta))
 
     def log_prob(self, value):
-        return self.family.logpdf(value, self.eta, self.aux, self.trials, self.link)
+        return self.weights * self.family.logpdf(value, self.eta, self.aux, self.trials, self.link)
 
     def sample(self, key, sample_shape=()):
         mu = self.link.inverse(self.eta)
         return self.family.distribution(mu, self.aux, self.trials).sample(key, sample_shape)
+
+
+class CorrelatedNormal(dist.Distribution):
+    """y ~ N(eta, sigma^2 S C S) (`engines.residual`). `log_prob` gives per-row terms whose sum
+    is the joint density (the chain rule within each group), or with `leave_one_out` the
+    densities of y_i given the rest of its group, which LOO needs (they do not sum to the joint)."""
+
+    support = dist.constraints.real
+
+    def __init__(self, eta, sigma, params, residual, layout, leave_one_out: bool = False):
+        self.eta, self.sigma, self.params = eta, sigma, params
+        self.residual, self.layout, self.leave_one_out = residual, layout, leave_one_out
+        super().__init__(batch_shape=jnp.shape(eta))
+
+    def log_prob(self, value):
+        terms = leave_one_out_loglik if self.leave_one_out else sequential_loglik
+        return terms(self.params, value - self.eta, self.sigma, self.residual, self.layout)
+
+    def sample(self, key, sample_shape=()):
+        z = jax.random.normal(key, sample_shape + jnp.shape(self.eta), dtype=jnp.result_type(self.eta))
+        return self.eta + self.sigma * color(self.params, z, self.residual, self.layout)
 
 
 @dataclass(frozen=True)
@@ -75,7 +99,13 @@ class ProgramStructure:
         names = list(self.fixed_names)
         for t in self.layout.terms:
             names += [sd_name(c, t.label) for c in t.names] + ([cor_name(t.label)] if t.q > 1 else [])
-        return tuple(names + ([self.family.aux_name] if self.family.aux_name else []))
+        names += [self.family.aux_name] if self.family.aux_name else []
+        return tuple(names + list(self.residual_names))
+
+    @property
+    def residual_names(self) -> tuple[str, ...]:
+        """The residual structure's parameters (`engines.residual`), after aux."""
+        return self.layout.residual.names if self.layout.residual is not None else ()
 
     def initial_values(self) -> dict[str, float]:
         """A typical value (`Prior.typical`) of each sample site whose prior gives one."""
@@ -115,7 +145,8 @@ def standardised_name(name: str) -> str:
 
 
 def population_parameters(structure: ProgramStructure):
-    """Sample beta (on the centred design), the factors T_k and the family's aux parameter.
+    """Sample beta (on the centred design), the factors T_k, the family's aux parameter and the
+    residual structure's parameters (None without one).
 
     Each fixed effect is drawn in its own units, std(beta_j) = beta_j / (s_y / s_x_j) with the
     prior mapped by the same affine transform, and recorded as a deterministic site beta_j:
@@ -130,7 +161,7 @@ def population_parameters(structure: ProgramStructure):
         sites[name] = numpyro.deterministic(name, std * scale)
     for name in structure.site_names[len(structure.fixed_names):]:
         sites[name] = numpyro.sample(name, structure.prior(name))
-    return population_from_sites(sites, structure)
+    return (*population_from_sites(sites, structure), residual_from_sites(sites, structure))
 
 
 def population_from_sites(sites: dict, structure: ProgramStructure, X=None):
@@ -150,18 +181,32 @@ def population_from_sites(sites: dict, structure: ProgramStructure, X=None):
     return coefs, factors, (sites[aux_name] if aux_name else 1.0)
 
 
-def hierarchical_model(arrays, structure: ProgramStructure, observed: bool = True):
-    """The full non-centred program: samples z_k for every term."""
+def residual_from_sites(sites: dict, structure: ProgramStructure):
+    """The residual structure's natural parameters (..., n) from the sites, or None."""
+    if not structure.residual_names:
+        return None
+    return jnp.stack([jnp.asarray(sites[n]) for n in structure.residual_names], axis=-1)
+
+
+def hierarchical_model(arrays, structure: ProgramStructure, observed: bool = True,
+                       leave_one_out: bool = False):
+    """The full non-centred program: samples z_k for every term. `leave_one_out`: the y site
+    gives each row's density given the rest of its correlation group (`CorrelatedNormal`)."""
     Xc, _ = centred_design(arrays.X, structure.intercept_index)
-    coefs, factors, aux = population_parameters(structure)
+    coefs, factors, aux, residual = population_parameters(structure)
     eta = Xc @ coefs + arrays.offset
     for T, t in zip(factors, structure.layout.terms):
         z = numpyro.sample(f"z({t.label})", dist.Normal(0.0, 1.0).expand([t.n_levels, t.q]).to_event(2))
         b = z @ T.T
         level = (arrays.z_idx[:, t.row_pos] - t.start) // t.q
         eta = eta + jnp.sum(arrays.z_val[:, t.row_pos:t.row_pos + t.q] * b[level], axis=1)
-    numpyro.sample("y", FamilyLikelihood(structure.family, structure.link, eta, aux, arrays.trials),
-                   obs=arrays.y if observed else None)
+    layout = structure.layout.residual
+    if layout is not None and layout.gaussian:
+        likelihood = CorrelatedNormal(eta, aux, residual, arrays.residual, layout, leave_one_out)
+    else:
+        likelihood = FamilyLikelihood(structure.family, structure.link, eta, aux, arrays.trials,
+                                      row_weights(arrays, structure.layout))
+    numpyro.sample("y", likelihood, obs=arrays.y if observed else None)
 
 
 def marginal_model(arrays, structure: ProgramStructure, statistics: GroupStatistics | None = None):
@@ -170,13 +215,14 @@ def marginal_model(arrays, structure: ProgramStructure, statistics: GroupStatist
     likelihood is computed from per-group sufficient statistics instead of the rows."""
     x_mean = statistics.x_mean if statistics is not None else jnp.mean(arrays.X, axis=0)
     means = centring_means(x_mean, structure.intercept_index)
-    coefs, factors, aux = population_parameters(structure)
+    coefs, factors, aux, residual = population_parameters(structure)
     beta = uncentre(coefs, means, structure.intercept_index)
     if statistics is not None:
         deviance = grouped_gaussian_deviance(beta, factors, aux, statistics)
     else:
         deviance = marginal_deviance(beta, factors_to_theta(factors), aux, arrays,
-                                     structure.layout, structure.family, structure.link)
+                                     structure.layout, structure.family, structure.link,
+                                     residual=residual)
     numpyro.factor("marginal_loglik", -0.5 * deviance)
 
 

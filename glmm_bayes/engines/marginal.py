@@ -25,7 +25,8 @@ def is_linear_gaussian(family: Family, link: Link) -> bool:
 
 @partial(jax.jit, static_argnames=("layout", "family", "link", "nagq"))
 def marginal_deviance(beta, theta, aux, arrays: ModelArrays, layout: RandomEffectsLayout,
-                      family: Family, link: Link, nagq: int = 1):
+                      family: Family, link: Link, nagq: int = 1, residual=None):
+    """`residual`: the natural parameters of the residual structure (`engines.residual`)."""
     if is_linear_gaussian(family, link):
-        return gaussian_deviance(beta, theta / aux, aux, arrays, layout)
+        return gaussian_deviance(beta, theta / aux, aux, arrays, layout, residual)
     return laplace_deviance(beta, theta, aux, arrays, layout, family, link, nagq)

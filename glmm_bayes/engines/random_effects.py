@@ -1,6 +1,7 @@
 """Draws of u | y, population parameters, for programs that integrate u out.
 
-Given beta, the absolute factors T_k and aux, u* is the conditional mode and
+Given beta, the absolute factors T_k and aux (a gaussian model's arrays whitened by its
+residual structure first, `engines.residual`), u* is the conditional mode and
 A = Lambda' Z' W Z Lambda + I (W the Fisher weights at u*); u ~ N(u*, A^{-1}), drawn as
 u* + L^{-T} e with e ~ N(0, I). For linear Gaussian models (W = I / sigma^2) this is the exact
 conditional distribution; otherwise it is its Laplace approximation.
@@ -14,9 +15,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..program import ProgramStructure, population_from_sites
+from ..program import ProgramStructure, population_from_sites, residual_from_sites
 from .cholesky import solve_upper
 from .laplace import conditional_fit
+from .residual import whiten
 from .structure import ModelArrays, factors_to_theta
 
 
@@ -25,6 +27,7 @@ def draw_random_effects(key, sites, arrays: ModelArrays, structure: ProgramStruc
     beta, factors, aux = population_from_sites(sites, structure, arrays.X)
     theta = factors_to_theta(factors)
     layout = structure.layout
+    arrays, _ = whiten(residual_from_sites(sites, structure), arrays, layout.residual)
     u, _, L, _ = conditional_fit(beta, theta, aux, arrays, layout, structure.family, structure.link)
     u = u + solve_upper(L, jax.random.normal(key, u.shape, dtype=u.dtype))
     return {f"z({t.label})": u[t.start:t.start + t.n_levels * t.q].reshape(t.n_levels, t.q)

@@ -34,18 +34,20 @@ class ResidualLayout:
     correlation: str | None      # "ar1", "car1", "gaussian", "cs" or None
     names: tuple[str, ...]       # natural parameters, correlation first
     weighted: bool
+    gaussian: bool               # whitened (gaussian) or glm-weighted log-likelihood terms
     group_size: int              # the largest correlation group
     lag: float = 1.0             # median lag between successive positions (a range's start)
 
     @classmethod
-    def from_spec(cls, residual: ResidualSpec) -> "ResidualLayout | None":
+    def from_spec(cls, residual: ResidualSpec, gaussian: bool) -> "ResidualLayout | None":
         if residual is None or residual.is_trivial:
             return None
         kind = residual.correlation.kind if residual.correlation is not None else None
         valid = residual.group_rows < len(residual.weights)
         lags = np.diff(residual.group_position, axis=1)[valid[:, 1:]]
         lag = float(np.median(lags[lags > 0])) if np.any(lags > 0) else 1.0
-        return cls(kind, residual.parameter_names, residual.weighted, residual.group_rows.shape[1], lag)
+        return cls(kind, residual.parameter_names, residual.weighted, gaussian,
+                   residual.group_rows.shape[1], lag)
 
     @property
     def n_params(self) -> int:
@@ -147,8 +149,9 @@ def whiten_columns(params, M, res: ResidualArrays, layout: ResidualLayout):
 
 def whiten(params, arrays, layout: ResidualLayout | None):
     """The model's arrays with y - offset, X and Z whitened (offset 0), and log|S C S|; the
-    arrays unchanged and 0 when there is no residual structure."""
-    if layout is None:
+    arrays unchanged and 0 without a residual structure or for a non-gaussian family (whose
+    weights multiply its log-likelihood terms instead: `structure.row_weights`)."""
+    if layout is None or not layout.gaussian:
         return arrays, 0.0
     p, m = arrays.X.shape[1], arrays.z_val.shape[1]
     M = jnp.concatenate([(arrays.y - arrays.offset)[:, None], arrays.X, arrays.z_val], axis=1)

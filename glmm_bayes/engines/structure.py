@@ -57,7 +57,7 @@ class RandomEffectsLayout:
         starts = dict(zip(order, np.cumsum([0] + [sizes[k] for k in order])[:-1].tolist()))
         row_pos = np.cumsum([0] + [term.q for term in spec.terms])[:-1].tolist()
         return cls(tuple(TermLayout(term.label, term.names, term.q, term.n_levels, starts[k], row_pos[k])
-                         for k, term in enumerate(spec.terms)), ResidualLayout.from_spec(spec.residual))
+                         for k, term in enumerate(spec.terms)), ResidualLayout.from_spec(spec.residual, spec.family.name == "gaussian"))
 
     @property
     def leading(self) -> TermLayout:
@@ -215,6 +215,6 @@ def model_arrays(spec: ModelSpec, layout: RandomEffectsLayout, dtype=None) -> Mo
 
 def row_weights(arrays: ModelArrays, layout: RandomEffectsLayout):
     """Prior weights of a non-gaussian family's log-likelihood terms (glm's), or 1."""
-    if layout.residual is None or not layout.residual.weighted:
+    if layout.residual is None or layout.residual.gaussian or not layout.residual.weighted:
         return 1.0
     return arrays.residual.weights

@@ -96,7 +96,8 @@ class FrequentistFit:
         return ranef_tables(self.spec, self.estimate.modes, sds)
 
     def _estimates(self) -> dict[str, float]:
-        values = population_values(self.spec, self.estimate.beta, self._covariances, self.estimate.aux)
+        values = population_values(self.spec, self.estimate.beta, self._covariances, self.estimate.aux,
+                                   np.array(list(self.estimate.residual.values())))
         return {name: float(v) for name, v in values.items()}
 
     @property
@@ -144,8 +145,15 @@ class FrequentistFit:
     def parameter_draws(self) -> ParameterDraws:
         """The estimates as one draw (S = 1): beta, Cov(b_k), the conditional modes, aux."""
         aux = None if self.estimate.aux is None else np.array([self.estimate.aux])
+        residual = np.array([list(self.estimate.residual.values())]) if self.estimate.residual else None
         return ParameterDraws(self.estimate.beta[None], [c[None] for c in self._covariances],
-                              [np.asarray(b)[None] for b in self.estimate.modes], aux)
+                              [np.asarray(b)[None] for b in self.estimate.modes], aux, residual)
+
+    @property
+    def correlation_params(self) -> dict[str, float]:
+        """The residual structure's estimates: {"phi": ...}, {"range": ...}, {"rho": ...} and
+        VarIdent's sd ratios {"sigma_ratio(Sex=M)": ...}; {} without a structure."""
+        return dict(self.estimate.residual)
 
     @float64
     def predict(self, newdata=None, re_form=None, scale: str = "response",

@@ -10,7 +10,7 @@ import xarray as xr
 from ..errors import ModelError, integer_argument
 from ..numerics import float64
 from ..parameters import population_values, sd_name
-from ..program import ProgramStructure, population_from_sites
+from ..program import ProgramStructure, population_from_sites, residual_from_sites
 from ..spec import ModelSpec
 from ..spec.newdata import kept_terms
 from .hypothesis import hypothesis_matrix
@@ -35,7 +35,8 @@ class Posterior:
         self.sample_stats = sample_stats
         aux = draws.get(spec.family.aux_name) if spec.family.aux_name else None
         self._population = population_values(
-            spec, draws["fixef"], [draws["cov"][t.label] for t in spec.terms], aux)
+            spec, draws["fixef"], [draws["cov"][t.label] for t in spec.terms], aux,
+            draws.get("residual"))
         self.idata = self._build_idata(log_likelihood)
 
     @classmethod
@@ -66,6 +67,8 @@ class Posterior:
                 coords[f"{lab}_term_bis"] = list(term.names)
         if spec.family.aux_name:
             posterior[spec.family.aux_name] = self._draws[spec.family.aux_name]
+        for name in spec.residual.parameter_names:
+            posterior[name] = self._population[name]
         data = {"posterior": posterior, "sample_stats": self.sample_stats,
                 "observed_data": {"y": spec.y}}
         if log_likelihood is not None:
@@ -148,9 +151,16 @@ class Posterior:
         terms = self.spec.terms
         aux = self._draws.get(self.spec.family.aux_name) if self.spec.family.aux_name else None
         b = [self._flat(self._draws["b"][t.label]) for t in terms] if self._draws["b"] else []
+        residual = self._draws.get("residual")
         return ParameterDraws(self._flat(self._draws["fixef"]),
                               [self._flat(self._draws["cov"][t.label]) for t in terms], b,
-                              None if aux is None else self._flat(aux))
+                              None if aux is None else self._flat(aux),
+                              None if residual is None else self._flat(residual))
+
+    @property
+    def correlation_params(self) -> dict[str, float]:
+        """Posterior means of the residual structure's parameters ({"phi": ...}, sd ratios)."""
+        return {name: float(np.mean(self._population[name])) for name in self.spec.residual.parameter_names}
 
     @float64
     def predict(self, newdata=None, re_form=None, scale: str = "response",
@@ -174,7 +184,8 @@ class Posterior:
         if predictive:
             if rows.trials is None:
                 raise ModelError("predictive=True needs the binomial trials in newdata")
-            out = draw_responses(self.spec, out, draws.aux, rows.trials, int(rng.integers(2 ** 31)))
+            out = draw_responses(self.spec, out, draws.aux, rows.trials, int(rng.integers(2 ** 31)),
+                                 draws.residual, newdata)
         return out if interval is None else interval_frame(out, interval)
 
     def posterior_predictive(self, seed: int = 0):
@@ -255,6 +266,8 @@ def lme4_draws(spec: ModelSpec, structure: ProgramStructure, samples: dict) -> d
             draws["b"][term.label] = samples[f"z({term.label})"] @ np.swapaxes(T, -1, -2)
     if spec.family.aux_name:
         draws[spec.family.aux_name] = np.asarray(aux)
+    if (residual := residual_from_sites(samples, structure)) is not None:
+        draws["residual"] = np.asarray(residual)
     return draws
 
 
@@ -262,5 +275,6 @@ def point_values(spec: ModelSpec, structure: ProgramStructure, sites: dict) -> d
     """Population parameters at one value of the program's sites (e.g. the posterior mode)."""
     d = lme4_draws(spec, structure, {k: np.asarray(v) for k, v in sites.items()})
     aux = d.get(spec.family.aux_name) if spec.family.aux_name else None
-    values = population_values(spec, d["fixef"], [d["cov"][t.label] for t in spec.terms], aux)
+    values = population_values(spec, d["fixef"], [d["cov"][t.label] for t in spec.terms], aux,
+                               d.get("residual"))
     return {k: float(v) for k, v in values.items()}

@@ -19,12 +19,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
 from ..errors import DataError, ModelError
 from ..spec import ModelSpec
+from ..engines.residual import ResidualLayout, color, residual_arrays
 from ..spec.newdata import Rows, TermRows, kept_terms, model_rows
+from ..spec.residual import residual_on
 
 NEW_LEVELS = ("population", "sample", "error")
 #: Trapezoidal nodes for marginal means under links other than identity and log.
@@ -39,6 +42,7 @@ class ParameterDraws:
     covariances: list
     b: list
     aux: np.ndarray | None
+    residual: np.ndarray | None = None      # (S, r): the residual structure's parameters
 
     @property
     def n_draws(self) -> int:
@@ -47,7 +51,7 @@ class ParameterDraws:
     def subset(self, index) -> "ParameterDraws":
         pick = lambda a: None if a is None else np.asarray(a)[index]
         return ParameterDraws(pick(self.beta), [pick(c) for c in self.covariances],
-                              [pick(b) for b in self.b], pick(self.aux))
+                              [pick(b) for b in self.b], pick(self.aux), pick(self.residual))
 
 
 def _sample_effects(cov: np.ndarray, n_levels: int, rng: np.random.Generator) -> np.ndarray:
@@ -150,8 +154,19 @@ def prediction_map(spec: ModelSpec, draws: ParameterDraws, newdata, re_form, sca
     return eta, lambda e: np.asarray(spec.link.inverse(e)), rows
 
 
-def draw_responses(spec: ModelSpec, mu: np.ndarray, aux, trials: np.ndarray, seed: int) -> np.ndarray:
-    """y ~ family(mu, aux, trials), elementwise over (S, n)."""
+def draw_responses(spec: ModelSpec, mu: np.ndarray, aux, trials: np.ndarray, seed: int,
+                   residual=None, newdata=None) -> np.ndarray:
+    """y ~ family(mu, aux, trials), elementwise over (S, n); for a gaussian model with a residual
+    structure, y = mu + sigma S L z per draw, with the structure's parameters `residual` (S, r)
+    on the rows of `newdata` (None: the fitted rows)."""
+    layout = ResidualLayout.from_spec(spec.residual, gaussian=True)
+    if spec.family.name == "gaussian" and layout is not None:
+        res = residual_on(spec.residual, newdata)
+        layout, arrays = ResidualLayout.from_spec(res, gaussian=True), residual_arrays(res)
+        params = np.zeros((mu.shape[0], 0)) if residual is None else np.asarray(residual)
+        z = jax.random.normal(jax.random.PRNGKey(seed), mu.shape, dtype=jnp.float64)
+        errors = jax.vmap(lambda p, e: color(p, e, arrays, layout))(jnp.asarray(params), z)
+        return mu + np.asarray(aux)[:, None] * np.asarray(errors)
     aux = 1.0 if aux is None else np.asarray(aux)[:, None]
     trials = np.asarray(trials).astype(np.int64) if spec.family.uses_trials else trials
     distribution = spec.family.distribution(mu, aux, trials)
@@ -166,7 +181,7 @@ def simulate_responses(spec: ModelSpec, draws: ParameterDraws, n: int, seed: int
     rng = np.random.default_rng(seed)
     eta = linear_predictor(spec, rows, draws, keep, "sample", rng, fresh=tuple(not k for k in keep))
     y = draw_responses(spec, np.asarray(spec.link.inverse(eta)), draws.aux, rows.trials,
-                       int(rng.integers(2 ** 31)))
+                       int(rng.integers(2 ** 31)), draws.residual, newdata)
     index = newdata.index if newdata is not None else spec.data.index
     return pd.DataFrame(y.T, index=index, columns=[f"sim_{i + 1}" for i in range(n)])
 

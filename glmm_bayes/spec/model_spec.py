@@ -320,7 +320,7 @@ def build_model_spec(formula: str, data: pd.DataFrame, family: str = "gaussian",
     check_identifiers(parsed.text.replace("||", "|"), data.columns)
     if not parsed.random:
         raise FormulaError(f"formula {formula!r} has no random-effect term such as (1 | group)")
-    check_structures(correlation, variance, weights, data, fam.name)
+    check_structures(correlation, variance, weights, data, fam.name, lnk.name)
     data, weights_column = weights_frame(data, weights)
     extra = residual_columns(correlation, variance, weights_column)
     frame, (vectors, fixed, designs) = _drop_non_finite(parsed, _clean_data(parsed, data, extra))

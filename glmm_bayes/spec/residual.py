@@ -118,6 +118,7 @@ class ResidualSpec:
     group_rows: np.ndarray              # (G, n_max) rows of each correlation group, padded with n
     group_position: np.ndarray          # (G, n_max) positions t_i, padded with 0
     group_labels: tuple[str, ...]
+    weights_column: str | None = None
 
     @property
     def parameter_names(self) -> tuple[str, ...]:
@@ -146,8 +147,13 @@ def residual_columns(correlation, variance, weights) -> list[str]:
     return columns
 
 
-def check_structures(correlation, variance, weights, data: pd.DataFrame, family_name: str) -> None:
+def check_structures(correlation, variance, weights, data: pd.DataFrame, family_name: str,
+                     link_name: str) -> None:
     """Types, columns and families, before any row is dropped."""
+    if family_name == "gaussian" and link_name != "identity" and \
+            (correlation, variance, weights) != (None, None, None):
+        raise ModelError("correlation=, variance= and weights= need the identity link for a "
+                         f"gaussian model; this one has the {link_name} link")
     if correlation is not None and not isinstance(correlation, CORRELATIONS):
         raise ModelError(f"correlation= takes gb.AR1, gb.CAR1, gb.GaussianCorrelation or "
                          f"gb.CompoundSymmetry, got {correlation!r}")
@@ -205,7 +211,36 @@ def build_residual(correlation, variance, weights_column: str | None, frame: pd.
         rows, position, labels = _groups(correlation, frame)
         _check_nested(correlation, rows, n, level_indices, factor_names)
     return ResidualSpec(correlation, variance, weights, weights_column is not None, levels,
-                        level.astype(np.int32), rows.astype(np.int32), position, labels)
+                        level.astype(np.int32), rows.astype(np.int32), position, labels,
+                        weights_column)
+
+
+def residual_on(residual: ResidualSpec, newdata: pd.DataFrame | None) -> ResidualSpec:
+    """The structure on the rows of `newdata` (None: the fitted rows), for simulating: new
+    groups and times, VarIdent levels among the fitted ones, weights from the weights column
+    where newdata has it (else 1)."""
+    if newdata is None:
+        return residual
+    frame = newdata.reset_index(drop=True)
+    needed = residual_columns(residual.correlation, residual.variance, None)
+    if missing := [c for c in needed if c not in frame.columns]:
+        raise DataError(f"newdata lacks column(s) {missing} of the residual structure")
+    if frame[needed].isna().any().any():
+        raise DataError(f"newdata has missing values in {needed}")
+    column = residual.weights_column
+    weights = frame[column].to_numpy(dtype=float) if column in frame.columns else np.ones(len(frame))
+    level = np.zeros(len(frame), dtype=np.int32)
+    if residual.variance is not None:
+        level = pd.Index(residual.variance_levels).get_indexer(frame[residual.variance.by].astype(str))
+        if np.any(level < 0):
+            new = sorted(set(frame[residual.variance.by].astype(str)) - set(residual.variance_levels))
+            raise DataError(f"newdata has level(s) {new} of VarIdent(by={residual.variance.by!r}) "
+                            f"that the model was not fitted to")
+    rows, position, labels = _groups(residual.correlation, frame) if residual.correlation else \
+        (residual.group_rows[:0], residual.group_position[:0], ())
+    return ResidualSpec(residual.correlation, residual.variance, weights, residual.weighted,
+                        residual.variance_levels, level.astype(np.int32), rows.astype(np.int32),
+                        position, labels, column)
 
 
 def _groups(correlation, frame: pd.DataFrame):
