@@ -199,6 +199,9 @@ class Model:
     @float64
     def fit_laplace(self, nagq: int = 1) -> FrequentistFit:
         """Marginal ML with u integrated out by Laplace (nagq = 1) or adaptive Gauss-Hermite."""
+        if self.structure.layout.residual is not None and self.structure.layout.residual.gaussian:
+            raise ModelError("this gaussian model has a residual structure (correlation, variance "
+                             "or weights): fit it with fit_reml() or fit_ml(), which are exact")
         return FrequentistFit(self, fit_glmm(self.spec, *self._engine_data(), nagq=nagq, control=self.control))
 
     # ---- batch jobs: one design, many responses

@@ -205,7 +205,7 @@ def hierarchical_model(arrays, structure: ProgramStructure, observed: bool = Tru
         likelihood = CorrelatedNormal(eta, aux, residual, arrays.residual, layout, leave_one_out)
     else:
         likelihood = FamilyLikelihood(structure.family, structure.link, eta, aux, arrays.trials,
-                                      row_weights(arrays, structure.layout))
+                                      row_weights(arrays))
     numpyro.sample("y", likelihood, obs=arrays.y if observed else None)
 
 

@@ -9,6 +9,7 @@ For one scalar random-effect term the integral factorises over levels and adapti
 Gauss-Hermite quadrature with k nodes refines each 1-D integral (k = 1 is the Laplace value).
 Gradients: u* is found without tracing, then one differentiable Newton step from u* gives
 du*/d(beta, theta) exactly (the Newton map has zero Jacobian in u at its fixed point).
+Prior weights w_i (glm's) multiply the log-likelihood terms and the Fisher weights.
 Here theta holds the factor of Cov(b) itself: lme4's theta for GLMMs, sigma times it for
 gaussian families (`fit_glmm` reports lme4's).
 """
@@ -31,7 +32,7 @@ from .optimize import hessian_fd, minimize_with_edge_restart
 from .scaling import glm_start, parameter_scales
 from .separation import warn_separation
 from .structure import (ModelArrays, RandomEffectsLayout, canonical_theta, conditional_covariances,
-                        covariance_factors, singular_terms, sparse_matvec,
+                        covariance_factors, row_weights, singular_terms, sparse_matvec,
                         sparse_rmatvec, split_by_term, theta_names, z_lambda_values)
 
 PIRLS_MAX_ITER = 100
@@ -41,14 +42,14 @@ PIRLS_TOL = 1e-10
 def _score_and_curvature(arrays: ModelArrays, eta, aux, family: Family, link: Link):
     """d log p / d eta and -d^2 log p / d eta^2, elementwise, by autodiff of the family's density."""
     def total(e):
-        return jnp.sum(family.logpdf(arrays.y, e, aux, arrays.trials, link))
+        return jnp.sum(row_weights(arrays) * family.logpdf(arrays.y, e, aux, arrays.trials, link))
     score, curvature = jax.jvp(jax.grad(total), (eta,), (jnp.ones_like(eta),))
     return score, -curvature
 
 
 def _newton_direction(u, zl, eta, aux, arrays, layout, family, link, observed: bool):
     score, observed_w = _score_and_curvature(arrays, eta, aux, family, link)
-    w = observed_w if observed else family.fisher_weight(eta, aux, arrays.trials, link)
+    w = observed_w if observed else row_weights(arrays) * family.fisher_weight(eta, aux, arrays.trials, link)
     gradient = sparse_rmatvec(arrays.z_idx, zl, score, layout.n_random) - u
     return solve(factor_penalised_gram(arrays.z_idx, zl, w, layout), gradient)
 
@@ -65,7 +66,7 @@ def conditional_mode(beta, theta, aux, arrays: ModelArrays, layout: RandomEffect
 
     def penalised(u):
         eta = eta0 + sparse_matvec(arrays.z_idx, zl, u)
-        return jnp.sum(family.logpdf(arrays.y, eta, aux, arrays.trials, link)) - 0.5 * u @ u
+        return jnp.sum(row_weights(arrays) * family.logpdf(arrays.y, eta, aux, arrays.trials, link)) - 0.5 * u @ u
 
     def body(state):
         u, _, it, _ = state
@@ -97,7 +98,7 @@ def conditional_fit(beta, theta, aux, arrays: ModelArrays, layout: RandomEffects
     u, converged = conditional_mode(beta, theta, aux, arrays, layout, family, link)
     zl = z_lambda_values(arrays.z_val, covariance_factors(theta, layout), layout)
     eta = arrays.X @ beta + arrays.offset + sparse_matvec(arrays.z_idx, zl, u)
-    w = family.fisher_weight(eta, aux, arrays.trials, link)
+    w = row_weights(arrays) * family.fisher_weight(eta, aux, arrays.trials, link)
     return u, eta, factor_penalised_gram(arrays.z_idx, zl, w, layout), converged
 
 
@@ -123,10 +124,10 @@ def laplace_deviance(beta, theta, aux, arrays: ModelArrays, layout: RandomEffect
 
 def _approximate_deviance(u, zl, beta, aux, arrays, layout, family, link, nagq):
     eta = arrays.X @ beta + arrays.offset + sparse_matvec(arrays.z_idx, zl, u)
-    w = family.fisher_weight(eta, aux, arrays.trials, link)
+    w = row_weights(arrays) * family.fisher_weight(eta, aux, arrays.trials, link)
     q = layout.n_random
     if nagq == 1:
-        loglik = jnp.sum(family.logpdf(arrays.y, eta, aux, arrays.trials, link))
+        loglik = jnp.sum(row_weights(arrays) * family.logpdf(arrays.y, eta, aux, arrays.trials, link))
         return -2 * loglik + u @ u + logdet(factor_penalised_gram(arrays.z_idx, zl, w, layout))
     # one scalar term: level j of row i is z_idx[i, 0]; curvature h_j = 1 + sum_i w_i zl_i^2
     level, zcol = arrays.z_idx[:, 0], zl[:, 0]
@@ -136,7 +137,7 @@ def _approximate_deviance(u, zl, beta, aux, arrays, layout, family, link, nagq):
     eta_fixed = arrays.X @ beta + arrays.offset
     u_nodes = u[None, :] + scale[None, :] * nodes[:, None]                 # (k, q)
     eta_nodes = eta_fixed[None, :] + zcol[None, :] * u_nodes[:, level]      # (k, n)
-    logp = family.logpdf(arrays.y[None, :], eta_nodes, aux, arrays.trials[None, :], link)
+    logp = row_weights(arrays) * family.logpdf(arrays.y[None, :], eta_nodes, aux, arrays.trials[None, :], link)
     f = jnp.zeros((nagq, q), dtype=zl.dtype).at[:, level].add(logp) - 0.5 * u_nodes ** 2
     log_integral = jax.nn.logsumexp(f + nodes[:, None] ** 2 + jnp.log(weights)[:, None], axis=0)
     loglik = jnp.sum(log_integral + jnp.log(scale) - 0.5 * jnp.log(2 * jnp.pi))

@@ -1,7 +1,8 @@
 """Profile-likelihood intervals, as lme4's confint(method = "profile").
 
 The deviance -2 log L is written as a function of the natural parameters
-    phi = (beta, then per term the sds and correlations of b_k, then sigma or the family's aux),
+    phi = (beta, then per term the sds and correlations of b_k, then sigma or the family's aux,
+           then the residual structure's parameters),
 in the order of `parameters.population_values` (`marginal.marginal_deviance`: exact for linear Gaussian
 models, Laplace / AGQ otherwise). For each parameter phi_j
 the profile d_j(v) = min_{phi: phi_j = v} -2 log L(phi) is minimised over the others, and the
@@ -45,8 +46,9 @@ def natural_deviance(phi, arrays, layout: RandomEffectsLayout, family, link, p: 
     """-2 log L as a function of the natural parameters phi (see module docstring)."""
     factors, pos = _factors(phi, layout, p)
     aux = phi[pos] if family.aux_name is not None else 1.0
+    residual = phi[pos + (family.aux_name is not None):] if layout.residual is not None else None
     return marginal_deviance(phi[:p], factors_to_theta(factors), aux, arrays, layout, family,
-                             link, nagq)
+                             link, nagq, residual)
 
 
 def _bounds(spec: ModelSpec, layout: RandomEffectsLayout):
@@ -63,6 +65,12 @@ def _bounds(spec: ModelSpec, layout: RandomEffectsLayout):
         lower.append([0.0])
         upper.append([np.inf])
         positive.append([True])
+    if layout.residual is not None and layout.residual.n_params:
+        lo, hi = layout.residual.bounds()
+        bounded = np.isfinite(hi)
+        lower.append(np.where(bounded, lo + CORRELATION_MARGIN, lo))
+        upper.append(np.where(bounded, hi - CORRELATION_MARGIN, hi))
+        positive.append(layout.residual.positive())
     return np.concatenate(lower), np.concatenate(upper), np.concatenate(positive)
 
 

@@ -157,7 +157,7 @@ def whiten(params, arrays, layout: ResidualLayout | None):
     M = jnp.concatenate([(arrays.y - arrays.offset)[:, None], arrays.X, arrays.z_val], axis=1)
     W, logdet = whiten_columns(params, M, arrays.residual, layout)
     return arrays._replace(y=W[:, 0], offset=jnp.zeros_like(arrays.offset), X=W[:, 1:1 + p],
-                           z_val=W[:, 1 + p:1 + p + m]), logdet
+                           z_val=W[:, 1 + p:1 + p + m], residual=None), logdet
 
 
 def color(params, z, res: ResidualArrays, layout: ResidualLayout):

@@ -213,8 +213,7 @@ def model_arrays(spec: ModelSpec, layout: RandomEffectsLayout, dtype=None) -> Mo
                        residual)
 
 
-def row_weights(arrays: ModelArrays, layout: RandomEffectsLayout):
-    """Prior weights of a non-gaussian family's log-likelihood terms (glm's), or 1."""
-    if layout.residual is None or layout.residual.gaussian or not layout.residual.weighted:
-        return 1.0
-    return arrays.residual.weights
+def row_weights(arrays: ModelArrays):
+    """Prior weights of the log-likelihood terms (glm's), or 1: for the families whose model
+    is not whitened (a linear gaussian model's weights are in its residual covariance)."""
+    return 1.0 if arrays.residual is None else arrays.residual.weights

@@ -66,4 +66,14 @@ for (reml in c(TRUE, FALSE)) {
     sd = c(as.data.frame(VarCorr(m))$sdcor), sigma = sigma(m), logLik = as.numeric(logLik(m)),
     nlme_logLik = as.numeric(logLik(n)))
 }
+# glm-style prior weights in a GLMM: each row's log-likelihood term counts w times
+rikz <- read.csv("../../glmm_bayes/datasets/RIKZ.csv")
+rikz$Beach <- factor(rikz$Beach)
+rikz$w <- 1 + (rikz$Sample %% 3)
+g <- glmer(Richness ~ NAP + (1 | Beach), data = rikz, family = poisson, weights = w,
+           control = glmerControl(tolPwrss = 1e-13))
+out$rikz_weights_laplace <- list(
+  data = "RIKZ", formula = "Richness ~ NAP + (1 | Beach)", weights = "1 + Sample %% 3",
+  method = "Laplace", fixef = as.list(fixef(g)), se = as.list(sqrt(diag(as.matrix(vcov(g))))),
+  sd = c(as.data.frame(VarCorr(g))$sdcor), logLik = as.numeric(logLik(g)))
 cat(toJSON(out, auto_unbox = TRUE, digits = NA, pretty = TRUE))
