@@ -53,14 +53,18 @@ class Model:
     def __init__(self, formula: str, data: pd.DataFrame, family: str = "gaussian",
                  link: str | None = None, priors: dict | None = None,
                  control: Control | dict | None = None, correlation=None, variance=None,
-                 weights=None):
+                 weights=None, cov: dict | None = None):
         """correlation: `AR1`, `CAR1`, `GaussianCorrelation` or `CompoundSymmetry` among the
         residuals of each group; variance: `VarIdent(by=...)`, a residual sd per level;
         weights: a column name or one value per row, lme4's prior weights (residual variance
-        sigma^2 / w for gaussian models; glm's weights of the log-likelihood terms otherwise)."""
+        sigma^2 / w for gaussian models; glm's weights of the log-likelihood terms otherwise);
+        cov: {grouping factor: K}, a scalar term whose levels are correlated through the known
+        PSD matrix K (a DataFrame labelled by level, or an array in sorted level order):
+        b ~ N(0, sd^2 K)."""
         self.control = Control.coerce(control)
         self.spec = build_model_spec(formula, data, family, link, self.control,
-                                     correlation=correlation, variance=variance, weights=weights)
+                                     correlation=correlation, variance=variance, weights=weights,
+                                     cov=cov)
         self._parameters = resolve_priors(self.spec, priors)
         self.structure = ProgramStructure.from_spec(self.spec, self._parameters)
         self._arrays: dict = {}      # per x64 state: ModelArrays, and GroupStatistics

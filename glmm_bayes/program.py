@@ -98,7 +98,7 @@ class ProgramStructure:
         """The population-level sample sites, in the order the program draws them."""
         names = list(self.fixed_names)
         for t in self.layout.terms:
-            names += [sd_name(c, t.label) for c in t.names] + ([cor_name(t.label)] if t.q > 1 else [])
+            names += [sd_name(c, t.label) for c in t.names] + ([cor_name(t.label)] if len(t.names) > 1 else [])
         names += [self.family.aux_name] if self.family.aux_name else []
         return tuple(names + list(self.residual_names))
 
@@ -197,7 +197,7 @@ def hierarchical_model(arrays, structure: ProgramStructure, observed: bool = Tru
     eta = Xc @ coefs + arrays.offset
     for T, t in zip(factors, structure.layout.terms):
         z = numpyro.sample(f"z({t.label})", dist.Normal(0.0, 1.0).expand([t.n_levels, t.q]).to_event(2))
-        b = z @ T.T
+        b = z * T[0, 0] if t.isotropic else z @ T.T       # isotropic: v of a known-K term
         level = (arrays.z_idx[:, t.row_pos] - t.start) // t.q
         eta = eta + jnp.sum(arrays.z_val[:, t.row_pos:t.row_pos + t.q] * b[level], axis=1)
     layout = structure.layout.residual

@@ -25,24 +25,35 @@ import numpy as np
 
 from ..errors import ModelError
 from .reml import penalised_least_squares
+from .residual import whiten
 from .structure import ModelArrays, RandomEffectsLayout
 
 KR_MAX_ROWS = 5000
 
 
+def _unpack(varpar, arrays: ModelArrays, layout: RandomEffectsLayout):
+    """varpar = (theta, sigma, the residual structure's natural parameters) -> theta, sigma,
+    the whitened arrays and log|S C S|."""
+    theta, sigma = varpar[:layout.n_theta], varpar[layout.n_theta]
+    residual = varpar[layout.n_theta + 1:] if layout.residual is not None else None
+    return (theta, sigma, *whiten(residual, arrays, layout.residual))
+
+
 def _deviance(varpar, arrays: ModelArrays, layout: RandomEffectsLayout, reml: bool):
-    """-2 log L (REML or ML) at (theta, sigma), beta profiled out."""
-    theta, sigma = varpar[:-1], varpar[-1]
+    """-2 log L (REML or ML) at varpar, beta profiled out."""
+    theta, sigma, arrays, logdet_R = _unpack(varpar, arrays, layout)
     pls = penalised_least_squares(theta, arrays, layout)
     n, p = arrays.X.shape
     dof = n - p if reml else n
     extra = pls.logdet_RX if reml else 0.0
-    return pls.logdet_L + extra + pls.r2 / sigma ** 2 + dof * jnp.log(2 * jnp.pi * sigma ** 2)
+    return (pls.logdet_L + extra + pls.r2 / sigma ** 2 + dof * jnp.log(2 * jnp.pi * sigma ** 2)
+            + logdet_R)
 
 
 def _beta_covariance(varpar, arrays: ModelArrays, layout: RandomEffectsLayout):
-    RX = penalised_least_squares(varpar[:-1], arrays, layout).RX
-    return varpar[-1] ** 2 * jnp.linalg.inv(RX.T @ RX)
+    theta, sigma, arrays, _ = _unpack(varpar, arrays, layout)
+    RX = penalised_least_squares(theta, arrays, layout).RX
+    return sigma ** 2 * jnp.linalg.inv(RX.T @ RX)
 
 
 @partial(jax.jit, static_argnames=("layout", "reml"))
@@ -52,9 +63,10 @@ def _satterthwaite_arrays(varpar, arrays: ModelArrays, layout: RandomEffectsLayo
 
 
 def satterthwaite_pieces(theta, sigma, arrays: ModelArrays, layout: RandomEffectsLayout,
-                         reml: bool):
-    """(V, dV/dvarpar (p, p, k), A = 2 H^{-1}) at the estimate."""
-    varpar = jnp.concatenate([jnp.asarray(theta), jnp.asarray([sigma])])
+                         reml: bool, residual=()):
+    """(V, dV/dvarpar (p, p, k), A = 2 H^{-1}) at the estimate; varpar includes the residual
+    structure's natural parameters."""
+    varpar = jnp.concatenate([jnp.asarray(theta), jnp.asarray([sigma]), jnp.asarray(residual, dtype=float)])
     V, jac, H = _satterthwaite_arrays(varpar, arrays, layout, reml)
     return np.asarray(V), np.asarray(jac), 2 * np.linalg.pinv(np.asarray(H))
 

@@ -45,6 +45,8 @@ def term_levels(arrays: ModelArrays, layout: RandomEffectsLayout) -> list[np.nda
 
 def shares_one_factor(arrays: ModelArrays, layout: RandomEffectsLayout) -> bool:
     """Whether every term has the same grouping of the rows (the groups are independent)."""
+    if any(t.isotropic for t in layout.terms):
+        return False
     levels = term_levels(arrays, layout)
     first = layout.terms[0]
     return all(t.n_levels == first.n_levels and np.array_equal(lv, levels[0])

@@ -33,7 +33,8 @@ from .scaling import glm_start, parameter_scales
 from .separation import warn_separation
 from .structure import (ModelArrays, RandomEffectsLayout, canonical_theta, conditional_covariances,
                         covariance_factors, row_weights, singular_terms, sparse_matvec,
-                        sparse_rmatvec, split_by_term, theta_names, z_lambda_values)
+                        sparse_rmatvec, split_by_term, theta_names, user_terms,
+                        z_lambda_values)
 
 PIRLS_MAX_ITER = 100
 PIRLS_TOL = 1e-10
@@ -223,7 +224,7 @@ def fit_glmm(spec: ModelSpec, layout: RandomEffectsLayout, arrays: ModelArrays, 
                        f"(tolerance {PIRLS_TOL}, {PIRLS_MAX_ITER} iterations)")
     factors = covariance_factors(jnp.asarray(absolute), layout)
     cond = conditional_covariances(inverse_diagonal_blocks(chol, layout), factors)
-    modes = split_by_term(np.asarray(u), factors, layout)
+    factors, modes, cond = user_terms(spec, factors, split_by_term(np.asarray(u), factors, layout), cond)
     return Estimate(
         method="Laplace" if nagq == 1 else f"AGQ({nagq})", beta=np.asarray(beta), vcov=vcov,
         theta=np.asarray(theta), factors=[np.asarray(T) for T in factors],

@@ -31,7 +31,8 @@ from .optimize import hessian_fd, minimize_with_edge_restart
 from .residual import whiten
 from .structure import (ModelArrays, RandomEffectsLayout, canonical_theta, conditional_covariances,
                         covariance_factors, singular_terms, sparse_crossprod,
-                        sparse_matvec, sparse_rmatvec, split_by_term, theta_names, z_lambda_values)
+                        sparse_matvec, sparse_rmatvec, split_by_term, theta_names, user_terms,
+                        z_lambda_values)
 
 class PlsSolution(NamedTuple):
     beta: jnp.ndarray
@@ -127,10 +128,11 @@ def fit_lmm(spec: ModelSpec, layout: RandomEffectsLayout, arrays: ModelArrays, r
     n_params = p + layout.n_theta + 1 + len(residual_names)
     zl = z_lambda_values(arrays.z_val, rel, layout)
     fitted = arrays.X @ pls.beta + sparse_matvec(arrays.z_idx, zl, pls.u) + arrays.offset
+    factors, modes, cond = user_terms(spec, [sigma * np.asarray(T) for T in rel], modes,
+                                      [sigma2 * np.asarray(c) for c in cond])
     return Estimate(
         method="REML" if reml else "ML", beta=np.asarray(pls.beta), vcov=vcov, theta=theta,
-        factors=[sigma * np.asarray(T) for T in rel], aux=sigma, modes=modes,
-        cond_cov=[sigma2 * np.asarray(c) for c in cond],
+        factors=factors, aux=sigma, modes=modes, cond_cov=cond,
         fitted=np.asarray(fitted), loglik=-opt.fun / 2, objective=opt.fun,
         n_params=n_params, n_obs=n, opt=opt, singular=bool(singular),
         residual=dict(zip(residual_names, np.asarray(residual, dtype=float).tolist())) if residual_names else {})

@@ -6,6 +6,9 @@ theta means what it means in lme4: for gaussian models Cov(b_k) = sigma^2 T_k T_
 to sigma: the REML/ML criterion's argument and every fit's reported `theta`), for other
 families Cov(b_k) = T_k T_k'. Functions that take the factor of Cov(b) itself whatever the
 family (the Laplace deviance, the marginal deviance, the program's T_k) say so.
+A term with a known covariance K (cov={factor: K}, `spec.relatedness`) is isotropic here:
+b = F v, and the engines see one level with r columns Z F (every row loads on all of them)
+and T_k = theta I_r, one parameter; `user_terms` maps its v back to b per level of K.
 The entries of u are ordered term by term, the term with the most columns first (its block of
 Lambda'Z'WZ Lambda + I is block diagonal, which `cholesky.py` exploits); theta and every table
 follow the formula's term order.
@@ -36,10 +39,14 @@ class TermLayout:
     n_levels: int
     start: int          # first column of this term's block of Z (and entry of u and b)
     row_pos: int        # first of this term's q entries in each row of the row-sparse Z
+    isotropic: bool = False     # T_k = theta I_q (a known-covariance term, q = rank of K)
 
     @property
     def n_theta(self) -> int:
-        return self.q * (self.q + 1) // 2
+        return 1 if self.isotropic else self.q * (self.q + 1) // 2
+
+    def diagonal_mask(self) -> np.ndarray:
+        return np.ones(1, bool) if self.isotropic else _diagonal_mask(self.q)
 
 
 @dataclass(frozen=True)
@@ -52,12 +59,15 @@ class RandomEffectsLayout:
 
     @classmethod
     def from_spec(cls, spec: ModelSpec) -> "RandomEffectsLayout":
-        sizes = [term.q * term.n_levels for term in spec.terms]
+        shapes = [engine_shape(term) for term in spec.terms]
+        sizes = [q * n for q, n in shapes]
         order = sorted(range(len(sizes)), key=lambda k: -sizes[k])
         starts = dict(zip(order, np.cumsum([0] + [sizes[k] for k in order])[:-1].tolist()))
-        row_pos = np.cumsum([0] + [term.q for term in spec.terms])[:-1].tolist()
-        return cls(tuple(TermLayout(term.label, term.names, term.q, term.n_levels, starts[k], row_pos[k])
-                         for k, term in enumerate(spec.terms)), ResidualLayout.from_spec(spec.residual, spec.family.name == "gaussian"))
+        row_pos = np.cumsum([0] + [q for q, _ in shapes])[:-1].tolist()
+        terms = tuple(TermLayout(term.label, term.names, q, n, starts[k], row_pos[k],
+                                 term.relatedness is not None)
+                      for k, (term, (q, n)) in enumerate(zip(spec.terms, shapes)))
+        return cls(terms, ResidualLayout.from_spec(spec.residual, spec.family.name == "gaussian"))
 
     @property
     def leading(self) -> TermLayout:
@@ -74,10 +84,17 @@ class RandomEffectsLayout:
 
     def diagonal_mask(self) -> np.ndarray:
         """True for the entries of theta on a diagonal of some T_k."""
-        return np.concatenate([_diagonal_mask(t.q) for t in self.terms])
+        return np.concatenate([t.diagonal_mask() for t in self.terms])
 
     def theta_initial(self) -> np.ndarray:
-        return np.concatenate([_diagonal_mask(t.q).astype(float) for t in self.terms])
+        return self.diagonal_mask().astype(float)
+
+
+def engine_shape(term) -> tuple[int, int]:
+    """(q, n_levels) of a term as the engines see it: (r, 1) for a known-covariance term."""
+    if term.relatedness is not None:
+        return term.relatedness.shape[1], 1
+    return term.q, term.n_levels
 
 
 def _diagonal_mask(q: int) -> np.ndarray:
@@ -96,6 +113,10 @@ def covariance_factors(theta, layout: RandomEffectsLayout) -> list:
     """theta -> [T_1, ..., T_K], the lower-triangular blocks of Lambda_theta."""
     factors, pos = [], 0
     for t in layout.terms:
+        if t.isotropic:
+            factors.append(theta[pos] * jnp.eye(t.q, dtype=theta.dtype))
+            pos += 1
+            continue
         rows, cols = tril_column_major(t.q)
         factors.append(jnp.zeros((t.q, t.q), dtype=theta.dtype).at[rows, cols].set(
             theta[pos:pos + t.n_theta]))
@@ -117,7 +138,8 @@ def canonical_theta(theta, layout: RandomEffectsLayout) -> np.ndarray:
     """
     factors = [np.asarray(T) for T in covariance_factors(jnp.asarray(theta), layout)]
     signed = [T * np.where(np.diag(T) < 0, -1.0, 1.0)[None, :] for T in factors]
-    return np.concatenate([T[tril_column_major(T.shape[0])] for T in signed])
+    return np.concatenate([T[:1, 0] if t.isotropic else T[tril_column_major(T.shape[0])]
+                           for T, t in zip(signed, layout.terms)])
 
 
 def theta_names(spec: ModelSpec) -> list[str]:
@@ -140,14 +162,16 @@ def singular_terms(theta, spec: ModelSpec, layout: RandomEffectsLayout, tol: flo
 
 def z_indices(spec: ModelSpec, layout: RandomEffectsLayout) -> np.ndarray:
     """(n, m) column of Z (and of Z Lambda) for each row's non-zeros."""
-    blocks = [t.start + term.level_index[:, None] * t.q + np.arange(t.q)[None, :]
-              for term, t in zip(spec.terms, layout.terms)]
+    blocks = [t.start + (0 if t.isotropic else term.level_index[:, None] * t.q) + np.arange(t.q)[None, :]
+              + np.zeros((spec.n_obs, 1), dtype=int) for term, t in zip(spec.terms, layout.terms)]
     return np.concatenate(blocks, axis=1).astype(np.int32)
 
 
 def z_values(spec: ModelSpec) -> np.ndarray:
-    """(n, m) values of Z's non-zeros, aligned with `z_indices`."""
-    return np.concatenate([term.Z for term in spec.terms], axis=1)
+    """(n, m) values of Z's non-zeros, aligned with `z_indices` (Z_k F[level] for a
+    known-covariance term)."""
+    return np.concatenate([term.Z if term.relatedness is None else term.Z * term.relatedness[term.level_index]
+                           for term in spec.terms], axis=1)
 
 
 def z_lambda_values(z_val, factors, layout: RandomEffectsLayout):
@@ -189,6 +213,22 @@ def split_by_term(u, factors, layout: RandomEffectsLayout) -> list:
 def conditional_covariances(inverse_blocks, factors) -> list:
     """Per term, the (n_k, q_k, q_k) blocks of Lambda A^{-1} Lambda' (Var(b | y) up to sigma^2)."""
     return [T @ blocks @ T.T for T, blocks in zip(factors, inverse_blocks)]
+
+
+def user_terms(spec: ModelSpec, factors, modes, cond_cov) -> tuple[list, list, list]:
+    """Engine-side factors, modes and conditional covariances -> per term as the user sees it:
+    a known-covariance term's T = theta I_r becomes its sd (1 x 1), v its b = F v per level of
+    K (n_K, 1), and Var(v | y) the conditional variances diag(F Var(v | y) F') (n_K, 1, 1)."""
+    out_factors, out_modes, out_cond = [], [], []
+    for term, T, b, C in zip(spec.terms, factors, modes, cond_cov):
+        F = term.relatedness
+        if F is None:
+            out_factors.append(np.asarray(T)), out_modes.append(np.asarray(b)), out_cond.append(np.asarray(C))
+            continue
+        out_factors.append(np.asarray(T)[:1, :1])
+        out_modes.append(F @ np.asarray(b)[0][:, None])
+        out_cond.append(np.einsum("lr,rs,ls->l", F, np.asarray(C)[0], F)[:, None, None])
+    return out_factors, out_modes, out_cond
 
 
 class ModelArrays(NamedTuple):

@@ -70,11 +70,16 @@ class FixedEffectTests:
             layout, arrays = self.fit.model._engine_data()
             est = self.fit.estimate
             self._satterthwaite = satterthwaite_pieces(est.theta, est.aux, arrays, layout,
-                                                       reml=self.fit.method == "REML")
+                                                       reml=self.fit.method == "REML",
+                                                       residual=list(est.residual.values()))
         return self._satterthwaite
 
     def kenward_roger(self) -> KenwardRoger:
         if self._kenward_roger is None:
+            if not self.spec.residual.is_trivial or any(t.relatedness is not None for t in self.spec.terms):
+                raise ModelError("Kenward-Roger builds Var(y) from the random-effect terms alone; "
+                                 "with a residual structure, weights or a known covariance (cov=) "
+                                 "use ddf='satterthwaite'")
             self._kenward_roger = KenwardRoger(self.spec, self.fit._covariances, self.fit.estimate.aux)
         return self._kenward_roger
 

@@ -263,7 +263,12 @@ def lme4_draws(spec: ModelSpec, structure: ProgramStructure, samples: dict) -> d
         T = np.asarray(T)
         draws["cov"][term.label] = T @ np.swapaxes(T, -1, -2)
         if f"z({term.label})" in samples:
-            draws["b"][term.label] = samples[f"z({term.label})"] @ np.swapaxes(T, -1, -2)
+            z = np.asarray(samples[f"z({term.label})"])
+            if term.relatedness is not None:        # b = F v per level of K, v = sd z
+                draws["b"][term.label] = (z[..., 0, :] * T[..., 0, :1]) @ term.relatedness.T
+                draws["b"][term.label] = draws["b"][term.label][..., None]
+            else:
+                draws["b"][term.label] = z @ np.swapaxes(T, -1, -2)
     if spec.family.aux_name:
         draws[spec.family.aux_name] = np.asarray(aux)
     if (residual := residual_from_sites(samples, structure)) is not None:

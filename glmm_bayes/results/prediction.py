@@ -63,10 +63,15 @@ def _sample_effects(cov: np.ndarray, n_levels: int, rng: np.random.Generator) ->
 
 
 def _effects_on(term: TermRows, b: np.ndarray, cov: np.ndarray, factor: str, new_levels: str,
-                fresh: bool, rng) -> np.ndarray:
+                fresh: bool, rng, relatedness=None) -> np.ndarray:
     """b for each of the rows' levels (S, L, q): the fit's at known levels; at new levels
-    zero, a fresh draw, or an error; fresh draws everywhere when `fresh`."""
+    zero, a fresh draw, or an error; fresh draws everywhere when `fresh` (for a term with a
+    known K = F F', b = sd F z over K's levels, so that fresh draws keep K's correlations)."""
     S, q = cov.shape[0], cov.shape[-1]
+    if fresh and relatedness is not None and np.all(term.fitted_index >= 0):
+        z = rng.standard_normal((S, relatedness.shape[1]))
+        every = np.sqrt(cov[:, 0, 0])[:, None] * (z @ relatedness.T)
+        return every[:, term.fitted_index, None]
     if fresh:
         return _sample_effects(cov, len(term.levels), rng)
     known = term.fitted_index >= 0
@@ -94,7 +99,7 @@ def linear_predictor(spec: ModelSpec, rows: Rows, draws: ParameterDraws, keep, n
             continue
         t = rows.terms[k]
         b = _effects_on(t, draws.b[k] if draws.b else None, draws.covariances[k], term.factor,
-                        new_levels, fresh[k], rng)
+                        new_levels, fresh[k], rng, term.relatedness)
         eta = eta + np.sum(t.Z * b[:, t.level_index], axis=-1)
     return eta
 

@@ -20,6 +20,7 @@ from ..control import Control, warn
 from ..errors import DataError, DataWarning, FamilyError, FormulaError, ModelError
 from ..families import Family, Link, resolve_family
 from .formula import ParsedFormula, check_identifiers, parse_formula, tokens
+from .relatedness import check_cov_keys, relatedness_factor
 from .residual import ResidualSpec, build_residual, check_structures, residual_columns, weights_frame
 
 
@@ -33,6 +34,7 @@ class RandomEffectTerm:
     level_index: np.ndarray     # (n,) int: level of each row
     Z: np.ndarray               # (n, q_k) term columns
     names: tuple[str, ...]      # column names, lme4 style: "(Intercept)", "Days"
+    relatedness: np.ndarray | None = None   # F (n_levels, r), F F' = K, for cov={factor: K}
 
     @property
     def q(self) -> int:
@@ -220,12 +222,23 @@ def term_blocks(syntax, n_columns: int) -> list[list[int]]:
     return [[j] for j in range(n_columns)] if not syntax.correlated else [list(range(n_columns))]
 
 
-def _random_terms(parsed: ParsedFormula, data: pd.DataFrame, designs) -> tuple[RandomEffectTerm, ...]:
+def _random_terms(parsed: ParsedFormula, data: pd.DataFrame, designs, cov: dict) -> tuple[RandomEffectTerm, ...]:
     terms: list[RandomEffectTerm] = []
     for syntax, (Z, names, *_) in zip(parsed.random, designs):
         if Z.shape[1] == 0:
             raise FormulaError(f"random-effect term ({syntax.expr} | {syntax.group}) has no columns")
         levels, index = _factor_levels(data, syntax.group)
+        if syntax.group in cov:
+            if Z.shape[1] != 1:
+                raise ModelError(f"cov={{{syntax.group!r}: K}} needs a scalar term such as "
+                                 f"(1 | {syntax.group}); ({syntax.expr} | {syntax.group}) has "
+                                 f"{Z.shape[1]} columns")
+            all_levels, F = relatedness_factor(cov[syntax.group], syntax.group, levels)
+            index = pd.Index(all_levels).get_indexer([levels[i] for i in index])
+            seen = sum(t.factor == syntax.group for t in terms)
+            label = syntax.group if seen == 0 else f"{syntax.group}.{seen}"
+            terms.append(RandomEffectTerm(syntax.group, label, all_levels, index, Z, names, F))
+            continue
         for cols in term_blocks(syntax, Z.shape[1]):
             seen = sum(t.factor == syntax.group for t in terms)
             label = syntax.group if seen == 0 else f"{syntax.group}.{seen}"
@@ -287,6 +300,8 @@ def _check_identifiable(spec: "ModelSpec", control: Control) -> None:
                          "observations than fixed-effect columns")
     gaussian = spec.family.name == "gaussian"
     for term in spec.terms:
+        if term.relatedness is not None:        # its levels include K's levels without data
+            continue
         if term.n_levels >= n:
             message = (f"grouping factor {term.factor!r} has {term.n_levels} levels for {n} "
                        "observations: one random effect per observation")
@@ -309,7 +324,7 @@ def _check_identifiable(spec: "ModelSpec", control: Control) -> None:
 
 def build_model_spec(formula: str, data: pd.DataFrame, family: str = "gaussian",
                      link: str | None = None, control: Control | None = None,
-                     correlation=None, variance=None, weights=None) -> ModelSpec:
+                     correlation=None, variance=None, weights=None, cov: dict | None = None) -> ModelSpec:
     """Formula + data + family (+ residual structure, `spec.residual`) -> `ModelSpec`. The
     input DataFrame is never modified."""
     control = control or Control()
@@ -344,7 +359,8 @@ def build_model_spec(formula: str, data: pd.DataFrame, family: str = "gaussian",
     if aliased := _aliased_columns(X, fixed_names):
         raise ModelError(f"fixed-effect model matrix is rank deficient: {', '.join(aliased)} "
                          "is a linear combination of the other columns; remove it from the formula")
-    terms = _random_terms(parsed, frame, designs)
+    check_cov_keys(cov or {}, [s.group for s in parsed.random])
+    terms = _random_terms(parsed, frame, designs, cov or {})
     residual = build_residual(correlation, variance, weights_column, frame,
                               [t.level_index for t in terms], [t.factor for t in terms])
     spec = ModelSpec(formula, fam, lnk, response.expr, y, trials, offset, X, fixed_names,
