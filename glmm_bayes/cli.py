@@ -20,6 +20,12 @@ A spec file (see models/*.toml and the README):
     seed = 0
     [laplace]
     nagq = 1
+    [correlation]                       # optional residual correlation within groups
+    type = "AR1"                        # AR1 | CAR1 | GaussianCorrelation | CompoundSymmetry
+    group = "Mare"                      # and order = "..." (AR1) or time = "..." (the others)
+    [variance]                          # optional: a residual sd per level of a column
+    by = "Sex"
+    weights = "w"                       # optional prior-weights column (top level)
 """
 
 from __future__ import annotations
@@ -35,11 +41,17 @@ from .datasets import list_datasets, load_dataset
 from .errors import GlmmBayesError
 from .model import Model
 from .results import compare
+from .spec.residual import AR1, CAR1, CompoundSymmetry, GaussianCorrelation, VarIdent
 
 METHODS = ("nuts", "reml", "ml", "laplace", "map")
 #: The spec file's schema: top-level keys and the keys of each table, with their types.
 SCHEMA = {"data": str, "formula": str, "family": str, "link": str, "methods": list,
-          "priors": dict, "sampler": dict, "laplace": dict, "control": dict}
+          "priors": dict, "sampler": dict, "laplace": dict, "control": dict, "correlation": dict,
+          "variance": dict, "weights": str}
+CORRELATION = {"type": str, "group": str, "order": str, "time": str}
+VARIANCE = {"by": str}
+CORRELATION_TYPES = {"AR1": AR1, "CAR1": CAR1, "GaussianCorrelation": GaussianCorrelation,
+                     "CompoundSymmetry": CompoundSymmetry}
 SAMPLER = {"draws": int, "warmup": int, "chains": int, "seed": int, "chain_method": str,
            "target_accept": float, "random_effects": str, "max_tree_depth": int}
 LAPLACE = {"nagq": int}
@@ -76,6 +88,8 @@ def load_spec(path: Path) -> dict:
             raise SpecError(f"spec file {path} needs a {key!r} entry")
     _check_table(spec.get("sampler", {}), SAMPLER, f"{path} [sampler]")
     _check_table(spec.get("laplace", {}), LAPLACE, f"{path} [laplace]")
+    _check_table(spec.get("correlation", {}), CORRELATION, f"{path} [correlation]")
+    _check_table(spec.get("variance", {}), VARIANCE, f"{path} [variance]")
     for key in ("draws", "chains"):
         if spec.get("sampler", {}).get(key, 1) < 1:
             raise SpecError(f"{path} [sampler]: {key} must be at least 1, got {spec['sampler'][key]}")
@@ -119,9 +133,30 @@ def default_methods(model: Model) -> list[str]:
     return ["nuts", "reml" if gaussian else "laplace"]
 
 
+def _residual_structures(spec: dict) -> dict:
+    """The [correlation] and [variance] tables and `weights` as Model's keyword arguments."""
+    out = {"weights": spec.get("weights")}
+    if table := dict(spec.get("correlation", {})):
+        kind = table.pop("type", None)
+        if kind not in CORRELATION_TYPES:
+            raise SpecError(f"[correlation] type must be one of {', '.join(CORRELATION_TYPES)}, got {kind!r}")
+        try:
+            out["correlation"] = CORRELATION_TYPES[kind](**table)
+        except TypeError:
+            raise SpecError(f"[correlation] type {kind} takes group and "
+                            f"{'order' if kind == 'AR1' else 'time' if kind != 'CompoundSymmetry' else 'nothing else'}; "
+                            f"got {sorted(table)}") from None
+    if "variance" in spec:
+        if "by" not in spec["variance"]:
+            raise SpecError("[variance] needs by = \"column\"")
+        out["variance"] = VarIdent(spec["variance"]["by"])
+    return out
+
+
 def _model(spec: dict, base: Path) -> Model:
     return Model(spec["formula"], _data(spec, base), family=spec.get("family", "gaussian"),
-                 link=spec.get("link"), priors=spec.get("priors"), control=spec.get("control"))
+                 link=spec.get("link"), priors=spec.get("priors"), control=spec.get("control"),
+                 **_residual_structures(spec))
 
 
 def run_fit(spec: dict, base: Path, method: str, progress: bool = True):
