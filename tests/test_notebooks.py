@@ -36,7 +36,7 @@ def errors() -> dict:
 def test_there_is_a_notebook_per_worked_example():
     names = " ".join(p.stem for p in NOTEBOOKS)
     for example in ("sleepstudy", "dyestuff", "penicillin", "pulp", "irrigation", "rikz",
-                    "salamander", "ctsib", "marginal_vs_conditional", "shrinkage"):
+                    "salamander", "ctsib", "ovary", "marginal_vs_conditional", "shrinkage"):
         assert example in names
 
 

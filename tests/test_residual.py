@@ -18,6 +18,7 @@ import pytest
 from scipy.stats import multivariate_normal
 
 import glmm_bayes as gb
+from conftest import REFERENCE
 from glmm_bayes.engines.residual import ResidualLayout, leave_one_out_loglik, residual_arrays
 
 HERE = Path(__file__).parent / "reference"
@@ -85,6 +86,18 @@ def test_matches_nlme(key):
     assert set(ours.correlation_params) == set(CASES[key][4].values())
 
 
+def test_ovary_matches_the_seed_reference():
+    """The project's seed value for Ovary (nlme::lme, AR(1) within Mare, REML)."""
+    ref, ours = REFERENCE["ovary_ar1_reml"], fit("ovary_ar1_reml")
+    assert ours.correlation_params["phi"] == pytest.approx(ref["phi"], rel=1e-5)
+    assert ours.loglik == pytest.approx(ref["logLik"], rel=1e-8)
+    assert ours.aic == pytest.approx(ref["AIC"], rel=1e-8)
+    assert ours.estimate.beta == pytest.approx(list(ref["fixef"].values()), rel=1e-6)
+    assert np.sqrt(np.diag(ours.estimate.vcov)) == pytest.approx(list(ref["se"].values()), rel=1e-5)
+    sds = list(ours.varcorr["sdcor"])
+    assert sds == pytest.approx(ref["sd"], rel=1e-5)
+
+
 def test_ovary_aic_and_lrt_prefer_ar1():
     """AR(1) against independent errors, both by ML: AIC, and the LRT statistic equals nlme's."""
     ind = gb.Model(OVARY, gb.load_dataset("Ovary")).fit_ml()
@@ -95,6 +108,7 @@ def test_ovary_aic_and_lrt_prefer_ar1():
     expected = 2 * (NLME["ovary_ar1_ml"]["logLik"] - NLME["ovary_independent_ml"]["logLik"])
     assert table["Chisq"].iloc[-1] == pytest.approx(expected, rel=1e-5)
     assert table["Df"].iloc[-1] == 1
+    assert "AR1(group='Mare')" in table["formula"].iloc[-1] and np.isnan(table["p_boundary"].iloc[-1])
 
 
 def test_rikz_glmm_weights_match_glmer():

@@ -58,7 +58,7 @@ def lrt(*fits, nsim: int = 0, seed: int = 0, progress: bool = False) -> pd.DataF
         notes.append("REML fits were refitted by ML (REML likelihoods of models with different "
                      "fixed effects are not comparable), as lme4's anova does")
     for k, fit in enumerate(ml):
-        row = {"formula": fit.spec.formula, "method": fit.method + (" (refit)" if refitted[order[k]][1] else ""),
+        row = {"formula": fit.spec.formula + fit.spec.residual.describe(), "method": fit.method + (" (refit)" if refitted[order[k]][1] else ""),
                "npar": fit.estimate.n_params, "AIC": fit.aic, "AICc": fit.aicc, "BIC": fit.bic, "logLik": fit.loglik,
                "deviance": -2 * fit.loglik}
         if k:
@@ -66,7 +66,8 @@ def lrt(*fits, nsim: int = 0, seed: int = 0, progress: bool = False) -> pd.DataF
             chisq = max(2 * (fit.loglik - small.loglik), 0.0)
             df = fit.estimate.n_params - small.estimate.n_params
             row.update(Chisq=chisq, Df=df, p_value=stats.chi2.sf(chisq, df) if df > 0 else np.nan)
-            if df > 0 and small.spec.fixed_names == fit.spec.fixed_names:
+            if df > 0 and small.spec.fixed_names == fit.spec.fixed_names and \
+                    small.spec.residual.parameter_names == fit.spec.residual.parameter_names:
                 row["p_boundary"] = 0.5 * stats.chi2.sf(chisq, df) + \
                     (0.5 * stats.chi2.sf(chisq, df - 1) if df > 1 else 0.0)
                 notes.append(f"{fit.spec.formula!r} adds only covariance parameters: H0 is on the "

@@ -41,14 +41,11 @@ class AR1:
 
 
 @dataclass(frozen=True)
-class CAR1:
-    """Continuous-time AR(1): corr phi^|t_i - t_j| for real times `time` within `group`
-    (nlme's corCAR1; corExp with range = -1 / log(phi))."""
+class _TimedCorrelation:
+    """A correlation that decays with the distance between times `time` within `group`."""
 
     time: str
     group: str
-    kind = "car1"
-    parameter = "phi"
 
     def columns(self) -> list[str]:
         return [self.group, self.time]
@@ -59,20 +56,20 @@ class CAR1:
 
 
 @dataclass(frozen=True)
-class GaussianCorrelation:
+class CAR1(_TimedCorrelation):
+    """Continuous-time AR(1): corr phi^|t_i - t_j| for real times `time` within `group`
+    (nlme's corCAR1; corExp with range = -1 / log(phi))."""
+
+    kind = "car1"
+    parameter = "phi"
+
+
+@dataclass(frozen=True)
+class GaussianCorrelation(_TimedCorrelation):
     """corr exp(-(|t_i - t_j| / range)^2) within `group` (nlme's corGaus)."""
 
-    time: str
-    group: str
     kind = "gaussian"
     parameter = "range"
-
-    def columns(self) -> list[str]:
-        return [self.group, self.time]
-
-    @property
-    def position_column(self) -> str:
-        return self.time
 
 
 @dataclass(frozen=True)
@@ -125,6 +122,12 @@ class ResidualSpec:
         """Natural parameters: the correlation's, then one sd ratio per non-reference level."""
         names = (self.correlation.parameter,) if self.correlation is not None else ()
         return names + tuple(ratio_name(self.variance.by, level) for level in self.variance_levels[1:])
+
+    def describe(self) -> str:
+        """"; AR1(group='Mare'), weights=w" (empty without a structure), for tables."""
+        parts = [repr(s) for s in (self.correlation, self.variance) if s is not None]
+        parts += [f"weights={self.weights_column}"] if self.weighted else []
+        return "; " + ", ".join(parts) if parts else ""
 
     @property
     def is_trivial(self) -> bool:
