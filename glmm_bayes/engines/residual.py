@@ -132,19 +132,43 @@ def correlation_factors(params, res: ResidualArrays, layout: ResidualLayout):
     return jnp.linalg.cholesky(C)
 
 
-def whiten_columns(params, M, res: ResidualArrays, layout: ResidualLayout):
-    """W M for M (n, k), and log|S C S|."""
+def _whiten_groups(params, padded, res: ResidualArrays, layout: ResidualLayout):
+    """L_g^{-1} x per group for padded (G, n_max, k), and log L_g[ii] (G, n_max).
+
+    AR1 and CAR1 are Markov: L^{-1} is bidiagonal, (x_t - r_t x_{t-1}) / sqrt(1 - r_t^2) with
+    r_t the correlation with the previous row (Prais-Winsten), O(n) with no factorisation;
+    the other structures factor C_g."""
+    if layout.correlation in ("ar1", "car1"):
+        valid = res.rows < res.weights.shape[0]
+        linked = valid[:, 1:] & valid[:, :-1]
+        lag = jnp.where(linked, res.position[:, 1:] - res.position[:, :-1], 1.0)
+        p = params[0]
+        r = jnp.power(p, lag.astype(jnp.int32)) if layout.correlation == "ar1" else p ** lag
+        r = jnp.concatenate([jnp.zeros_like(r[:, :1]), jnp.where(linked, r, 0.0)], axis=1)
+        scale = jnp.sqrt(1 - r ** 2)
+        previous = jnp.concatenate([jnp.zeros_like(padded[:, :1]), padded[:, :-1]], axis=1)
+        return (padded - r[..., None] * previous) / scale[..., None], jnp.log(scale)
+    L = correlation_factors(params, res, layout)
+    return solve_triangular(L, padded, lower=True), jnp.log(jnp.diagonal(L, axis1=-2, axis2=-1))
+
+
+def _whiten_with_diagonal(params, M, res: ResidualArrays, layout: ResidualLayout):
+    """W M for M (n, k), log s_i and log L_ii per row."""
     s = residual_scale(params, res, layout)
-    out = M / s[:, None]
-    logdet = 2 * jnp.sum(jnp.log(s))
+    out, log_diag = M / s[:, None], jnp.zeros(M.shape[0], dtype=M.dtype)
     if layout.correlation is not None:
-        L = correlation_factors(params, res, layout)
         n = M.shape[0]
         padded = jnp.concatenate([out, jnp.zeros((1, M.shape[1]), dtype=M.dtype)])[res.rows]
-        solved = solve_triangular(L, padded, lower=True)
+        solved, group_diag = _whiten_groups(params, padded, res, layout)
         out = jnp.zeros((n + 1, M.shape[1]), dtype=M.dtype).at[res.rows].set(solved)[:n]
-        logdet = logdet + 2 * jnp.sum(jnp.log(jnp.diagonal(L, axis1=-2, axis2=-1)))
-    return out, logdet
+        log_diag = jnp.zeros(n + 1, dtype=M.dtype).at[res.rows].set(group_diag)[:n]
+    return out, jnp.log(s), log_diag
+
+
+def whiten_columns(params, M, res: ResidualArrays, layout: ResidualLayout):
+    """W M for M (n, k), and log|S C S| = 2 sum_i (log s_i + log L_ii)."""
+    out, log_s, log_diag = _whiten_with_diagonal(params, M, res, layout)
+    return out, 2 * jnp.sum(log_s + log_diag)
 
 
 def whiten(params, arrays, layout: ResidualLayout | None):
@@ -175,16 +199,9 @@ def color(params, z, res: ResidualArrays, layout: ResidualLayout):
 def sequential_loglik(params, residual, sigma, res: ResidualArrays, layout: ResidualLayout):
     """Per-row terms of log N(residual; 0, sigma^2 S C S) whose sum is the joint density: row i
     gives log N((W r)_i; 0, sigma^2) - log s_i - log L_ii (the chain rule, in each group's order)."""
-    whitened, _ = whiten_columns(params, residual[:, None], res, layout)
-    s = residual_scale(params, res, layout)
-    log_diag = jnp.zeros_like(residual)
-    if layout.correlation is not None:
-        L = correlation_factors(params, res, layout)
-        n = residual.shape[0]
-        log_diag = jnp.zeros(n + 1, dtype=residual.dtype).at[res.rows].set(
-            jnp.log(jnp.diagonal(L, axis1=-2, axis2=-1)))[:n]
+    whitened, log_s, log_diag = _whiten_with_diagonal(params, residual[:, None], res, layout)
     return (-0.5 * (whitened[:, 0] / sigma) ** 2 - jnp.log(sigma) - 0.5 * jnp.log(2 * jnp.pi)
-            - jnp.log(s) - log_diag)
+            - log_s - log_diag)
 
 
 def leave_one_out_loglik(params, residual, sigma, res: ResidualArrays, layout: ResidualLayout):
