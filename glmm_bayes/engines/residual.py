@@ -6,7 +6,8 @@ y = X beta + Z b + e becomes W y = W X beta + W Z b + e*, e* ~ N(0, sigma^2 I), 
 for ML and REML alike (|X'V^{-1}X| is unchanged by the transformation). A correlation group
 lies within one level of every random-effect factor, so W Z has Z's row-sparse pattern: the
 REML/ML, marginal and Laplace code runs unchanged on the whitened arrays, one group's
-Cholesky factor (n_g x n_g) at a time, never an n x n matrix.
+Cholesky factor (n_g x n_g) at a time, never an n x n matrix; AR1 and CAR1, being Markov, need
+no factor at all (Prais-Winsten differences).
 
 Natural parameters (`ResidualLayout.names`): the correlation's (phi in (-1, 1) for AR1, [0, 1)
 for CAR1, range > 0, rho in (-1/(n_max - 1), 1)), then the VarIdent sd ratios delta > 0.
