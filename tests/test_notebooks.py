@@ -2,7 +2,9 @@
 
 The notebooks run two at a time, each in its own process and kernel: most of a notebook's time
 is XLA compilation, which keeps one core busy, so two cores run two notebooks in about the
-time of one. The same run as a command: .venv/bin/python -m pytest -q tests/test_notebooks.py
+time of one. The default run executes one notebook per kind of model (gaussian, GLMM,
+teaching, residual correlation); the slow set (-m slow) executes the others. All of them:
+.venv/bin/python -m pytest -q -m "slow or not slow" tests/test_notebooks.py
 """
 
 import traceback
@@ -14,6 +16,9 @@ import pytest
 from nbclient import NotebookClient
 
 NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
+#: The notebooks the default run executes (each ~20-60 s of compiling on 2 cores).
+DEFAULT_RUN = {"01_sleepstudy", "06_rikz_poisson", "09_teaching_marginal_vs_conditional",
+               "11_ovary_serial_correlation"}
 
 
 def execute(path: Path) -> str | None:
@@ -28,9 +33,12 @@ def execute(path: Path) -> str | None:
 
 
 @pytest.fixture(scope="module")
-def errors() -> dict:
+def errors(request) -> dict:
+    """Runs the notebooks whose execution tests this session selected."""
+    selected = [item.callspec.params["path"] for item in request.session.items
+                if getattr(item, "originalname", None) == "test_notebook_executes"]
     with ProcessPoolExecutor(max_workers=2) as pool:
-        return dict(zip(NOTEBOOKS, pool.map(execute, NOTEBOOKS)))
+        return dict(zip(selected, pool.map(execute, selected)))
 
 
 def test_there_is_a_notebook_per_worked_example():
@@ -47,6 +55,7 @@ def test_notebook_is_stored_without_outputs(path):
         f"{path.name} is stored with outputs; clear them"
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+@pytest.mark.parametrize("path", [pytest.param(p, marks=() if p.stem in DEFAULT_RUN else pytest.mark.slow)
+                                  for p in NOTEBOOKS], ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_executes(path, errors):
     assert errors[path] is None, errors[path]
