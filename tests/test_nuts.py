@@ -105,6 +105,7 @@ def test_user_numpyro_code_can_run_the_model(sleepstudy):
 
 
 @pytest.mark.filterwarnings("ignore:R-hat above")  # the non-centred run mixes slowly: MCSE covers it
+@pytest.mark.slow
 def test_integrated_and_sampled_random_effects_target_one_posterior(sleepstudy):
     """NUTS on the marginal program (b integrated out, then drawn exactly) and on the non-centred
     program sample the same posterior: population means agree within 4 combined MCSEs, and the

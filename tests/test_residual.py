@@ -129,6 +129,7 @@ def test_weights_of_one_change_nothing(sleepstudy):
     assert ones.estimate.beta == pytest.approx(plain.estimate.beta, rel=1e-6)
 
 
+@pytest.mark.slow
 def test_profile_interval_of_phi_brackets_the_estimate():
     reml = fit("ovary_ar1_reml")
     ends = reml.confint(parm="phi").loc["phi"]
