@@ -121,16 +121,19 @@ def correlation_factors(params, res: ResidualArrays, layout: ResidualLayout):
     # lags outside distinct valid pairs set to 1, so that no unused entry has a NaN gradient
     distance = jnp.where(pair, jnp.abs(res.position[:, :, None] - res.position[:, None, :]), 1.0)
     p = params[0]
-    if layout.correlation == "ar1":                    # whole-number lags: phi < 0 allowed
-        corr = jnp.power(p, distance.astype(jnp.int32))
-    elif layout.correlation == "car1":
-        corr = p ** distance
+    if layout.correlation in ("ar1", "car1"):
+        corr = _decay(p, distance, layout)
     elif layout.correlation == "gaussian":
         corr = jnp.exp(-(distance / p) ** 2)
     else:
         corr = jnp.full_like(distance, p)
     C = jnp.where(eye, 1.0, jnp.where(pair, corr, 0.0))
     return jnp.linalg.cholesky(C)
+
+
+def _decay(phi, lag, layout: ResidualLayout):
+    """phi^lag; AR1's lags are whole numbers, where phi < 0 is allowed."""
+    return jnp.power(phi, lag.astype(jnp.int32)) if layout.correlation == "ar1" else phi ** lag
 
 
 def _whiten_groups(params, padded, res: ResidualArrays, layout: ResidualLayout):
@@ -143,9 +146,8 @@ def _whiten_groups(params, padded, res: ResidualArrays, layout: ResidualLayout):
         valid = res.rows < res.weights.shape[0]
         linked = valid[:, 1:] & valid[:, :-1]
         lag = jnp.where(linked, res.position[:, 1:] - res.position[:, :-1], 1.0)
-        p = params[0]
-        r = jnp.power(p, lag.astype(jnp.int32)) if layout.correlation == "ar1" else p ** lag
-        r = jnp.concatenate([jnp.zeros_like(r[:, :1]), jnp.where(linked, r, 0.0)], axis=1)
+        r = jnp.where(linked, _decay(params[0], lag, layout), 0.0)
+        r = jnp.concatenate([jnp.zeros_like(r[:, :1]), r], axis=1)
         scale = jnp.sqrt(1 - r ** 2)
         previous = jnp.concatenate([jnp.zeros_like(padded[:, :1]), padded[:, :-1]], axis=1)
         return (padded - r[..., None] * previous) / scale[..., None], jnp.log(scale)

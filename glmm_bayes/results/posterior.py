@@ -265,8 +265,7 @@ def lme4_draws(spec: ModelSpec, structure: ProgramStructure, samples: dict) -> d
         if f"z({term.label})" in samples:
             z = np.asarray(samples[f"z({term.label})"])
             if term.relatedness is not None:        # b = F v per level of K, v = sd z
-                draws["b"][term.label] = (z[..., 0, :] * T[..., 0, :1]) @ term.relatedness.T
-                draws["b"][term.label] = draws["b"][term.label][..., None]
+                draws["b"][term.label] = ((z[..., 0, :] * T[..., 0, :1]) @ term.relatedness.T)[..., None]
             else:
                 draws["b"][term.label] = z @ np.swapaxes(T, -1, -2)
     if spec.family.aux_name:
