@@ -219,16 +219,15 @@ def user_terms(spec: ModelSpec, factors, modes, cond_cov) -> tuple[list, list, l
     """Engine-side factors, modes and conditional covariances -> per term as the user sees it:
     a known-covariance term's T = theta I_r becomes its sd (1 x 1), v its b = F v per level of
     K (n_K, 1), and Var(v | y) the conditional variances diag(F Var(v | y) F') (n_K, 1, 1)."""
-    out_factors, out_modes, out_cond = [], [], []
-    for term, T, b, C in zip(spec.terms, factors, modes, cond_cov):
-        F = term.relatedness
-        if F is None:
-            out_factors.append(np.asarray(T)), out_modes.append(np.asarray(b)), out_cond.append(np.asarray(C))
-            continue
-        out_factors.append(np.asarray(T)[:1, :1])
-        out_modes.append(F @ np.asarray(b)[0][:, None])
-        out_cond.append(np.einsum("lr,rs,ls->l", F, np.asarray(C)[0], F)[:, None, None])
-    return out_factors, out_modes, out_cond
+    per_term = [_user_term(term.relatedness, np.asarray(T), np.asarray(b), np.asarray(C))
+                for term, T, b, C in zip(spec.terms, factors, modes, cond_cov)]
+    return tuple(list(parts) for parts in zip(*per_term))
+
+
+def _user_term(F, T, b, C):
+    if F is None:
+        return T, b, C
+    return T[:1, :1], F @ b[0][:, None], np.einsum("lr,rs,ls->l", F, C[0], F)[:, None, None]
 
 
 class ModelArrays(NamedTuple):
