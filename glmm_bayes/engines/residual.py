@@ -131,6 +131,16 @@ def correlation_factors(params, res: ResidualArrays, layout: ResidualLayout):
     return jnp.linalg.cholesky(C)
 
 
+def _to_groups(x, res: ResidualArrays, fill=0.0):
+    """Rows (n, ...) -> groups (G, n_max, ...), `fill` on the padding."""
+    return jnp.concatenate([x, jnp.full((1,) + x.shape[1:], fill, dtype=x.dtype)])[res.rows]
+
+
+def _from_groups(grouped, res: ResidualArrays, n: int):
+    """Groups (G, n_max, ...) -> rows (n, ...), the padding dropped."""
+    return jnp.zeros((n + 1,) + grouped.shape[2:], dtype=grouped.dtype).at[res.rows].set(grouped)[:n]
+
+
 def _decay(phi, lag, layout: ResidualLayout):
     """phi^lag; AR1's lags are whole numbers, where phi < 0 is allowed."""
     return jnp.power(phi, lag.astype(jnp.int32)) if layout.correlation == "ar1" else phi ** lag
@@ -160,11 +170,8 @@ def _whiten_with_diagonal(params, M, res: ResidualArrays, layout: ResidualLayout
     s = residual_scale(params, res, layout)
     out, log_diag = M / s[:, None], jnp.zeros(M.shape[0], dtype=M.dtype)
     if layout.correlation is not None:
-        n = M.shape[0]
-        padded = jnp.concatenate([out, jnp.zeros((1, M.shape[1]), dtype=M.dtype)])[res.rows]
-        solved, group_diag = _whiten_groups(params, padded, res, layout)
-        out = jnp.zeros((n + 1, M.shape[1]), dtype=M.dtype).at[res.rows].set(solved)[:n]
-        log_diag = jnp.zeros(n + 1, dtype=M.dtype).at[res.rows].set(group_diag)[:n]
+        solved, group_diag = _whiten_groups(params, _to_groups(out, res), res, layout)
+        out, log_diag = _from_groups(solved, res, M.shape[0]), _from_groups(group_diag, res, M.shape[0])
     return out, jnp.log(s), log_diag
 
 
@@ -192,10 +199,8 @@ def color(params, z, res: ResidualArrays, layout: ResidualLayout):
     out = z
     if layout.correlation is not None:
         L = correlation_factors(params, res, layout)
-        n = z.shape[-1]
-        padded = jnp.concatenate([z, jnp.zeros(z.shape[:-1] + (1,), dtype=z.dtype)], axis=-1)[..., res.rows]
-        colored = jnp.einsum("gij,...gj->...gi", L, padded)
-        out = jnp.zeros(z.shape[:-1] + (n + 1,), dtype=z.dtype).at[..., res.rows].set(colored)[..., :n]
+        colored = jnp.einsum("gij,gj...->gi...", L, _to_groups(jnp.moveaxis(z, -1, 0), res))
+        out = jnp.moveaxis(_from_groups(colored, res, z.shape[-1]), 0, -1)
     return out * residual_scale(params, res, layout)
 
 
@@ -219,10 +224,9 @@ def leave_one_out_loglik(params, residual, sigma, res: ResidualArrays, layout: R
     L = correlation_factors(params, res, layout)
     m = L.shape[-1]
     Linv = solve_triangular(L, jnp.broadcast_to(jnp.eye(m, dtype=L.dtype), L.shape), lower=True)
-    s_pad = jnp.concatenate([s, jnp.ones(1, dtype=s.dtype)])[res.rows]
-    r_pad = jnp.concatenate([residual, jnp.zeros(1, dtype=residual.dtype)])[res.rows]
+    s_pad, r_pad = _to_groups(s, res, fill=1.0), _to_groups(residual, res)
     P = jnp.swapaxes(Linv, -1, -2) @ Linv / (s_pad[:, :, None] * s_pad[:, None, :] * sigma ** 2)
     g = jnp.einsum("gij,gj->gi", P, r_pad)
     P_ii = jnp.diagonal(P, axis1=-2, axis2=-1)
     values = 0.5 * jnp.log(P_ii / (2 * jnp.pi)) - 0.5 * g ** 2 / P_ii
-    return jnp.zeros(n + 1, dtype=residual.dtype).at[res.rows].set(values)[:n]
+    return _from_groups(values, res, n)
