@@ -4,17 +4,17 @@ spec (formula -> ModelSpec) -> program (NumPyro model) -> engines (NUTS, REML/ML
 Laplace/AGQ, MAP) -> results (Posterior, FrequentistFit, compare).
 
 Importing the package changes nothing in the user's process: float64 is switched on only
-inside the package's own computations (`numerics.float64`).
+inside the package's own computations (`numerics.float64`). The plots (matplotlib) are
+imported on first use, so a script that only fits does not pay for them.
 """
 
+from .compilation_cache import use_compilation_cache
 from .control import Control
 from .datasets import list_datasets, load_dataset
 from .errors import (ConvergenceWarning, DataError, DataWarning, FamilyError, FitError,
                      FormulaError, GlmmBayesError, GlmmBayesWarning, ModelError, PriorError,
                      SamplingWarning, SeparationWarning, SingularFitWarning)
 from .model import Model
-from .plots import (plot_caterpillar, plot_compare, plot_group_fits, plot_ppc, plot_rank,
-                    plot_ranef_qq, plot_residuals, plot_shrinkage, plot_trace)
 from .results import FrequentistFit, Posterior, anova, compare, loo_compare, lrt
 from .spec.residual import AR1, CAR1, CompoundSymmetry, GaussianCorrelation, VarIdent
 
@@ -23,4 +23,13 @@ __all__ = ["AR1", "CAR1", "CompoundSymmetry", "Control", "GaussianCorrelation", 
            "ModelError", "Posterior", "PriorError", "SamplingWarning", "SeparationWarning",
            "SingularFitWarning", "anova", "compare", "list_datasets", "load_dataset", "loo_compare",
            "lrt", "plot_caterpillar", "plot_compare", "plot_group_fits", "plot_ppc", "plot_rank",
-           "plot_ranef_qq", "plot_residuals", "plot_shrinkage", "plot_trace"]
+           "plot_ranef_qq", "plot_residuals", "plot_shrinkage", "plot_trace", "use_compilation_cache"]
+
+_PLOTS = {name for name in __all__ if name.startswith("plot_")}
+
+
+def __getattr__(name: str):
+    if name in _PLOTS:
+        from . import plots
+        return getattr(plots, name)
+    raise AttributeError(f"module 'glmm_bayes' has no attribute {name!r}")

@@ -4,6 +4,8 @@ fit its design to every column of FILE.csv (one response per column, one row per
 model), or to N responses simulated from its frequentist fit;
 `glmm-bayes predict SPEC.toml --newdata FILE.csv`: predictions at new rows;
 `glmm-bayes simulate SPEC.toml -n N`: responses simulated from the fitted model.
+Compiled programs are kept on disk for later runs (`use_compilation_cache`) unless
+`--no-compilation-cache` is given.
 
 A spec file (see models/*.toml and the README):
 
@@ -37,6 +39,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .compilation_cache import use_compilation_cache
 from .datasets import list_datasets, load_dataset
 from .errors import GlmmBayesError
 from .model import Model
@@ -301,7 +304,12 @@ def main(argv: list[str] | None = None) -> int:
     simulate.add_argument("-n", type=int, default=1, help="number of simulated responses")
     simulate.add_argument("--seed", type=int, default=0)
     simulate.add_argument("--newdata", type=Path, default=None)
+    for command in sub.choices.values():
+        command.add_argument("--no-compilation-cache", action="store_true",
+                             help="do not keep compiled programs on disk for later runs")
     args = parser.parse_args(argv)
+    if not args.no_compilation_cache:
+        use_compilation_cache()
     if args.command == "batch":
         return _main_batch(args)
     if args.command in ("predict", "simulate"):

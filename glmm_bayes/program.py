@@ -103,6 +103,13 @@ class ProgramStructure:
         return tuple(names + list(self.residual_names))
 
     @property
+    def sampled_names(self) -> tuple[str, ...]:
+        """The population-level sites NUTS moves: `site_names` with each fixed effect in its
+        standardised units (`population_parameters`)."""
+        fixed = len(self.fixed_names)
+        return tuple(standardised_name(n) for n in self.fixed_names) + self.site_names[fixed:]
+
+    @property
     def residual_names(self) -> tuple[str, ...]:
         """The residual structure's parameters (`engines.residual`), after aux."""
         return self.layout.residual.names if self.layout.residual is not None else ()

@@ -82,9 +82,9 @@ def test_sample_batch_draws_depend_only_on_the_dataset_and_agree_with_single_run
         assert abs(batch.loc[name, "mean"] - reference.loc[name, "estimate"]) < 5 * mcse, name
 
 
-def test_sample_batch_runs_in_the_default_set():
-    """A short run for the plumbing (shapes, index, status); the statistical checks of
-    sample_batch are in the slow set."""
+def test_sample_batch_runs_in_the_default_set_and_equals_single_runs():
+    """A short run for the plumbing (shapes, index, status) and the identity with single runs;
+    the statistical checks of sample_batch are in the slow set."""
     data = gb.load_dataset("Dyestuff")
     model = gb.Model("Yield ~ 1 + (1 | Batch)", data)
     rng = np.random.default_rng(1)
@@ -93,3 +93,11 @@ def test_sample_batch_runs_in_the_default_set():
     summary = batch.summary()
     assert set(summary.index.get_level_values(0)) == {0, 1}
     assert np.all(np.isfinite(summary["mean"])) and len(batch.status) == 2
+    # dataset d is sampled as `sample(seed=seed + d)` with vectorised chains samples it alone:
+    # the same compiled chain, so the same draws up to floating-point reassociation
+    single = model._with_response(responses[1]).sample(
+        draws=100, warmup=100, chains=2, seed=1, chain_method="vectorized", progress=False,
+        log_likelihood=False)
+    for name in ("(Intercept)", "sd((Intercept)|Batch)", "sigma"):
+        np.testing.assert_allclose(batch.draws(name)[1], single.population_draws()[name],
+                                   rtol=1e-8)

@@ -1,13 +1,40 @@
 """The command line: a spec file fitted by REML and Laplace prints the table and writes outputs."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from glmm_bayes import cli
 from glmm_bayes.cli import main
 
 MODELS = Path(__file__).parent.parent / "models"
+
+
+@pytest.fixture(autouse=True)
+def cache_calls(monkeypatch):
+    """The CLI turns JAX's persistent compilation cache on for its process; in these in-process
+    tests it must not change the test process's JAX settings, so the call is recorded instead."""
+    calls = []
+    monkeypatch.setattr(cli, "use_compilation_cache", lambda: calls.append(True))
+    return calls
+
+
+def test_the_command_line_keeps_compiled_programs_on_disk(tmp_path, cache_calls):
+    assert main(["fit", str(MODELS / "dyestuff.toml"), "--method", "reml"]) == 0
+    assert main(["fit", str(MODELS / "dyestuff.toml"), "--method", "reml",
+                 "--no-compilation-cache"]) == 0
+    assert cache_calls == [True]
+    # a real process: the cache directory fills with the executables of the fit
+    cache = tmp_path / "cache"
+    done = subprocess.run([sys.executable, "-m", "glmm_bayes.cli", "fit", str(MODELS / "dyestuff.toml"),
+                           "--method", "reml"], env={**os.environ, "GLMM_BAYES_CACHE": str(cache)},
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert any(cache.iterdir())
 
 
 def test_fit_reml_prints_table_and_writes_outputs(tmp_path, capsys):

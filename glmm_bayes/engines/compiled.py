@@ -25,13 +25,14 @@ MAX_COMPILED = 24
 
 @dataclass(frozen=True)
 class Bound:
-    """f(x, *args) = func(x, *args, **static), with hashable static keyword arguments."""
+    """f(*args, **kwargs) = func(*args, **kwargs, **static), with hashable static keyword
+    arguments."""
 
     func: Callable
     static: tuple
 
-    def __call__(self, *args):
-        return self.func(*args, **dict(self.static))
+    def __call__(self, *args, **kwargs):
+        return self.func(*args, **kwargs, **dict(self.static))
 
 
 def bind(func: Callable, **static) -> Bound:

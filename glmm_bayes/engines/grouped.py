@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.linalg import block_diag, solve_triangular
@@ -71,20 +72,34 @@ def group_statistics(arrays: ModelArrays, layout: RandomEffectsLayout) -> GroupS
                            as_array(X.mean(axis=0)))
 
 
-def grouped_gaussian_deviance(beta, factors, sigma, stats: GroupStatistics):
-    """-2 log L(beta, [T_k], sigma), T_k the absolute factors of Cov(b_k) (module docstring)."""
+def _woodbury_terms(beta, factors, sigma, stats: GroupStatistics):
+    """sigma^2, r'r, c_i = T' Z_i' r_i (G, m) and M_i = sigma^2 I + T' Z_i'Z_i T (G, m, m)."""
     T = block_diag(*factors)
-    m = T.shape[0]
     s2 = sigma ** 2
     rtr = stats.yty - 2 * beta @ stats.Xty + beta @ stats.XtX @ beta
-    c = jnp.einsum("ji,gj->gi", T, stats.Zty - stats.ZtX @ beta)              # T' Z_i' r_i
-    M = s2 * jnp.eye(m, dtype=T.dtype) + jnp.einsum("ji,gjk,kl->gil", T, stats.ZtZ, T)
+    c = jnp.einsum("ji,gj->gi", T, stats.Zty - stats.ZtX @ beta)
+    M = s2 * jnp.eye(T.shape[0], dtype=T.dtype) + jnp.einsum("ji,gjk,kl->gil", T, stats.ZtZ, T)
+    return s2, rtr, c, M
+
+
+def grouped_gaussian_deviance(beta, factors, sigma, stats: GroupStatistics):
+    """-2 log L(beta, [T_k], sigma), T_k the absolute factors of Cov(b_k) (module docstring)."""
+    s2, rtr, c, M = _woodbury_terms(beta, factors, sigma, stats)
     logdet_M, w = _factor_and_solve(M, c)
-    G = stats.ZtZ.shape[0]
+    G, m = c.shape
     logdet_V = (stats.n_obs - G * m) * jnp.log(s2) + logdet_M
     quad = (rtr - jnp.sum(w * w)) / s2
     return stats.n_obs * jnp.log(2 * jnp.pi) + logdet_V + quad
 
+
+def grouped_random_effects_draw(key, beta, factors, sigma, stats: GroupStatistics):
+    """One draw of the spherical random effects u_i | y (G, m), b_i = T u_i: per group
+    u_i ~ N(M_i^{-1} c_i, sigma^2 M_i^{-1}), drawn as L_i^{-T} (L_i^{-1} c_i + sigma e_i)."""
+    _, _, c, M = _woodbury_terms(beta, factors, sigma, stats)
+    L = jnp.linalg.cholesky(M)
+    w = solve_triangular(L, c[..., None], lower=True)[..., 0]
+    e = jax.random.normal(key, c.shape, dtype=c.dtype)
+    return solve_triangular(L, (w + sigma * e)[..., None], lower=True, trans=1)[..., 0]
 
 
 def _factor_and_solve(M, c):

@@ -34,7 +34,7 @@ def fit_map(structure: ProgramStructure, arrays: ModelArrays, draws: int, seed: 
     log sds), so the optimiser needs no further scaling.
     """
     model = partial(marginal_model, structure=structure)
-    key_init, key_draw, key_u = jax.random.split(jax.random.PRNGKey(seed), 3)
+    key_init, key_draw = jax.random.split(jax.random.PRNGKey(seed))
     info = initialize_model(key_init, model, model_kwargs={"arrays": arrays},
                             init_strategy=init_around(values=structure.initial_values(), radius=0.0))
     x0, unravel = ravel_pytree(info.param_info.z)
@@ -58,6 +58,6 @@ def fit_map(structure: ProgramStructure, arrays: ModelArrays, draws: int, seed: 
     x_draws = mode + eps @ chol.T
     constrain = jax.jit(jax.vmap(lambda x: info.postprocess_fn(unravel(x))))
     sites = {k: np.asarray(v)[None] for k, v in constrain(jnp.asarray(x_draws)).items()}
-    samples = {**sites, **draw_random_effects_for(sites, key_u, arrays, structure)}
+    samples = {**sites, **draw_random_effects_for(sites, seed, arrays, structure)}
     at_mode = {k: np.asarray(v) for k, v in info.postprocess_fn(unravel(jnp.asarray(mode))).items()}
     return samples, at_mode, opt

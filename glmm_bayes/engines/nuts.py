@@ -1,8 +1,18 @@
-"""NUTS through numpyro's sampler, on any NumPyro model function."""
+"""NUTS: one compiled program runs every chain's initialisation, warmup and sampling.
+
+A chain is numpyro's functional NUTS kernel (`numpyro.infer.hmc.hmc`) on the program's
+potential, stepped by one `lax.scan` over warmup and draws (the kernel adapts the step size and
+mass matrix while its iteration count is below `warmup`), then mapped to the constrained sites.
+Chains run inside the same compiled program: one after another (`lax.map`), vectorised
+(`vmap`) or one per device (`pmap`). The program is bound to the model's static structure by
+value (`compiled.bind`), so a second `sample` of a same-shaped model reuses the executable.
+Everything the sampler does happens in that one executable: there are no eager JAX operations,
+each of which would otherwise be compiled on its own.
+"""
 
 from __future__ import annotations
 
-import warnings
+from dataclasses import dataclass
 from functools import partial
 
 import jax
@@ -10,22 +20,36 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
 from numpyro.distributions.transforms import biject_to
-from numpyro.infer import MCMC, NUTS, init_to_median, init_to_uniform
+from numpyro.handlers import seed, substitute, trace
+from numpyro.infer import init_to_median, init_to_uniform
+from numpyro.infer.hmc import hmc
+from numpyro.infer.util import constrain_fn, potential_energy, unconstrain_fn
+from tqdm.auto import tqdm
 
 from ..errors import integer_argument
+from .compiled import Bound, bind, compiled
 
 CHAIN_METHODS = ("auto", "parallel", "sequential", "vectorized")
 
+#: Chains start around the initial values, moved by U(-radius, radius) in unconstrained space.
+INIT_RADIUS = 1.0
+
+#: Progress is reported every this many iterations of a chain.
+PROGRESS_EVERY = 50
+
 
 def resolve_chain_method(chain_method: str, chains: int) -> str:
-    """'auto': one device per chain when there are enough devices, else all chains vectorised
-    on one device (one compilation, and one pass of the sampler's loop for all chains)."""
+    """'auto': one device per chain when there are enough devices; else vectorised on an
+    accelerator and one after another on a CPU, where vectorised chains wait at every step for
+    the longest tree."""
     if chain_method not in CHAIN_METHODS:
         raise ValueError(f"chain_method must be one of {', '.join(CHAIN_METHODS)}, got {chain_method!r}")
     if chain_method == "auto":
-        if chains == 1:
-            return "sequential"
-        return "parallel" if jax.local_device_count() >= chains else "vectorized"
+        if chains > 1 and jax.local_device_count() >= chains:
+            return "parallel"
+        return "sequential" if jax.default_backend() == "cpu" else "vectorized"
+    if chain_method == "parallel" and jax.local_device_count() < chains:
+        return "sequential" if jax.default_backend() == "cpu" else "vectorized"
     return chain_method
 
 
@@ -51,28 +75,131 @@ def init_around(site=None, values=None, radius: float = 1.0):
     return transform(centre + jitter)
 
 
-def run_nuts(model, model_kwargs: dict, *, draws: int, warmup: int, chains: int, seed: int,
-             chain_method: str = "auto", target_accept: float = 0.8, progress: bool = True,
-             max_tree_depth: int = 10, initial_values: dict | None = None):
-    """Run NUTS, chains starting around `initial_values` (`init_around`); returns (samples by
-    chain, sample stats by chain)."""
-    draws, chains = integer_argument("draws", draws, 1), integer_argument("chains", chains, 1)
-    warmup, seed_value = integer_argument("warmup", warmup, 0), integer_argument("seed", seed, 0)
-    max_tree_depth = integer_argument("max_tree_depth", max_tree_depth, 1)
-    if not 0 < target_accept < 1:
-        raise ValueError(f"target_accept must be in (0, 1), got {target_accept!r}")
-    kernel = NUTS(model, target_accept_prob=target_accept, max_tree_depth=max_tree_depth,
-                  init_strategy=init_around(values=initial_values or {}))
-    mcmc = MCMC(kernel, num_warmup=warmup, num_samples=draws, num_chains=chains,
-                chain_method=resolve_chain_method(chain_method, chains), progress_bar=progress)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="There are not enough devices")
-        mcmc.run(jax.random.PRNGKey(seed_value), extra_fields=("diverging", "num_steps", "accept_prob",
-                                                         "energy", "adapt_state.step_size"),
-                 **model_kwargs)
-    samples = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
-    extra = mcmc.get_extra_fields(group_by_chain=True)
-    stats = {"diverging": np.asarray(extra["diverging"]), "n_steps": np.asarray(extra["num_steps"]),
-             "acceptance_rate": np.asarray(extra["accept_prob"]), "energy": np.asarray(extra["energy"]),
-             "step_size": np.asarray(extra["adapt_state.step_size"])}
-    return samples, stats
+@dataclass(frozen=True)
+class NutsSettings:
+    """What a chain's compiled program depends on besides the model and the data's shapes."""
+
+    draws: int
+    warmup: int
+    target_accept: float = 0.8
+    max_tree_depth: int = 10
+    initial_values: tuple = ()          # (site, value) pairs (`init_around`)
+    dense_sites: tuple = ()             # sites sharing a dense mass matrix (others: diagonal)
+    keep: tuple | None = None           # the sites to return (all when None)
+
+    @classmethod
+    def checked(cls, draws, warmup, target_accept, max_tree_depth, **rest) -> "NutsSettings":
+        if not 0 < target_accept < 1:
+            raise ValueError(f"target_accept must be in (0, 1), got {target_accept!r}")
+        return cls(integer_argument("draws", draws, 1), integer_argument("warmup", warmup, 0),
+                   float(target_accept), integer_argument("max_tree_depth", max_tree_depth, 1),
+                   **rest)
+
+
+def _initial_point(model, kwargs, key, values, radius):
+    """Unconstrained starting values from `init_around`."""
+    strategy = init_around(values=values, radius=radius)
+    sites = trace(substitute(seed(model, key), substitute_fn=strategy)).get_trace(**kwargs)
+    start = {k: s["value"] for k, s in sites.items() if s["type"] == "sample" and not s["is_observed"]}
+    return unconstrain_fn(model, (), kwargs, start)
+
+
+def run_chain(key, kwargs, chain, *, model: Bound, settings: NutsSettings):
+    """One chain: (sites {name: (draws, ...)}, stats {name: (draws,)}). The start is jittered
+    around the initial values, or exactly there when the jittered point has no finite density."""
+    key_start, key_kernel = jax.random.split(key)
+    values = dict(settings.initial_values)
+    potential = partial(potential_energy, model, (), kwargs)
+    jittered = _initial_point(model, kwargs, key_start, values, INIT_RADIUS)
+    centre = _initial_point(model, kwargs, key_start, values, 0.0)
+    finite = jnp.isfinite(potential(jittered))
+    start = jax.tree_util.tree_map(lambda a, b: jnp.where(finite, a, b), jittered, centre)
+    dense = [tuple(s for s in settings.dense_sites if s in start)]
+    init_kernel, sample_kernel = hmc(potential, algo="NUTS")
+    state = init_kernel(start, settings.warmup, target_accept_prob=settings.target_accept,
+                        max_tree_depth=settings.max_tree_depth, rng_key=key_kernel,
+                        dense_mass=dense if dense[0] else False)
+
+    def step(state, iteration):
+        jax.lax.cond(iteration % PROGRESS_EVERY == 0,
+                     lambda: jax.debug.callback(_report_progress, chain, iteration), lambda: None)
+        state = sample_kernel(state)
+        return state, (state.z, {"diverging": state.diverging, "n_steps": state.num_steps,
+                                 "acceptance_rate": state.accept_prob, "energy": state.energy,
+                                 "step_size": state.adapt_state.step_size})
+
+    total = settings.warmup + settings.draws
+    _, (z, stats) = jax.lax.scan(step, state, jnp.arange(total))
+    z, stats = jax.tree_util.tree_map(lambda a: a[settings.warmup:], (z, stats))
+    sites = jax.vmap(lambda z: constrain_fn(model, (), kwargs, z, return_deterministic=True))(z)
+    if settings.keep is not None:
+        sites = {k: v for k, v in sites.items() if k in settings.keep}
+    return sites, stats
+
+
+def chain_keys(seed, chains: int):
+    """The chains' random keys from an integer seed (traced or not)."""
+    return jax.random.split(jax.random.PRNGKey(seed), chains)
+
+
+def run_chains(seed, kwargs, model, settings, method, chains):
+    """Every chain of one dataset, one after another ("sequential") or vmapped ("vectorized")."""
+    keys, ids = chain_keys(seed, chains), jnp.arange(chains)
+    one = partial(run_chain, model=model, settings=settings)
+    if method == "vectorized":
+        return jax.vmap(one, in_axes=(0, None, 0))(keys, kwargs, ids)
+    return jax.lax.map(lambda a: one(a[0], kwargs, a[1]), (keys, ids))
+
+
+def _parallel_chains(seed, kwargs, model, settings, chains):
+    """One chain per local device."""
+    one = jax.pmap(partial(run_chain, model=model, settings=settings), in_axes=(0, None, 0))
+    return one(chain_keys(seed, chains), kwargs, jnp.arange(chains))
+
+
+def run_nuts(model: Bound, model_kwargs: dict, settings: NutsSettings, *, chains: int, seed: int,
+             chain_method: str = "auto", progress: bool = True):
+    """NUTS on the NumPyro program `model`; returns (samples {site: (chains, draws, ...)},
+    stats {name: (chains, draws)})."""
+    chains = integer_argument("chains", chains, 1)
+    seed = integer_argument("seed", seed, 0)
+    method = resolve_chain_method(chain_method, chains)
+    with _progress_bar(chains * (settings.warmup + settings.draws), progress):
+        if method == "parallel":
+            out = _parallel_chains(seed, model_kwargs, model, settings, chains)
+        else:
+            run = compiled(bind(run_chains, model=model, settings=settings, method=method, chains=chains))
+            out = run(np.uint32(seed), model_kwargs)
+        return jax.tree_util.tree_map(np.asarray, out)
+
+
+class _progress_bar:
+    """A tqdm bar over all chains' iterations, advanced by the compiled program's callbacks."""
+
+    active = None
+
+    def __init__(self, total: int, enabled: bool):
+        self.total, self.enabled, self.done = total, enabled, {}
+
+    def __enter__(self):
+        if self.enabled:
+            self.bar = tqdm(total=self.total, desc="NUTS (compiling)", unit="it")
+            _progress_bar.active = self
+        return self
+
+    def update(self, chain, iteration):
+        for c, i in zip(np.ravel(chain), np.ravel(np.broadcast_to(iteration, np.shape(chain)))):
+            self.done[int(c)] = int(i)
+        self.bar.set_description("NUTS")
+        self.bar.update(sum(self.done.values()) - self.bar.n)
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self.bar.update(self.total - self.bar.n)
+            self.bar.close()
+            _progress_bar.active = None
+
+
+def _report_progress(chain, iteration):
+    if _progress_bar.active is not None:
+        _progress_bar.active.update(chain, iteration)

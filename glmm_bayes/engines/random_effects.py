@@ -12,23 +12,30 @@ from __future__ import annotations
 from functools import partial
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from ..program import ProgramStructure, population_from_sites, residual_from_sites
 from .cholesky import solve_upper
+from .compiled import bind, compiled
+from .grouped import GroupStatistics, grouped_random_effects_draw
 from .laplace import conditional_fit
 from .residual import whiten
 from .structure import ModelArrays, factors_to_theta
 
 
-def draw_random_effects(key, sites, arrays: ModelArrays, structure: ProgramStructure):
-    """One draw of u given one draw of the program's population sites; {z(label): u_k}."""
+def draw_random_effects(key, sites, arrays: ModelArrays, structure: ProgramStructure,
+                        statistics: GroupStatistics | None = None):
+    """One draw of u given one draw of the program's population sites; {z(label): u_k}. With
+    `statistics` (every term on one grouping factor) the draw is made group by group from the
+    per-group sufficient statistics (`grouped.grouped_random_effects_draw`)."""
     beta, factors, aux = population_from_sites(sites, structure, arrays.X)
-    theta = factors_to_theta(factors)
     layout = structure.layout
+    if statistics is not None:
+        u = grouped_random_effects_draw(key, beta, factors, aux, statistics)
+        return {f"z({t.label})": u[:, t.row_pos:t.row_pos + t.q] for t in layout.terms}
     arrays, _ = whiten(residual_from_sites(sites, structure), arrays, layout.residual)
-    u, _, L, _ = conditional_fit(beta, theta, aux, arrays, layout, structure.family, structure.link)
+    u, _, L, _ = conditional_fit(beta, factors_to_theta(factors), aux, arrays, layout,
+                                 structure.family, structure.link)
     u = u + solve_upper(L, jax.random.normal(key, u.shape, dtype=u.dtype))
     return {f"z({t.label})": u[t.start:t.start + t.n_levels * t.q].reshape(t.n_levels, t.q)
             for t in layout.terms}
@@ -39,12 +46,17 @@ def draw_random_effects(key, sites, arrays: ModelArrays, structure: ProgramStruc
 DRAW_BATCH = 64
 
 
-def draw_random_effects_for(samples: dict, key, arrays: ModelArrays,
-                            structure: ProgramStructure) -> dict:
-    """u for every draw of `samples` (arrays with leading axes (chains, draws))."""
+def _draw_all(seed, flat, arrays, statistics, structure):
+    keys = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(seed), 1), len(next(iter(flat.values()))))
+    one = partial(draw_random_effects, arrays=arrays, structure=structure, statistics=statistics)
+    return jax.lax.map(lambda a: one(*a), (keys, flat), batch_size=DRAW_BATCH)
+
+
+def draw_random_effects_for(samples: dict, seed: int, arrays: ModelArrays, structure: ProgramStructure,
+                            statistics: GroupStatistics | None = None) -> dict:
+    """u for every draw of `samples` (arrays with leading axes (chains, draws)), from the
+    random stream fold_in(PRNGKey(seed), 1); compiled once per model shape."""
     lead = next(iter(samples.values())).shape[:2]
-    flat = {k: jnp.asarray(v).reshape((-1,) + v.shape[2:]) for k, v in samples.items()}
-    keys = jax.random.split(key, int(np.prod(lead)))
-    one = partial(draw_random_effects, arrays=arrays, structure=structure)
-    draws = jax.jit(lambda k, s: jax.lax.map(lambda a: one(*a), (k, s), batch_size=DRAW_BATCH))(keys, flat)
+    flat = {k: np.reshape(v, (-1,) + v.shape[2:]) for k, v in samples.items()}
+    draws = compiled(bind(_draw_all, structure=structure))(np.uint32(seed), flat, arrays, statistics)
     return {k: np.asarray(v).reshape(lead + v.shape[1:]) for k, v in draws.items()}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import arviz as az
+import arviz_stats
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -74,7 +74,7 @@ class BatchPosterior:
         chains = self._draws.sizes["chain"]
         if chains < 2:
             return None, None
-        return az.rhat(self._draws), az.ess(self._draws, method="bulk")
+        return arviz_stats.rhat(self._draws), arviz_stats.ess(self._draws, method="bulk")
 
     def summary(self) -> pd.DataFrame:
         stacked = self._draws.stack(sample=("chain", "draw"))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import arviz as az
+import arviz_stats
 import pandas as pd
 
 from ..errors import ModelError
@@ -38,4 +38,4 @@ def loo_compare(*posteriors, names: list[str] | None = None) -> pd.DataFrame:
     names = names or [f"{p.spec.formula} [{p.method}]" for p in posteriors]
     if len(set(names)) != len(names):
         names = [f"{n} #{i + 1}" for i, n in enumerate(names)]
-    return az.compare(dict(zip(names, (p.idata for p in posteriors))))
+    return arviz_stats.compare(dict(zip(names, (p.idata for p in posteriors))))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import arviz as az
+import arviz_stats
+from arviz_base import from_dict
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -73,7 +74,7 @@ class Posterior:
                 "observed_data": {"y": spec.y}}
         if log_likelihood is not None:
             data["log_likelihood"] = {"y": np.asarray(log_likelihood)}
-        return az.from_dict(data, dims=dims, coords=coords)
+        return from_dict(data, dims=dims, coords=coords)
 
     # ---- lme4 vocabulary
     @property
@@ -112,8 +113,8 @@ class Posterior:
         `attrs["divergences"]` holds the number of divergent transitions."""
         ds = xr.Dataset({k: (("chain", "draw"), np.asarray(v)) for k, v in self._population.items()})
         frame = pd.DataFrame({
-            "r_hat": _as_series(az.rhat(ds)), "ess_bulk": _as_series(az.ess(ds, method="bulk")),
-            "ess_tail": _as_series(az.ess(ds, method="tail")), "mcse_mean": _as_series(az.mcse(ds))})
+            "r_hat": _as_series(arviz_stats.rhat(ds)), "ess_bulk": _as_series(arviz_stats.ess(ds, method="bulk")),
+            "ess_tail": _as_series(arviz_stats.ess(ds, method="tail")), "mcse_mean": _as_series(arviz_stats.mcse(ds))})
         frame.attrs["divergences"] = self.divergences
         return frame
 
@@ -194,7 +195,7 @@ class Posterior:
         ArviZ's checks) and returned."""
         chains, n_draws = self._draws["fixef"].shape[:2]
         y = self.predict(predictive=True, seed=seed).reshape(chains, n_draws, -1)
-        group = az.from_dict({"posterior_predictive": {"y": y}}, dims={"y": ["obs"]},
+        group = from_dict({"posterior_predictive": {"y": y}}, dims={"y": ["obs"]},
                              coords={"obs": np.arange(self.spec.n_obs)})
         self.idata["posterior_predictive"] = group["posterior_predictive"]
         return self.idata["posterior_predictive"]
@@ -212,7 +213,7 @@ class Posterior:
 
     def loo(self):
         """PSIS-LOO from the pointwise log-likelihood (ArviZ)."""
-        return az.loo(self.idata)
+        return arviz_stats.loo(self.idata)
 
     def sampling_problems(self, max_tree_depth: int = 10, r_hat_max: float = 1.01,
                           ess_per_chain: int = 100, bfmi_min: float = 0.3) -> list[str]:
@@ -228,7 +229,7 @@ class Posterior:
             problems.append(f"{full} transitions reached the maximum tree depth {max_tree_depth}: "
                             "the sampler is inefficient here; raise max_tree_depth")
         if "energy" in stats and draws > 2:
-            bfmi = np.atleast_1d(az.bfmi(self.idata)["energy"].to_numpy())
+            bfmi = np.atleast_1d(arviz_stats.bfmi(self.idata)["energy"].to_numpy())
             if (low := np.flatnonzero(bfmi < bfmi_min)).size:
                 problems.append(f"E-BFMI below {bfmi_min} in chain(s) {low.tolist()} "
                                 f"({', '.join(f'{b:.2f}' for b in bfmi[low])}): the momentum "
