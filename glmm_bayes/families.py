@@ -1,7 +1,10 @@
 """Families and links through one table.
 
-Each `Family` gives the log density log p(y | eta, aux, trials) with every normalising
-constant (as lme4's logLik), the Fisher weight w = (dmu/deta)^2 / Var(y) used by penalised
+Each `Family` gives the log density log p(y | eta, aux, trials) in two parts: `log_norm(y,
+trials)`, the terms that depend on the data alone (log binomial coefficients, -log y!), computed
+once per dataset in NumPy, and `logpdf`, the rest, evaluated at every step of a sampler or
+optimiser; their sum is the density with every normalising constant (as lme4's logLik).
+It also gives the Fisher weight w = (dmu/deta)^2 / Var(y) used by penalised
 IRLS, the unit deviance (R's family$dev.resids, without the dispersion), the NumPyro
 distribution for the program, and a check of the response values.
 `aux` is the family's dispersion parameter: sigma (gaussian) or shape (negative binomial, gamma).
@@ -16,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
 from jax.scipy.special import gammaln, log_ndtr, ndtr, xlogy
+from scipy import special
 from scipy.special import ndtri
 
 from .errors import DataError, FamilyError
@@ -64,19 +68,34 @@ def _gaussian_logpdf(y, eta, aux, trials, link):
 
 
 def _binomial_logpmf(y, eta, aux, trials, link):
-    log_choose = gammaln(trials + 1) - gammaln(y + 1) - gammaln(trials - y + 1)
-    return log_choose + y * link.log_mu(eta) + (trials - y) * link.log1m_mu(eta)
+    if link.name == "logit":       # log(1 - mu) = log(mu) - eta: one softplus per row, not two
+        return trials * link.log_mu(eta) - (trials - y) * eta
+    return y * link.log_mu(eta) + (trials - y) * link.log1m_mu(eta)
 
 
 def _poisson_logpmf(y, eta, aux, trials, link):
-    return y * link.log_mu(eta) - link.inverse(eta) - gammaln(y + 1)
+    return y * link.log_mu(eta) - link.inverse(eta)
 
 
 def _negbinomial_logpmf(y, eta, aux, trials, link):
     log_mu = link.log_mu(eta)
     log_sum = jnp.logaddexp(jnp.log(aux), log_mu)
-    return (gammaln(y + aux) - gammaln(aux) - gammaln(y + 1)
+    return (gammaln(y + aux) - gammaln(aux)
             + aux * (jnp.log(aux) - log_sum) + y * (log_mu - log_sum))
+
+
+def _no_log_norm(y, trials):
+    return np.zeros_like(y, dtype=float)
+
+
+def _binomial_log_norm(y, trials):
+    """log C(trials, y)."""
+    return special.gammaln(trials + 1) - special.gammaln(y + 1) - special.gammaln(trials - y + 1)
+
+
+def _count_log_norm(y, trials):
+    """-log y!"""
+    return -special.gammaln(np.asarray(y, dtype=float) + 1)
 
 
 def _gamma_logpdf(y, eta, aux, trials, link):
@@ -123,12 +142,13 @@ class Family:
     default_link: str
     links: tuple[str, ...]
     aux_name: str | None                  # "sigma", "shape" or None
-    logpdf: Callable                      # (y, eta, aux, trials, link) -> log p
+    logpdf: Callable                      # (y, eta, aux, trials, link) -> log p - log_norm
     variance: Callable                    # (mu, aux, trials) -> Var(y)
     unit_deviance: Callable               # (y, mu, trials, aux) -> d(y, mu)
     distribution: Callable                # (mu, aux, trials) -> numpyro distribution
     check_response: Callable              # (y, name) -> None or raises DataError
     uses_trials: bool = False
+    log_norm: Callable = _no_log_norm     # (y, trials) -> the terms of log p in the data alone
 
     def fisher_weight(self, eta, aux, trials, link):
         """w = (d E[y] / d eta)^2 / Var(y): the PIRLS weight, and the Laplace curvature."""
@@ -145,17 +165,18 @@ FAMILIES = {
     "bernoulli": Family("bernoulli", "logit", ("logit", "probit", "cloglog"), None,
                         _binomial_logpmf, lambda mu, aux, n: mu * (1 - mu), _binomial_deviance,
                         lambda mu, aux, n: dist.Binomial(n, probs=mu), _check_binary,
-                        uses_trials=True),
+                        uses_trials=True, log_norm=_binomial_log_norm),
     "binomial": Family("binomial", "logit", ("logit", "probit", "cloglog"), None,
                        _binomial_logpmf, lambda mu, aux, n: n * mu * (1 - mu), _binomial_deviance,
                        lambda mu, aux, n: dist.Binomial(n, probs=mu), _check_counts,
-                       uses_trials=True),
+                       uses_trials=True, log_norm=_binomial_log_norm),
     "poisson": Family("poisson", "log", ("log", "identity"), None, _poisson_logpmf,
                       lambda mu, aux, n: mu, lambda y, mu, n, aux: 2 * (xlogy(y, y / mu) - (y - mu)),
-                      lambda mu, aux, n: dist.Poisson(mu), _check_counts),
+                      lambda mu, aux, n: dist.Poisson(mu), _check_counts, log_norm=_count_log_norm),
     "negbinomial": Family("negbinomial", "log", ("log", "identity"), "shape", _negbinomial_logpmf,
                           lambda mu, aux, n: mu + mu ** 2 / aux, _negbinomial_deviance,
-                          lambda mu, aux, n: dist.NegativeBinomial2(mu, aux), _check_counts),
+                          lambda mu, aux, n: dist.NegativeBinomial2(mu, aux), _check_counts,
+                          log_norm=_count_log_norm),
     "gamma": Family("gamma", "inverse", ("inverse", "log", "identity"), "shape", _gamma_logpdf,
                     lambda mu, aux, n: mu ** 2 / aux,
                     lambda y, mu, n, aux: -2 * (jnp.log(y / mu) - (y - mu) / mu),

@@ -25,7 +25,7 @@ from .engines.compiled import bind
 from .engines.nuts import NutsSettings, run_nuts
 from .engines.random_effects import draw_random_effects_for
 from .engines.reml import fit_lmm
-from .engines.structure import model_arrays
+from .engines.structure import model_arrays, with_response
 from .control import Control
 from .errors import FitError, GlmmBayesWarning, ModelError, SamplingWarning, integer_argument
 from .numerics import float64
@@ -38,10 +38,10 @@ from .results.posterior import point_values
 from .spec import build_model_spec, response_batch
 
 
-def _with_dataset_response(arrays, y, program, structure, statistics=None):
+def _with_dataset_response(arrays, y, log_norm, program, structure, statistics=None):
     """The program on `arrays` with response y (the batch's per-dataset data)."""
     kwargs = {"statistics": statistics} if statistics is not None else {}
-    return program(arrays._replace(y=y), structure, **kwargs)
+    return program(arrays._replace(y=y, log_norm=log_norm), structure, **kwargs)
 
 
 class Model:
@@ -277,14 +277,15 @@ class Model:
         settings = self._nuts_settings(draws, warmup, target_accept, max_tree_depth, integrate,
                                        keep=self.structure.site_names)
         layout, arrays = self._engine_data()
-        responses = [arrays._replace(y=jnp.asarray(y, dtype=arrays.y.dtype)) for y in batch]
-        per_dataset = {"y": jnp.stack([r.y for r in responses])}
+        responses = [with_response(arrays, y, self.spec.family) for y in batch]
+        per_dataset = {"y": jnp.stack([r.y for r in responses]),
+                       "log_norm": jnp.stack([r.log_norm for r in responses])}
         if self._uses_group_statistics(integrate):
             per_dataset["statistics"] = jax.tree_util.tree_map(
                 lambda *a: jnp.stack(a), *[group_statistics(r, layout) for r in responses])
         program = bind(_with_dataset_response, program=marginal_model if integrate else hierarchical_model,
                        structure=self.structure)
-        samples, stats = run_nuts_batch(program, {"arrays": arrays._replace(y=None)}, per_dataset, settings, chains=chains,
+        samples, stats = run_nuts_batch(program, {"arrays": arrays._replace(y=None, log_norm=None)}, per_dataset, settings, chains=chains,
                                         seeds=seed + np.arange(len(batch)),
                                         chunk_size=min(chunk_size, len(batch)), progress=progress)
         coefs, factors, aux = population_from_sites(samples, self.structure, arrays.X)

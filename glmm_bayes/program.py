@@ -39,13 +39,15 @@ class FamilyLikelihood(dist.Distribution):
 
     support = dist.constraints.real
 
-    def __init__(self, family: Family, link: Link, eta, aux, trials, weights=1.0):
+    def __init__(self, family: Family, link: Link, eta, aux, trials, weights=1.0, log_norm=0.0):
         self.family, self.link, self.eta, self.aux, self.trials = family, link, eta, aux, trials
         self.weights = weights                # glm's prior weights of the log-likelihood terms
+        self.log_norm = log_norm              # `Family.log_norm` of the observed response
         super().__init__(batch_shape=jnp.shape(eta))
 
     def log_prob(self, value):
-        return self.weights * self.family.logpdf(value, self.eta, self.aux, self.trials, self.link)
+        logpdf = self.family.logpdf(value, self.eta, self.aux, self.trials, self.link)
+        return self.weights * (logpdf + self.log_norm)
 
     def sample(self, key, sample_shape=()):
         mu = self.link.inverse(self.eta)
@@ -199,9 +201,9 @@ def hierarchical_model(arrays, structure: ProgramStructure, observed: bool = Tru
                        leave_one_out: bool = False):
     """The full non-centred program: samples z_k for every term. `leave_one_out`: the y site
     gives each row's density given the rest of its correlation group (`CorrelatedNormal`)."""
-    Xc, _ = centred_design(arrays.X, structure.intercept_index)
+    means = centring_means(jnp.mean(arrays.X, axis=0), structure.intercept_index)
     coefs, factors, aux, residual = population_parameters(structure)
-    eta = Xc @ coefs + arrays.offset
+    eta = arrays.X @ uncentre(coefs, means, structure.intercept_index) + arrays.offset
     for T, t in zip(factors, structure.layout.terms):
         z = numpyro.sample(f"z({t.label})", dist.Normal(0.0, 1.0).expand([t.n_levels, t.q]).to_event(2))
         b = z * T[0, 0] if t.isotropic else z @ T.T       # isotropic: v of a known-K term
@@ -212,7 +214,7 @@ def hierarchical_model(arrays, structure: ProgramStructure, observed: bool = Tru
         likelihood = CorrelatedNormal(eta, aux, residual, arrays.residual, layout, leave_one_out)
     else:
         likelihood = FamilyLikelihood(structure.family, structure.link, eta, aux, arrays.trials,
-                                      row_weights(arrays))
+                                      row_weights(arrays), arrays.log_norm)
     numpyro.sample("y", likelihood, obs=arrays.y if observed else None)
 
 

@@ -32,7 +32,7 @@ from .optimize import hessian_fd, minimize_with_edge_restart
 from .scaling import glm_start, parameter_scales
 from .separation import warn_separation
 from .structure import (ModelArrays, RandomEffectsLayout, canonical_theta, conditional_covariances,
-                        covariance_factors, row_weights, singular_terms, sparse_matvec,
+                        covariance_factors, row_logliks, row_weights, singular_terms, sparse_matvec,
                         sparse_rmatvec, split_by_term, theta_names, user_terms,
                         z_lambda_values)
 
@@ -43,7 +43,7 @@ PIRLS_TOL = 1e-10
 def _score_and_curvature(arrays: ModelArrays, eta, aux, family: Family, link: Link):
     """d log p / d eta and -d^2 log p / d eta^2, elementwise, by autodiff of the family's density."""
     def total(e):
-        return jnp.sum(row_weights(arrays) * family.logpdf(arrays.y, e, aux, arrays.trials, link))
+        return jnp.sum(row_logliks(e, aux, arrays, family, link))
     score, curvature = jax.jvp(jax.grad(total), (eta,), (jnp.ones_like(eta),))
     return score, -curvature
 
@@ -67,7 +67,7 @@ def conditional_mode(beta, theta, aux, arrays: ModelArrays, layout: RandomEffect
 
     def penalised(u):
         eta = eta0 + sparse_matvec(arrays.z_idx, zl, u)
-        return jnp.sum(row_weights(arrays) * family.logpdf(arrays.y, eta, aux, arrays.trials, link)) - 0.5 * u @ u
+        return jnp.sum(row_logliks(eta, aux, arrays, family, link)) - 0.5 * u @ u
 
     def body(state):
         u, _, it, _ = state
@@ -128,7 +128,7 @@ def _approximate_deviance(u, zl, beta, aux, arrays, layout, family, link, nagq):
     w = row_weights(arrays) * family.fisher_weight(eta, aux, arrays.trials, link)
     q = layout.n_random
     if nagq == 1:
-        loglik = jnp.sum(row_weights(arrays) * family.logpdf(arrays.y, eta, aux, arrays.trials, link))
+        loglik = jnp.sum(row_logliks(eta, aux, arrays, family, link))
         return -2 * loglik + u @ u + logdet(factor_penalised_gram(arrays.z_idx, zl, w, layout))
     # one scalar term: level j of row i is z_idx[i, 0]; curvature h_j = 1 + sum_i w_i zl_i^2
     level, zcol = arrays.z_idx[:, 0], zl[:, 0]
@@ -138,7 +138,7 @@ def _approximate_deviance(u, zl, beta, aux, arrays, layout, family, link, nagq):
     eta_fixed = arrays.X @ beta + arrays.offset
     u_nodes = u[None, :] + scale[None, :] * nodes[:, None]                 # (k, q)
     eta_nodes = eta_fixed[None, :] + zcol[None, :] * u_nodes[:, level]      # (k, n)
-    logp = row_weights(arrays) * family.logpdf(arrays.y[None, :], eta_nodes, aux, arrays.trials[None, :], link)
+    logp = row_logliks(eta_nodes, aux, arrays, family, link)
     f = jnp.zeros((nagq, q), dtype=zl.dtype).at[:, level].add(logp) - 0.5 * u_nodes ** 2
     log_integral = jax.nn.logsumexp(f + nodes[:, None] ** 2 + jnp.log(weights)[:, None], axis=0)
     loglik = jnp.sum(log_integral + jnp.log(scale) - 0.5 * jnp.log(2 * jnp.pi))

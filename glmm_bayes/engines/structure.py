@@ -235,6 +235,7 @@ class ModelArrays(NamedTuple):
 
     y: jnp.ndarray
     trials: jnp.ndarray
+    log_norm: jnp.ndarray       # the family's data-only terms of log p(y_i) (`Family.log_norm`)
     offset: jnp.ndarray
     X: jnp.ndarray
     z_idx: jnp.ndarray
@@ -247,9 +248,22 @@ def model_arrays(spec: ModelSpec, layout: RandomEffectsLayout, dtype=None) -> Mo
     package's own calls)."""
     as_float = lambda a: jnp.asarray(np.asarray(a, dtype=float), dtype=dtype)
     residual = residual_arrays(spec.residual, dtype) if layout.residual is not None else None
-    return ModelArrays(as_float(spec.y), as_float(spec.trials), as_float(spec.offset),
+    log_norm = spec.family.log_norm(np.asarray(spec.y, dtype=float), np.asarray(spec.trials, dtype=float))
+    return ModelArrays(as_float(spec.y), as_float(spec.trials), as_float(log_norm), as_float(spec.offset),
                        as_float(spec.X), jnp.asarray(z_indices(spec, layout)), as_float(z_values(spec)),
                        residual)
+
+
+def with_response(arrays: ModelArrays, y, family) -> ModelArrays:
+    """The same design with another response vector."""
+    log_norm = family.log_norm(np.asarray(y, dtype=float), np.asarray(arrays.trials, dtype=float))
+    dtype = arrays.y.dtype
+    return arrays._replace(y=jnp.asarray(y, dtype=dtype), log_norm=jnp.asarray(log_norm, dtype=dtype))
+
+
+def row_logliks(eta, aux, arrays: ModelArrays, family, link):
+    """log p(y_i | eta_i, aux) of every row (eta may have leading axes), times its weight."""
+    return row_weights(arrays) * (family.logpdf(arrays.y, eta, aux, arrays.trials, link) + arrays.log_norm)
 
 
 def row_weights(arrays: ModelArrays):
