@@ -13,7 +13,6 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 from numpyro.infer import Predictive
-from numpyro.infer.util import log_likelihood
 from tqdm.auto import tqdm
 
 from .engines.batch_nuts import run_nuts_batch
@@ -23,12 +22,13 @@ from .engines.map import fit_map
 from .engines.marginal import is_linear_gaussian
 from .engines.compiled import bind
 from .engines.nuts import NutsSettings, run_nuts
+from .engines.pointwise import pointwise_loglik
 from .engines.random_effects import draw_random_effects_for
 from .engines.reml import fit_lmm
 from .engines.structure import model_arrays, with_response
 from .control import Control
 from .errors import FitError, GlmmBayesWarning, ModelError, SamplingWarning, integer_argument
-from .numerics import float64
+from .numerics import float64, sampling_precision
 from .priors import prior_table, resolve_priors
 from .program import (ProgramStructure, hierarchical_model, marginal_model, population_from_sites,
                       standardised_name)
@@ -95,7 +95,7 @@ class Model:
     def sample(self, draws: int = 1000, warmup: int = 1000, chains: int = 4, seed: int = 0,
                chain_method: str = "auto", target_accept: float = 0.8, progress: bool = True,
                log_likelihood: bool = True, random_effects: str = "auto",
-               max_tree_depth: int = 10) -> Posterior:
+               max_tree_depth: int = 10, dtype: str = "float64") -> Posterior:
         """NUTS; warns (`SamplingWarning`) about divergences, saturated trees, low E-BFMI,
         R-hat > 1.01 and low ESS, for any number of chains.
 
@@ -103,18 +103,22 @@ class Model:
         "integrate" (linear Gaussian models) runs NUTS on the population parameters with b
         integrated out exactly, then draws b | y, parameters exactly for every draw, which
         removes the funnel between the sds and b; "auto" integrates where it is exact.
+        dtype: "float32" samples in single precision (faster transcendentals on a CPU, and the
+        native precision of most GPUs); summaries are computed in float64 either way.
         """
         seed = integer_argument("seed", seed, 0)
         integrate = self._integrates_random_effects(random_effects)
         program = bind(marginal_model if integrate else hierarchical_model, structure=self.structure)
-        kwargs = self._sampler_kwargs(integrate)
-        samples, stats = run_nuts(program, kwargs,
-                                  self._nuts_settings(draws, warmup, target_accept, max_tree_depth, integrate),
-                                  chains=chains, seed=seed, chain_method=chain_method,
-                                  progress=progress)
-        if integrate:
-            samples.update(draw_random_effects_for(samples, seed, kwargs["arrays"], self.structure,
-                                                   kwargs.get("statistics")))
+        with sampling_precision(dtype):
+            kwargs = self._sampler_kwargs(integrate)
+            samples, stats = run_nuts(program, kwargs,
+                                      self._nuts_settings(draws, warmup, target_accept, max_tree_depth, integrate),
+                                      chains=chains, seed=seed, chain_method=chain_method,
+                                      progress=progress)
+            if integrate:
+                samples.update(draw_random_effects_for(samples, seed, kwargs["arrays"], self.structure,
+                                                       kwargs.get("statistics")))
+        samples = {k: np.asarray(v, dtype=float) for k, v in samples.items()}
         loglik = self._pointwise_loglik(samples) if log_likelihood else None
         post = Posterior.from_samples(self.spec, self.structure, samples, stats, loglik, "NUTS")
         for problem in post.sampling_problems(max_tree_depth):
@@ -160,16 +164,9 @@ class Model:
             raise ModelError(f"random_effects must be 'auto', 'integrate' or 'sample', got {random_effects!r}")
         return random_effects == "integrate"
 
-    def _pointwise_loglik(self, samples: dict, batch: int = 256) -> np.ndarray:
-        """log p(y_i | draw) for every draw and row, `batch` draws at a time (bounded memory).
-        With correlated residuals, the density of y_i given the rest of its group (for LOO)."""
-        chains, draws = next(iter(samples.values())).shape[:2]
-        flat = {k: v.reshape((chains * draws,) + v.shape[2:]) for k, v in samples.items()}
-        model = partial(hierarchical_model, structure=self.structure, leave_one_out=True)
-        parts = [np.asarray(log_likelihood(model, {k: v[i:i + batch] for k, v in flat.items()},
-                                           **self.model_kwargs)["y"])
-                 for i in range(0, chains * draws, batch)]
-        return np.concatenate(parts).reshape(chains, draws, -1)
+    def _pointwise_loglik(self, samples: dict) -> np.ndarray:
+        """log p(y_i | draw) for every draw and row (`engines.pointwise`)."""
+        return pointwise_loglik(samples, self.model_kwargs["arrays"], self.structure)
 
     @float64
     def sample_prior(self, draws: int = 500, seed: int = 0):

@@ -18,3 +18,14 @@ def float64(func):
         with jax.enable_x64(True):
             return func(*args, **kwargs)
     return wrapper
+
+
+SAMPLING_DTYPES = ("float64", "float32")
+
+
+def sampling_precision(dtype: str):
+    """The JAX precision a sampler runs in: a context manager for `dtype` "float64" or
+    "float32" (`Model.sample(dtype=...)`)."""
+    if dtype not in SAMPLING_DTYPES:
+        raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
+    return jax.enable_x64(dtype == "float64")

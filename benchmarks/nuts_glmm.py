@@ -1,0 +1,90 @@
+"""Target 2 of issue 8: a VerbAgg-sized Bernoulli GLMM (316 subjects x 24 items, crossed
+random intercepts, 7,584 rows), NUTS 4 x (1000 + 1000), min bulk ESS of the population
+parameters per wall second of the whole fresh process, glmm_bayes vs Bambi + numpyro in the same
+run. The data are simulated with lme4's VerbAgg design and estimates (`verbagg_like`), so no R is
+needed.
+
+    python benchmarks/nuts_glmm.py [--draws 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+
+import numpy as np
+import pandas as pd
+
+from common import print_table, python_for, run_fresh
+
+FORMULA = "r2 ~ Anger + Gender + btype + situ + (1|id) + (1|item)"
+
+OURS = """
+import json, time
+start = time.perf_counter()
+import glmm_bayes as gb, pandas as pd
+m = gb.Model("{formula}", pd.read_csv("{csv}"), family="bernoulli")
+post = m.sample(draws={draws}, warmup={draws}, chains=4, seed=1, progress=False, log_likelihood=False)
+min_ess = float(post.diagnostics()["ess_bulk"].min())
+steps = float(post.idata.sample_stats["n_steps"].mean())
+print(json.dumps({{"min_ess": min_ess, "steps": steps, "inner_s": time.perf_counter() - start}}))
+"""
+
+BAMBI = """
+import json, time
+start = time.perf_counter()
+import arviz as az, bambi as bmb, pandas as pd
+model = bmb.Model("{formula}", pd.read_csv("{csv}"), family="bernoulli")
+idata = model.fit(draws={draws}, tune={draws}, chains=4, inference_method="numpyro",
+                  random_seed=1, progressbar=False)
+ess = az.ess(idata, method="bulk")
+names = [n for n in ess.data_vars if "|" not in n or n.endswith("_sigma")]
+min_ess = min(float(ess[n].min()) for n in names)
+print(json.dumps({{"min_ess": min_ess, "inner_s": time.perf_counter() - start}}))
+"""
+
+
+def verbagg_like(seed: int = 1) -> pd.DataFrame:
+    """VerbAgg's design (lme4): 316 subjects (trait anger score, gender) x 24 items (behaviour
+    type, situation), responses from glmer's estimates of `FORMULA` on VerbAgg."""
+    rng = np.random.default_rng(seed)
+    n_id, n_item = 316, 24
+    anger, male = rng.integers(11, 40, n_id), rng.random(n_id) < 0.23
+    btype = np.tile(np.repeat(["curse", "scold", "shout"], 2), 4)
+    situ = np.repeat(["other", "self"], 12)
+    person, item = np.repeat(np.arange(n_id), n_item), np.tile(np.arange(n_item), n_id)
+    eta = (0.21 + 0.057 * (anger[person] - 20) + 0.32 * male[person]
+           - 1.06 * (btype[item] == "scold") - 2.1 * (btype[item] == "shout")
+           - 1.05 * (situ[item] == "self")
+           + rng.normal(0, 1.34, n_id)[person] + rng.normal(0, 0.49, n_item)[item])
+    return pd.DataFrame({"r2": rng.binomial(1, 1 / (1 + np.exp(-eta))), "Anger": anger[person],
+                         "Gender": np.where(male, "M", "F")[person], "btype": btype[item],
+                         "situ": situ[item], "id": [f"p{i}" for i in person],
+                         "item": [f"S{j}" for j in item]})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--draws", type=int, default=1000)
+    args = parser.parse_args()
+    csv = os.path.join(tempfile.mkdtemp(), "verbagg_like.csv")
+    verbagg_like().to_csv(csv, index=False)
+    ours = run_fresh(OURS.format(formula=FORMULA, csv=csv, draws=args.draws))
+    rows = [("job", "wall s", "min bulk ESS", "ESS / s"),
+            (f"glmm_bayes NUTS ({ours['steps']:.0f} steps per draw)", f"{ours['process_s']:.1f}",
+             f"{ours['min_ess']:.0f}", f"{ours['min_ess'] / ours['process_s']:.1f}")]
+    bambi_python = python_for("bambi")
+    if bambi_python:
+        peer = run_fresh(BAMBI.format(formula=FORMULA, csv=csv, draws=args.draws), python=bambi_python)
+        rows.append(("Bambi + numpyro", f"{peer['process_s']:.1f}", f"{peer['min_ess']:.0f}",
+                     f"{peer['min_ess'] / peer['process_s']:.1f}"))
+        ratio = (ours["min_ess"] / ours["process_s"]) / (peer["min_ess"] / peer["process_s"])
+        rows.append(("ratio (ours / Bambi), ESS per s", f"{ratio:.2f}", "", "target >= 2"))
+    else:
+        rows.append(("Bambi + numpyro", "not installed", "", ""))
+    print_table(f"VerbAgg-sized Bernoulli GLMM NUTS, 4 chains x ({args.draws} + {args.draws})", rows)
+
+
+if __name__ == "__main__":
+    main()
