@@ -164,7 +164,7 @@ def run_nuts(model: Bound, model_kwargs: dict, settings: NutsSettings, *, chains
     chains = integer_argument("chains", chains, 1)
     seed = integer_argument("seed", seed, 0)
     method = resolve_chain_method(chain_method, chains)
-    with _progress_bar(chains * (settings.warmup + settings.draws), progress):
+    with _ChainProgress(chains * (settings.warmup + settings.draws), progress):
         if method == "parallel":
             out = _parallel_chains(seed, model_kwargs, model, settings, chains)
         else:
@@ -173,7 +173,7 @@ def run_nuts(model: Bound, model_kwargs: dict, settings: NutsSettings, *, chains
         return jax.tree_util.tree_map(np.asarray, out)
 
 
-class _progress_bar:
+class _ChainProgress:
     """A tqdm bar over all chains' iterations, advanced by the compiled program's callbacks."""
 
     active = None
@@ -184,7 +184,7 @@ class _progress_bar:
     def __enter__(self):
         if self.enabled:
             self.bar = tqdm(total=self.total, desc="NUTS (compiling)", unit="it")
-            _progress_bar.active = self
+            _ChainProgress.active = self
         return self
 
     def update(self, chain, iteration):
@@ -197,9 +197,9 @@ class _progress_bar:
         if self.enabled:
             self.bar.update(self.total - self.bar.n)
             self.bar.close()
-            _progress_bar.active = None
+            _ChainProgress.active = None
 
 
 def _report_progress(chain, iteration):
-    if _progress_bar.active is not None:
-        _progress_bar.active.update(chain, iteration)
+    if _ChainProgress.active is not None:
+        _ChainProgress.active.update(chain, iteration)

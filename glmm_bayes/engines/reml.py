@@ -94,6 +94,20 @@ def gaussian_deviance(beta, theta, sigma, arrays: ModelArrays, layout: RandomEff
             + logdet_R)
 
 
+def solution_at(x, arrays: ModelArrays, layout: RandomEffectsLayout):
+    """At the criterion's argument x: the PLS solution, the relative factors Lambda_k, the
+    conditional covariances of b_k / sigma^2, the fitted values and the residual structure's
+    natural parameters (one compiled call, not a string of small eager ones)."""
+    theta, residual = split_criterion_argument(x, layout)
+    whitened, _ = whiten(residual, arrays, layout.residual)
+    pls = penalised_least_squares(theta, whitened, layout)
+    rel = covariance_factors(theta, layout)
+    cond = conditional_covariances(inverse_diagonal_blocks(pls.L, layout), rel)
+    zl = z_lambda_values(arrays.z_val, rel, layout)
+    fitted = arrays.X @ pls.beta + sparse_matvec(arrays.z_idx, zl, pls.u) + arrays.offset
+    return pls, rel, cond, fitted, residual
+
+
 def fit_lmm(spec: ModelSpec, layout: RandomEffectsLayout, arrays: ModelArrays, reml: bool = True,
             control: Control | None = None) -> Estimate:
     """Minimise the profiled deviance over theta (unbounded, then signed as lme4's), check the
@@ -114,20 +128,14 @@ def fit_lmm(spec: ModelSpec, layout: RandomEffectsLayout, arrays: ModelArrays, r
     check_fit(opt, x, hessian_fd(objective, opt.x, args=(arrays,)),
               theta_names(spec) + [f"free({name})" for name in residual_names], edge, singular,
               control, what)
-    _, residual = split_criterion_argument(jnp.asarray(x), layout)
-    whitened, _ = whiten(residual, arrays, layout.residual)
-    pls = compiled(bind(penalised_least_squares, layout=layout))(theta, whitened)
+    pls, rel, cond, fitted, residual = compiled(bind(solution_at, layout=layout))(x, arrays)
     n, p = spec.X.shape
     sigma2 = float(pls.r2) / (n - p if reml else n)
     sigma = np.sqrt(sigma2)
-    rel = covariance_factors(jnp.asarray(theta), layout)
-    cond = conditional_covariances(inverse_diagonal_blocks(pls.L, layout), rel)
     modes = split_by_term(np.asarray(pls.u), rel, layout)
     RX = np.asarray(pls.RX)
     vcov = sigma2 * np.linalg.inv(RX.T @ RX)
     n_params = p + layout.n_theta + 1 + len(residual_names)
-    zl = z_lambda_values(arrays.z_val, rel, layout)
-    fitted = arrays.X @ pls.beta + sparse_matvec(arrays.z_idx, zl, pls.u) + arrays.offset
     factors, modes, cond = user_terms(spec, [sigma * np.asarray(T) for T in rel], modes,
                                       [sigma2 * np.asarray(c) for c in cond])
     return Estimate(
