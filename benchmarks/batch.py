@@ -2,7 +2,10 @@
 `sample_batch` over D simulated sleepstudy responses, against one single fit in a fresh process
 (import and compilation included, as a user running one fit at a time pays them).
 
-    python benchmarks/batch.py [--datasets 64] [--draws 1000] [--chunk-size 64]
+    python benchmarks/batch.py [--datasets 64] [--draws 1000] [--chunk-size 64] [--ray WORKERS]
+
+`--ray WORKERS` also runs the NUTS batch as `batch_on_ray` on a local Ray instance with that
+many workers (the ray extra), for the overhead of sending chunks to worker processes.
 
 On a GPU machine: `python benchmarks/batch.py --datasets 1000 --chunk-size 1000` (the issue's
 1,000 datasets x 4 chains x (1000 + 1000) target).
@@ -45,6 +48,7 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--chunk-size", type=int, default=64)
     parser.add_argument("--skip-reml", action="store_true")
+    parser.add_argument("--ray", type=int, default=0, metavar="WORKERS")
     args = parser.parse_args()
     D = args.datasets
     sampler = f"draws={args.draws}, warmup={args.draws}, chains=4, seed=1, progress=False"
@@ -52,6 +56,9 @@ def main() -> None:
             ("NUTS 4 x (%d + %d)" % (args.draws, args.draws),
              f"m._with_response(Y[0]).sample({sampler}, log_likelihood=False)",
              f"m.sample_batch(Y, {sampler}, chunk_size={args.chunk_size})")]
+    if args.ray:
+        jobs.append((f"NUTS on Ray, {args.ray} workers", jobs[1][1],
+                     f"gb.batch_on_ray(m, Y, 'nuts', workers={args.ray}, {sampler})"))
     rows = [("job", "single fit s", f"batch of {D} s", "per dataset / single")]
     device = ""
     for name, single_job, batch_job in jobs:

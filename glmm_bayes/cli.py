@@ -1,7 +1,8 @@
 """`glmm-bayes fit SPEC.toml --method nuts|reml|ml|laplace|map|all`: fit a model spec file;
-`glmm-bayes batch SPEC.toml --responses FILE.csv | --simulate N --method reml|ml|laplace|nuts`:
-fit its design to every column of FILE.csv (one response per column, one row per row of the
-model), or to N responses simulated from its frequentist fit;
+`glmm-bayes batch SPEC.toml --responses FILE.csv | --simulate N --method reml|ml|laplace|nuts
+[--ray [ADDRESS]]`: fit its design to every column of FILE.csv (one response per column, one
+row per row of the model), or to N responses simulated from its frequentist fit, in this
+process or on Ray workers;
 `glmm-bayes predict SPEC.toml --newdata FILE.csv`: predictions at new rows;
 `glmm-bayes simulate SPEC.toml -n N`: responses simulated from the fitted model.
 Compiled programs are kept on disk for later runs (`use_compilation_cache`) unless
@@ -43,6 +44,8 @@ from .compilation_cache import use_compilation_cache
 from .datasets import list_datasets, load_dataset
 from .errors import GlmmBayesError
 from .model import Model
+from .ray_batch import METHODS as BATCH_METHODS
+from .ray_batch import batch_on_ray
 from .results import compare
 from .spec.residual import AR1, CAR1, CompoundSymmetry, GaussianCorrelation, VarIdent
 
@@ -240,26 +243,31 @@ def run_simulate(spec: dict, base: Path, n: int, seed: int, method: str, re_form
     return fit.simulate(n, seed=seed, newdata=frame, re_form=re_form)
 
 
-BATCH_METHODS = ("reml", "ml", "laplace", "nuts")
 
 
 def run_batch(spec: dict, base: Path, responses: Path | None, method: str, chunk_size: int,
-              progress: bool = True, simulate: int = 0, seed: int = 0):
+              progress: bool = True, simulate: int = 0, seed: int = 0, ray: str | None = None,
+              workers: int | None = None):
     """(per-dataset status, summary indexed by dataset and parameter). The responses come from
-    a CSV file, or are `simulate` draws from the spec's frequentist fit (REML or Laplace)."""
+    a CSV file, or are `simulate` draws from the spec's frequentist fit (REML or Laplace). With
+    `ray` ("local" or a cluster address) the datasets go to Ray workers in chunks."""
     model = _model(spec, base)
     if responses is not None:
         frame = _read_csv(responses, "responses")
     else:
         frame = fit_one(model, spec, "default", progress).simulate(simulate, seed=seed)
+    options = {}
     if method == "nuts":
-        sampler = {k: v for k, v in spec.get("sampler", {}).items()
+        options = {k: v for k, v in spec.get("sampler", {}).items()
                    if k in ("draws", "warmup", "chains", "seed", "target_accept", "max_tree_depth")}
-        result = model.sample_batch(frame, chunk_size=chunk_size, progress=progress, **sampler)
+        options["chunk_size"] = chunk_size
     elif method == "laplace":
-        result = model.fit_laplace_batch(frame, progress=progress, **spec.get("laplace", {}))
+        options = spec.get("laplace", {})
+    if ray is None:
+        result = getattr(model, BATCH_METHODS[method][0])(frame, progress=progress, **options)
     else:
-        result = getattr(model, f"fit_{method}_batch")(frame, progress=progress)
+        result = batch_on_ray(model, frame, method, address=None if ray == "local" else ray,
+                              workers=workers, progress=progress, **options)
     status = result.status.set_axis(frame.columns, axis=0).rename_axis("dataset")
     return status, result.summary()
 
@@ -280,10 +288,15 @@ def main(argv: list[str] | None = None) -> int:
     source.add_argument("--simulate", type=int, metavar="N",
                         help="fit N responses simulated from the spec's REML/Laplace fit")
     batch.add_argument("--seed", type=int, default=0, help="seed of --simulate")
-    batch.add_argument("--method", default="reml", choices=BATCH_METHODS)
+    batch.add_argument("--method", default="reml", choices=tuple(BATCH_METHODS))
     batch.add_argument("--chunk-size", type=int, default=64, help="datasets per NUTS chunk")
     batch.add_argument("--out", type=Path, default=None, help="folder for status.csv and summary.csv")
     batch.add_argument("--quiet", action="store_true", help="no progress bar")
+    batch.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                       help="run chunks of datasets on Ray workers: a cluster address, or none "
+                            "for a local instance (needs the ray extra)")
+    batch.add_argument("--workers", type=int, default=None,
+                       help="Ray workers of a local instance (default: every core)")
     for name, text in (("predict", "predictions at the rows of a CSV file"),
                        ("simulate", "responses simulated from the fitted model")):
         command = sub.add_parser(name, help=text)
@@ -369,7 +382,8 @@ def _main_batch(args) -> int:
         if args.out is not None:
             check_output_folder(args.out)
         status, summary = run_batch(spec, args.spec.parent, args.responses, args.method,
-                                    args.chunk_size, not args.quiet, args.simulate or 0, args.seed)
+                                    args.chunk_size, not args.quiet, args.simulate or 0, args.seed,
+                                    args.ray, args.workers)
     except GlmmBayesError as exc:
         return _fail(str(exc))
     column = "estimate" if "estimate" in summary else "mean"

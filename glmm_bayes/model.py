@@ -259,11 +259,13 @@ class Model:
     @float64
     def sample_batch(self, responses, draws: int = 1000, warmup: int = 1000, chains: int = 4,
                      seed: int = 0, target_accept: float = 0.8, max_tree_depth: int = 10,
-                     chunk_size: int = 64, progress: bool = True) -> BatchPosterior:
+                     chunk_size: int = 64, progress: bool = True, devices=None) -> BatchPosterior:
         """NUTS for every response in `responses` on this model's design, in one compiled
         program: datasets x chains are vectorised, `chunk_size` datasets at a time (memory is
-        bounded by the chunk). Dataset d is sampled as `sample(seed=seed + d,
-        chain_method="vectorized")` would sample it alone, whatever the batch or chunk.
+        bounded by the chunk), each chunk split over `devices` (default: every local JAX
+        device). Dataset d is sampled as `sample(seed=seed + d, chain_method="vectorized")`
+        would sample it alone, whatever the batch, chunk or device (the same draws up to
+        floating-point reassociation, which a long chain can amplify).
         Population parameters only (no random-effect draws); priors are this model's.
         Linear Gaussian models integrate b out (per-group sufficient statistics where the
         terms share one factor); other families sample b non-centred."""
@@ -284,7 +286,8 @@ class Model:
                        structure=self.structure)
         samples, stats = run_nuts_batch(program, {"arrays": arrays._replace(y=None, log_norm=None)}, per_dataset, settings, chains=chains,
                                         seeds=seed + np.arange(len(batch)),
-                                        chunk_size=min(chunk_size, len(batch)), progress=progress)
+                                        chunk_size=min(chunk_size, len(batch)), progress=progress,
+                                        devices=devices)
         coefs, factors, aux = population_from_sites(samples, self.structure, arrays.X)
         covariances = [np.asarray(T @ jnp.swapaxes(T, -1, -2)) for T in factors]
         population = population_values(self.spec, np.asarray(coefs), covariances,

@@ -3,13 +3,19 @@
 The chains of `nuts.run_chain` are vmapped over chains and over datasets, so a chunk of
 datasets x chains advances in one call (on a GPU, thousands of chains at once). Dataset d is
 sampled from PRNGKey(seeds[d]) exactly as `nuts.run_nuts` samples one dataset with that seed
-and vectorised chains, so its draws do not depend on the batch or the chunk it is run in.
+and vectorised chains, so its draws do not depend on the batch or the chunk it is run in. With several local devices
+(GPUs, or CPU devices from `--xla_force_host_platform_device_count`), each chunk's datasets
+are split over them (`jax.shard_map` on a one-axis mesh): every device runs its own share of
+the datasets with no communication between them.
 """
 
 from __future__ import annotations
 
+from functools import partial
+
 import jax
 import numpy as np
+from jax.sharding import Mesh, PartitionSpec
 from tqdm.auto import tqdm
 
 from .compiled import Bound, bind, compiled
@@ -22,14 +28,28 @@ def _run_datasets(seeds, shared, per_dataset, model, settings, chains):
     return jax.vmap(one_dataset)(seeds, per_dataset)
 
 
+def _run_sharded(seeds, shared, per_dataset, model, settings, chains, devices):
+    """`_run_datasets` with the datasets split evenly over `devices`; `shared` is copied."""
+    mesh = Mesh(np.array(devices), ("datasets",))
+    split = PartitionSpec("datasets")
+    local = partial(_run_datasets, model=model, settings=settings, chains=chains)
+    return jax.shard_map(local, mesh=mesh, in_specs=(split, PartitionSpec(), split),
+                         out_specs=split, check_vma=False)(seeds, shared, per_dataset)
+
+
 def run_nuts_batch(model: Bound, shared: dict, per_dataset: dict, settings: NutsSettings, *,
-                   chains: int, seeds: np.ndarray, chunk_size: int = 64, progress: bool = True):
+                   chains: int, seeds: np.ndarray, chunk_size: int = 64, progress: bool = True,
+                   devices=None):
     """NUTS for each dataset d (model kwargs = shared + per_dataset[...][d]), started from
     PRNGKey(seeds[d]). `per_dataset`: model kwargs whose leaves have a leading dataset axis.
-    Returns (samples {site: (datasets, chains, draws, ...)}, stats {name: (datasets, chains,
-    draws)})."""
+    `devices`: where the datasets run (default: every local device); `chunk_size` is rounded
+    up to a multiple of their number. Returns (samples {site: (datasets, chains, draws, ...)},
+    stats {name: (datasets, chains, draws)})."""
     n_datasets = len(seeds)
-    run = compiled(bind(_run_datasets, model=model, settings=settings, chains=chains))
+    devices = tuple(jax.local_devices() if devices is None else devices)
+    chunk_size = -(-chunk_size // len(devices)) * len(devices)
+    run = compiled(bind(_run_sharded, model=model, settings=settings, chains=chains,
+                        devices=devices))
     outputs = []
     starts = range(0, n_datasets, chunk_size)
     for start in tqdm(starts, desc="datasets", unit="chunk", disable=not progress):

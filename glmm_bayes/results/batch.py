@@ -23,6 +23,12 @@ class BatchFits:
         """`caught`: per dataset, the warnings (`warnings.WarningMessage`) its fit gave."""
         self.fits, self._caught, self._errors = fits, caught, errors
 
+    @classmethod
+    def concatenate(cls, parts: list["BatchFits"]) -> "BatchFits":
+        """The datasets of `parts`, in order, as one batch."""
+        return cls(*([item for part in parts for item in getattr(part, name)]
+                     for name in ("fits", "_caught", "_errors")))
+
     def __len__(self) -> int:
         return len(self.fits)
 
@@ -62,6 +68,14 @@ class BatchPosterior:
         self.spec, self.sample_stats = spec, sample_stats
         self._draws = xr.Dataset({k: (("dataset", "chain", "draw"), np.asarray(v))
                                   for k, v in population.items()})
+
+    @classmethod
+    def concatenate(cls, parts: list["BatchPosterior"]) -> "BatchPosterior":
+        """The datasets of `parts`, in order, as one batch."""
+        population = {k: np.concatenate([part.draws(k) for part in parts]) for k in parts[0]._draws}
+        stats = {k: np.concatenate([part.sample_stats[k] for part in parts])
+                 for k in parts[0].sample_stats}
+        return cls(parts[0].spec, population, stats)
 
     def __len__(self) -> int:
         return self._draws.sizes["dataset"]

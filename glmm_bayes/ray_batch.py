@@ -1,0 +1,84 @@
+"""Batch jobs past one machine: chunks of datasets sent to Ray workers, one result gathered.
+
+`batch_on_ray(model, responses, "nuts", address="auto")` splits the datasets into chunks,
+runs each chunk's batch method (`Model.sample_batch`, `fit_reml_batch`, ...) as a Ray task
+that holds one GPU, or one CPU core on a cluster without GPUs, and concatenates the chunks in
+dataset order. A chunk starting at dataset `first` samples with seed `seed + first`, so dataset
+d is seeded `seed + d` wherever it runs, as in the in-process batch. Ray is an optional extra
+(`pip install glmm_bayes[ray]`).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .errors import integer_argument
+from .model import Model
+from .results.batch import BatchFits, BatchPosterior
+from .spec.model_spec import response_batch
+
+#: batch method -> (the Model method, the result type whose chunks are concatenated)
+METHODS = {"nuts": ("sample_batch", BatchPosterior), "reml": ("fit_reml_batch", BatchFits),
+           "ml": ("fit_ml_batch", BatchFits), "laplace": ("fit_laplace_batch", BatchFits)}
+
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise ImportError("batch_on_ray needs Ray: pip install 'glmm_bayes[ray]'") from None
+    return ray
+
+
+def _run_chunk(model: Model, responses: np.ndarray, method: str, first: int, options: dict):
+    """One chunk on a worker; datasets first, first + 1, ... of the whole batch."""
+    if method == "nuts":
+        options = {**options, "seed": options.get("seed", 0) + first}
+    return getattr(model, METHODS[method][0])(responses, progress=False, **options)
+
+
+def batch_on_ray(model: Model, responses, method: str = "reml", *, address: str | None = None,
+                 workers: int | None = None, chunk_size: int | None = None,
+                 progress: bool = True, **options):
+    """`method` ("nuts", "reml", "ml" or "laplace") of `model` on every response in
+    `responses`, in chunks of `chunk_size` datasets run as Ray tasks. `address`: a running
+    Ray cluster ("auto", "ray://host:10001"); None starts a local instance with `workers`
+    CPU workers (default: every core) for the call, unless Ray is already initialised in this
+    process. `chunk_size` defaults to an equal share per worker. `options` go to the batch
+    method (draws, warmup, chains, seed, nagq, ...). Returns the in-process batch's result
+    type (`BatchPosterior` or `BatchFits`) for all datasets."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    ray = _import_ray()
+    batch = response_batch(model.spec, responses)
+    started_here = not ray.is_initialized()
+    if started_here:
+        with warnings.catch_warnings():
+            # Ray starts its processes by fork + exec: JAX's threads are not carried into them
+            warnings.filterwarnings("ignore", "os.fork", RuntimeWarning)
+            ray.init(address=address, include_dashboard=False, logging_level="error",
+                     num_cpus=None if address is not None or workers is None
+                     else integer_argument("workers", workers, 1))
+    try:
+        resources = ray.cluster_resources()
+        gpus = int(resources.get("GPU", 0))
+        workers = integer_argument("workers", workers, 1) if workers else gpus or int(resources["CPU"])
+        size = integer_argument("chunk_size", chunk_size, 1) if chunk_size else -(-len(batch) // workers)
+        task = ray.remote(num_gpus=1 if gpus else 0, num_cpus=0 if gpus else 1)(_run_chunk)
+        shared = ray.put(model)
+        pending = {task.remote(shared, batch[first:first + size], method, first, options): first
+                   for first in range(0, len(batch), size)}
+        done = {}
+        with tqdm(total=len(batch), desc="datasets", unit="dataset", disable=not progress) as bar:
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1)
+                first = pending.pop(ready[0])
+                done[first] = ray.get(ready[0])
+                bar.update(len(done[first]))
+    finally:
+        if started_here:
+            ray.shutdown()
+    return METHODS[method][1].concatenate([done[first] for first in sorted(done)])

@@ -1,0 +1,113 @@
+"""Batch jobs past one device: datasets split over local devices (JAX sharding) and chunks
+sent to Ray workers give the in-process batch's results."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import glmm_bayes as gb
+from glmm_bayes.cli import main
+from glmm_bayes.ray_batch import _run_chunk
+
+DRAWS = dict(draws=300, warmup=300, chains=2, seed=3)
+
+
+@pytest.fixture(scope="module")
+def dyestuff():
+    data = gb.load_dataset("Dyestuff")
+    model = gb.Model("Yield ~ 1 + (1 | Batch)", data)
+    rng = np.random.default_rng(1)
+    # shifted means, so that a dataset returned in the wrong place is far off
+    responses = np.stack([data["Yield"].to_numpy() + 40 * d + rng.normal(0, 10, len(data))
+                          for d in range(4)])
+    return model, responses
+
+
+def agree_within_monte_carlo_error(one: pd.DataFrame, other: pd.DataFrame):
+    """Posterior means of the same datasets by two runs differ by < 5 MCSE of the difference
+    (each run's MCSE from its bulk ESS): the same posterior, whatever the draws."""
+    mcse = np.hypot(one["sd"] / np.sqrt(one["ess_bulk"]), other["sd"] / np.sqrt(other["ess_bulk"]))
+    assert np.all(np.abs(one["mean"] - other["mean"]) < 5 * mcse)
+
+
+def test_datasets_split_over_two_devices_give_the_single_device_draws():
+    """Two CPU devices (a fresh process with --xla_force_host_platform_device_count=2): three
+    datasets on one device, and split over both (padded to four). The same chains up to the
+    rounding of a differently compiled program, which a chain amplifies (hence a short run and
+    rtol 1e-6; a dataset or seed on the wrong device is off by O(1))."""
+    script = textwrap.dedent("""
+        import json, sys, jax, numpy as np, glmm_bayes as gb
+        assert len(jax.local_devices()) == 2
+        data = gb.load_dataset("Dyestuff")
+        model = gb.Model("Yield ~ 1 + (1 | Batch)", data)
+        rng = np.random.default_rng(1)
+        responses = np.stack([data["Yield"].to_numpy() + 40 * d + rng.normal(0, 10, len(data))
+                              for d in range(3)])
+        out = {}
+        for name, devices in (("one", jax.local_devices()[:1]), ("two", None)):
+            batch = model.sample_batch(responses, draws=10, warmup=20, chains=2, seed=3,
+                                       progress=False, devices=devices)
+            out[name] = {k: batch.draws(k).tolist() for k in ("sigma", "(Intercept)")}
+        json.dump(out, sys.stdout)
+    """)
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+           "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout)
+    for name in ("sigma", "(Intercept)"):
+        np.testing.assert_allclose(out["two"][name], out["one"][name], rtol=1e-6)
+
+
+def test_a_chunk_is_seeded_by_the_position_of_its_first_dataset(dyestuff):
+    """What a Ray worker runs: datasets 2 and 3 alone, as a chunk starting at 2, draw what
+    they draw in the whole batch: the same chain, up to the rounding of a differently sized
+    vmap, which a chain amplifies (hence a short run and rtol 1e-6; a dataset or seed in the
+    wrong place is off by O(1))."""
+    model, responses = dyestuff
+    kwargs = dict(draws=10, warmup=20, chains=2, seed=3, chunk_size=2)
+    chunk = _run_chunk(model, responses[2:], "nuts", 2, kwargs)
+    whole = model.sample_batch(responses, progress=False, **kwargs)
+    np.testing.assert_allclose(chunk.draws("sigma"), whole.draws("sigma")[2:], rtol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="error")
+    yield ray
+    ray.shutdown()
+
+
+def test_batch_on_ray_with_two_workers_equals_the_in_process_batch(local_ray, dyestuff):
+    model, responses = dyestuff
+    reml = gb.batch_on_ray(model, responses, "reml", progress=False)
+    local = model.fit_reml_batch(responses, progress=False)
+    # the same deterministic optimiser on each dataset: equal to optimiser-free rounding
+    pd.testing.assert_frame_equal(reml.summary(), local.summary(), rtol=1e-9)
+    assert list(reml.status["converged"]) == list(local.status["converged"])
+    nuts = gb.batch_on_ray(model, responses, "nuts", chunk_size=1, progress=False, **DRAWS)
+    assert len(nuts) == 4
+    agree_within_monte_carlo_error(nuts.summary(), model.sample_batch(responses, progress=False, **DRAWS).summary())
+
+
+def test_the_command_line_sends_a_batch_to_ray(local_ray, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("glmm_bayes.cli.use_compilation_cache", lambda: None)
+    spec = Path(__file__).parent.parent / "models" / "dyestuff.toml"
+    assert main(["batch", str(spec), "--simulate", "3", "--ray", "--quiet", "--out", str(tmp_path)]) == 0
+    status = pd.read_csv(tmp_path / "status.csv")
+    assert len(status) == 3 and status["converged"].all()
+    assert "3 datasets, 3 converged" in capsys.readouterr().out
+
+
+def test_batch_on_ray_checks_its_arguments(dyestuff):
+    model, responses = dyestuff
+    with pytest.raises(ValueError, match="method must be one of"):
+        gb.batch_on_ray(model, responses, "gibbs")
