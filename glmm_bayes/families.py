@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
@@ -41,6 +42,34 @@ class Link:
         return _LOG1M_MU.get(self.name, lambda e: jnp.log1p(-self.inverse(e)))(eta)
 
 
+@jax.custom_jvp
+def _sigmoid_given(x, e):
+    """sigmoid(x), given e = exp(-|x|) (computed once with log sigmoid)."""
+    return jnp.where(x >= 0, 1.0, e) / (1.0 + e)
+
+
+@_sigmoid_given.defjvp
+def _sigmoid_given_jvp(primals, tangents):
+    # e is a function of x, so x's tangent carries the whole derivative: s (1 - s) dx
+    s = _sigmoid_given(*primals)
+    return s, s * (1.0 - s) * tangents[0]
+
+
+@jax.custom_jvp
+def log_sigmoid(x):
+    """log mu = log(1 / (1 + exp(-x))) of the logit link. Its derivative sigmoid(-x) reuses the
+    value's exp(-|x|), so a gradient costs one exp and one log1p per row (about half of
+    autodiff through logaddexp); derivatives of every order are exact."""
+    return jnp.minimum(x, 0.0) - jnp.log1p(jnp.exp(-jnp.abs(x)))
+
+
+@log_sigmoid.defjvp
+def _log_sigmoid_jvp(primals, tangents):
+    (x,), (dx,) = primals, tangents
+    e = jnp.exp(-jnp.abs(x))
+    return jnp.minimum(x, 0.0) - jnp.log1p(e), _sigmoid_given(-x, e) * dx
+
+
 def _normal_pdf(x):
     return jnp.exp(-0.5 * x * x) / jnp.sqrt(2 * jnp.pi)
 
@@ -56,9 +85,9 @@ LINKS = {
                     lambda e: jnp.exp(e - jnp.exp(e)), lambda m: np.log(-np.log1p(-m))),
     "inverse": Link("inverse", lambda e: 1 / e, lambda e: -1 / (e * e), lambda m: 1 / m),
 }
-_LOG_MU = {"logit": lambda e: -jnp.logaddexp(0.0, -e), "probit": log_ndtr,
+_LOG_MU = {"logit": log_sigmoid, "probit": log_ndtr,
            "cloglog": lambda e: jnp.log(-jnp.expm1(-jnp.exp(e))), "log": lambda e: e}
-_LOG1M_MU = {"logit": lambda e: -jnp.logaddexp(0.0, e), "probit": lambda e: log_ndtr(-e),
+_LOG1M_MU = {"logit": lambda e: log_sigmoid(-e), "probit": lambda e: log_ndtr(-e),
              "cloglog": lambda e: -jnp.exp(e)}
 
 
