@@ -165,13 +165,17 @@ def _model(spec: dict, base: Path) -> Model:
                  **_residual_structures(spec))
 
 
-def run_fit(spec: dict, base: Path, method: str, progress: bool = True):
+def run_fit(spec: dict, base: Path, method: str, progress: bool = True,
+            intervals: str = "profile"):
+    """(model, fits, comparison table). The frequentist fits' intervals are profile-likelihood
+    intervals, or with `intervals="wald"` Wald intervals (NaN for variance components), which
+    skip the profiles' many refits on large models."""
     model = _model(spec, base)
     methods = spec.get("methods", default_methods(model)) if method == "all" else [method]
     fits = [fit_one(model, spec, name, progress) for name in methods]
     for fit in fits:
-        if hasattr(fit, "confint"):
-            fit.confint(method="profile")       # the table shows profile intervals
+        if hasattr(fit, "confint") and intervals == "profile":
+            fit.confint(method="profile")       # `population` shows them once computed
     return model, fits, compare(*fits)
 
 
@@ -280,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     fit.add_argument("--method", default="all", choices=METHODS + ("all",))
     fit.add_argument("--out", type=Path, default=None, help="folder for CSV, netcdf and PNG output")
     fit.add_argument("--quiet", action="store_true", help="no progress bar")
+    fit.add_argument("--intervals", default="profile", choices=("profile", "wald"),
+                     help="frequentist intervals in the table (wald skips the profiles)")
     batch = sub.add_parser("batch", help="fit the spec's design to many responses")
     batch.add_argument("spec", type=Path)
     source = batch.add_mutually_exclusive_group(required=True)
@@ -331,7 +337,8 @@ def main(argv: list[str] | None = None) -> int:
         spec = load_spec(args.spec)
         if args.out is not None:
             check_output_folder(args.out)
-        _, fits, table = run_fit(spec, args.spec.parent, args.method, progress=not args.quiet)
+        _, fits, table = run_fit(spec, args.spec.parent, args.method, progress=not args.quiet,
+                                 intervals=args.intervals)
     except GlmmBayesError as exc:
         return _fail(str(exc))
     with pd.option_context("display.width", 200, "display.max_columns", 30,

@@ -46,6 +46,24 @@ def test_fit_reml_prints_table_and_writes_outputs(tmp_path, capsys):
     assert (tmp_path / "compare.png").exists() and (tmp_path / "varcorr_reml.csv").exists()
 
 
+def test_fit_with_wald_intervals_skips_the_profiles(tmp_path):
+    """--intervals wald: beta +- 1.96 SE for the fixed effects and no interval for the sds (as
+    lme4's confint(method = "Wald")); the default profiles every parameter."""
+    for intervals in ("wald", "profile"):
+        out = tmp_path / intervals
+        assert main(["fit", str(MODELS / "dyestuff.toml"), "--method", "reml", "--out", str(out),
+                     "--intervals", intervals, "--quiet"]) == 0
+        table = pd.read_csv(out / "compare.csv", header=[0, 1], index_col=0)["REML"]
+        fixef = pd.read_csv(out / "fixef_reml.csv", index_col=0)
+        sd = table.loc["sd((Intercept)|Batch)"]
+        if intervals == "wald":
+            se = fixef.loc["(Intercept)", "std_error"]
+            assert table.loc["(Intercept)", "lower"] == pytest.approx(1527.5 - 1.959964 * se, rel=1e-6)
+            assert sd[["lower", "upper"]].isna().all()
+        else:
+            assert sd["lower"] < sd["estimate"] < sd["upper"]
+
+
 def test_fit_laplace_with_nagq_from_the_spec(capsys):
     assert main(["fit", str(MODELS / "rikz.toml"), "--method", "laplace"]) == 0
     assert "AGQ(10)" in capsys.readouterr().out
