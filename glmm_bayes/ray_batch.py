@@ -52,21 +52,22 @@ def batch_on_ray(model: Model, responses, method: str = "reml", *, address: str 
     type (`BatchPosterior` or `BatchFits`) for all datasets."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-    ray = _import_ray()
+    workers = None if workers is None else integer_argument("workers", workers, 1)
+    chunk_size = None if chunk_size is None else integer_argument("chunk_size", chunk_size, 1)
     batch = response_batch(model.spec, responses)
+    ray = _import_ray()
     started_here = not ray.is_initialized()
     if started_here:
         with warnings.catch_warnings():
             # Ray starts its processes by fork + exec: JAX's threads are not carried into them
             warnings.filterwarnings("ignore", "os.fork", RuntimeWarning)
             ray.init(address=address, include_dashboard=False, logging_level="error",
-                     num_cpus=None if address is not None or workers is None
-                     else integer_argument("workers", workers, 1))
+                     num_cpus=workers if address is None else None)
     try:
         resources = ray.cluster_resources()
         gpus = int(resources.get("GPU", 0))
-        workers = integer_argument("workers", workers, 1) if workers else gpus or int(resources["CPU"])
-        size = integer_argument("chunk_size", chunk_size, 1) if chunk_size else -(-len(batch) // workers)
+        workers = workers or gpus or int(resources["CPU"])
+        size = chunk_size or -(-len(batch) // workers)
         task = ray.remote(num_gpus=1 if gpus else 0, num_cpus=0 if gpus else 1)(_run_chunk)
         shared = ray.put(model)
         pending = {task.remote(shared, batch[first:first + size], method, first, options): first

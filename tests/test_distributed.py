@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -81,7 +82,9 @@ def test_a_chunk_is_seeded_by_the_position_of_its_first_dataset(dyestuff):
 @pytest.fixture(scope="module")
 def local_ray():
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="error")
+    with warnings.catch_warnings():     # Ray's fork + exec of its processes, as in batch_on_ray
+        warnings.filterwarnings("ignore", "os.fork", RuntimeWarning)
+        ray.init(num_cpus=2, include_dashboard=False, logging_level="error")
     yield ray
     ray.shutdown()
 
@@ -111,3 +114,7 @@ def test_batch_on_ray_checks_its_arguments(dyestuff):
     model, responses = dyestuff
     with pytest.raises(ValueError, match="method must be one of"):
         gb.batch_on_ray(model, responses, "gibbs")
+    with pytest.raises(gb.GlmmBayesError, match="workers must be an integer >= 1, got 0"):
+        gb.batch_on_ray(model, responses, workers=0)
+    with pytest.raises(gb.DataError, match=r"shape \(datasets, 30\)"):
+        gb.batch_on_ray(model, responses[:, :-1])

@@ -3,10 +3,10 @@
 The chains of `nuts.run_chain` are vmapped over chains and over datasets, so a chunk of
 datasets x chains advances in one call (on a GPU, thousands of chains at once). Dataset d is
 sampled from PRNGKey(seeds[d]) exactly as `nuts.run_nuts` samples one dataset with that seed
-and vectorised chains, so its draws do not depend on the batch or the chunk it is run in. With several local devices
-(GPUs, or CPU devices from `--xla_force_host_platform_device_count`), each chunk's datasets
-are split over them (`jax.shard_map` on a one-axis mesh): every device runs its own share of
-the datasets with no communication between them.
+and vectorised chains, so its draws do not depend on the batch or the chunk it is run in. With
+several local devices (GPUs, or CPU devices from `--xla_force_host_platform_device_count`),
+each chunk's datasets are split over them (`jax.shard_map` on a one-axis mesh): every device
+runs its own share of the datasets with no communication between them.
 """
 
 from __future__ import annotations
