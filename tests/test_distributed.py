@@ -38,11 +38,13 @@ def agree_within_monte_carlo_error(one: pd.DataFrame, other: pd.DataFrame):
     assert np.all(np.abs(one["mean"] - other["mean"]) < 5 * mcse)
 
 
-def test_datasets_split_over_two_devices_give_the_single_device_draws():
+def test_datasets_and_chains_split_over_two_devices_give_the_single_device_draws():
     """Two CPU devices (a fresh process with --xla_force_host_platform_device_count=2): three
-    datasets on one device, and split over both (padded to four). The same chains up to the
-    rounding of a differently compiled program, which a chain amplifies (hence a short run and
-    rtol 1e-6; a dataset or seed on the wrong device is off by O(1))."""
+    datasets on one device, and split over both (padded to four); two chains of `sample`
+    vectorised on one device, and one per device (chain_method="parallel", compiled once for
+    both calls). The same chains up to the rounding of a differently compiled program, which a
+    chain amplifies (hence a short run and rtol 1e-6; a dataset, chain or seed on the wrong
+    device is off by O(1))."""
     script = textwrap.dedent("""
         import json, sys, jax, numpy as np, glmm_bayes as gb
         assert len(jax.local_devices()) == 2
@@ -56,6 +58,16 @@ def test_datasets_split_over_two_devices_give_the_single_device_draws():
             batch = model.sample_batch(responses, draws=10, warmup=20, chains=2, seed=3,
                                        progress=False, devices=devices)
             out[name] = {k: batch.draws(k).tolist() for k in ("sigma", "(Intercept)")}
+        compiles = []
+        jax.monitoring.register_event_duration_secs_listener(
+            lambda event, seconds, **kw: compiles.append(event) if "backend_compile" in event else None)
+        one = model._with_response(responses[1])
+        kwargs = dict(draws=10, warmup=20, chains=2, seed=4, progress=False, log_likelihood=False)
+        for method in ("vectorized", "parallel", "parallel"):
+            compiles.clear()
+            post = one.sample(chain_method=method, **kwargs)
+            out[method] = post.population_draws()["sigma"].tolist()
+        out["parallel_compiles_again"] = len(compiles)
         json.dump(out, sys.stdout)
     """)
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
@@ -65,6 +77,8 @@ def test_datasets_split_over_two_devices_give_the_single_device_draws():
     out = json.loads(done.stdout)
     for name in ("sigma", "(Intercept)"):
         np.testing.assert_allclose(out["two"][name], out["one"][name], rtol=1e-6)
+    np.testing.assert_allclose(out["parallel"], out["vectorized"], rtol=1e-6)
+    assert out["parallel_compiles_again"] == 0
 
 
 def test_a_chunk_is_seeded_by_the_position_of_its_first_dataset(dyestuff):

@@ -152,7 +152,7 @@ def run_chains(seed, kwargs, model, settings, method, chains):
 
 
 def _parallel_chains(seed, kwargs, model, settings, chains):
-    """One chain per local device."""
+    """One chain per local device (`run_chains` with method "parallel")."""
     one = jax.pmap(partial(run_chain, model=model, settings=settings), in_axes=(0, None, 0))
     return one(chain_keys(seed, chains), kwargs, jnp.arange(chains))
 
@@ -165,11 +165,11 @@ def run_nuts(model: Bound, model_kwargs: dict, settings: NutsSettings, *, chains
     seed = integer_argument("seed", seed, 0)
     method = resolve_chain_method(chain_method, chains)
     with _ChainProgress(chains * (settings.warmup + settings.draws), progress):
-        if method == "parallel":
-            out = _parallel_chains(seed, model_kwargs, model, settings, chains)
+        if method == "parallel":     # compiled once per model shape, as the other methods
+            run = compiled(bind(_parallel_chains, model=model, settings=settings, chains=chains))
         else:
             run = compiled(bind(run_chains, model=model, settings=settings, method=method, chains=chains))
-            out = run(np.uint32(seed), model_kwargs)
+        out = run(np.uint32(seed), model_kwargs)
         return jax.tree_util.tree_map(np.asarray, out)
 
 
