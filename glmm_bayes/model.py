@@ -284,7 +284,8 @@ class Model:
                 lambda *a: jnp.stack(a), *[group_statistics(r, layout) for r in responses])
         program = bind(_with_dataset_response, program=marginal_model if integrate else hierarchical_model,
                        structure=self.structure)
-        samples, stats = run_nuts_batch(program, {"arrays": arrays._replace(y=None, log_norm=None)}, per_dataset, settings, chains=chains,
+        shared = {"arrays": arrays._replace(y=None, log_norm=None)}     # y, log_norm: per dataset
+        samples, stats = run_nuts_batch(program, shared, per_dataset, settings, chains=chains,
                                         seeds=seed + np.arange(len(batch)),
                                         chunk_size=min(chunk_size, len(batch)), progress=progress,
                                         devices=devices)
