@@ -5,7 +5,8 @@ level of the leading term, so A_11 is block diagonal (n_1 blocks of q_1 x q_1), 
     L = [[L_11, 0], [L_21, L_22]],   L_11 L_11' = A_11,   L_21 = A_21 L_11^{-T},
     L_22 L_22' = A_22 - L_21 L_21'   (dense, only as large as the non-leading terms).
 This is lme4's reason for putting the factor with most levels first: for InstEval the dense
-factor is 1156 x 1156 instead of 4128 x 4128. Everything is a pure JAX function of arrays.
+factor is 1142 x 1142 instead of 4128 x 4128. L_21 is held sparse where its pattern is
+(`off_diagonal.py`). Everything is a pure JAX function of arrays.
 """
 
 from __future__ import annotations
@@ -15,42 +16,39 @@ from typing import NamedTuple
 import jax.numpy as jnp
 from jax.scipy.linalg import solve_triangular
 
-from .structure import RandomEffectsLayout, sparse_gram
+from .off_diagonal import DenseBlock, SparseBlock, off_diagonal_block
+from .structure import ModelArrays, RandomEffectsLayout, sparse_gram, split_leading
 
 
 class BlockCholesky(NamedTuple):
-    L11: jnp.ndarray      # (n_1, q_1, q_1) lower-triangular diagonal blocks
-    L21: jnp.ndarray      # (q_rest, n_1 q_1)
-    L22: jnp.ndarray      # (q_rest, q_rest) lower triangular
+    L11: jnp.ndarray                  # (n_1, q_1, q_1) lower-triangular diagonal blocks
+    L21: DenseBlock | SparseBlock     # (q_rest, n_1 q_1), `off_diagonal.py`
+    L22: jnp.ndarray                  # (q_rest, q_rest) lower triangular
 
 
-def _split(idx, val, layout: RandomEffectsLayout):
-    """Row-sparse Z Lambda split into the leading term's entries and the rest (re-indexed)."""
-    lead = layout.leading
-    cols = slice(lead.row_pos, lead.row_pos + lead.q)
-    keep = [j for j in range(idx.shape[1]) if not lead.row_pos <= j < lead.row_pos + lead.q]
-    return idx[:, cols], val[:, cols], idx[:, keep] - lead.n_levels * lead.q, val[:, keep]
+def _inverse_blocks(L11):
+    """L_11j^{-1} for every level j."""
+    eye = jnp.broadcast_to(jnp.eye(L11.shape[1], dtype=L11.dtype), L11.shape)
+    return solve_triangular(L11, eye, lower=True)
 
 
-def factor_penalised_gram(idx, val, w, layout: RandomEffectsLayout) -> BlockCholesky:
-    """L with L L' = (Z Lambda)' diag(w) (Z Lambda) + I, from the row-sparse Z Lambda."""
+def factor_penalised_gram(arrays: ModelArrays, val, w, layout: RandomEffectsLayout) -> BlockCholesky:
+    """L with L L' = (Z Lambda)' diag(w) (Z Lambda) + I, from the values `val` of the
+    row-sparse Z Lambda on `arrays.z_idx` (L_21 sparse where `arrays.pattern` says so)."""
     lead = layout.leading
     q1, n1 = lead.q, lead.n_levels
-    idx1, val1, idx2, val2 = _split(idx, val, layout)
-    level = idx1[:, 0] // q1
+    (idx1, idx2), (val1, val2) = split_leading(arrays.z_idx, layout), split_leading(val, layout)
+    level, columns = idx1[:, 0] // q1, idx2 - n1 * q1
     A11 = jnp.zeros((n1, q1, q1), dtype=val.dtype).at[level].add(
         w[:, None, None] * val1[:, :, None] * val1[:, None, :]) + jnp.eye(q1, dtype=val.dtype)
     L11 = jnp.linalg.cholesky(A11)
     q2 = layout.n_random - n1 * q1
     if q2 == 0:
-        return BlockCholesky(L11, jnp.zeros((0, n1 * q1), val.dtype), jnp.zeros((0, 0), val.dtype))
-    A21 = jnp.zeros((q2, n1 * q1), dtype=val.dtype).at[idx2[:, :, None], idx1[:, None, :]].add(
-        w[:, None, None] * val2[:, :, None] * val1[:, None, :])
-    # L21 block j = A21_j L11_j^{-T}, i.e. (L11_j^{-1} A21_j')'
-    A21_blocks = A21.reshape(q2, n1, q1).transpose(1, 2, 0)                  # (n1, q1, q2)
-    L21 = solve_triangular(L11, A21_blocks, lower=True).transpose(2, 0, 1).reshape(q2, n1 * q1)
-    A22 = sparse_gram(idx2, val2, w, q2) + jnp.eye(q2, dtype=val.dtype)
-    return BlockCholesky(L11, L21, jnp.linalg.cholesky(A22 - L21 @ L21.T))
+        return BlockCholesky(L11, DenseBlock(jnp.zeros((0, n1 * q1), val.dtype)), jnp.zeros((0, 0), val.dtype))
+    L21 = off_diagonal_block(w[:, None, None] * val2[:, :, None] * val1[:, None, :], level, columns,
+                             _inverse_blocks(L11), q2, arrays.pattern)
+    A22 = sparse_gram(columns, val2, w, q2) + jnp.eye(q2, dtype=val.dtype)
+    return BlockCholesky(L11, L21, jnp.linalg.cholesky(A22 - L21.gram()))
 
 
 def logdet(chol: BlockCholesky):
@@ -64,7 +62,7 @@ def solve_lower(chol: BlockCholesky, b):
     n1, q1, _ = chol.L11.shape
     B = b.reshape(b.shape[0], -1)
     x1 = solve_triangular(chol.L11, B[:n1 * q1].reshape(n1, q1, -1), lower=True).reshape(n1 * q1, -1)
-    x2 = solve_triangular(chol.L22, B[n1 * q1:] - chol.L21 @ x1, lower=True)
+    x2 = solve_triangular(chol.L22, B[n1 * q1:] - chol.L21.matmul(x1), lower=True)
     return jnp.concatenate([x1, x2]).reshape(b.shape)
 
 
@@ -73,7 +71,7 @@ def solve_upper(chol: BlockCholesky, c):
     n1, q1, _ = chol.L11.shape
     C = c.reshape(c.shape[0], -1)
     x2 = solve_triangular(chol.L22, C[n1 * q1:], lower=True, trans="T")
-    rhs1 = (C[:n1 * q1] - chol.L21.T @ x2).reshape(n1, q1, -1)
+    rhs1 = (C[:n1 * q1] - chol.L21.rmatmul(x2)).reshape(n1, q1, -1)
     x1 = solve_triangular(chol.L11, rhs1, lower=True, trans="T").reshape(n1 * q1, -1)
     return jnp.concatenate([x1, x2]).reshape(c.shape)
 
@@ -91,11 +89,10 @@ def inverse_diagonal_blocks(chol: BlockCholesky, layout: RandomEffectsLayout) ->
     """
     n1, q1, _ = chol.L11.shape
     q2 = chol.L22.shape[0]
-    eye1 = jnp.broadcast_to(jnp.eye(q1, dtype=chol.L11.dtype), chol.L11.shape)
-    L11_inv = solve_triangular(chol.L11, eye1, lower=True)
+    L11_inv = _inverse_blocks(chol.L11)
     lead_blocks = jnp.swapaxes(L11_inv, 1, 2) @ L11_inv
     if q2:
-        L21_blocks = chol.L21.reshape(q2, n1, q1).transpose(1, 0, 2)            # (n1, q2, q1)
+        L21_blocks = chol.L21.dense().reshape(q2, n1, q1).transpose(1, 0, 2)            # (n1, q2, q1)
         M = solve_triangular(chol.L22, (L21_blocks @ L11_inv).transpose(1, 0, 2).reshape(q2, -1),
                              lower=True).reshape(q2, n1, q1)
         lead_blocks = lead_blocks + jnp.einsum("knj,knl->njl", M, M)

@@ -52,7 +52,7 @@ def _newton_direction(u, zl, eta, aux, arrays, layout, family, link, observed: b
     score, observed_w = _score_and_curvature(arrays, eta, aux, family, link)
     w = observed_w if observed else row_weights(arrays) * family.fisher_weight(eta, aux, arrays.trials, link)
     gradient = sparse_rmatvec(arrays.z_idx, zl, score, layout.n_random) - u
-    return solve(factor_penalised_gram(arrays.z_idx, zl, w, layout), gradient)
+    return solve(factor_penalised_gram(arrays, zl, w, layout), gradient)
 
 
 def conditional_mode(beta, theta, aux, arrays: ModelArrays, layout: RandomEffectsLayout,
@@ -100,7 +100,7 @@ def conditional_fit(beta, theta, aux, arrays: ModelArrays, layout: RandomEffects
     zl = z_lambda_values(arrays.z_val, covariance_factors(theta, layout), layout)
     eta = arrays.X @ beta + arrays.offset + sparse_matvec(arrays.z_idx, zl, u)
     w = row_weights(arrays) * family.fisher_weight(eta, aux, arrays.trials, link)
-    return u, eta, factor_penalised_gram(arrays.z_idx, zl, w, layout), converged
+    return u, eta, factor_penalised_gram(arrays, zl, w, layout), converged
 
 
 def _mode_with_gradient(beta, theta, aux, arrays, layout, family, link):
@@ -129,7 +129,7 @@ def _approximate_deviance(u, zl, beta, aux, arrays, layout, family, link, nagq):
     q = layout.n_random
     if nagq == 1:
         loglik = jnp.sum(row_logliks(eta, aux, arrays, family, link))
-        return -2 * loglik + u @ u + logdet(factor_penalised_gram(arrays.z_idx, zl, w, layout))
+        return -2 * loglik + u @ u + logdet(factor_penalised_gram(arrays, zl, w, layout))
     # one scalar term: level j of row i is z_idx[i, 0]; curvature h_j = 1 + sum_i w_i zl_i^2
     level, zcol = arrays.z_idx[:, 0], zl[:, 0]
     h = 1.0 + jnp.zeros(q, dtype=zl.dtype).at[level].add(w * zcol ** 2)

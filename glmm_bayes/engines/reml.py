@@ -50,7 +50,7 @@ def penalised_least_squares(theta, arrays: ModelArrays, layout: RandomEffectsLay
     y = arrays.y - arrays.offset
     X, q = arrays.X, layout.n_random
     zl = z_lambda_values(arrays.z_val, covariance_factors(theta, layout), layout)
-    L = factor_penalised_gram(arrays.z_idx, zl, jnp.ones_like(y), layout)
+    L = factor_penalised_gram(arrays, zl, jnp.ones_like(y), layout)
     cu = solve_lower(L, sparse_rmatvec(arrays.z_idx, zl, y, q))
     RZX = solve_lower(L, sparse_crossprod(arrays.z_idx, zl, X, q))
     RX = jnp.linalg.cholesky(X.T @ X - RZX.T @ RZX).T

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..spec import ModelSpec
+from .off_diagonal import MAX_SPARSE_DENSITY, BlockPattern, block_pattern
 from .residual import ResidualArrays, ResidualLayout, residual_arrays
 
 
@@ -183,6 +184,27 @@ def z_lambda_values(z_val, factors, layout: RandomEffectsLayout):
     return jnp.concatenate(blocks, axis=1)
 
 
+def split_leading(a, layout: RandomEffectsLayout):
+    """The columns of a row-sparse (n, m) array (Z's indices or values): the leading term's q_1
+    entries, and the others."""
+    lead = layout.leading
+    rest = [j for j in range(a.shape[1]) if not lead.row_pos <= j < lead.row_pos + lead.q]
+    return a[:, lead.row_pos:lead.row_pos + lead.q], a[:, rest]
+
+
+def off_diagonal_pattern(z_idx: np.ndarray, layout: RandomEffectsLayout,
+                         max_density: float = MAX_SPARSE_DENSITY) -> BlockPattern | None:
+    """The pattern of the blocked factor's L_21 where at most `max_density` of its blocks are
+    non-zero (else None: it is held dense)."""
+    lead = layout.leading
+    n_rows = layout.n_random - lead.n_levels * lead.q
+    if n_rows == 0:
+        return None
+    leading, rest = split_leading(z_idx, layout)
+    return block_pattern(leading[:, 0] // lead.q, rest - lead.n_levels * lead.q, lead.n_levels, n_rows,
+                         max_density)
+
+
 def sparse_matvec(idx, val, u):
     """(Z Lambda) u for row-sparse storage."""
     return jnp.sum(val * u[idx], axis=1)
@@ -241,6 +263,7 @@ class ModelArrays(NamedTuple):
     z_idx: jnp.ndarray
     z_val: jnp.ndarray
     residual: ResidualArrays | None = None      # where `layout.residual` is not None
+    pattern: BlockPattern | None = None         # `off_diagonal_pattern`
 
 
 def model_arrays(spec: ModelSpec, layout: RandomEffectsLayout, dtype=None) -> ModelArrays:
@@ -249,9 +272,10 @@ def model_arrays(spec: ModelSpec, layout: RandomEffectsLayout, dtype=None) -> Mo
     as_float = lambda a: jnp.asarray(np.asarray(a, dtype=float), dtype=dtype)
     residual = residual_arrays(spec.residual, dtype) if layout.residual is not None else None
     log_norm = spec.family.log_norm(np.asarray(spec.y, dtype=float), np.asarray(spec.trials, dtype=float))
+    z_idx = z_indices(spec, layout)
     return ModelArrays(as_float(spec.y), as_float(spec.trials), as_float(log_norm), as_float(spec.offset),
-                       as_float(spec.X), jnp.asarray(z_indices(spec, layout)), as_float(z_values(spec)),
-                       residual)
+                       as_float(spec.X), jnp.asarray(z_idx), as_float(z_values(spec)), residual,
+                       off_diagonal_pattern(z_idx, layout))
 
 
 def with_response(arrays: ModelArrays, y, family) -> ModelArrays:
