@@ -46,14 +46,23 @@ def minimize_jax(objective, x0, args=(), lower=None, upper=None, scale=None,
     reuses the compilation of every equal binding (a same-shaped model). `lower`, `upper`: bounds, +-inf for none;
     `scale`: typical size of each coordinate (ones if None).
     """
-    value_and_grad = compiled(objective, "value_and_grad")
+    compiled_value_and_grad = compiled(objective, "value_and_grad")
+    seen = {}       # x -> (value, gradient): the end point has always been evaluated already
+
+    def value_and_grad(x):
+        key = x.tobytes()
+        if key not in seen:
+            value, grad = compiled_value_and_grad(x, *args)
+            seen[key] = float(value), np.asarray(grad, dtype=np.float64)
+        return seen[key]
+
     x0 = np.asarray(x0, dtype=np.float64)
     scale = np.ones_like(x0) if scale is None else np.asarray(scale, dtype=np.float64)
     best = {"fun": np.inf, "z": np.zeros_like(x0)}
 
     def fun(z):
-        value, grad = value_and_grad(x0 + scale * np.asarray(z, dtype=np.float64), *args)
-        value, grad = float(value), np.asarray(grad, dtype=np.float64) * scale
+        value, grad = value_and_grad(x0 + scale * np.asarray(z, dtype=np.float64))
+        grad = grad * scale
         if not np.isfinite(value) or not np.all(np.isfinite(grad)):
             return np.inf, np.zeros_like(grad)
         if value < best["fun"]:
@@ -67,15 +76,15 @@ def minimize_jax(objective, x0, args=(), lower=None, upper=None, scale=None,
     result = minimize(fun, np.zeros_like(x0), jac=True, method="L-BFGS-B", bounds=bounds,
                       options={"maxiter": max_iter, "ftol": 1e-15, "gtol": 1e-9, "maxcor": 20})
     x = x0 + scale * result.x
-    value, grad = value_and_grad(x, *args)
+    value, grad = value_and_grad(x)
     if np.isfinite(best["fun"]) and not value <= best["fun"]:
         # the search ended above a point it had visited (a non-finite value, or an abnormal
         # line search): report the best point seen; a non-finite end is not converged
         if not np.isfinite(value):
             result.success, result.message = False, f"ended on a non-finite value ({result.message})"
         x = x0 + scale * best["z"]
-        value, grad = value_and_grad(x, *args)
-    return OptSummary("L-BFGS-B", x0, x, float(value), np.asarray(grad, dtype=np.float64), scale,
+        value, grad = value_and_grad(x)
+    return OptSummary("L-BFGS-B", x0, x, value, grad, scale,
                       int(result.nfev), int(result.nit), max_iter, str(result.message),
                       bool(result.success))
 

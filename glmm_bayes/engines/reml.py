@@ -29,6 +29,7 @@ from .estimate import Estimate
 from .compiled import bind, compiled
 from .optimize import hessian_fd, minimize_with_edge_restart
 from .residual import whiten
+from .scaling import parameter_scales
 from .structure import (ModelArrays, RandomEffectsLayout, canonical_theta, conditional_covariances,
                         covariance_factors, singular_terms, sparse_crossprod,
                         sparse_matvec, sparse_rmatvec, split_by_term, theta_names, user_terms,
@@ -119,13 +120,14 @@ def fit_lmm(spec: ModelSpec, layout: RandomEffectsLayout, arrays: ModelArrays, r
     x0 = np.concatenate([layout.theta_initial()] + ([np.asarray(
         layout.residual.to_free(layout.residual.initial()))] if layout.residual else []))
     edge = np.concatenate([layout.diagonal_mask(), np.zeros(len(residual_names), bool)])
-    opt = minimize_with_edge_restart(objective, x0, edge, args=(arrays,), max_iter=control.max_iter,
-                                     restart=control.restart_edge)
+    scale = np.concatenate([parameter_scales(spec).theta, np.ones(len(residual_names))])
+    opt = minimize_with_edge_restart(objective, x0, edge, args=(arrays,), scale=scale,
+                                     max_iter=control.max_iter, restart=control.restart_edge)
     check_finite(opt, what)
     theta = canonical_theta(opt.x[:layout.n_theta], layout)
     x = np.concatenate([theta, opt.x[layout.n_theta:]])
     singular = singular_terms(theta, spec, layout, control.singular_tol)
-    check_fit(opt, x, hessian_fd(objective, opt.x, args=(arrays,)),
+    check_fit(opt, x, hessian_fd(objective, opt.x, args=(arrays,), scale=scale),
               theta_names(spec) + [f"free({name})" for name in residual_names], edge, singular,
               control, what)
     pls, rel, cond, fitted, residual = compiled(bind(solution_at, layout=layout))(x, arrays)

