@@ -244,6 +244,23 @@ def test_known_k_nuts_runs_with_the_same_model(sleepstudy):
     assert post.population.loc["Days", "estimate"] == pytest.approx(m.fit_reml().estimate.beta[1], abs=0.3)
 
 
+def test_known_k_marginal_mean_uses_each_levels_variance():
+    """Poisson with b ~ N(0, sd^2 K): E[y] = exp(eta + sd^2 K_ll / 2) at level l (1e-12: the
+    log link's mean is exact)."""
+    rng = np.random.default_rng(3)
+    levels = [f"g{j}" for j in range(12)]
+    K = kinship(levels, extra=())
+    g = rng.integers(0, 12, 300)
+    data = pd.DataFrame({"x": rng.normal(size=300), "g": np.array(levels)[g]})
+    data["y"] = rng.poisson(np.exp(0.5 + 0.3 * data["x"] + rng.normal(0, 0.5, 12)[g]))
+    fit = gb.Model("y ~ x + (1 | g)", data, family="poisson", cov={"g": K}).fit_laplace()
+    sd2 = fit.varcorr["vcov"].iloc[0]
+    eta = fit.predict(re_form="~0", scale="link")
+    K_rows = np.diag(K.to_numpy())[g]
+    assert np.ptp(K_rows) > 0.5            # the levels' variances differ
+    np.testing.assert_allclose(fit.predict(marginal=True), np.exp(eta + sd2 * K_rows / 2), rtol=1e-12)
+
+
 # ---- bad input
 def test_bad_structures_are_named():
     ov, s = gb.load_dataset("Ovary"), serial_data()

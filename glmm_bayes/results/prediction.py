@@ -105,12 +105,19 @@ def linear_predictor(spec: ModelSpec, rows: Rows, draws: ParameterDraws, keep, n
 
 
 def dropped_variance(spec: ModelSpec, rows: Rows, draws: ParameterDraws, keep) -> np.ndarray:
-    """v (S, n): the variance of sum_{k dropped} Z_k b_k at each row."""
+    """v (S, n): the variance of sum_{k dropped} Z_k b_k at each row (for a known-covariance
+    term, Cov(b_l) = sd^2 K_ll at a level of K, sd^2 at a new level)."""
     v = np.zeros((draws.n_draws, rows.n))
-    for k in range(len(spec.terms)):
-        if not keep[k]:
-            Z = rows.terms[k].Z
-            v += np.einsum("ni,sij,nj->sn", Z, draws.covariances[k], Z)
+    for k, term in enumerate(spec.terms):
+        if keep[k]:
+            continue
+        t = rows.terms[k]
+        v_k = np.einsum("ni,sij,nj->sn", t.Z, draws.covariances[k], t.Z)
+        if term.relatedness is not None:
+            fitted = t.fitted_index[t.level_index]
+            K_diagonal = np.sum(term.relatedness ** 2, axis=1)
+            v_k = v_k * np.where(fitted >= 0, K_diagonal[np.maximum(fitted, 0)], 1.0)
+        v += v_k
     return v
 
 
@@ -149,7 +156,9 @@ def prediction_map(spec: ModelSpec, draws: ParameterDraws, newdata, re_form, sca
     if marginal and scale == "link":
         raise ModelError("marginal=True averages on the response scale; use scale='response'")
     keep = prediction_terms(spec, re_form, marginal)
-    rows = model_rows(spec, newdata, grouped=keep, columns=(True,) * len(keep) if marginal else None)
+    # integrating a known-covariance term out needs each row's level: Var(b_l) = sd^2 K_ll
+    grouped = tuple(k or (marginal and t.relatedness is not None) for k, t in zip(keep, spec.terms))
+    rows = model_rows(spec, newdata, grouped=grouped, columns=(True,) * len(keep) if marginal else None)
     eta = linear_predictor(spec, rows, draws, keep, new_levels, rng)
     if scale == "link":
         return eta, lambda e: e, rows
