@@ -158,6 +158,25 @@ def test_simulation_honours_ar1_and_varident():
     assert e.std(axis=1) / expected == pytest.approx(np.ones(len(s)), abs=0.06)   # 4.5 z at n=4000
 
 
+def test_icc_averages_the_rows_residual_variance_over_varident_and_weights():
+    """var_e = sigma^2 mean_i delta_{v(i)}^2 / w_i (1e-12: the same arithmetic from the fit's
+    reported parameters), for the point estimate and for every posterior draw."""
+    m = gb.Model(SERIAL, serial_data(), variance=gb.VarIdent(by="sex"), weights="w")
+    f = m.fit_reml()
+    s = m.spec.data
+    ratio = np.where(s["sex"] == "M", f.correlation_params["sigma_ratio(sex=M)"], 1.0)
+    var_e = f.sigma ** 2 * np.mean(ratio ** 2 / s["w"].to_numpy())
+    var_r = f.varcorr["vcov"].iloc[0]
+    assert abs(var_e - f.sigma ** 2) > 0.05 * var_e          # the structure matters here
+    assert f.icc()["ICC_adjusted"] == pytest.approx(var_r / (var_r + var_e), rel=1e-12)
+    post = m.fit_map(draws=200, seed=0)
+    draws = post.parameter_draws()
+    ratios = np.where(s["sex"].to_numpy()[None, :] == "M", draws.residual[:, -1:], 1.0)
+    var_e = draws.aux ** 2 * np.mean(ratios ** 2 / s["w"].to_numpy(), axis=1)
+    var_r = draws.covariances[0][:, 0, 0]
+    assert post.icc().loc["ICC_adjusted", "estimate"] == pytest.approx(np.mean(var_r / (var_r + var_e)), rel=1e-12)
+
+
 def test_leave_one_out_density_is_the_conditional_normal(float64):
     """log p(r_i | r_-i) from the group precision equals the conditional normal from the dense
     covariance of one group."""

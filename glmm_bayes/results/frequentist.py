@@ -80,7 +80,7 @@ class FrequentistFit:
     def icc(self) -> pd.Series:
         """Nakagawa's marginal and conditional R^2 and the adjusted and conditional ICC."""
         draws = self.parameter_draws()
-        values = variance_components(self.spec, draws.beta, draws.covariances, draws.aux)
+        values = variance_components(self.spec, draws.beta, draws.covariances, draws.aux, draws.residual)
         return pd.Series({k: float(v[0]) for k, v in values.items()})
 
     # ---- random effects

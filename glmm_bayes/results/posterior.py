@@ -132,7 +132,7 @@ class Posterior:
     def icc(self, level: float = 0.95) -> pd.DataFrame:
         """Posterior of Nakagawa's R^2 and the ICC: estimate (mean), sd, lower, upper."""
         draws = self.parameter_draws()
-        values = variance_components(self.spec, draws.beta, draws.covariances, draws.aux)
+        values = variance_components(self.spec, draws.beta, draws.covariances, draws.aux, draws.residual)
         tail = (1 - level) / 2
         return pd.DataFrame({k: {"estimate": v.mean(), "sd": v.std(ddof=1),
                                  "lower": np.quantile(v, tail), "upper": np.quantile(v, 1 - tail)}

@@ -4,7 +4,9 @@ performance::r2_nakagawa and performance::icc report them).
     var_f = Var(X beta) (over the rows, n - 1 denominator)
     var_r = sum_k mean_i z_ik' Cov_k z_ik        (random slopes: Johnson 2014)
     var_e = sigma^2 (gaussian), pi^2 / 3 (logit), 1 (probit), pi^2 / 6 (cloglog): the
-            latent-scale residual variance of the binomial families
+            latent-scale residual variance of the binomial families; with VarIdent ratios
+            delta_v and prior weights w_i, sigma^2 mean_i delta_{v(i)}^2 / w_i (averaged over
+            the rows as var_r is; a stationary correlation leaves each row's variance alone)
     R2_marginal = var_f / (var_f + var_r + var_e),  R2_conditional = (var_f + var_r) / (...)
     ICC_adjusted = var_r / (var_r + var_e),          ICC_conditional = var_r / (...)
 
@@ -21,21 +23,33 @@ from ..spec import ModelSpec
 _LATENT_VARIANCE = {"logit": np.pi ** 2 / 3, "probit": 1.0, "cloglog": np.pi ** 2 / 6}
 
 
-def residual_variance(spec: ModelSpec, aux) -> np.ndarray:
+def residual_variance(spec: ModelSpec, aux, residual=None) -> np.ndarray:
+    """var_e over the draw axes; `residual`: the residual structure's natural parameters (..., r)."""
     if spec.family.name == "gaussian" and spec.link.name == "identity":
-        return np.asarray(aux) ** 2
+        return np.asarray(aux) ** 2 * _mean_relative_variance(spec, residual)
     if spec.family.name in ("bernoulli", "binomial"):
         return np.full(np.shape(aux) if aux is not None else (), _LATENT_VARIANCE[spec.link.name])
     raise ModelError(f"R2 and ICC are defined here for gaussian (identity) and binomial models; "
                      f"this model is {spec.family.name} ({spec.link.name})")
 
 
-def variance_components(spec: ModelSpec, beta, covariances, aux) -> dict[str, np.ndarray]:
+def _mean_relative_variance(spec: ModelSpec, residual) -> np.ndarray:
+    """mean_i delta_{v(i)}^2 / w_i: the rows' residual variance relative to sigma^2."""
+    res = spec.residual
+    relative = 1.0 / res.weights
+    if res.variance is None:
+        return np.mean(relative)
+    ratios = np.asarray(residual)[..., len(res.parameter_names) - (len(res.variance_levels) - 1):]
+    delta = np.concatenate([np.ones(ratios.shape[:-1] + (1,)), ratios], axis=-1)
+    return np.mean(delta[..., res.variance_level] ** 2 * relative, axis=-1)
+
+
+def variance_components(spec: ModelSpec, beta, covariances, aux, residual=None) -> dict[str, np.ndarray]:
     """R2_marginal, R2_conditional, ICC_adjusted and ICC_conditional over the draw axes."""
     var_f = np.var(np.asarray(beta) @ spec.X.T, axis=-1, ddof=1)
     var_r = sum(np.mean(np.einsum("ni,...ij,nj->...n", t.Z, cov, t.Z), axis=-1)
                 for t, cov in zip(spec.terms, covariances))
-    var_e = np.broadcast_to(residual_variance(spec, aux), np.shape(var_f))
+    var_e = np.broadcast_to(residual_variance(spec, aux, residual), np.shape(var_f))
     total = var_f + var_r + var_e
     return {"R2_marginal": var_f / total, "R2_conditional": (var_f + var_r) / total,
             "ICC_adjusted": var_r / (var_r + var_e), "ICC_conditional": var_r / total}
