@@ -120,6 +120,10 @@ def test_rikz_glmm_weights_match_glmer():
     assert ours.loglik == pytest.approx(ref["logLik"], rel=1e-7)
     assert ours.estimate.beta == pytest.approx(list(ref["fixef"].values()), rel=1e-4)
     assert np.sqrt(np.diag(ours.estimate.vcov)) == pytest.approx(list(ref["se"].values()), rel=1e-3)
+    # simulating says that the weights play no part, as R's poisson()$simulate does
+    with pytest.warns(gb.DataWarning, match="ignores its prior weights"):
+        sims = ours.simulate(3, seed=0)
+    assert sims.shape == (len(data), 3)
 
 
 def test_weights_of_one_change_nothing(sleepstudy):

@@ -23,7 +23,8 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError, ModelError
+from ..control import warn
+from ..errors import DataError, DataWarning, ModelError
 from ..spec import ModelSpec
 from ..engines.residual import ResidualLayout, color, residual_arrays
 from ..spec.newdata import Rows, TermRows, kept_terms, model_rows
@@ -180,6 +181,10 @@ def draw_responses(spec: ModelSpec, mu: np.ndarray, aux, trials: np.ndarray, see
         z = jax.random.normal(jax.random.PRNGKey(seed), mu.shape, dtype=jnp.float64)
         errors = jax.vmap(lambda p, e: color(p, e, arrays, layout))(jnp.asarray(params), z)
         return mu + np.asarray(aux)[:, None] * np.asarray(errors)
+    if spec.residual.weighted:
+        warn(f"simulating a {spec.family.name} model ignores its prior weights: they weight the "
+             "log-likelihood terms and have no generative meaning here (as R's family$simulate)",
+             DataWarning)
     aux = 1.0 if aux is None else np.asarray(aux)[:, None]
     trials = np.asarray(trials).astype(np.int64) if spec.family.uses_trials else trials
     distribution = spec.family.distribution(mu, aux, trials)
