@@ -19,7 +19,7 @@ from .engines.batch_nuts import run_nuts_batch
 from .engines.grouped import group_statistics, shares_one_factor
 from .engines.laplace import fit_glmm
 from .engines.map import fit_map
-from .engines.marginal import is_linear_gaussian
+from .engines.marginal import MAX_INTEGRATED_DENSE_BLOCK, is_linear_gaussian
 from .engines.compiled import bind
 from .engines.nuts import NutsSettings, run_nuts
 from .engines.pointwise import pointwise_loglik
@@ -102,7 +102,9 @@ class Model:
         random_effects: "sample" runs NUTS on the non-centred program (b drawn with the rest);
         "integrate" (linear Gaussian models) runs NUTS on the population parameters with b
         integrated out exactly, then draws b | y, parameters exactly for every draw, which
-        removes the funnel between the sds and b; "auto" integrates where it is exact.
+        removes the funnel between the sds and b; "auto" integrates where it is exact and
+        cheap (one grouping factor, or at most `MAX_INTEGRATED_DENSE_BLOCK` columns outside the
+        largest term: not InstEval's crossed students and lecturers), and samples otherwise.
         dtype: "float32" samples in single precision (faster transcendentals on a CPU, and the
         native precision of most GPUs); summaries are computed in float64 either way.
         """
@@ -134,6 +136,7 @@ class Model:
         return NutsSettings.checked(draws, warmup, target_accept, max_tree_depth,
                                     initial_values=tuple(sorted(self.structure.initial_values().items())),
                                     dense_sites=self.structure.sampled_names if integrate else (),
+                                    level_sites=() if integrate else self.structure.level_sites,
                                     keep=keep)
 
     def _sampler_kwargs(self, integrate: bool) -> dict:
@@ -152,10 +155,16 @@ class Model:
         layout, arrays = self._engine_data()
         return integrate and layout.residual is None and shares_one_factor(arrays, layout)
 
+    def _integrates_by_default(self) -> bool:
+        """Exact (a linear Gaussian model) and cheap (`MAX_INTEGRATED_DENSE_BLOCK`)."""
+        layout, arrays = self._engine_data()
+        return is_linear_gaussian(self.spec.family, self.spec.link) and (
+            shares_one_factor(arrays, layout) or layout.dense_block_size <= MAX_INTEGRATED_DENSE_BLOCK)
+
     def _integrates_random_effects(self, random_effects: str) -> bool:
         exact = is_linear_gaussian(self.spec.family, self.spec.link)
         if random_effects == "auto":
-            return exact
+            return self._integrates_by_default()
         if random_effects == "integrate" and not exact:
             raise ModelError("random_effects='integrate' needs a gaussian model with the identity "
                              f"link; this model is {self.spec.family.name} ({self.spec.link.name}): "
@@ -267,12 +276,12 @@ class Model:
         would sample it alone, whatever the batch, chunk or device (the same draws up to
         floating-point reassociation, which a long chain can amplify).
         Population parameters only (no random-effect draws); priors are this model's.
-        Linear Gaussian models integrate b out (per-group sufficient statistics where the
-        terms share one factor); other families sample b non-centred."""
+        Linear Gaussian models integrate b out where `sample`'s "auto" would (per-group
+        sufficient statistics where the terms share one factor); others sample b non-centred."""
         batch = response_batch(self.spec, responses)
         chains, seed = integer_argument("chains", chains, 1), integer_argument("seed", seed, 0)
         chunk_size = integer_argument("chunk_size", chunk_size, 1)
-        integrate = is_linear_gaussian(self.spec.family, self.spec.link)
+        integrate = self._integrates_by_default()
         settings = self._nuts_settings(draws, warmup, target_accept, max_tree_depth, integrate,
                                        keep=self.structure.site_names)
         layout, arrays = self._engine_data()

@@ -112,6 +112,12 @@ class ProgramStructure:
         return tuple(standardised_name(n) for n in self.fixed_names) + self.site_names[fixed:]
 
     @property
+    def level_sites(self) -> tuple[str, ...]:
+        """The non-centred program's z_k sites, (n_k, q_k) each: no observation has two levels
+        of one term, so the potential's Hessian couples no two levels of a site."""
+        return tuple(z_site(t.label) for t in self.layout.terms)
+
+    @property
     def residual_names(self) -> tuple[str, ...]:
         """The residual structure's parameters (`engines.residual`), after aux."""
         return self.layout.residual.names if self.layout.residual is not None else ()
@@ -147,6 +153,10 @@ def centred_design(X, intercept_index):
     """X with every non-intercept column centred, and the column means."""
     means = centring_means(jnp.mean(X, axis=0), intercept_index)
     return X - means, means
+
+
+def z_site(label: str) -> str:
+    return f"z({label})"
 
 
 def standardised_name(name: str) -> str:
@@ -205,7 +215,7 @@ def hierarchical_model(arrays, structure: ProgramStructure, observed: bool = Tru
     coefs, factors, aux, residual = population_parameters(structure)
     eta = arrays.X @ uncentre(coefs, means, structure.intercept_index) + arrays.offset
     for T, t in zip(factors, structure.layout.terms):
-        z = numpyro.sample(f"z({t.label})", dist.Normal(0.0, 1.0).expand([t.n_levels, t.q]).to_event(2))
+        z = numpyro.sample(z_site(t.label), dist.Normal(0.0, 1.0).expand([t.n_levels, t.q]).to_event(2))
         b = z * T[0, 0] if t.isotropic else z @ T.T       # isotropic: v of a known-K term
         level = (arrays.z_idx[:, t.row_pos] - t.start) // t.q
         eta = eta + jnp.sum(arrays.z_val[:, t.row_pos:t.row_pos + t.q] * b[level], axis=1)

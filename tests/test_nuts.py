@@ -7,6 +7,7 @@ when the program, the priors' scaling or the sampler is wrong.
 """
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import glmm_bayes as gb
@@ -143,3 +144,51 @@ def test_integrating_random_effects_needs_a_linear_gaussian_model():
         rikz.sample(draws=10, warmup=10, chains=1, random_effects="integrate", progress=False)
     with pytest.raises(gb.ModelError, match="random_effects must be"):
         rikz.sample(draws=10, warmup=10, chains=1, random_effects="marginal", progress=False)
+
+
+def test_initial_inverse_mass_is_the_inverse_hessian_diagonal(float64):
+    """The colouring by column of each z site recovers diag(H) exactly (1e-8: one Hessian-vector
+    product per colour against the dense autodiff Hessian), on a crossed model with a
+    two-column term; the inverse mass is 1 / H_jj where H_jj > 1 and 1 elsewhere (a toy
+    potential)."""
+    from functools import partial
+
+    import jax
+    import jax.numpy as jnp
+    from jax.flatten_util import ravel_pytree
+    from numpyro.infer.util import potential_energy
+
+    from glmm_bayes.engines.nuts import _initial_point, curvature_inverse_mass
+    from glmm_bayes.program import hierarchical_model
+
+    rng = np.random.default_rng(0)
+    n = 400
+    data = pd.DataFrame({"x": rng.normal(size=n), "a": rng.integers(0, 12, n).astype(str),
+                         "c": rng.integers(0, 7, n).astype(str)})
+    data["y"] = rng.poisson(np.exp(1 + 0.3 * data["x"]))
+    m = gb.Model("y ~ x + (1 + x | a) + (1 | c)", data, family="poisson")
+    model = partial(hierarchical_model, structure=m.structure)
+    kwargs = m.model_kwargs
+    start = _initial_point(model, kwargs, jax.random.PRNGKey(1), m.structure.initial_values(), 1.0)
+    potential = partial(potential_energy, model, (), kwargs)
+    flat, unravel = ravel_pytree(start)
+    diagonal = jnp.diag(jax.hessian(lambda x: potential(unravel(x)))(flat))
+    got = curvature_inverse_mass(potential, start, m.structure.level_sites)
+    assert np.all(diagonal > 1) and np.ptp(np.log(diagonal)) > 2     # curvatures differ a lot
+    np.testing.assert_allclose(np.asarray(got), 1 / diagonal, rtol=1e-8)
+    # weak curvature (H_jj <= 1) keeps numpyro's unit mass
+    toy = curvature_inverse_mass(lambda z: 50 * z["a"] ** 2 + 0.05 * z["b"] ** 2,
+                                 {"a": jnp.zeros(()), "b": jnp.zeros(())}, ())
+    np.testing.assert_allclose(np.asarray(toy), [0.01, 1.0], rtol=1e-12)
+
+
+def test_auto_integrates_only_where_it_is_cheap(sleepstudy):
+    """sleepstudy (one factor) and a small crossed design integrate b out; a crossed design with
+    300 levels outside the largest term samples it (MAX_INTEGRATED_DENSE_BLOCK = 256)."""
+    rng = np.random.default_rng(1)
+    n = 3000
+    big = pd.DataFrame({"y": rng.normal(size=n), "a": rng.integers(0, 400, n).astype(str),
+                        "c": rng.integers(0, 300, n).astype(str), "d": rng.integers(0, 20, n).astype(str)})
+    assert gb.Model("Reaction ~ Days + (Days | Subject)", sleepstudy)._integrates_by_default()
+    assert gb.Model("y ~ 1 + (1 | a) + (1 | d)", big)._integrates_by_default()
+    assert not gb.Model("y ~ 1 + (1 | a) + (1 | c)", big)._integrates_by_default()

@@ -42,7 +42,7 @@ def factor_penalised_gram(arrays: ModelArrays, val, w, layout: RandomEffectsLayo
     A11 = jnp.zeros((n1, q1, q1), dtype=val.dtype).at[level].add(
         w[:, None, None] * val1[:, :, None] * val1[:, None, :]) + jnp.eye(q1, dtype=val.dtype)
     L11 = jnp.linalg.cholesky(A11)
-    q2 = layout.n_random - n1 * q1
+    q2 = layout.dense_block_size
     if q2 == 0:
         return BlockCholesky(L11, DenseBlock(jnp.zeros((0, n1 * q1), val.dtype)), jnp.zeros((0, 0), val.dtype))
     L21 = off_diagonal_block(w[:, None, None] * val2[:, :, None] * val1[:, None, :], level, columns,

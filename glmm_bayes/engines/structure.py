@@ -83,6 +83,12 @@ class RandomEffectsLayout:
     def n_theta(self) -> int:
         return sum(t.n_theta for t in self.terms)
 
+    @property
+    def dense_block_size(self) -> int:
+        """q_2: the columns of u outside the leading term, the order of the blocked factor's
+        dense block L_22 (`cholesky.py`)."""
+        return self.n_random - self.leading.n_levels * self.leading.q
+
     def diagonal_mask(self) -> np.ndarray:
         """True for the entries of theta on a diagonal of some T_k."""
         return np.concatenate([t.diagonal_mask() for t in self.terms])
@@ -196,8 +202,7 @@ def off_diagonal_pattern(z_idx: np.ndarray, layout: RandomEffectsLayout,
                          max_density: float = MAX_SPARSE_DENSITY) -> BlockPattern | None:
     """The pattern of the blocked factor's L_21 where at most `max_density` of its blocks are
     non-zero (else None: it is held dense)."""
-    lead = layout.leading
-    n_rows = layout.n_random - lead.n_levels * lead.q
+    lead, n_rows = layout.leading, layout.dense_block_size
     if n_rows == 0:
         return None
     leading, rest = split_leading(z_idx, layout)

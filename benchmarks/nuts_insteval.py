@@ -1,0 +1,73 @@
+"""Target 4 of issue 8: NUTS on InstEval `y ~ service + (1 | s) + (1 | d) + (1 | dept)` (73k
+rows, 4,128 random effects), 4 x (1000 + 1000), in under 5 minutes within 4 GB on 2 cores;
+glmm_bayes vs Bambi + numpyro in the same run (`--no-peer` skips the peer, which takes much
+longer). Whole fresh processes: wall time, peak resident memory, min bulk ESS of the
+population parameters. The pointwise log-likelihood (73k x 4,000 values) is left out of both.
+
+    python benchmarks/nuts_insteval.py [--draws 1000] [--no-peer]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+
+from common import print_table, python_for, run_fresh
+
+FORMULA = "y ~ service + (1 | s) + (1 | d) + (1 | dept)"
+
+OURS = """
+import json, resource
+import glmm_bayes as gb
+m = gb.Model("{formula}", gb.load_dataset("InstEval"))
+post = m.sample(draws={draws}, warmup={draws}, chains=4, seed=1, progress=False, log_likelihood=False)
+diagnostics = post.diagnostics()
+print(json.dumps({{"min_ess": float(diagnostics["ess_bulk"].min()), "max_rhat": float(diagnostics["r_hat"].max()),
+                  "steps": float(post.idata.sample_stats["n_steps"].mean()),
+                  "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20}}))
+"""
+
+BAMBI = """
+import json, resource
+import arviz as az, bambi as bmb, pandas as pd
+data = pd.read_csv("{csv}")
+for column in ("s", "d", "dept", "service"):
+    data[column] = data[column].astype(str)
+model = bmb.Model("{formula}", data)
+idata = model.fit(draws={draws}, tune={draws}, chains=4, inference_method="numpyro",
+                  random_seed=1, progressbar=False, idata_kwargs={{"log_likelihood": False}})
+ess, rhat = az.ess(idata, method="bulk"), az.rhat(idata)
+names = [n for n in ess.data_vars if "|" not in n or n.endswith("_sigma")]
+print(json.dumps({{"min_ess": min(float(ess[n].min()) for n in names),
+                  "max_rhat": max(float(rhat[n].max()) for n in names),
+                  "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20}}))
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--draws", type=int, default=1000)
+    parser.add_argument("--no-peer", action="store_true", help="skip Bambi")
+    args = parser.parse_args()
+    import glmm_bayes as gb
+
+    ours = run_fresh(OURS.format(formula=FORMULA, draws=args.draws))
+    row = lambda name, r: (name, f"{r['process_s']:.0f}", f"{r['peak_gb']:.2f}", f"{r['min_ess']:.0f}",
+                           f"{r['max_rhat']:.3f}", f"{r['min_ess'] / r['process_s']:.2f}")
+    rows = [("job", "wall s", "peak GB", "min bulk ESS", "max R-hat", "ESS / s"),
+            row(f"glmm_bayes NUTS ({ours['steps']:.0f} steps per draw)", ours)]
+    bambi_python = None if args.no_peer else python_for("bambi")
+    if bambi_python:
+        csv = os.path.join(tempfile.mkdtemp(), "InstEval.csv")
+        gb.load_dataset("InstEval").to_csv(csv, index=False)
+        peer = run_fresh(BAMBI.format(formula=FORMULA, csv=csv, draws=args.draws), python=bambi_python,
+                         timeout=7200)
+        rows.append(row("Bambi + numpyro", peer))
+        rows.append(("ESS / s ratio (ours / Bambi)", "", "", "", "",
+                     f"{(ours['min_ess'] / ours['process_s']) / (peer['min_ess'] / peer['process_s']):.2f}"))
+    print_table(f"InstEval NUTS 4 x ({args.draws} + {args.draws})", rows)
+
+
+if __name__ == "__main__":
+    main()
