@@ -92,7 +92,7 @@ def inverse_diagonal_blocks(chol: BlockCholesky, layout: RandomEffectsLayout) ->
     L11_inv = _inverse_blocks(chol.L11)
     lead_blocks = jnp.swapaxes(L11_inv, 1, 2) @ L11_inv
     if q2:
-        L21_blocks = chol.L21.dense().reshape(q2, n1, q1).transpose(1, 0, 2)            # (n1, q2, q1)
+        L21_blocks = chol.L21.dense().reshape(q2, n1, q1).transpose(1, 0, 2)    # (n1, q2, q1)
         M = solve_triangular(chol.L22, (L21_blocks @ L11_inv).transpose(1, 0, 2).reshape(q2, -1),
                              lower=True).reshape(q2, n1, q1)
         lead_blocks = lead_blocks + jnp.einsum("knj,knl->njl", M, M)

@@ -77,6 +77,7 @@ class DenseBlock(NamedTuple):
         return self.matrix @ self.matrix.T
 
     def dense(self):
+        """L_21 as a dense (q_2, n_1 q_1) matrix."""
         return self.matrix
 
 
