@@ -15,9 +15,13 @@ Every quantity takes leading draw axes, so a posterior gets a distribution of ea
 
 from __future__ import annotations
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
+from ..engines.residual import ResidualLayout, residual_arrays, residual_scale
 from ..errors import ModelError
+from ..numerics import float64
 from ..spec import ModelSpec
 
 _LATENT_VARIANCE = {"logit": np.pi ** 2 / 3, "probit": 1.0, "cloglog": np.pi ** 2 / 6}
@@ -33,15 +37,17 @@ def residual_variance(spec: ModelSpec, aux, residual=None) -> np.ndarray:
                      f"this model is {spec.family.name} ({spec.link.name})")
 
 
+@float64
 def _mean_relative_variance(spec: ModelSpec, residual) -> np.ndarray:
-    """mean_i delta_{v(i)}^2 / w_i: the rows' residual variance relative to sigma^2."""
-    res = spec.residual
-    relative = 1.0 / res.weights
-    if res.variance is None:
-        return np.mean(relative)
-    ratios = np.asarray(residual)[..., len(res.parameter_names) - (len(res.variance_levels) - 1):]
-    delta = np.concatenate([np.ones(ratios.shape[:-1] + (1,)), ratios], axis=-1)
-    return np.mean(delta[..., res.variance_level] ** 2 * relative, axis=-1)
+    """mean_i s_i^2 over the rows, s_i = delta_{v(i)} / sqrt(w_i) (`engines.residual.residual_scale`),
+    for each draw of the residual structure's parameters (..., r)."""
+    layout = ResidualLayout.from_spec(spec.residual, gaussian=True)
+    if layout is None:
+        return np.asarray(1.0)
+    params = jnp.zeros((0,)) if residual is None else jnp.asarray(residual, dtype=jnp.float64)
+    flat, rows = params.reshape(-1, params.shape[-1]), residual_arrays(spec.residual)
+    scale = jax.vmap(lambda p: residual_scale(p, rows, layout))(flat)
+    return np.mean(np.asarray(scale) ** 2, axis=-1).reshape(params.shape[:-1])
 
 
 def variance_components(spec: ModelSpec, beta, covariances, aux, residual=None) -> dict[str, np.ndarray]:
