@@ -2,18 +2,23 @@
 `sample_batch` over D simulated sleepstudy responses, against one single fit in a fresh process
 (import and compilation included, as a user running one fit at a time pays them).
 
-    python benchmarks/batch.py [--datasets 64] [--draws 1000] [--chunk-size 64] [--ray WORKERS]
+    python benchmarks/batch.py [--datasets 64] [--draws 1000] [--chunk-size 64] [--dtype float64]
+                               [--skip-reml] [--warm-cache] [--ray WORKERS]
 
+`--warm-cache` also times each batch in a second fresh process that reads its compiled program
+from a persistent compilation cache (`gb.use_compilation_cache`) filled by the first.
 `--ray WORKERS` also runs the NUTS batch as `batch_on_ray` on a local Ray instance with that
 many workers (the ray extra), for the overhead of sending chunks to worker processes.
 
-On a GPU machine: `python benchmarks/batch.py --datasets 1000 --chunk-size 1000` (the issue's
-1,000 datasets x 4 chains x (1000 + 1000) target).
+On a GPU machine: `python benchmarks/batch.py --datasets 1000 --chunk-size 1000 --skip-reml` (the
+issue's 1,000 datasets x 4 chains x (1000 + 1000) target), with `--dtype float32` for the GPU's
+native precision.
 """
 
 from __future__ import annotations
 
 import argparse
+import tempfile
 
 from common import print_table, run_fresh
 
@@ -23,6 +28,8 @@ t0 = time.perf_counter()
 import numpy as np
 import jax
 import glmm_bayes as gb
+if {cache!r}:
+    gb.use_compilation_cache({cache!r})
 data = gb.load_dataset("sleepstudy")
 m = gb.Model("Reaction ~ Days + (Days | Subject)", data)
 rng = np.random.default_rng(0)
@@ -47,11 +54,15 @@ def main() -> None:
     parser.add_argument("--datasets", type=int, default=64)
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--chunk-size", type=int, default=64)
+    parser.add_argument("--dtype", choices=("float64", "float32"), default="float64",
+                        help="the NUTS runs' precision")
     parser.add_argument("--skip-reml", action="store_true")
+    parser.add_argument("--warm-cache", action="store_true")
     parser.add_argument("--ray", type=int, default=0, metavar="WORKERS")
     args = parser.parse_args()
     D = args.datasets
-    sampler = f"draws={args.draws}, warmup={args.draws}, chains=4, seed=1, progress=False"
+    sampler = (f"draws={args.draws}, warmup={args.draws}, chains=4, seed=1, progress=False, "
+               f"dtype={args.dtype!r}")
     jobs = [("REML", "m.fit_reml()", "m.fit_reml_batch(Y, progress=False)"),
             ("NUTS 4 x (%d + %d)" % (args.draws, args.draws),
              f"m._with_response(Y[0]).sample({sampler}, log_likelihood=False)",
@@ -59,18 +70,23 @@ def main() -> None:
     if args.ray:
         jobs.append((f"NUTS on Ray, {args.ray} workers", jobs[1][1],
                      f"gb.batch_on_ray(m, Y, 'nuts', workers={args.ray}, {sampler})"))
-    rows = [("job", "single fit s", f"batch of {D} s", "per dataset / single")]
+    rows = [("job", "single fit s", f"batch of {D} s", "of which the batch call", "per dataset / single")]
     device = ""
     for name, single_job, batch_job in jobs:
         if name == "REML" and args.skip_reml:
             continue
-        single = run_fresh(SINGLE.format(datasets=D, job=single_job))
-        batch = run_fresh(BATCH.format(datasets=D, job=batch_job))
+        cache = tempfile.mkdtemp(prefix="glmm_bayes_cache_") if args.warm_cache else ""
+        single = run_fresh(SINGLE.format(datasets=D, job=single_job, cache=""))
+        batch = run_fresh(BATCH.format(datasets=D, job=batch_job, cache=cache))
         device = batch["device"]
-        rows.append((name, f"{single['seconds']:.2f}", f"{batch['seconds']:.2f}",
+        rows.append((name, f"{single['seconds']:.2f}", f"{batch['seconds']:.2f}", f"{batch['batch_s']:.2f}",
                      f"{batch['seconds'] / D / single['seconds']:.3f}"))
-        rows.append((f"  {name}: converged datasets", "", f"{batch['converged']} / {D}", "target <= 0.2"))
-    print_table(f"Batch jobs, sleepstudy design, device {device}", rows)
+        rows.append((f"  {name}: converged datasets", "", f"{batch['converged']} / {D}", "", "target <= 0.2"))
+        if cache:
+            warm = run_fresh(BATCH.format(datasets=D, job=batch_job, cache=cache))
+            rows.append((f"  {name}: warm compilation cache", "", f"{warm['seconds']:.2f}",
+                         f"{warm['batch_s']:.2f}", f"{warm['seconds'] / D / single['seconds']:.3f}"))
+    print_table(f"Batch jobs, sleepstudy design, device {device}, NUTS in {args.dtype}", rows)
 
 
 if __name__ == "__main__":

@@ -268,13 +268,14 @@ class Model:
     @float64
     def sample_batch(self, responses, draws: int = 1000, warmup: int = 1000, chains: int = 4,
                      seed: int = 0, target_accept: float = 0.8, max_tree_depth: int = 10,
-                     chunk_size: int = 64, progress: bool = True, devices=None) -> BatchPosterior:
+                     chunk_size: int = 64, progress: bool = True, devices=None,
+                     dtype: str = "float64") -> BatchPosterior:
         """NUTS for every response in `responses` on this model's design, in one compiled
         program: datasets x chains are vectorised, `chunk_size` datasets at a time (memory is
         bounded by the chunk), each chunk split over `devices` (default: every local JAX
-        device). Dataset d is sampled as `sample(seed=seed + d, chain_method="vectorized")`
-        would sample it alone, whatever the batch, chunk or device (the same draws up to
-        floating-point reassociation, which a long chain can amplify).
+        device). Dataset d is sampled as `sample(seed=seed + d, chain_method="vectorized",
+        dtype=dtype)` would sample it alone, whatever the batch, chunk or device (the same draws
+        up to floating-point reassociation, which a long chain can amplify).
         Population parameters only (no random-effect draws); priors are this model's.
         Linear Gaussian models integrate b out where `sample`'s "auto" would (per-group
         sufficient statistics where the terms share one factor); others sample b non-centred."""
@@ -284,21 +285,23 @@ class Model:
         integrate = self._integrates_by_default()
         settings = self._nuts_settings(draws, warmup, target_accept, max_tree_depth, integrate,
                                        keep=self.structure.site_names)
-        layout, arrays = self._engine_data()
-        responses = [with_response(arrays, y, self.spec.family) for y in batch]
-        per_dataset = {"y": jnp.stack([r.y for r in responses]),
-                       "log_norm": jnp.stack([r.log_norm for r in responses])}
-        if self._uses_group_statistics(integrate):
-            per_dataset["statistics"] = jax.tree_util.tree_map(
-                lambda *a: jnp.stack(a), *[group_statistics(r, layout) for r in responses])
-        program = bind(_with_dataset_response, program=marginal_model if integrate else hierarchical_model,
-                       structure=self.structure)
-        shared = {"arrays": arrays._replace(y=None, log_norm=None)}     # y, log_norm: per dataset
-        samples, stats = run_nuts_batch(program, shared, per_dataset, settings, chains=chains,
-                                        seeds=seed + np.arange(len(batch)),
-                                        chunk_size=min(chunk_size, len(batch)), progress=progress,
-                                        devices=devices)
-        coefs, factors, aux = population_from_sites(samples, self.structure, arrays.X)
+        with sampling_precision(dtype):
+            layout, arrays = self._engine_data()
+            responses = [with_response(arrays, y, self.spec.family) for y in batch]
+            per_dataset = {"y": jnp.stack([r.y for r in responses]),
+                           "log_norm": jnp.stack([r.log_norm for r in responses])}
+            if self._uses_group_statistics(integrate):
+                per_dataset["statistics"] = jax.tree_util.tree_map(
+                    lambda *a: jnp.stack(a), *[group_statistics(r, layout) for r in responses])
+            program = bind(_with_dataset_response, program=marginal_model if integrate else hierarchical_model,
+                           structure=self.structure)
+            shared = {"arrays": arrays._replace(y=None, log_norm=None)}     # y, log_norm: per dataset
+            samples, stats = run_nuts_batch(program, shared, per_dataset, settings, chains=chains,
+                                            seeds=seed + np.arange(len(batch)),
+                                            chunk_size=min(chunk_size, len(batch)), progress=progress,
+                                            devices=devices)
+        samples = {k: np.asarray(v, dtype=float) for k, v in samples.items()}
+        coefs, factors, aux = population_from_sites(samples, self.structure, self._engine_data()[1].X)
         covariances = [np.asarray(T @ jnp.swapaxes(T, -1, -2)) for T in factors]
         population = population_values(self.spec, np.asarray(coefs), covariances,
                                        None if self.spec.family.aux_name is None else np.asarray(aux))

@@ -6,6 +6,7 @@ The frequentist engines are compared with lme4 to 1e-10, so they run in float64 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 
 import jax
@@ -23,9 +24,13 @@ def float64(func):
 SAMPLING_DTYPES = ("float64", "float32")
 
 
+@contextlib.contextmanager
 def sampling_precision(dtype: str):
     """The JAX precision a sampler runs in: a context manager for `dtype` "float64" or
-    "float32" (`Model.sample(dtype=...)`)."""
+    "float32" (`Model.sample(dtype=...)`). Matrix products run at full precision either way:
+    a GPU's default for float32 is TF32 (a 10-bit mantissa), whose gradient error alone
+    drives NUTS's step size down and its trees to the depth limit."""
     if dtype not in SAMPLING_DTYPES:
         raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
-    return jax.enable_x64(dtype == "float64")
+    with jax.enable_x64(dtype == "float64"), jax.default_matmul_precision("highest"):
+        yield

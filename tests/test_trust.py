@@ -287,10 +287,13 @@ def test_bad_trials_priors_arguments_and_duplicate_columns(sleepstudy):
 
 
 def test_import_changes_no_jax_setting():
-    """`import glmm_bayes` and a fit leave jax_enable_x64 as the process had it."""
+    """`import glmm_bayes`, a fit and a float32 sampler leave jax_enable_x64 and the default
+    matrix-product precision (which the samplers raise to "highest") as the process had them."""
     code = ("import jax; before = jax.config.jax_enable_x64; import glmm_bayes as gb; "
             "m = gb.Model('Yield ~ 1 + (1|Batch)', gb.load_dataset('Dyestuff')); m.fit_reml(); "
+            "m.sample(draws=20, warmup=20, chains=1, progress=False, dtype='float32'); "
             "import jax.numpy as jnp; "
-            "print(before, jax.config.jax_enable_x64, jnp.ones(1).dtype)")
+            "print(before, jax.config.jax_enable_x64, jnp.ones(1).dtype, "
+            "jax.config.jax_default_matmul_precision)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["False", "False", "float32"]
+    assert out.stdout.split() == ["False", "False", "float32", "None"]
