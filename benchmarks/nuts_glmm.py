@@ -2,7 +2,9 @@
 random intercepts, 7,584 rows), NUTS 4 x (1000 + 1000), min bulk ESS of the population
 parameters per wall second of the whole fresh process, glmm_bayes vs Bambi + numpyro in the same
 run. The data are simulated with lme4's VerbAgg design and estimates (`verbagg_like`), so no R is
-needed.
+needed. Each side runs twice: as imported (one CPU device, chains one after another), and
+with a CPU device per core (ours `gb.use_cpu_cores()`, the peer's `numpyro.set_host_device_count`),
+where the chains run side by side.
 
     python benchmarks/nuts_glmm.py [--draws 1000]
 """
@@ -24,6 +26,8 @@ OURS = """
 import json, time
 start = time.perf_counter()
 import glmm_bayes as gb, pandas as pd
+if {cores}:
+    gb.use_cpu_cores()
 m = gb.Model("{formula}", pd.read_csv("{csv}"), family="bernoulli")
 post = m.sample(draws={draws}, warmup={draws}, chains=4, seed=1, progress=False, log_likelihood=False)
 min_ess = float(post.diagnostics()["ess_bulk"].min())
@@ -34,6 +38,9 @@ print(json.dumps({{"min_ess": min_ess, "steps": steps, "inner_s": time.perf_coun
 BAMBI = """
 import json, time
 start = time.perf_counter()
+import os, numpyro
+if {cores}:
+    numpyro.set_host_device_count(4)     # numpyro's recipe: a device per chain
 import arviz as az, bambi as bmb, pandas as pd
 model = bmb.Model("{formula}", pd.read_csv("{csv}"), family="bernoulli")
 idata = model.fit(draws={draws}, tune={draws}, chains=4, inference_method="numpyro",
@@ -70,19 +77,30 @@ def main() -> None:
     args = parser.parse_args()
     csv = os.path.join(tempfile.mkdtemp(), "verbagg_like.csv")
     verbagg_like().to_csv(csv, index=False)
-    ours = run_fresh(OURS.format(formula=FORMULA, csv=csv, draws=args.draws))
-    rows = [("job", "wall s", "min bulk ESS", "ESS / s"),
-            (f"glmm_bayes NUTS ({ours['steps']:.0f} steps per draw)", f"{ours['process_s']:.1f}",
-             f"{ours['min_ess']:.0f}", f"{ours['min_ess'] / ours['process_s']:.1f}")]
+    rows = [("job", "wall s", "min bulk ESS", "ESS / s")]
+    ours, peers = {}, {}
+    for cores, label in ((False, "one CPU device"), (True, "a CPU device per core")):
+        ours[cores] = run_fresh(OURS.format(formula=FORMULA, csv=csv, draws=args.draws, cores=cores))
+        rows.append((f"glmm_bayes, {label} ({ours[cores]['steps']:.0f} steps per draw)",
+                     f"{ours[cores]['process_s']:.1f}", f"{ours[cores]['min_ess']:.0f}",
+                     f"{ours[cores]['min_ess'] / ours[cores]['process_s']:.1f}"))
     bambi_python = python_for("bambi")
-    if bambi_python:
-        peer = run_fresh(BAMBI.format(formula=FORMULA, csv=csv, draws=args.draws), python=bambi_python)
-        rows.append(("Bambi + numpyro", f"{peer['process_s']:.1f}", f"{peer['min_ess']:.0f}",
-                     f"{peer['min_ess'] / peer['process_s']:.1f}"))
-        ratio = (ours["min_ess"] / ours["process_s"]) / (peer["min_ess"] / peer["process_s"])
-        rows.append(("ratio (ours / Bambi), ESS per s", f"{ratio:.2f}", "", "target >= 2"))
-    else:
-        rows.append(("Bambi + numpyro", "not installed", "", ""))
+    for cores, label in ((False, "one CPU device"), (True, "a CPU device per core")):
+        if not bambi_python:
+            rows.append(("Bambi + numpyro", "not installed", "", ""))
+            break
+        peers[cores] = run_fresh(BAMBI.format(formula=FORMULA, csv=csv, draws=args.draws, cores=cores),
+                                 python=bambi_python)
+        rows.append((f"Bambi + numpyro, {label}", f"{peers[cores]['process_s']:.1f}",
+                     f"{peers[cores]['min_ess']:.0f}",
+                     f"{peers[cores]['min_ess'] / peers[cores]['process_s']:.1f}"))
+    rate = {k: v["min_ess"] / v["process_s"] for k, v in ours.items()}
+    for (mine, theirs), label in (((True, False), "ours per core / Bambi as imported"),
+                                  ((True, True), "ours per core / Bambi per core"),
+                                  ((False, False), "ours / Bambi, both one device")):
+        if theirs in peers:
+            ratio = rate[mine] / (peers[theirs]["min_ess"] / peers[theirs]["process_s"])
+            rows.append((f"ratio {label}, ESS per s", f"{ratio:.2f}", "", "target >= 2"))
     print_table(f"VerbAgg-sized Bernoulli GLMM NUTS, 4 chains x ({args.draws} + {args.draws})", rows)
 
 

@@ -4,7 +4,10 @@ glmm_bayes vs Bambi + numpyro in the same run (`--no-peer` skips the peer, which
 longer). Whole fresh processes: wall time, peak resident memory, min bulk ESS of the
 population parameters. The pointwise log-likelihood (73k x 4,000 values) is left out of both.
 
-    python benchmarks/nuts_insteval.py [--draws 1000] [--no-peer]
+`--per-core` gives both sides a CPU device per core (ours `gb.use_cpu_cores()`, the peer
+numpyro's `set_host_device_count(4)`, a device per chain), so chains run side by side.
+
+    python benchmarks/nuts_insteval.py [--draws 1000] [--no-peer] [--per-core]
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ FORMULA = "y ~ service + (1 | s) + (1 | d) + (1 | dept)"
 OURS = """
 import json, resource
 import glmm_bayes as gb
+if {per_core}:
+    gb.use_cpu_cores()
 m = gb.Model("{formula}", gb.load_dataset("InstEval"))
 post = m.sample(draws={draws}, warmup={draws}, chains=4, seed=1, progress=False, log_likelihood=False)
 diagnostics = post.diagnostics()
@@ -29,7 +34,9 @@ print(json.dumps({{"min_ess": float(diagnostics["ess_bulk"].min()), "max_rhat": 
 """
 
 BAMBI = """
-import json, resource
+import json, resource, numpyro
+if {per_core}:
+    numpyro.set_host_device_count(4)
 import arviz as az, bambi as bmb, pandas as pd
 data = pd.read_csv("{csv}")
 for column in ("s", "d", "dept", "service"):
@@ -49,10 +56,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--no-peer", action="store_true", help="skip Bambi")
+    parser.add_argument("--per-core", action="store_true", help="a CPU device per core, both sides")
     args = parser.parse_args()
     import glmm_bayes as gb
 
-    ours = run_fresh(OURS.format(formula=FORMULA, draws=args.draws))
+    ours = run_fresh(OURS.format(formula=FORMULA, draws=args.draws, per_core=args.per_core))
     row = lambda name, r: (name, f"{r['process_s']:.0f}", f"{r['peak_gb']:.2f}", f"{r['min_ess']:.0f}",
                            f"{r['max_rhat']:.3f}", f"{r['min_ess'] / r['process_s']:.2f}")
     rows = [("job", "wall s", "peak GB", "min bulk ESS", "max R-hat", "ESS / s"),
@@ -61,12 +69,13 @@ def main() -> None:
     if bambi_python:
         csv = os.path.join(tempfile.mkdtemp(), "InstEval.csv")
         gb.load_dataset("InstEval").to_csv(csv, index=False)
-        peer = run_fresh(BAMBI.format(formula=FORMULA, csv=csv, draws=args.draws), python=bambi_python,
+        peer = run_fresh(BAMBI.format(formula=FORMULA, csv=csv, draws=args.draws, per_core=args.per_core), python=bambi_python,
                          timeout=7200)
         rows.append(row("Bambi + numpyro", peer))
         rows.append(("ESS / s ratio (ours / Bambi)", "", "", "", "",
                      f"{(ours['min_ess'] / ours['process_s']) / (peer['min_ess'] / peer['process_s']):.2f}"))
-    print_table(f"InstEval NUTS 4 x ({args.draws} + {args.draws})", rows)
+    devices = "a CPU device per core" if args.per_core else "one CPU device"
+    print_table(f"InstEval NUTS 4 x ({args.draws} + {args.draws}), {devices}", rows)
 
 
 if __name__ == "__main__":

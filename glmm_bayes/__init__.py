@@ -9,6 +9,7 @@ imported on first use, so a script that only fits does not pay for them.
 """
 
 from .compilation_cache import use_compilation_cache
+from .cpu_devices import use_cpu_cores
 from .control import Control
 from .datasets import list_datasets, load_dataset
 from .errors import (ConvergenceWarning, DataError, DataWarning, FamilyError, FitError,
@@ -24,7 +25,8 @@ __all__ = ["AR1", "CAR1", "CompoundSymmetry", "Control", "GaussianCorrelation", 
            "ModelError", "Posterior", "PriorError", "SamplingWarning", "SeparationWarning",
            "SingularFitWarning", "anova", "batch_on_ray", "compare", "list_datasets", "load_dataset", "loo_compare",
            "lrt", "plot_caterpillar", "plot_compare", "plot_group_fits", "plot_ppc", "plot_rank",
-           "plot_ranef_qq", "plot_residuals", "plot_shrinkage", "plot_trace", "use_compilation_cache"]
+           "plot_ranef_qq", "plot_residuals", "plot_shrinkage", "plot_trace", "use_compilation_cache",
+           "use_cpu_cores"]
 
 _PLOTS = {name for name in __all__ if name.startswith("plot_")}
 

@@ -6,7 +6,8 @@ process or on Ray workers;
 `glmm-bayes predict SPEC.toml --newdata FILE.csv`: predictions at new rows;
 `glmm-bayes simulate SPEC.toml -n N`: responses simulated from the fitted model.
 Compiled programs are kept on disk for later runs (`use_compilation_cache`) unless
-`--no-compilation-cache` is given.
+`--no-compilation-cache` is given, and NUTS chains run side by side on a CPU device per core
+(`use_cpu_cores`).
 
 A spec file (see models/*.toml and the README):
 
@@ -34,6 +35,7 @@ A spec file (see models/*.toml and the README):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import tomllib
 from pathlib import Path
@@ -41,6 +43,7 @@ from pathlib import Path
 import pandas as pd
 
 from .compilation_cache import use_compilation_cache
+from .cpu_devices import use_cpu_cores
 from .datasets import list_datasets, load_dataset
 from .errors import GlmmBayesError
 from .model import Model
@@ -329,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.no_compilation_cache:
         use_compilation_cache()
+    with contextlib.suppress(RuntimeError):     # main() inside a process where JAX already runs
+        use_cpu_cores()                         # (embedded, tests): keep its devices
     if args.command == "batch":
         return _main_batch(args)
     if args.command in ("predict", "simulate"):

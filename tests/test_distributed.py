@@ -81,6 +81,39 @@ def test_datasets_and_chains_split_over_two_devices_give_the_single_device_draws
     assert out["parallel_compiles_again"] == 0
 
 
+def test_use_cpu_cores_splits_the_chains_over_cpu_devices_and_keeps_each_chain():
+    """A fresh process with `gb.use_cpu_cores(2)`: 'auto' runs 3 chains split over the 2 CPU
+    devices (chains 0 and 2 on one, 1 on the other, a padded fourth dropped) and draws what
+    'sequential' draws chain by chain (each chain's program is the same; rtol 1e-9 allows for
+    rounding, a chain in the wrong place is off by O(1)). Asking again for as many devices is
+    harmless; asking for more once JAX runs raises a RuntimeError that names the fix."""
+    script = textwrap.dedent("""
+        import json, sys, jax, glmm_bayes as gb
+        from glmm_bayes.engines.nuts import resolve_chain_method
+        out = {"devices": gb.use_cpu_cores(2)}
+        out["method"] = resolve_chain_method("auto", 3)
+        model = gb.Model("Yield ~ 1 + (1 | Batch)", gb.load_dataset("Dyestuff"))
+        for method in ("auto", "sequential"):
+            post = model.sample(draws=20, warmup=30, chains=3, seed=5, progress=False,
+                                log_likelihood=False, chain_method=method)
+            out[method] = post.population_draws()["sigma"].tolist()
+        out["again"] = gb.use_cpu_cores(2)
+        try:
+            gb.use_cpu_cores(3)
+        except RuntimeError as error:
+            out["error"] = str(error)
+        json.dump(out, sys.stdout)
+    """)
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout)
+    assert out["devices"] == 2 and out["again"] == 2 and out["method"] == "parallel"
+    np.testing.assert_allclose(out["auto"], out["sequential"], rtol=1e-9)
+    assert np.ptp(np.asarray(out["auto"])[:, 0]) > 0      # three different chains
+    assert "use_cpu_cores(3) must run before any JAX computation" in out["error"]
+
+
 def test_a_chunk_is_seeded_by_the_position_of_its_first_dataset(dyestuff):
     """What a Ray worker runs: datasets 2 and 3 alone, as a chunk starting at 2, draw what
     they draw in the whole batch: the same chain, up to the rounding of a differently sized

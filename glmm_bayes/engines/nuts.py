@@ -4,7 +4,8 @@ A chain is numpyro's functional NUTS kernel (`numpyro.infer.hmc.hmc`) on the pro
 potential, stepped by one `lax.scan` over warmup and draws (the kernel adapts the step size and
 mass matrix while its iteration count is below `warmup`), then mapped to the constrained sites.
 Chains run inside the same compiled program: one after another (`lax.map`), vectorised
-(`vmap`) or one per device (`pmap`). The program is bound to the model's static structure by
+(`vmap`) or split over the local devices (`pmap`; on a CPU, `use_cpu_cores` makes a device
+per core). The program is bound to the model's static structure by
 value (`compiled.bind`), so a second `sample` of a same-shaped model reuses the executable.
 Everything the sampler does happens in that one executable: there are no eager JAX operations,
 each of which would otherwise be compiled on its own.
@@ -40,17 +41,19 @@ PROGRESS_EVERY = 50
 
 
 def resolve_chain_method(chain_method: str, chains: int) -> str:
-    """'auto': one device per chain when there are enough devices; else vectorised on an
-    accelerator and one after another on a CPU, where vectorised chains wait at every step for
-    the longest tree."""
+    """'auto': chains split over the local devices where there is a device per chain, or
+    several CPU devices (`use_cpu_cores`); else one after another on a CPU, where vectorised
+    chains wait at every step for the longest tree, and vectorised on an accelerator.
+    'parallel' on a single device falls back the same way."""
     if chain_method not in CHAIN_METHODS:
         raise ValueError(f"chain_method must be one of {', '.join(CHAIN_METHODS)}, got {chain_method!r}")
+    on_cpu, devices = jax.default_backend() == "cpu", jax.local_device_count()
+    fallback = "sequential" if on_cpu else "vectorized"
     if chain_method == "auto":
-        if chains > 1 and jax.local_device_count() >= chains:
-            return "parallel"
-        return "sequential" if jax.default_backend() == "cpu" else "vectorized"
-    if chain_method == "parallel" and jax.local_device_count() < chains:
-        return "sequential" if jax.default_backend() == "cpu" else "vectorized"
+        splits = chains > 1 and (devices >= chains or (on_cpu and devices > 1))
+        return "parallel" if splits else fallback
+    if chain_method == "parallel" and (devices == 1 or chains == 1):
+        return fallback
     return chain_method
 
 
@@ -185,9 +188,18 @@ def run_chains(seed, kwargs, model, settings, method, chains):
 
 
 def _parallel_chains(seed, kwargs, model, settings, chains):
-    """One chain per local device (`run_chains` with method "parallel")."""
-    one = jax.pmap(partial(run_chain, model=model, settings=settings), in_axes=(0, None, 0))
-    return one(chain_keys(seed, chains), kwargs, jnp.arange(chains))
+    """The chains split over the local devices (`run_chains` with method "parallel"): device k
+    runs chains k, k + D, ... one after another. Chain c has the key and id it has in
+    `run_chains`; with chains not a multiple of D the last device's extra chain is dropped."""
+    devices = min(jax.local_device_count(), chains)
+    rounds = -(-chains // devices)
+    order = np.minimum(np.arange(rounds * devices), chains - 1).reshape(rounds, devices).T
+    keys, ids = chain_keys(seed, chains)[order], jnp.asarray(order)
+    one = partial(run_chain, model=model, settings=settings)
+    per_device = jax.pmap(lambda k, i: jax.lax.map(lambda a: one(a[0], kwargs, a[1]), (k, i)))
+    out = per_device(keys, ids)     # (devices, rounds, ...) -> chains in order
+    return jax.tree_util.tree_map(
+        lambda a: jnp.swapaxes(a, 0, 1).reshape((rounds * devices,) + a.shape[2:])[:chains], out)
 
 
 def run_nuts(model: Bound, model_kwargs: dict, settings: NutsSettings, *, chains: int, seed: int,
