@@ -86,9 +86,12 @@ def test_use_cpu_cores_splits_the_chains_over_cpu_devices_and_keeps_each_chain()
     devices (chains 0 and 2 on one, 1 on the other, a padded fourth dropped) and draws what
     'sequential' draws chain by chain (each chain's program is the same; rtol 1e-9 allows for
     rounding, a chain in the wrong place is off by O(1)). Asking again for as many devices is
-    harmless; asking for more once JAX runs raises a RuntimeError that names the fix."""
+    harmless; asking for more once JAX runs raises a RuntimeError that names the fix. The
+    compiled program has no collective: with one, a device whose chains finish first waits for
+    the other, and XLA aborted the process after 40 s of waiting (InstEval)."""
     script = textwrap.dedent("""
-        import json, sys, jax, glmm_bayes as gb
+        import json, sys, jax, numpy as np, glmm_bayes as gb
+        from glmm_bayes.engines import compiled
         from glmm_bayes.engines.nuts import resolve_chain_method
         out = {"devices": gb.use_cpu_cores(2)}
         out["method"] = resolve_chain_method("auto", 3)
@@ -97,6 +100,13 @@ def test_use_cpu_cores_splits_the_chains_over_cpu_devices_and_keeps_each_chain()
             post = model.sample(draws=20, warmup=30, chains=3, seed=5, progress=False,
                                 log_likelihood=False, chain_method=method)
             out[method] = post.population_draws()["sigma"].tolist()
+        with jax.enable_x64(True):
+            program = next(f for (bound, _), f in compiled._cache.items()
+                           if bound.func.__name__ == "_parallel_chains")
+            kwargs = model._sampler_kwargs(model._integrates_random_effects("auto"))
+            text = program.lower(np.uint32(5), kwargs).compile().as_text()
+        out["collectives"] = [op for op in ("all-gather", "all-reduce", "all-to-all",
+                                            "collective-permute") if op in text]
         out["again"] = gb.use_cpu_cores(2)
         try:
             gb.use_cpu_cores(3)
@@ -109,6 +119,7 @@ def test_use_cpu_cores_splits_the_chains_over_cpu_devices_and_keeps_each_chain()
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout)
     assert out["devices"] == 2 and out["again"] == 2 and out["method"] == "parallel"
+    assert out["collectives"] == []
     np.testing.assert_allclose(out["auto"], out["sequential"], rtol=1e-9)
     assert np.ptp(np.asarray(out["auto"])[:, 0]) > 0      # three different chains
     assert "use_cpu_cores(3) must run before any JAX computation" in out["error"]

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
 from jax.flatten_util import ravel_pytree
+from jax.sharding import Mesh, PartitionSpec
 from numpyro.distributions.transforms import biject_to
 from numpyro.handlers import seed, substitute, trace
 from numpyro.infer import init_to_median, init_to_uniform
@@ -184,22 +185,30 @@ def run_chains(seed, kwargs, model, settings, method, chains):
     one = partial(run_chain, model=model, settings=settings)
     if method == "vectorized":
         return jax.vmap(one, in_axes=(0, None, 0))(keys, kwargs, ids)
-    return jax.lax.map(lambda a: one(a[0], kwargs, a[1]), (keys, ids))
+    return run_chains_of(keys, ids, kwargs, model, settings)
 
 
 def _parallel_chains(seed, kwargs, model, settings, chains):
     """The chains split over the local devices (`run_chains` with method "parallel"): device k
-    runs chains k, k + D, ... one after another. Chain c has the key and id it has in
-    `run_chains`; with chains not a multiple of D the last device's extra chain is dropped."""
+    runs the k-th block of chains one after another (`shard_map` with no collective, so a
+    device that finishes first never waits for another). Chain c has the key and id it has in
+    `run_chains`; where the chains do not fill the last block it repeats the last chain (the
+    caller drops the copies: slicing here would gather the devices' outputs)."""
     devices = min(jax.local_device_count(), chains)
     rounds = -(-chains // devices)
-    order = np.minimum(np.arange(rounds * devices), chains - 1).reshape(rounds, devices).T
+    order = np.minimum(np.arange(rounds * devices), chains - 1)
     keys, ids = chain_keys(seed, chains)[order], jnp.asarray(order)
+    mesh = Mesh(np.array(jax.local_devices()[:devices]), ("chains",))
+    local = partial(run_chains_of, model=model, settings=settings)
+    split = PartitionSpec("chains")
+    return jax.shard_map(local, mesh=mesh, in_specs=(split, split, PartitionSpec()), out_specs=split,
+                         check_vma=False)(keys, ids, kwargs)
+
+
+def run_chains_of(keys, ids, kwargs, model, settings):
+    """The chains with these keys and ids, one after another."""
     one = partial(run_chain, model=model, settings=settings)
-    per_device = jax.pmap(lambda k, i: jax.lax.map(lambda a: one(a[0], kwargs, a[1]), (k, i)))
-    out = per_device(keys, ids)     # (devices, rounds, ...) -> chains in order
-    return jax.tree_util.tree_map(
-        lambda a: jnp.swapaxes(a, 0, 1).reshape((rounds * devices,) + a.shape[2:])[:chains], out)
+    return jax.lax.map(lambda a: one(a[0], kwargs, a[1]), (keys, ids))
 
 
 def run_nuts(model: Bound, model_kwargs: dict, settings: NutsSettings, *, chains: int, seed: int,
@@ -215,7 +224,7 @@ def run_nuts(model: Bound, model_kwargs: dict, settings: NutsSettings, *, chains
         else:
             run = compiled(bind(run_chains, model=model, settings=settings, method=method, chains=chains))
         out = run(np.uint32(seed), model_kwargs)
-        return jax.tree_util.tree_map(np.asarray, out)
+        return jax.tree_util.tree_map(lambda a: np.asarray(a)[:chains], out)
 
 
 class _ChainProgress:
