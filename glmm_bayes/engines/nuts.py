@@ -4,8 +4,8 @@ A chain is numpyro's functional NUTS kernel (`numpyro.infer.hmc.hmc`) on the pro
 potential, stepped by one `lax.scan` over warmup and draws (the kernel adapts the step size and
 mass matrix while its iteration count is below `warmup`), then mapped to the constrained sites.
 Chains run inside the same compiled program: one after another (`lax.map`), vectorised
-(`vmap`) or split over the local devices (`pmap`; on a CPU, `use_cpu_cores` makes a device
-per core). The program is bound to the model's static structure by
+(`vmap`) or split over the local devices (`shard_map`; on a CPU, `use_cpu_cores` makes a
+device per core). The program is bound to the model's static structure by
 value (`compiled.bind`), so a second `sample` of a same-shaped model reuses the executable.
 Everything the sampler does happens in that one executable: there are no eager JAX operations,
 each of which would otherwise be compiled on its own.
@@ -182,8 +182,8 @@ def chain_keys(seed, chains: int):
 def run_chains(seed, kwargs, model, settings, method, chains):
     """Every chain of one dataset, one after another ("sequential") or vmapped ("vectorized")."""
     keys, ids = chain_keys(seed, chains), jnp.arange(chains)
-    one = partial(run_chain, model=model, settings=settings)
     if method == "vectorized":
+        one = partial(run_chain, model=model, settings=settings)
         return jax.vmap(one, in_axes=(0, None, 0))(keys, kwargs, ids)
     return run_chains_of(keys, ids, kwargs, model, settings)
 
