@@ -3,8 +3,9 @@ random intercepts, 7,584 rows), NUTS 4 x (1000 + 1000), min bulk ESS of the popu
 parameters per wall second of the whole fresh process, glmm_bayes vs Bambi + numpyro in the same
 run. The data are simulated with lme4's VerbAgg design and estimates (`verbagg_like`), so no R is
 needed. Each side runs twice: as imported (one CPU device, chains one after another), and
-with a CPU device per core (ours `gb.use_cpu_cores()`, the peer's `numpyro.set_host_device_count`),
-where the chains run side by side.
+with several CPU devices, where the chains run side by side (ours `gb.use_cpu_cores()`, a
+device per core; the peer `numpyro.set_host_device_count(4)`, numpyro's recipe of a device per
+chain).
 
     python benchmarks/nuts_glmm.py [--draws 1000]
 """
@@ -38,9 +39,9 @@ print(json.dumps({{"min_ess": min_ess, "steps": steps, "inner_s": time.perf_coun
 BAMBI = """
 import json, time
 start = time.perf_counter()
-import os, numpyro
+import numpyro
 if {cores}:
-    numpyro.set_host_device_count(4)     # numpyro's recipe: a device per chain
+    numpyro.set_host_device_count(4)
 import arviz as az, bambi as bmb, pandas as pd
 model = bmb.Model("{formula}", pd.read_csv("{csv}"), family="bernoulli")
 idata = model.fit(draws={draws}, tune={draws}, chains=4, inference_method="numpyro",
@@ -77,30 +78,29 @@ def main() -> None:
     args = parser.parse_args()
     csv = os.path.join(tempfile.mkdtemp(), "verbagg_like.csv")
     verbagg_like().to_csv(csv, index=False)
+    rate = lambda run: run["min_ess"] / run["process_s"]
     rows = [("job", "wall s", "min bulk ESS", "ESS / s")]
     ours, peers = {}, {}
     for cores, label in ((False, "one CPU device"), (True, "a CPU device per core")):
         ours[cores] = run_fresh(OURS.format(formula=FORMULA, csv=csv, draws=args.draws, cores=cores))
         rows.append((f"glmm_bayes, {label} ({ours[cores]['steps']:.0f} steps per draw)",
                      f"{ours[cores]['process_s']:.1f}", f"{ours[cores]['min_ess']:.0f}",
-                     f"{ours[cores]['min_ess'] / ours[cores]['process_s']:.1f}"))
+                     f"{rate(ours[cores]):.1f}"))
     bambi_python = python_for("bambi")
-    for cores, label in ((False, "one CPU device"), (True, "a CPU device per core")):
+    for cores, label in ((False, "one CPU device"), (True, "a CPU device per chain")):
         if not bambi_python:
             rows.append(("Bambi + numpyro", "not installed", "", ""))
             break
         peers[cores] = run_fresh(BAMBI.format(formula=FORMULA, csv=csv, draws=args.draws, cores=cores),
                                  python=bambi_python)
         rows.append((f"Bambi + numpyro, {label}", f"{peers[cores]['process_s']:.1f}",
-                     f"{peers[cores]['min_ess']:.0f}",
-                     f"{peers[cores]['min_ess'] / peers[cores]['process_s']:.1f}"))
-    rate = {k: v["min_ess"] / v["process_s"] for k, v in ours.items()}
+                     f"{peers[cores]['min_ess']:.0f}", f"{rate(peers[cores]):.1f}"))
     for (mine, theirs), label in (((True, False), "ours per core / Bambi as imported"),
-                                  ((True, True), "ours per core / Bambi per core"),
+                                  ((True, True), "ours per core / Bambi per chain"),
                                   ((False, False), "ours / Bambi, both one device")):
         if theirs in peers:
-            ratio = rate[mine] / (peers[theirs]["min_ess"] / peers[theirs]["process_s"])
-            rows.append((f"ratio {label}, ESS per s", f"{ratio:.2f}", "", "target >= 2"))
+            rows.append((f"ratio {label}, ESS per s", f"{rate(ours[mine]) / rate(peers[theirs]):.2f}",
+                         "", "target >= 2"))
     print_table(f"VerbAgg-sized Bernoulli GLMM NUTS, 4 chains x ({args.draws} + {args.draws})", rows)
 
 
