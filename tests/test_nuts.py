@@ -150,7 +150,7 @@ def test_initial_inverse_mass_is_the_inverse_hessian_diagonal(float64):
     """The colouring by column of each z site recovers diag(H) exactly (1e-8: one Hessian-vector
     product per colour against the dense autodiff Hessian), on a crossed model with a
     two-column term; the inverse mass is 1 / H_jj where H_jj > 1 and 1 elsewhere (a toy
-    potential)."""
+    potential); the energy returned with it is U(start)."""
     from functools import partial
 
     import jax
@@ -173,13 +173,33 @@ def test_initial_inverse_mass_is_the_inverse_hessian_diagonal(float64):
     potential = partial(potential_energy, model, (), kwargs)
     flat, unravel = ravel_pytree(start)
     diagonal = jnp.diag(jax.hessian(lambda x: potential(unravel(x)))(flat))
-    got = curvature_inverse_mass(potential, start, m.structure.level_sites)
+    energy, got = curvature_inverse_mass(potential, start, m.structure.level_sites)
+    np.testing.assert_allclose(float(energy), float(potential(start)), rtol=1e-12)
     assert np.all(diagonal > 1) and np.ptp(np.log(diagonal)) > 2     # curvatures differ a lot
     np.testing.assert_allclose(np.asarray(got), 1 / diagonal, rtol=1e-8)
     # weak curvature (H_jj <= 1) keeps numpyro's unit mass
-    toy = curvature_inverse_mass(lambda z: 50 * z["a"] ** 2 + 0.05 * z["b"] ** 2,
+    _, toy = curvature_inverse_mass(lambda z: 50 * z["a"] ** 2 + 0.05 * z["b"] ** 2,
                                  {"a": jnp.zeros(()), "b": jnp.zeros(())}, ())
     np.testing.assert_allclose(np.asarray(toy), [0.01, 1.0], rtol=1e-12)
+
+
+def test_chain_starts_at_the_initial_values_where_the_jitter_has_no_density(float64):
+    """A potential finite only within 0.01 of the initial value: the jittered start (U(-1, 1)
+    around it) has no finite density, so every chain starts exactly there and stays in the band."""
+    import jax.numpy as jnp
+    import numpyro
+    import numpyro.distributions as dist
+
+    from glmm_bayes.engines.compiled import bind
+    from glmm_bayes.engines.nuts import NutsSettings, run_nuts
+
+    def narrow():
+        x = numpyro.sample("x", dist.Normal(0.0, 10.0))
+        numpyro.factor("band", jnp.where(jnp.abs(x - 3.0) < 0.01, 0.0, -jnp.inf))
+
+    samples, _ = run_nuts(bind(narrow), {}, NutsSettings(draws=20, warmup=20, initial_values=(("x", 3.0),)),
+                          chains=2, seed=0, chain_method="sequential", progress=False)
+    assert np.all(np.abs(samples["x"] - 3.0) < 0.01)
 
 
 def test_auto_integrates_only_where_it_is_cheap(sleepstudy):

@@ -112,15 +112,16 @@ def _initial_point(model, kwargs, key, values, radius):
 
 
 def curvature_inverse_mass(potential, start: dict, level_sites: tuple):
-    """The initial diagonal inverse mass matrix: 1 / H_jj where the potential's curvature at
-    the start exceeds 1, 1 (numpyro's identity) elsewhere.
+    """(U(start), the initial diagonal inverse mass matrix): 1 / H_jj where the potential's
+    curvature at the start exceeds 1, 1 (numpyro's identity) elsewhere.
 
     With 73k rows (InstEval) log(sigma), the intercept and the z of a 5,000-row level are a
     thousand times stiffer than a unit mass assumes, and the first adaptation window ran ~800
     leapfrog steps per iteration at a tiny step size. diag(H) costs one Hessian-vector product
     per colour: H couples no two levels of a `level_sites` site, so a tangent of ones on its
     column c returns H_jj for that column of every level at once; every other coordinate gets
-    its own product.
+    its own product. U(start) is the products' primal value, so the program holds one copy of
+    the potential for both.
     """
     flat, unravel = ravel_pytree(start)
     tangents = []
@@ -134,9 +135,11 @@ def curvature_inverse_mass(potential, start: dict, level_sites: tuple):
         tangents += [ravel_pytree({k: m if k == name else jnp.zeros_like(v) for k, v in start.items()})[0]
                      for m in masks]
     V = jnp.stack(tangents)
-    gradient = jax.grad(lambda x: potential(unravel(x)))
-    diagonal = jnp.sum(jax.vmap(lambda v: jax.jvp(gradient, (flat,), (v,))[1])(V) * V, axis=0)
-    return jnp.where(jnp.isfinite(diagonal) & (diagonal > 1.0), 1.0 / diagonal, 1.0)
+    value_and_gradient = jax.value_and_grad(lambda x: potential(unravel(x)))
+    (energy, _), (_, products) = jax.vmap(lambda v: jax.jvp(value_and_gradient, (flat,), (v,)),
+                                          out_axes=((None, None), 0))(V)
+    diagonal = jnp.sum(products * V, axis=0)
+    return energy, jnp.where(jnp.isfinite(diagonal) & (diagonal > 1.0), 1.0 / diagonal, 1.0)
 
 
 def run_chain(key, kwargs, chain, *, model: Bound, settings: NutsSettings):
@@ -144,14 +147,18 @@ def run_chain(key, kwargs, chain, *, model: Bound, settings: NutsSettings):
     around the initial values, or exactly there when the jittered point has no finite density."""
     key_start, key_kernel = jax.random.split(key)
     values = dict(settings.initial_values)
-    potential = partial(potential_energy, model, (), kwargs)
+    # jitted so that its several call sites in the kernel share one trace of the model
+    potential = jax.jit(partial(potential_energy, model, (), kwargs))
     jittered = _initial_point(model, kwargs, key_start, values, INIT_RADIUS)
     centre = _initial_point(model, kwargs, key_start, values, 0.0)
-    finite = jnp.isfinite(potential(jittered))
-    start = jax.tree_util.tree_map(lambda a, b: jnp.where(finite, a, b), jittered, centre)
-    dense = [tuple(s for s in settings.dense_sites if s in start)]
+    dense = [tuple(s for s in settings.dense_sites if s in jittered)]
+    if dense[0]:
+        energy, inverse_mass = potential(jittered), None
+    else:       # at the centre fallback, numpyro's unit mass
+        energy, inverse_mass = curvature_inverse_mass(potential, jittered, settings.level_sites)
+        inverse_mass = jnp.where(jnp.isfinite(energy), inverse_mass, 1.0)
+    start = jax.tree_util.tree_map(lambda a, b: jnp.where(jnp.isfinite(energy), a, b), jittered, centre)
     init_kernel, sample_kernel = hmc(potential, algo="NUTS")
-    inverse_mass = None if dense[0] else curvature_inverse_mass(potential, start, settings.level_sites)
     state = init_kernel(start, settings.warmup, inverse_mass_matrix=inverse_mass,
                         target_accept_prob=settings.target_accept,
                         max_tree_depth=settings.max_tree_depth, rng_key=key_kernel,
