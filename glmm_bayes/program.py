@@ -27,7 +27,7 @@ from .engines.grouped import GroupStatistics, grouped_gaussian_deviance
 from .engines.marginal import marginal_deviance
 from .engines.residual import leave_one_out_loglik, color, sequential_loglik
 from .engines.scaling import parameter_scales
-from .engines.structure import RandomEffectsLayout, factors_to_theta, row_weights
+from .engines.structure import RandomEffectsLayout, factors_to_theta, fixed_predictor, row_weights
 from .families import Family, Link
 from .parameters import cor_name, factor_from_sites, sd_name
 from .priors import Parameter, Prior
@@ -211,9 +211,9 @@ def hierarchical_model(arrays, structure: ProgramStructure, observed: bool = Tru
                        leave_one_out: bool = False):
     """The full non-centred program: samples z_k for every term. `leave_one_out`: the y site
     gives each row's density given the rest of its correlation group (`CorrelatedNormal`)."""
-    means = centring_means(jnp.mean(arrays.X, axis=0), structure.intercept_index)
+    means = centring_means(jnp.mean(arrays.Xt, axis=1), structure.intercept_index)
     coefs, factors, aux, residual = population_parameters(structure)
-    eta = arrays.X @ uncentre(coefs, means, structure.intercept_index) + arrays.offset
+    eta = fixed_predictor(arrays, coefs) - coefs @ means + arrays.offset   # = X uncentre(coefs)
     for T, t in zip(factors, structure.layout.terms):
         z = numpyro.sample(z_site(t.label), dist.Normal(0.0, 1.0).expand([t.n_levels, t.q]).to_event(2))
         b = z * T[0, 0] if t.isotropic else z @ T.T       # isotropic: v of a known-K term

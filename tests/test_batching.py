@@ -20,7 +20,7 @@ def batch_of_responses(spec, responses):
     layout = RandomEffectsLayout.from_spec(spec)
     arrays = model_arrays(spec, layout)
     batched = arrays._replace(y=jnp.asarray(responses))
-    axes = ModelArrays(0, None, None, None, None, None, None)
+    axes = ModelArrays(*[0 if name == "y" else None for name in ModelArrays._fields])
     return layout, arrays, batched, axes
 
 

@@ -32,8 +32,8 @@ from .optimize import hessian_fd, minimize_with_edge_restart
 from .scaling import glm_start, parameter_scales
 from .separation import warn_separation
 from .structure import (ModelArrays, RandomEffectsLayout, canonical_theta, conditional_covariances,
-                        covariance_factors, row_logliks, row_weights, singular_terms, sparse_matvec,
-                        sparse_rmatvec, split_by_term, theta_names, user_terms,
+                        covariance_factors, fixed_predictor, row_logliks, row_weights, singular_terms,
+                        sparse_matvec, sparse_rmatvec, split_by_term, theta_names, user_terms,
                         z_lambda_values)
 
 PIRLS_MAX_ITER = 100
@@ -63,7 +63,7 @@ def conditional_mode(beta, theta, aux, arrays: ModelArrays, layout: RandomEffect
     halving ends the iteration unconverged, so a NaN never passes for a mode.
     """
     zl = z_lambda_values(arrays.z_val, covariance_factors(theta, layout), layout)
-    eta0 = arrays.X @ beta + arrays.offset
+    eta0 = fixed_predictor(arrays, beta) + arrays.offset
 
     def penalised(u):
         eta = eta0 + sparse_matvec(arrays.z_idx, zl, u)
@@ -98,7 +98,7 @@ def conditional_fit(beta, theta, aux, arrays: ModelArrays, layout: RandomEffects
     whether PIRLS converged."""
     u, converged = conditional_mode(beta, theta, aux, arrays, layout, family, link)
     zl = z_lambda_values(arrays.z_val, covariance_factors(theta, layout), layout)
-    eta = arrays.X @ beta + arrays.offset + sparse_matvec(arrays.z_idx, zl, u)
+    eta = fixed_predictor(arrays, beta) + arrays.offset + sparse_matvec(arrays.z_idx, zl, u)
     w = row_weights(arrays) * family.fisher_weight(eta, aux, arrays.trials, link)
     return u, eta, factor_penalised_gram(arrays, zl, w, layout), converged
 
@@ -109,7 +109,7 @@ def _mode_with_gradient(beta, theta, aux, arrays, layout, family, link):
     u_star, converged = jax.lax.stop_gradient(
         conditional_mode(beta, theta, aux, arrays, layout, family, link))
     zl = z_lambda_values(arrays.z_val, covariance_factors(theta, layout), layout)
-    eta = arrays.X @ beta + arrays.offset + sparse_matvec(arrays.z_idx, zl, u_star)
+    eta = fixed_predictor(arrays, beta) + arrays.offset + sparse_matvec(arrays.z_idx, zl, u_star)
     u = u_star + _newton_direction(u_star, zl, eta, aux, arrays, layout, family, link, observed=True)
     return u, zl, converged
 
@@ -124,7 +124,7 @@ def laplace_deviance(beta, theta, aux, arrays: ModelArrays, layout: RandomEffect
 
 
 def _approximate_deviance(u, zl, beta, aux, arrays, layout, family, link, nagq):
-    eta = arrays.X @ beta + arrays.offset + sparse_matvec(arrays.z_idx, zl, u)
+    eta = fixed_predictor(arrays, beta) + arrays.offset + sparse_matvec(arrays.z_idx, zl, u)
     w = row_weights(arrays) * family.fisher_weight(eta, aux, arrays.trials, link)
     q = layout.n_random
     if nagq == 1:
@@ -135,7 +135,7 @@ def _approximate_deviance(u, zl, beta, aux, arrays, layout, family, link, nagq):
     h = 1.0 + jnp.zeros(q, dtype=zl.dtype).at[level].add(w * zcol ** 2)
     scale = jnp.sqrt(2.0 / h)
     nodes, weights = np.polynomial.hermite.hermgauss(nagq)
-    eta_fixed = arrays.X @ beta + arrays.offset
+    eta_fixed = fixed_predictor(arrays, beta) + arrays.offset
     u_nodes = u[None, :] + scale[None, :] * nodes[:, None]                 # (k, q)
     eta_nodes = eta_fixed[None, :] + zcol[None, :] * u_nodes[:, level]      # (k, n)
     logp = row_logliks(eta_nodes, aux, arrays, family, link)

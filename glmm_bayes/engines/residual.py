@@ -190,8 +190,9 @@ def whiten(params, arrays, layout: ResidualLayout | None):
     p, m = arrays.X.shape[1], arrays.z_val.shape[1]
     M = jnp.concatenate([(arrays.y - arrays.offset)[:, None], arrays.X, arrays.z_val], axis=1)
     W, logdet = whiten_columns(params, M, arrays.residual, layout)
-    return arrays._replace(y=W[:, 0], offset=jnp.zeros_like(arrays.offset), X=W[:, 1:1 + p],
-                           z_val=W[:, 1 + p:1 + p + m], residual=None), logdet
+    return arrays._replace(y=W[:, 0], offset=jnp.zeros_like(arrays.offset),
+                           X=W[:, 1:1 + p], Xt=W[:, 1:1 + p].T, z_val=W[:, 1 + p:1 + p + m],
+                           residual=None), logdet
 
 
 def color(params, z, res: ResidualArrays, layout: ResidualLayout):

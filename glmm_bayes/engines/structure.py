@@ -210,6 +210,13 @@ def off_diagonal_pattern(z_idx: np.ndarray, layout: RandomEffectsLayout,
                          max_density)
 
 
+def fixed_predictor(arrays: ModelArrays, beta):
+    """X beta (beta may have leading axes), as beta' X' from the stored transpose: with p << n,
+    XLA's CPU backend computes (p,) x (p, n) about three times faster than (n, p) x (p,), and
+    this product is in every gradient of the non-centred program."""
+    return beta @ arrays.Xt
+
+
 def sparse_matvec(idx, val, u):
     """(Z Lambda) u for row-sparse storage."""
     return jnp.sum(val * u[idx], axis=1)
@@ -265,6 +272,7 @@ class ModelArrays(NamedTuple):
     log_norm: jnp.ndarray       # the family's data-only terms of log p(y_i) (`Family.log_norm`)
     offset: jnp.ndarray
     X: jnp.ndarray
+    Xt: jnp.ndarray             # X' stored transposed (p, n), for `fixed_predictor`
     z_idx: jnp.ndarray
     z_val: jnp.ndarray
     residual: ResidualArrays | None = None      # where `layout.residual` is not None
@@ -279,8 +287,8 @@ def model_arrays(spec: ModelSpec, layout: RandomEffectsLayout, dtype=None) -> Mo
     log_norm = spec.family.log_norm(np.asarray(spec.y, dtype=float), np.asarray(spec.trials, dtype=float))
     z_idx = z_indices(spec, layout)
     return ModelArrays(as_float(spec.y), as_float(spec.trials), as_float(log_norm), as_float(spec.offset),
-                       as_float(spec.X), jnp.asarray(z_idx), as_float(z_values(spec)), residual,
-                       off_diagonal_pattern(z_idx, layout))
+                       as_float(spec.X), as_float(np.transpose(spec.X)), jnp.asarray(z_idx),
+                       as_float(z_values(spec)), residual, off_diagonal_pattern(z_idx, layout))
 
 
 def with_response(arrays: ModelArrays, y, family) -> ModelArrays:
