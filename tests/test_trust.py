@@ -120,7 +120,10 @@ def test_profile_intervals_of_a_crossed_model_are_finite_and_match_lme4():
 @pytest.mark.parametrize("method", ["fit_reml", "fit_ml", "fit_laplace", "fit_map"])
 def test_estimates_are_equivariant_in_the_units_of_y(method, sleepstudy):
     """y, 1e6 y and 1e-6 y: estimates and SEs in the original units agree to 1e-6 relative
-    (optimiser tolerance). Once the MAP intercept and the Laplace group sd moved with the units."""
+    (optimiser tolerance). Once the MAP intercept and the Laplace group sd moved with the units.
+    The correlation, weakly determined, is compared absolutely: L-BFGS-B stops when the deviance
+    (6.7e3) falls by less than ftol = 1e-15 relative, 7e-12, and with the deviance's curvature in
+    the correlation about 20 that fixes its argmin only to sqrt(2 * 7e-12 / 20) ~ 1e-6."""
     fits = {}
     for c in (1.0, 1e6, 1e-6):
         formula = "Reaction ~ Days + (Days | Subject)" if method != "fit_map" else "Reaction ~ Days + (1 | Subject)"
@@ -133,7 +136,9 @@ def test_estimates_are_equivariant_in_the_units_of_y(method, sleepstudy):
         if method != "fit_map":
             fits[c, "se"] = fit.fixef["std_error"] / c
     for c in (1e6, 1e-6):
-        np.testing.assert_allclose(fits[c], fits[1.0], rtol=1e-6, atol=1e-9)
+        cor = fits[1.0].index.str.startswith("cor(")
+        np.testing.assert_allclose(fits[c][~cor], fits[1.0][~cor], rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(fits[c][cor], fits[1.0][cor], atol=2e-6)
         if method != "fit_map":
             np.testing.assert_allclose(fits[c, "se"], fits[1.0, "se"], rtol=1e-6)
 
