@@ -51,10 +51,19 @@ def python_for(module: str) -> str | None:
 
 
 def machine() -> str:
-    return f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}, Python {platform.python_version()}"
+    """The CPU (its model name where Linux gives one), cores, OS and Python: machines of one kind
+    differ by 1.5x from run to run, so every table names the one it ran on."""
+    cpu = platform.machine()
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+        cpu = f"{names[0]} ({cpu})" if names else cpu
+    return f"{cpu}, {os.cpu_count()} cores, {platform.system()}, Python {platform.python_version()}"
 
 
 def print_table(title: str, rows: list[tuple]) -> None:
+    """Rows of strings, the first column left-aligned to its longest entry."""
     print(f"\n{title}  ({machine()})")
+    width = max(len(str(row[0])) for row in rows)
     for row in rows:
-        print("  " + "  ".join(f"{c:<38}" if i == 0 else f"{c:>18}" for i, c in enumerate(row)))
+        print("  " + "  ".join(f"{c:<{width}}" if i == 0 else f"{c:>14}" for i, c in enumerate(row)))
