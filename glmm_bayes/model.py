@@ -192,8 +192,9 @@ class Model:
     def fit_map(self, draws: int = 1000, seed: int = 0) -> Posterior:
         """Posterior mode (u integrated out) and draws from its Gaussian approximation."""
         draws, seed = integer_argument("draws", draws, 1), integer_argument("seed", seed, 0)
-        samples, at_mode, _ = fit_map(self.structure, self.model_kwargs["arrays"], draws, seed,
-                                      self.control)
+        exact = is_linear_gaussian(self.spec.family, self.spec.link)
+        samples, at_mode, _ = fit_map(self.structure, self.model_kwargs["arrays"], draws, seed, self.control,
+                                      self._sampler_kwargs(exact).get("statistics"))
         points = point_values(self.spec, self.structure, at_mode)
         stats = {"diverging": np.zeros((1, draws), dtype=bool)}
         return Posterior.from_samples(self.spec, self.structure, samples, stats,

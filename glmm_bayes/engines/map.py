@@ -13,51 +13,77 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.flatten_util import ravel_pytree
-from numpyro.infer.util import initialize_model
+from numpyro.infer.util import constrain_fn, potential_energy
 
 from ..control import Control
 from ..errors import FitError
 from ..program import ProgramStructure, marginal_model
 from .checks import check_optimum
-from .nuts import init_around
+from .compiled import bind, compiled
+from .grouped import GroupStatistics
+from .nuts import initial_point
 from .optimize import hessian_fd, minimize_jax
 from .random_effects import draw_random_effects_for
 from .structure import ModelArrays
 
 
+def _unravel(x, shapes: tuple) -> dict:
+    """The flat unconstrained vector as the program's sites ((name, shape) pairs, names sorted:
+    `ravel_pytree`'s order)."""
+    sizes = [int(np.prod(shape)) for _, shape in shapes]
+    parts = jnp.split(x, np.cumsum(sizes)[:-1])
+    return {name: part.reshape(shape) for (name, shape), part in zip(shapes, parts)}
+
+
+def _potential(x, data, *, structure: ProgramStructure, shapes: tuple):
+    """-log p(x | y) up to a constant, x the flat unconstrained parameters."""
+    return potential_energy(partial(marginal_model, structure=structure), (), data, _unravel(x, shapes))
+
+
+def _start(data, *, structure: ProgramStructure):
+    """The unconstrained sites at the program's initial values."""
+    return initial_point(partial(marginal_model, structure=structure), data,
+                          jax.random.PRNGKey(0), structure.initial_values(), 0.0)
+
+
+def _constrained(x, data, *, structure: ProgramStructure, shapes: tuple):
+    """The constrained and deterministic sites of each row of x."""
+    return jax.vmap(lambda z: constrain_fn(partial(marginal_model, structure=structure), (), data,
+                                           _unravel(z, shapes), return_deterministic=True))(x)
+
+
 def fit_map(structure: ProgramStructure, arrays: ModelArrays, draws: int, seed: int,
-            control: Control):
+            control: Control, statistics: GroupStatistics | None = None):
     """Returns (samples with a chain axis of 1, constrained sites at the mode, optimiser record).
 
-    The program's unconstrained coordinates are all of unit scale (standardised fixed effects,
-    log sds), so the optimiser needs no further scaling.
+    `statistics`: per-group sufficient statistics standing in for the rows (a linear Gaussian
+    model on one grouping factor, as in NUTS). The program's unconstrained coordinates are all
+    of unit scale (standardised fixed effects, log sds), so the optimiser needs no further
+    scaling. Every step is compiled once per model shape: a refit, or a model of the same
+    shape, reuses the programs.
     """
-    model = partial(marginal_model, structure=structure)
-    key_init, key_draw = jax.random.split(jax.random.PRNGKey(seed))
-    info = initialize_model(key_init, model, model_kwargs={"arrays": arrays},
-                            init_strategy=init_around(values=structure.initial_values(), radius=0.0))
-    x0, unravel = ravel_pytree(info.param_info.z)
-    names = [k if jnp.size(v) == 1 else f"{k}[{i}]" for k, v in sorted(info.param_info.z.items())
-             for i in range(int(jnp.size(v)))]
-    potential = info.potential_fn
-
-    def objective(x):
-        return potential(unravel(x))
-
-    opt = minimize_jax(objective, np.asarray(x0), max_iter=control.max_iter)
+    data = {"arrays": arrays, "statistics": statistics}
+    start = compiled(bind(_start, structure=structure))(data)
+    shapes = tuple((name, tuple(np.shape(value))) for name, value in sorted(start.items()))
+    x0 = np.concatenate([np.ravel(start[name]) for name, _ in shapes])
+    names = [name if not shape else f"{name}[{i}]" for name, shape in shapes
+             for i in range(int(np.prod(shape)))]
+    objective = bind(_potential, structure=structure, shapes=shapes)
+    opt = minimize_jax(objective, x0, args=(data,), max_iter=control.max_iter)
     mode = opt.x
-    H = hessian_fd(objective, mode)
+    H = hessian_fd(objective, mode, args=(data,))
     check_optimum(opt, H, names, control, "MAP fit")
     try:
         chol = np.linalg.cholesky(np.linalg.inv(H))
     except np.linalg.LinAlgError:
         raise FitError("MAP fit: the Hessian of the log posterior at the mode is not positive "
                        "definite, so it has no Gaussian approximation; use sample()") from None
+    key_draw = jax.random.split(jax.random.PRNGKey(seed))[1]
     eps = np.asarray(jax.random.normal(key_draw, (draws, mode.size)))
-    x_draws = mode + eps @ chol.T
-    constrain = jax.jit(jax.vmap(lambda x: info.postprocess_fn(unravel(x))))
-    sites = {k: np.asarray(v)[None] for k, v in constrain(jnp.asarray(x_draws)).items()}
-    samples = {**sites, **draw_random_effects_for(sites, seed, arrays, structure)}
-    at_mode = {k: np.asarray(v) for k, v in info.postprocess_fn(unravel(jnp.asarray(mode))).items()}
+    x_draws = np.concatenate([mode[None, :], mode + eps @ chol.T])
+    constrain = compiled(bind(_constrained, structure=structure, shapes=shapes))
+    constrained = {k: np.asarray(v) for k, v in constrain(jnp.asarray(x_draws), data).items()}
+    at_mode = {k: v[0] for k, v in constrained.items()}
+    sites = {k: v[None, 1:] for k, v in constrained.items()}
+    samples = {**sites, **draw_random_effects_for(sites, seed, arrays, structure, statistics)}
     return samples, at_mode, opt

@@ -103,7 +103,7 @@ class NutsSettings:
                    **rest)
 
 
-def _initial_point(model, kwargs, key, values, radius):
+def initial_point(model, kwargs, key, values, radius):
     """Unconstrained starting values from `init_around`."""
     strategy = init_around(values=values, radius=radius)
     sites = trace(substitute(seed(model, key), substitute_fn=strategy)).get_trace(**kwargs)
@@ -149,8 +149,8 @@ def run_chain(key, kwargs, chain, *, model: Bound, settings: NutsSettings):
     values = dict(settings.initial_values)
     # jitted so that its several call sites in the kernel share one trace of the model
     potential = jax.jit(partial(potential_energy, model, (), kwargs))
-    jittered = _initial_point(model, kwargs, key_start, values, INIT_RADIUS)
-    centre = _initial_point(model, kwargs, key_start, values, 0.0)
+    jittered = initial_point(model, kwargs, key_start, values, INIT_RADIUS)
+    centre = initial_point(model, kwargs, key_start, values, 0.0)
     dense = [tuple(s for s in settings.dense_sites if s in jittered)]
     if dense[0]:
         energy, inverse_mass = potential(jittered), None
