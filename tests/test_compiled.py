@@ -46,3 +46,22 @@ def test_refits_of_different_data_of_one_shape_give_their_own_estimates():
     assert fits[0].loglik == fits[2].loglik
     assert fits[0].loglik != fits[1].loglik
     pd.testing.assert_frame_equal(fits[0].fixef, fits[2].fixef)
+
+
+def test_a_map_refit_compiles_nothing_and_repeats_its_draws():
+    """A second fit_map of one model runs on the first's executables (a model on other data has
+    other default priors, which are part of its program) and, with the same seed, gives the same
+    draws."""
+    import jax
+
+    model = gb.Model("y ~ x + (1 | g)", _grouped_data(0))
+    first = model.fit_map(draws=50, seed=2)
+    compiles = []
+    jax.monitoring.register_event_duration_secs_listener(
+        lambda event, seconds, **kw: compiles.append(event) if "backend_compile" in event else None)
+    try:
+        second = model.fit_map(draws=50, seed=2)
+    finally:
+        jax.monitoring.clear_event_listeners()
+    assert compiles == []
+    np.testing.assert_array_equal(second.population_draws()["x"], first.population_draws()["x"])

@@ -59,8 +59,8 @@ def fit_map(structure: ProgramStructure, arrays: ModelArrays, draws: int, seed: 
     `statistics`: per-group sufficient statistics standing in for the rows (a linear Gaussian
     model on one grouping factor, as in NUTS). The program's unconstrained coordinates are all
     of unit scale (standardised fixed effects, log sds), so the optimiser needs no further
-    scaling. Every step is compiled once per model shape: a refit, or a model of the same
-    shape, reuses the programs.
+    scaling. Every step is compiled once per program (structure, priors included, and data
+    shapes): a refit reuses them.
     """
     data = {"arrays": arrays, "statistics": statistics}
     start = compiled(bind(_start, structure=structure))(data)
