@@ -152,8 +152,11 @@ class Model:
         return kwargs
 
     def _uses_group_statistics(self, integrate: bool) -> bool:
+        """u integrated out of a linear Gaussian model (the statistics' marginal likelihood is
+        Gaussian) without a residual structure, every term on one grouping factor."""
         layout, arrays = self._engine_data()
-        return integrate and layout.residual is None and shares_one_factor(arrays, layout)
+        return (integrate and is_linear_gaussian(self.spec.family, self.spec.link)
+                and layout.residual is None and shares_one_factor(arrays, layout))
 
     def _integrates_by_default(self) -> bool:
         """Exact (a linear Gaussian model) and cheap (`MAX_INTEGRATED_DENSE_BLOCK`)."""
@@ -192,9 +195,9 @@ class Model:
     def fit_map(self, draws: int = 1000, seed: int = 0) -> Posterior:
         """Posterior mode (u integrated out) and draws from its Gaussian approximation."""
         draws, seed = integer_argument("draws", draws, 1), integer_argument("seed", seed, 0)
-        exact = is_linear_gaussian(self.spec.family, self.spec.link)
-        samples, at_mode, _ = fit_map(self.structure, self.model_kwargs["arrays"], draws, seed, self.control,
-                                      self._sampler_kwargs(exact).get("statistics"))
+        statistics = self._sampler_kwargs(integrate=True).get("statistics")
+        samples, at_mode, _ = fit_map(self.structure, self.model_kwargs["arrays"], draws, seed,
+                                      self.control, statistics)
         points = point_values(self.spec, self.structure, at_mode)
         stats = {"diverging": np.zeros((1, draws), dtype=bool)}
         return Posterior.from_samples(self.spec, self.structure, samples, stats,
