@@ -284,17 +284,17 @@ def model_arrays(spec: ModelSpec, layout: RandomEffectsLayout, dtype=None) -> Mo
     package's own calls)."""
     as_float = lambda a: jnp.asarray(np.asarray(a, dtype=float), dtype=dtype)
     residual = residual_arrays(spec.residual, dtype) if layout.residual is not None else None
-    log_norm = spec.family.log_norm(np.asarray(spec.y, dtype=float), np.asarray(spec.trials, dtype=float))
     z_idx = z_indices(spec, layout)
-    return ModelArrays(as_float(spec.y), as_float(spec.trials), as_float(log_norm), as_float(spec.offset),
-                       as_float(spec.X), as_float(np.transpose(spec.X)), jnp.asarray(z_idx),
-                       as_float(z_values(spec)), residual, off_diagonal_pattern(z_idx, layout))
+    design = ModelArrays(as_float(spec.y), as_float(spec.trials), None, as_float(spec.offset),
+                         as_float(spec.X), as_float(np.transpose(spec.X)), jnp.asarray(z_idx),
+                         as_float(z_values(spec)), residual, off_diagonal_pattern(z_idx, layout))
+    return with_response(design, spec.y, spec.family)
 
 
 def with_response(arrays: ModelArrays, y, family) -> ModelArrays:
-    """The same design with another response vector."""
+    """The same design with another response vector (and its `Family.log_norm`)."""
     log_norm = family.log_norm(np.asarray(y, dtype=float), np.asarray(arrays.trials, dtype=float))
-    dtype = arrays.y.dtype
+    dtype = arrays.trials.dtype
     return arrays._replace(y=jnp.asarray(y, dtype=dtype), log_norm=jnp.asarray(log_norm, dtype=dtype))
 
 
