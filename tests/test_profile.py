@@ -8,6 +8,8 @@ relative (the largest gap, sleepstudy's sd(Days), is lme4's: our profile devianc
 ends is still below the cutoff). Ends at a bound (penicillin's sd at 0) must be that bound.
 """
 
+import warnings
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -50,6 +52,26 @@ def test_profile_ends_sit_on_the_chi_square_cutoff():
         shifted = data.assign(Reaction=data["Reaction"] - end * data["Days"])
         refit = gb.Model("Reaction ~ 1 + (1|Subject)", shifted).fit_ml()
         assert 2 * (fit.loglik - refit.loglik) == pytest.approx(stats.chi2.ppf(0.9, 1), abs=1e-5)
+
+
+def test_a_fixed_effect_on_a_ridge_is_profiled_to_both_ends():
+    """ctsib's Height, collinear with the intercept (SE 13.5) and Weight: the profile started the
+    other coefficients where they were at the previous value, the Laplace deviance there was
+    not finite, and the lower end came back NaN. Each end is checked with a Laplace fit of the
+    model with Height moved into an offset: the deviances differ by chi^2_1(0.95) to 1e-6 (both
+    are L-BFGS-B minima of a deviance ~230 with ftol 1e-15 relative; the gap seen is 2e-10,
+    and Brent's xtol 1e-9 in Height moves the deviance by < 1e-8)."""
+    fit = reference_fit("ctsib_laplace")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", gb.GlmmBayesWarning)
+        lower, upper = fit.confint(method="profile", parm="Height").loc["Height"]
+    wald_lower, wald_upper = fit.confint(method="wald", parm="Height").loc["Height"]
+    assert lower < wald_lower < upper < wald_upper        # the profile is skewed to the left
+    data = gb.load_dataset("ctsib")
+    for end in (lower, upper):
+        refit = gb.Model(f"I(CTSIB == 1) ~ Sex + Age + Weight + Surface + Vision + (1|Subject) + "
+                         f"offset({end!r} * Height)", data, family="bernoulli").fit_laplace()
+        assert 2 * (fit.loglik - refit.loglik) == pytest.approx(stats.chi2.ppf(0.95, 1), abs=1e-6)
 
 
 def test_wald_intervals_and_errors():

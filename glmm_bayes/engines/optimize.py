@@ -84,6 +84,8 @@ def minimize_jax(objective, x0, args=(), lower=None, upper=None, scale=None,
             result.success, result.message = False, f"ended on a non-finite value ({result.message})"
         x = x0 + scale * best["z"]
         value, grad = value_and_grad(x)
+    if not np.all(np.isfinite(grad)):
+        result.success, result.message = False, f"ended where the gradient is not finite ({result.message})"
     return OptSummary("L-BFGS-B", x0, x, value, grad, scale,
                       int(result.nfev), int(result.nit), max_iter, str(result.message),
                       bool(result.success))

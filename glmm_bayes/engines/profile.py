@@ -102,27 +102,52 @@ class _Profiler:
     """d_j(v) for one parameter j; the others move in free coordinates. Each optimisation starts
     from the solution at the nearest value already profiled (the estimate at first), so that a
     value profiled again reaches the same optimum: with a strongly correlated parameter (an
-    intercept beside uncentred covariates) a start far from the value can end elsewhere."""
+    intercept beside uncentred covariates) a start far from the value can end elsewhere. For a
+    fixed effect the start is moved along the deviance's valley (`_ridge_slope`): on ctsib's
+    ridge (intercept, Height and Weight collinear) the unmoved start lay where the Laplace
+    deviance is not finite, and the profile could not be bracketed. Each value is profiled
+    once, so Brent's method sees the values that bracketed the root."""
 
-    def __init__(self, objective, z_hat, j, v_hat, coordinates, arrays):
+    def __init__(self, objective, z_hat, j, v_hat, coordinates, hessian, p, arrays):
         lower, upper, positive, scale, step = coordinates
         self.objective, self.j, self.arrays = objective, j, arrays
         self.free = np.delete(np.arange(z_hat.size), j)
         self.solutions = {float(v_hat): z_hat[self.free]}
+        self.values: dict[float, float] = {}
+        self.slope = _ridge_slope(hessian, j, self.free, p)
         self.positive, self.scale = positive[self.free], scale[self.free]
         self.lower, self.upper = np.where(self.positive, -np.inf, lower[self.free]), \
             np.where(self.positive, np.inf, upper[self.free])
         self.step = step[self.free]
 
     def __call__(self, value: float) -> float:
+        value = float(value)
+        if value in self.values:
+            return self.values[value]
         nearest = min(self.solutions, key=lambda v: abs(v - value))
-        result = minimize_jax(self.objective, self.solutions[nearest],
+        start = self.solutions[nearest] + self.slope * (value - nearest)
+        result = minimize_jax(self.objective, start,
                               args=(value, self.j, self.free, self.positive, self.scale, self.arrays),
                               lower=self.lower, upper=self.upper, scale=self.step)
-        if not np.isfinite(result.fun):
+        if not (np.isfinite(result.fun) and np.all(np.isfinite(result.gradient))):
             raise FitError(f"the profile of parameter {self.j} is not finite at {value:.6g}")
-        self.solutions[float(value)] = result.x
-        return float(result.fun)
+        self.solutions[value] = result.x
+        self.values[value] = float(result.fun)
+        return self.values[value]
+
+
+def _ridge_slope(H, j, free, p):
+    """d beta_f / d beta_j = -H_ff^-1 H_fj along the valley of the deviance at the estimate (H
+    its Hessian), over the free fixed effects f; 0 for the other free coordinates and where
+    phi_j is not a fixed effect."""
+    slope = np.zeros(free.size)
+    beta = free < p
+    if j < p:
+        try:
+            slope[beta] = -np.linalg.solve(H[np.ix_(free[beta], free[beta])], H[free[beta], j])
+        except np.linalg.LinAlgError:
+            pass
+    return slope
 
 
 def _interval_end(profile, v_hat, step, bound, side, excess):
@@ -173,7 +198,8 @@ def profile_intervals(spec: ModelSpec, layout: RandomEffectsLayout, arrays: Mode
     z_hat, d_min = np.asarray(best.x), float(best.fun)
     phi_hat = np.asarray(_from_free(jnp.asarray(z_hat), positive, scale))
     crit = stats.chi2.ppf(level, 1)
-    steps = _steps(deviance, phi_hat, arrays)
+    hessian = hessian_fd(deviance, phi_hat, args=(arrays,))
+    steps = _steps(hessian, phi_hat)
     objective = bind(_with_fixed, deviance=deviance)
     coordinates = (lower, upper, positive, scale, step)
     out = {}
@@ -185,7 +211,7 @@ def profile_intervals(spec: ModelSpec, layout: RandomEffectsLayout, arrays: Mode
             out[name] = (np.nan, np.nan)
             continue
         j = all_names.index(name)
-        profile = _Profiler(objective, z_hat, j, phi_hat[j], coordinates, arrays)
+        profile = _Profiler(objective, z_hat, j, phi_hat[j], coordinates, hessian, spec.X.shape[1], arrays)
         excess = lambda d: d - d_min - crit
         ends = []
         for side, bound in ((-1, lower[j]), (1, upper[j])):
@@ -206,9 +232,9 @@ def _unprofiled_correlations(spec: ModelSpec) -> set[str]:
             for i, a in enumerate(term.names) for b in term.names[i + 1:]}
 
 
-def _steps(deviance, phi_hat, arrays) -> np.ndarray:
-    """Wald standard errors sqrt(diag(2 H^{-1})) as first steps; a tenth of |phi| where undefined."""
-    H = hessian_fd(deviance, phi_hat, args=(arrays,))
+def _steps(H, phi_hat) -> np.ndarray:
+    """Wald standard errors sqrt(diag(2 H^{-1})) as first steps (H the deviance's Hessian at
+    phi_hat); a tenth of |phi| where undefined."""
     with np.errstate(invalid="ignore"):
         se = np.sqrt(np.diag(2 * np.linalg.pinv(H)))
     fallback = np.maximum(0.1 * np.abs(phi_hat), 1e-3)
