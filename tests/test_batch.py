@@ -87,8 +87,8 @@ def test_sample_batch_draws_depend_only_on_the_dataset_and_agree_with_single_run
     ("float64", 1e-8),
     # on a GPU the batched float32 reductions reassociate, and 200 iterations of a chain
     # amplify that to a few percent (3% seen on an H100); the CPU gives the same draws
-    pytest.param("float32", 1e-5, marks=pytest.mark.skipif(
-        jax.default_backend() != "cpu", reason="float32 draws equal single runs on the CPU only"))])
+    pytest.param("float32", 1e-5, marks=[pytest.mark.slow, pytest.mark.skipif(
+        jax.default_backend() != "cpu", reason="float32 draws equal single runs on the CPU only")])])
 def test_sample_batch_runs_in_the_default_set_and_equals_single_runs(dtype, rtol):
     """A short run for the plumbing (shapes, index, status) and the identity with single runs
     in either precision (rtol: reassociation in that precision); the statistical checks of

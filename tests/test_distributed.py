@@ -38,6 +38,7 @@ def agree_within_monte_carlo_error(one: pd.DataFrame, other: pd.DataFrame):
     assert np.all(np.abs(one["mean"] - other["mean"]) < 5 * mcse)
 
 
+@pytest.mark.slow
 def test_datasets_and_chains_split_over_two_devices_give_the_single_device_draws():
     """Two CPU devices (a fresh process with --xla_force_host_platform_device_count=2): three
     datasets on one device, and split over both (padded to four); two chains of `sample`
@@ -147,13 +148,18 @@ def local_ray():
     ray.shutdown()
 
 
-def test_batch_on_ray_with_two_workers_equals_the_in_process_batch(local_ray, dyestuff):
+def test_reml_batch_on_ray_with_two_workers_equals_the_in_process_batch(local_ray, dyestuff):
     model, responses = dyestuff
     reml = gb.batch_on_ray(model, responses, "reml", progress=False)
     local = model.fit_reml_batch(responses, progress=False)
     # the same deterministic optimiser on each dataset: equal to optimiser-free rounding
     pd.testing.assert_frame_equal(reml.summary(), local.summary(), rtol=1e-9)
     assert list(reml.status["converged"]) == list(local.status["converged"])
+
+
+@pytest.mark.slow
+def test_nuts_batch_on_ray_with_two_workers_equals_the_in_process_batch(local_ray, dyestuff):
+    model, responses = dyestuff
     nuts = gb.batch_on_ray(model, responses, "nuts", chunk_size=1, progress=False, **DRAWS)
     assert len(nuts) == 4
     agree_within_monte_carlo_error(nuts.summary(), model.sample_batch(responses, progress=False, **DRAWS).summary())

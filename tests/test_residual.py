@@ -259,6 +259,7 @@ def test_known_k_ml_is_the_dense_normal_maximum(sleepstudy):
     assert ml.predict(pd.DataFrame({"Days": [0.0], "Subject": ["new"]}))[0] == pytest.approx(beta[0] + b_new)
 
 
+@pytest.mark.slow
 def test_known_k_nuts_runs_with_the_same_model(sleepstudy):
     K = kinship(sorted(sleepstudy["Subject"].astype(str).unique()))
     m = gb.Model("Reaction ~ Days + (1 | Subject)", sleepstudy, cov={"Subject": K})

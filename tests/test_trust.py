@@ -32,7 +32,8 @@ def simulated(name: str, factors) -> pd.DataFrame:
 # ---- fits that used to come back wrong ------------------------------------------------------
 
 @pytest.mark.parametrize("key, formula", [
-    ("ticks_three_terms", "TICKS ~ YEAR + HEIGHT + (1|BROOD) + (1|INDEX) + (1|LOCATION)"),
+    pytest.param("ticks_three_terms", "TICKS ~ YEAR + HEIGHT + (1|BROOD) + (1|INDEX) + (1|LOCATION)",
+                 marks=pytest.mark.slow),
     ("ticks_two_terms", "TICKS ~ YEAR + HEIGHT + (1|BROOD) + (1|LOCATION)"),
 ])
 def test_overdispersed_counts_with_an_observation_level_term_reach_lme4(key, formula):
@@ -143,6 +144,7 @@ def test_estimates_are_equivariant_in_the_units_of_y(method, sleepstudy):
             np.testing.assert_allclose(fits[c, "se"], fits[1.0, "se"], rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_nuts_is_equivariant_in_the_units_of_y(sleepstudy):
     """NUTS with y and 1e-12 y (once R-hat 2-3): in the original units the posterior means
     agree within 5 Monte Carlo standard errors, and the chains mix (R-hat <= 1.02)."""
