@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import optimize, stats
 
-from ..errors import ConvergenceWarning, FitError
+from ..errors import FitError
 from ..parameters import factor_from_sd_cor
 from ..spec import ModelSpec
 from .marginal import marginal_deviance
@@ -106,14 +106,14 @@ class _Profiler:
     fixed effect the start is moved along the deviance's valley (`_ridge_slope`): on ctsib's
     ridge (intercept, Height and Weight collinear) the unmoved start lay where the Laplace
     deviance is not finite, and the profile could not be bracketed. Each value is profiled
-    once, so Brent's method sees the values that bracketed the root."""
+    once (d_j(v_hat) = d_min), so Brent's method sees the values that bracketed the root."""
 
-    def __init__(self, objective, z_hat, j, v_hat, coordinates, hessian, p, arrays):
+    def __init__(self, objective, z_hat, j, v_hat, d_min, coordinates, hessian, p, arrays):
         lower, upper, positive, scale, step = coordinates
         self.objective, self.j, self.arrays = objective, j, arrays
         self.free = np.delete(np.arange(z_hat.size), j)
         self.solutions = {float(v_hat): z_hat[self.free]}
-        self.values: dict[float, float] = {}
+        self.values = {float(v_hat): d_min}
         self.slope = _ridge_slope(hessian, j, self.free, p)
         self.positive, self.scale = positive[self.free], scale[self.free]
         self.lower, self.upper = np.where(self.positive, -np.inf, lower[self.free]), \
@@ -151,8 +151,9 @@ def _ridge_slope(H, j, free, p):
 
 
 def _interval_end(profile, v_hat, step, bound, side, excess):
-    """The v on `side` of v_hat where profile(v) - d_min = crit, or the bound if never reached;
-    NaN where the root cannot be bracketed."""
+    """The v on `side` of v_hat where profile(v) - d_min = crit, or the bound if never reached.
+    Doubling steps bracket it between a value inside (excess <= 0) and one beyond (> 0);
+    `profile` returns those same values to Brent's method."""
     inside = v_hat
     for k in range(MAX_DOUBLINGS):
         v = v_hat + side * step * 2.0 ** k
@@ -167,11 +168,8 @@ def _interval_end(profile, v_hat, step, bound, side, excess):
     else:
         return side * np.inf
     low, high = sorted((inside, v))
-    try:
-        return optimize.brentq(lambda x: excess(profile(x)), low, high,
-                               xtol=1e-9 * max(1.0, abs(v_hat)), rtol=1e-10)
-    except ValueError:      # profiled again, an end left the bracket: the profile is not smooth
-        return np.nan
+    return optimize.brentq(lambda x: excess(profile(x)), low, high,
+                           xtol=1e-9 * max(1.0, abs(v_hat)), rtol=1e-10)
 
 
 def profile_intervals(spec: ModelSpec, layout: RandomEffectsLayout, arrays: ModelArrays,
@@ -211,17 +209,11 @@ def profile_intervals(spec: ModelSpec, layout: RandomEffectsLayout, arrays: Mode
             out[name] = (np.nan, np.nan)
             continue
         j = all_names.index(name)
-        profile = _Profiler(objective, z_hat, j, phi_hat[j], coordinates, hessian, spec.X.shape[1], arrays)
+        profile = _Profiler(objective, z_hat, j, phi_hat[j], d_min, coordinates, hessian, spec.X.shape[1], arrays)
         excess = lambda d: d - d_min - crit
         ends = []
         for side, bound in ((-1, lower[j]), (1, upper[j])):
             ends.append(_interval_end(profile, phi_hat[j], steps[j], bound, side, excess))
-        if np.isnan(ends).any():
-            warnings.warn(f"profile interval for {name}: the profiled deviance is not smooth enough "
-                          "to bracket an end (optimisations of the other parameters reach different "
-                          "optima near it); that end is NaN: use confint(method='wald') or a "
-                          "posterior, and consider centring the covariates", ConvergenceWarning,
-                          stacklevel=3)
         out[name] = (_snap(ends[0], lower[j]), _snap(ends[1], upper[j]))
     return out
 
