@@ -12,12 +12,14 @@ import warnings
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pytest
 
 import glmm_bayes as gb
-from glmm_bayes.engines.optimize import minimize_with_edge_restart
+from glmm_bayes.engines.compiled import bind
+from glmm_bayes.engines.optimize import minimize_jax, minimize_with_edge_restart
 from glmm_bayes.engines.reml import profiled_deviance
 from glmm_bayes.engines.structure import RandomEffectsLayout, model_arrays
 
@@ -207,6 +209,20 @@ def test_optimiser_at_its_iteration_cap_warns_or_raises(sleepstudy):
         quiet.fit_reml()
     with pytest.raises(gb.GlmmBayesError, match="unknown control setting"):
         gb.Model("Reaction ~ Days + (1 | Subject)", sleepstudy, control={"maxiter": 5})
+
+
+def _root_sum(x, shift):
+    return jnp.sum(jnp.sqrt(x - shift))
+
+
+def test_an_optimisation_ending_on_a_non_finite_gradient_is_not_a_success(float64):
+    """sqrt(x) at its edge: the value is finite and the gradient infinite. The optimiser sees
+    the non-finite gradient as a wall and stops at once; that end once came back as a success
+    (a profile took it for the minimum at that value)."""
+    result = minimize_jax(bind(_root_sum), np.zeros(2), args=(0.0,))
+    assert not result.success and "gradient is not finite" in result.message
+    inside = minimize_jax(bind(_root_sum), np.ones(2), args=(0.0,), lower=np.full(2, 0.25))
+    assert inside.success and inside.x == pytest.approx(0.25)
 
 
 def test_one_chain_is_checked_too(sleepstudy):
