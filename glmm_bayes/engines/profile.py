@@ -100,8 +100,8 @@ def _all_free(z, positive, scale, arrays, deviance):
 
 class _Profiler:
     """d_j(v) for one parameter j; the others move in free coordinates. Each optimisation starts
-    from the solution at the nearest value already profiled (the estimate at first), so that a
-    value profiled again reaches the same optimum: with a strongly correlated parameter (an
+    from the solution at the nearest value already profiled (the estimate at first), so that
+    neighbouring values reach the same branch of optima: with a strongly correlated parameter (an
     intercept beside uncentred covariates) a start far from the value can end elsewhere. For a
     fixed effect the start is moved along the deviance's valley (`_ridge_slope`): on ctsib's
     ridge (intercept, Height and Weight collinear) the unmoved start lay where the Laplace
