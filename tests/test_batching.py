@@ -32,10 +32,10 @@ def test_vmapped_reml_criterion_and_gradient_equal_a_loop():
     objective = partial(profiled_deviance, layout=layout, reml=True)
     theta = jnp.array([0.9, 0.1, 0.25])
     values, grads = jax.jit(jax.vmap(jax.value_and_grad(objective), in_axes=(None, axes)))(theta, batched)
-    single_fit = jax.jit(jax.value_and_grad(objective))        # jitted: eagerly ~3 s a dataset
+    one_dataset = jax.jit(jax.value_and_grad(objective))        # jitted: eagerly ~3 s a dataset
     for k in range(len(responses)):
         single = arrays._replace(y=jnp.asarray(responses[k]))
-        value, grad = single_fit(theta, single)
+        value, grad = one_dataset(theta, single)
         np.testing.assert_allclose(values[k], value, rtol=1e-12)
         np.testing.assert_allclose(grads[k], grad, rtol=1e-9, atol=1e-9)
 
@@ -49,7 +49,7 @@ def test_vmapped_laplace_deviance_equals_a_loop():
     deviance = partial(laplace_deviance, layout=layout, family=spec.family, link=spec.link)
     beta, theta = jnp.array([1.6, -0.5]), jnp.array([0.5])
     values = jax.jit(jax.vmap(deviance, in_axes=(None, None, None, axes)))(beta, theta, 1.0, batched)
-    single_fit = jax.jit(deviance)
+    one_dataset = jax.jit(deviance)
     for k in range(len(responses)):
         single = arrays._replace(y=jnp.asarray(responses[k]))
-        np.testing.assert_allclose(values[k], single_fit(beta, theta, 1.0, single), rtol=1e-10)
+        np.testing.assert_allclose(values[k], one_dataset(beta, theta, 1.0, single), rtol=1e-10)

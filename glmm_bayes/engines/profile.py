@@ -138,8 +138,8 @@ class _Profiler:
 
 def _ridge_slope(H, j, free, p):
     """d beta_f / d beta_j = -H_ff^-1 H_fj along the valley of the deviance at the estimate (H
-    its Hessian), over the free fixed effects f; 0 for the other free coordinates and where
-    phi_j is not a fixed effect."""
+    its Hessian), over the free fixed effects f; 0 for the other free coordinates, where phi_j
+    is not a fixed effect, and where H_ff is singular (the starts are then those of before)."""
     slope = np.zeros(free.size)
     beta = free < p
     if j < p:
