@@ -31,17 +31,17 @@ from .errors import FitError, GlmmBayesWarning, ModelError, SamplingWarning, int
 from .numerics import float64, sampling_precision
 from .priors import prior_table, resolve_priors
 from .program import (ProgramStructure, hierarchical_model, marginal_model, population_from_sites,
-                      standardised_name)
+                      prior_values, standardised_name)
 from .parameters import population_values
 from .results import BatchFits, BatchPosterior, FrequentistFit, Posterior
 from .results.posterior import point_values
 from .spec import build_model_spec, response_batch
 
 
-def _with_dataset_response(arrays, y, log_norm, program, structure, statistics=None):
+def _with_dataset_response(arrays, priors, y, log_norm, program, structure, statistics=None):
     """The program on `arrays` with response y (the batch's per-dataset data)."""
     kwargs = {"statistics": statistics} if statistics is not None else {}
-    return program(arrays._replace(y=y, log_norm=log_norm), structure, **kwargs)
+    return program(arrays._replace(y=y, log_norm=log_norm), priors, structure, **kwargs)
 
 
 class Model:
@@ -68,7 +68,8 @@ class Model:
                                      cov=cov)
         self._parameters = resolve_priors(self.spec, priors)
         self.structure = ProgramStructure.from_spec(self.spec, self._parameters)
-        self._arrays: dict = {}      # per x64 state: ModelArrays, and GroupStatistics
+        self._prior_values = prior_values(self.spec, self._parameters)    # kept by `_with_response`
+        self._arrays: dict = {}      # per x64 state: the program's data, and GroupStatistics
 
     @property
     def priors(self) -> pd.DataFrame:
@@ -82,13 +83,15 @@ class Model:
 
     @property
     def model_kwargs(self) -> dict:
-        """The program's data, in float64 inside the package's calls and in the caller's JAX
-        precision otherwise."""
+        """The program's data (`ModelArrays` and the priors' `PriorValues`), in float64 inside
+        the package's calls and in the caller's JAX precision otherwise."""
         x64 = bool(jax.config.jax_enable_x64)
         if x64 not in self._arrays:
-            self._arrays[x64] = model_arrays(self.spec, self.structure.layout,
-                                             jnp.float64 if x64 else jnp.float32)
-        return {"arrays": self._arrays[x64]}
+            dtype = jnp.float64 if x64 else jnp.float32
+            self._arrays[x64] = {"arrays": model_arrays(self.spec, self.structure.layout, dtype),
+                                 "priors": jax.tree_util.tree_map(partial(jnp.asarray, dtype=dtype),
+                                                                  self._prior_values)}
+        return dict(self._arrays[x64])
 
     # ---- Bayesian engines
     @float64
@@ -115,8 +118,8 @@ class Model:
             kwargs = self._sampler_kwargs(integrate)
             samples, stats = run_nuts(program, kwargs,
                                       self._nuts_settings(draws, warmup, target_accept, max_tree_depth, integrate),
-                                      chains=chains, seed=seed, chain_method=chain_method,
-                                      progress=progress)
+                                      chains=chains, seed=seed, initial_values=kwargs["priors"].initial,
+                                      chain_method=chain_method, progress=progress)
             if integrate:
                 samples.update(draw_random_effects_for(samples, seed, kwargs["arrays"], self.structure,
                                                        kwargs.get("statistics")))
@@ -129,12 +132,12 @@ class Model:
 
     def _nuts_settings(self, draws, warmup, target_accept, max_tree_depth, integrate: bool,
                        keep=None) -> NutsSettings:
-        """Chains start around the priors' typical values. With b integrated out the few
-        population sites share a dense mass matrix (on sleepstudy it nearly doubles the ESS of
-        the fixed effects); the non-centred program keeps a diagonal one, which mixed better on
-        the GLMM examples (RIKZ: R-hat of the sd 1.015 vs 1.005 with the same seed)."""
+        """With b integrated out the few population sites share a dense mass matrix (on
+        sleepstudy it nearly doubles the ESS of the fixed effects); the non-centred program keeps
+        a diagonal one, which mixed better on the GLMM examples (RIKZ: R-hat of the sd 1.015 vs
+        1.005 with the same seed). Chains start around the priors' typical values
+        (`PriorValues.initial`)."""
         return NutsSettings.checked(draws, warmup, target_accept, max_tree_depth,
-                                    initial_values=tuple(sorted(self.structure.initial_values().items())),
                                     dense_sites=self.structure.sampled_names if integrate else (),
                                     level_sites=() if integrate else self.structure.level_sites,
                                     keep=keep)
@@ -178,7 +181,7 @@ class Model:
 
     def _pointwise_loglik(self, samples: dict) -> np.ndarray:
         """log p(y_i | draw) for every draw and row (`engines.pointwise`)."""
-        return pointwise_loglik(samples, self.model_kwargs["arrays"], self.structure)
+        return pointwise_loglik(samples, **self.model_kwargs, structure=self.structure)
 
     @float64
     def sample_prior(self, draws: int = 500, seed: int = 0):
@@ -196,8 +199,8 @@ class Model:
         """Posterior mode (u integrated out) and draws from its Gaussian approximation."""
         draws, seed = integer_argument("draws", draws, 1), integer_argument("seed", seed, 0)
         statistics = self._sampler_kwargs(integrate=True).get("statistics")
-        samples, at_mode, _ = fit_map(self.structure, self.model_kwargs["arrays"], draws, seed,
-                                      self.control, statistics)
+        samples, at_mode, _ = fit_map(self.structure, **self.model_kwargs, draws=draws, seed=seed,
+                                      control=self.control, statistics=statistics)
         points = point_values(self.spec, self.structure, at_mode)
         stats = {"diverging": np.zeros((1, draws), dtype=bool)}
         return Posterior.from_samples(self.spec, self.structure, samples, stats,
@@ -299,9 +302,10 @@ class Model:
                     lambda *a: jnp.stack(a), *[group_statistics(r, layout) for r in responses])
             program = bind(_with_dataset_response, program=marginal_model if integrate else hierarchical_model,
                            structure=self.structure)
-            shared = {"arrays": arrays._replace(y=None, log_norm=None)}     # y, log_norm: per dataset
+            priors = self.model_kwargs["priors"]
+            shared = {"arrays": arrays._replace(y=None, log_norm=None), "priors": priors}   # y: per dataset
             samples, stats = run_nuts_batch(program, shared, per_dataset, settings, chains=chains,
-                                            seeds=seed + np.arange(len(batch)),
+                                            seeds=seed + np.arange(len(batch)), initial_values=priors.initial,
                                             chunk_size=min(chunk_size, len(batch)), progress=progress,
                                             devices=devices)
         samples = {k: np.asarray(v, dtype=float) for k, v in samples.items()}

@@ -50,14 +50,23 @@ class Prior:
     def __str__(self) -> str:
         return f"{self.name}({', '.join(f'{a:.4g}' for a in self.args)})"
 
-    def distribution(self, dimension: int | None = None):
-        return _CONSTRUCTORS[self.name](*self.args, dimension=dimension)
-
     def typical(self) -> float | None:
         """A typical value: the median (the mean for gamma, whose median under the default
         shape prior gamma(0.01, 0.01) is about 1e-30); None for lkj. NUTS starts its chains
         around these, so the start is on the scale of the data without drawing from the prior."""
         return None if self.name == "lkj" else float(_TYPICAL[self.name](*self.args))
+
+
+@dataclass(frozen=True)
+class PriorForm:
+    """A `Prior` without its numbers: the static part that a compiled program is specialised
+    to; the arguments travel as traced data, so data-scaled defaults do not recompile."""
+
+    name: str
+    dimension: int | None = None      # q of an lkj prior
+
+    def distribution(self, args):
+        return _CONSTRUCTORS[self.name](*args, dimension=self.dimension)
 
 
 def _folded(base):
@@ -136,10 +145,11 @@ class Parameter:
     source: str = "default"
     dimension: int | None = None  # q for a correlation block
 
-    def distribution(self):
-        if isinstance(self.prior, Prior):
-            return self.prior.distribution(self.dimension)
-        return self.prior
+    @property
+    def form(self):
+        """What the compiled program is specialised to: the `PriorForm` of a `Prior`, or the
+        user's numpyro distribution itself."""
+        return PriorForm(self.prior.name, self.dimension) if isinstance(self.prior, Prior) else self.prior
 
 
 def default_parameters(spec: ModelSpec) -> list[Parameter]:

@@ -10,15 +10,18 @@
 for linear Gaussian models, by Laplace otherwise; `engines.grouped` from per-group sufficient
 statistics when all terms share one grouping factor). `fit_map` optimises the marginal program, and
 NUTS samples it for linear Gaussian models, drawing u | y afterwards.
-Both take `arrays` (an `engines.structure.ModelArrays`) as their only data argument.
+Both take `arrays` (an `engines.structure.ModelArrays`) and `priors` (`PriorValues`, the
+priors' data-scaled numbers) as their data arguments.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import numpyro
 import numpyro.distributions as dist
 from numpyro.distributions.transforms import AffineTransform
@@ -30,7 +33,7 @@ from .engines.scaling import parameter_scales
 from .engines.structure import RandomEffectsLayout, factors_to_theta, fixed_predictor, row_weights
 from .families import Family, Link
 from .parameters import cor_name, factor_from_sites, sd_name
-from .priors import Parameter, Prior
+from .priors import Parameter, Prior, PriorForm
 from .spec import ModelSpec
 
 
@@ -77,23 +80,25 @@ class CorrelatedNormal(dist.Distribution):
 
 @dataclass(frozen=True)
 class ProgramStructure:
-    """Static description of the program (hashable): names, shapes and priors."""
+    """Static description of the program (hashable): names, shapes and the priors' forms. The
+    numbers that depend on the data are `PriorValues`, traced, so that a same-shaped model on
+    other data reuses the compiled program."""
 
     fixed_names: tuple[str, ...]
     layout: RandomEffectsLayout         # the terms: labels, column names, shapes
     family: Family
     link: Link
-    parameters: tuple[Parameter, ...]
-    fixed_scales: tuple[float, ...]     # s_y / s_x per fixed effect: the units of beta_j
+    prior_forms: tuple[tuple[str, object], ...]     # (parameter, `Parameter.form`)
 
     @classmethod
     def from_spec(cls, spec: ModelSpec, parameters: list[Parameter]) -> "ProgramStructure":
-        return cls(spec.fixed_names, RandomEffectsLayout.from_spec(spec),
-                   spec.family, spec.link, tuple(parameters),
-                   tuple(float(v) for v in parameter_scales(spec).beta))
+        return cls(spec.fixed_names, RandomEffectsLayout.from_spec(spec), spec.family, spec.link,
+                   tuple((p.name, p.form) for p in parameters))
 
-    def prior(self, name: str):
-        return next(p for p in self.parameters if p.name == name).distribution()
+    def prior(self, name: str, priors: "PriorValues"):
+        """The prior distribution of parameter `name`, with its arguments from `priors`."""
+        form = dict(self.prior_forms)[name]
+        return form.distribution(priors.arguments[name]) if isinstance(form, PriorForm) else form
 
     @property
     def site_names(self) -> tuple[str, ...]:
@@ -122,23 +127,39 @@ class ProgramStructure:
         """The residual structure's parameters (`engines.residual`), after aux."""
         return self.layout.residual.names if self.layout.residual is not None else ()
 
-    def initial_values(self) -> dict[str, float]:
-        """A typical value (`Prior.typical`) of each sample site whose prior gives one."""
-        values = {}
-        for param in self.parameters:
-            typical = param.prior.typical() if isinstance(param.prior, Prior) else None
-            if typical is None:
-                continue
-            if param.name in self.fixed_names:
-                scale = self.fixed_scales[self.fixed_names.index(param.name)]
-                values[standardised_name(param.name)] = typical / scale
-            else:
-                values[param.name] = typical
-        return values
-
     @property
     def intercept_index(self) -> int | None:
         return self.fixed_names.index("(Intercept)") if "(Intercept)" in self.fixed_names else None
+
+
+class PriorValues(NamedTuple):
+    """The priors' numbers, a pytree traced into the program: each `Prior`'s arguments by
+    parameter (a user's numpyro distribution is static, in `ProgramStructure.prior_forms`), the
+    units s_y / s_x_j of the fixed effects, and a typical value (`Prior.typical`) of each sample
+    site whose prior gives one, where NUTS's chains and the MAP optimiser start."""
+
+    arguments: dict
+    fixed_scales: jnp.ndarray
+    initial: dict
+
+
+def prior_values(spec: ModelSpec, parameters: list[Parameter]) -> PriorValues:
+    """The `PriorValues` of `parameters` on `spec`'s data (float64 NumPy arrays)."""
+    fixed_scales = np.asarray(parameter_scales(spec).beta, dtype=float)
+    scales = dict(zip(spec.fixed_names, fixed_scales))
+    arguments, initial = {}, {}
+    for param in parameters:
+        if not isinstance(param.prior, Prior):
+            continue
+        arguments[param.name] = np.asarray(param.prior.args, dtype=float)
+        typical = param.prior.typical()
+        if typical is None:
+            continue
+        if param.name in scales:
+            initial[standardised_name(param.name)] = np.asarray(typical / scales[param.name])
+        else:
+            initial[param.name] = np.asarray(typical)
+    return PriorValues(arguments, fixed_scales, initial)
 
 
 def centring_means(column_means, intercept_index):
@@ -163,7 +184,7 @@ def standardised_name(name: str) -> str:
     return f"std({name})"
 
 
-def population_parameters(structure: ProgramStructure):
+def population_parameters(structure: ProgramStructure, priors: PriorValues):
     """Sample beta (on the centred design), the factors T_k, the family's aux parameter and the
     residual structure's parameters (None without one).
 
@@ -174,12 +195,13 @@ def population_parameters(structure: ProgramStructure):
     same for y and 1e-12 y.
     """
     sites = {}
-    for name, scale in zip(structure.fixed_names, structure.fixed_scales):
+    for j, name in enumerate(structure.fixed_names):
+        scale = priors.fixed_scales[j]
         std = numpyro.sample(standardised_name(name), dist.TransformedDistribution(
-            structure.prior(name), AffineTransform(0.0, 1.0 / scale)))
+            structure.prior(name, priors), AffineTransform(0.0, 1.0 / scale)))
         sites[name] = numpyro.deterministic(name, std * scale)
     for name in structure.site_names[len(structure.fixed_names):]:
-        sites[name] = numpyro.sample(name, structure.prior(name))
+        sites[name] = numpyro.sample(name, structure.prior(name, priors))
     return (*population_from_sites(sites, structure), residual_from_sites(sites, structure))
 
 
@@ -207,12 +229,12 @@ def residual_from_sites(sites: dict, structure: ProgramStructure):
     return jnp.stack([jnp.asarray(sites[n]) for n in structure.residual_names], axis=-1)
 
 
-def hierarchical_model(arrays, structure: ProgramStructure, observed: bool = True,
-                       leave_one_out: bool = False):
+def hierarchical_model(arrays, priors: PriorValues, structure: ProgramStructure,
+                       observed: bool = True, leave_one_out: bool = False):
     """The full non-centred program: samples z_k for every term. `leave_one_out`: the y site
     gives each row's density given the rest of its correlation group (`CorrelatedNormal`)."""
     means = centring_means(jnp.mean(arrays.Xt, axis=1), structure.intercept_index)
-    coefs, factors, aux, residual = population_parameters(structure)
+    coefs, factors, aux, residual = population_parameters(structure, priors)
     eta = fixed_predictor(arrays, coefs) - coefs @ means + arrays.offset   # = X uncentre(coefs)
     for T, t in zip(factors, structure.layout.terms):
         z = numpyro.sample(z_site(t.label), dist.Normal(0.0, 1.0).expand([t.n_levels, t.q]).to_event(2))
@@ -228,13 +250,14 @@ def hierarchical_model(arrays, structure: ProgramStructure, observed: bool = Tru
     numpyro.sample("y", likelihood, obs=arrays.y if observed else None)
 
 
-def marginal_model(arrays, structure: ProgramStructure, statistics: GroupStatistics | None = None):
+def marginal_model(arrays, priors: PriorValues, structure: ProgramStructure,
+                   statistics: GroupStatistics | None = None):
     """Population parameters only; u integrated out (exactly for linear Gaussian models). With
     `statistics` (a linear Gaussian model whose terms share one grouping factor) the marginal
     likelihood is computed from per-group sufficient statistics instead of the rows."""
     x_mean = statistics.x_mean if statistics is not None else jnp.mean(arrays.X, axis=0)
     means = centring_means(x_mean, structure.intercept_index)
-    coefs, factors, aux, residual = population_parameters(structure)
+    coefs, factors, aux, residual = population_parameters(structure, priors)
     beta = uncentre(coefs, means, structure.intercept_index)
     if statistics is not None:
         deviance = grouped_gaussian_deviance(beta, factors, aux, statistics)

@@ -1,5 +1,7 @@
 """Compile once per model shape, with a bounded number of live executables."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -48,20 +50,39 @@ def test_refits_of_different_data_of_one_shape_give_their_own_estimates():
     pd.testing.assert_frame_equal(fits[0].fixef, fits[2].fixef)
 
 
-def test_a_map_refit_compiles_nothing_and_repeats_its_draws():
-    """A second fit_map of one model runs on the first's executables (a model on other data has
-    other default priors, which are part of its program) and, with the same seed, gives the same
-    draws."""
+def _compiles_during(run) -> tuple[list, object]:
+    """(the XLA compilations while `run()` ran, its result)."""
     import jax
 
-    model = gb.Model("y ~ x + (1 | g)", _grouped_data(0))
-    first = model.fit_map(draws=50, seed=2)
     compiles = []
     jax.monitoring.register_event_duration_secs_listener(
         lambda event, seconds, **kw: compiles.append(event) if "backend_compile" in event else None)
     try:
-        second = model.fit_map(draws=50, seed=2)
+        return compiles, run()
     finally:
         jax.monitoring.clear_event_listeners()
+
+
+def _map_and_nuts(data: pd.DataFrame):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", gb.SamplingWarning)      # 60 draws: ESS warnings
+        model = gb.Model("y ~ x + (1 | g)", data)
+        return (model.fit_map(draws=50, seed=2),
+                model.sample(draws=60, warmup=60, chains=2, seed=2, progress=False))
+
+
+def test_a_model_on_other_data_compiles_nothing_for_map_and_nuts():
+    """Other data of one shape have other data-scaled default priors and other starting values;
+    both are traced into the programs (`PriorValues`), so fit_map and sample on them compile
+    nothing, and give the draws that programs compiled afresh for them give."""
+    import jax
+
+    _map_and_nuts(_grouped_data(0))
+    compiles, (map_fit, nuts_fit) = _compiles_during(lambda: _map_and_nuts(_grouped_data(1)))
     assert compiles == []
-    np.testing.assert_array_equal(second.population_draws()["x"], first.population_draws()["x"])
+    compiled_module._cache.clear()
+    jax.clear_caches()
+    fresh_map, fresh_nuts = _map_and_nuts(_grouped_data(1))
+    for reused, fresh in ((map_fit, fresh_map), (nuts_fit, fresh_nuts)):
+        for name in ("(Intercept)", "x", "sd((Intercept)|g)", "sigma"):
+            np.testing.assert_array_equal(reused.population_draws()[name], fresh.population_draws()[name])

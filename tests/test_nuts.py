@@ -170,7 +170,7 @@ def test_initial_inverse_mass_is_the_inverse_hessian_diagonal(float64):
     model = partial(hierarchical_model, structure=m.structure)
     kwargs = m.model_kwargs
     # jitted: run eagerly, the model compiles every operation on its own (~10 s)
-    start = jax.jit(lambda key: initial_point(model, kwargs, key, m.structure.initial_values(), 1.0))(
+    start = jax.jit(lambda key: initial_point(model, kwargs, key, kwargs["priors"].initial, 1.0))(
         jax.random.PRNGKey(1))
     potential = jax.jit(partial(potential_energy, model, (), kwargs))
     flat, unravel = ravel_pytree(start)
@@ -199,8 +199,8 @@ def test_chain_starts_at_the_initial_values_where_the_jitter_has_no_density(floa
         x = numpyro.sample("x", dist.Normal(0.0, 10.0))
         numpyro.factor("band", jnp.where(jnp.abs(x - 3.0) < 0.01, 0.0, -jnp.inf))
 
-    samples, _ = run_nuts(bind(narrow), {}, NutsSettings(draws=20, warmup=20, initial_values=(("x", 3.0),)),
-                          chains=2, seed=0, chain_method="sequential", progress=False)
+    samples, _ = run_nuts(bind(narrow), {}, NutsSettings(draws=20, warmup=20), chains=2, seed=0,
+                          initial_values={"x": 3.0}, chain_method="sequential", progress=False)
     assert np.all(np.abs(samples["x"] - 3.0) < 0.01)
 
 

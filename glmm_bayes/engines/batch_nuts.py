@@ -22,26 +22,28 @@ from .compiled import Bound, bind, compiled
 from .nuts import NutsSettings, run_chains
 
 
-def _run_datasets(seeds, shared, per_dataset, model, settings, chains):
+def _run_datasets(seeds, shared, per_dataset, initial_values, model, settings, chains):
     def one_dataset(seed, data):
-        return run_chains(seed, {**shared, **data}, model, settings, "vectorized", chains)
+        return run_chains(seed, {**shared, **data}, initial_values, model, settings, "vectorized", chains)
     return jax.vmap(one_dataset)(seeds, per_dataset)
 
 
-def _run_sharded(seeds, shared, per_dataset, model, settings, chains, devices):
-    """`_run_datasets` with the datasets split evenly over `devices`; `shared` is copied."""
+def _run_sharded(seeds, shared, per_dataset, initial_values, model, settings, chains, devices):
+    """`_run_datasets` with the datasets split evenly over `devices`; `shared` and
+    `initial_values` are copied."""
     mesh = Mesh(np.array(devices), ("datasets",))
-    split = PartitionSpec("datasets")
+    split, copied = PartitionSpec("datasets"), PartitionSpec()
     local = partial(_run_datasets, model=model, settings=settings, chains=chains)
-    return jax.shard_map(local, mesh=mesh, in_specs=(split, PartitionSpec(), split),
-                         out_specs=split, check_vma=False)(seeds, shared, per_dataset)
+    return jax.shard_map(local, mesh=mesh, in_specs=(split, copied, split, copied),
+                         out_specs=split, check_vma=False)(seeds, shared, per_dataset, initial_values)
 
 
 def run_nuts_batch(model: Bound, shared: dict, per_dataset: dict, settings: NutsSettings, *,
-                   chains: int, seeds: np.ndarray, chunk_size: int = 64, progress: bool = True,
-                   devices=None):
+                   chains: int, seeds: np.ndarray, initial_values: dict, chunk_size: int = 64,
+                   progress: bool = True, devices=None):
     """NUTS for each dataset d (model kwargs = shared + per_dataset[...][d]), started from
-    PRNGKey(seeds[d]). `per_dataset`: model kwargs whose leaves have a leading dataset axis.
+    PRNGKey(seeds[d]) around `initial_values` (as `nuts.run_nuts`). `per_dataset`: model
+    kwargs whose leaves have a leading dataset axis.
     `devices`: where the datasets run (default: every local device); `chunk_size` is rounded
     up to a multiple of their number. Returns (samples {site: (datasets, chains, draws, ...)},
     stats {name: (datasets, chains, draws)})."""
@@ -55,7 +57,8 @@ def run_nuts_batch(model: Bound, shared: dict, per_dataset: dict, settings: Nuts
     for start in tqdm(starts, desc="datasets", unit="chunk", disable=not progress):
         index = np.arange(start, start + chunk_size).clip(max=n_datasets - 1)   # pad the last chunk
         data = jax.tree_util.tree_map(lambda a: a[index], per_dataset)
-        out = jax.tree_util.tree_map(np.asarray, run(np.asarray(seeds, np.uint32)[index], shared, data))
+        out = jax.tree_util.tree_map(np.asarray, run(np.asarray(seeds, np.uint32)[index], shared, data,
+                                                    initial_values))
         used = min(chunk_size, n_datasets - start)
         outputs.append(jax.tree_util.tree_map(lambda a: a[:used], out))
     return jax.tree_util.tree_map(lambda *a: np.concatenate(a), *outputs)

@@ -17,7 +17,7 @@ from numpyro.infer.util import constrain_fn, potential_energy
 
 from ..control import Control
 from ..errors import FitError
-from ..program import ProgramStructure, marginal_model
+from ..program import PriorValues, ProgramStructure, marginal_model
 from .checks import check_optimum
 from .compiled import bind, compiled
 from .grouped import GroupStatistics
@@ -41,9 +41,9 @@ def _potential(x, data, *, structure: ProgramStructure, shapes: tuple):
 
 
 def _start(data, *, structure: ProgramStructure):
-    """The unconstrained sites at the program's initial values."""
+    """The unconstrained sites at the priors' typical values (`PriorValues.initial`)."""
     return initial_point(partial(marginal_model, structure=structure), data,
-                          jax.random.PRNGKey(0), structure.initial_values(), 0.0)
+                          jax.random.PRNGKey(0), data["priors"].initial, 0.0)
 
 
 def _constrained(x, data, *, structure: ProgramStructure, shapes: tuple):
@@ -52,17 +52,17 @@ def _constrained(x, data, *, structure: ProgramStructure, shapes: tuple):
                                            _unravel(z, shapes), return_deterministic=True))(x)
 
 
-def fit_map(structure: ProgramStructure, arrays: ModelArrays, draws: int, seed: int,
-            control: Control, statistics: GroupStatistics | None = None):
+def fit_map(structure: ProgramStructure, arrays: ModelArrays, priors: PriorValues, draws: int,
+            seed: int, control: Control, statistics: GroupStatistics | None = None):
     """Returns (samples with a chain axis of 1, constrained sites at the mode, optimiser record).
 
     `statistics`: per-group sufficient statistics standing in for the rows (a linear Gaussian
     model on one grouping factor, as in NUTS). The program's unconstrained coordinates are all
     of unit scale (standardised fixed effects, log sds), so the optimiser needs no further
-    scaling. Every step is compiled once per program (structure, priors included, and data
-    shapes): a refit reuses them.
+    scaling. Every step is compiled once per program (structure and data shapes): a refit, on
+    these data or others, reuses them.
     """
-    data = {"arrays": arrays, "statistics": statistics}
+    data = {"arrays": arrays, "priors": priors, "statistics": statistics}
     start = compiled(bind(_start, structure=structure))(data)
     shapes = tuple((name, tuple(np.shape(value))) for name, value in sorted(start.items()))
     x0 = np.concatenate([np.ravel(start[name]) for name, _ in shapes])

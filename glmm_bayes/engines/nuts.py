@@ -88,7 +88,6 @@ class NutsSettings:
     warmup: int
     target_accept: float = 0.8
     max_tree_depth: int = 10
-    initial_values: tuple = ()          # (site, value) pairs (`init_around`)
     dense_sites: tuple = ()             # sites sharing a dense mass matrix (others: diagonal)
     level_sites: tuple = ()             # (n_k, q_k) sites whose levels the potential does not
                                         # couple (`curvature_inverse_mass`)
@@ -142,15 +141,15 @@ def curvature_inverse_mass(potential, start: dict, level_sites: tuple):
     return energy, jnp.where(jnp.isfinite(diagonal) & (diagonal > 1.0), 1.0 / diagonal, 1.0)
 
 
-def run_chain(key, kwargs, chain, *, model: Bound, settings: NutsSettings):
+def run_chain(key, kwargs, initial_values, chain, *, model: Bound, settings: NutsSettings):
     """One chain: (sites {name: (draws, ...)}, stats {name: (draws,)}). The start is jittered
-    around the initial values, or exactly there when the jittered point has no finite density."""
+    around `initial_values` ({site: value}, traced), or exactly there when the jittered point
+    has no finite density."""
     key_start, key_kernel = jax.random.split(key)
-    values = dict(settings.initial_values)
     # jitted so that its several call sites in the kernel share one trace of the model
     potential = jax.jit(partial(potential_energy, model, (), kwargs))
-    jittered = initial_point(model, kwargs, key_start, values, INIT_RADIUS)
-    centre = initial_point(model, kwargs, key_start, values, 0.0)
+    jittered = initial_point(model, kwargs, key_start, initial_values, INIT_RADIUS)
+    centre = initial_point(model, kwargs, key_start, initial_values, 0.0)
     dense = [tuple(s for s in settings.dense_sites if s in jittered)]
     if dense[0]:
         energy, inverse_mass = potential(jittered), None
@@ -186,16 +185,16 @@ def chain_keys(seed, chains: int):
     return jax.random.split(jax.random.PRNGKey(seed), chains)
 
 
-def run_chains(seed, kwargs, model, settings, method, chains):
+def run_chains(seed, kwargs, initial_values, model, settings, method, chains):
     """Every chain of one dataset, one after another ("sequential") or vmapped ("vectorized")."""
     keys, ids = chain_keys(seed, chains), jnp.arange(chains)
     if method == "vectorized":
         one = partial(run_chain, model=model, settings=settings)
-        return jax.vmap(one, in_axes=(0, None, 0))(keys, kwargs, ids)
-    return run_chains_of(keys, ids, kwargs, model, settings)
+        return jax.vmap(one, in_axes=(0, None, None, 0))(keys, kwargs, initial_values, ids)
+    return run_chains_of(keys, ids, kwargs, initial_values, model, settings)
 
 
-def _parallel_chains(seed, kwargs, model, settings, chains):
+def _parallel_chains(seed, kwargs, initial_values, model, settings, chains):
     """The chains split over the local devices (`run_chains` with method "parallel"): device k
     runs the k-th block of chains one after another (`shard_map` with no collective, so a
     device that finishes first never waits for another). Chain c has the key and id it has in
@@ -208,20 +207,21 @@ def _parallel_chains(seed, kwargs, model, settings, chains):
     mesh = Mesh(np.array(jax.local_devices()[:devices]), ("chains",))
     local = partial(run_chains_of, model=model, settings=settings)
     split = PartitionSpec("chains")
-    return jax.shard_map(local, mesh=mesh, in_specs=(split, split, PartitionSpec()), out_specs=split,
-                         check_vma=False)(keys, ids, kwargs)
+    return jax.shard_map(local, mesh=mesh, in_specs=(split, split, PartitionSpec(), PartitionSpec()),
+                         out_specs=split, check_vma=False)(keys, ids, kwargs, initial_values)
 
 
-def run_chains_of(keys, ids, kwargs, model, settings):
+def run_chains_of(keys, ids, kwargs, initial_values, model, settings):
     """The chains with these keys and ids, one after another."""
     one = partial(run_chain, model=model, settings=settings)
-    return jax.lax.map(lambda a: one(a[0], kwargs, a[1]), (keys, ids))
+    return jax.lax.map(lambda a: one(a[0], kwargs, initial_values, a[1]), (keys, ids))
 
 
 def run_nuts(model: Bound, model_kwargs: dict, settings: NutsSettings, *, chains: int, seed: int,
-             chain_method: str = "auto", progress: bool = True):
-    """NUTS on the NumPyro program `model`; returns (samples {site: (chains, draws, ...)},
-    stats {name: (chains, draws)})."""
+             initial_values: dict | None = None, chain_method: str = "auto", progress: bool = True):
+    """NUTS on the NumPyro program `model`, chains started around `initial_values` ({site:
+    value}, `init_around`; traced, so other values reuse the compiled program); returns
+    (samples {site: (chains, draws, ...)}, stats {name: (chains, draws)})."""
     chains = integer_argument("chains", chains, 1)
     seed = integer_argument("seed", seed, 0)
     method = resolve_chain_method(chain_method, chains)
@@ -230,7 +230,7 @@ def run_nuts(model: Bound, model_kwargs: dict, settings: NutsSettings, *, chains
             run = compiled(bind(_parallel_chains, model=model, settings=settings, chains=chains))
         else:
             run = compiled(bind(run_chains, model=model, settings=settings, method=method, chains=chains))
-        out = run(np.uint32(seed), model_kwargs)
+        out = run(np.uint32(seed), model_kwargs, initial_values or {})
         return jax.tree_util.tree_map(lambda a: np.asarray(a)[:chains], out)
 
 

@@ -16,16 +16,17 @@ from .compiled import bind, compiled
 from .random_effects import DRAW_BATCH
 
 
-def _pointwise(flat: dict, arrays, structure: ProgramStructure):
+def _pointwise(flat: dict, arrays, priors, structure: ProgramStructure):
     def one(draw):
-        return log_likelihood(hierarchical_model, draw, arrays=arrays, structure=structure,
-                              leave_one_out=True, batch_ndims=0)["y"]
+        return log_likelihood(hierarchical_model, draw, arrays=arrays, priors=priors,
+                              structure=structure, leave_one_out=True, batch_ndims=0)["y"]
     return jax.lax.map(one, flat, batch_size=DRAW_BATCH)
 
 
-def pointwise_loglik(samples: dict, arrays, structure: ProgramStructure) -> np.ndarray:
-    """(chains, draws, rows) from samples with leading axes (chains, draws)."""
+def pointwise_loglik(samples: dict, arrays, priors, structure: ProgramStructure) -> np.ndarray:
+    """(chains, draws, rows) from samples with leading axes (chains, draws); `priors`
+    (`PriorValues`) only complete the program, whose sites are all given."""
     lead = next(iter(samples.values())).shape[:2]
     flat = {k: np.reshape(v, (-1,) + v.shape[2:]) for k, v in samples.items()}
-    out = compiled(bind(_pointwise, structure=structure))(flat, arrays)
+    out = compiled(bind(_pointwise, structure=structure))(flat, arrays, priors)
     return np.asarray(out).reshape(lead + (-1,))
