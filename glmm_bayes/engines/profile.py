@@ -83,19 +83,16 @@ def _to_free(phi, positive, scale):
     return np.where(positive, np.log(np.maximum(phi / scale, LOG_FLOOR)), phi)
 
 
-def _from_free(z, positive, scale):
-    return jnp.where(positive, scale * jnp.exp(jnp.where(positive, z, 0.0)), z)
+def _from_free(z, positive, scale, xp=jnp):
+    return xp.where(positive, scale * xp.exp(xp.where(positive, z, 0.0)), z)
 
 
-def _with_fixed(free, value, index, free_positions, positive, scale, arrays, deviance):
-    """The deviance with phi_index = value and the other entries from the free coordinates."""
-    phi = jnp.zeros(free.shape[0] + 1, dtype=free.dtype).at[free_positions].set(
-        _from_free(free, positive, scale)).at[index].set(value)
-    return deviance(phi, arrays)
-
-
-def _all_free(z, positive, scale, arrays, deviance):
-    return deviance(_from_free(z, positive, scale), arrays)
+def _pinned(z, pinned, value, positive, scale, arrays, deviance):
+    """The deviance at phi = `_from_free(z)` with the entries in the mask `pinned` set to
+    `value`. One compiled function serves every optimisation and the Hessian: nothing pinned
+    is the all-free objective, one entry pinned (its z held by equal bounds) a profile's, and
+    nothing positive the deviance of phi = z itself."""
+    return deviance(jnp.where(pinned, value, _from_free(z, positive, scale)), arrays)
 
 
 class _Profiler:
@@ -111,14 +108,13 @@ class _Profiler:
     def __init__(self, objective, z_hat, j, v_hat, d_min, coordinates, hessian, p, arrays):
         lower, upper, positive, scale, step = coordinates
         self.objective, self.j, self.arrays = objective, j, arrays
-        self.free = np.delete(np.arange(z_hat.size), j)
-        self.solutions = {float(v_hat): z_hat[self.free]}
+        self.solutions = {float(v_hat): z_hat}
         self.values = {float(v_hat): d_min}
-        self.slope = _ridge_slope(hessian, j, self.free, p)
-        self.positive, self.scale = positive[self.free], scale[self.free]
-        self.lower, self.upper = np.where(self.positive, -np.inf, lower[self.free]), \
-            np.where(self.positive, np.inf, upper[self.free])
-        self.step = step[self.free]
+        self.slope = _ridge_slope(hessian, j, p)
+        self.pinned = np.arange(z_hat.size) == j
+        self.positive, self.scale, self.step = positive, scale, step
+        self.lower = np.where(positive, -np.inf, lower)      # z_j: pinned by equal bounds
+        self.upper = np.where(positive, np.inf, upper)
 
     def __call__(self, value: float) -> float:
         value = float(value)
@@ -126,9 +122,11 @@ class _Profiler:
             return self.values[value]
         nearest = min(self.solutions, key=lambda v: abs(v - value))
         start = self.solutions[nearest] + self.slope * (value - nearest)
+        lower, upper = self.lower.copy(), self.upper.copy()
+        lower[self.j] = upper[self.j] = start[self.j]
         result = minimize_jax(self.objective, start,
-                              args=(value, self.j, self.free, self.positive, self.scale, self.arrays),
-                              lower=self.lower, upper=self.upper, scale=self.step)
+                              args=(self.pinned, np.float64(value), self.positive, self.scale, self.arrays),
+                              lower=lower, upper=upper, scale=self.step)
         if not (np.isfinite(result.fun) and np.all(np.isfinite(result.gradient))):
             raise FitError(f"the profile of parameter {self.j} is not finite at {value:.6g}")
         self.solutions[value] = result.x
@@ -136,15 +134,15 @@ class _Profiler:
         return self.values[value]
 
 
-def _ridge_slope(H, j, free, p):
+def _ridge_slope(H, j, p):
     """d beta_f / d beta_j = -H_ff^-1 H_fj along the valley of the deviance at the estimate (H
-    its Hessian), over the free fixed effects f; 0 for the other free coordinates, where phi_j
-    is not a fixed effect, and where H_ff is singular (the starts are then those of before)."""
-    slope = np.zeros(free.size)
-    beta = free < p
+    its Hessian), over the other fixed effects f; 0 for every other coordinate, where phi_j is
+    not a fixed effect, and where H_ff is singular (the starts are then those of before)."""
+    slope = np.zeros(H.shape[0])
     if j < p:
+        f = np.delete(np.arange(p), j)
         try:
-            slope[beta] = -np.linalg.solve(H[np.ix_(free[beta], free[beta])], H[free[beta], j])
+            slope[f] = -np.linalg.solve(H[np.ix_(f, f)], H[f, j])
         except np.linalg.LinAlgError:
             pass
     return slope
@@ -188,17 +186,19 @@ def profile_intervals(spec: ModelSpec, layout: RandomEffectsLayout, arrays: Mode
     scale = np.where(positive, np.maximum(phi0, 1e-3 * np.max(np.where(positive, phi0, 0.0))), 1.0)
     scales = parameter_scales(spec)
     step = np.concatenate([scales.beta, np.ones(phi0.size - scales.beta.size)])
-    best = minimize_jax(bind(_all_free, deviance=deviance), _to_free(phi0, positive, scale),
-                        args=(positive, scale, arrays), lower=np.where(positive, -np.inf, lower),
+    objective = bind(_pinned, deviance=deviance)
+    nothing = np.zeros(phi0.size, dtype=bool)
+    best = minimize_jax(objective, _to_free(phi0, positive, scale),
+                        args=(nothing, np.float64(0.0), positive, scale, arrays),
+                        lower=np.where(positive, -np.inf, lower),
                         upper=np.where(positive, np.inf, upper), scale=step)
     if not np.isfinite(best.fun):
         raise FitError(f"the deviance is not finite at the estimate ({best.message})")
     z_hat, d_min = np.asarray(best.x), float(best.fun)
-    phi_hat = np.asarray(_from_free(jnp.asarray(z_hat), positive, scale))
+    phi_hat = _from_free(z_hat, positive, scale, np)
     crit = stats.chi2.ppf(level, 1)
-    hessian = hessian_fd(deviance, phi_hat, args=(arrays,))
+    hessian = hessian_fd(objective, phi_hat, args=(nothing, np.float64(0.0), nothing, np.ones(phi0.size), arrays))
     steps = _steps(hessian, phi_hat)
-    objective = bind(_with_fixed, deviance=deviance)
     coordinates = (lower, upper, positive, scale, step)
     out = {}
     for name in names:
