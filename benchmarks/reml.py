@@ -1,8 +1,10 @@
 """Target 3 of issue 8: REML, glmm_bayes vs lme4 (when Rscript is present) and statsmodels
 MixedLM (when installed), each in fresh processes in the same run:
 
-- sleepstudy `Reaction ~ Days + (Days | Subject)`: the first fit after import, and the mean of
-  20 refits of same-shaped models (other responses) in one process;
+- sleepstudy `Reaction ~ Days + (Days | Subject)`: the first fit after import, the mean of
+  20 refits of same-shaped models (other responses) in one process, and profile intervals for
+  all six parameters (`confint(method="profile")`), the first in the process and that of the
+  last refit;
 - InstEval `y ~ service + (1 | s) + (1 | d) + (1 | dept)` (73k rows, 4,128 random effects),
   one fit (`--insteval`, slower).
 
@@ -30,10 +32,15 @@ refits = []
 for k in range({refits}):
     y = data["{response}"] + rng.normal(0, 1e-3 * data["{response}"].std(), len(data))
     t = time.perf_counter()
-    gb.Model("{formula}", data.assign(**{{"{response}": y}})).fit_reml()
+    refit = gb.Model("{formula}", data.assign(**{{"{response}": y}})).fit_reml()
     refits.append(time.perf_counter() - t)
+profiles = []
+for profiled in ([fit, refit] if {refits} else []):
+    t = time.perf_counter()
+    profiled.confint(method="profile")
+    profiles.append(time.perf_counter() - t)
 print(json.dumps({{"import": t_import, "first": first, "refit": float(np.mean(refits)) if refits else None,
-                  "loglik": fit.loglik}}))
+                  "loglik": fit.loglik, "profiles": profiles}}))
 """
 
 LME4 = """
@@ -45,7 +52,9 @@ times <- sapply(seq_len({refits}), function(k) {{
   d <- data; d${response} <- d${response} + rnorm(nrow(d), 0, 1e-3 * sd(d${response}))
   system.time(lmer({formula}, d, REML = TRUE))[["elapsed"]]
 }})
-cat(toJSON(list(first = t, refit = if ({refits} > 0) mean(times) else NA, loglik = as.numeric(logLik(fit))), auto_unbox = TRUE, digits = NA))
+profile <- if ({refits} > 0) system.time(confint(fit, method = "profile"))[["elapsed"]] else NA
+cat(toJSON(list(first = t, refit = if ({refits} > 0) mean(times) else NA, profile = profile,
+                loglik = as.numeric(logLik(fit))), auto_unbox = TRUE, digits = NA))
 """
 
 STATSMODELS = """
@@ -90,6 +99,10 @@ def main() -> None:
             rows.append((f"{name}: REML refit, same shape", f"{ours['refit']:.3f}",
                          f"{lme4['refit']:.3f}" if lme4 else "no R",
                          f"{ours['refit'] / lme4['refit']:.2f}" if lme4 else ""))
+        for label, seconds in zip(("first in the process", "of a refit"), ours["profiles"]):
+            rows.append((f"{name}: profile intervals, {label}", f"{seconds:.2f}",
+                         f"{lme4['profile']:.2f}" if lme4 else "no R",
+                         f"{seconds / lme4['profile']:.2f}" if lme4 else ""))
         if lme4:
             rows.append((f"{name}: logLik ours - lme4", f"{ours['loglik'] - lme4['loglik']:.2e}", "", ""))
         if name == "sleepstudy" and (python := python_for("statsmodels")):

@@ -77,7 +77,7 @@ def test_sparse_and_dense_off_diagonal_give_the_same_criterion_and_gradient():
     results = []
     for density in (0.0, 1.0):
         sparse = arrays._replace(pattern=off_diagonal_pattern(np.asarray(arrays.z_idx), layout, density))
-        results.append(jax.jit(jax.value_and_grad(profiled_deviance), static_argnums=(2, 3))(theta, sparse, layout, True))
+        results.append(jax.jit(jax.value_and_grad(profiled_deviance), static_argnums=(3,))(theta, sparse, True, layout))
     (v0, g0), (v1, g1) = results
     assert float(v1) == pytest.approx(float(v0), rel=1e-10)
     np.testing.assert_allclose(np.asarray(g1), np.asarray(g0), rtol=1e-8, atol=1e-10)

@@ -1,6 +1,6 @@
 """Compile once per model shape: a function bound to its static structure by value.
 
-`bind(profiled_deviance, layout=layout, reml=True)` is equal (and hashes equal) to every other
+`bind(profiled_deviance, layout=layout)` is equal (and hashes equal) to every other
 binding of the same function to an equal layout, so the jitted value, gradient and Hessian of
 a refit of a same-shaped model, of a profile, or of the next dataset in a batch are found in
 `compiled` instead of being traced and compiled again. Data always travel as arguments, never

@@ -70,15 +70,16 @@ def split_criterion_argument(x, layout: RandomEffectsLayout):
     return theta, layout.residual.from_free(x[layout.n_theta:])
 
 
-def profiled_deviance(x, arrays: ModelArrays, layout: RandomEffectsLayout, reml: bool):
+def profiled_deviance(x, arrays: ModelArrays, reml, layout: RandomEffectsLayout):
     """lme4's profiled deviance (ML) or REML criterion as a function of theta (and of the
-    residual structure's free parameters after it)."""
+    residual structure's free parameters after it). `reml` (a boolean, traced: REML and ML
+    share one compiled criterion) adds log|R_X|^2 and takes n - p degrees of freedom."""
     theta, residual = split_criterion_argument(x, layout)
     arrays, logdet_R = whiten(residual, arrays, layout.residual)
     pls = penalised_least_squares(theta, arrays, layout)
     n, p = arrays.X.shape
-    dof = n - p if reml else n
-    extra = pls.logdet_RX if reml else 0.0
+    dof = jnp.where(reml, n - p, n)
+    extra = jnp.where(reml, pls.logdet_RX, 0.0)
     return pls.logdet_L + extra + dof * (1 + jnp.log(2 * jnp.pi * pls.r2 / dof)) + logdet_R
 
 
@@ -115,19 +116,19 @@ def fit_lmm(spec: ModelSpec, layout: RandomEffectsLayout, arrays: ModelArrays, r
     optimum, and assemble lme4's estimates there."""
     control = control or Control()
     what = "REML fit" if reml else "ML fit"
-    objective = bind(profiled_deviance, layout=layout, reml=reml)
+    objective, args = bind(profiled_deviance, layout=layout), (arrays, np.bool_(reml))
     residual_names = layout.residual.names if layout.residual else ()
     x0 = np.concatenate([layout.theta_initial()] + ([np.asarray(
         layout.residual.to_free(layout.residual.initial()))] if layout.residual else []))
     edge = np.concatenate([layout.diagonal_mask(), np.zeros(len(residual_names), bool)])
     scale = np.concatenate([parameter_scales(spec).theta, np.ones(len(residual_names))])
-    opt = minimize_with_edge_restart(objective, x0, edge, args=(arrays,), scale=scale,
+    opt = minimize_with_edge_restart(objective, x0, edge, args=args, scale=scale,
                                      max_iter=control.max_iter, restart=control.restart_edge)
     check_finite(opt, what)
     theta = canonical_theta(opt.x[:layout.n_theta], layout)
     x = np.concatenate([theta, opt.x[layout.n_theta:]])
     singular = singular_terms(theta, spec, layout, control.singular_tol)
-    check_fit(opt, x, hessian_fd(objective, opt.x, args=(arrays,), scale=scale),
+    check_fit(opt, x, hessian_fd(objective, opt.x, args=args, scale=scale),
               theta_names(spec) + [f"free({name})" for name in residual_names], edge, singular,
               control, what)
     pls, rel, cond, fitted, residual = compiled(bind(solution_at, layout=layout))(x, arrays)
