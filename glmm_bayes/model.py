@@ -30,7 +30,7 @@ from .control import Control
 from .errors import FitError, GlmmBayesWarning, ModelError, SamplingWarning, integer_argument
 from .numerics import float64, sampling_precision
 from .priors import prior_table, resolve_priors
-from .program import (ProgramStructure, hierarchical_model, marginal_model, population_from_sites,
+from .program import (ProgramStructure, hierarchical_model, marginal_model, population_of_draws,
                       prior_values, standardised_name)
 from .parameters import population_values
 from .results import BatchFits, BatchPosterior, FrequentistFit, Posterior
@@ -309,10 +309,10 @@ class Model:
                                             chunk_size=min(chunk_size, len(batch)), progress=progress,
                                             devices=devices)
         samples = {k: np.asarray(v, dtype=float) for k, v in samples.items()}
-        coefs, factors, aux = population_from_sites(samples, self.structure, self._engine_data()[1].X)
-        covariances = [np.asarray(T @ jnp.swapaxes(T, -1, -2)) for T in factors]
-        population = population_values(self.spec, np.asarray(coefs), covariances,
-                                       None if self.spec.family.aux_name is None else np.asarray(aux))
+        coefs, factors, aux = population_of_draws(samples, self.structure, self.spec.X)
+        covariances = [T @ np.swapaxes(T, -1, -2) for T in factors]
+        population = population_values(self.spec, coefs, covariances,
+                                       None if self.spec.family.aux_name is None else aux)
         return BatchPosterior(self.spec, population, stats)
 
     def __repr__(self) -> str:

@@ -26,6 +26,7 @@ import numpyro
 import numpyro.distributions as dist
 from numpyro.distributions.transforms import AffineTransform
 
+from .engines.compiled import bind, compiled
 from .engines.grouped import GroupStatistics, grouped_gaussian_deviance
 from .engines.marginal import marginal_deviance
 from .engines.residual import leave_one_out_loglik, color, sequential_loglik
@@ -220,6 +221,15 @@ def population_from_sites(sites: dict, structure: ProgramStructure, X=None):
     factors = [factor_from_sites(sites, t.label, t.names) for t in structure.layout.terms]
     aux_name = structure.family.aux_name
     return coefs, factors, (sites[aux_name] if aux_name else 1.0)
+
+
+def population_of_draws(sites: dict, structure: ProgramStructure, X) -> tuple:
+    """`population_from_sites` on the original design X for draws held on the host, as NumPy
+    arrays, in one compiled call per shape (run eagerly, each of its dozen small operations
+    would be compiled on its own the first time)."""
+    needed = {name: sites[name] for name in structure.site_names if name in sites}
+    out = compiled(bind(population_from_sites, structure=structure))(needed, X=np.asarray(X))
+    return jax.tree_util.tree_map(np.asarray, out)
 
 
 def residual_from_sites(sites: dict, structure: ProgramStructure):

@@ -46,8 +46,11 @@ def _start(data, *, structure: ProgramStructure):
                           jax.random.PRNGKey(0), data["priors"].initial, 0.0)
 
 
-def _constrained(x, data, *, structure: ProgramStructure, shapes: tuple):
-    """The constrained and deterministic sites of each row of x."""
+def _gaussian_draws(seed, mode, chol, data, *, structure: ProgramStructure, shapes: tuple, draws: int):
+    """The constrained and deterministic sites at the mode (row 0) and at `draws` draws of
+    N(mode, chol chol') (rows 1...)."""
+    eps = jax.random.normal(jax.random.split(jax.random.PRNGKey(seed))[1], (draws, mode.size))
+    x = jnp.concatenate([mode[None, :], mode + eps @ chol.T])
     return jax.vmap(lambda z: constrain_fn(partial(marginal_model, structure=structure), (), data,
                                            _unravel(z, shapes), return_deterministic=True))(x)
 
@@ -78,11 +81,8 @@ def fit_map(structure: ProgramStructure, arrays: ModelArrays, priors: PriorValue
     except np.linalg.LinAlgError:
         raise FitError("MAP fit: the Hessian of the log posterior at the mode is not positive "
                        "definite, so it has no Gaussian approximation; use sample()") from None
-    key_draw = jax.random.split(jax.random.PRNGKey(seed))[1]
-    eps = np.asarray(jax.random.normal(key_draw, (draws, mode.size)))
-    x_draws = np.concatenate([mode[None, :], mode + eps @ chol.T])
-    constrain = compiled(bind(_constrained, structure=structure, shapes=shapes))
-    constrained = {k: np.asarray(v) for k, v in constrain(jnp.asarray(x_draws), data).items()}
+    gaussian_draws = compiled(bind(_gaussian_draws, structure=structure, shapes=shapes, draws=draws))
+    constrained = {k: np.asarray(v) for k, v in gaussian_draws(np.uint32(seed), mode, chol, data).items()}
     at_mode = {k: v[0] for k, v in constrained.items()}
     sites = {k: v[None, 1:] for k, v in constrained.items()}
     samples = {**sites, **draw_random_effects_for(sites, seed, arrays, structure, statistics)}

@@ -11,7 +11,7 @@ import xarray as xr
 from ..errors import ModelError, integer_argument
 from ..numerics import float64
 from ..parameters import population_values, sd_name
-from ..program import ProgramStructure, population_from_sites, residual_from_sites
+from ..program import ProgramStructure, population_of_draws, residual_from_sites
 from ..spec import ModelSpec
 from ..spec.newdata import kept_terms
 from .hypothesis import hypothesis_matrix
@@ -258,10 +258,9 @@ def _as_series(ds: xr.Dataset) -> pd.Series:
 
 def lme4_draws(spec: ModelSpec, structure: ProgramStructure, samples: dict) -> dict:
     """Samples of the NumPyro program's sites (chains, draws, ...) -> lme4-scale quantities."""
-    beta, factors, aux = population_from_sites(samples, structure, spec.X)
-    draws = {"fixef": np.asarray(beta), "cov": {}, "b": {}}
+    beta, factors, aux = population_of_draws(samples, structure, spec.X)
+    draws = {"fixef": beta, "cov": {}, "b": {}}
     for term, T in zip(spec.terms, factors):
-        T = np.asarray(T)
         draws["cov"][term.label] = T @ np.swapaxes(T, -1, -2)
         if f"z({term.label})" in samples:
             z = np.asarray(samples[f"z({term.label})"])
@@ -270,7 +269,7 @@ def lme4_draws(spec: ModelSpec, structure: ProgramStructure, samples: dict) -> d
             else:
                 draws["b"][term.label] = z @ np.swapaxes(T, -1, -2)
     if spec.family.aux_name:
-        draws[spec.family.aux_name] = np.asarray(aux)
+        draws[spec.family.aux_name] = aux
     if (residual := residual_from_sites(samples, structure)) is not None:
         draws["residual"] = np.asarray(residual)
     return draws
