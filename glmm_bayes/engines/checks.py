@@ -26,47 +26,53 @@ def check_finite(opt: OptSummary, what: str) -> None:
                        "predictor may need rescaling")
 
 
-def check_optimum(opt: OptSummary, hessian: np.ndarray, names: list[str], control: Control,
-                  what: str, free: np.ndarray | None = None) -> None:
-    """Warn when the gradient is not small or H is not PD. An optimiser that reports failure
-    (L-BFGS-B's line search ends 'ABNORMAL' at a point it cannot improve) is judged by these
-    checks, as lme4 judges its optimisers' ends; at its iteration cap it always warns."""
-    check_finite(opt, what)
+def optimum_problem(opt: OptSummary, hessian: np.ndarray, names: list[str], control: Control,
+                    free: np.ndarray | None = None) -> str | None:
+    """What is wrong with the end point as an optimum (None if nothing): the iteration cap, a
+    Hessian that is not positive definite or nearly singular, or a large Newton-scaled
+    gradient. An optimiser that reports failure (L-BFGS-B's line search ends 'ABNORMAL' at a
+    point it cannot improve) is judged by these checks, as lme4 judges its optimisers' ends."""
     if opt.n_iter >= opt.max_iter:
-        control.report("convergence", ConvergenceWarning,
-                       f"{what}: the optimiser stopped at its iteration cap ({opt.n_iter}) without "
-                       f"converging; try control=gb.Control(max_iter=...)")
-        return
+        return (f"the optimiser stopped at its iteration cap ({opt.n_iter}) without "
+                f"converging; try control=gb.Control(max_iter=...)")
     free = np.ones(opt.x.size, dtype=bool) if free is None else np.asarray(free)
     if not free.any():
-        return
+        return None
     H = (hessian * np.outer(opt.scale, opt.scale))[np.ix_(free, free)]
     g = (opt.gradient * opt.scale)[free]
     labels = [n for n, f in zip(names, free) if f]
     if not np.all(np.isfinite(H)):
-        raise FitError(f"{what}: the Hessian at the optimum is not finite")
+        raise FitError("the Hessian at the optimum is not finite")
     eigenvalues, vectors = np.linalg.eigh(H)
     top = max(abs(eigenvalues[-1]), 1e-300)
     worst = labels[int(np.argmax(np.abs(vectors[:, 0])))]      # the flattest direction's main part
     if eigenvalues[0] <= -control.hessian_tol * top:
-        problem = (f"the Hessian at the optimum has {int(np.sum(eigenvalues < 0))} negative "
-                   f"eigenvalue(s), so the end point is not a minimum (most involved: {worst})")
-    elif eigenvalues[0] < control.hessian_tol * top:
-        problem = (f"the model is nearly unidentifiable: the Hessian is nearly singular (eigenvalue "
-                   f"ratio {eigenvalues[0] / top:.1e}), mostly in the direction of {worst}; "
-                   "rescale predictors or simplify the model")
-    else:
-        problem = None
-    if problem:
-        control.report("convergence", ConvergenceWarning, f"{what}: {problem}")
-        return
+        return (f"the Hessian at the optimum has {int(np.sum(eigenvalues < 0))} negative "
+                f"eigenvalue(s), so the end point is not a minimum (most involved: {worst})")
+    if eigenvalues[0] < control.hessian_tol * top:
+        return (f"the model is nearly unidentifiable: the Hessian is nearly singular (eigenvalue "
+                f"ratio {eigenvalues[0] / top:.1e}), mostly in the direction of {worst}; "
+                "rescale predictors or simplify the model")
     newton = vectors @ ((vectors.T @ g) / np.sqrt(eigenvalues))     # H^{-1/2} g, a rotation of R^{-T} g
     if np.max(np.abs(newton)) > control.gradient_tol:
         step = np.abs(vectors @ ((vectors.T @ g) / eigenvalues))
-        control.report("convergence", ConvergenceWarning,
-                       f"{what}: the model failed to converge: Newton-scaled gradient "
-                       f"{np.max(np.abs(newton)):.2g} > {control.gradient_tol} (largest step in "
-                       f"{labels[int(np.argmax(step))]})")
+        return (f"the model failed to converge: Newton-scaled gradient "
+                f"{np.max(np.abs(newton)):.2g} > {control.gradient_tol} (largest step in "
+                f"{labels[int(np.argmax(step))]})")
+    return None
+
+
+def check_optimum(opt: OptSummary, hessian: np.ndarray, names: list[str], control: Control,
+                  what: str, free: np.ndarray | None = None) -> None:
+    """Warn (or raise, as `control` says) when `optimum_problem` finds one; raise on a
+    non-finite objective or Hessian."""
+    check_finite(opt, what)
+    try:
+        problem = optimum_problem(opt, hessian, names, control, free)
+    except FitError as error:
+        raise FitError(f"{what}: {error}") from None
+    if problem:
+        control.report("convergence", ConvergenceWarning, f"{what}: {problem}")
 
 
 def check_fit(opt: OptSummary, x, hessian: np.ndarray, names: list[str], edge: np.ndarray,

@@ -107,6 +107,14 @@ def hessian_fd(objective, x, args=(), scale=None, step: float = 1e-5) -> np.ndar
     return 0.5 * (H + H.T)
 
 
+
+def curvature_scale(hessian: np.ndarray) -> np.ndarray:
+    """Each coordinate's scale from the curvature: 1 / sqrt(H_jj), 1 where H_jj is not positive."""
+    d = np.diag(hessian)
+    ok = np.isfinite(d) & (d > 0)
+    return np.where(ok, 1.0 / np.sqrt(np.where(ok, d, 1.0)), 1.0)
+
+
 #: A diagonal of Lambda_theta closer to zero than this (in its scaled units) at the end of an
 #: optimisation triggers a restart from off the edge.
 EDGE = 1e-2
