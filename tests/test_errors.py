@@ -45,6 +45,17 @@ def test_count_responses(counts):
         gb.Model("y ~ x + (1 | g)", counts, family="binomial")
 
 
+def test_a_constant_gaussian_response_is_named(counts):
+    """Its residual sd would be 0: once a FitError about a non-finite objective."""
+    with pytest.raises(gb.DataError, match="gaussian response 'y' does not vary .every value is 2"):
+        gb.Model("y ~ x + (1 | g)", counts.assign(y=2.0))
+    model = gb.Model("y ~ x + (1 | g)", counts)
+    with pytest.raises(gb.DataError, match=r"response 'y \(dataset 1\)' does not vary"):
+        model.fit_reml_batch(np.vstack([counts.y, np.full(8, 3.0)]))
+    # a constant response around a varying offset is a model
+    gb.Model("y ~ x + offset(sqrt(x)) + (1 | g)", counts.assign(y=2.0))
+
+
 def test_grouping_factor_with_one_level(counts):
     with pytest.raises(gb.DataError, match="grouping factor 'one' has only one level"):
         gb.Model("y ~ x + (1 | one)", counts)

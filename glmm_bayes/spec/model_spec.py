@@ -355,6 +355,7 @@ def build_model_spec(formula: str, data: pd.DataFrame, family: str = "gaussian",
                             "p(successes, trials) on the left, or use family='bernoulli' for 0/1")
     fam.check_response(y, response.expr)
     offset = sum((vectors[f"offset({o})"] for o in parsed.offsets), np.zeros_like(y))
+    _check_variation(y, offset, fam, response.expr)
     X, fixed_names = fixed.matrix, fixed.names
     if aliased := _aliased_columns(X, fixed_names):
         raise ModelError(f"fixed-effect model matrix is rank deficient: {', '.join(aliased)} "
@@ -367,6 +368,15 @@ def build_model_spec(formula: str, data: pd.DataFrame, family: str = "gaussian",
                      terms, frame, parsed, (fixed, *designs), residual)
     _check_identifiable(spec, control)
     return spec
+
+
+def _check_variation(y, offset, family, name: str) -> None:
+    """A gaussian response that is constant (after its offset) leaves nothing to model: its
+    residual sd is 0 and every criterion is -inf there."""
+    if family.name == "gaussian" and np.ptp(y - offset) == 0:
+        raise DataError(f"gaussian response {name!r} does not vary"
+                        f"{' around its offset' if np.any(offset) else ''} (every value is "
+                        f"{float(y[0] - offset[0]):g}); there is nothing to model")
 
 
 def response_batch(spec: ModelSpec, responses) -> np.ndarray:
@@ -393,6 +403,7 @@ def response_batch(spec: ModelSpec, responses) -> np.ndarray:
         if not np.all(np.isfinite(y)):
             raise DataError(f"response {name!r} has NaN or infinite values")
         spec.family.check_response(y, name)
+        _check_variation(y, spec.offset, spec.family, name)
         if spec.family.uses_trials and np.any(y > spec.trials):
             raise DataError(f"response {name!r} has more successes than trials")
     return batch
