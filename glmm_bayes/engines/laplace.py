@@ -24,12 +24,12 @@ from ..control import Control
 from ..errors import ConvergenceWarning, ModelError
 from ..families import Family, Link
 from ..spec import ModelSpec
-from .checks import check_finite, check_fit
+from .checks import check_finite, check_fit, settle
 from .cholesky import factor_penalised_gram, inverse_diagonal_blocks, logdet, solve
 from .estimate import Estimate
 from .compiled import bind, compiled
-from .optimize import hessian_fd, minimize_with_edge_restart
-from .scaling import glm_start, parameter_scales
+from .optimize import minimize_with_edge_restart
+from .scaling import constant_start, glm_start, parameter_scales
 from .separation import warn_separation
 from .structure import (ModelArrays, RandomEffectsLayout, canonical_theta, conditional_covariances,
                         covariance_factors, fixed_predictor, row_logliks, row_weights, singular_terms,
@@ -159,16 +159,18 @@ def _objective(x, arrays, layout, family, link, nagq, p, has_aux):
     return laplace_deviance(beta, absolute, aux, arrays, layout, family, link, nagq)
 
 
-def _finite_start(objective, x0, p: int, arrays) -> np.ndarray:
-    """The GLM start, with beta halved towards 0 until the deviance is finite there (with
-    separated data the GLM's estimates run off towards infinity)."""
+def _finite_start(objective, x0, beta_constant, arrays) -> np.ndarray:
+    """The GLM start, with beta moved halfway towards `beta_constant` (a constant linear
+    predictor) until the deviance is finite there: with separated data the GLM's estimates
+    run off towards infinity, and with an inverse link they can give eta < 0 in some rows."""
     value = compiled(objective)
+    p = beta_constant.size
     x = np.array(x0)
     for _ in range(40):
         if np.isfinite(float(value(x, arrays))):
             return x
-        x[:p] *= 0.5
-    x[:p] = 0.0
+        x[:p] = beta_constant + 0.5 * (x[:p] - beta_constant)
+    x[:p] = beta_constant
     return x
 
 
@@ -199,16 +201,17 @@ def fit_glmm(spec: ModelSpec, layout: RandomEffectsLayout, arrays: ModelArrays, 
     edge = np.concatenate([np.zeros(p, bool), layout.diagonal_mask(), np.zeros(int(has_aux), bool)])
     objective = bind(_objective, layout=layout, family=family, link=link, nagq=nagq, p=p,
                         has_aux=has_aux)
-    x0 = _finite_start(objective, x0, p, arrays)
+    x0 = _finite_start(objective, x0, constant_start(spec), arrays)
     opt = minimize_with_edge_restart(objective, x0, edge, args=(arrays,), scale=scale,
                                      max_iter=control.max_iter, restart=control.restart_edge)
     check_finite(opt, what)
+    names = list(spec.fixed_names) + theta_names(spec) + ([family.aux_name] if has_aux else [])
+    # vcov(beta) from the Hessian of the deviance in (beta, theta), as lme4's use.hessian = TRUE
+    # (signing theta's columns below flips rows and columns of H outside beta's block)
+    opt, H = settle(objective, opt, (arrays,), names, control, edge, scale)
     beta, theta, aux = _unpack(opt.x, p, layout.n_theta, has_aux)
     theta = canonical_theta(theta, layout)
     x = np.concatenate([beta, theta, opt.x[p + layout.n_theta:]])
-    # vcov(beta) from the Hessian of the deviance in (beta, theta), as lme4's use.hessian = TRUE
-    H = hessian_fd(objective, x, args=(arrays,), scale=scale)
-    names = list(spec.fixed_names) + theta_names(spec) + ([family.aux_name] if has_aux else [])
     singular = singular_terms(theta, spec, layout, control.singular_tol)
     free = check_fit(opt, x, H, names, edge, singular, control, what)
     # invert in the scaled coordinates, where the blocks of H are of comparable size

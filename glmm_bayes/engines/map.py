@@ -18,16 +18,13 @@ from numpyro.infer.util import constrain_fn, potential_energy
 from ..control import Control
 from ..errors import FitError
 from ..program import PriorValues, ProgramStructure, marginal_model
-from .checks import check_optimum, optimum_problem
+from .checks import check_optimum, settle
 from .compiled import bind, compiled
 from .grouped import GroupStatistics
 from .nuts import initial_point
-from .optimize import curvature_scale, hessian_fd, minimize_jax
+from .optimize import minimize_jax
 from .random_effects import draw_random_effects_for
 from .structure import ModelArrays
-
-#: Searches again in the curvature's units when the first end point fails the optimum checks.
-RESCALED_RESTARTS = 2
 
 
 def _unravel(x, shapes: tuple) -> dict:
@@ -65,8 +62,7 @@ def fit_map(structure: ProgramStructure, arrays: ModelArrays, priors: PriorValue
     `statistics`: per-group sufficient statistics standing in for the rows (a linear Gaussian
     model on one grouping factor, as in NUTS). The program's unconstrained coordinates are all
     of unit scale (standardised fixed effects, log sds), which suits the optimiser unless the
-    data pin a coordinate far more tightly than its prior (then it searches again, scaled by
-    the curvature). Every step is compiled once per program (structure and data shapes): a refit, on
+    data pin a coordinate far more tightly than its prior (then `settle` searches again). Every step is compiled once per program (structure and data shapes): a refit, on
     these data or others, reuses them.
     """
     data = {"arrays": arrays, "priors": priors, "statistics": statistics}
@@ -76,19 +72,8 @@ def fit_map(structure: ProgramStructure, arrays: ModelArrays, priors: PriorValue
     names = [name if not shape else f"{name}[{i}]" for name, shape in shapes
              for i in range(int(np.prod(shape)))]
     objective = bind(_potential, structure=structure, shapes=shapes)
-    opt = minimize_jax(objective, x0, args=(data,), max_iter=control.max_iter)
-    H = hessian_fd(objective, opt.x, args=(data,))
-    for _ in range(RESCALED_RESTARTS):
-        if not np.all(np.isfinite(H)) or optimum_problem(opt, H, names, control) is None:
-            break
-        # unit scales do not suit every model (with counts in the hundreds a Poisson slope is
-        # known to 1 / sqrt(sum_i mu_i x_i^2)): search again from the end point, in the units
-        # of the curvature there
-        again = minimize_jax(objective, opt.x, args=(data,), scale=curvature_scale(H),
-                             max_iter=control.max_iter)
-        if not again.fun <= opt.fun:
-            break
-        opt, H = again, hessian_fd(objective, again.x, args=(data,))
+    opt, H = settle(objective, minimize_jax(objective, x0, args=(data,), max_iter=control.max_iter),
+                    (data,), names, control)
     mode = opt.x
     check_optimum(opt, H, names, control, "MAP fit")
     try:

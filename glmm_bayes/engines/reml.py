@@ -24,10 +24,10 @@ from ..control import Control
 from ..spec import ModelSpec
 from .cholesky import BlockCholesky, factor_penalised_gram, inverse_diagonal_blocks, logdet, \
     solve_lower, solve_upper
-from .checks import check_finite, check_fit
+from .checks import check_finite, check_fit, settle
 from .estimate import Estimate
 from .compiled import bind, compiled
-from .optimize import hessian_fd, minimize_with_edge_restart
+from .optimize import minimize_with_edge_restart
 from .residual import whiten
 from .scaling import parameter_scales
 from .structure import (ModelArrays, RandomEffectsLayout, canonical_theta, conditional_covariances,
@@ -125,12 +125,12 @@ def fit_lmm(spec: ModelSpec, layout: RandomEffectsLayout, arrays: ModelArrays, r
     opt = minimize_with_edge_restart(objective, x0, edge, args=args, scale=scale,
                                      max_iter=control.max_iter, restart=control.restart_edge)
     check_finite(opt, what)
+    names = theta_names(spec) + [f"free({name})" for name in residual_names]
+    opt, H = settle(objective, opt, args, names, control, edge, scale)
     theta = canonical_theta(opt.x[:layout.n_theta], layout)
     x = np.concatenate([theta, opt.x[layout.n_theta:]])
     singular = singular_terms(theta, spec, layout, control.singular_tol)
-    check_fit(opt, x, hessian_fd(objective, opt.x, args=args, scale=scale),
-              theta_names(spec) + [f"free({name})" for name in residual_names], edge, singular,
-              control, what)
+    check_fit(opt, x, H, names, edge, singular, control, what)
     pls, rel, cond, fitted, residual = compiled(bind(solution_at, layout=layout))(x, arrays)
     n, p = spec.X.shape
     sigma2 = float(pls.r2) / (n - p if reml else n)

@@ -71,3 +71,17 @@ def glm_start(spec: ModelSpec) -> tuple[np.ndarray, float]:
         excess = float(np.mean(((spec.y - mu) ** 2 - mu) / mu ** 2))
         aux = 1.0 / excess if excess > 1e-3 else 1e3
     return beta, aux
+
+
+def constant_start(spec: ModelSpec) -> np.ndarray:
+    """beta of a constant linear predictor eta = g(ybar) (ybar a proportion for binomial
+    families): the least-squares fit of g(ybar) - offset by X, the intercept alone where X has
+    one. The fallback start where the GLM's own estimates give a non-finite deviance."""
+    family, link = spec.family, spec.link
+    ybar = np.sum(spec.y) / np.sum(spec.trials) if family.uses_trials else np.mean(spec.y)
+    if family.uses_trials:
+        ybar = np.clip(ybar, 1e-4, 1 - 1e-4)
+    elif link.name in ("log", "inverse"):
+        ybar = max(ybar, 1e-4)
+    target = float(link.link(ybar)) - spec.offset
+    return np.linalg.lstsq(spec.X, target, rcond=None)[0] if spec.X.shape[1] else np.zeros(0)

@@ -77,9 +77,24 @@ def serial(seed: int, n_id: int = 40) -> pd.DataFrame:
     return pd.concat(rows, ignore_index=True).round(6)
 
 
+def gamma_counts(seed: int, n: int = 300, n_g: int = 20) -> pd.DataFrame:
+    """Positive responses for a Gamma GLMM with the inverse (canonical) link, 20 groups:
+    `y_inverse` has mean 1 / (1 + 0.3 x + b), b ~ N(0, 0.2^2), shape 3; `y_log` has mean
+    exp(0.3 + 0.5 x + b), b ~ N(0, 0.5^2), shape 3, so that the GLM start of an inverse-link
+    fit gives eta < 0 in some rows."""
+    rng = np.random.default_rng(seed)
+    g = rng.integers(0, n_g, n)
+    x = rng.normal(size=n)
+    mean_log = np.exp(0.3 + 0.5 * x + rng.normal(0, 0.5, n_g)[g])
+    mean_inverse = 1 / (1.0 + 0.3 * x + rng.normal(0, 0.2, n_g)[g])
+    return pd.DataFrame({"y_inverse": rng.gamma(3, mean_inverse / 3), "y_log": rng.gamma(3, mean_log / 3),
+                         "x": x, "g": [f"g{i:02d}" for i in g]}).round(6)
+
+
 if __name__ == "__main__":
     ticks_like(1).to_csv("data/ticks_sim.csv", index=False)
     growth(12).to_csv("data/growth_sim.csv", index=False)
     growth(15).to_csv("data/growth_sim2.csv", index=False)
     crossed(0).to_csv("data/crossed_sim.csv", index=False)
     serial(3).to_csv("data/serial_sim.csv", index=False)
+    gamma_counts(1).to_csv("data/gamma_sim.csv", index=False)
