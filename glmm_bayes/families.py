@@ -28,7 +28,8 @@ from .errors import DataError, FamilyError
 
 @dataclass(frozen=True)
 class Link:
-    """g(mu) = eta. `log_mu` and `log1m_mu` are log(mu) and log(1 - mu), written stably."""
+    """g(mu) = eta. `log_mu`, `log1m_mu` and `log_mu_eta` are log(mu), log(1 - mu) and
+    log |dmu/deta|, written stably."""
 
     name: str
     inverse: Callable
@@ -40,6 +41,10 @@ class Link:
 
     def log1m_mu(self, eta):
         return _LOG1M_MU.get(self.name, lambda e: jnp.log1p(-self.inverse(e)))(eta)
+
+    def log_mu_eta(self, eta):
+        """log |dmu/deta|."""
+        return _LOG_MU_ETA.get(self.name, lambda e: jnp.log(jnp.abs(self.mu_eta(e))))(eta)
 
 
 @jax.custom_jvp
@@ -89,6 +94,9 @@ _LOG_MU = {"logit": log_sigmoid, "probit": log_ndtr,
            "cloglog": lambda e: jnp.log(-jnp.expm1(-jnp.exp(e))), "log": lambda e: e}
 _LOG1M_MU = {"logit": lambda e: log_sigmoid(-e), "probit": lambda e: log_ndtr(-e),
              "cloglog": lambda e: -jnp.exp(e)}
+_LOG_MU_ETA = {"logit": lambda e: log_sigmoid(e) + log_sigmoid(-e),
+               "probit": lambda e: -0.5 * e * e - 0.5 * jnp.log(2 * jnp.pi),
+               "cloglog": lambda e: e - jnp.exp(e), "log": lambda e: e}
 
 
 def _gaussian_logpdf(y, eta, aux, trials, link):
@@ -180,10 +188,13 @@ class Family:
     log_norm: Callable = _no_log_norm     # (y, trials) -> the terms of log p in the data alone
 
     def fisher_weight(self, eta, aux, trials, link):
-        """w = (d E[y] / d eta)^2 / Var(y): the PIRLS weight, and the Laplace curvature."""
-        mu = link.inverse(eta)
-        scale = trials if self.uses_trials else 1.0
-        return (scale * link.mu_eta(eta)) ** 2 / self.variance(mu, aux, trials)
+        """w = (d E[y] / d eta)^2 / Var(y): the PIRLS weight, and the Laplace curvature. For
+        binomial families, w = n (dmu/deta)^2 / (mu (1 - mu)) is taken in logs: 1 - mu rounds
+        to 0 once eta > 37 under the logit link, where w = n mu (1 - mu) ~ n exp(-eta), not
+        infinite (with separated data the fixed effects run that far)."""
+        if self.uses_trials:
+            return trials * jnp.exp(2 * link.log_mu_eta(eta) - link.log_mu(eta) - link.log1m_mu(eta))
+        return link.mu_eta(eta) ** 2 / self.variance(link.inverse(eta), aux, trials)
 
 
 FAMILIES = {

@@ -125,9 +125,10 @@ def test_gamma_glmm_with_the_inverse_link_reaches_glmmtmb(key, response):
     """The canonical link of the Gamma family, eta = 1 / mu, needs eta > 0 in every row. Both
     fits once raised a FitError: the GLM start of the misspecified one gives eta < 0 in some
     rows (the start now moves towards a constant predictor, not towards eta = 0 where mu is
-    infinite), and L-BFGS-B's first step from a finite start of the other leapt where the
-    deviance is not finite and ended the search (it now searches again in the curvature's
-    units). glmmTMB's Laplace ML (glmer's Gamma shape is not a Laplace ML estimate) agrees to ~1e-8; asserted to
+    infinite), and L-BFGS-B's first step from a finite start leapt where the deviance is not
+    finite and ended the search (the line search now backs off there, and an end that still
+    fails the checks is searched again in the curvature's units: the misspecified fit needs
+    both). glmmTMB's Laplace ML (glmer's Gamma shape is not a Laplace ML estimate) agrees to ~1e-8; asserted to
     1e-6 (logLik, relative), 1e-5 (estimates) and 1e-4 (SEs, from finite differences)."""
     ref = GLMMTMB[key]
     data = simulated("gamma_sim", ["g"])
@@ -268,6 +269,21 @@ def test_an_optimisation_ending_on_a_non_finite_gradient_is_not_a_success(float6
     assert not result.success and "gradient is not finite" in result.message
     inside = minimize_jax(bind(_root_sum), np.ones(2), args=(0.0,), lower=np.full(2, 0.25))
     assert inside.success and inside.x == pytest.approx(0.25)
+
+
+def _walled_quadratic(x, wall):
+    """100 (x - 0.1)^2 + x below the wall, not finite beyond it (a Poisson mean < 0, say)."""
+    return jnp.where(x[0] < wall, 100 * (x[0] - 0.1) ** 2 + x[0], jnp.nan)
+
+
+def test_a_first_step_beyond_a_non_finite_wall_backs_off(float64):
+    """The first L-BFGS-B step (unit length) lands at x = 1, past the wall at 0.2. Reported as
+    +inf, scipy's line search gave up there and returned the start as 'converged' (how Gamma
+    inverse-link and identity-link Poisson fits stalled); a finite value above every one seen
+    makes it backtrack to the minimum, x = 0.095 (gradient tolerance 1e-9, asserted 1e-7)."""
+    result = minimize_jax(bind(_walled_quadratic), np.zeros(1), args=(0.2,))
+    assert result.success
+    np.testing.assert_allclose(result.x, [0.095], atol=1e-7)
 
 
 def test_one_chain_is_checked_too(sleepstudy):

@@ -2,7 +2,8 @@
 
 The optimiser works on z = (x - x0) / scale, with `scale` the typical size of each coordinate
 (a fixed effect's scale is s_y / s_x), so its first steps are of a sensible size whatever the
-units of the data. A non-finite objective value is treated as +inf (the line search backs off);
+units of the data. Where the objective is not finite the line search sees a value above
+every one seen so far, and backs off;
 `OptSummary` keeps what MixedModels.jl's OptSummary keeps, for the checks in `checks.py`.
 """
 
@@ -64,7 +65,10 @@ def minimize_jax(objective, x0, args=(), lower=None, upper=None, scale=None,
         value, grad = value_and_grad(x0 + scale * np.asarray(z, dtype=np.float64))
         grad = grad * scale
         if not np.isfinite(value) or not np.all(np.isfinite(grad)):
-            return np.inf, np.zeros_like(grad)
+            # L-BFGS-B's line search gives up on an infinite trial value (it stops at once,
+            # 'converged', when its first step lands there); a finite value above every one
+            # seen makes it backtrack instead
+            return best["fun"] + 1.0 + abs(best["fun"]), np.zeros_like(grad)
         if value < best["fun"]:
             best.update(fun=value, z=np.array(z, dtype=np.float64))
         return value, grad

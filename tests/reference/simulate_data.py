@@ -7,6 +7,7 @@ numpy's random streams.
 
 import numpy as np
 import pandas as pd
+from scipy.special import ndtr
 
 
 def ticks_like(seed: int) -> pd.DataFrame:
@@ -91,6 +92,30 @@ def gamma_counts(seed: int, n: int = 300, n_g: int = 20) -> pd.DataFrame:
                          "x": x, "g": [f"g{i:02d}" for i in g]}).round(6)
 
 
+def families(seed: int, n: int = 400, n_g: int = 30) -> pd.DataFrame:
+    """One design, a response per family and link: eta = -0.2 + 0.7 x + 0.4 z + b_g + s_g x,
+    b ~ N(0, 0.6^2), s ~ N(0, 0.3^2), 30 groups; Bernoulli responses through the logit, probit
+    and cloglog links, binomial successes `k` of `n` trials, Poisson counts with and without
+    an exposure `t` (mean t exp(eta)), negative binomial counts (shape 1.5, mean exp(eta + 1))."""
+    rng = np.random.default_rng(seed)
+    g = rng.integers(0, n_g, n)
+    x, z = rng.normal(size=n), rng.uniform(-1, 1, n)
+    eta = -0.2 + 0.7 * x + 0.4 * z + rng.normal(0, 0.6, n_g)[g] + rng.normal(0, 0.3, n_g)[g] * x
+    p = 1 / (1 + np.exp(-eta))
+    trials = rng.integers(1, 20, n)
+    t = rng.uniform(1, 5, n).round(6)
+    k = rng.binomial(trials, p)
+    return pd.DataFrame({
+        "g": [f"g{i:02d}" for i in g], "x": x.round(6), "z": z.round(6), "t": t,
+        "logit": (rng.random(n) < p).astype(int),
+        "probit": (rng.random(n) < ndtr(eta)).astype(int),
+        "cloglog": (rng.random(n) < 1 - np.exp(-np.exp(eta - 0.5))).astype(int),
+        "k": k, "fail": trials - k,
+        "counts": rng.poisson(np.exp(eta + 1)),
+        "exposed": rng.poisson(t * np.exp(eta)),
+        "nb": rng.negative_binomial(1.5, 1.5 / (1.5 + np.exp(eta + 1)))})
+
+
 if __name__ == "__main__":
     ticks_like(1).to_csv("data/ticks_sim.csv", index=False)
     growth(12).to_csv("data/growth_sim.csv", index=False)
@@ -98,3 +123,4 @@ if __name__ == "__main__":
     crossed(0).to_csv("data/crossed_sim.csv", index=False)
     serial(3).to_csv("data/serial_sim.csv", index=False)
     gamma_counts(1).to_csv("data/gamma_sim.csv", index=False)
+    families(11).to_csv("data/families_sim.csv", index=False)
