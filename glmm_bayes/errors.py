@@ -65,3 +65,12 @@ def integer_argument(name: str, value, minimum: int = 0) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise GlmmBayesError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
+
+
+def level_argument(name: str, value) -> float:
+    """A confidence or credible level strictly between 0 and 1, or a named error."""
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < 1:
+        raise GlmmBayesError(f"{name} must be a level between 0 and 1 (e.g. 0.95), got {value!r}")
+    return float(value)

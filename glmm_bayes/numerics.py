@@ -11,6 +11,8 @@ import functools
 
 import jax
 
+from .errors import GlmmBayesError
+
 
 def float64(func):
     """Run `func` with JAX's 64-bit mode on, restoring the caller's setting afterwards."""
@@ -31,6 +33,6 @@ def sampling_precision(dtype: str):
     a GPU's default for float32 is TF32 (a 10-bit mantissa), whose gradient error alone
     drives NUTS's step size down and its trees to the depth limit."""
     if dtype not in SAMPLING_DTYPES:
-        raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
+        raise GlmmBayesError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
     with jax.enable_x64(dtype == "float64"), jax.default_matmul_precision("highest"):
         yield

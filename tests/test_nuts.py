@@ -97,7 +97,7 @@ def test_float32_sampling_targets_the_same_posterior():
     for name in ("(Intercept)", "sd((Intercept)|Batch)", "sigma"):
         mcse = np.hypot(single.loc[name, "mcse_mean"], double.loc[name, "mcse_mean"])
         assert abs(single.loc[name, "estimate"] - double.loc[name, "estimate"]) < 5 * mcse, name
-    with pytest.raises(ValueError, match="dtype must be"):
+    with pytest.raises(gb.GlmmBayesError, match="dtype must be"):
         m.sample(draws=10, warmup=10, dtype="float16", progress=False)
 
 

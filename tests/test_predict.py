@@ -63,6 +63,14 @@ def test_prediction_input_errors_name_the_culprit():
         fit.predict(re_form="~(1 | Item)")
     with pytest.raises(gb.ModelError, match="scale"):
         fit.predict(scale="probability")
+    # text where the model was fitted to numbers (once a ValueError from NumPy)
+    with pytest.raises(gb.DataError, match="'Days' must be numeric.*'1'"):
+        fit.predict(pd.DataFrame({"Days": ["1"], "Subject": ["308"]}))
+    for level in (1.5, 0, "95%", True):
+        with pytest.raises(gb.GlmmBayesError, match="between 0 and 1"):
+            fit.predict(interval=level)
+        with pytest.raises(gb.GlmmBayesError, match="between 0 and 1"):
+            fit.confint(method="wald", level=level)
 
 
 def test_predict_leaves_newdata_unmodified():

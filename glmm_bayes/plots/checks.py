@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from scipy import stats
 from scipy.stats import gaussian_kde
 
-from ..errors import ModelError
+from ..errors import ModelError, level_argument
 
 
 def _grid(n_panels: int, ncols: int, width: float = 3.6, height: float = 3.0):
@@ -96,7 +96,7 @@ def plot_caterpillar(fit, factor: str | None = None, level: float = 0.95, max_la
     effects = [e for e in _effects(fit) if factor is None or e[0] == factor]
     if not effects:
         raise ModelError(f"no grouping factor {factor!r}; factors are {list(fit.ranef)}")
-    crit = stats.norm.ppf(0.5 + level / 2)
+    crit = stats.norm.ppf(0.5 + level_argument("level", level) / 2)
     n_levels = max(len(e[2]) for e in effects)
     fig, axes = _grid(len(effects), len(effects), width=3.6, height=max(3.0, 0.14 * min(n_levels, 200)))
     for ax, (fac, column, values, sds) in zip(axes, effects):

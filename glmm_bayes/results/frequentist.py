@@ -8,7 +8,7 @@ from scipy import stats
 
 from ..engines.estimate import Estimate
 from ..engines.profile import profile_intervals
-from ..errors import ModelError, integer_argument
+from ..errors import ModelError, integer_argument, level_argument
 from ..numerics import float64
 from ..parameters import population_values
 from ..spec.newdata import kept_terms
@@ -116,6 +116,7 @@ class FrequentistFit:
         They profile the likelihood, so a REML fit is profiled through its ML refit, as lme4.
         "wald": beta +- z * SE for the fixed effects; NaN for variance components (as lme4).
         """
+        level = level_argument("level", level)
         estimates = self._estimates()
         names = list(estimates) if parm is None else [parm] if isinstance(parm, str) else list(parm)
         unknown = [n for n in names if n not in estimates]
@@ -174,6 +175,8 @@ class FrequentistFit:
         simulated conditional on the modes of the terms the prediction keeps, use.u = TRUE,
         and with fresh random effects for the others).
         """
+        if interval is not None:
+            interval = level_argument("interval", interval)
         rng = np.random.default_rng(seed)
         draws = self.parameter_draws()
         eta, transform, rows = prediction_map(self.spec, draws, newdata, re_form, scale, new_levels,

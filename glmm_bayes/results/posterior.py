@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..errors import ModelError, integer_argument
+from ..errors import ModelError, integer_argument, level_argument
 from ..numerics import float64
 from ..parameters import population_values, sd_name
 from ..program import ProgramStructure, population_of_draws, residual_from_sites
@@ -131,9 +131,9 @@ class Posterior:
 
     def icc(self, level: float = 0.95) -> pd.DataFrame:
         """Posterior of Nakagawa's R^2 and the ICC: estimate (mean), sd, lower, upper."""
+        tail = (1 - level_argument("level", level)) / 2
         draws = self.parameter_draws()
         values = variance_components(self.spec, draws.beta, draws.covariances, draws.aux, draws.residual)
-        tail = (1 - level) / 2
         return pd.DataFrame({k: {"estimate": v.mean(), "sd": v.std(ddof=1),
                                  "lower": np.quantile(v, tail), "upper": np.quantile(v, 1 - tail)}
                              for k, v in values.items()}).T
@@ -142,7 +142,7 @@ class Posterior:
         """Posterior of each row of L beta (L as for `FrequentistFit.contrast`): estimate
         (mean), sd, lower, upper, and the posterior probability that it is positive."""
         values = self.parameter_draws().beta @ hypothesis_matrix(self.spec, L).T
-        frame = interval_frame(values, level)
+        frame = interval_frame(values, level_argument("level", level))
         frame["prob_positive"] = (values > 0).mean(axis=0)
         return frame
 
@@ -175,6 +175,8 @@ class Posterior:
         between-group spread. predictive=True draws y from the family around each draw's mean
         (the posterior predictive distribution, brms's posterior_predict).
         """
+        if interval is not None:
+            interval = level_argument("interval", interval)
         if predictive and (scale == "link" or marginal):
             raise ModelError("predictive=True draws responses: use scale='response' and marginal=False")
         rng = np.random.default_rng(integer_argument("seed", seed, 0))

@@ -82,12 +82,17 @@ def _referenced_columns(text: str) -> set[str]:
     return names
 
 
-def _check_columns(newdata: pd.DataFrame, needed: dict[str, str]) -> None:
-    """Each needed column (name -> what uses it) is present and has no missing values."""
+def _check_columns(newdata: pd.DataFrame, needed: dict[str, str], fitted: pd.DataFrame) -> None:
+    """Each needed column (name -> what uses it) is present, has no missing values, and is
+    numeric where the fitted data's column is."""
     for column, role in needed.items():
         if column not in newdata.columns:
             raise DataError(f"newdata has no column {column!r} (used by the {role})")
         values = newdata[column]
+        was_numeric = column in fitted.columns and pd.api.types.is_numeric_dtype(fitted[column])
+        if was_numeric and not pd.api.types.is_numeric_dtype(values):
+            raise DataError(f"newdata column {column!r} must be numeric, as in the fitted data; "
+                            f"got {values.dtype} values such as {values.iloc[0]!r}")
         if values.isna().any():
             raise DataError(f"newdata column {column!r} has {int(values.isna().sum())} missing "
                             "value(s); predictions need every value the model uses")
@@ -135,7 +140,7 @@ def model_rows(spec: ModelSpec, newdata: pd.DataFrame | None = None,
         names = (_referenced_columns(syntax.expr) if uses(columns, i) else set()) | \
             (set(syntax.group.split(":")) if uses(grouped, i) else set())
         needed.update({c: needed.get(c, role) for c in names})
-    _check_columns(newdata, needed)
+    _check_columns(newdata, needed, spec.data)
     frame = newdata.reset_index(drop=True)
     X = _evaluate_design(spec.designs[0], frame, "fixed effects")
     offset = sum((_evaluate(o, frame, "offset") for o in parsed.offsets), np.zeros(len(frame)))
