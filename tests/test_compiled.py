@@ -63,6 +63,23 @@ def _compiles_during(run) -> tuple[list, object]:
         jax.monitoring.clear_event_listeners()
 
 
+def test_a_gaussian_correlation_on_other_times_compiles_nothing():
+    """The range's start and prior centre (the median lag) are not part of the compiled shape:
+    REML with the Gaussian correlation on times x 2 compiles nothing, and its range is twice
+    the first's (the search runs in log(range) from the lag, so the path is the same; 1e-6)."""
+    data = gb.load_dataset("Ovary").assign(Time2=lambda d: 2 * d.Time)
+    fits = []
+    for time in ("Time", "Time2"):
+        model = gb.Model("follicles ~ sin(2*pi*Time) + cos(2*pi*Time) + (1 | Mare)", data,
+                         correlation=gb.GaussianCorrelation(time=time, group="Mare"))
+        compiles, fit = _compiles_during(model.fit_reml)
+        fits.append((compiles, fit))
+    assert fits[1][0] == []
+    np.testing.assert_allclose(fits[1][1].correlation_params["range"],
+                               2 * fits[0][1].correlation_params["range"], rtol=1e-6)
+    np.testing.assert_allclose(fits[1][1].loglik, fits[0][1].loglik, rtol=1e-9)
+
+
 def _map_and_nuts(data: pd.DataFrame):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", gb.SamplingWarning)      # 60 draws: ESS warnings

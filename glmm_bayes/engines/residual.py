@@ -15,7 +15,7 @@ for CAR1, range > 0, rho in (-1/(n_max - 1), 1)), then the VarIdent sd ratios de
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import jax.numpy as jnp
@@ -37,7 +37,9 @@ class ResidualLayout:
     weighted: bool
     gaussian: bool               # whitened (gaussian) or glm-weighted log-likelihood terms
     group_size: int              # the largest correlation group
-    lag: float = 1.0             # median lag between successive positions (a range's start)
+    # median lag between successive positions: a range's start and its prior's centre, both
+    # host-side (the prior's numbers are traced), so not part of the compiled shape
+    lag: float = field(default=1.0, compare=False)
 
     @classmethod
     def from_spec(cls, residual: ResidualSpec, gaussian: bool) -> "ResidualLayout | None":
