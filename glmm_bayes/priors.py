@@ -27,6 +27,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import jax
 import numpy as np
 import numpyro.distributions as dist
 import pandas as pd
@@ -67,6 +68,28 @@ class PriorForm:
 
     def distribution(self, args):
         return _CONSTRUCTORS[self.name](*args, dimension=self.dimension)
+
+
+@dataclass(frozen=True)
+class DistributionForm:
+    """A user's numpyro distribution without its numbers: its pytree structure (class, shapes).
+    Its floating-point parameters travel as traced data (`distribution_numbers`), so an equal
+    distribution with other numbers does not recompile."""
+
+    treedef: object
+
+    def distribution(self, leaves):
+        return jax.tree_util.tree_unflatten(self.treedef, leaves)
+
+
+def distribution_numbers(distribution) -> tuple | None:
+    """The leaves of a numpyro distribution as float64 arrays, or None where one is not a
+    floating-point number (such a distribution stays part of the compiled program)."""
+    leaves = jax.tree_util.tree_leaves(distribution)
+    if not all(isinstance(leaf, float) or np.issubdtype(np.asarray(leaf).dtype, np.floating)
+               for leaf in leaves):
+        return None
+    return tuple(np.asarray(leaf, dtype=float) for leaf in leaves)
 
 
 def _folded(base):
@@ -147,9 +170,20 @@ class Parameter:
 
     @property
     def form(self):
-        """What the compiled program is specialised to: the `PriorForm` of a `Prior`, or the
-        user's numpyro distribution itself."""
-        return PriorForm(self.prior.name, self.dimension) if isinstance(self.prior, Prior) else self.prior
+        """What the compiled program is specialised to: the `PriorForm` of a `Prior`, the
+        `DistributionForm` of a user's numpyro distribution, or the distribution itself where
+        its numbers cannot be traced."""
+        if isinstance(self.prior, Prior):
+            return PriorForm(self.prior.name, self.dimension)
+        if distribution_numbers(self.prior) is not None:
+            return DistributionForm(jax.tree_util.tree_structure(self.prior))
+        return self.prior
+
+    @property
+    def numbers(self) -> np.ndarray | tuple | None:
+        """The traced numbers of the prior (see `form`), None where it has none."""
+        return (np.asarray(self.prior.args, dtype=float) if isinstance(self.prior, Prior)
+                else distribution_numbers(self.prior))
 
 
 def default_parameters(spec: ModelSpec) -> list[Parameter]:

@@ -34,7 +34,7 @@ from .engines.scaling import parameter_scales
 from .engines.structure import RandomEffectsLayout, factors_to_theta, fixed_predictor, row_weights
 from .families import Family, Link
 from .parameters import cor_name, factor_from_sites, sd_name
-from .priors import Parameter, Prior, PriorForm
+from .priors import DistributionForm, Parameter, Prior, PriorForm
 from .spec import ModelSpec
 
 
@@ -99,7 +99,8 @@ class ProgramStructure:
     def prior(self, name: str, priors: "PriorValues"):
         """The prior distribution of parameter `name`, with its arguments from `priors`."""
         form = dict(self.prior_forms)[name]
-        return form.distribution(priors.arguments[name]) if isinstance(form, PriorForm) else form
+        return (form.distribution(priors.arguments[name])
+                if isinstance(form, (PriorForm, DistributionForm)) else form)
 
     @property
     def site_names(self) -> tuple[str, ...]:
@@ -134,8 +135,9 @@ class ProgramStructure:
 
 
 class PriorValues(NamedTuple):
-    """The priors' numbers, a pytree traced into the program: each `Prior`'s arguments by
-    parameter (a user's numpyro distribution is static, in `ProgramStructure.prior_forms`), the
+    """The priors' numbers, a pytree traced into the program: each prior's arguments by
+    parameter (a `Prior`'s, or the leaves of a user's numpyro distribution; see
+    `Parameter.form`), the
     units s_y / s_x_j of the fixed effects, and a typical value (`Prior.typical`) of each sample
     site whose prior gives one, where NUTS's chains and the MAP optimiser start."""
 
@@ -150,9 +152,10 @@ def prior_values(spec: ModelSpec, parameters: list[Parameter]) -> PriorValues:
     scales = dict(zip(spec.fixed_names, fixed_scales))
     arguments, initial = {}, {}
     for param in parameters:
+        if param.numbers is not None:
+            arguments[param.name] = param.numbers
         if not isinstance(param.prior, Prior):
             continue
-        arguments[param.name] = np.asarray(param.prior.args, dtype=float)
         typical = param.prior.typical()
         if typical is None:
             continue

@@ -37,6 +37,19 @@ def reference_fit(key: str) -> gb.FrequentistFit:
     return model.fit_laplace(nagq=ref.get("nAGQ", 1))
 
 
+def compiles_during(run) -> tuple[list, object]:
+    """(the XLA compilations while `run()` ran, its result)."""
+    import jax
+
+    compiles = []
+    jax.monitoring.register_event_duration_secs_listener(
+        lambda event, seconds, **kw: compiles.append(event) if "backend_compile" in event else None)
+    try:
+        return compiles, run()
+    finally:
+        jax.monitoring.clear_event_listeners()
+
+
 @pytest.fixture
 def float64():
     """For tests that call the engines' functions directly: the package runs them in float64

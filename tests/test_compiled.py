@@ -10,6 +10,8 @@ from glmm_bayes.engines import compiled as compiled_module
 from glmm_bayes.engines.compiled import bind, compiled
 from glmm_bayes.engines.reml import profiled_deviance
 
+from conftest import compiles_during
+
 
 def _grouped_data(seed: int, groups: int = 12, per_group: int = 5) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
@@ -50,19 +52,6 @@ def test_refits_of_different_data_of_one_shape_give_their_own_estimates():
     pd.testing.assert_frame_equal(fits[0].fixef, fits[2].fixef)
 
 
-def _compiles_during(run) -> tuple[list, object]:
-    """(the XLA compilations while `run()` ran, its result)."""
-    import jax
-
-    compiles = []
-    jax.monitoring.register_event_duration_secs_listener(
-        lambda event, seconds, **kw: compiles.append(event) if "backend_compile" in event else None)
-    try:
-        return compiles, run()
-    finally:
-        jax.monitoring.clear_event_listeners()
-
-
 def test_a_gaussian_correlation_on_other_times_compiles_nothing():
     """The range's start and prior centre (the median lag) are not part of the compiled shape:
     REML with the Gaussian correlation on times x 2 compiles nothing, and its range is twice
@@ -72,7 +61,7 @@ def test_a_gaussian_correlation_on_other_times_compiles_nothing():
     for time in ("Time", "Time2"):
         model = gb.Model("follicles ~ sin(2*pi*Time) + cos(2*pi*Time) + (1 | Mare)", data,
                          correlation=gb.GaussianCorrelation(time=time, group="Mare"))
-        compiles, fit = _compiles_during(model.fit_reml)
+        compiles, fit = compiles_during(model.fit_reml)
         fits.append((compiles, fit))
     assert fits[1][0] == []
     np.testing.assert_allclose(fits[1][1].correlation_params["range"],
@@ -95,7 +84,7 @@ def test_a_model_on_other_data_compiles_nothing_for_map_and_nuts():
     import jax
 
     _map_and_nuts(_grouped_data(0))
-    compiles, (map_fit, nuts_fit) = _compiles_during(lambda: _map_and_nuts(_grouped_data(1)))
+    compiles, (map_fit, nuts_fit) = compiles_during(lambda: _map_and_nuts(_grouped_data(1)))
     assert compiles == []
     compiled_module._cache.clear()
     jax.clear_caches()

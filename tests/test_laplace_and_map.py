@@ -9,6 +9,8 @@ from scipy.special import gammaln
 
 import glmm_bayes as gb
 
+from conftest import compiles_during
+
 
 def _quadrature_loglik_poisson(data, beta0, sd):
     """log L = sum_j log int prod_i Poisson(y_ij | exp(beta0 + b)) N(b | 0, sd^2) db, by adaptive quad."""
@@ -102,16 +104,21 @@ def test_each_model_s_prior_numbers_reach_the_shared_compiled_program(sleepstudy
     """Prior arguments are traced data (`program.PriorValues`): models that differ only in them
     share one compiled MAP program, and each mode follows its own prior. normal(c, 0.01) on Days
     pins the mode: the likelihood's pull is (its precision / the prior's) x (10.47 - c) <= 1.6e-4
-    x 8.5 < 2e-3. A numpyro distribution (static in the program) gives the same mode up to the
-    optimiser's tolerance."""
+    x 8.5 < 2e-3. A numpyro distribution's numbers are traced too (its pytree leaves): it gives
+    the same mode up to the optimiser's tolerance, and one with other numbers compiles nothing."""
     import numpyro.distributions as dist
 
+    def mode(prior):
+        model = gb.Model("Reaction ~ Days + (1 | Subject)", sleepstudy, priors={"Days": prior})
+        return model.fit_map(draws=10).fixef.loc["Days", "estimate"]
+
     for centre in (2.0, 5.0):
-        text, distribution = (gb.Model("Reaction ~ Days + (1 | Subject)", sleepstudy,
-                                       priors={"Days": prior}).fit_map(draws=10).fixef.loc["Days", "estimate"]
-                              for prior in (f"normal({centre}, 0.01)", dist.Normal(centre, 0.01)))
+        text = mode(f"normal({centre}, 0.01)")
+        compiles, distribution = compiles_during(lambda: mode(dist.Normal(centre, 0.01)))
         assert abs(text - centre) < 2e-3
         np.testing.assert_allclose(distribution, text, rtol=1e-6)
+        if centre == 5.0:
+            assert compiles == []
 
 
 def test_compare_table_and_plot(sleepstudy):
