@@ -137,9 +137,9 @@ class ProgramStructure:
 class PriorValues(NamedTuple):
     """The priors' numbers, a pytree traced into the program: each prior's arguments by
     parameter (a `Prior`'s, or the leaves of a user's numpyro distribution; see
-    `Parameter.form`), the
-    units s_y / s_x_j of the fixed effects, and a typical value (`Prior.typical`) of each sample
-    site whose prior gives one, where NUTS's chains and the MAP optimiser start."""
+    `Parameter.form`), the units s_y / s_x_j of the fixed effects, and a typical value
+    (`Prior.typical`) of each sample site whose prior gives one, where NUTS's chains and the
+    MAP optimiser start."""
 
     arguments: dict
     fixed_scales: jnp.ndarray

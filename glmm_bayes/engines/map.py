@@ -62,8 +62,9 @@ def fit_map(structure: ProgramStructure, arrays: ModelArrays, priors: PriorValue
     `statistics`: per-group sufficient statistics standing in for the rows (a linear Gaussian
     model on one grouping factor, as in NUTS). The program's unconstrained coordinates are all
     of unit scale (standardised fixed effects, log sds), which suits the optimiser unless the
-    data pin a coordinate far more tightly than its prior (then `settle` searches again). Every step is compiled once per program (structure and data shapes): a refit, on
-    these data or others, reuses them.
+    data pin a coordinate far more tightly than its prior (then `settle` searches again).
+    Every step is compiled once per program (structure and data shapes): a refit, on these
+    data or others, reuses them.
     """
     data = {"arrays": arrays, "priors": priors, "statistics": statistics}
     start = compiled(bind(_start, structure=structure))(data)

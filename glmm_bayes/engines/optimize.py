@@ -3,8 +3,8 @@
 The optimiser works on z = (x - x0) / scale, with `scale` the typical size of each coordinate
 (a fixed effect's scale is s_y / s_x), so its first steps are of a sensible size whatever the
 units of the data. Where the objective is not finite the line search sees a value above
-every one seen so far, and backs off;
-`OptSummary` keeps what MixedModels.jl's OptSummary keeps, for the checks in `checks.py`.
+every one seen so far, and backs off. `OptSummary` keeps what MixedModels.jl's OptSummary
+keeps, for the checks in `checks.py`.
 """
 
 from __future__ import annotations
@@ -109,7 +109,6 @@ def hessian_fd(objective, x, args=(), scale=None, step: float = 1e-5) -> np.ndar
         e[j] = h
         H[:, j] = (np.asarray(grad(x + e, *args)) - np.asarray(grad(x - e, *args))) / (2 * h)
     return 0.5 * (H + H.T)
-
 
 
 def curvature_scale(hessian: np.ndarray) -> np.ndarray:
