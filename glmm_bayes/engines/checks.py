@@ -80,8 +80,8 @@ def settle(objective, opt: OptSummary, args: tuple, names: list[str], control: C
     the curvature there (`curvature_scale`), keeping a search only if it ends lower.
 
     The start units suit most models but not all: with counts in the hundreds a Poisson slope
-    is known to 1 / sqrt(sum_i mu_i x_i^2), and L-BFGS-B's first step, of unit length in
-    those units, can leap where the objective is not finite and end the search there."""
+    is known to 1 / sqrt(sum_i mu_i x_i^2), far inside its unit, and a search in such units
+    can end short of the optimum (a large Newton-scaled gradient, or an indefinite Hessian)."""
     H = hessian_fd(objective, opt.x, args=args, scale=hessian_scale)
     for _ in range(RESCALED_RESTARTS):
         if (opt.n_iter >= opt.max_iter or not np.isfinite(opt.fun) or not np.all(np.isfinite(H))
