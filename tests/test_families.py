@@ -68,9 +68,10 @@ def test_the_fused_log_sigmoid_has_exact_derivatives_of_every_order():
 @pytest.mark.parametrize("link_name", ["logit", "probit", "cloglog"])
 def test_binomial_fisher_weight_is_finite_in_the_tails(link_name):
     """w = n (dmu/deta)^2 / (mu (1 - mu)): equal to the direct formula where that is accurate
-    (|eta| <= 2, where 1 - mu >= 6e-4 under every link: 1e-10 relative), finite with a finite derivative out to |eta| = 700, where
-    the direct formula gives 0 / 0 or x / 0 once 1 - mu rounds to 0 (a separated fit's fixed
-    effects run there: the Laplace fit's Hessian came back NaN)."""
+    (|eta| <= 2, where 1 - mu >= 6e-4 under every link: 1e-10 relative), finite with a finite
+    derivative out to |eta| = 700, where the direct formula gives 0 / 0 or x / 0 once 1 - mu
+    rounds to 0 (a separated fit's fixed effects run there: the Laplace fit's Hessian came
+    back NaN)."""
     family, link = FAMILIES["binomial"], LINKS[link_name]
     n = jnp.full(7, 3.0)
     eta = jnp.linspace(-2.0, 2.0, 7)
@@ -85,6 +86,7 @@ def test_binomial_fisher_weight_is_finite_in_the_tails(link_name):
 
 
 LME4 = json.loads((Path(__file__).parent / "reference" / "lme4_families.json").read_text())
+FAMILIES_DATA = pd.read_csv(Path(__file__).parent / "reference" / "data" / "families_sim.csv")
 FITS = {  # key of lme4_families.json: (formula, family, link)
     "logit": ("logit ~ x + z + (1 | g)", "bernoulli", None),
     "probit": ("probit ~ x + z + (1 | g)", "bernoulli", "probit"),
@@ -106,8 +108,7 @@ def test_laplace_fit_of_each_family_and_link_matches_lme4(key):
     sds, correlations, SEs and the shape 2e-3 relative."""
     formula, family, link = FITS[key]
     ref = LME4[key]
-    data = pd.read_csv(Path(__file__).parent / "reference" / "data" / "families_sim.csv")
-    fit = gb.Model(formula, data, family=family, link=link).fit_laplace()
+    fit = gb.Model(formula, FAMILIES_DATA, family=family, link=link).fit_laplace()
     np.testing.assert_allclose(fit.loglik, ref["logLik"], rtol=1e-7)
     np.testing.assert_allclose(fit.fixef["estimate"], list(ref["fixef"].values()), atol=2e-4)
     np.testing.assert_allclose(fit.fixef["std_error"], list(ref["se"].values()), rtol=2e-3)

@@ -128,8 +128,9 @@ def test_gamma_glmm_with_the_inverse_link_reaches_glmmtmb(key, response):
     infinite), and L-BFGS-B's first step from a finite start leapt where the deviance is not
     finite and ended the search (the line search now backs off there, and an end that still
     fails the checks is searched again in the curvature's units: the misspecified fit needs
-    both). glmmTMB's Laplace ML (glmer's Gamma shape is not a Laplace ML estimate) agrees to ~1e-8; asserted to
-    1e-6 (logLik, relative), 1e-5 (estimates) and 1e-4 (SEs, from finite differences)."""
+    both). glmmTMB's Laplace ML (glmer's Gamma shape is not a Laplace ML estimate) agrees to
+    ~1e-8; asserted to 1e-6 (logLik, relative), 1e-5 (estimates) and 1e-4 (SEs, from finite
+    differences)."""
     ref = GLMMTMB[key]
     data = simulated("gamma_sim", ["g"])
     with warnings.catch_warnings():
