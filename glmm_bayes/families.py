@@ -4,8 +4,9 @@ Each `Family` gives the log density log p(y | eta, aux, trials) in two parts: `l
 trials)`, the terms that depend on the data alone (log binomial coefficients, -log y!), computed
 once per dataset in NumPy, and `logpdf`, the rest, evaluated at every step of a sampler or
 optimiser; their sum is the density with every normalising constant (as lme4's logLik).
-It also gives the Fisher weight w = (dmu/deta)^2 / Var(y) used by penalised
-IRLS, the unit deviance (R's family$dev.resids, without the dispersion), the NumPyro
+It also gives log Var(y) in terms of the link's stable log mu and log(1 - mu), so the Fisher
+weight w = (dmu/deta)^2 / Var(y) used by penalised IRLS and the Laplace curvature is one
+formula for every family, taken in logs; the unit deviance (R's family$dev.resids, without the dispersion), the NumPyro
 distribution for the program, and a check of the response values.
 `aux` is the family's dispersion parameter: sigma (gaussian) or shape (negative binomial, gamma).
 """
@@ -91,12 +92,14 @@ LINKS = {
     "inverse": Link("inverse", lambda e: 1 / e, lambda e: -1 / (e * e), lambda m: 1 / m),
 }
 _LOG_MU = {"logit": log_sigmoid, "probit": log_ndtr,
-           "cloglog": lambda e: jnp.log(-jnp.expm1(-jnp.exp(e))), "log": lambda e: e}
+           "cloglog": lambda e: jnp.log(-jnp.expm1(-jnp.exp(e))), "log": lambda e: e,
+           "inverse": lambda e: -jnp.log(e)}
 _LOG1M_MU = {"logit": lambda e: log_sigmoid(-e), "probit": lambda e: log_ndtr(-e),
              "cloglog": lambda e: -jnp.exp(e)}
 _LOG_MU_ETA = {"logit": lambda e: log_sigmoid(e) + log_sigmoid(-e),
                "probit": lambda e: -0.5 * e * e - 0.5 * jnp.log(2 * jnp.pi),
-               "cloglog": lambda e: e - jnp.exp(e), "log": lambda e: e}
+               "cloglog": lambda e: e - jnp.exp(e), "log": lambda e: e,
+               "inverse": lambda e: -2 * jnp.log(jnp.abs(e)), "identity": jnp.zeros_like}
 
 
 def _gaussian_logpdf(y, eta, aux, trials, link):
@@ -136,9 +139,10 @@ def _count_log_norm(y, trials):
 
 
 def _gamma_logpdf(y, eta, aux, trials, link):
-    mu = link.inverse(eta)
+    # in log mu: with the inverse link y / mu = y eta and log mu = -log eta, no 1 / (1 / eta)
+    log_mu = link.log_mu(eta)
     return (aux * jnp.log(aux) - gammaln(aux) + (aux - 1) * jnp.log(y)
-            - aux * y / mu - aux * jnp.log(mu))
+            - aux * y * jnp.exp(-log_mu) - aux * log_mu)
 
 
 def _binomial_deviance(y, mu, trials, aux):
@@ -171,6 +175,28 @@ def _check_positive(y, name):
         raise DataError(f"gamma response {name!r} must be positive; found {float(y[y <= 0][0])}")
 
 
+def _gaussian_log_variance(eta, aux, link):
+    return 2 * jnp.log(aux) * jnp.ones_like(eta)
+
+
+def _binomial_log_variance(eta, aux, link):
+    return link.log_mu(eta) + link.log1m_mu(eta)
+
+
+def _poisson_log_variance(eta, aux, link):
+    return link.log_mu(eta)
+
+
+def _negbinomial_log_variance(eta, aux, link):
+    """log(mu + mu^2 / k) = log mu + log(1 + mu / k)."""
+    log_mu = link.log_mu(eta)
+    return log_mu + jnp.logaddexp(0.0, log_mu - jnp.log(aux))
+
+
+def _gamma_log_variance(eta, aux, link):
+    return 2 * link.log_mu(eta) - jnp.log(aux)
+
+
 @dataclass(frozen=True)
 class Family:
     """One row of the family table."""
@@ -184,43 +210,47 @@ class Family:
     unit_deviance: Callable               # (y, mu, trials, aux) -> d(y, mu)
     distribution: Callable                # (mu, aux, trials) -> numpyro distribution
     check_response: Callable              # (y, name) -> None or raises DataError
+    log_unit_variance: Callable           # (eta, aux, link) -> log Var(y) per trial
     uses_trials: bool = False
     log_norm: Callable = _no_log_norm     # (y, trials) -> the terms of log p in the data alone
 
     def fisher_weight(self, eta, aux, trials, link):
-        """w = (d E[y] / d eta)^2 / Var(y): the PIRLS weight, and the Laplace curvature. For
-        binomial families, w = n (dmu/deta)^2 / (mu (1 - mu)) is taken in logs: 1 - mu rounds
-        to 0 once eta > 37 under the logit link, where w = n mu (1 - mu) ~ n exp(-eta), not
-        infinite (with separated data the fixed effects run that far)."""
-        if self.uses_trials:
-            return trials * jnp.exp(2 * link.log_mu_eta(eta) - link.log_mu(eta) - link.log1m_mu(eta))
-        return link.mu_eta(eta) ** 2 / self.variance(link.inverse(eta), aux, trials)
+        """w = (d E[y] / d eta)^2 / Var(y) = n exp(2 log|dmu/deta| - log V(mu)): the PIRLS
+        weight and the Laplace curvature, taken in logs so that it is finite wherever the
+        density is (1 - mu rounds to 0 once eta > 37 under the logit link, where w ~ n
+        exp(-eta); (dmu/deta)^2 = eta^-4 under the inverse link overflows long before w =
+        shape / eta^2 does)."""
+        n = trials if self.uses_trials else 1.0
+        return n * jnp.exp(2 * link.log_mu_eta(eta) - self.log_unit_variance(eta, aux, link))
 
 
 FAMILIES = {
     "gaussian": Family("gaussian", "identity", ("identity", "log", "inverse"), "sigma",
                        _gaussian_logpdf, lambda mu, aux, n: aux ** 2 * jnp.ones_like(mu),
                        lambda y, mu, n, aux: (y - mu) ** 2,
-                       lambda mu, aux, n: dist.Normal(mu, aux), _check_finite),
+                       lambda mu, aux, n: dist.Normal(mu, aux), _check_finite,
+                       _gaussian_log_variance),
     "bernoulli": Family("bernoulli", "logit", ("logit", "probit", "cloglog"), None,
                         _binomial_logpmf, lambda mu, aux, n: mu * (1 - mu), _binomial_deviance,
                         lambda mu, aux, n: dist.Binomial(n, probs=mu), _check_binary,
-                        uses_trials=True, log_norm=_binomial_log_norm),
+                        _binomial_log_variance, uses_trials=True, log_norm=_binomial_log_norm),
     "binomial": Family("binomial", "logit", ("logit", "probit", "cloglog"), None,
                        _binomial_logpmf, lambda mu, aux, n: n * mu * (1 - mu), _binomial_deviance,
                        lambda mu, aux, n: dist.Binomial(n, probs=mu), _check_counts,
-                       uses_trials=True, log_norm=_binomial_log_norm),
+                       _binomial_log_variance, uses_trials=True, log_norm=_binomial_log_norm),
     "poisson": Family("poisson", "log", ("log", "identity"), None, _poisson_logpmf,
                       lambda mu, aux, n: mu, lambda y, mu, n, aux: 2 * (xlogy(y, y / mu) - (y - mu)),
-                      lambda mu, aux, n: dist.Poisson(mu), _check_counts, log_norm=_count_log_norm),
+                      lambda mu, aux, n: dist.Poisson(mu), _check_counts, _poisson_log_variance,
+                      log_norm=_count_log_norm),
     "negbinomial": Family("negbinomial", "log", ("log", "identity"), "shape", _negbinomial_logpmf,
                           lambda mu, aux, n: mu + mu ** 2 / aux, _negbinomial_deviance,
                           lambda mu, aux, n: dist.NegativeBinomial2(mu, aux), _check_counts,
-                          log_norm=_count_log_norm),
+                          _negbinomial_log_variance, log_norm=_count_log_norm),
     "gamma": Family("gamma", "inverse", ("inverse", "log", "identity"), "shape", _gamma_logpdf,
                     lambda mu, aux, n: mu ** 2 / aux,
                     lambda y, mu, n, aux: -2 * (jnp.log(y / mu) - (y - mu) / mu),
-                    lambda mu, aux, n: dist.Gamma(aux, aux / mu), _check_positive),
+                    lambda mu, aux, n: dist.Gamma(aux, aux / mu), _check_positive,
+                    _gamma_log_variance),
 }
 _ALIASES = {"normal": "gaussian", "negative_binomial": "negbinomial", "negbin": "negbinomial",
             "nb": "negbinomial", "neg_binomial": "negbinomial", "logistic": "bernoulli"}

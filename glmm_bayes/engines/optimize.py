@@ -97,18 +97,32 @@ def minimize_jax(objective, x0, args=(), lower=None, upper=None, scale=None,
 
 def hessian_fd(objective, x, args=(), scale=None, step: float = 1e-5) -> np.ndarray:
     """Hessian of `objective(x, *args)` by central differences of the JAX gradient; the step
-    in coordinate j is `step * max(scale_j, |x_j|)`."""
+    in coordinate j is `step * max(scale_j, |x_j|)`, shrunk tenfold (at most SHRINKS times)
+    while a side's gradient is not finite: an optimum can lie close to where the objective
+    stops being defined (mu > 0 under an identity or inverse link, PIRLS's start there)."""
     value_and_grad = compiled(objective, "value_and_grad")     # the optimiser's: no new compile
-    grad = lambda x, *args: value_and_grad(x, *args)[1]
+
+    def grad(point):
+        return np.asarray(value_and_grad(point, *args)[1], dtype=np.float64)
+
     x = np.asarray(x, dtype=np.float64)
     scale = np.ones_like(x) if scale is None else np.asarray(scale, dtype=np.float64)
     H = np.empty((x.size, x.size))
     for j in range(x.size):
         h = step * max(scale[j], abs(x[j]))
-        e = np.zeros_like(x)
-        e[j] = h
-        H[:, j] = (np.asarray(grad(x + e, *args)) - np.asarray(grad(x - e, *args))) / (2 * h)
+        for _ in range(SHRINKS + 1):
+            e = np.zeros_like(x)
+            e[j] = h
+            upper, lower = grad(x + e), grad(x - e)
+            if np.all(np.isfinite(upper)) and np.all(np.isfinite(lower)):
+                break
+            h /= 10
+        H[:, j] = (upper - lower) / (2 * h)
     return 0.5 * (H + H.T)
+
+
+#: How often `hessian_fd` shrinks a step that meets a non-finite gradient.
+SHRINKS = 3
 
 
 def curvature_scale(hessian: np.ndarray) -> np.ndarray:

@@ -1,11 +1,12 @@
 """The data's own units for every coordinate an optimiser or sampler moves, and a GLM start.
 
-With s_y the sd of y (gaussian; 1 on the link scale of other families), s_x the sd of a fixed
-design column and s_z that of a random-effect column (1 for constant columns), n_k the number
-of levels of term k:
-    beta_j       ~ s_y / s_x_j
-    theta (r, c) ~ 1 / (s_z_r sqrt(n_k))   (lme4's theta: b_r per unit of u, relative to sigma
-                                            if gaussian)
+With s_eta the units of the linear predictor (`link_scale`: the sd s_y of y under the identity
+link, s_y / ybar^2 under the inverse link, 1 under the log, logit, probit and cloglog links,
+whose scale has no units), s_x the sd of a fixed design column and s_z that of a random-effect
+column (1 for constant columns), n_k the number of levels of term k:
+    beta_j       ~ s_eta / s_x_j
+    theta (r, c) ~ 1 / (s_z_r sqrt(n_k))         gaussian (lme4's theta: relative to sigma)
+                 ~ s_eta / (s_z_r sqrt(n_k))     other families (the factor of Cov(b) itself)
 Optimising in these units makes the fits equivariant in the units of y and x: a first step of
 size one moves each coordinate by its own natural amount. The information about a term's
 covariance grows with its number of levels, and with it the criterion's curvature in that
@@ -31,10 +32,22 @@ class ParameterScales(NamedTuple):
     theta: np.ndarray
 
 
+def link_scale(spec: ModelSpec) -> float:
+    """s_eta, the units of eta = g(mu): those of y under the identity link, of 1 / y under the
+    inverse link (by the delta method, s_y / ybar^2), none under the other links."""
+    s_y = column_scale(spec.y)
+    if spec.link.name == "identity":
+        return s_y
+    if spec.link.name == "inverse":
+        return s_y / max(float(np.mean(np.abs(spec.y))), s_y) ** 2
+    return 1.0
+
+
 def parameter_scales(spec: ModelSpec) -> ParameterScales:
-    s_y = column_scale(spec.y) if spec.family.name == "gaussian" else 1.0
-    beta = np.array([s_y / column_scale(spec.X[:, j]) for j in range(spec.X.shape[1])])
-    theta = [1.0 / (column_scale(term.Z[:, r]) * np.sqrt(term.n_levels)) for term in spec.terms
+    s_eta = link_scale(spec)
+    beta = np.array([s_eta / column_scale(spec.X[:, j]) for j in range(spec.X.shape[1])])
+    s_b = 1.0 if spec.family.name == "gaussian" else s_eta
+    theta = [s_b / (column_scale(term.Z[:, r]) * np.sqrt(term.n_levels)) for term in spec.terms
              for r, _ in zip(*tril_column_major(term.q))]
     return ParameterScales(beta, np.asarray(theta))
 
