@@ -4,6 +4,7 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import glmm_bayes as gb
@@ -48,6 +49,12 @@ def compiles_during(run) -> tuple[list, object]:
         return compiles, run()
     finally:
         jax.monitoring.clear_event_listeners()
+
+
+def in_single_precision(values) -> bool:
+    """Whether every value is a float32 number (draws are stored as float64 either way)."""
+    values = np.asarray(values)
+    return bool(np.array_equal(values, values.astype(np.float32).astype(np.float64)))
 
 
 @pytest.fixture

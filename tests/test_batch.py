@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 import glmm_bayes as gb
+from conftest import in_single_precision
 
 FORMULA = "Reaction ~ Days + (Days | Subject)"
 
@@ -110,3 +111,5 @@ def test_sample_batch_runs_in_the_default_set_and_equals_single_runs(dtype, rtol
     for name in ("(Intercept)", "sd((Intercept)|Batch)", "sigma"):
         np.testing.assert_allclose(batch.draws(name)[1], single.population_draws()[name],
                                    rtol=rtol)
+        # the batch ran in the precision asked for: float32 draws are float32 numbers
+        assert in_single_precision(batch.draws(name)) == (dtype == "float32"), name

@@ -1,9 +1,12 @@
 """NUTS on every worked example: convergence and agreement with lme4's estimates.
 
-Each fit runs 4 chains x (1000 warmup + 1000 draws). The posterior mean of a fixed effect and
-the MLE differ by a fraction of a posterior sd under weak priors, and the Monte Carlo error of
-the mean is ~sd/sqrt(ESS) < 0.05 sd, so |mean - MLE| <= 1 posterior sd is a test that fails
-when the program, the priors' scaling or the sampler is wrong.
+Each fit runs 4 chains x (1000 warmup + 1000 draws). Under weak priors a posterior mean and
+the ML/REML estimate differ by a fraction of a posterior sd (the posterior's skew, its average
+over the variance components), so |mean - lme4| <= 1 posterior sd holds for every fixed
+effect and every sd. In a balanced Gaussian design the fixed effects' estimate does not
+depend on the variance components, so there the posterior mean equals lme4's estimate up to
+Monte Carlo error and the priors' pull ((sd / prior sd)^2 of the estimate, < 1e-3 here):
+within 4 MCSE, a test of the program and the sampler at the precision of the draws.
 """
 
 import numpy as np
@@ -11,7 +14,7 @@ import pandas as pd
 import pytest
 
 import glmm_bayes as gb
-from conftest import REFERENCE, reference_model
+from conftest import REFERENCE, in_single_precision, reference_model
 
 #: The default run checks a vector-valued gaussian term and a Poisson GLMM; the other examples
 #: run in the slow set (-m slow), and every example's NUTS runs in its notebook.
@@ -36,16 +39,31 @@ def _fit(key):
                                        target_accept=0.95, progress=False)
 
 
+#: balanced Gaussian designs: beta_hat does not depend on theta
+BALANCED = {"sleep_ri_reml", "sleep_rs_reml", "sleep_uncorr_reml", "dyestuff_reml",
+            "penicillin_reml", "pulp_reml", "irrigation_reml"}
+
+
 @pytest.mark.parametrize("key", EXAMPLES)
 def test_posterior_converges_and_agrees_with_lme4(key):
     post = _fit(key)
     diag = post.diagnostics()
     assert diag["r_hat"].max() <= R_HAT_MAX, diag
-    fixef = post.fixef
-    lme4 = np.asarray(list(REFERENCE[key]["fixef"].values()) if isinstance(REFERENCE[key]["fixef"], dict)
-                      else REFERENCE[key]["fixef"])
-    z = np.abs(fixef["estimate"].to_numpy() - lme4) / fixef["sd"].to_numpy()
+    fixef, ref = post.fixef, REFERENCE[key]
+    lme4 = np.asarray(list(ref["fixef"].values()) if isinstance(ref["fixef"], dict) else ref["fixef"])
+    gap = np.abs(fixef["estimate"].to_numpy() - lme4)
+    z = gap / fixef["sd"].to_numpy()
     assert np.all(z <= SD_MULTIPLE), dict(zip(fixef.index, z))
+    if key in BALANCED:
+        mcse = diag.loc[fixef.index, "mcse_mean"].to_numpy()
+        assert np.all(gap <= 4 * mcse), dict(zip(fixef.index, gap / mcse))
+    summary = post.summary()
+    for row in ref["varcorr"]:
+        if row.get("var2") is not None:
+            continue
+        name = "sigma" if row["grp"] == "Residual" else f"sd({row['var1']}|{row['grp']})"
+        z = abs(summary.loc[name, "estimate"] - row["sdcor"]) / summary.loc[name, "sd"]
+        assert z <= SD_MULTIPLE, (name, z)
 
 
 SHORT_RUN = pytest.mark.filterwarnings("ignore:R-hat above")  # short runs only test plumbing
@@ -87,13 +105,17 @@ def test_posterior_object_vocabulary(sleepstudy):
 
 
 def test_float32_sampling_targets_the_same_posterior():
-    """dtype="float32" samples in single precision: its posterior means agree with float64's
-    within 5 Monte Carlo standard errors of the difference; a dtype that is neither is an error."""
+    """dtype="float32" samples in single precision: every draw is a float32 number (float64's
+    are not), and its posterior means agree with float64's within 5 Monte Carlo standard errors
+    of the difference; a dtype that is neither is an error."""
     m = gb.Model("Yield ~ 1 + (1 | Batch)", gb.load_dataset("Dyestuff"))
     runs = {dtype: m.sample(draws=1000, warmup=500, chains=2, seed=2, progress=False,
-                            target_accept=0.95, dtype=dtype).summary()
+                            target_accept=0.95, dtype=dtype)
             for dtype in ("float32", "float64")}
-    single, double = runs["float32"], runs["float64"]
+    draws = {dtype: post.population_draws() for dtype, post in runs.items()}
+    assert all(in_single_precision(v) for v in draws["float32"].values())
+    assert not any(in_single_precision(v) for v in draws["float64"].values())
+    single, double = runs["float32"].summary(), runs["float64"].summary()
     for name in ("(Intercept)", "sd((Intercept)|Batch)", "sigma"):
         mcse = np.hypot(single.loc[name, "mcse_mean"], double.loc[name, "mcse_mean"])
         assert abs(single.loc[name, "estimate"] - double.loc[name, "estimate"]) < 5 * mcse, name
