@@ -31,13 +31,6 @@ def dyestuff():
     return model, responses
 
 
-def agree_within_monte_carlo_error(one: pd.DataFrame, other: pd.DataFrame):
-    """Posterior means of the same datasets by two runs differ by < 5 MCSE of the difference
-    (each run's MCSE from its bulk ESS): the same posterior, whatever the draws."""
-    mcse = np.hypot(one["sd"] / np.sqrt(one["ess_bulk"]), other["sd"] / np.sqrt(other["ess_bulk"]))
-    assert np.all(np.abs(one["mean"] - other["mean"]) < 5 * mcse)
-
-
 @pytest.mark.slow
 def test_datasets_and_chains_split_over_two_devices_give_the_single_device_draws():
     """Two CPU devices (a fresh process with --xla_force_host_platform_device_count=2): three
@@ -160,9 +153,14 @@ def test_reml_batch_on_ray_with_two_workers_equals_the_in_process_batch(local_ra
 @pytest.mark.slow
 def test_nuts_batch_on_ray_with_two_workers_equals_the_in_process_batch(local_ray, dyestuff):
     model, responses = dyestuff
+    """Dataset d is seeded seed + d wherever it runs, so a worker samples the chains of the
+    in-process batch: the same draws up to the rounding of a differently batched program
+    (float64; 1e-6 relative asserted, as the README says)."""
     nuts = gb.batch_on_ray(model, responses, "nuts", chunk_size=1, progress=False, **DRAWS)
     assert len(nuts) == 4
-    agree_within_monte_carlo_error(nuts.summary(), model.sample_batch(responses, progress=False, **DRAWS).summary())
+    local = model.sample_batch(responses, progress=False, **DRAWS)
+    for name in ("(Intercept)", "sd((Intercept)|Batch)", "sigma"):
+        np.testing.assert_allclose(nuts.draws(name), local.draws(name), rtol=1e-6)
 
 
 def test_the_command_line_sends_a_batch_to_ray(local_ray, tmp_path, capsys, monkeypatch):

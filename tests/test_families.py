@@ -101,17 +101,19 @@ FITS = {  # key of lme4_families.json: (formula, family, link)
 @pytest.mark.parametrize("key", sorted(FITS))
 def test_laplace_fit_of_each_family_and_link_matches_lme4(key):
     """glmer (glmer.nb for the negative binomial) on one simulated design with tolPwrss 1e-12.
-    Seen: logLik within 1e-8 relative, fixed effects within 8e-6, sds 2e-5 and SEs 1e-5
-    relative (the negative binomial's 3e-4: glmer.nb's vcov holds the shape fixed, ours is
-    the joint Hessian's). Asserted, from lme4's optimiser tolerance (~1e-6 relative change of
-    the deviance, so ~1e-3 in variance components): logLik 1e-7 relative, fixed effects 2e-4,
-    sds, correlations, SEs and the shape 2e-3 relative."""
+    Seen: logLik within 7e-9 relative, fixed effects within 8e-6 absolute, sds 2.1e-5 and SEs
+    1e-5 relative (the negative binomial's 3.1e-4: glmer.nb's vcov holds the shape fixed, ours
+    is the joint Hessian's), shape 8e-7. What is left is where lme4's outer optimiser stops
+    (Nelder-Mead on the deviance, tolerance ~1e-6 relative change: estimates to ~1e-5); asserted
+    about 3x what is seen: logLik 3e-8 relative, fixed effects 3e-5 absolute, SEs 3e-5 (the
+    negative binomial's 1e-3) and sds 6e-5 relative, the shape 5e-6."""
     formula, family, link = FITS[key]
     ref = LME4[key]
     fit = gb.Model(formula, FAMILIES_DATA, family=family, link=link).fit_laplace()
-    np.testing.assert_allclose(fit.loglik, ref["logLik"], rtol=1e-7)
-    np.testing.assert_allclose(fit.fixef["estimate"], list(ref["fixef"].values()), atol=2e-4)
-    np.testing.assert_allclose(fit.fixef["std_error"], list(ref["se"].values()), rtol=2e-3)
-    np.testing.assert_allclose(fit.varcorr["sdcor"], np.atleast_1d(ref["sdcor"]), rtol=2e-3)
+    np.testing.assert_allclose(fit.loglik, ref["logLik"], rtol=3e-8)
+    np.testing.assert_allclose(fit.fixef["estimate"], list(ref["fixef"].values()), atol=3e-5)
+    np.testing.assert_allclose(fit.fixef["std_error"], list(ref["se"].values()),
+                               rtol=1e-3 if key == "negbinomial" else 3e-5)
+    np.testing.assert_allclose(fit.varcorr["sdcor"], np.atleast_1d(ref["sdcor"]), rtol=6e-5)
     if key == "negbinomial":
-        np.testing.assert_allclose(fit.population.loc["shape", "estimate"], ref["shape"], rtol=2e-3)
+        np.testing.assert_allclose(fit.population.loc["shape", "estimate"], ref["shape"], rtol=5e-6)
