@@ -5,9 +5,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
+import glmm_bayes as gb
 from glmm_bayes import cli
 from glmm_bayes.cli import main
 
@@ -175,3 +177,53 @@ def test_fit_out_writes_the_check_plots(tmp_path):
 def test_batch_simulate(capsys):
     assert main(["batch", str(MODELS / "dyestuff.toml"), "--simulate", "4", "--seed", "2", "--quiet"]) == 0
     assert "4 datasets" in capsys.readouterr().out
+
+
+def test_fit_out_of_nuts_and_map_holds_the_posterior(tmp_path):
+    """--out writes each posterior's draws (netcdf) and tables: the fixef CSV is the posterior
+    mean of the draws in the netcdf file (NUTS) and the mode beside the Gaussian draws (MAP)."""
+    import xarray as xr
+    assert main(["fit", str(MODELS / "dyestuff.toml"), "--method", "nuts", "--out", str(tmp_path),
+                 "--quiet"]) == 0
+    assert main(["fit", str(MODELS / "dyestuff.toml"), "--method", "map", "--out", str(tmp_path),
+                 "--quiet"]) == 0
+    for tag in ("nuts", "map"):
+        draws = xr.open_dataset(tmp_path / f"posterior_{tag}.nc", group="posterior")
+        fixef = pd.read_csv(tmp_path / f"fixef_{tag}.csv", index_col=0)
+        assert draws["fixef"].sizes["draw"] >= 1000
+        if tag == "nuts":
+            assert fixef.loc["(Intercept)", "estimate"] == pytest.approx(float(draws["fixef"].mean()), rel=1e-12)
+        assert (tmp_path / f"varcorr_{tag}.csv").exists() and (tmp_path / f"caterpillar_{tag}.png").exists()
+
+
+def test_predict_options_reach_the_fit(tmp_path):
+    """--scale, --re-form, --marginal, --new-levels and --method give what the API gives."""
+    spec = MODELS / "rikz.toml"
+    data = gb.load_dataset("RIKZ").head(6)
+    newdata, out = tmp_path / "new.csv", tmp_path / "predicted.csv"
+    data.to_csv(newdata, index=False)
+    fit = gb.Model("Richness ~ NAP + (1 | Beach)", gb.load_dataset("RIKZ"),
+                   family="poisson").fit_laplace(nagq=10)          # rikz.toml's [laplace]
+    cases = [([], {}), (["--scale", "link"], {"scale": "link"}), (["--re-form", "~0"], {"re_form": "~0"}),
+             (["--re-form", "~0", "--marginal"], {"re_form": "~0", "marginal": True})]
+    for flags, kwargs in cases:
+        assert main(["predict", str(spec), "--newdata", str(newdata), "--method", "laplace",
+                     "--out", str(out), "--quiet", *flags]) == 0
+        table = pd.read_csv(out)
+        assert list(table.columns) == list(data.columns) + ["estimate"]
+        np.testing.assert_allclose(table["estimate"], fit.predict(data, **kwargs), rtol=1e-8)
+
+
+def test_batch_out_files_equal_the_api_batch(tmp_path):
+    """batch --responses --method ml --out: status.csv and summary.csv as fit_ml_batch gives."""
+    data = gb.load_dataset("Dyestuff")
+    rng = np.random.default_rng(0)
+    responses = pd.DataFrame({f"y{k}": data["Yield"] + rng.normal(0, 30, len(data)) for k in range(3)})
+    responses.to_csv(tmp_path / "responses.csv", index=False)
+    assert main(["batch", str(MODELS / "dyestuff.toml"), "--responses", str(tmp_path / "responses.csv"),
+                 "--method", "ml", "--out", str(tmp_path), "--quiet"]) == 0
+    status = pd.read_csv(tmp_path / "status.csv", index_col=0)
+    summary = pd.read_csv(tmp_path / "summary.csv")
+    api = gb.Model("Yield ~ 1 + (1 | Batch)", data).fit_ml_batch(responses.to_numpy().T, progress=False)
+    assert list(status.index) == ["y0", "y1", "y2"] and status["converged"].all()
+    np.testing.assert_allclose(summary["estimate"], api.summary()["estimate"], rtol=1e-9)

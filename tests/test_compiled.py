@@ -92,3 +92,34 @@ def test_a_model_on_other_data_compiles_nothing_for_map_and_nuts():
     for reused, fresh in ((map_fit, fresh_map), (nuts_fit, fresh_nuts)):
         for name in ("(Intercept)", "x", "sd((Intercept)|g)", "sigma"):
             np.testing.assert_array_equal(reused.population_draws()[name], fresh.population_draws()[name])
+
+
+_CACHED_FIT = """
+import sys, jax
+events = []
+jax.monitoring.register_event_listener(lambda event, **kw: events.append(event))
+import glmm_bayes as gb
+gb.use_compilation_cache(sys.argv[1], min_compile_seconds=0)
+fit = gb.Model("Yield ~ 1 + (1 | Batch)", gb.load_dataset("Dyestuff")).fit_reml()
+print(repr(fit.loglik), sum(e.endswith("cache_hits") for e in events),
+      sum(e.endswith("cache_misses") for e in events))
+"""
+
+
+def test_a_later_process_loads_the_compiled_programs_from_disk(tmp_path):
+    """use_compilation_cache: the first process compiles and writes every program of the REML
+    fit; a second process of the same fit finds each one on disk (no cache miss) and gives the
+    same logLik to the last bit."""
+    import subprocess
+    import sys
+
+    def run():
+        out = subprocess.run([sys.executable, "-c", _CACHED_FIT, str(tmp_path)], check=True,
+                             capture_output=True, text=True).stdout.split()
+        return float(out[0]), int(out[1]), int(out[2])
+
+    loglik, hits, misses = run()
+    assert hits == 0 and misses > 0 and len(list(tmp_path.iterdir())) == misses
+    again, hits, misses_after = run()
+    assert (hits, misses_after) == (misses, 0)
+    assert again == loglik

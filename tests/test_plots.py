@@ -80,3 +80,33 @@ def test_trace_plot_takes_parameter_names_with_a_slash():
     figure = gb.plot_trace(Draws())
     assert len(visible_axes(figure)) == 4           # a trace and a density per parameter
     plt.close("all")
+
+
+def test_plots_draw_the_fit_s_numbers():
+    """What is drawn, not only that a figure exists: the caterpillar's points and 95% bars are
+    lme4's conditional modes +- 1.96 conditional sds (lme4_seed.json; REML agrees to ~1e-6,
+    1e-4 asserted), sorted; the residual plot's points are the Pearson residuals against the
+    fitted means, and its QQ panel holds the same residuals in order."""
+    import matplotlib.pyplot as plt
+    from scipy import stats
+
+    from conftest import REFERENCE
+    from glmm_bayes.plots.checks import fitted_mean, pearson_residuals
+    fit = reference_fit("sleep_rs_reml")
+    lme4 = REFERENCE["sleep_rs_reml"]["ranef"]["Subject"]
+    figure = gb.plot_caterpillar(fit)
+    for ax, term in zip(visible_axes(figure), ["(Intercept)", "Days"]):
+        assert ax.get_title() == f"{term} | Subject"
+        points, _, (bars,) = ax.containers[0]
+        order = np.argsort(lme4["values"][term])
+        np.testing.assert_allclose(points.get_xdata(), np.asarray(lme4["values"][term])[order], rtol=1e-4)
+        half = np.array([(s[1][0] - s[0][0]) / 2 for s in bars.get_segments()])
+        np.testing.assert_allclose(half, stats.norm.ppf(0.975) * np.asarray(lme4["cond_sd"][term])[order],
+                                   rtol=1e-4)
+        assert [t.get_text() for t in ax.get_yticklabels()] == [lme4["levels"][i] for i in order]
+    figure = gb.plot_residuals(fit)
+    left, right = visible_axes(figure)
+    np.testing.assert_allclose(left.collections[0].get_offsets(),
+                               np.column_stack([fitted_mean(fit), pearson_residuals(fit)]))
+    np.testing.assert_allclose(right.collections[0].get_offsets()[:, 1], np.sort(pearson_residuals(fit)))
+    plt.close("all")

@@ -169,13 +169,13 @@ def test_map_of_counts_in_the_hundreds_reaches_the_mode(seed):
 
 @pytest.mark.parametrize("method", ["fit_reml", "fit_ml", "fit_laplace", "fit_map"])
 def test_estimates_are_equivariant_in_the_units_of_y(method, sleepstudy):
-    """y, 1e6 y and 1e-6 y: estimates and SEs in the original units agree to 1e-6 relative
+    """y, 1e6 y, 1e-6 y and 1e-12 y: estimates and SEs in the original units agree to 1e-6 relative
     (optimiser tolerance). Once the MAP intercept and the Laplace group sd moved with the units.
     The correlation, weakly determined, is compared absolutely: L-BFGS-B stops when the deviance
     (6.7e3) falls by less than ftol = 1e-15 relative, 7e-12, and with the deviance's curvature in
     the correlation about 20 that fixes its argmin only to sqrt(2 * 7e-12 / 20) ~ 1e-6."""
     fits = {}
-    for c in (1.0, 1e6, 1e-6):
+    for c in (1.0, 1e6, 1e-6, 1e-12):
         formula = "Reaction ~ Days + (Days | Subject)" if method != "fit_map" else "Reaction ~ Days + (1 | Subject)"
         model = gb.Model(formula, sleepstudy.assign(Reaction=sleepstudy.Reaction * c))
         fit = getattr(model, method)(**({"draws": 50} if method == "fit_map" else {}))
@@ -185,7 +185,7 @@ def test_estimates_are_equivariant_in_the_units_of_y(method, sleepstudy):
         fits[c] = table
         if method != "fit_map":
             fits[c, "se"] = fit.fixef["std_error"] / c
-    for c in (1e6, 1e-6):
+    for c in (1e6, 1e-6, 1e-12):
         cor = fits[1.0].index.str.startswith("cor(")
         np.testing.assert_allclose(fits[c][~cor], fits[1.0][~cor], rtol=1e-6, atol=1e-9)
         np.testing.assert_allclose(fits[c][cor], fits[1.0][cor], atol=2e-6)
@@ -264,6 +264,28 @@ def test_singular_fit_warns(sleepstudy):
     assert fit.singular
 
 
+def test_control_tolerances_move_the_checks(sleepstudy):
+    """sleepstudy's REML fit has theta = (0.967, 0.015, 0.231) and a Newton-scaled gradient
+    near 1e-7: quiet with lme4's defaults; singular_tol = 0.3 puts the Days diagonal of
+    Lambda on the boundary, gradient_tol = 1e-14 asks more than the optimiser gives; "stop"
+    makes either an error."""
+    model = gb.Model("Reaction ~ Days + (Days | Subject)", sleepstudy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert not model.fit_reml().singular
+    strict = gb.Model("Reaction ~ Days + (Days | Subject)", sleepstudy,
+                      control=gb.Control(singular_tol=0.3))
+    with pytest.warns(gb.SingularFitWarning, match=r"sd\(Days\|Subject\)"):
+        assert strict.fit_reml().singular
+    exacting = gb.Model("Reaction ~ Days + (Days | Subject)", sleepstudy,
+                        control=gb.Control(gradient_tol=1e-14))
+    with pytest.warns(gb.ConvergenceWarning, match="Newton-scaled gradient"):
+        exacting.fit_reml()
+    with pytest.raises(gb.FitError, match="Newton-scaled gradient"):
+        gb.Model("Reaction ~ Days + (Days | Subject)", sleepstudy,
+                 control=gb.Control(gradient_tol=1e-14, check_convergence="stop")).fit_reml()
+
+
 def test_separation_and_all_zero_counts_warn():
     """A predictor that separates a 0/1 response, and an all-zero Poisson response, have
     infinite ML estimates: a SeparationWarning names the fixed effects."""
@@ -334,6 +356,27 @@ def test_one_chain_is_checked_too(sleepstudy):
     with pytest.warns(gb.SamplingWarning, match="ESS below"):
         gb.Model("Reaction ~ Days + (1 | Subject)", sleepstudy).sample(
             draws=30, warmup=30, chains=1, progress=False)
+
+
+def test_each_sampling_problem_is_named(sleepstudy):
+    """Stan's checks, one by one: trees at the maximum depth from a real run (max_tree_depth=1
+    fills every tree); R-hat from chains made to sit apart; divergences and E-BFMI from
+    sample statistics made to show them (every transition divergent; an energy that drifts as
+    a random walk, whose E-BFMI = sum dE^2 / sum (E - mean E)^2 is ~1 / n)."""
+    model = gb.Model("Reaction ~ Days + (1 | Subject)", sleepstudy)
+    with pytest.warns(gb.SamplingWarning) as caught:
+        post = model.sample(draws=100, warmup=100, chains=2, seed=0, max_tree_depth=1,
+                            progress=False)
+    assert any("reached the maximum tree depth 1" in str(w.message) for w in caught)
+    chains, draws = np.shape(post.sample_stats["diverging"])
+    apart = {**post._draws, "fixef": post._draws["fixef"] + 100.0 * np.arange(chains)[:, None, None]}
+    stats = {**post.sample_stats, "diverging": np.ones((chains, draws), bool),
+             "energy": np.cumsum(np.random.default_rng(0).normal(size=(chains, draws)), axis=1)}
+    problems = gb.Posterior(post.spec, apart, stats, None).sampling_problems()
+    assert any(f"{chains * draws} of {chains * draws} transitions after warmup diverged" in p
+               for p in problems), problems
+    assert any(p.startswith("E-BFMI below 0.3 in chain(s) [0, 1]") for p in problems), problems
+    assert any(p.startswith("R-hat above 1.01 for (Intercept), Days") for p in problems), problems
 
 
 # ---- input checks ---------------------------------------------------------------------------
