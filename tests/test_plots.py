@@ -85,7 +85,8 @@ def test_trace_plot_takes_parameter_names_with_a_slash():
 def test_plots_draw_the_fit_s_numbers():
     """What is drawn, not only that a figure exists: the caterpillar's points and 95% bars are
     lme4's conditional modes +- 1.96 conditional sds (lme4_seed.json; REML agrees to ~1e-6,
-    1e-4 asserted), sorted; the residual plot's points are the Pearson residuals against the
+    1e-4 asserted), sorted, and RIKZ's 90% bars are its ranef's condsd x 1.645 (its beaches'
+    sizes differ, so each bar must go with its own level); the residual plot's points are the Pearson residuals against the
     fitted means, and its QQ panel holds the same residuals in order."""
     import matplotlib.pyplot as plt
     from scipy import stats
@@ -104,6 +105,14 @@ def test_plots_draw_the_fit_s_numbers():
         np.testing.assert_allclose(half, stats.norm.ppf(0.975) * np.asarray(lme4["cond_sd"][term])[order],
                                    rtol=1e-4)
         assert [t.get_text() for t in ax.get_yticklabels()] == [lme4["levels"][i] for i in order]
+    rikz = reference_fit("rikz_poisson_laplace")       # beaches of 5 rows or fewer: sds differ
+    ranef = rikz.ranef["Beach"]
+    (ax,) = visible_axes(gb.plot_caterpillar(rikz, level=0.9))
+    points, _, (bars,) = ax.containers[0]
+    order = np.argsort(ranef[("condval", "(Intercept)")].to_numpy())
+    np.testing.assert_allclose(points.get_xdata(), ranef[("condval", "(Intercept)")].to_numpy()[order])
+    half = np.array([(s[1][0] - s[0][0]) / 2 for s in bars.get_segments()])
+    np.testing.assert_allclose(half, stats.norm.ppf(0.95) * ranef[("condsd", "(Intercept)")].to_numpy()[order])
     figure = gb.plot_residuals(fit)
     left, right = visible_axes(figure)
     np.testing.assert_allclose(left.collections[0].get_offsets(),
