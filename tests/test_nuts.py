@@ -5,8 +5,13 @@ the ML/REML estimate differ by a fraction of a posterior sd (the posterior's ske
 over the variance components), so |mean - lme4| <= 1 posterior sd holds for every fixed
 effect and every sd. In a balanced Gaussian design the fixed effects' estimate does not
 depend on the variance components, so there the posterior mean equals lme4's estimate up to
-Monte Carlo error and the priors' pull ((sd / prior sd)^2 of the estimate, < 1e-3 here):
-within 4 MCSE, a test of the program and the sampler at the precision of the draws.
+Monte Carlo error and the prior's pull, E[V / (V + prior var)] of the estimate with V its
+conditional variance: nothing for an intercept alone (its prior is centred at mean(y), the
+estimate), ~(1.5 / 44)^2 ~ 1e-3 of sleepstudy's Days effect (0.3 MCSE). There the test is
+within 4 MCSE, at the precision of the draws. (Irrigation's whole-plot effects rest on 8
+fields: in the heavy right tail of the field sd V is large and the pull reaches 6 MCSE, while
+with normal(0, 1000) priors on the fixed effects every gap is within 1.1 MCSE; penicillin's
+rest on 5 blends; both are left to the 1 sd bound.)
 """
 
 import numpy as np
@@ -39,9 +44,9 @@ def _fit(key):
                                        target_accept=0.95, progress=False)
 
 
-#: balanced Gaussian designs: beta_hat does not depend on theta
-BALANCED = {"sleep_ri_reml", "sleep_rs_reml", "sleep_uncorr_reml", "dyestuff_reml",
-            "penicillin_reml", "pulp_reml", "irrigation_reml"}
+#: balanced Gaussian designs where beta_hat does not depend on theta and the prior's pull is
+#: far below the Monte Carlo error (see the docstring)
+BALANCED = {"sleep_ri_reml", "sleep_rs_reml", "sleep_uncorr_reml", "dyestuff_reml", "pulp_reml"}
 
 
 @pytest.mark.parametrize("key", EXAMPLES)
