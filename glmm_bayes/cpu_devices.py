@@ -15,6 +15,8 @@ import os
 
 import jax
 
+from .errors import GlmmBayesError
+
 
 def available_cores() -> int:
     """The cores this process may run on."""
@@ -29,7 +31,7 @@ def use_cpu_cores(n: int | None = None) -> int:
     has already started with fewer."""
     n = available_cores() if n is None else int(n)
     if n < 1:
-        raise ValueError(f"n must be a positive number of cores, got {n}")
+        raise GlmmBayesError(f"n must be a positive number of cores, got {n}")
     try:
         jax.config.update("jax_num_cpu_devices", n)
     except RuntimeError:

@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 from tqdm.auto import tqdm
 
-from .errors import integer_argument
+from .errors import ModelError, integer_argument
 from .model import Model
 from .results.batch import BatchFits, BatchPosterior
 from .spec.model_spec import response_batch
@@ -51,7 +51,7 @@ def batch_on_ray(model: Model, responses, method: str = "reml", *, address: str 
     method (draws, warmup, chains, seed, nagq, ...). Returns the in-process batch's result
     type (`BatchPosterior` or `BatchFits`) for all datasets."""
     if method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+        raise ModelError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     workers = None if workers is None else integer_argument("workers", workers, 1)
     chunk_size = None if chunk_size is None else integer_argument("chunk_size", chunk_size, 1)
     batch = response_batch(model.spec, responses)

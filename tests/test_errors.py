@@ -93,8 +93,64 @@ def test_rank_deficient_design_names_the_aliased_column(sleepstudy):
 
 
 def test_sampler_arguments(sleepstudy):
+    """The package's own errors (a GlmmBayesError is a ValueError too), before any sampling."""
     m = gb.Model("Reaction ~ Days + (1 | Subject)", sleepstudy)
-    with pytest.raises(ValueError, match="chain_method must be one of"):
+    with pytest.raises(gb.ModelError, match="chain_method must be one of"):
         m.sample(chain_method="fast", progress=False)
+    for value in (1.5, 0):
+        with pytest.raises(gb.ModelError, match=r"target_accept must be in \(0, 1\)"):
+            m.sample(target_accept=value, progress=False)
+    with pytest.raises(gb.DataError, match="no dataset"):
+        m.sample_batch(np.zeros((0, len(sleepstudy))), progress=False)
+    with pytest.raises(gb.DataError, match="no dataset"):
+        m.fit_reml_batch(np.zeros((0, len(sleepstudy))), progress=False)
+    with pytest.raises(gb.ModelError, match="method must be one of"):
+        gb.batch_on_ray(m, sleepstudy[["Reaction"]].T.to_numpy(), "bogus")
+    with pytest.raises(gb.GlmmBayesError, match="unknown dataset 'sleep'"):
+        gb.load_dataset("sleep")
+    with pytest.raises(gb.ModelError, match="at least one fit"):
+        gb.compare()
     with pytest.raises(ValueError, match="draws must be an integer >= 1"):
         m.sample(draws=0, progress=False)
+
+
+def test_hypotheses_and_predictions_name_bad_arguments(sleepstudy):
+    """An empty contrast once raised ZeroDivisionError, NaN in L gave NaN F and p, and
+    bootstrap=-1 NumPy's negative dimensions."""
+    fit = gb.Model("Reaction ~ Days + (1 | Subject)", sleepstudy).fit_reml()
+    with pytest.raises(gb.ModelError, match="no non-zero weight"):
+        fit.contrast({})
+    with pytest.raises(gb.ModelError, match="NaN or infinite"):
+        fit.wald(np.array([[np.nan, 1.0]]))
+    with pytest.raises(gb.GlmmBayesError, match="bootstrap"):
+        fit.predict(sleepstudy.head(2), interval=0.95, bootstrap=-1)
+
+
+def test_weights_as_a_series_go_with_the_rows_by_index(sleepstudy):
+    """A Series of weights is aligned on the data's index, as pandas aligns columns; it was
+    taken by position. Reversed, it gives the fit of the weights in order; with foreign
+    labels it is an error."""
+    w = pd.Series(np.linspace(0.5, 2.0, len(sleepstudy)), index=sleepstudy.index)
+    formula = "Reaction ~ Days + (1 | Subject)"
+    in_order = gb.Model(formula, sleepstudy, weights=w).fit_reml()
+    reversed_ = gb.Model(formula, sleepstudy, weights=w.iloc[::-1]).fit_reml()
+    assert reversed_.loglik == pytest.approx(in_order.loglik, rel=1e-12)
+    with pytest.raises(gb.DataError, match="indexed by the data's rows"):
+        gb.Model(formula, sleepstudy, weights=w.set_axis(w.index + 1000))
+
+
+def test_comparisons_refuse_what_is_not_comparable(sleepstudy):
+    """A larger model that fits worse is not nested in the smaller (Days against a noise
+    column x with its random slope): the LRT once said Chisq 0, p = 1; now NaN with a
+    warning. loo_compare once ranked posteriors of different responses."""
+    data = sleepstudy.assign(x=np.random.default_rng(0).normal(size=len(sleepstudy)))
+    days = gb.Model("Reaction ~ Days + (1 | Subject)", data).fit_ml()
+    slopes = gb.Model("Reaction ~ x + (x || Subject)", data).fit_ml()
+    assert slopes.estimate.n_params > days.estimate.n_params and slopes.loglik < days.loglik
+    with pytest.warns(gb.GlmmBayesWarning, match="not nested"):
+        table = gb.lrt(days, slopes)
+    assert np.isnan(table["Chisq"].iloc[1]) and np.isnan(table["p_value"].iloc[1])
+    one = gb.Model(formula := "Reaction ~ Days + (1 | Subject)", sleepstudy).fit_map(draws=200, seed=0)
+    other = gb.Model(formula, sleepstudy.assign(Reaction=sleepstudy.Reaction + 1.0)).fit_map(draws=200, seed=0)
+    with pytest.raises(gb.ModelError, match="same response"):
+        gb.loo_compare(one, other)

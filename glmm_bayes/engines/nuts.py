@@ -29,7 +29,7 @@ from numpyro.infer.hmc import hmc
 from numpyro.infer.util import constrain_fn, potential_energy, unconstrain_fn
 from tqdm.auto import tqdm
 
-from ..errors import integer_argument
+from ..errors import ModelError, integer_argument
 from .compiled import Bound, bind, compiled
 
 CHAIN_METHODS = ("auto", "parallel", "sequential", "vectorized")
@@ -47,7 +47,7 @@ def resolve_chain_method(chain_method: str, chains: int) -> str:
     chains wait at every step for the longest tree, and vectorised on an accelerator.
     'parallel' on a single device falls back the same way."""
     if chain_method not in CHAIN_METHODS:
-        raise ValueError(f"chain_method must be one of {', '.join(CHAIN_METHODS)}, got {chain_method!r}")
+        raise ModelError(f"chain_method must be one of {', '.join(CHAIN_METHODS)}, got {chain_method!r}")
     on_cpu, devices = jax.default_backend() == "cpu", jax.local_device_count()
     fallback = "sequential" if on_cpu else "vectorized"
     if chain_method == "auto":
@@ -96,7 +96,7 @@ class NutsSettings:
     @classmethod
     def checked(cls, draws, warmup, target_accept, max_tree_depth, **rest) -> "NutsSettings":
         if not 0 < target_accept < 1:
-            raise ValueError(f"target_accept must be in (0, 1), got {target_accept!r}")
+            raise ModelError(f"target_accept must be in (0, 1), got {target_accept!r}")
         return cls(integer_argument("draws", draws, 1), integer_argument("warmup", warmup, 0),
                    float(target_accept), integer_argument("max_tree_depth", max_tree_depth, 1),
                    **rest)

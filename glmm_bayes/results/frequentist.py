@@ -177,7 +177,8 @@ class FrequentistFit:
         """
         if interval is not None:
             interval = level_argument("interval", interval)
-        rng = np.random.default_rng(seed)
+        bootstrap = integer_argument("bootstrap", bootstrap, 0)
+        rng = np.random.default_rng(integer_argument("seed", seed, 0))
         draws = self.parameter_draws()
         eta, transform, rows = prediction_map(self.spec, draws, newdata, re_form, scale, new_levels,
                                               marginal, rng)

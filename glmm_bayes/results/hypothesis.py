@@ -41,6 +41,12 @@ def hypothesis_matrix(spec, L) -> np.ndarray:
     if matrix.shape[1] != len(names):
         raise ModelError(f"L must have {len(names)} columns (one per fixed effect: {names}), "
                          f"got shape {matrix.shape}")
+    if not np.all(np.isfinite(matrix)):
+        raise ModelError(f"L has NaN or infinite weights (row(s) "
+                         f"{np.flatnonzero(~np.isfinite(matrix).all(axis=1)).tolist()})")
+    if matrix.shape[0] == 0 or not np.all(matrix.any(axis=1)):
+        raise ModelError("L has a row with no non-zero weight: each row must name at least one "
+                         f"fixed effect ({names})")
     return matrix
 
 

@@ -14,9 +14,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..errors import ModelError, integer_argument
+from ..control import warn
+from ..errors import GlmmBayesWarning, ModelError, integer_argument
 from ..numerics import float64
 from .prediction import simulate_responses
+
+#: A larger model's logLik may fall short of a nested one's by this much (relative; the
+#: optimisers stop at ~1e-15 relative change, lme4's at ~1e-6) before they are called non-nested.
+NESTED_TOL = 1e-6
 
 
 def _as_ml(fit):
@@ -63,8 +68,19 @@ def lrt(*fits, nsim: int = 0, seed: int = 0, progress: bool = False) -> pd.DataF
                "deviance": -2 * fit.loglik}
         if k:
             small = ml[k - 1]
-            chisq = max(2 * (fit.loglik - small.loglik), 0.0)
+            chisq = 2 * (fit.loglik - small.loglik)
             df = fit.estimate.n_params - small.estimate.n_params
+            if chisq < -NESTED_TOL * max(1.0, abs(small.loglik)):
+                # a model nested in a larger one can never fit better than it
+                message = (f"{fit.spec.formula!r} has more parameters than {small.spec.formula!r} "
+                           f"but a lower log-likelihood ({fit.loglik:.6g} < {small.loglik:.6g}): "
+                           "the models are not nested, so no likelihood-ratio test applies "
+                           "(compare them by AIC or BIC)")
+                warn(message, GlmmBayesWarning)
+                notes.append(message)
+                chisq = np.nan
+            else:
+                chisq = max(chisq, 0.0)        # the optimisers' tolerance below zero
             row.update(Chisq=chisq, Df=df, p_value=stats.chi2.sf(chisq, df) if df > 0 else np.nan)
             if df > 0 and small.spec.fixed_names == fit.spec.fixed_names and \
                     small.spec.residual.parameter_names == fit.spec.residual.parameter_names:

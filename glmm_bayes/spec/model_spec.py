@@ -398,6 +398,8 @@ def response_batch(spec: ModelSpec, responses) -> np.ndarray:
     if batch.ndim != 2 or batch.shape[1] != spec.n_obs:
         raise DataError(f"responses must have shape (datasets, {spec.n_obs}), one value per row "
                         f"of the model; got {batch.shape}")
+    if batch.shape[0] == 0:
+        raise DataError("responses hold no dataset: a batch needs at least one")
     for d, y in enumerate(batch):
         name = f"{spec.response_name} (dataset {d}{f', column {labels[d]}' if labels else ''})"
         if not np.all(np.isfinite(y)):

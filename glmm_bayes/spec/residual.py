@@ -180,6 +180,13 @@ def weights_frame(data: pd.DataFrame, weights) -> tuple[pd.DataFrame, str | None
     """The data with a vector of weights attached as a column (a copy), and that column's name."""
     if weights is None or isinstance(weights, str):
         return data, weights
+    if isinstance(weights, pd.Series) and not weights.index.equals(data.index):
+        # a Series goes with the rows by its index, as pandas aligns it, never by position
+        if weights.index.has_duplicates or set(weights.index) != set(data.index):
+            raise DataError("weights given as a Series must be indexed by the data's rows: "
+                            f"{len(set(data.index) - set(weights.index))} of the data's index "
+                            "labels are missing from it")
+        weights = weights.reindex(data.index)
     values = np.asarray(weights, dtype=float) if not isinstance(weights, pd.Series) else weights.to_numpy(float)
     if values.shape != (len(data),):
         raise DataError(f"weights must be a column name or one value per row of the data "
