@@ -154,3 +154,32 @@ def test_comparisons_refuse_what_is_not_comparable(sleepstudy):
     other = gb.Model(formula, sleepstudy.assign(Reaction=sleepstudy.Reaction + 1.0)).fit_map(draws=200, seed=0)
     with pytest.raises(gb.ModelError, match="same response"):
         gb.loo_compare(one, other)
+
+
+def test_glmm_tests_are_z_tests_unless_asked_for_what_does_not_exist(sleepstudy):
+    """A GLMM's fixef_tests once took ddf='satterthwaite' and quietly returned z tests with
+    df = inf; now the default is the asymptotic test and a df method is an error. nobs is
+    lme4's: the rows used, after missing values are dropped."""
+    data = gb.load_dataset("RIKZ")
+    fit = gb.Model("Richness ~ NAP + (1 | Beach)", data, family="poisson").fit_laplace()
+    table = fit.fixef_tests()
+    assert "z_value" in table and np.isinf(table["df"]).all()
+    for ddf in ("satterthwaite", "kenward-roger", "residual"):
+        with pytest.raises(gb.ModelError, match="applies to gaussian LMMs"):
+            fit.fixef_tests(ddf)
+    assert fit.anova().attrs["ddf"] == "asymptotic"
+    with pytest.warns(gb.DataWarning, match="dropped 1 of 180 rows"):
+        lmm = gb.Model("Reaction ~ Days + (1 | Subject)", sleepstudy.assign(
+            Days=sleepstudy.Days.where(sleepstudy.index != 0))).fit_reml()
+    assert lmm.nobs == len(sleepstudy) - 1 and fit.nobs == len(data)
+    assert np.isfinite(lmm.fixef_tests()["df"]).all() and lmm.anova().attrs["ddf"] == "satterthwaite"
+
+
+def test_dates_and_numbers_mixed_with_text_are_named(sleepstudy):
+    """Both once reached formulae's 'Variable is of an unrecognized type'."""
+    mixed = sleepstudy.assign(Days=sleepstudy.Days.astype(object).where(sleepstudy.index != 3, "three"))
+    with pytest.raises(gb.DataError, match="column 'Days' mixes numbers and text"):
+        gb.Model("Reaction ~ Days + (1 | Subject)", mixed)
+    dated = sleepstudy.assign(Days=pd.Timestamp("2020-01-01") + pd.to_timedelta(sleepstudy.Days, unit="D"))
+    with pytest.raises(gb.DataError, match="column 'Days' holds dates"):
+        gb.Model("Reaction ~ Days + (1 | Subject)", dated)

@@ -49,30 +49,31 @@ class FrequentistFit:
         return frame.join(self.confint(method="wald", parm=list(self.spec.fixed_names)))
 
     @float64
-    def fixef_tests(self, ddf: str = "satterthwaite") -> pd.DataFrame:
-        """t tests of each fixed effect with Satterthwaite, Kenward-Roger (REML fits, with its
-        adjusted standard errors) or residual (n - p) df, as lmerTest's summary; z tests for GLMMs."""
+    def fixef_tests(self, ddf: str | None = None) -> pd.DataFrame:
+        """t tests of each fixed effect with Satterthwaite (the default), Kenward-Roger (REML
+        fits, with its adjusted standard errors) or residual (n - p) df, as lmerTest's summary;
+        z tests for GLMMs (ddf None or "asymptotic")."""
         frame = self._tests.contrasts(np.eye(len(self.spec.fixed_names)), ddf)
         frame.index = list(self.spec.fixed_names)
         return frame.rename(columns={"statistic": "t_value" if np.isfinite(frame["df"]).all() else "z_value"})
 
     @float64
-    def anova(self, ddf: str = "satterthwaite", type: int = 3) -> pd.DataFrame:
+    def anova(self, ddf: str | None = None, type: int = 3) -> pd.DataFrame:
         """F test per fixed-effect term (lmerTest's anova): type 3 (marginal, coding-invariant)
         or 1 (sequential); Wald chi-square tests (as F = chi2 / NumDF, DenDF inf) for GLMMs."""
         rows = {term: self._tests.test(L, ddf) for term, L in term_hypotheses(self.spec, type).items()}
         frame = pd.DataFrame.from_dict(rows, orient="index")
-        frame.attrs["ddf"], frame.attrs["type"] = ddf, type
+        frame.attrs["ddf"], frame.attrs["type"] = self._tests.resolve_ddf(ddf), type
         return frame
 
     @float64
-    def wald(self, L, ddf: str = "satterthwaite") -> pd.DataFrame:
+    def wald(self, L, ddf: str | None = None) -> pd.DataFrame:
         """Joint test of L beta = 0 (L: (r, p) array, {column: weight} or a list of them):
         F, NumDF, DenDF, p_value."""
         return pd.DataFrame([self._tests.test(hypothesis_matrix(self.spec, L), ddf)])
 
     @float64
-    def contrast(self, L, ddf: str = "satterthwaite") -> pd.DataFrame:
+    def contrast(self, L, ddf: str | None = None) -> pd.DataFrame:
         """One t test per row of L, e.g. contrast({"treatB": 1, "treatC": -1}) for
         beta_B - beta_C: estimate, std_error, df, statistic, p_value."""
         return self._tests.contrasts(hypothesis_matrix(self.spec, L), ddf)
@@ -240,6 +241,11 @@ class FrequentistFit:
     def loglik(self) -> float:
         """log L (REML fits: the REML log-likelihood, -reml_criterion / 2), constants included."""
         return self.estimate.loglik
+
+    @property
+    def nobs(self) -> int:
+        """The number of observations used (lme4's nobs: rows after dropping missing values)."""
+        return int(self.estimate.n_obs)
 
     @property
     def aic(self) -> float:

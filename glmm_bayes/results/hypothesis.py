@@ -58,13 +58,21 @@ class FixedEffectTests:
         self.gaussian = fit.spec.family.name == "gaussian" and fit.spec.link.name == "identity"
         self._satterthwaite = self._kenward_roger = None
 
-    def _check_ddf(self, ddf: str) -> str:
-        ddf = ddf.lower().replace("_", "-")
+    def resolve_ddf(self, ddf: str | None) -> str:
+        """The denominator df asked for: None is Satterthwaite's for gaussian LMMs and the
+        asymptotic (z, chi-square) tests for GLMMs, which have no other."""
+        if ddf is None:
+            return "satterthwaite" if self.gaussian else "asymptotic"
+        ddf = str(ddf).lower().replace("_", "-")
+        if not self.gaussian and ddf != "asymptotic":
+            raise ModelError(f"ddf={ddf!r} applies to gaussian LMMs; GLMMs use Wald z / "
+                             "chi-square tests (ddf='asymptotic', the default)")
+        return ddf
+
+    def _check_ddf(self, ddf: str | None) -> str:
+        ddf = self.resolve_ddf(ddf)
         if not self.gaussian:
-            if ddf not in ("asymptotic", "satterthwaite"):
-                raise ModelError(f"ddf={ddf!r} applies to gaussian LMMs; GLMMs use Wald z / "
-                                 "chi-square tests (ddf='asymptotic')")
-            return "asymptotic"
+            return ddf
         if ddf not in DDF + ("asymptotic",):
             raise ModelError(f"ddf must be one of {DDF + ('asymptotic',)}, got {ddf!r}")
         if ddf == "kenward-roger" and self.fit.method != "REML":

@@ -119,6 +119,11 @@ class Posterior:
         return frame
 
     @property
+    def nobs(self) -> int:
+        """The number of observations used (lme4's nobs: rows after dropping missing values)."""
+        return int(self.spec.n_obs)
+
+    @property
     def divergences(self) -> int:
         div = self.sample_stats.get("diverging")
         return int(np.sum(div)) if div is not None else 0

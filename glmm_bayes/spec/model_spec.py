@@ -189,6 +189,7 @@ def _clean_data(parsed: ParsedFormula, data: pd.DataFrame, extra: list[str]) -> 
     used += [c for c in dict.fromkeys(extra) if c not in used]
     frame = data.loc[:, used].copy()
     for col in used:
+        _check_column_type(frame[col], col)
         if pd.api.types.is_numeric_dtype(frame[col]) and frame[col].dtype != bool:
             if np.isinf(frame[col].to_numpy(dtype=float)).any():
                 raise DataError(f"column {col!r} has infinite values")
@@ -201,6 +202,23 @@ def _clean_data(parsed: ParsedFormula, data: pd.DataFrame, extra: list[str]) -> 
     if len(frame) == 0:
         raise DataError("no rows left after dropping missing values")
     return frame.reset_index(drop=True)
+
+
+def _check_column_type(values: pd.Series, name: str) -> None:
+    """Numbers, text, categories or booleans: not dates, and not numbers mixed with text."""
+    if pd.api.types.is_datetime64_any_dtype(values) or pd.api.types.is_timedelta64_dtype(values):
+        raise DataError(f"column {name!r} holds dates or times; convert it to a number first "
+                        "(e.g. days since the first date)")
+    if values.dtype == object:
+        kinds = {type(v) for v in values.dropna()}
+        numbers = {k for k in kinds if issubclass(k, (int, float, np.number)) and k is not bool}
+        if numbers and kinds - numbers:
+            row = next(i for i, v in values.dropna().items() if type(v) not in numbers)
+            raise DataError(f"column {name!r} mixes numbers and text (e.g. {values[row]!r} in "
+                            f"row {row}); make it all numbers, or all text for a factor")
+        if kinds and not all(issubclass(k, (str, bool, int, float, np.number)) for k in kinds):
+            raise DataError(f"column {name!r} holds {sorted(k.__name__ for k in kinds)} values; "
+                            "use numbers, text or a categorical column")
 
 
 def _aliased_columns(X: np.ndarray, names: tuple[str, ...]) -> list[str]:
