@@ -117,3 +117,33 @@ def test_laplace_fit_of_each_family_and_link_matches_lme4(key):
     np.testing.assert_allclose(fit.varcorr["sdcor"], np.atleast_1d(ref["sdcor"]), rtol=6e-5)
     if key == "negbinomial":
         np.testing.assert_allclose(fit.population.loc["shape", "estimate"], ref["shape"], rtol=5e-6)
+
+
+IDIOMS = json.loads((Path(__file__).parent / "reference" / "lme4_idioms.json").read_text())
+
+
+def test_binomial_idioms_of_glm_and_glmer():
+    """glmer(incidence / size ~ period + (1 | herd), weights = size, family = binomial): the
+    weights are the trials (lme4_idioms.R; equal to the cbind() fit there). Once refused; now
+    equal to lme4 as the cbind() fits are (test above: logLik 3e-8, fixed effects 3e-5, SEs
+    3e-5, sd 6e-5). A 0/1 response with family='binomial' is Bernoulli (was refused): the
+    same fit as family='bernoulli'."""
+    data = pd.read_csv(Path(__file__).parent / "reference" / "data" / "cbpp.csv",
+                       dtype={"herd": str, "period": str})
+    ref = IDIOMS["proportion_weights"]
+    fit = gb.Model("proportion ~ period + (1 | herd)", data.assign(proportion=data.incidence / data["size"]),
+                   family="binomial", weights="size").fit_laplace()
+    np.testing.assert_allclose(fit.loglik, ref["logLik"], rtol=3e-8)
+    np.testing.assert_allclose(fit.fixef["estimate"], list(ref["fixef"].values()), atol=3e-5)
+    np.testing.assert_allclose(fit.fixef["std_error"], list(ref["se"].values()), rtol=3e-5)
+    np.testing.assert_allclose(fit.varcorr["sdcor"], [ref["sdcor"]], rtol=6e-5)
+    counts = gb.Model("cbind(incidence, size - incidence) ~ period + (1 | herd)", data,
+                      family="binomial").fit_laplace()
+    np.testing.assert_allclose(counts.loglik, fit.loglik, rtol=1e-12)
+    binary = gb.Model("logit ~ x + z + (1 | g)", FAMILIES_DATA, family="binomial").fit_laplace()
+    np.testing.assert_allclose(binary.loglik, LME4["logit"]["logLik"], rtol=3e-8)
+    with pytest.raises(gb.DataError, match="not a whole number of successes"):
+        gb.Model("proportion ~ period + (1 | herd)", data.assign(proportion=0.3, size=data["size"]),
+                 family="binomial", weights="size")
+    with pytest.raises(gb.DataError, match="needs its trials"):
+        gb.Model("size ~ period + (1 | herd)", data, family="binomial")

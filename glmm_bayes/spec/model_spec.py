@@ -204,6 +204,27 @@ def _clean_data(parsed: ParsedFormula, data: pd.DataFrame, extra: list[str]) -> 
     return frame.reset_index(drop=True)
 
 
+def _binomial_from_proportions(y, frame, weights_column, name):
+    """glm's binomial idioms without cbind(): a proportion with its trials as the prior weights
+    (successes y w of w trials; the weights are used up as the trials), or a 0/1 response (one
+    trial each). Returns (successes, trials, the weights column left for the likelihood)."""
+    if weights_column is not None and np.all((y >= 0) & (y <= 1)):
+        trials = frame[weights_column].to_numpy(dtype=float)
+        _check_trials(np.zeros_like(y), trials, f"weights {weights_column!r}")
+        successes = y * trials
+        if not np.allclose(successes, np.round(successes), rtol=0, atol=1e-8 * max(1.0, trials.max())):
+            row = int(np.argmax(np.abs(successes - np.round(successes))))
+            raise DataError(f"response {name!r} with weights {weights_column!r} as trials: "
+                            f"{y[row]:g} x {trials[row]:g} is not a whole number of successes "
+                            f"(row {row})")
+        return np.round(successes), trials, None
+    if np.all((y == 0) | (y == 1)):
+        return y, np.ones_like(y), weights_column
+    raise DataError(f"binomial response {name!r} needs its trials: write cbind(successes, "
+                    "failures) or p(successes, trials) on the left, a proportion with the "
+                    "trials as weights=, or a 0/1 response")
+
+
 def _check_column_type(values: pd.Series, name: str) -> None:
     """Numbers, text, categories or booleans: not dates, and not numbers mixed with text."""
     if pd.api.types.is_datetime64_any_dtype(values) or pd.api.types.is_timedelta64_dtype(values):
@@ -366,11 +387,10 @@ def build_model_spec(formula: str, data: pd.DataFrame, family: str = "gaussian",
                               f"use family='binomial', not {fam.name!r}")
         trials = vectors[f"trials {response.trials!r}"]
         _check_trials(y, trials, response.expr)
+    elif fam.name == "binomial":
+        y, trials, weights_column = _binomial_from_proportions(y, frame, weights_column, response.expr)
     else:
         trials = np.ones_like(y)
-        if fam.name == "binomial":
-            raise DataError("binomial family needs trials: write cbind(successes, failures) or "
-                            "p(successes, trials) on the left, or use family='bernoulli' for 0/1")
     fam.check_response(y, response.expr)
     offset = sum((vectors[f"offset({o})"] for o in parsed.offsets), np.zeros_like(y))
     _check_variation(y, offset, fam, response.expr)

@@ -1,0 +1,21 @@
+# lme4 idioms an R user brings (run: Rscript lme4_idioms.R > lme4_idioms.json). Debian packages
+# r-base-core, r-cran-lme4, r-cran-jsonlite; R 4.2.2, lme4 1.1-31. Writes data/cbpp.csv, lme4's
+# cbpp data (contagious bovine pleuropneumonia: incidence of size per herd and period).
+suppressMessages(library(lme4))
+data(cbpp, package = "lme4")
+write.csv(cbpp, "data/cbpp.csv", row.names = FALSE)
+cbpp$proportion <- cbpp$incidence / cbpp$size
+tight <- glmerControl(tolPwrss = 1e-12, optCtrl = list(maxfun = 1e5))
+summarise <- function(m) {
+  list(fixef = as.list(fixef(m)), se = as.list(sqrt(diag(as.matrix(vcov(m))))),
+       logLik = as.numeric(logLik(m)), sdcor = as.data.frame(VarCorr(m))$sdcor)
+}
+fits <- list(
+  # a proportion with the trials as prior weights: glm's and glmer's binomial idiom
+  proportion_weights = glmer(proportion ~ period + (1 | herd), cbpp, binomial, weights = size,
+                             control = tight),
+  successes_failures = glmer(cbind(incidence, size - incidence) ~ period + (1 | herd), cbpp,
+                             binomial, control = tight))
+cat(jsonlite::toJSON(c(list(lme4 = as.character(packageVersion("lme4")), R = R.version.string),
+                       lapply(fits, summarise)),
+                     digits = I(12), auto_unbox = TRUE, pretty = TRUE))
