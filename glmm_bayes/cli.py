@@ -319,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     predict, simulate = sub.choices["predict"], sub.choices["simulate"]
     predict.add_argument("--newdata", type=Path, required=True)
     predict.add_argument("--scale", default="response", choices=("response", "link"))
-    predict.add_argument("--new-levels", default="population", choices=("population", "sample", "error"))
+    predict.add_argument("--new-levels", default="error", choices=("error", "population", "sample"))
     predict.add_argument("--marginal", action="store_true",
                          help="average the response over the random effects not conditioned on")
     predict.add_argument("--interval", type=float, default=None, help="interval level, e.g. 0.95")

@@ -158,11 +158,11 @@ def test_every_spec_fits_every_method(name, tmp_path):
 def test_predict_and_simulate_commands(tmp_path, capsys):
     newdata = tmp_path / "new.csv"
     pd.DataFrame({"Days": [0, 5], "Subject": ["308", "999"]}).to_csv(newdata, index=False)
-    assert main(["predict", str(MODELS / "sleepstudy.toml"), "--newdata", str(newdata), "--interval", "0.9"]) == 0
+    assert main(["predict", str(MODELS / "sleepstudy.toml"), "--newdata", str(newdata), "--interval", "0.9",
+                 "--new-levels", "population"]) == 0
     printed = capsys.readouterr().out
     assert "lower" in printed and "999" in printed
-    assert main(["predict", str(MODELS / "sleepstudy.toml"), "--newdata", str(newdata),
-                 "--new-levels", "error"]) == 2
+    assert main(["predict", str(MODELS / "sleepstudy.toml"), "--newdata", str(newdata)]) == 2
     assert "'999'" in capsys.readouterr().err
     assert main(["predict", str(MODELS / "sleepstudy.toml"), "--newdata", str(tmp_path / "none.csv")]) == 2
     assert "does not exist" in capsys.readouterr().err

@@ -40,13 +40,15 @@ def test_new_levels_population_sample_error():
     fit = reference_fit("sleep_rs_reml")
     new = pd.DataFrame({"Days": [0.0, 5.0], "Subject": ["308", "new subject"]})
     population = fit.predict(new, re_form="~0")
-    default = fit.predict(new)
-    assert default[1] == pytest.approx(population[1], rel=1e-12)
-    assert default[0] != pytest.approx(population[0], rel=1e-3)
+    zero = fit.predict(new, new_levels="population")
+    assert zero[1] == pytest.approx(population[1], rel=1e-12)
+    assert zero[0] != pytest.approx(population[0], rel=1e-3)
     sampled = fit.predict(new, new_levels="sample", seed=3)
-    assert sampled[0] == pytest.approx(default[0], rel=1e-12) and sampled[1] != population[1]
-    with pytest.raises(gb.DataError, match="new subject.*'Subject'"):
-        fit.predict(new, new_levels="error")
+    assert sampled[0] == pytest.approx(zero[0], rel=1e-12) and sampled[1] != population[1]
+    # the default refuses new levels, naming them, as lme4 and brms do unless asked
+    for fitted in (fit, reference_model("sleep_rs_reml").fit_map(draws=20, seed=0)):
+        with pytest.raises(gb.DataError, match="new subject.*'Subject'"):
+            fitted.predict(new)
     # population-level predictions need no grouping column
     assert fit.predict(pd.DataFrame({"Days": [5.0]}), re_form="~0")[0] == pytest.approx(population[1])
 
@@ -77,7 +79,7 @@ def test_predict_leaves_newdata_unmodified():
     fit = reference_fit("penicillin_reml")
     new = pd.DataFrame({"treat": ["B", "A"], "blend": ["Blend1", "Blend9"]})
     copy = new.copy()
-    out = fit.predict(new)
+    out = fit.predict(new, new_levels="population")
     pd.testing.assert_frame_equal(new, copy)
     beta = fit.estimate.beta
     assert out[1] == pytest.approx(beta[0], rel=1e-12)   # A is the reference level, Blend9 new
@@ -168,7 +170,7 @@ def test_posterior_new_levels_are_wider_than_known_levels():
     frame = post.predict(new, new_levels="sample", interval=0.9)
     width = frame["upper"] - frame["lower"]
     assert width[1] > 2 * width[0]
-    predictive = post.predict(new, predictive=True, interval=0.9)
+    predictive = post.predict(new, predictive=True, interval=0.9, new_levels="population")
     assert (predictive["upper"] - predictive["lower"])[0] > width[0]
     group = post.posterior_predictive(seed=1)
     assert group["y"].shape == (1, 1000, 180)

@@ -159,13 +159,15 @@ class FrequentistFit:
 
     @float64
     def predict(self, newdata=None, re_form=None, scale: str = "response",
-                new_levels: str = "population", marginal: bool = False, interval: float | None = None,
+                new_levels: str = "error", marginal: bool = False, interval: float | None = None,
                 bootstrap: int = 0, seed: int = 0):
         """Predictions at the rows of `newdata` (None: the fitted rows), as lme4's predict.
 
         re_form: None conditions on every random effect (the conditional modes), "~0" on none
         (population level), "~(1 | g)" on the terms of factor g. New levels of a kept factor
-        get b = 0 ("population"), a draw from N(0, Cov_k) ("sample"), or raise ("error").
+        raise (new_levels="error", the default, as lme4's allow.new.levels = FALSE and brms's
+        allow_new_levels = FALSE), get b = 0 ("population"), or a draw from N(0, Cov_k)
+        ("sample").
         marginal=True averages the response over the random effects re_form drops (all of them
         when re_form is None): E[g^{-1}(eta + Z b)], which for a non-identity link differs from
         g^{-1}(eta).

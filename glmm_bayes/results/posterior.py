@@ -170,7 +170,7 @@ class Posterior:
 
     @float64
     def predict(self, newdata=None, re_form=None, scale: str = "response",
-                new_levels: str = "population", marginal: bool = False,
+                new_levels: str = "error", marginal: bool = False,
                 interval: float | None = None, predictive: bool = False, seed: int = 0):
         """Posterior draws (draws, n) of the prediction at the rows of `newdata` (None: the
         fitted rows); with `interval=level` a DataFrame of estimate (mean), sd, lower, upper.
