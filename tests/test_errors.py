@@ -41,7 +41,7 @@ def test_count_responses(counts):
         gb.Model("y ~ x + (1 | g)", counts.assign(y=counts.y.astype(str)), family="poisson")
     with pytest.raises(gb.DataError, match=r"bernoulli response 'y' must be 0/1.*\[2"):
         gb.Model("y ~ x + (1 | g)", counts, family="bernoulli")
-    with pytest.raises(gb.DataError, match="binomial family needs trials"):
+    with pytest.raises(gb.DataError, match="needs its trials"):
         gb.Model("y ~ x + (1 | g)", counts, family="binomial")
 
 
