@@ -45,11 +45,13 @@ import pandas as pd
 from .compilation_cache import use_compilation_cache
 from .cpu_devices import use_cpu_cores
 from .datasets import list_datasets, load_dataset
-from .errors import GlmmBayesError
+from .errors import DataError, GlmmBayesError, integer_argument, level_argument
 from .model import Model
 from .ray_batch import METHODS as BATCH_METHODS
 from .ray_batch import batch_on_ray
 from .results import compare
+from .results.prediction import prediction_terms
+from .spec.newdata import model_rows
 from .spec.residual import AR1, CAR1, CompoundSymmetry, GaussianCorrelation, VarIdent
 
 METHODS = ("nuts", "reml", "ml", "laplace", "map")
@@ -234,13 +236,37 @@ def run_predict(spec: dict, base: Path, newdata: Path, method: str, re_form, sca
                 new_levels: str, marginal: bool, interval: float | None, progress: bool = True) -> pd.DataFrame:
     """newdata with the predictions appended (estimate, and interval columns when asked)."""
     frame = _read_csv(newdata, "newdata")
-    fit = fit_one(_model(spec, base), spec, method, progress)
+    model = _model(spec, base)
+    _check_newdata(model, frame, re_form, new_levels, marginal)
+    fit = fit_one(model, spec, method, progress)
     predictions = fit.predict(frame, re_form=re_form, scale=scale, new_levels=new_levels,
                               marginal=marginal, interval=interval)
     if interval is None:
         predictions = pd.DataFrame({"estimate": predictions.mean(axis=0) if predictions.ndim == 2
                                     else predictions})
     return pd.concat([frame, predictions.set_axis(frame.index)], axis=1)
+
+
+def _check_newdata(model: Model, frame: pd.DataFrame, re_form, new_levels: str, marginal: bool) -> None:
+    """newdata's columns and, unless asked for, its grouping levels, before any fit."""
+    keep = prediction_terms(model.spec, re_form, marginal)
+    rows = model_rows(model.spec, frame, grouped=keep)
+    for term, kept in zip(rows.terms, keep):
+        if kept and new_levels == "error" and term.new_levels:
+            raise DataError(f"newdata has level(s) {term.new_levels[:10]} the model was not fitted "
+                            "to; use --new-levels population or sample")
+
+
+def check_arguments(args) -> None:
+    """The numbers a command takes, before any data is read or model fitted."""
+    if getattr(args, "interval", None) is not None:
+        level_argument("--interval", args.interval)
+    if args.command == "simulate":
+        integer_argument("-n", args.n, 1)
+    if args.command == "batch":
+        for name in ("simulate", "workers", "chunk_size"):
+            if getattr(args, name) is not None:
+                integer_argument(f"--{name.replace('_', '-')}", getattr(args, name), 1)
 
 
 def run_simulate(spec: dict, base: Path, n: int, seed: int, method: str, re_form,
@@ -279,8 +305,16 @@ def run_batch(spec: dict, base: Path, responses: Path | None, method: str, chunk
     return status, result.summary()
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one line for a bad option, as every other error (`_fail`), not the usage."""
+
+    def error(self, message):
+        print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="glmm-bayes", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="glmm-bayes", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     fit = sub.add_parser("fit", help="fit a model spec file and print the comparison table")
     fit.add_argument("spec", type=Path)
@@ -330,6 +364,10 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("--no-compilation-cache", action="store_true",
                              help="do not keep compiled programs on disk for later runs")
     args = parser.parse_args(argv)
+    try:
+        check_arguments(args)
+    except GlmmBayesError as exc:
+        return _fail(str(exc))
     if not args.no_compilation_cache:
         use_compilation_cache()
     with contextlib.suppress(RuntimeError):     # main() inside a process where JAX already runs

@@ -227,3 +227,33 @@ def test_batch_out_files_equal_the_api_batch(tmp_path):
     api = gb.Model("Yield ~ 1 + (1 | Batch)", data).fit_ml_batch(responses.to_numpy().T, progress=False)
     assert list(status.index) == ["y0", "y1", "y2"] and status["converged"].all()
     np.testing.assert_allclose(summary["estimate"], api.summary()["estimate"], rtol=1e-9)
+
+
+def test_arguments_and_newdata_are_checked_before_any_fit(tmp_path, capsys, monkeypatch):
+    """Each of these once ran the fit (seconds) before refusing; now none reaches a fit, and
+    each error is one line, a bad choice included (argparse printed its usage)."""
+    def no_fit(*args, **kwargs):
+        raise AssertionError("a fit was started")
+    monkeypatch.setattr(cli, "fit_one", no_fit)
+    monkeypatch.setattr(cli, "batch_on_ray", no_fit)
+    newdata = tmp_path / "new.csv"
+    pd.DataFrame({"Days": [0, 5]}).to_csv(newdata, index=False)
+    known = tmp_path / "known.csv"
+    pd.DataFrame({"Days": [0, 5], "Subject": ["308", "999"]}).to_csv(known, index=False)
+    sleep, dyestuff = str(MODELS / "sleepstudy.toml"), str(MODELS / "dyestuff.toml")
+    cases = [(["predict", sleep, "--newdata", str(newdata)], "Subject"),
+             (["predict", sleep, "--newdata", str(known)], "'999'"),
+             (["predict", sleep, "--newdata", str(known), "--interval", "1.5"], "--interval"),
+             (["simulate", dyestuff, "-n", "0"], "-n must be an integer >= 1"),
+             (["simulate", dyestuff, "-n", "-1"], "-n must be an integer >= 1"),
+             (["batch", dyestuff, "--simulate", "0"], "--simulate must be an integer >= 1"),
+             (["batch", dyestuff, "--simulate", "3", "--ray", "--workers", "0"], "--workers must be")]
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, (argv, err)
+    with pytest.raises(SystemExit) as exit_:
+        main(["fit", dyestuff, "--method", "bogus"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'bogus'" in err and err.count("\n") == 1 and "usage" not in err
