@@ -110,12 +110,16 @@ class FrequentistFit:
         return frame.join(profile if profile is not None else self.confint(method="wald"))
 
     @float64
-    def confint(self, method: str = "profile", level: float = 0.95, parm=None) -> pd.DataFrame:
+    def confint(self, method: str = "profile", level: float = 0.95, parm=None, nsim: int = 500,
+                seed: int = 0) -> pd.DataFrame:
         """Confidence intervals (lower, upper) per parameter, as lme4's confint().
 
         "profile" (the default, as lme4): likelihood-profile intervals for every parameter.
         They profile the likelihood, so a REML fit is profiled through its ML refit, as lme4.
         "wald": beta +- z * SE for the fixed effects; NaN for variance components (as lme4).
+        "boot": percentile intervals of `nsim` parametric-bootstrap refits by this fit's
+        method (lme4's bootMer: responses simulated with new random effects), from `seed`;
+        `attrs["bootstrap"]` says how many refits succeeded.
         """
         level = level_argument("level", level)
         estimates = self._estimates()
@@ -123,12 +127,17 @@ class FrequentistFit:
         unknown = [n for n in names if n not in estimates]
         if unknown:
             raise ModelError(f"no parameter named {unknown}; parameters are {list(estimates)}")
-        key = (method, level, tuple(names))
+        if method == "boot":
+            nsim, seed = integer_argument("nsim", nsim, 1), integer_argument("seed", seed, 0)
+        key = (method, level, tuple(names)) + ((nsim, seed) if method == "boot" else ())
         if key not in self._intervals:
-            self._intervals[key] = self._compute_intervals(method, level, names)
-        return self._intervals[key].copy()
+            self._intervals[key] = self._compute_intervals(method, level, names, nsim, seed)
+        frame = self._intervals[key].copy()
+        frame.attrs = dict(self._intervals[key].attrs)
+        return frame
 
-    def _compute_intervals(self, method: str, level: float, names: list[str]) -> pd.DataFrame:
+    def _compute_intervals(self, method: str, level: float, names: list[str], nsim: int,
+                           seed: int) -> pd.DataFrame:
         if method == "wald":
             crit = stats.norm.ppf(0.5 + level / 2)
             se = dict(zip(self.spec.fixed_names, np.sqrt(np.diag(self.estimate.vcov))))
@@ -139,8 +148,20 @@ class FrequentistFit:
             ml = self if self.method != "REML" else self.model.fit_ml()
             rows = profile_intervals(self.spec, *self.model._engine_data(), ml._estimates(), names,
                                      level, nagq=ml.estimate.nagq)
+        elif method == "boot":
+            draws = self.parameter_draws().subset(np.zeros(nsim, dtype=int))
+            keep = (False,) * len(self.spec.terms)          # new random effects (use.u = FALSE)
+            responses = simulate_responses(self.spec, draws, nsim, seed, None, keep).to_numpy().T
+            fits = [f for f in self.model._fit_batch(responses, self.refit, progress=False).fits
+                    if f is not None]
+            values = pd.DataFrame([f._estimates() for f in fits])[names].to_numpy()
+            tail = (1 - level) / 2
+            lower, upper = np.quantile(values, [tail, 1 - tail], axis=0)
+            frame = pd.DataFrame({"lower": lower, "upper": upper}, index=names)
+            frame.attrs["bootstrap"] = f"{len(fits)} of {nsim} refits succeeded"
+            return frame
         else:
-            raise ModelError(f"unknown interval method {method!r}: use 'profile' or 'wald'")
+            raise ModelError(f"unknown interval method {method!r}: use 'profile', 'wald' or 'boot'")
         return pd.DataFrame.from_dict(rows, orient="index", columns=["lower", "upper"])
 
     # ---- predictions and simulation

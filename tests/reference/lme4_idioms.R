@@ -16,6 +16,13 @@ fits <- list(
                              control = tight),
   successes_failures = glmer(cbind(incidence, size - incidence) ~ period + (1 | herd), cbpp,
                              binomial, control = tight))
+# bootMer's percentile intervals (confint(method = "boot"): parametric, new random effects)
+sleep <- read.csv("../../glmm_bayes/datasets/sleepstudy.csv")
+sleep$Subject <- factor(sleep$Subject)
+ri <- lmer(Reaction ~ Days + (1 | Subject), sleep)
+boot <- confint(ri, method = "boot", nsim = 1000, seed = 1, oldNames = FALSE)
+boot_ci <- list(names = rownames(boot), lower = unname(boot[, 1]), upper = unname(boot[, 2]),
+                nsim = 1000)
 cat(jsonlite::toJSON(c(list(lme4 = as.character(packageVersion("lme4")), R = R.version.string),
-                       lapply(fits, summarise)),
+                       lapply(fits, summarise), list(sleep_ri_boot_confint = boot_ci)),
                      digits = I(12), auto_unbox = TRUE, pretty = TRUE))
