@@ -119,3 +119,34 @@ def test_plots_draw_the_fit_s_numbers():
                                np.column_stack([fitted_mean(fit), pearson_residuals(fit)]))
     np.testing.assert_allclose(right.collections[0].get_offsets()[:, 1], np.sort(pearson_residuals(fit)))
     plt.close("all")
+
+
+def test_qq_ppc_and_compare_draw_the_fit_s_numbers():
+    """The ranef QQ plot holds each term's conditional modes in order against normal
+    quantiles; the predictive check of counts draws the observed frequencies of each value;
+    plot_compare draws the REML estimate at its value and shades its profile interval."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Polygon, Rectangle
+    from scipy import stats
+
+    fit = reference_fit("sleep_rs_reml")
+    for ax, term in zip(visible_axes(gb.plot_ranef_qq(fit)), ["(Intercept)", "Days"]):
+        points = ax.collections[0].get_offsets()
+        modes = np.sort(fit.ranef["Subject"][("condval", term)].to_numpy())
+        np.testing.assert_allclose(points[:, 1], modes)
+        np.testing.assert_allclose(points[:, 0], stats.probplot(modes)[0][0])
+    rikz = reference_fit("rikz_poisson_laplace")
+    (ax,) = visible_axes(gb.plot_ppc(rikz, n=5))
+    observed = [line for line in ax.get_lines() if line.get_label() == "observed"][0]
+    y = rikz.spec.y.astype(int)
+    np.testing.assert_array_equal(observed.get_ydata()[: y.max() + 1], np.bincount(y))
+    dyestuff = reference_fit("dyestuff_reml")
+    interval = dyestuff.confint(method="profile")
+    figure = gb.plot_compare(dyestuff, parameters=["sd((Intercept)|Batch)"])
+    ax = visible_axes(figure)[0]
+    (estimate,) = [line for line in ax.get_lines() if line.get_label() == "REML"]
+    assert estimate.get_xdata()[0] == pytest.approx(dyestuff.population.loc["sd((Intercept)|Batch)", "estimate"])
+    (shade,) = [p for p in ax.patches if isinstance(p, (Polygon, Rectangle))]
+    xs = shade.get_xy()[:, 0] if isinstance(shade, Polygon) else [shade.get_x(), shade.get_x() + shade.get_width()]
+    np.testing.assert_allclose([min(xs), max(xs)], interval.loc["sd((Intercept)|Batch)", ["lower", "upper"]])
+    plt.close("all")
