@@ -26,13 +26,17 @@ def float64(func):
 SAMPLING_DTYPES = ("float64", "float32")
 
 
+def check_sampling_dtype(dtype: str) -> None:
+    if dtype not in SAMPLING_DTYPES:
+        raise GlmmBayesError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
+
+
 @contextlib.contextmanager
 def sampling_precision(dtype: str):
     """The JAX precision a sampler runs in: a context manager for `dtype` "float64" or
     "float32" (`Model.sample(dtype=...)`). Matrix products run at full precision either way:
     a GPU's default for float32 is TF32 (a 10-bit mantissa), whose gradient error alone
     drives NUTS's step size down and its trees to the depth limit."""
-    if dtype not in SAMPLING_DTYPES:
-        raise GlmmBayesError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
+    check_sampling_dtype(dtype)
     with jax.enable_x64(dtype == "float64"), jax.default_matmul_precision("highest"):
         yield

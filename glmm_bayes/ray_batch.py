@@ -10,12 +10,16 @@ d is seeded `seed + d` wherever it runs, as in the in-process batch. Ray is an o
 
 from __future__ import annotations
 
+import inspect
 import warnings
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from .engines.laplace import check_nagq
+from .engines.nuts import NutsSettings
 from .errors import ModelError, integer_argument
+from .numerics import check_sampling_dtype
 from .model import Model
 from .results.batch import BatchFits, BatchPosterior
 from .spec.model_spec import response_batch
@@ -40,6 +44,25 @@ def _run_chunk(model: Model, responses: np.ndarray, method: str, first: int, opt
     return getattr(model, METHODS[method][0])(responses, progress=False, **options)
 
 
+def _check_options(model: Model, method: str, options: dict) -> None:
+    """The batch method's options, checked here as the method would check them in a worker,
+    so that a mistake is named at once rather than after Ray has started."""
+    function = getattr(model, METHODS[method][0])
+    accepted = [p for p in inspect.signature(function).parameters if p not in ("responses", "progress")]
+    if unknown := sorted(set(options) - set(accepted)):
+        raise ModelError(f"{unknown} are not options of {METHODS[method][0]}; it takes {accepted}")
+    defaults = {p.name: p.default for p in inspect.signature(function).parameters.values()}
+    given = {**defaults, **options}
+    if method == "nuts":
+        NutsSettings.checked(given["draws"], given["warmup"], given["target_accept"],
+                             given["max_tree_depth"])
+        for name, low in (("chains", 1), ("seed", 0), ("chunk_size", 1)):
+            integer_argument(name, given[name], low)
+        check_sampling_dtype(given["dtype"])
+    elif method == "laplace":
+        check_nagq(model.spec, given["nagq"])
+
+
 def batch_on_ray(model: Model, responses, method: str = "reml", *, address: str | None = None,
                  workers: int | None = None, chunk_size: int | None = None,
                  progress: bool = True, **options):
@@ -55,6 +78,7 @@ def batch_on_ray(model: Model, responses, method: str = "reml", *, address: str 
     workers = None if workers is None else integer_argument("workers", workers, 1)
     chunk_size = None if chunk_size is None else integer_argument("chunk_size", chunk_size, 1)
     batch = response_batch(model.spec, responses)
+    _check_options(model, method, options)
     ray = _import_ray()
     started_here = not ray.is_initialized()
     if started_here:

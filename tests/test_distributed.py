@@ -180,3 +180,24 @@ def test_batch_on_ray_checks_its_arguments(dyestuff):
         gb.batch_on_ray(model, responses, workers=0)
     with pytest.raises(gb.DataError, match=r"shape \(datasets, 30\)"):
         gb.batch_on_ray(model, responses[:, :-1])
+
+
+def test_options_are_checked_before_ray_starts(dyestuff, monkeypatch):
+    """draws=0 and the like were checked only inside the workers: the error came ~11 s later
+    behind a worker's traceback. Now each is the package's own error before Ray is touched."""
+    import glmm_bayes.ray_batch as ray_batch
+
+    def no_ray():
+        raise AssertionError("Ray was started")
+    monkeypatch.setattr(ray_batch, "_import_ray", no_ray)
+    model, responses = dyestuff
+    cases = [("nuts", {"draws": 0}, "draws must be an integer >= 1"),
+             ("nuts", {"target_accept": 1.5}, r"target_accept must be in \(0, 1\)"),
+             ("nuts", {"chains": 0}, "chains must be an integer >= 1"),
+             ("nuts", {"dtype": "float16"}, "dtype must be"),
+             ("nuts", {"nagq": 2}, r"\['nagq'\] are not options of sample_batch"),
+             ("reml", {"draws": 10}, r"\['draws'\] are not options of fit_reml_batch"),
+             ("laplace", {"nagq": 0}, "nagq must be a positive integer")]
+    for method, options, message in cases:
+        with pytest.raises(gb.GlmmBayesError, match=message):
+            gb.batch_on_ray(model, responses, method, progress=False, **options)
