@@ -6,8 +6,8 @@ once per dataset in NumPy, and `logpdf`, the rest, evaluated at every step of a 
 optimiser; their sum is the density with every normalising constant (as lme4's logLik).
 It also gives log Var(y) in terms of the link's stable log mu and log(1 - mu), so the Fisher
 weight w = (dmu/deta)^2 / Var(y) used by penalised IRLS and the Laplace curvature is one
-formula for every family, taken in logs; the unit deviance (R's family$dev.resids, without the dispersion), the NumPyro
-distribution for the program, and a check of the response values.
+formula for every family, taken in logs; the unit deviance (R's family$dev.resids, without
+the dispersion), the NumPyro distribution for the program, and a check of the response values.
 `aux` is the family's dispersion parameter: sigma (gaussian) or shape (negative binomial, gamma).
 """
 
