@@ -419,6 +419,17 @@ def test_what_lme4_users_write_works(sleepstudy):
     np.testing.assert_allclose(m.spec.X[:, 2], sleepstudy.Days ** 2)
 
 
+def test_factor_of_a_number_is_a_factor_as_in_r(sleepstudy):
+    """factor(Days) was refused ('function factor is not allowed'): now Days as a factor with
+    lme4's column names, the fit of C(Days), and newdata with a few of its levels predicts."""
+    fit = gb.Model("Reaction ~ factor(Days) + (1 | Subject)", sleepstudy).fit_reml()
+    assert fit.spec.fixed_names == ("(Intercept)", *(f"factor(Days){d}" for d in range(1, 10)))
+    same = gb.Model("Reaction ~ C(Days) + (1 | Subject)", sleepstudy).fit_reml()
+    assert fit.loglik == pytest.approx(same.loglik, rel=1e-12)
+    rows = sleepstudy[sleepstudy.Days.isin([0, 3])]
+    np.testing.assert_allclose(fit.predict(rows), fit.predict()[rows.index], rtol=1e-10)
+
+
 def test_a_model_without_fixed_effects_runs_in_every_engine(sleepstudy):
     """y ~ 0 + (1|g) once crashed NUTS, MAP and compare with a JAX error. With no fixed
     effects REML equals ML."""

@@ -18,7 +18,7 @@ from ..errors import FormulaError
 #: Functions a formula may call. Formulas in spec files are data, not code: nothing else runs.
 ALLOWED_FUNCTIONS = frozenset(
     {"log", "log2", "log10", "log1p", "exp", "sqrt", "abs", "sin", "cos", "tan",
-     "scale", "center", "standardize", "C", "I", "poly", "offset", "cbind", "p"}
+     "scale", "center", "standardize", "C", "I", "poly", "offset", "cbind", "p", "factor"}
 )
 ALLOWED_CONSTANTS = frozenset({"pi", "True", "False", "TRUE", "FALSE"})
 

@@ -96,10 +96,15 @@ def lme4_name(label: str) -> str:
     return re.sub(r"\[([^\]]*)\]", r"\1", label).replace(" ** ", "^")
 
 
-#: numpy functions a formula may call (formulae itself provides C, I, scale, center, poly, ...)
+def factor(values) -> pd.Categorical:
+    """R's factor(x): a column of numbers (or anything) as a factor, its levels sorted."""
+    return pd.Categorical(values)
+
+
+#: functions a formula may call besides formulae's own (C, I, scale, center, poly, ...)
 TRANSFORMS = {"log": np.log, "log2": np.log2, "log10": np.log10, "log1p": np.log1p, "exp": np.exp,
               "sqrt": np.sqrt, "abs": np.abs, "sin": np.sin, "cos": np.cos, "tan": np.tan, "pi": np.pi,
-              "TRUE": True, "FALSE": False}
+              "TRUE": True, "FALSE": False, "factor": factor}
 
 
 class Design(NamedTuple):
