@@ -47,12 +47,11 @@ def _run_chunk(model: Model, responses: np.ndarray, method: str, first: int, opt
 def _check_options(model: Model, method: str, options: dict) -> None:
     """The batch method's options, checked here as the method would check them in a worker,
     so that a mistake is named at once rather than after Ray has started."""
-    function = getattr(model, METHODS[method][0])
-    accepted = [p for p in inspect.signature(function).parameters if p not in ("responses", "progress")]
+    parameters = inspect.signature(getattr(model, METHODS[method][0])).parameters
+    accepted = [p for p in parameters if p not in ("responses", "progress")]
     if unknown := sorted(set(options) - set(accepted)):
         raise ModelError(f"{unknown} are not options of {METHODS[method][0]}; it takes {accepted}")
-    defaults = {p.name: p.default for p in inspect.signature(function).parameters.values()}
-    given = {**defaults, **options}
+    given = {**{name: p.default for name, p in parameters.items()}, **options}
     if method == "nuts":
         NutsSettings.checked(given["draws"], given["warmup"], given["target_accept"],
                              given["max_tree_depth"])

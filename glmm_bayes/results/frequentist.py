@@ -149,11 +149,7 @@ class FrequentistFit:
             rows = profile_intervals(self.spec, *self.model._engine_data(), ml._estimates(), names,
                                      level, nagq=ml.estimate.nagq)
         elif method == "boot":
-            draws = self.parameter_draws().subset(np.zeros(nsim, dtype=int))
-            keep = (False,) * len(self.spec.terms)          # new random effects (use.u = FALSE)
-            responses = simulate_responses(self.spec, draws, nsim, seed, None, keep).to_numpy().T
-            fits = [f for f in self.model._fit_batch(responses, self.refit, progress=False).fits
-                    if f is not None]
+            fits = self._bootstrap_refits(nsim, seed, (False,) * len(self.spec.terms))
             values = pd.DataFrame([f._estimates() for f in fits])[names].to_numpy()
             tail = (1 - level) / 2
             lower, upper = np.quantile(values, [tail, 1 - tail], axis=0)
@@ -233,13 +229,19 @@ class FrequentistFit:
             return model.fit_ml()
         return model.fit_laplace(nagq=self.estimate.nagq)
 
-    def _bootstrap_predictions(self, nsim, seed, newdata, re_form, scale, new_levels, marginal):
-        keep = prediction_terms(self.spec, re_form, marginal)
+    def _bootstrap_refits(self, nsim: int, seed: int, keep: tuple[bool, ...]) -> list:
+        """This fit's method on `nsim` responses simulated from it (bootMer), keeping the
+        conditional modes of the terms in `keep` and drawing the others anew; the refits that
+        succeeded."""
         draws = self.parameter_draws().subset(np.zeros(nsim, dtype=int))
         responses = simulate_responses(self.spec, draws, nsim, seed, None, keep).to_numpy().T
-        fits = self.model._fit_batch(responses, self.refit, progress=False).fits
+        return [f for f in self.model._fit_batch(responses, self.refit, progress=False).fits
+                if f is not None]
+
+    def _bootstrap_predictions(self, nsim, seed, newdata, re_form, scale, new_levels, marginal):
+        fits = self._bootstrap_refits(nsim, seed, prediction_terms(self.spec, re_form, marginal))
         return np.array([f.predict(newdata, re_form, scale, new_levels, marginal, seed=seed)
-                         for f in fits if f is not None])
+                         for f in fits])
 
     @float64
     def simulate(self, n: int = 1, seed: int = 0, newdata=None, re_form="~0") -> pd.DataFrame:

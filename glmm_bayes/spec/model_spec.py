@@ -253,11 +253,11 @@ def _aliased_columns(X: np.ndarray, names: tuple[str, ...]) -> list[str]:
     every other column minus its mean, which spans the same space, then each column over its
     root mean square, so that a covariate's units or offset (a year in seconds, x + 1e6) do
     not decide it."""
-    Z = np.array(X, dtype=float)
-    constant = np.ptp(Z, axis=0) == 0 if Z.size else np.zeros(Z.shape[1], bool)
-    if np.any(constant & (Z[0] != 0) if len(Z) else False):
+    Z = np.array(X, dtype=float)                  # rows >= 1: checked when they were cleaned
+    constant = np.ptp(Z, axis=0) == 0
+    if np.any(constant & (Z[0] != 0)):
         Z[:, ~constant] -= Z[:, ~constant].mean(axis=0)
-    rms = np.sqrt(np.mean(Z ** 2, axis=0)) if len(Z) else np.zeros(Z.shape[1])
+    rms = np.sqrt(np.mean(Z ** 2, axis=0))
     Z[:, rms > 0] /= rms[rms > 0]
     kept, aliased = [], []
     tol = 1e-7 * max(Z.shape)
