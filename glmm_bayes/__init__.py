@@ -17,13 +17,13 @@ from .errors import (ConvergenceWarning, DataError, DataWarning, FamilyError, Fi
                      SamplingWarning, SeparationWarning, SingularFitWarning)
 from .model import Model
 from .ray_batch import batch_on_ray
-from .results import FrequentistFit, Posterior, anova, compare, loo_compare, lrt
+from .results import FrequentistFit, Posterior, anova, compare, load_posterior, loo_compare, lrt
 from .spec.residual import AR1, CAR1, CompoundSymmetry, GaussianCorrelation, VarIdent
 
 __all__ = ["AR1", "CAR1", "CompoundSymmetry", "Control", "GaussianCorrelation", "VarIdent", "ConvergenceWarning", "DataError", "DataWarning", "FamilyError", "FitError",
            "FormulaError", "FrequentistFit", "GlmmBayesError", "GlmmBayesWarning", "Model",
            "ModelError", "Posterior", "PriorError", "SamplingWarning", "SeparationWarning",
-           "SingularFitWarning", "anova", "batch_on_ray", "compare", "list_datasets", "load_dataset", "loo_compare",
+           "SingularFitWarning", "anova", "batch_on_ray", "compare", "list_datasets", "load_dataset", "load_posterior", "loo_compare",
            "lrt", "plot_caterpillar", "plot_compare", "plot_group_fits", "plot_ppc", "plot_rank",
            "plot_ranef_qq", "plot_residuals", "plot_shrinkage", "plot_trace", "use_compilation_cache",
            "use_cpu_cores"]

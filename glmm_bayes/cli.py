@@ -46,6 +46,7 @@ from .compilation_cache import use_compilation_cache
 from .cpu_devices import use_cpu_cores
 from .datasets import list_datasets, load_dataset
 from .errors import DataError, GlmmBayesError, integer_argument, level_argument
+from .families import is_linear_gaussian
 from .model import Model
 from .ray_batch import METHODS as BATCH_METHODS
 from .ray_batch import batch_on_ray
@@ -140,8 +141,7 @@ def check_output_folder(out: Path) -> None:
 
 
 def default_methods(model: Model) -> list[str]:
-    gaussian = model.spec.family.name == "gaussian"
-    return ["nuts", "reml" if gaussian else "laplace"]
+    return ["nuts", "reml" if is_linear_gaussian(model.spec.family, model.spec.link) else "laplace"]
 
 
 def _residual_structures(spec: dict) -> dict:
@@ -179,7 +179,7 @@ def run_fit(spec: dict, base: Path, method: str, progress: bool = True,
     methods = spec.get("methods", default_methods(model)) if method == "all" else [method]
     fits = [fit_one(model, spec, name, progress) for name in methods]
     for fit in fits:
-        if hasattr(fit, "confint") and intervals == "profile":
+        if fit.kind == "frequentist" and intervals == "profile":
             fit.confint(method="profile")       # `population` shows them once computed
     return model, fits, compare(*fits)
 
@@ -197,8 +197,8 @@ def write_outputs(out: Path, fits, table: pd.DataFrame) -> None:
         tag = fit.method.lower()
         fit.fixef.to_csv(out / f"fixef_{tag}.csv")
         fit.varcorr.to_csv(out / f"varcorr_{tag}.csv", index=False)
-        if hasattr(fit, "idata"):
-            fit.idata.to_netcdf(out / f"posterior_{tag}.nc")
+        if fit.kind == "bayesian":
+            fit.to_netcdf(out / f"posterior_{tag}.nc")
         for name, figure in check_plots(fit).items():
             figure.savefig(out / f"{name}_{tag}.png", dpi=100, bbox_inches="tight")
             plt.close(figure)

@@ -8,7 +8,8 @@ It also gives log Var(y) in terms of the link's stable log mu and log(1 - mu), s
 weight w = (dmu/deta)^2 / Var(y) used by penalised IRLS and the Laplace curvature is one
 formula for every family, taken in logs; the unit deviance (R's family$dev.resids, without
 the dispersion), the NumPyro distribution for the program, and a check of the response values.
-`aux` is the family's dispersion parameter: sigma (gaussian) or shape (negative binomial, gamma).
+`aux` is the family's dispersion parameter (`AuxParameter`): sigma (gaussian) or shape
+(negative binomial, gamma).
 """
 
 from __future__ import annotations
@@ -198,13 +199,47 @@ def _gamma_log_variance(eta, aux, link):
 
 
 @dataclass(frozen=True)
+class AuxParameter:
+    """A family's dispersion parameter (positive): its name, which is also its class in the
+    priors, its default prior as (prior, arguments) given s_y (the response's sd for gaussian
+    models, else 1), where the GLM start begins it, and its moment estimate from y and the
+    GLM's fitted mu, which starts the Laplace fit."""
+
+    name: str
+    default_prior: Callable            # s_y -> (prior name, arguments)
+    moment: Callable                   # (y, mu) -> a positive estimate
+    initial: float = 1.0               # before the GLM's mu is known
+
+
+def _residual_sd(y, mu):
+    return max(float(np.std(y - mu)), 1e-8 * max(float(np.std(y)), 1e-300))
+
+
+def _gamma_shape(y, mu):
+    return 1.0 / max(float(np.mean(((y - mu) / mu) ** 2)), 1e-6)
+
+
+def _negbinomial_shape(y, mu):
+    excess = float(np.mean(((y - mu) ** 2 - mu) / mu ** 2))
+    return 1.0 / excess if excess > 1e-3 else 1e3
+
+
+SIGMA = AuxParameter("sigma", lambda s_y: ("exponential", (1.0 / s_y,)), _residual_sd)
+#: brms's default for the shape of the negative binomial and gamma families.
+SHAPE = AuxParameter("shape", lambda s_y: ("gamma", (0.01, 0.01)), _gamma_shape)
+#: the negative binomial starts as a Poisson (shape -> infinity)
+NB_SHAPE = AuxParameter("shape", SHAPE.default_prior, _negbinomial_shape, initial=1e6)
+
+
+@dataclass(frozen=True)
 class Family:
-    """One row of the family table."""
+    """One row of the family table. Everything that differs between families is an attribute
+    here; code elsewhere asks for the attribute, never for the family's name."""
 
     name: str
     default_link: str
     links: tuple[str, ...]
-    aux_name: str | None                  # "sigma", "shape" or None
+    aux: AuxParameter | None              # the dispersion parameter, if the family has one
     logpdf: Callable                      # (y, eta, aux, trials, link) -> log p - log_norm
     variance: Callable                    # (mu, aux, trials) -> Var(y)
     unit_deviance: Callable               # (y, mu, trials, aux) -> d(y, mu)
@@ -213,6 +248,19 @@ class Family:
     log_unit_variance: Callable           # (eta, aux, link) -> log Var(y) per trial
     uses_trials: bool = False
     log_norm: Callable = _no_log_norm     # (y, trials) -> the terms of log p in the data alone
+    #: aux is sigma, the sd of y around mu: theta is relative to it (lme4's), the tables have
+    #: a Residual row and tests of fixed effects are t tests
+    residual_sd: bool = False
+    #: the response takes whole values (counts, 0/1): separation can occur, rootograms apply
+    discrete: bool = False
+    #: the GLM start floors mu here under the log and inverse links
+    mean_floor: float = 1e-8
+    #: the latent-scale residual variance by link (Nakagawa's R^2 of binomial models)
+    latent_variance: tuple[tuple[str, float], ...] = ()
+
+    @property
+    def aux_name(self) -> str | None:
+        return self.aux.name if self.aux is not None else None
 
     def fisher_weight(self, eta, aux, trials, link):
         """w = (d E[y] / d eta)^2 / Var(y) = n exp(2 log|dmu/deta| - log V(mu)): the PIRLS
@@ -224,33 +272,44 @@ class Family:
         return n * jnp.exp(2 * link.log_mu_eta(eta) - self.log_unit_variance(eta, aux, link))
 
 
+def is_linear_gaussian(family: Family, link: Link) -> bool:
+    """y = X beta + Z b + e: REML/ML, exact marginalisation and t tests apply."""
+    return family.residual_sd and link.name == "identity"
+
+
+_LATENT = (("logit", np.pi ** 2 / 3), ("probit", 1.0), ("cloglog", np.pi ** 2 / 6))
+
 FAMILIES = {
-    "gaussian": Family("gaussian", "identity", ("identity", "log", "inverse"), "sigma",
-                       _gaussian_logpdf, lambda mu, aux, n: aux ** 2 * jnp.ones_like(mu),
-                       lambda y, mu, n, aux: (y - mu) ** 2,
-                       lambda mu, aux, n: dist.Normal(mu, aux), _check_finite,
-                       _gaussian_log_variance),
-    "bernoulli": Family("bernoulli", "logit", ("logit", "probit", "cloglog"), None,
-                        _binomial_logpmf, lambda mu, aux, n: mu * (1 - mu), _binomial_deviance,
-                        lambda mu, aux, n: dist.Binomial(n, probs=mu), _check_binary,
-                        _binomial_log_variance, uses_trials=True, log_norm=_binomial_log_norm),
-    "binomial": Family("binomial", "logit", ("logit", "probit", "cloglog"), None,
-                       _binomial_logpmf, lambda mu, aux, n: n * mu * (1 - mu), _binomial_deviance,
-                       lambda mu, aux, n: dist.Binomial(n, probs=mu), _check_counts,
-                       _binomial_log_variance, uses_trials=True, log_norm=_binomial_log_norm),
-    "poisson": Family("poisson", "log", ("log", "identity"), None, _poisson_logpmf,
-                      lambda mu, aux, n: mu, lambda y, mu, n, aux: 2 * (xlogy(y, y / mu) - (y - mu)),
-                      lambda mu, aux, n: dist.Poisson(mu), _check_counts, _poisson_log_variance,
-                      log_norm=_count_log_norm),
-    "negbinomial": Family("negbinomial", "log", ("log", "identity"), "shape", _negbinomial_logpmf,
-                          lambda mu, aux, n: mu + mu ** 2 / aux, _negbinomial_deviance,
-                          lambda mu, aux, n: dist.NegativeBinomial2(mu, aux), _check_counts,
-                          _negbinomial_log_variance, log_norm=_count_log_norm),
-    "gamma": Family("gamma", "inverse", ("inverse", "log", "identity"), "shape", _gamma_logpdf,
-                    lambda mu, aux, n: mu ** 2 / aux,
-                    lambda y, mu, n, aux: -2 * (jnp.log(y / mu) - (y - mu) / mu),
-                    lambda mu, aux, n: dist.Gamma(aux, aux / mu), _check_positive,
-                    _gamma_log_variance),
+    "gaussian": Family(
+        "gaussian", "identity", ("identity", "log", "inverse"), SIGMA, _gaussian_logpdf,
+        lambda mu, aux, n: aux ** 2 * jnp.ones_like(mu), lambda y, mu, n, aux: (y - mu) ** 2,
+        lambda mu, aux, n: dist.Normal(mu, aux), _check_finite, _gaussian_log_variance,
+        residual_sd=True),
+    "bernoulli": Family(
+        "bernoulli", "logit", ("logit", "probit", "cloglog"), None, _binomial_logpmf,
+        lambda mu, aux, n: mu * (1 - mu), _binomial_deviance,
+        lambda mu, aux, n: dist.Binomial(n, probs=mu), _check_binary, _binomial_log_variance,
+        uses_trials=True, log_norm=_binomial_log_norm, discrete=True, latent_variance=_LATENT),
+    "binomial": Family(
+        "binomial", "logit", ("logit", "probit", "cloglog"), None, _binomial_logpmf,
+        lambda mu, aux, n: n * mu * (1 - mu), _binomial_deviance,
+        lambda mu, aux, n: dist.Binomial(n, probs=mu), _check_counts, _binomial_log_variance,
+        uses_trials=True, log_norm=_binomial_log_norm, discrete=True, latent_variance=_LATENT),
+    "poisson": Family(
+        "poisson", "log", ("log", "identity"), None, _poisson_logpmf, lambda mu, aux, n: mu,
+        lambda y, mu, n, aux: 2 * (xlogy(y, y / mu) - (y - mu)),
+        lambda mu, aux, n: dist.Poisson(mu), _check_counts, _poisson_log_variance,
+        log_norm=_count_log_norm, discrete=True, mean_floor=0.1),
+    "negbinomial": Family(
+        "negbinomial", "log", ("log", "identity"), NB_SHAPE, _negbinomial_logpmf,
+        lambda mu, aux, n: mu + mu ** 2 / aux, _negbinomial_deviance,
+        lambda mu, aux, n: dist.NegativeBinomial2(mu, aux), _check_counts,
+        _negbinomial_log_variance, log_norm=_count_log_norm, discrete=True, mean_floor=0.1),
+    "gamma": Family(
+        "gamma", "inverse", ("inverse", "log", "identity"), SHAPE, _gamma_logpdf,
+        lambda mu, aux, n: mu ** 2 / aux,
+        lambda y, mu, n, aux: -2 * (jnp.log(y / mu) - (y - mu) / mu),
+        lambda mu, aux, n: dist.Gamma(aux, aux / mu), _check_positive, _gamma_log_variance),
 }
 _ALIASES = {"normal": "gaussian", "negative_binomial": "negbinomial", "negbin": "negbinomial",
             "nb": "negbinomial", "neg_binomial": "negbinomial", "logistic": "bernoulli"}

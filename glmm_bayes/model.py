@@ -19,7 +19,8 @@ from .engines.batch_nuts import run_nuts_batch
 from .engines.grouped import group_statistics, shares_one_factor
 from .engines.laplace import fit_glmm
 from .engines.map import fit_map
-from .engines.marginal import MAX_INTEGRATED_DENSE_BLOCK, is_linear_gaussian
+from .engines.marginal import MAX_INTEGRATED_DENSE_BLOCK
+from .families import is_linear_gaussian
 from .engines.compiled import bind
 from .engines.nuts import NutsSettings, run_nuts
 from .engines.pointwise import pointwise_loglik
@@ -31,10 +32,10 @@ from .errors import FitError, GlmmBayesWarning, ModelError, SamplingWarning, int
 from .numerics import float64, sampling_precision
 from .priors import prior_table, resolve_priors
 from .program import (ProgramStructure, hierarchical_model, marginal_model, population_of_draws,
-                      prior_values, standardised_name)
-from .parameters import population_values
+                      prior_values, residual_from_sites)
+from .parameters import ParameterMap
 from .results import BatchFits, BatchPosterior, FrequentistFit, Posterior
-from .results.posterior import point_values
+from .results.posterior import lme4_draws, point_values, posterior_tree
 from .spec import build_model_spec, response_batch
 
 
@@ -66,15 +67,16 @@ class Model:
         self.spec = build_model_spec(formula, data, family, link, self.control,
                                      correlation=correlation, variance=variance, weights=weights,
                                      cov=cov)
-        self._parameters = resolve_priors(self.spec, priors)
-        self.structure = ProgramStructure.from_spec(self.spec, self._parameters)
+        self.parameters = ParameterMap.from_spec(self.spec)
+        self._parameters = resolve_priors(self.spec, priors, self.parameters)
+        self.structure = ProgramStructure.from_spec(self.spec, self.parameters, self._parameters)
         self._prior_values = prior_values(self.spec, self._parameters)    # kept by `_with_response`
         self._arrays: dict = {}      # per x64 state: the program's data, and GroupStatistics
 
     @property
     def priors(self) -> pd.DataFrame:
         """Every parameter with its resolved prior; `source` says default or user."""
-        return prior_table(self._parameters)
+        return prior_table(self._parameters, self.parameters)
 
     @property
     def numpyro_model(self):
@@ -125,7 +127,7 @@ class Model:
                                                        kwargs.get("statistics")))
         samples = {k: np.asarray(v, dtype=float) for k, v in samples.items()}
         loglik = self._pointwise_loglik(samples) if log_likelihood else None
-        post = Posterior.from_samples(self.spec, self.structure, samples, stats, loglik, "NUTS")
+        post = Posterior.from_samples(self, samples, stats, loglik, "NUTS")
         for problem in post.sampling_problems(max_tree_depth):
             self.control.report("sampling", SamplingWarning, f"NUTS: {problem}")
         return post
@@ -149,7 +151,7 @@ class Model:
         if self._uses_group_statistics(integrate):
             key = ("statistics", bool(jax.config.jax_enable_x64))
             if key not in self._arrays:
-                layout, arrays = self._engine_data()
+                layout, arrays = self.engine_data()
                 self._arrays[key] = group_statistics(arrays, layout)
             kwargs = {**kwargs, "statistics": self._arrays[key]}
         return kwargs
@@ -157,13 +159,13 @@ class Model:
     def _uses_group_statistics(self, integrate: bool) -> bool:
         """u integrated out of a linear Gaussian model (the statistics' marginal likelihood is
         Gaussian) without a residual structure, every term on one grouping factor."""
-        layout, arrays = self._engine_data()
+        layout, arrays = self.engine_data()
         return (integrate and is_linear_gaussian(self.spec.family, self.spec.link)
                 and layout.residual is None and shares_one_factor(arrays, layout))
 
     def _integrates_by_default(self) -> bool:
         """Exact (a linear Gaussian model) and cheap (`MAX_INTEGRATED_DENSE_BLOCK`)."""
-        layout, arrays = self._engine_data()
+        layout, arrays = self.engine_data()
         return is_linear_gaussian(self.spec.family, self.spec.link) and (
             shares_one_factor(arrays, layout) or layout.dense_block_size <= MAX_INTEGRATED_DENSE_BLOCK)
 
@@ -185,14 +187,18 @@ class Model:
 
     @float64
     def sample_prior(self, draws: int = 500, seed: int = 0):
-        """Prior and prior predictive draws as an ArviZ DataTree (groups prior, prior_predictive)."""
+        """Prior and prior predictive draws as an ArviZ DataTree: groups prior (the posterior's
+        variables, by the same names), prior_predictive (y) and observed_data, so that
+        `post.idata.update(m.sample_prior())` puts prior and posterior side by side."""
         draws, seed = integer_argument("draws", draws, 1), integer_argument("seed", seed, 0)
         predictive = Predictive(self.numpyro_model, num_samples=draws)
         out = predictive(jax.random.PRNGKey(seed), observed=False, **self.model_kwargs)
-        y = np.asarray(out.pop("y"))[None]
-        internal = {standardised_name(n) for n in self.spec.fixed_names}
-        prior = {k: np.asarray(v)[None] for k, v in out.items() if k not in internal}
-        return from_dict({"prior": prior, "prior_predictive": {"y": y}})
+        sites = {k: np.asarray(v, dtype=float)[None] for k, v in out.items()}
+        tree = posterior_tree(self, lme4_draws(self.spec, self.structure, sites), "prior")
+        y = sites["y"].astype(np.int64) if self.spec.family.discrete else sites["y"]
+        tree["prior_predictive"] = from_dict({"prior_predictive": {"y": y}},
+                                             dims={"y": ["obs"]})["prior_predictive"]
+        return tree
 
     @float64
     def fit_map(self, draws: int = 1000, seed: int = 0) -> Posterior:
@@ -201,18 +207,18 @@ class Model:
         statistics = self._sampler_kwargs(integrate=True).get("statistics")
         samples, at_mode, _ = fit_map(self.structure, **self.model_kwargs, draws=draws, seed=seed,
                                       control=self.control, statistics=statistics)
-        points = point_values(self.spec, self.structure, at_mode)
+        points = point_values(self, at_mode)
         stats = {"diverging": np.zeros((1, draws), dtype=bool)}
-        return Posterior.from_samples(self.spec, self.structure, samples, stats,
+        return Posterior.from_samples(self, samples, stats,
                                       self._pointwise_loglik(samples), "MAP", points)
 
     # ---- frequentist engines
-    def _engine_data(self) -> tuple:
+    def engine_data(self) -> tuple:
         """The layout and arrays every engine shares (built once per model and precision)."""
         return self.structure.layout, self.model_kwargs["arrays"]
 
     def _require_gaussian(self, method: str) -> None:
-        if self.spec.family.name != "gaussian" or self.spec.link.name != "identity":
+        if not is_linear_gaussian(self.spec.family, self.spec.link):
             raise ModelError(f"{method} applies to gaussian models with the identity link; this "
                              f"model is {self.spec.family.name} ({self.spec.link.name}): use fit_laplace()")
 
@@ -220,13 +226,13 @@ class Model:
     def fit_reml(self) -> FrequentistFit:
         """REML fit (lmer's default), gaussian models only."""
         self._require_gaussian("REML")
-        return FrequentistFit(self, fit_lmm(self.spec, *self._engine_data(), reml=True, control=self.control))
+        return FrequentistFit(self, fit_lmm(self.spec, self.parameters, *self.engine_data(), reml=True, control=self.control))
 
     @float64
     def fit_ml(self) -> FrequentistFit:
         """Maximum likelihood fit (lmer(REML = FALSE)), gaussian models only."""
         self._require_gaussian("ML")
-        return FrequentistFit(self, fit_lmm(self.spec, *self._engine_data(), reml=False, control=self.control))
+        return FrequentistFit(self, fit_lmm(self.spec, self.parameters, *self.engine_data(), reml=False, control=self.control))
 
     @float64
     def fit_laplace(self, nagq: int = 1) -> FrequentistFit:
@@ -234,7 +240,7 @@ class Model:
         if self.structure.layout.residual is not None and self.structure.layout.residual.gaussian:
             raise ModelError("this gaussian model has a residual structure (correlation, variance "
                              "or weights): fit it with fit_reml() or fit_ml(), which are exact")
-        return FrequentistFit(self, fit_glmm(self.spec, *self._engine_data(), nagq=nagq, control=self.control))
+        return FrequentistFit(self, fit_glmm(self.spec, self.parameters, *self.engine_data(), nagq=nagq, control=self.control))
 
     # ---- batch jobs: one design, many responses
     def _with_response(self, y: np.ndarray) -> "Model":
@@ -293,7 +299,7 @@ class Model:
         settings = self._nuts_settings(draws, warmup, target_accept, max_tree_depth, integrate,
                                        keep=self.structure.site_names)
         with sampling_precision(dtype):
-            layout, arrays = self._engine_data()
+            layout, arrays = self.engine_data()
             responses = [with_response(arrays, y, self.spec.family) for y in batch]
             per_dataset = {"y": jnp.stack([r.y for r in responses]),
                            "log_norm": jnp.stack([r.log_norm for r in responses])}
@@ -311,8 +317,8 @@ class Model:
         samples = {k: np.asarray(v, dtype=float) for k, v in samples.items()}
         coefs, factors, aux = population_of_draws(samples, self.structure, self.spec.X)
         covariances = [T @ np.swapaxes(T, -1, -2) for T in factors]
-        population = population_values(self.spec, coefs, covariances,
-                                       None if self.spec.family.aux_name is None else aux)
+        population = self.parameters.values(coefs, covariances, aux,
+                                            residual_from_sites(samples, self.structure))
         return BatchPosterior(self.spec, population, stats)
 
     def __repr__(self) -> str:

@@ -1,19 +1,35 @@
-"""The one map between the three forms of a model's population-level parameters.
+"""The one map of a model's population-level parameters (MixedModels.jl's parmap).
 
-    program sites   beta_j by column name, sd(c|g) per column, cor(g) = L_k (LKJ Cholesky
-                    factor of the correlation matrix), sigma or shape
+`ParameterMap.from_spec` lists every population parameter once, in the natural order
+
+    fixed effects, then per term its sds and correlations, then the family's aux, then the
+    residual structure's parameters,
+
+each with its one name ("(Intercept)", "Days", "sd(Days|Subject)",
+"cor((Intercept),Days|Subject)", "sigma"), class, bounds and the program's sample site that
+holds it. Everything that names, orders, bounds or packs these parameters reads the map: the
+priors, the program's sites, the REML/ML and Laplace parameter names, the profiles' natural
+parameters phi, the tables and `idata`. Its forms of the same parameters:
+
+    named values    {name: value} over any leading sample axes (`values`)
+    phi             the natural parameters as one vector, in the map's order (`unpack`)
+    program sites   beta_j by column name, sd(c|g) per column, cor(g) = L_k (the LKJ Cholesky
+                    factor of a term's correlation matrix), aux, the residual's (`site_names`)
+    theta           the entries of T_k column by column, lme4's (`theta_names`)
     engines         beta, T_k = diag(sd_k) L_k with Cov(b_k) = T_k T_k', aux
-    named values    "(Intercept)", "Days", "sd(Days|Subject)", "cor((Intercept),Days|Subject)",
-                    "sigma": what priors, diagnostics, `compare` and profiles are keyed by
 
-Every function takes any leading sample axes, so one map serves draws and point estimates.
+A new family parameter is the family's `AuxParameter`; a new residual structure its
+`ResidualLayout`; neither touches this module.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import jax.numpy as jnp
 import numpy as np
 
+from .engines.residual import ResidualLayout
 from .spec import ModelSpec
 
 
@@ -30,35 +46,159 @@ def cor_pair_name(a: str, b: str, group: str) -> str:
     return f"cor({a},{b}|{group})"
 
 
-def factor_from_sites(sites: dict, label: str, names) -> jnp.ndarray:
-    """T_k = diag(sd_k) L_k from the program's sites."""
-    sd = jnp.stack([jnp.asarray(sites[sd_name(c, label)]) for c in names], axis=-1)
-    chol = sites.get(cor_name(label))
-    return sd[..., :, None] * chol if chol is not None else sd[..., :, None]
+@dataclass(frozen=True)
+class PopulationParameter:
+    """One population-level parameter."""
+
+    name: str
+    cls: str                    # Intercept | fixed | sd | cor | the family's aux | residual's
+    site: str                   # the program's sample site that holds it
+    lower: float = -np.inf
+    upper: float = np.inf
+    group: str | None = None    # the term's label (sd, cor), VarIdent's column (sigma_ratio)
+    coef: str | None = None     # the design column (fixed, sd)
+
+    @property
+    def positive(self) -> bool:
+        """Lives on (0, inf): moved on the log scale by the profiles."""
+        return self.lower == 0 and self.upper == np.inf
+
+
+@dataclass(frozen=True)
+class TermShape:
+    """What the map needs of a random-effect term: its label, columns, and whether its factor
+    is isotropic (T = sd I_r, a known-covariance term of rank r)."""
+
+    label: str
+    names: tuple[str, ...]
+    rank: int | None = None     # r of an isotropic term, else None
+
+    @property
+    def q(self) -> int:
+        return len(self.names)
+
+    @property
+    def pairs(self) -> tuple[tuple[int, int], ...]:
+        """(row, column) of each correlation below the diagonal, row-major."""
+        return tuple(zip(*map(np.ndarray.tolist, np.tril_indices(self.q, -1))))
+
+
+@dataclass(frozen=True)
+class ParameterMap:
+    """The population parameters of one model (hashable: a static argument of compiled code)."""
+
+    parameters: tuple[PopulationParameter, ...]
+    fixed_names: tuple[str, ...]
+    terms: tuple[TermShape, ...]
+    aux: str | None
+    residual_names: tuple[str, ...]
+
+    @classmethod
+    def from_spec(cls, spec: ModelSpec) -> "ParameterMap":
+        params = [PopulationParameter(n, "Intercept" if n == "(Intercept)" else "fixed", n, coef=n)
+                  for n in spec.fixed_names]
+        terms = []
+        for term in spec.terms:
+            shape = TermShape(term.label, tuple(term.names),
+                              None if term.relatedness is None else term.relatedness.shape[1])
+            terms.append(shape)
+            params += [PopulationParameter(sd_name(c, term.label), "sd", sd_name(c, term.label), 0.0,
+                                           group=term.label, coef=c) for c in term.names]
+            params += [PopulationParameter(cor_pair_name(term.names[c], term.names[r], term.label),
+                                           "cor", cor_name(term.label), -1.0, 1.0, term.label)
+                       for r, c in shape.pairs]
+        aux = spec.family.aux_name
+        if aux is not None:
+            params.append(PopulationParameter(aux, aux, aux, 0.0))
+        layout = ResidualLayout.from_spec(spec.residual, gaussian=True)
+        residual = () if layout is None else layout.names
+        if layout is not None:
+            for name, lo, hi, kind in zip(layout.names, *layout.bounds(), layout.classes()):
+                group = spec.residual.variance.by if kind == "sigma_ratio" else None
+                params.append(PopulationParameter(name, kind, name, float(lo), float(hi), group))
+        return cls(tuple(params), tuple(spec.fixed_names), tuple(terms), aux, tuple(residual))
+
+    # ---- names
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.parameters)
+
+    def __getitem__(self, name: str) -> PopulationParameter:
+        return next(p for p in self.parameters if p.name == name)
+
+    def __len__(self) -> int:
+        return len(self.parameters)
+
+    @property
+    def site_names(self) -> tuple[str, ...]:
+        """The program's population-level sample sites, in the order it draws them."""
+        return tuple(dict.fromkeys(p.site for p in self.parameters))
+
+    def theta_names(self) -> list[str]:
+        """A readable name per entry of theta: the sd or correlation that entry mainly carries."""
+        names = []
+        for t in self.terms:
+            rows, cols = np.tril_indices(t.q)
+            for r, c in sorted(zip(rows, cols), key=lambda rc: (rc[1], rc[0])):   # column-major
+                names.append(sd_name(t.names[r], t.label) if r == c else
+                             cor_pair_name(t.names[c], t.names[r], t.label))
+        return names
+
+    # ---- the natural parameters phi
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        return (np.array([p.lower for p in self.parameters]),
+                np.array([p.upper for p in self.parameters]))
+
+    def positive(self) -> np.ndarray:
+        return np.array([p.positive for p in self.parameters])
+
+    def values(self, fixef, covariances, aux=None, residual=None) -> dict[str, np.ndarray]:
+        """Name -> values over the sample axes, from beta (..., p), Cov(b_k) (..., q, q) per
+        term, aux and the residual structure's parameters (..., r): phi by name."""
+        out = {name: np.asarray(fixef)[..., j] for j, name in enumerate(self.fixed_names)}
+        for t, cov in zip(self.terms, covariances):
+            cov = np.asarray(cov)
+            sd = np.sqrt(np.diagonal(cov, axis1=-2, axis2=-1))
+            for j, coef in enumerate(t.names):
+                out[sd_name(coef, t.label)] = sd[..., j]
+            for r, c in t.pairs:
+                out[cor_pair_name(t.names[c], t.names[r], t.label)] = \
+                    cov[..., r, c] / (sd[..., r] * sd[..., c])
+        if self.aux is not None:
+            out[self.aux] = np.asarray(aux)
+        for j, name in enumerate(self.residual_names):
+            out[name] = np.asarray(residual)[..., j]
+        return out
+
+    def unpack(self, phi):
+        """phi -> (beta, [T_k] as the engines take them, aux (1 without one), the residual
+        structure's parameters or None); a pure JAX function of phi."""
+        p = len(self.fixed_names)
+        pos, factors = p, []
+        for t in self.terms:
+            sd, cor = phi[pos:pos + t.q], phi[pos + t.q:pos + t.q + len(t.pairs)]
+            factors.append(sd[0] * jnp.eye(t.rank, dtype=phi.dtype) if t.rank is not None
+                           else factor_from_sd_cor(sd, cor, t.q))
+            pos += t.q + len(t.pairs)
+        aux = phi[pos] if self.aux is not None else 1.0
+        pos += self.aux is not None
+        residual = phi[pos:] if self.residual_names else None
+        return phi[:p], factors, aux, residual
+
+    # ---- program sites
+    def factors_from_sites(self, sites: dict) -> list:
+        """[T_k = diag(sd_k) L_k] from the program's sites (any leading sample axes)."""
+        out = []
+        for t in self.terms:
+            sd = jnp.stack([jnp.asarray(sites[sd_name(c, t.label)]) for c in t.names], axis=-1)
+            chol = sites.get(cor_name(t.label))
+            out.append(sd[..., :, None] * chol if chol is not None else sd[..., :, None])
+        return out
 
 
 def factor_from_sd_cor(sd, cor, q: int) -> jnp.ndarray:
     """T_k = diag(sd) chol(C) from the sds and the below-diagonal correlations of C (row-major
-    over np.tril_indices(q, -1)), as the profiles parameterise a term."""
+    over np.tril_indices(q, -1))."""
     rows, cols = np.tril_indices(q, -1)
     C = jnp.eye(q, dtype=sd.dtype).at[rows, cols].set(cor).at[cols, rows].set(cor)
     return sd[:, None] * jnp.linalg.cholesky(C)
-
-
-def population_values(spec: ModelSpec, fixef, covariances, aux, residual=None) -> dict[str, np.ndarray]:
-    """Name -> values over the sample axes, from beta (..., p), Cov(b_k) (..., q, q), aux and
-    the residual structure's parameters (..., r); in this order: fixed effects, then per term
-    its sds and correlations, then aux, then the residual structure's ("phi", ...)."""
-    out = {name: fixef[..., j] for j, name in enumerate(spec.fixed_names)}
-    for term, cov in zip(spec.terms, covariances):
-        sd = np.sqrt(np.diagonal(cov, axis1=-2, axis2=-1))
-        for j, coef in enumerate(term.names):
-            out[sd_name(coef, term.label)] = sd[..., j]
-        for j, l in zip(*np.tril_indices(term.q, -1)):
-            out[cor_pair_name(term.names[l], term.names[j], term.label)] = \
-                cov[..., j, l] / (sd[..., j] * sd[..., l])
-    if spec.family.aux_name is not None:
-        out[spec.family.aux_name] = np.asarray(aux)
-    for j, name in enumerate(spec.residual.parameter_names):
-        out[name] = np.asarray(residual)[..., j]
-    return out

@@ -17,9 +17,11 @@ s_x the sd of a design column (1 for a constant column):
 As in brms, the intercept prior applies with the predictors centred at their means; the
 reported `(Intercept)` is transformed back to the uncentred design.
 
-Overrides are keyed by parameter name (`"Days"`, `"sd(Days|Subject)"`, `"sigma"`) or by class
-(`"fixed"`, `"Intercept"`, `"sd"`, `"cor"`, `"sigma"`, `"shape"`), optionally for one grouping
-factor (`"sd|Subject"`, `"cor|Subject"`); the most specific key wins.
+Overrides are keyed by parameter name as every table names it (`"Days"`, `"sd(Days|Subject)"`,
+`"sigma"`; a term's correlations share one lkj prior, keyed by the pair's name where the term has
+one pair, or by `"cor(Subject)"`) or by class (`"fixed"`, `"Intercept"`, `"sd"`, `"cor"`,
+`"sigma"`, `"shape"`), optionally for one grouping factor (`"sd|Subject"`, `"cor|Subject"`);
+the most specific key wins. The parameters themselves come from the `ParameterMap`.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import pandas as pd
 from scipy import stats
 
 from .errors import PriorError
-from .parameters import cor_name, sd_name
+from .parameters import ParameterMap, PopulationParameter
 from .engines.residual import ResidualLayout
 from .spec import ModelSpec, column_scale
 
@@ -186,48 +188,46 @@ class Parameter:
                 else distribution_numbers(self.prior))
 
 
-def default_parameters(spec: ModelSpec) -> list[Parameter]:
-    """The parameter table with the default priors (see the module docstring)."""
-    gaussian = spec.family.name == "gaussian"
-    s_y = column_scale(spec.y) if gaussian else 1.0
-    params = []
-    for j, name in enumerate(spec.fixed_names):
-        if name == "(Intercept)":
-            centre = float(np.mean(spec.y)) if gaussian else 0.0
-            params.append(Parameter(name, "Intercept", prior=Prior("student_t", (3.0, centre, 2.5 * s_y))))
-        else:
-            params.append(Parameter(name, "fixed", coef=name,
-                                    prior=Prior("normal", (0.0, 2.5 * s_y / column_scale(spec.X[:, j])))))
-    for term in spec.terms:
-        for j, coef in enumerate(term.names):
-            params.append(Parameter(sd_name(coef, term.label), "sd", term.label, coef,
-                                    Prior("half_student_t", (3.0, 2.5 * s_y / column_scale(term.Z[:, j])))))
-        if term.q > 1:
-            params.append(Parameter(cor_name(term.label), "cor", term.label, prior=Prior("lkj", (1.0,)),
-                                    dimension=term.q))
-    if spec.family.aux_name == "sigma":
-        params.append(Parameter("sigma", "sigma", prior=Prior("exponential", (1.0 / s_y,))))
-    elif spec.family.aux_name == "shape":
-        params.append(Parameter("shape", "shape", prior=Prior("gamma", (0.01, 0.01))))
-    return params + _residual_parameters(spec)
+def _default_prior(param: PopulationParameter, spec: ModelSpec, s_y: float,
+                   lag: float) -> Prior:
+    """The default prior of one population parameter (see the module docstring)."""
+    if param.cls == "Intercept":
+        centre = float(np.mean(spec.y)) if spec.family.residual_sd else 0.0
+        return Prior("student_t", (3.0, centre, 2.5 * s_y))
+    if param.cls == "fixed":
+        column = spec.X[:, spec.fixed_names.index(param.coef)]
+        return Prior("normal", (0.0, 2.5 * s_y / column_scale(column)))
+    if param.cls == "sd":
+        term = next(t for t in spec.terms if t.label == param.group)
+        column = term.Z[:, term.names.index(param.coef)]
+        return Prior("half_student_t", (3.0, 2.5 * s_y / column_scale(column)))
+    if param.cls == "cor":
+        return Prior("lkj", (1.0,))
+    if param.cls == spec.family.aux_name:
+        return Prior(*spec.family.aux.default_prior(s_y))
+    if param.cls == "sigma_ratio":
+        return Prior("lognormal", (0.0, 1.0))
+    if param.cls == "range":
+        return Prior("lognormal", (float(np.log(lag)), 1.0))
+    return Prior("uniform", (param.lower, param.upper))        # a bounded correlation
 
 
-def _residual_parameters(spec: ModelSpec) -> list[Parameter]:
-    """The residual structure's parameters (`engines.residual`), bounded ones uniform."""
+def default_parameters(spec: ModelSpec, parameters: ParameterMap | None = None) -> list[Parameter]:
+    """One prior per sample site of the program, with the defaults (see the module docstring):
+    every population parameter's, except that a term's correlations share one lkj prior."""
+    parameters = parameters or ParameterMap.from_spec(spec)
+    s_y = column_scale(spec.y) if spec.family.residual_sd else 1.0
     layout = ResidualLayout.from_spec(spec.residual, gaussian=True)
-    if layout is None:
-        return []
-    lower, upper = layout.bounds()
-    params = []
-    for name, lo, hi, positive in zip(layout.names, lower, upper, layout.positive()):
-        if name.startswith("sigma_ratio("):
-            params.append(Parameter(name, "sigma_ratio", spec.residual.variance.by,
-                                    prior=Prior("lognormal", (0.0, 1.0))))
-        elif positive:
-            params.append(Parameter(name, "range", prior=Prior("lognormal", (float(np.log(layout.lag)), 1.0))))
-        else:
-            params.append(Parameter(name, "correlation", prior=Prior("uniform", (float(lo), float(hi)))))
-    return params
+    lag = layout.lag if layout is not None else 1.0
+    out = {}
+    for param in parameters.parameters:
+        if param.site in out:
+            continue
+        dimension = len(next(t for t in parameters.terms if t.label == param.group).names) \
+            if param.cls == "cor" else None
+        out[param.site] = Parameter(param.site, param.cls, param.group, param.coef,
+                                    _default_prior(param, spec, s_y, lag), dimension=dimension)
+    return list(out.values())
 
 
 def _matches(param: Parameter, key: str, spec: ModelSpec) -> int:
@@ -266,13 +266,31 @@ def _as_prior(value, key: str, param: Parameter):
     return prior
 
 
-def resolve_priors(spec: ModelSpec, priors: dict | None) -> list[Parameter]:
-    """Defaults overridden by the user's dict; an unknown key is a `PriorError`."""
-    params = default_parameters(spec)
-    priors = dict(priors or {})
+def _site_key(key: str, parameters: ParameterMap) -> str:
+    """A key naming one correlation pair means its term's lkj prior, where the term has only
+    that pair; with three or more columns the lkj prior is joint over all of them."""
+    if key not in parameters.names or parameters[key].cls != "cor":
+        return key
+    param = parameters[key]
+    pairs = [p for p in parameters.parameters if p.site == param.site]
+    if len(pairs) > 1:
+        raise PriorError(f"{key!r} is one of {len(pairs)} correlations of term {param.group!r}, "
+                         f"whose lkj prior is joint over all of them: key it {param.site!r} or "
+                         f"'cor|{param.group}'")
+    return param.site
+
+
+def resolve_priors(spec: ModelSpec, priors: dict | None,
+                   parameters: ParameterMap | None = None) -> list[Parameter]:
+    """Defaults overridden by the user's dict; an unknown key is a `PriorError`. Keys are the
+    population parameters' names (as in every table), classes, class|group, or the program's
+    site of a term's correlations, cor(group)."""
+    parameters = parameters or ParameterMap.from_spec(spec)
+    params = default_parameters(spec, parameters)
+    priors = {_site_key(key, parameters): value for key, value in dict(priors or {}).items()}
     for key in priors:
         if not any(_matches(p, key, spec) for p in params):
-            valid = [p.name for p in params] + sorted({p.cls for p in params}) + sorted(
+            valid = list(parameters.names) + sorted({p.cls for p in params}) + sorted(
                 {f"{p.cls}|{t.factor}" for p in params for t in spec.terms if p.group == t.label})
             raise PriorError(f"no parameter matches prior key {key!r}; valid keys: {', '.join(valid)}")
     out = []
@@ -286,10 +304,13 @@ def resolve_priors(spec: ModelSpec, priors: dict | None) -> list[Parameter]:
     return out
 
 
-def prior_table(params: list[Parameter]) -> pd.DataFrame:
-    """One row per parameter: class, group, coefficient, prior and whether it is a default."""
+def prior_table(params: list[Parameter], parameters: ParameterMap) -> pd.DataFrame:
+    """One row per population parameter (as named in every table): class, group, coefficient,
+    prior and whether it is a default; a term's correlations each show their joint lkj prior."""
+    by_site = {p.name: p for p in params}
+    rows = {q.name: by_site[q.site] for q in parameters.parameters}
     return pd.DataFrame(
-        {"class": [p.cls for p in params], "group": [p.group for p in params],
-         "coef": [p.coef for p in params], "prior": [str(p.prior) for p in params],
-         "source": [p.source for p in params]},
-        index=pd.Index([p.name for p in params], name="parameter"))
+        {"class": [p.cls for p in rows.values()], "group": [p.group for p in rows.values()],
+         "coef": [parameters[n].coef for n in rows], "prior": [str(p.prior) for p in rows.values()],
+         "source": [p.source for p in rows.values()]},
+        index=pd.Index(list(rows), name="parameter"))

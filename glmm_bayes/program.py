@@ -33,7 +33,7 @@ from .engines.residual import leave_one_out_loglik, color, sequential_loglik
 from .engines.scaling import parameter_scales
 from .engines.structure import RandomEffectsLayout, factors_to_theta, fixed_predictor, row_weights
 from .families import Family, Link
-from .parameters import cor_name, factor_from_sites, sd_name
+from .parameters import ParameterMap
 from .priors import DistributionForm, Parameter, Prior, PriorForm
 from .spec import ModelSpec
 
@@ -85,31 +85,32 @@ class ProgramStructure:
     numbers that depend on the data are `PriorValues`, traced, so that a same-shaped model on
     other data reuses the compiled program."""
 
-    fixed_names: tuple[str, ...]
+    parameters: ParameterMap            # the population parameters and their sites
     layout: RandomEffectsLayout         # the terms: labels, column names, shapes
     family: Family
     link: Link
-    prior_forms: tuple[tuple[str, object], ...]     # (parameter, `Parameter.form`)
+    prior_forms: tuple[tuple[str, object], ...]     # (site, `Parameter.form`)
 
     @classmethod
-    def from_spec(cls, spec: ModelSpec, parameters: list[Parameter]) -> "ProgramStructure":
-        return cls(spec.fixed_names, RandomEffectsLayout.from_spec(spec), spec.family, spec.link,
-                   tuple((p.name, p.form) for p in parameters))
+    def from_spec(cls, spec: ModelSpec, parameters: ParameterMap,
+                  priors: list[Parameter]) -> "ProgramStructure":
+        return cls(parameters, RandomEffectsLayout.from_spec(spec), spec.family, spec.link,
+                   tuple((p.name, p.form) for p in priors))
 
     def prior(self, name: str, priors: "PriorValues"):
-        """The prior distribution of parameter `name`, with its arguments from `priors`."""
+        """The prior distribution of site `name`, with its arguments from `priors`."""
         form = dict(self.prior_forms)[name]
         return (form.distribution(priors.arguments[name])
                 if isinstance(form, (PriorForm, DistributionForm)) else form)
 
     @property
+    def fixed_names(self) -> tuple[str, ...]:
+        return self.parameters.fixed_names
+
+    @property
     def site_names(self) -> tuple[str, ...]:
         """The population-level sample sites, in the order the program draws them."""
-        names = list(self.fixed_names)
-        for t in self.layout.terms:
-            names += [sd_name(c, t.label) for c in t.names] + ([cor_name(t.label)] if len(t.names) > 1 else [])
-        names += [self.family.aux_name] if self.family.aux_name else []
-        return tuple(names + list(self.residual_names))
+        return self.parameters.site_names
 
     @property
     def sampled_names(self) -> tuple[str, ...]:
@@ -127,7 +128,7 @@ class ProgramStructure:
     @property
     def residual_names(self) -> tuple[str, ...]:
         """The residual structure's parameters (`engines.residual`), after aux."""
-        return self.layout.residual.names if self.layout.residual is not None else ()
+        return self.parameters.residual_names
 
     @property
     def intercept_index(self) -> int | None:
@@ -213,17 +214,14 @@ def population_from_sites(sites: dict, structure: ProgramStructure, X=None):
     """The program's sites (any leading sample axes) -> (coefficients, [T_k], aux), the one map
     from site names to parameters. Coefficients are on the centred design, or on the original
     design when `X` (whose column means undo the centring) is given."""
-    first = structure.layout.terms[0]
-    first_sd = sd_name(first.names[0], first.label)
-    lead = jnp.shape(sites[first_sd])
+    parameters = structure.parameters
+    factors = parameters.factors_from_sites(sites)
     coefs = jnp.stack([jnp.asarray(sites[n]) for n in structure.fixed_names], axis=-1) \
-        if structure.fixed_names else jnp.zeros(lead + (0,))
+        if structure.fixed_names else jnp.zeros(factors[0].shape[:-2] + (0,))
     if X is not None:
         coefs = uncentre(coefs, centred_design(jnp.asarray(X), structure.intercept_index)[1],
                          structure.intercept_index)
-    factors = [factor_from_sites(sites, t.label, t.names) for t in structure.layout.terms]
-    aux_name = structure.family.aux_name
-    return coefs, factors, (sites[aux_name] if aux_name else 1.0)
+    return coefs, factors, (sites[parameters.aux] if parameters.aux else 1.0)
 
 
 def population_of_draws(sites: dict, structure: ProgramStructure, X) -> tuple:

@@ -22,11 +22,11 @@ def _grouped_data(seed: int, groups: int = 12, per_group: int = 5) -> pd.DataFra
 
 
 def test_a_same_shaped_model_reuses_the_compiled_objective():
-    layouts = [gb.Model("y ~ x + (1 | g)", _grouped_data(seed))._engine_data()[0] for seed in (0, 1)]
+    layouts = [gb.Model("y ~ x + (1 | g)", _grouped_data(seed)).engine_data()[0] for seed in (0, 1)]
     first, second = (compiled(bind(profiled_deviance, layout=lay, reml=True), "value_and_grad")
                      for lay in layouts)
     assert first is second
-    other = gb.Model("y ~ x + (1 | g)", _grouped_data(2, groups=13))._engine_data()[0]
+    other = gb.Model("y ~ x + (1 | g)", _grouped_data(2, groups=13)).engine_data()[0]
     assert compiled(bind(profiled_deviance, layout=other, reml=True), "value_and_grad") is not first
 
 

@@ -31,7 +31,7 @@ def _simulated(seed: int) -> pd.DataFrame:
 ])
 def test_grouped_deviance_equals_the_row_wise_deviance(formula, float64):
     m = gb.Model(formula, _simulated(0))
-    layout, arrays = m._engine_data()
+    layout, arrays = m.engine_data()
     assert shares_one_factor(arrays, layout)
     stats = group_statistics(arrays, layout)
     rng = np.random.default_rng(1)
@@ -47,5 +47,5 @@ def test_grouped_deviance_equals_the_row_wise_deviance(formula, float64):
 
 def test_crossed_or_nested_factors_do_not_share_one_factor(float64):
     for formula in ("y ~ x + (1 | g) + (1 | h)", "y ~ x + (1 | g/h)"):
-        layout, arrays = gb.Model(formula, _simulated(0))._engine_data()
+        layout, arrays = gb.Model(formula, _simulated(0)).engine_data()
         assert not shares_one_factor(arrays, layout)

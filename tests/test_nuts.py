@@ -80,8 +80,8 @@ def test_same_seed_gives_identical_draws(sleepstudy):
     a = m.sample(draws=50, warmup=50, chains=2, seed=3, progress=False)
     b = m.sample(draws=50, warmup=50, chains=2, seed=3, progress=False)
     c = m.sample(draws=50, warmup=50, chains=2, seed=4, progress=False)
-    np.testing.assert_array_equal(a.idata.posterior["fixef"].values, b.idata.posterior["fixef"].values)
-    assert not np.array_equal(a.idata.posterior["fixef"].values, c.idata.posterior["fixef"].values)
+    np.testing.assert_array_equal(a.idata.posterior["Days"].values, b.idata.posterior["Days"].values)
+    assert not np.array_equal(a.idata.posterior["Days"].values, c.idata.posterior["Days"].values)
 
 
 @SHORT_RUN
@@ -92,9 +92,12 @@ def test_posterior_object_vocabulary(sleepstudy):
     for group in ("posterior", "sample_stats", "observed_data", "log_likelihood"):
         assert group in tree.children, group
     posterior = tree.posterior
-    assert list(posterior["fixef"].coords["fixef_term"].values) == ["(Intercept)", "Days"]
-    assert posterior["r_Subject"].shape == (2, 100, 18, 2)
-    assert list(posterior["r_Subject"].coords["Subject_level"].values[:2]) == ["308", "309"]
+    names = ["(Intercept)", "Days", "sd((Intercept)|Subject)", "sd(Days|Subject)",
+             "cor((Intercept),Days|Subject)", "sigma"]
+    assert list(posterior.data_vars) == names + ["b(Subject)"]
+    assert posterior["b(Subject)"].dims == ("chain", "draw", "Subject", "coef(Subject)")
+    assert posterior["b(Subject)"].shape == (2, 100, 18, 2)
+    assert list(posterior["b(Subject)"].coords["Subject"].values[:2]) == ["308", "309"]
     assert tree.log_likelihood["y"].shape == (2, 100, 180)
     assert list(post.diagnostics().columns) == ["r_hat", "ess_bulk", "ess_tail", "mcse_mean"]
     assert list(post.diagnostics().index) == ["(Intercept)", "Days", "sd((Intercept)|Subject)",
@@ -106,7 +109,7 @@ def test_posterior_object_vocabulary(sleepstudy):
     ranef = post.ranef["Subject"]
     assert ranef.shape == (18, 4)
     np.testing.assert_allclose(ranef[("condval", "Days")],
-                               posterior["r_Subject"].sel(Subject_term="Days").mean(("chain", "draw")))
+                               posterior["b(Subject)"].sel({"coef(Subject)": "Days"}).mean(("chain", "draw")))
 
 
 def test_float32_sampling_targets_the_same_posterior():

@@ -182,7 +182,7 @@ def test_icc_averages_the_rows_residual_variance_over_varident_and_weights():
     var_e = f.sigma ** 2 * np.mean(ratio ** 2 / s["w"].to_numpy())
     var_r = f.varcorr["vcov"].iloc[0]
     assert abs(var_e - f.sigma ** 2) > 0.05 * var_e          # the structure matters here
-    assert f.icc()["ICC_adjusted"] == pytest.approx(var_r / (var_r + var_e), rel=1e-12)
+    assert f.icc().loc["ICC_adjusted", "estimate"] == pytest.approx(var_r / (var_r + var_e), rel=1e-12)
     post = m.fit_map(draws=200, seed=0)
     draws = post.parameter_draws()
     ratios = np.where(s["sex"].to_numpy()[None, :] == "M", draws.residual[:, -1:], 1.0)

@@ -117,7 +117,7 @@ def test_priors_table_lists_every_parameter_with_defaults(sleepstudy):
     m = gb.Model("Reaction ~ Days + (Days | Subject)", sleepstudy, priors={"Days": "normal(0, 10)"})
     table = m.priors
     assert list(table.index) == ["(Intercept)", "Days", "sd((Intercept)|Subject)",
-                                 "sd(Days|Subject)", "cor(Subject)", "sigma"]
+                                 "sd(Days|Subject)", "cor((Intercept),Days|Subject)", "sigma"]
     assert table.loc["Days", "prior"] == "normal(0, 10)" and table.loc["Days", "source"] == "user"
     assert (table.drop("Days")["source"] == "default").all()
     # data-scaled: slope sd prior scale 2.5 sd(y) / sd(Days)
@@ -132,4 +132,20 @@ def test_priors_by_class_and_group(sleepstudy):
     table = m.priors
     assert table.loc["sd((Intercept)|Subject)", "prior"] == "exponential(0.1)"
     assert table.loc["sd(Days|Subject)", "prior"] == "half_normal(5)"  # zero-centred -> half
-    assert table.loc["cor(Subject)", "prior"] == "lkj(2)"
+    assert table.loc["cor((Intercept),Days|Subject)", "prior"] == "lkj(2)"
+
+
+def test_a_correlation_prior_is_keyed_by_its_pair_or_its_term(sleepstudy):
+    """A term's correlations share one lkj prior: with one pair, the pair's name (as in every
+    table) and the term's site cor(Subject) set it alike; with three columns a pair's name is
+    refused, naming the keys that work."""
+    by_pair = gb.Model("Reaction ~ Days + (Days | Subject)", sleepstudy,
+                       priors={"cor((Intercept),Days|Subject)": "lkj(3)"}).priors
+    by_site = gb.Model("Reaction ~ Days + (Days | Subject)", sleepstudy,
+                       priors={"cor(Subject)": "lkj(3)"}).priors
+    pd.testing.assert_frame_equal(by_pair, by_site)
+    assert by_pair.loc["cor((Intercept),Days|Subject)", "prior"] == "lkj(3)"
+    data = sleepstudy.assign(D2=sleepstudy.Days ** 2)
+    with pytest.raises(gb.PriorError, match=r"joint over all of them: key it 'cor\(Subject\)'"):
+        gb.Model("Reaction ~ Days + (Days + D2 | Subject)", data,
+                 priors={"cor(Days,D2|Subject)": "lkj(3)"})

@@ -387,10 +387,14 @@ def test_each_sampling_problem_is_named(sleepstudy):
                             progress=False)
     assert any("reached the maximum tree depth 1" in str(w.message) for w in caught)
     chains, draws = np.shape(post.sample_stats["diverging"])
-    apart = {**post._draws, "fixef": post._draws["fixef"] + 100.0 * np.arange(chains)[:, None, None]}
-    stats = {**post.sample_stats, "diverging": np.ones((chains, draws), bool),
-             "energy": np.cumsum(np.random.default_rng(0).normal(size=(chains, draws)), axis=1)}
-    problems = gb.Posterior(post.spec, apart, stats, None).sampling_problems()
+    tree = post.idata.copy()
+    posterior = tree["posterior"].to_dataset()
+    shift = 100.0 * posterior["chain"]
+    tree["posterior"] = posterior.assign({n: posterior[n] + shift for n in ("(Intercept)", "Days")})
+    walk = np.cumsum(np.random.default_rng(0).normal(size=(chains, draws)), axis=1)
+    tree["sample_stats"] = tree["sample_stats"].to_dataset().assign(
+        diverging=(("chain", "draw"), np.ones((chains, draws), bool)), energy=(("chain", "draw"), walk))
+    problems = gb.Posterior(model, tree).sampling_problems()
     assert any(f"{chains * draws} of {chains * draws} transitions after warmup diverged" in p
                for p in problems), problems
     assert any(p.startswith("E-BFMI below 0.3 in chain(s) [0, 1]") for p in problems), problems

@@ -23,6 +23,7 @@ import numpy as np
 from ..control import Control
 from ..errors import ConvergenceWarning, ModelError
 from ..families import Family, Link
+from ..parameters import ParameterMap
 from ..spec import ModelSpec
 from .checks import check_finite, check_fit, settle
 from .cholesky import factor_penalised_gram, inverse_diagonal_blocks, logdet, solve
@@ -33,7 +34,7 @@ from .scaling import constant_start, glm_start, parameter_scales
 from .separation import warn_separation
 from .structure import (ModelArrays, RandomEffectsLayout, canonical_theta, conditional_covariances,
                         covariance_factors, fixed_predictor, row_logliks, row_weights, singular_terms,
-                        sparse_matvec, sparse_rmatvec, split_by_term, theta_names, user_terms,
+                        sparse_matvec, sparse_rmatvec, split_by_term, user_terms,
                         z_lambda_values)
 
 PIRLS_MAX_ITER = 100
@@ -155,7 +156,7 @@ def _objective(x, arrays, layout, family, link, nagq, p, has_aux):
     """The deviance over x = (beta, theta, log aux), theta lme4's: relative to sigma for gaussian
     families (T_k = sigma theta_k), the absolute factor otherwise."""
     beta, theta, aux = _unpack(x, p, layout.n_theta, has_aux)
-    absolute = theta * aux if family.name == "gaussian" else theta
+    absolute = theta * aux if family.residual_sd else theta
     return laplace_deviance(beta, absolute, aux, arrays, layout, family, link, nagq)
 
 
@@ -182,8 +183,8 @@ def check_nagq(spec: ModelSpec, nagq: int) -> None:
                          f"(1 | g); this model has {', '.join(t.label + str(list(t.names)) for t in spec.terms)}")
 
 
-def fit_glmm(spec: ModelSpec, layout: RandomEffectsLayout, arrays: ModelArrays, nagq: int = 1,
-             control: Control | None = None) -> Estimate:
+def fit_glmm(spec: ModelSpec, parameters: ParameterMap, layout: RandomEffectsLayout,
+             arrays: ModelArrays, nagq: int = 1, control: Control | None = None) -> Estimate:
     """Maximise the Laplace / AGQ likelihood jointly over (beta, theta, log aux), as glmer,
     from a GLM fit, in coordinates scaled to the data; then check the optimum."""
     control = control or Control()
@@ -205,20 +206,21 @@ def fit_glmm(spec: ModelSpec, layout: RandomEffectsLayout, arrays: ModelArrays, 
     opt = minimize_with_edge_restart(objective, x0, edge, args=(arrays,), scale=scale,
                                      max_iter=control.max_iter, restart=control.restart_edge)
     check_finite(opt, what)
-    names = list(spec.fixed_names) + theta_names(spec) + ([family.aux_name] if has_aux else [])
+    theta_names = parameters.theta_names()
+    names = list(parameters.fixed_names) + theta_names + ([parameters.aux] if has_aux else [])
     # vcov(beta) from the Hessian of the deviance in (beta, theta), as lme4's use.hessian = TRUE
     # (signing theta's columns below flips rows and columns of H outside beta's block)
     opt, H = settle(objective, opt, (arrays,), names, control, edge, scale)
     beta, theta, aux = _unpack(opt.x, p, layout.n_theta, has_aux)
     theta = canonical_theta(theta, layout)
     x = np.concatenate([beta, theta, opt.x[p + layout.n_theta:]])
-    singular = singular_terms(theta, spec, layout, control.singular_tol)
+    singular = singular_terms(theta, theta_names, layout, control.singular_tol)
     free = check_fit(opt, x, H, names, edge, singular, control, what)
     # invert in the scaled coordinates, where the blocks of H are of comparable size
     D = scale[free]
     vcov = (2 * D[:, None] * np.linalg.pinv(H[np.ix_(free, free)] * np.outer(D, D)) * D[None, :])[:p, :p]
 
-    absolute = theta * float(aux) if family.name == "gaussian" else theta
+    absolute = theta * float(aux) if family.residual_sd else theta
     u, eta, chol, converged = compiled(bind(conditional_fit, layout=layout, family=family, link=link))(
         beta, jnp.asarray(absolute), aux, arrays)
     if not bool(converged):

@@ -13,7 +13,7 @@ from functools import partial
 
 import jax
 
-from ..families import Family, Link
+from ..families import Family, Link, is_linear_gaussian
 from .laplace import laplace_deviance
 from .reml import gaussian_deviance
 from .structure import ModelArrays, RandomEffectsLayout
@@ -24,10 +24,6 @@ from .structure import ModelArrays, RandomEffectsLayout
 #: what a non-centred gradient over the rows does (~1 ms on 2 cores). InstEval's 1,142 columns
 #: cost 0.2 s per leapfrog step integrated, 0.7 ms non-centred.
 MAX_INTEGRATED_DENSE_BLOCK = 256
-
-
-def is_linear_gaussian(family: Family, link: Link) -> bool:
-    return family.name == "gaussian" and link.name == "identity"
 
 
 @partial(jax.jit, static_argnames=("layout", "family", "link", "nagq"))

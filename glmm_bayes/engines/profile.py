@@ -3,7 +3,7 @@
 The deviance -2 log L is written as a function of the natural parameters
     phi = (beta, then per term the sds and correlations of b_k, then sigma or the family's aux,
            then the residual structure's parameters),
-in the order of `parameters.population_values` (`marginal.marginal_deviance`: exact for linear Gaussian
+in the order of the `ParameterMap` (`marginal.marginal_deviance`: exact for linear Gaussian
 models, Laplace / AGQ otherwise). For each parameter phi_j
 the profile d_j(v) = min_{phi: phi_j = v} -2 log L(phi) is minimised over the others, and the
 interval ends solve d_j(v) - d_min = chi^2_1(level) by Brent's method. An end at a bound
@@ -20,7 +20,7 @@ import numpy as np
 from scipy import optimize, stats
 
 from ..errors import FitError
-from ..parameters import factor_from_sd_cor
+from ..parameters import ParameterMap
 from ..spec import ModelSpec
 from .marginal import marginal_deviance
 from .scaling import parameter_scales
@@ -33,45 +33,22 @@ CORRELATION_MARGIN = 1e-8
 MAX_DOUBLINGS = 40
 
 
-def _factors(phi, layout: RandomEffectsLayout, pos: int):
-    """[T_k] from the sds and correlations stored in phi from `pos`, and the position after."""
-    factors = []
-    for t in layout.terms:
-        factors.append(factor_from_sd_cor(phi[pos:pos + t.q], phi[pos + t.q:pos + t.n_theta], t.q))
-        pos += t.n_theta
-    return factors, pos
+def natural_deviance(phi, arrays, parameters: ParameterMap, layout: RandomEffectsLayout, family,
+                     link, nagq: int):
+    """-2 log L as a function of the natural parameters phi (`ParameterMap.unpack`)."""
+    beta, factors, aux, residual = parameters.unpack(phi)
+    return marginal_deviance(beta, factors_to_theta(factors), aux, arrays, layout, family, link,
+                             nagq, residual)
 
 
-def natural_deviance(phi, arrays, layout: RandomEffectsLayout, family, link, p: int, nagq: int):
-    """-2 log L as a function of the natural parameters phi (see module docstring)."""
-    factors, pos = _factors(phi, layout, p)
-    aux = phi[pos] if family.aux_name is not None else 1.0
-    residual = phi[pos + (family.aux_name is not None):] if layout.residual is not None else None
-    return marginal_deviance(phi[:p], factors_to_theta(factors), aux, arrays, layout, family,
-                             link, nagq, residual)
-
-
-def _bounds(spec: ModelSpec, layout: RandomEffectsLayout):
-    """Bounds of phi (sds and aux >= 0, correlations inside (-1, 1)) and the mask of the
-    positive entries, which the inner optimisations move on the log scale."""
-    lower, upper, positive = [np.full(spec.X.shape[1], -np.inf)], [np.full(spec.X.shape[1], np.inf)], \
-        [np.zeros(spec.X.shape[1], bool)]
-    for t in layout.terms:
-        n_cor = t.n_theta - t.q
-        lower.append(np.concatenate([np.zeros(t.q), np.full(n_cor, -1 + CORRELATION_MARGIN)]))
-        upper.append(np.concatenate([np.full(t.q, np.inf), np.full(n_cor, 1 - CORRELATION_MARGIN)]))
-        positive.append(np.arange(t.n_theta) < t.q)
-    if spec.family.aux_name is not None:
-        lower.append([0.0])
-        upper.append([np.inf])
-        positive.append([True])
-    if layout.residual is not None and layout.residual.n_params:
-        lo, hi = layout.residual.bounds()
-        bounded = np.isfinite(hi)
-        lower.append(np.where(bounded, lo + CORRELATION_MARGIN, lo))
-        upper.append(np.where(bounded, hi - CORRELATION_MARGIN, hi))
-        positive.append(layout.residual.positive())
-    return np.concatenate(lower), np.concatenate(upper), np.concatenate(positive)
+def _bounds(parameters: ParameterMap):
+    """Bounds of phi (the map's, correlations kept `CORRELATION_MARGIN` inside (-1, 1) and any
+    other bounded parameter likewise) and the mask of the positive entries, which the inner
+    optimisations move on the log scale."""
+    lower, upper = parameters.bounds()
+    bounded = np.isfinite(lower) & np.isfinite(upper)
+    return (np.where(bounded, lower + CORRELATION_MARGIN, lower),
+            np.where(bounded, upper - CORRELATION_MARGIN, upper), parameters.positive())
 
 
 #: Positive parameters are floored here (relative to their scale) before taking logs.
@@ -170,18 +147,18 @@ def _interval_end(profile, v_hat, step, bound, side, excess):
                            xtol=1e-9 * max(1.0, abs(v_hat)), rtol=1e-10)
 
 
-def profile_intervals(spec: ModelSpec, layout: RandomEffectsLayout, arrays: ModelArrays,
-                      estimates: dict[str, float], names: list[str], level: float = 0.95,
-                      nagq: int = 1) -> dict[str, tuple[float, float]]:
+def profile_intervals(spec: ModelSpec, parameters: ParameterMap, layout: RandomEffectsLayout,
+                      arrays: ModelArrays, estimates: dict[str, float], names: list[str],
+                      level: float = 0.95, nagq: int = 1) -> dict[str, tuple[float, float]]:
     """name -> (lower, upper) profile-likelihood interval at `level`.
 
     `estimates`: the ML or Laplace estimate of every natural parameter, in the order and with the
-    names of `population_values`; `names`: the parameters to profile.
+    names of the `ParameterMap`; `names`: the parameters to profile.
     """
     all_names = list(estimates)
-    deviance = bind(natural_deviance, layout=layout, family=spec.family, link=spec.link,
-                     p=spec.X.shape[1], nagq=nagq)
-    lower, upper, positive = _bounds(spec, layout)
+    deviance = bind(natural_deviance, parameters=parameters, layout=layout, family=spec.family,
+                    link=spec.link, nagq=nagq)
+    lower, upper, positive = _bounds(parameters)
     phi0 = np.clip(np.array([float(v) for v in estimates.values()]), lower, upper)
     scale = np.where(positive, np.maximum(phi0, 1e-3 * np.max(np.where(positive, phi0, 0.0))), 1.0)
     scales = parameter_scales(spec)
@@ -202,7 +179,7 @@ def profile_intervals(spec: ModelSpec, layout: RandomEffectsLayout, arrays: Mode
     coordinates = (lower, upper, positive, scale, step)
     out = {}
     for name in names:
-        if name in _unprofiled_correlations(spec):
+        if name in _unprofiled_correlations(parameters):
             warnings.warn(f"no profile interval for {name}: fixing one correlation of a term with "
                           "three or more columns needs a positive-definiteness constraint that "
                           "this profiler does not impose", stacklevel=3)
@@ -218,10 +195,10 @@ def profile_intervals(spec: ModelSpec, layout: RandomEffectsLayout, arrays: Mode
     return out
 
 
-def _unprofiled_correlations(spec: ModelSpec) -> set[str]:
+def _unprofiled_correlations(parameters: ParameterMap) -> set[str]:
     """Correlations of terms with q >= 3 (there fixing one can leave no valid matrix)."""
-    return {f"cor({a},{b}|{term.label})" for term in spec.terms if term.q >= 3
-            for i, a in enumerate(term.names) for b in term.names[i + 1:]}
+    large = {t.label for t in parameters.terms if t.q >= 3}
+    return {p.name for p in parameters.parameters if p.cls == "cor" and p.group in large}
 
 
 def _steps(H, phi_hat) -> np.ndarray:

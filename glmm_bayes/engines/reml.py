@@ -21,6 +21,7 @@ import numpy as np
 from jax.scipy.linalg import cho_solve
 
 from ..control import Control
+from ..parameters import ParameterMap
 from ..spec import ModelSpec
 from .cholesky import BlockCholesky, factor_penalised_gram, inverse_diagonal_blocks, logdet, \
     solve_lower, solve_upper
@@ -32,7 +33,7 @@ from .residual import whiten
 from .scaling import parameter_scales
 from .structure import (ModelArrays, RandomEffectsLayout, canonical_theta, conditional_covariances,
                         covariance_factors, singular_terms, sparse_crossprod,
-                        sparse_matvec, sparse_rmatvec, split_by_term, theta_names, user_terms,
+                        sparse_matvec, sparse_rmatvec, split_by_term, user_terms,
                         z_lambda_values)
 
 class PlsSolution(NamedTuple):
@@ -110,8 +111,8 @@ def solution_at(x, arrays: ModelArrays, layout: RandomEffectsLayout):
     return pls, rel, cond, fitted, residual
 
 
-def fit_lmm(spec: ModelSpec, layout: RandomEffectsLayout, arrays: ModelArrays, reml: bool = True,
-            control: Control | None = None) -> Estimate:
+def fit_lmm(spec: ModelSpec, parameters: ParameterMap, layout: RandomEffectsLayout,
+            arrays: ModelArrays, reml: bool = True, control: Control | None = None) -> Estimate:
     """Minimise the profiled deviance over theta (unbounded, then signed as lme4's), check the
     optimum, and assemble lme4's estimates there."""
     control = control or Control()
@@ -125,11 +126,12 @@ def fit_lmm(spec: ModelSpec, layout: RandomEffectsLayout, arrays: ModelArrays, r
     opt = minimize_with_edge_restart(objective, x0, edge, args=args, scale=scale,
                                      max_iter=control.max_iter, restart=control.restart_edge)
     check_finite(opt, what)
-    names = theta_names(spec) + [f"free({name})" for name in residual_names]
+    theta_names = parameters.theta_names()
+    names = theta_names + [f"free({name})" for name in residual_names]
     opt, H = settle(objective, opt, args, names, control, edge, scale)
     theta = canonical_theta(opt.x[:layout.n_theta], layout)
     x = np.concatenate([theta, opt.x[layout.n_theta:]])
-    singular = singular_terms(theta, spec, layout, control.singular_tol)
+    singular = singular_terms(theta, theta_names, layout, control.singular_tol)
     check_fit(opt, x, H, names, edge, singular, control, what)
     pls, rel, cond, fitted, residual = compiled(bind(solution_at, layout=layout))(x, arrays)
     n, p = spec.X.shape

@@ -74,6 +74,12 @@ class ResidualLayout:
         lower, upper = self.bounds()
         return (lower == 0) & ~np.isfinite(upper)
 
+    def classes(self) -> tuple[str, ...]:
+        """Each parameter's class (priors are keyed by it): "correlation" (phi, rho), "range"
+        (a Gaussian correlation's) or "sigma_ratio"."""
+        first = ("range" if self.correlation == "gaussian" else "correlation",) * self.n_correlation
+        return first + ("sigma_ratio",) * (self.n_params - self.n_correlation)
+
     def initial(self) -> np.ndarray:
         """Natural starting values: little correlation (a range of one median lag), equal sds."""
         start = {"ar1": 0.0, "car1": 0.2, "gaussian": self.lag, "cs": 0.0}.get(self.correlation)

@@ -46,7 +46,7 @@ def link_scale(spec: ModelSpec) -> float:
 def parameter_scales(spec: ModelSpec) -> ParameterScales:
     s_eta = link_scale(spec)
     beta = np.array([s_eta / column_scale(spec.X[:, j]) for j in range(spec.X.shape[1])])
-    s_b = 1.0 if spec.family.name == "gaussian" else s_eta
+    s_b = 1.0 if spec.family.residual_sd else s_eta
     theta = [s_b / (column_scale(term.Z[:, r]) * np.sqrt(term.n_levels)) for term in spec.terms
              for r, _ in zip(*tril_column_major(term.q))]
     return ParameterScales(beta, np.asarray(theta))
@@ -59,10 +59,10 @@ def glm_start(spec: ModelSpec) -> tuple[np.ndarray, float]:
     n = spec.trials if family.uses_trials else np.ones_like(spec.y)
     mean = (spec.y + 0.5) / (n + 1.0) if family.uses_trials else spec.y
     if link.name in ("log", "inverse"):
-        mean = np.maximum(mean, 0.1 if family.name in ("poisson", "negbinomial") else 1e-8)
+        mean = np.maximum(mean, family.mean_floor)
     eta = np.clip(np.asarray(link.link(mean), dtype=float), -ETA_LIMIT, ETA_LIMIT)
     beta = np.zeros(spec.X.shape[1])
-    aux = 1e6 if family.name == "negbinomial" else 1.0      # NB starts as Poisson
+    aux = family.aux.initial if family.aux is not None else 1.0
     for _ in range(GLM_MAX_ITER):
         mu, dmu = np.asarray(link.inverse(eta)), np.asarray(link.mu_eta(eta))
         w = np.asarray(family.fisher_weight(eta, aux, spec.trials, link))
@@ -76,13 +76,8 @@ def glm_start(spec: ModelSpec) -> tuple[np.ndarray, float]:
         if done:
             break
     mu = np.asarray(link.inverse(eta))
-    if family.name == "gaussian":
-        aux = max(float(np.std(spec.y - mu)), 1e-8 * column_scale(spec.y))
-    elif family.name == "gamma":
-        aux = 1.0 / max(float(np.mean(((spec.y - mu) / mu) ** 2)), 1e-6)
-    elif family.name == "negbinomial":
-        excess = float(np.mean(((spec.y - mu) ** 2 - mu) / mu ** 2))
-        aux = 1.0 / excess if excess > 1e-3 else 1e3
+    if family.aux is not None:
+        aux = family.aux.moment(spec.y, mu)
     return beta, aux
 
 

@@ -24,7 +24,7 @@ from ..spec import ModelSpec, column_scale
 def separating_columns(spec: ModelSpec) -> list[str]:
     """Names of the fixed effects along which the likelihood rises without bound ([] if none)."""
     family = spec.family
-    if family.name not in ("bernoulli", "binomial", "poisson", "negbinomial") or spec.X.shape[1] == 0:
+    if not family.discrete or spec.X.shape[1] == 0:
         return []
     X = spec.X / np.array([column_scale(spec.X[:, j]) for j in range(spec.X.shape[1])])
     if family.uses_trials:

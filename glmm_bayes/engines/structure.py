@@ -68,7 +68,7 @@ class RandomEffectsLayout:
         terms = tuple(TermLayout(term.label, term.names, q, n, starts[k], row_pos[k],
                                  term.relatedness is not None)
                       for k, (term, (q, n)) in enumerate(zip(spec.terms, shapes)))
-        return cls(terms, ResidualLayout.from_spec(spec.residual, spec.family.name == "gaussian"))
+        return cls(terms, ResidualLayout.from_spec(spec.residual, spec.family.residual_sd))
 
     @property
     def leading(self) -> TermLayout:
@@ -149,21 +149,11 @@ def canonical_theta(theta, layout: RandomEffectsLayout) -> np.ndarray:
                            for T, t in zip(signed, layout.terms)])
 
 
-def theta_names(spec: ModelSpec) -> list[str]:
-    """A readable name per entry of theta: the sd or correlation that entry mainly carries."""
-    names = []
-    for term in spec.terms:
-        for r, c in zip(*tril_column_major(term.q)):
-            names.append(f"sd({term.names[r]}|{term.label})" if r == c else
-                         f"cor({term.names[c]},{term.names[r]}|{term.label})")
-    return names
-
-
-def singular_terms(theta, spec: ModelSpec, layout: RandomEffectsLayout, tol: float) -> list[str]:
+def singular_terms(theta, names: list[str], layout: RandomEffectsLayout, tol: float) -> list[str]:
     """The sds whose diagonal of T_k is below `tol` (lme4's isSingular): a variance at zero or a
-    correlation at +-1."""
+    correlation at +-1. `names`: theta's (`ParameterMap.theta_names`)."""
     diagonal = layout.diagonal_mask()
-    return [name for name, value, on_diag in zip(theta_names(spec), np.asarray(theta), diagonal)
+    return [name for name, value, on_diag in zip(names, np.asarray(theta), diagonal)
             if on_diag and abs(value) < tol]
 
 

@@ -17,6 +17,7 @@ from scipy import stats
 from scipy.stats import gaussian_kde
 
 from ..errors import ModelError, level_argument
+from ..families import is_linear_gaussian
 
 
 def _grid(n_panels: int, ncols: int, width: float = 3.6, height: float = 3.0):
@@ -151,7 +152,7 @@ def plot_ppc(fit, n: int = 50, seed: int = 0) -> Figure:
     sims = fit.simulate(n, seed=seed, re_form=None).to_numpy()
     y = fit.spec.y
     fig, (ax,) = _grid(1, 1, width=5.5, height=3.5)
-    discrete = fit.spec.family.name in ("bernoulli", "binomial", "poisson", "negbinomial")
+    discrete = fit.spec.family.discrete
     if discrete:
         values = np.arange(0, int(max(y.max(), np.quantile(sims, 0.99))) + 1)
         for s in sims.T:
@@ -168,7 +169,7 @@ def plot_ppc(fit, n: int = 50, seed: int = 0) -> Figure:
         ax.set(xlabel=fit.spec.response_name, ylabel="density")
     ax.plot([], [], color="C0", label=f"{n} replicated")
     ax.legend(fontsize=8)
-    ax.set_title(f"{'Posterior' if hasattr(fit, 'idata') else 'Parametric'} predictive check")
+    ax.set_title(f"{'Posterior' if fit.kind == 'bayesian' else 'Parametric'} predictive check")
     fig.tight_layout()
     return fig
 
@@ -201,7 +202,7 @@ def plot_shrinkage(fit, factor: str | None = None) -> Figure:
     the columns of `factor`'s terms (gaussian models): arrows show the shrinkage towards the
     population estimate (the black point)."""
     spec = fit.spec
-    if spec.family.name != "gaussian" or spec.link.name != "identity":
+    if not is_linear_gaussian(spec.family, spec.link):
         raise ModelError("the shrinkage plot compares least-squares fits per group: gaussian models only")
     factor = factor or spec.terms[0].factor
     terms = [t for t in spec.terms if t.factor == factor]
@@ -247,6 +248,6 @@ def check_plots(fit) -> dict[str, Figure]:
     predictive check; trace and rank for posteriors sampled with several chains."""
     figures = {"residuals": plot_residuals(fit), "ranef_qq": plot_ranef_qq(fit),
                "caterpillar": plot_caterpillar(fit), "predictive_check": plot_ppc(fit)}
-    if hasattr(fit, "idata") and fit.method == "NUTS":
+    if fit.kind == "bayesian" and fit.method == "NUTS":
         figures.update(trace=plot_trace(fit), rank=plot_rank(fit))
     return figures

@@ -10,8 +10,8 @@ from scipy.stats import gaussian_kde
 def plot_compare(*fits, parameters: list[str] | None = None, ncols: int = 3):
     """One panel per population parameter: a density per posterior, a point and 95% interval
     per point fit (profile likelihood). Returns the matplotlib Figure."""
-    posteriors = [f for f in fits if hasattr(f, "population_draws")]
-    points = [f for f in fits if not hasattr(f, "population_draws")]
+    posteriors = [f for f in fits if f.kind == "bayesian"]
+    points = [f for f in fits if f.kind == "frequentist"]
     names = parameters or list(dict.fromkeys(n for f in fits for n in f.population.index))
     nrows = int(np.ceil(len(names) / ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=(4 * ncols, 2.6 * nrows), squeeze=False)

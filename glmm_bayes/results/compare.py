@@ -32,7 +32,7 @@ def compare(*fits) -> pd.DataFrame:
 def loo_compare(*posteriors, names: list[str] | None = None) -> pd.DataFrame:
     """PSIS-LOO comparison of posteriors of one response (ArviZ's compare): rank, elpd_loo,
     p_loo, elpd_diff, weight, dse and warning per model, best first."""
-    if len(posteriors) < 2 or any(not hasattr(p, "idata") for p in posteriors):
+    if len(posteriors) < 2 or any(getattr(p, "kind", None) != "bayesian" for p in posteriors):
         raise ModelError("loo_compare needs two or more posteriors (sample or fit_map results)")
     if any("log_likelihood" not in p.idata.children for p in posteriors):
         raise ModelError("loo_compare needs the pointwise log-likelihood: sample(log_likelihood=True)")

@@ -10,7 +10,6 @@ from ..engines.estimate import Estimate
 from ..engines.profile import profile_intervals
 from ..errors import ModelError, integer_argument, level_argument
 from ..numerics import float64
-from ..parameters import population_values
 from ..spec.newdata import kept_terms
 from .hypothesis import FixedEffectTests, hypothesis_matrix, term_hypotheses
 from .prediction import ParameterDraws, prediction_map, prediction_terms, simulate_responses
@@ -20,6 +19,8 @@ from .variance_decomposition import variance_components
 
 class FrequentistFit:
     """fixef, varcorr, ranef, vcov, loglik, aic, bic, deviance, reml_criterion, sigma, theta."""
+
+    kind = "frequentist"
 
     def __init__(self, model, estimate: Estimate):
         """`model`: the `Model` fitted, whose spec, layout and arrays the profiles reuse."""
@@ -41,7 +42,7 @@ class FrequentistFit:
         se = np.sqrt(np.diag(self.estimate.vcov))
         statistic = beta / se
         frame = pd.DataFrame({"estimate": beta, "std_error": se}, index=list(self.spec.fixed_names))
-        if self.spec.family.name == "gaussian":
+        if self.spec.family.residual_sd:
             frame["t_value"] = statistic
         else:
             frame["z_value"] = statistic
@@ -78,11 +79,12 @@ class FrequentistFit:
         beta_B - beta_C: estimate, std_error, df, statistic, p_value."""
         return self._tests.contrasts(hypothesis_matrix(self.spec, L), ddf)
 
-    def icc(self) -> pd.Series:
-        """Nakagawa's marginal and conditional R^2 and the adjusted and conditional ICC."""
+    def icc(self) -> pd.DataFrame:
+        """Nakagawa's marginal and conditional R^2 and the adjusted and conditional ICC: one
+        row each, their plug-in estimate (the posterior's `icc` adds sd and interval)."""
         draws = self.parameter_draws()
         values = variance_components(self.spec, draws.beta, draws.covariances, draws.aux, draws.residual)
-        return pd.Series({k: float(v[0]) for k, v in values.items()})
+        return pd.DataFrame({"estimate": {k: float(v[0]) for k, v in values.items()}})
 
     # ---- random effects
     @property
@@ -97,8 +99,8 @@ class FrequentistFit:
         return ranef_tables(self.spec, self.estimate.modes, sds)
 
     def _estimates(self) -> dict[str, float]:
-        values = population_values(self.spec, self.estimate.beta, self._covariances, self.estimate.aux,
-                                   np.array(list(self.estimate.residual.values())))
+        values = self.model.parameters.values(self.estimate.beta, self._covariances, self.estimate.aux,
+                                              np.array(list(self.estimate.residual.values())))
         return {name: float(v) for name, v in values.items()}
 
     @property
@@ -146,7 +148,7 @@ class FrequentistFit:
                     else (np.nan, np.nan) for n in names}
         elif method == "profile":
             ml = self if self.method != "REML" else self.model.fit_ml()
-            rows = profile_intervals(self.spec, *self.model._engine_data(), ml._estimates(), names,
+            rows = profile_intervals(self.spec, self.model.parameters, *self.model.engine_data(), ml._estimates(), names,
                                      level, nagq=ml.estimate.nagq)
         elif method == "boot":
             fits = self._bootstrap_refits(nsim, seed, (False,) * len(self.spec.terms))
@@ -256,7 +258,7 @@ class FrequentistFit:
     # ---- likelihood summaries
     @property
     def sigma(self) -> float | None:
-        return self.estimate.aux if self.spec.family.name == "gaussian" else None
+        return self.estimate.aux if self.spec.family.residual_sd else None
 
     @property
     def theta(self) -> np.ndarray:
@@ -292,7 +294,7 @@ class FrequentistFit:
         conditional deviance sum_i d(y_i, mu_i) at the conditional modes (not -2 log L)."""
         if self.method == "REML":
             return None
-        if self.spec.family.name == "gaussian":
+        if self.spec.family.residual_sd:
             return -2 * self.loglik
         spec = self.spec
         return float(np.sum(spec.family.unit_deviance(spec.y, self.estimate.fitted, spec.trials,
@@ -312,10 +314,19 @@ class FrequentistFit:
     def singular(self) -> bool:
         return self.estimate.singular
 
-    def summary(self) -> str:
+    def summary(self) -> pd.DataFrame:
+        """One row per population parameter: estimate, std_error (fixed effects), lower and
+        upper (`population`'s intervals), as a posterior's summary(); `print(fit)` gives the
+        text laid out as lme4's print(summary(fit))."""
+        frame = self.population
+        se = pd.Series(np.sqrt(np.diag(self.estimate.vcov)), index=list(self.spec.fixed_names))
+        frame.insert(1, "std_error", se.reindex(frame.index))
+        return frame
+
+    def __str__(self) -> str:
         """A text summary laid out like lme4's print(summary(fit))."""
         spec = self.spec
-        lines = [f"{'Linear' if spec.family.name == 'gaussian' else 'Generalized linear'} mixed model "
+        lines = [f"{'Linear' if spec.family.residual_sd else 'Generalized linear'} mixed model "
                  f"fit by {self.method} ['glmm_bayes']",
                  f"Family: {spec.family.name} ( {spec.link.name} )", f"Formula: {spec.formula}", ""]
         crit = (f"REML criterion at convergence: {self.reml_criterion:.4f}" if self.method == "REML"

@@ -19,6 +19,7 @@ from scipy import stats
 
 from ..engines.denominator_df import KenwardRoger, satterthwaite_pieces, satterthwaite_test
 from ..errors import ModelError
+from ..families import is_linear_gaussian
 from ..spec.formula import tokens
 
 DDF = ("satterthwaite", "kenward-roger", "residual")
@@ -55,7 +56,7 @@ class FixedEffectTests:
 
     def __init__(self, fit):
         self.fit, self.spec = fit, fit.spec
-        self.gaussian = fit.spec.family.name == "gaussian" and fit.spec.link.name == "identity"
+        self.gaussian = is_linear_gaussian(fit.spec.family, fit.spec.link)
         self._satterthwaite = self._kenward_roger = None
 
     def resolve_ddf(self, ddf: str | None) -> str:
@@ -81,7 +82,7 @@ class FixedEffectTests:
 
     def satterthwaite(self):
         if self._satterthwaite is None:
-            layout, arrays = self.fit.model._engine_data()
+            layout, arrays = self.fit.model.engine_data()
             est = self.fit.estimate
             self._satterthwaite = satterthwaite_pieces(est.theta, est.aux, arrays, layout,
                                                        reml=self.fit.method == "REML",

@@ -36,7 +36,7 @@ def _check_comparable(fits) -> None:
             raise ModelError("the models were fitted to different responses or rows "
                              f"({first.formula!r} vs {spec.formula!r}); a likelihood-ratio test "
                              "needs the same data")
-        if spec.family.name != first.family.name:
+        if spec.family is not first.family:
             raise ModelError(f"the models have different families ({first.family.name}, "
                              f"{spec.family.name})")
     if len({f.method for f in fits}) > 1 and any(f.method not in ("REML", "ML") for f in fits):
@@ -50,7 +50,7 @@ def lrt(*fits, nsim: int = 0, seed: int = 0, progress: bool = False) -> pd.DataF
     parameters are added, and p_bootstrap with `nsim` (two models)."""
     if len(fits) < 2:
         raise ModelError("lrt/anova needs at least two fits to compare")
-    if any(not hasattr(f, "estimate") for f in fits):
+    if any(getattr(f, "kind", None) != "frequentist" for f in fits):
         raise ModelError("lrt/anova compares frequentist fits (fit_reml, fit_ml, fit_laplace); "
                          "for posteriors use gb.loo_compare")
     nsim, seed = integer_argument("nsim", nsim, 0), integer_argument("seed", seed, 0)

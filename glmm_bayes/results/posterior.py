@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import arviz_stats
 from arviz_base import from_dict
 import numpy as np
@@ -10,8 +12,8 @@ import xarray as xr
 
 from ..errors import ModelError, integer_argument, level_argument
 from ..numerics import float64
-from ..parameters import population_values, sd_name
-from ..program import ProgramStructure, population_of_draws, residual_from_sites
+from ..parameters import ParameterMap, cor_pair_name, sd_name
+from ..program import ProgramStructure, population_of_draws, residual_from_sites, z_site
 from ..spec import ModelSpec
 from ..spec.newdata import kept_terms
 from .hypothesis import hypothesis_matrix
@@ -24,57 +26,54 @@ from .variance_decomposition import variance_components
 class Posterior:
     """Draws by chain: `fixef`, `varcorr`, `ranef`, `summary()`, `diagnostics()`, `loo()`, `idata`.
 
-    `draws` maps each quantity to an array (chains, draws, ...): "fixef" (p), "cov" per term
-    label (q, q), "b" per term label (n_k, q), and the aux parameter by name. `points`
-    optionally replaces posterior means as the estimate column (the mode for `fit_map`).
+    `idata` (an ArviZ DataTree) holds everything: its posterior group has one variable per
+    population parameter, named as in every table and the priors ("Days", "sd(Days|Subject)",
+    "cor((Intercept),Days|Subject)", "sigma"), and the random effects b(label) with dims
+    (label, coef(label)). `post.to_netcdf(path)` and `gb.load_posterior(path, model)` give the
+    same posterior back.
     """
 
-    def __init__(self, spec: ModelSpec, draws: dict, sample_stats: dict, log_likelihood,
-                 method: str = "NUTS", points: dict | None = None):
-        self.spec, self.method = spec, method
-        self._draws, self._points = draws, points
-        self.sample_stats = sample_stats
-        aux = draws.get(spec.family.aux_name) if spec.family.aux_name else None
-        self._population = population_values(
-            spec, draws["fixef"], [draws["cov"][t.label] for t in spec.terms], aux,
-            draws.get("residual"))
-        self.idata = self._build_idata(log_likelihood)
+    kind = "bayesian"
+
+    def __init__(self, model, idata, method: str = "NUTS", points: dict | None = None):
+        """`model`: the `Model` sampled; `points` optionally replaces posterior means as the
+        estimate column (the mode for `fit_map`)."""
+        self.model, self.spec, self.idata = model, model.spec, idata
+        self.method, self._points = method, points
+        self.sample_stats = {k: np.asarray(v) for k, v in idata["sample_stats"].items()}
+        self._draws = draws_of(model.parameters, self.spec, idata["posterior"])
+        self._population = {name: np.asarray(idata["posterior"][name]) for name in model.parameters.names}
 
     @classmethod
-    def from_samples(cls, spec: ModelSpec, structure: ProgramStructure, samples: dict,
-                     sample_stats: dict, log_likelihood, method: str = "NUTS",
-                     points: dict | None = None) -> "Posterior":
-        return cls(spec, lme4_draws(spec, structure, samples), sample_stats, log_likelihood,
-                   method, points)
-
-    def _build_idata(self, log_likelihood):
-        spec = self.spec
-        posterior = {"fixef": self._draws["fixef"]}
-        dims = {"fixef": ["fixef_term"], "y": ["obs"]}
-        coords = {"fixef_term": list(spec.fixed_names), "obs": np.arange(spec.n_obs)}
-        for term in spec.terms:
-            lab = term.label
-            sd = np.stack([self._population[sd_name(c, lab)] for c in term.names], axis=-1)
-            posterior[f"sd_{lab}"] = sd
-            posterior[f"r_{lab}"] = self._draws["b"][lab]
-            dims[f"sd_{lab}"] = [f"{lab}_term"]
-            dims[f"r_{lab}"] = [f"{lab}_level", f"{lab}_term"]
-            coords[f"{lab}_term"] = list(term.names)
-            coords[f"{lab}_level"] = list(term.levels)
-            if term.q > 1:
-                cov = self._draws["cov"][lab]
-                posterior[f"cor_{lab}"] = cov / (sd[..., :, None] * sd[..., None, :])
-                dims[f"cor_{lab}"] = [f"{lab}_term", f"{lab}_term_bis"]
-                coords[f"{lab}_term_bis"] = list(term.names)
-        if spec.family.aux_name:
-            posterior[spec.family.aux_name] = self._draws[spec.family.aux_name]
-        for name in spec.residual.parameter_names:
-            posterior[name] = self._population[name]
-        data = {"posterior": posterior, "sample_stats": self.sample_stats,
-                "observed_data": {"y": spec.y}}
+    def from_samples(cls, model, samples: dict, sample_stats: dict, log_likelihood,
+                     method: str = "NUTS", points: dict | None = None) -> "Posterior":
+        """From the program's sites (chains, draws, ...) as the engines return them."""
+        draws = lme4_draws(model.spec, model.structure, samples)
+        tree = posterior_tree(model, draws, "posterior")
+        tree["sample_stats"] = from_dict({"sample_stats": sample_stats})["sample_stats"]
         if log_likelihood is not None:
-            data["log_likelihood"] = {"y": np.asarray(log_likelihood)}
-        return from_dict(data, dims=dims, coords=coords)
+            tree["log_likelihood"] = from_dict({"log_likelihood": {"y": np.asarray(log_likelihood)}},
+                                               dims={"y": ["obs"]})["log_likelihood"]
+        tree.attrs.update({"glmm_bayes_method": method, "glmm_bayes_formula": model.spec.formula,
+                           "glmm_bayes_points": json.dumps(points or {})})
+        return cls(model, tree, method, points)
+
+    @classmethod
+    def from_idata(cls, model, idata) -> "Posterior":
+        """A posterior of `model` from its `idata` (as `to_netcdf` wrote it); a `ModelError` if
+        its variables are not `model`'s parameters."""
+        if "posterior" not in idata.children:
+            raise ModelError("this DataTree has no posterior group")
+        missing = [n for n in model.parameters.names if n not in idata["posterior"].data_vars]
+        if missing:
+            raise ModelError(f"the saved posterior is not of this model ({model.spec.formula!r}): "
+                             f"it has no {', '.join(missing)}")
+        points = json.loads(idata.attrs.get("glmm_bayes_points", "{}")) or None
+        return cls(model, idata, idata.attrs.get("glmm_bayes_method", "NUTS"), points)
+
+    def to_netcdf(self, path) -> None:
+        """Save `idata` (every group) to a netCDF file; `gb.load_posterior(path, model)` reads it."""
+        self.idata.to_netcdf(path)
 
     # ---- lme4 vocabulary
     @property
@@ -202,6 +201,8 @@ class Posterior:
         ArviZ's checks) and returned."""
         chains, n_draws = self._draws["fixef"].shape[:2]
         y = self.predict(predictive=True, seed=seed).reshape(chains, n_draws, -1)
+        if self.spec.family.discrete:
+            y = np.rint(y).astype(np.int64)
         group = from_dict({"posterior_predictive": {"y": y}}, dims={"y": ["obs"]},
                              coords={"obs": np.arange(self.spec.n_obs)})
         self.idata["posterior_predictive"] = group["posterior_predictive"]
@@ -253,10 +254,30 @@ class Posterior:
                                 "intervals and means are unreliable; run more draws")
         return problems
 
+    def __str__(self) -> str:
+        """A text summary laid out like brms's print(fit): the model, the draws, then the
+        summary table."""
+        chains, draws = self._draws["fixef"].shape[:2]
+        spec = self.spec
+        lines = [f"{self.method} posterior ['glmm_bayes']", f"Family: {spec.family.name} ( {spec.link.name} )",
+                 f"Formula: {spec.formula}", f"Draws: {chains} chains x {draws}; "
+                 f"divergences: {self.divergences}",
+                 f"Number of obs: {spec.n_obs}, groups:  "
+                 + ", ".join(f"{f}, {terms[0].n_levels}" for f, terms in spec.factors.items()), ""]
+        table = self.summary().to_string(float_format=lambda v: f"{v:.4g}")
+        return "\n".join(lines + table.splitlines())
+
     def __repr__(self) -> str:
         chains, draws = self._draws["fixef"].shape[:2]
         return (f"<Posterior {self.method}: {self.spec.formula} ({self.spec.family.name}), "
                 f"{chains} chains x {draws} draws>")
+
+
+def load_posterior(path, model) -> Posterior:
+    """A `Posterior` of `model` from a file that `Posterior.to_netcdf` wrote: it summarises,
+    predicts and compares as the posterior that was saved."""
+    tree = xr.open_datatree(path, engine="h5netcdf")
+    return Posterior.from_idata(model, tree.load())
 
 
 def _as_series(ds: xr.Dataset) -> pd.Series:
@@ -264,13 +285,14 @@ def _as_series(ds: xr.Dataset) -> pd.Series:
 
 
 def lme4_draws(spec: ModelSpec, structure: ProgramStructure, samples: dict) -> dict:
-    """Samples of the NumPyro program's sites (chains, draws, ...) -> lme4-scale quantities."""
+    """Samples of the NumPyro program's sites (chains, draws, ...) -> lme4-scale quantities:
+    "fixef" (p), "cov" and "b" by term label ((q, q) and (n_k, q)), aux by name, "residual"."""
     beta, factors, aux = population_of_draws(samples, structure, spec.X)
     draws = {"fixef": beta, "cov": {}, "b": {}}
     for term, T in zip(spec.terms, factors):
         draws["cov"][term.label] = T @ np.swapaxes(T, -1, -2)
-        if f"z({term.label})" in samples:
-            z = np.asarray(samples[f"z({term.label})"])
+        if z_site(term.label) in samples:
+            z = np.asarray(samples[z_site(term.label)])
             if term.relatedness is not None:        # b = F v per level of K, v = sd z
                 draws["b"][term.label] = ((z[..., 0, :] * T[..., 0, :1]) @ term.relatedness.T)[..., None]
             else:
@@ -282,10 +304,61 @@ def lme4_draws(spec: ModelSpec, structure: ProgramStructure, samples: dict) -> d
     return draws
 
 
-def point_values(spec: ModelSpec, structure: ProgramStructure, sites: dict) -> dict[str, float]:
+def ranef_name(label: str) -> str:
+    """The `idata` variable of a term's random effects b_k."""
+    return f"b({label})"
+
+
+def posterior_tree(model, draws: dict, group: str):
+    """A DataTree with one group (posterior or prior) from lme4-scale draws (chains, draws, ...):
+    one variable per population parameter, named by the `ParameterMap`, then b(label) per term
+    with dims (label, coef(label)); and the observed data, in the response's own type."""
+    spec, parameters = model.spec, model.parameters
+    aux = draws.get(parameters.aux) if parameters.aux else None
+    variables = parameters.values(draws["fixef"], [draws["cov"][t.label] for t in spec.terms], aux,
+                                  draws.get("residual"))
+    dims, coords = {"y": ["obs"]}, {"obs": np.arange(spec.n_obs)}
+    for term in spec.terms:
+        if term.label in draws["b"]:
+            name, coef = ranef_name(term.label), f"coef({term.label})"
+            variables[name] = draws["b"][term.label]
+            dims[name] = [term.label, coef]
+            coords[term.label] = list(term.levels)
+            coords[coef] = list(term.names)
+    return from_dict({group: variables, "observed_data": {"y": observed_response(spec)}},
+                     dims=dims, coords=coords)
+
+
+def observed_response(spec: ModelSpec) -> np.ndarray:
+    """y as the data gave it: whole numbers (counts, 0/1) as integers, for ArviZ's count plots."""
+    return spec.y.astype(np.int64) if spec.family.discrete else spec.y
+
+
+def draws_of(parameters: ParameterMap, spec: ModelSpec, dataset) -> dict:
+    """The inverse of `posterior_tree`: lme4-scale draws from a posterior group's variables."""
+    value = lambda name: np.asarray(dataset[name], dtype=float)
+    draws = {"fixef": np.stack([value(n) for n in parameters.fixed_names], axis=-1)
+             if parameters.fixed_names else np.zeros(value(parameters.names[0]).shape + (0,)),
+             "cov": {}, "b": {}}
+    for t in parameters.terms:
+        sd = np.stack([value(sd_name(c, t.label)) for c in t.names], axis=-1)
+        cor = np.broadcast_to(np.eye(t.q), sd.shape + (t.q,)).copy()
+        for r, c in t.pairs:
+            cor[..., r, c] = cor[..., c, r] = value(cor_pair_name(t.names[c], t.names[r], t.label))
+        draws["cov"][t.label] = sd[..., :, None] * cor * sd[..., None, :]
+        if ranef_name(t.label) in dataset:
+            draws["b"][t.label] = value(ranef_name(t.label))
+    if parameters.aux:
+        draws[parameters.aux] = value(parameters.aux)
+    if parameters.residual_names:
+        draws["residual"] = np.stack([value(n) for n in parameters.residual_names], axis=-1)
+    return draws
+
+
+def point_values(model, sites: dict) -> dict[str, float]:
     """Population parameters at one value of the program's sites (e.g. the posterior mode)."""
-    d = lme4_draws(spec, structure, {k: np.asarray(v) for k, v in sites.items()})
-    aux = d.get(spec.family.aux_name) if spec.family.aux_name else None
-    values = population_values(spec, d["fixef"], [d["cov"][t.label] for t in spec.terms], aux,
-                               d.get("residual"))
+    d = lme4_draws(model.spec, model.structure, {k: np.asarray(v) for k, v in sites.items()})
+    aux = d.get(model.parameters.aux) if model.parameters.aux else None
+    values = model.parameters.values(d["fixef"], [d["cov"][t.label] for t in model.spec.terms],
+                                     aux, d.get("residual"))
     return {k: float(v) for k, v in values.items()}

@@ -174,7 +174,7 @@ def draw_responses(spec: ModelSpec, mu: np.ndarray, aux, trials: np.ndarray, see
     """y ~ family(mu, aux, trials), elementwise over (S, n); for a gaussian model with a residual
     structure, y = mu + sigma S L z per draw, with the structure's parameters `residual` (S, r)
     on the rows of `newdata` (None: the fitted rows)."""
-    if spec.family.name == "gaussian" and not spec.residual.is_trivial:
+    if spec.family.residual_sd and not spec.residual.is_trivial:
         res = residual_on(spec.residual, newdata)
         layout, arrays = ResidualLayout.from_spec(res, gaussian=True), residual_arrays(res)
         params = np.zeros((mu.shape[0], 0)) if residual is None else np.asarray(residual)

@@ -1,6 +1,6 @@
 """Tables in lme4's layout, built from samples (a leading sample axis S; S = 1 for point fits).
 
-Population parameters are named as `parameters.population_values` names them.
+Population parameters are named as the `ParameterMap` names them.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def varcorr_table(spec: ModelSpec, covariances, sigma) -> pd.DataFrame:
         for j, l in zip(*np.triu_indices(term.q, 1)):
             rows.append((term.label, term.names[j], term.names[l], cov[..., j, l],
                          cov[..., j, l] / (sd[..., j] * sd[..., l])))
-    if spec.family.name == "gaussian":
+    if spec.family.residual_sd:
         rows.append(("Residual", None, None, np.asarray(sigma) ** 2, np.asarray(sigma)))
     records = []
     for grp, var1, var2, vcov, sdcor in rows:

@@ -21,18 +21,16 @@ import numpy as np
 
 from ..engines.residual import ResidualLayout, residual_arrays, residual_scale
 from ..errors import ModelError
+from ..families import is_linear_gaussian
 from ..numerics import float64
 from ..spec import ModelSpec
 
-_LATENT_VARIANCE = {"logit": np.pi ** 2 / 3, "probit": 1.0, "cloglog": np.pi ** 2 / 6}
-
-
 def residual_variance(spec: ModelSpec, aux, residual=None) -> np.ndarray:
     """var_e over the draw axes; `residual`: the residual structure's natural parameters (..., r)."""
-    if spec.family.name == "gaussian" and spec.link.name == "identity":
+    if is_linear_gaussian(spec.family, spec.link):
         return np.asarray(aux) ** 2 * _mean_relative_variance(spec, residual)
-    if spec.family.name in ("bernoulli", "binomial"):
-        return np.full(np.shape(aux) if aux is not None else (), _LATENT_VARIANCE[spec.link.name])
+    if (latent := dict(spec.family.latent_variance).get(spec.link.name)) is not None:
+        return np.full(np.shape(aux) if aux is not None else (), latent)
     raise ModelError(f"R2 and ICC are defined here for gaussian (identity) and binomial models; "
                      f"this model is {spec.family.name} ({spec.link.name})")
 

@@ -370,7 +370,7 @@ def _check_identifiable(spec: "ModelSpec", control: Control) -> None:
     if n <= p:
         raise ModelError(f"{n} observations for {p} fixed effects: the model needs more "
                          "observations than fixed-effect columns")
-    gaussian = spec.family.name == "gaussian"
+    gaussian = spec.family.residual_sd
     for term in spec.terms:
         if term.relatedness is not None:        # its levels include K's levels without data
             continue
@@ -407,7 +407,7 @@ def build_model_spec(formula: str, data: pd.DataFrame, family: str = "gaussian",
     check_identifiers(parsed.text.replace("||", "|"), data.columns)
     if not parsed.random:
         raise FormulaError(f"formula {formula!r} has no random-effect term such as (1 | group)")
-    check_structures(correlation, variance, weights, data, fam.name, lnk.name)
+    check_structures(correlation, variance, weights, data, fam, lnk)
     data, weights_column = weights_frame(data, weights)
     extra = residual_columns(correlation, variance, weights_column)
     frame, (vectors, fixed, designs) = _drop_non_finite(parsed, _clean_data(parsed, data, extra))
@@ -445,8 +445,8 @@ def build_model_spec(formula: str, data: pd.DataFrame, family: str = "gaussian",
 def _check_variation(y, offset, family, name: str) -> None:
     """A gaussian response that is constant (after its offset) leaves nothing to model: its
     residual sd is 0 and every criterion is -inf there."""
-    if family.name == "gaussian" and np.ptp(y - offset) == 0:
-        raise DataError(f"gaussian response {name!r} does not vary"
+    if family.residual_sd and np.ptp(y - offset) == 0:
+        raise DataError(f"{family.name} response {name!r} does not vary"
                         f"{' around its offset' if np.any(offset) else ''} (every value is "
                         f"{float(y[0] - offset[0]):g}); there is nothing to model")
 

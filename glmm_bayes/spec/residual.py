@@ -150,13 +150,12 @@ def residual_columns(correlation, variance, weights) -> list[str]:
     return columns
 
 
-def check_structures(correlation, variance, weights, data: pd.DataFrame, family_name: str,
-                     link_name: str) -> None:
+def check_structures(correlation, variance, weights, data: pd.DataFrame, family, link) -> None:
     """Types, columns and families, before any row is dropped."""
-    if family_name == "gaussian" and link_name != "identity" and \
+    if family.residual_sd and link.name != "identity" and \
             (correlation, variance, weights) != (None, None, None):
         raise ModelError("correlation=, variance= and weights= need the identity link for a "
-                         f"gaussian model; this one has the {link_name} link")
+                         f"{family.name} model; this one has the {link.name} link")
     if correlation is not None and not isinstance(correlation, CORRELATIONS):
         raise ModelError(f"correlation= takes gb.AR1, gb.CAR1, gb.GaussianCorrelation or "
                          f"gb.CompoundSymmetry, got {correlation!r}")
@@ -165,9 +164,9 @@ def check_structures(correlation, variance, weights, data: pd.DataFrame, family_
     for what, structure in (("correlation", correlation), ("variance", variance)):
         if structure is None:
             continue
-        if family_name != "gaussian":
+        if not family.residual_sd:
             raise ModelError(f"{what}={structure!r} applies to gaussian models (nlme's lme); this "
-                             f"model is {family_name}")
+                             f"model is {family.name}")
         for col in structure.columns():
             if not isinstance(col, str) or col not in data.columns:
                 raise DataError(f"{what}={structure!r}: {col!r} is not a column of the data "

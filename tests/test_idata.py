@@ -1,0 +1,170 @@
+"""One vocabulary: the posterior's `idata` as ArviZ expects it, named as the tables and priors,
+saved and reloaded, and the parameter map that names everything."""
+
+import warnings
+
+import arviz as az
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+
+import glmm_bayes as gb
+from glmm_bayes.families import FAMILIES, Family, AuxParameter
+from glmm_bayes.parameters import ParameterMap
+
+matplotlib.use("Agg")
+SHORT = dict(draws=200, warmup=200, chains=2, seed=1, progress=False)
+
+
+@pytest.fixture(scope="module")
+def slopes():
+    """A correlated-slopes model (two columns: one correlation) and its short NUTS run."""
+    m = gb.Model("Reaction ~ Days + (Days | Subject)", gb.load_dataset("sleepstudy"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", gb.SamplingWarning)
+        return m, m.sample(**SHORT)
+
+
+@pytest.fixture(scope="module")
+def counts():
+    """RIKZ's Poisson counts with a random intercept per beach."""
+    m = gb.Model("Richness ~ NAP + (1 | Beach)", gb.load_dataset("RIKZ"), family="poisson")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", gb.SamplingWarning)
+        return m, m.sample(**SHORT)
+
+
+@pytest.mark.parametrize("which", ["slopes", "counts"])
+def test_one_set_of_names_in_idata_tables_priors_and_prior_draws(which, request):
+    m, post = request.getfixturevalue(which)
+    names = list(m.parameters.names)
+    posterior = post.idata["posterior"]
+    population = [v for v in posterior.data_vars if not v.startswith("b(")]
+    prior = m.sample_prior(draws=50, seed=0)
+    prior_names = [v for v in prior["prior"].data_vars if not v.startswith("b(")]
+    assert population == names == list(post.population.index) == list(m.priors.index) == prior_names
+    assert list(m.fit_laplace().population.index) == names
+    # random effects: (level, coefficient) dims in both groups
+    assert posterior["b(Beach)" if which == "counts" else "b(Subject)"].ndim == 4
+    assert prior["prior"].sizes["chain"] == 1 and prior["prior"].sizes["draw"] == 50
+
+
+def test_arviz_summary_and_plots_run_cleanly_on_a_correlated_slopes_model(slopes):
+    """No unit diagonal of a correlation matrix is left for ArviZ to divide by zero on: the
+    summary warns nothing, and the trace and forest plots draw every parameter."""
+    _, post = slopes
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        table = az.summary(post.idata)
+    assert np.isfinite(table.filter(like="|Subject)", axis=0)["r_hat"]).all()
+    assert "cor((Intercept),Days|Subject)" in table.index
+    az.plot_trace(post.idata, var_names=list(post.population.index), backend="matplotlib")
+    az.plot_trace_dist(post.idata, var_names=list(post.population.index), backend="matplotlib")
+    az.plot_forest(post.idata, var_names=list(post.population.index), backend="matplotlib")
+    matplotlib.pyplot.close("all")
+
+
+def test_observed_counts_are_integers_and_the_rootogram_draws(counts):
+    m, post = counts
+    assert post.idata["observed_data"]["y"].dtype.kind == "i"
+    np.testing.assert_array_equal(post.idata["observed_data"]["y"], m.spec.y)
+    post.posterior_predictive(seed=0)
+    assert post.idata["posterior_predictive"]["y"].dtype.kind == "i"
+    az.plot_ppc_rootogram(post.idata, backend="matplotlib")
+    matplotlib.pyplot.close("all")
+
+
+def test_prior_and_posterior_merge_into_one_tree(slopes):
+    m, post = slopes
+    tree = post.idata.copy()
+    prior = m.sample_prior(draws=100, seed=2)
+    tree["prior"] = prior["prior"]
+    az.plot_prior_posterior(tree, var_names=["Days", "sigma"], backend="matplotlib")
+    matplotlib.pyplot.close("all")
+    # the prior group holds what the priors say: sigma ~ exponential(1 / sd(y)) has mean sd(y)
+    sigma = np.ravel(prior["prior"]["sigma"])
+    s_y = np.std(m.spec.y)
+    assert abs(sigma.mean() - s_y) < 4 * s_y / np.sqrt(sigma.size)       # 4 Monte Carlo sds
+
+
+@pytest.mark.parametrize("which", ["slopes", "counts"])
+def test_a_saved_posterior_reloads_and_predicts_the_same_numbers(which, request, tmp_path):
+    m, post = request.getfixturevalue(which)
+    path = tmp_path / "post.nc"
+    post.to_netcdf(path)
+    again = gb.load_posterior(path, m)
+    assert isinstance(again, gb.Posterior) and again.method == post.method
+    pd.testing.assert_frame_equal(again.summary(), post.summary(), rtol=1e-12)
+    np.testing.assert_allclose(again.predict(), post.predict(), rtol=1e-12)
+    newdata = m.spec.data.head(5)
+    np.testing.assert_allclose(again.predict(newdata, interval=0.9).to_numpy(),
+                               post.predict(newdata, interval=0.9).to_numpy(), rtol=1e-12)
+    compared = gb.loo_compare(post, again, names=["saved", "reloaded"])
+    assert compared["elpd_diff"].abs().max() < 1e-9
+    other = gb.Model("Reaction ~ 1 + (1 | Subject)", gb.load_dataset("sleepstudy"))
+    if which == "counts":
+        with pytest.raises(gb.ModelError, match="not of this model"):
+            gb.load_posterior(path, other)
+
+
+def test_a_map_posterior_reloads_with_its_mode(slopes, tmp_path):
+    m, _ = slopes
+    post = m.fit_map(draws=200, seed=0)
+    post.to_netcdf(tmp_path / "map.nc")
+    again = gb.load_posterior(tmp_path / "map.nc", m)
+    assert again.method == "MAP"
+    pd.testing.assert_frame_equal(again.population, post.population, rtol=1e-12)
+
+
+def test_every_fit_has_a_kind_a_model_and_one_summary_type(slopes):
+    m, post = slopes
+    reml = m.fit_reml()
+    assert (post.kind, reml.kind) == ("bayesian", "frequentist")
+    assert post.model is m and reml.model is m
+    for fit in (post, reml):
+        table = fit.summary()
+        assert isinstance(table, pd.DataFrame) and list(table.index) == list(m.parameters.names)
+        assert {"estimate", "lower", "upper"} <= set(table.columns)
+        assert isinstance(fit.icc(), pd.DataFrame) and "estimate" in fit.icc().columns
+    text = str(reml)
+    assert text.startswith("Linear mixed model fit by REML")
+    assert "Random effects:" in text and "Fixed effects:" in text
+    assert f"{reml.reml_criterion:.4f}" in text
+    assert str(post).startswith("NUTS posterior") and "sd(Days|Subject)" in str(post)
+
+
+def test_a_family_parameter_is_one_entry_in_the_family_table(monkeypatch, sleepstudy):
+    """A toy family: gaussian with its sd renamed "tau" and another default prior, added as one
+    entry of the family table and nothing else. The map, the priors, the program, the Laplace
+    fit and the posterior all carry "tau"; the Laplace estimate is the gaussian one."""
+    gaussian = FAMILIES["gaussian"]
+    tau = AuxParameter("tau", lambda s_y: ("half_normal", (3.0 * s_y,)), gaussian.aux.moment)
+    toy = Family(**{**gaussian.__dict__, "name": "toy", "aux": tau})
+    monkeypatch.setitem(FAMILIES, "toy", toy)
+    m = gb.Model("Reaction ~ Days + (1 | Subject)", sleepstudy, family="toy")
+    assert m.parameters.names[-1] == "tau" and m.parameters["tau"].positive
+    assert m.priors.loc["tau", "prior"] == f"half_normal({3 * np.std(sleepstudy.Reaction):.4g})"
+    assert m.priors.loc["tau", "class"] == "tau"
+    fit = m.fit_laplace()
+    reference = gb.Model("Reaction ~ Days + (1 | Subject)", sleepstudy).fit_ml()
+    assert fit.population.loc["tau", "estimate"] == pytest.approx(reference.sigma, rel=1e-6)
+    post = m.fit_map(draws=100, seed=0)
+    assert "tau" in post.idata["posterior"] and "tau" in post.population.index
+    custom = gb.Model("Reaction ~ Days + (1 | Subject)", sleepstudy, family="toy",
+                      priors={"tau": "exponential(0.1)"})
+    assert custom.priors.loc["tau", "source"] == "user"
+
+
+def test_the_map_orders_and_bounds_the_natural_parameters():
+    data = gb.load_dataset("Ovary")
+    m = gb.Model("follicles ~ sin(2*pi*Time) + cos(2*pi*Time) + (1 | Mare)", data,
+                 correlation=gb.AR1(group="Mare"))
+    pmap = ParameterMap.from_spec(m.spec)
+    assert pmap.names == ("(Intercept)", "sin(2 * pi * Time)", "cos(2 * pi * Time)", "sd((Intercept)|Mare)",
+                          "sigma", "phi")
+    lower, upper = pmap.bounds()
+    np.testing.assert_array_equal(lower, [-np.inf] * 3 + [0, 0, -1])
+    np.testing.assert_array_equal(upper, [np.inf] * 5 + [1])
+    assert pmap["phi"].cls == "correlation" and pmap.site_names == pmap.names
+    assert list(m.fit_reml().population.index) == list(pmap.names)
