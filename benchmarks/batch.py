@@ -36,17 +36,24 @@ rng = np.random.default_rng(0)
 Y = m.spec.y + rng.normal(0, 20, size=({datasets}, m.spec.n_obs))
 """
 
-SINGLE = SETUP + """
+SINGLE = (
+    SETUP
+    + """
 {job}
 print(json.dumps({{"seconds": time.perf_counter() - t0, "device": str(jax.devices()[0])}}))
 """
+)
 
-BATCH = SETUP + """
+BATCH = (
+    SETUP
+    + """
 t = time.perf_counter()
 result = {job}
 print(json.dumps({{"seconds": time.perf_counter() - t0, "batch_s": time.perf_counter() - t,
-                  "converged": int(result.status["converged"].sum()), "device": str(jax.devices()[0])}}))
+                  "converged": int(result.status["converged"].sum()),
+                  "device": str(jax.devices()[0])}}))
 """
+)
 
 
 def main() -> None:
@@ -54,23 +61,46 @@ def main() -> None:
     parser.add_argument("--datasets", type=int, default=64)
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--chunk-size", type=int, default=64)
-    parser.add_argument("--dtype", choices=("float64", "float32"), default="float64",
-                        help="the NUTS runs' precision")
+    parser.add_argument(
+        "--dtype",
+        choices=("float64", "float32"),
+        default="float64",
+        help="the NUTS runs' precision",
+    )
     parser.add_argument("--skip-reml", action="store_true")
     parser.add_argument("--warm-cache", action="store_true")
     parser.add_argument("--ray", type=int, default=0, metavar="WORKERS")
     args = parser.parse_args()
     D = args.datasets
-    sampler = (f"draws={args.draws}, warmup={args.draws}, chains=4, seed=1, progress=False, "
-               f"dtype={args.dtype!r}")
-    jobs = [("REML", "m.fit_reml()", "m.fit_reml_batch(Y, progress=False)"),
-            ("NUTS 4 x (%d + %d)" % (args.draws, args.draws),
-             f"m._with_response(Y[0]).sample({sampler}, log_likelihood=False)",
-             f"m.sample_batch(Y, {sampler}, chunk_size={args.chunk_size})")]
+    sampler = (
+        f"draws={args.draws}, warmup={args.draws}, chains=4, seed=1, progress=False, "
+        f"dtype={args.dtype!r}"
+    )
+    jobs = [
+        ("REML", "m.fit_reml()", "m.fit_reml_batch(Y, progress=False)"),
+        (
+            f"NUTS 4 x ({args.draws} + {args.draws})",
+            f"m._with_response(Y[0]).sample({sampler}, log_likelihood=False)",
+            f"m.sample_batch(Y, {sampler}, chunk_size={args.chunk_size})",
+        ),
+    ]
     if args.ray:
-        jobs.append((f"NUTS on Ray, {args.ray} workers", jobs[1][1],
-                     f"gb.batch_on_ray(m, Y, 'nuts', workers={args.ray}, {sampler})"))
-    rows = [("job", "single fit s", f"batch of {D} s", "of which the batch call", "per dataset / single")]
+        jobs.append(
+            (
+                f"NUTS on Ray, {args.ray} workers",
+                jobs[1][1],
+                f"gb.batch_on_ray(m, Y, 'nuts', workers={args.ray}, {sampler})",
+            )
+        )
+    rows = [
+        (
+            "job",
+            "single fit s",
+            f"batch of {D} s",
+            "of which the batch call",
+            "per dataset / single",
+        )
+    ]
     device = ""
     for name, single_job, batch_job in jobs:
         if name == "REML" and args.skip_reml:
@@ -79,13 +109,35 @@ def main() -> None:
         single = run_fresh(SINGLE.format(datasets=D, job=single_job, cache=""))
         batch = run_fresh(BATCH.format(datasets=D, job=batch_job, cache=cache))
         device = batch["device"]
-        rows.append((name, f"{single['seconds']:.2f}", f"{batch['seconds']:.2f}", f"{batch['batch_s']:.2f}",
-                     f"{batch['seconds'] / D / single['seconds']:.3f}"))
-        rows.append((f"  {name}: converged datasets", "", f"{batch['converged']} / {D}", "", "target <= 0.2"))
+        rows.append(
+            (
+                name,
+                f"{single['seconds']:.2f}",
+                f"{batch['seconds']:.2f}",
+                f"{batch['batch_s']:.2f}",
+                f"{batch['seconds'] / D / single['seconds']:.3f}",
+            )
+        )
+        rows.append(
+            (
+                f"  {name}: converged datasets",
+                "",
+                f"{batch['converged']} / {D}",
+                "",
+                "target <= 0.2",
+            )
+        )
         if cache:
             warm = run_fresh(BATCH.format(datasets=D, job=batch_job, cache=cache))
-            rows.append((f"  {name}: warm compilation cache", "", f"{warm['seconds']:.2f}",
-                         f"{warm['batch_s']:.2f}", f"{warm['seconds'] / D / single['seconds']:.3f}"))
+            rows.append(
+                (
+                    f"  {name}: warm compilation cache",
+                    "",
+                    f"{warm['seconds']:.2f}",
+                    f"{warm['batch_s']:.2f}",
+                    f"{warm['seconds'] / D / single['seconds']:.3f}",
+                )
+            )
     print_table(f"Batch jobs, sleepstudy design, device {device}, NUTS in {args.dtype}", rows)
 
 

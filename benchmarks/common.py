@@ -18,8 +18,13 @@ def run_fresh(code: str, python: str = PYTHON, timeout: float = 3600) -> dict:
     """Run `code` in a fresh interpreter; it prints one JSON object on its last line. Returns
     that object with `process_s`, the whole process's wall time."""
     start = time.perf_counter()
-    done = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    done = subprocess.run(
+        [python, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
     elapsed = time.perf_counter() - start
     if done.returncode != 0:
         raise RuntimeError(f"benchmark job failed:\n{done.stderr[-3000:]}")
@@ -44,8 +49,11 @@ def python_for(module: str) -> str | None:
     """An interpreter that can import `module`: this one, or $GLMM_BAYES_BENCH_PYTHON (a
     separate environment for peers whose pins clash with ours, such as Bambi's)."""
     for python in (PYTHON, os.environ.get("GLMM_BAYES_BENCH_PYTHON")):
-        if python and subprocess.run([python, "-c", f"import {module}"],
-                                     capture_output=True).returncode == 0:
+        if (
+            python
+            and subprocess.run([python, "-c", f"import {module}"], capture_output=True).returncode
+            == 0
+        ):
             return python
     return None
 
@@ -66,4 +74,6 @@ def print_table(title: str, rows: list[tuple]) -> None:
     print(f"\n{title}  ({machine()})")
     width = max(len(str(row[0])) for row in rows)
     for row in rows:
-        print("  " + "  ".join(f"{c:<{width}}" if i == 0 else f"{c:>14}" for i, c in enumerate(row)))
+        print(
+            "  " + "  ".join(f"{c:<{width}}" if i == 0 else f"{c:>14}" for i, c in enumerate(row))
+        )

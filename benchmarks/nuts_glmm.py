@@ -19,7 +19,6 @@ import tempfile
 
 import numpy as np
 import pandas as pd
-
 from common import PYTHON, print_table, python_for, run_fresh
 
 FORMULA = "r2 ~ Anger + Gender + btype + situ + (1|id) + (1|item)"
@@ -31,7 +30,8 @@ import glmm_bayes as gb, pandas as pd
 if {cores}:
     gb.use_cpu_cores()
 m = gb.Model("{formula}", pd.read_csv("{csv}"), family="bernoulli")
-post = m.sample(draws={draws}, warmup={draws}, chains=4, seed={seed}, progress=False, log_likelihood=False)
+post = m.sample(draws={draws}, warmup={draws}, chains=4, seed={seed}, progress=False,
+                log_likelihood=False)
 min_ess = float(post.diagnostics()["ess_bulk"].min())
 steps = float(post.idata.sample_stats["n_steps"].mean())
 print(json.dumps({{"min_ess": min_ess, "steps": steps, "inner_s": time.perf_counter() - start}}))
@@ -63,14 +63,27 @@ def verbagg_like(seed: int = 1) -> pd.DataFrame:
     btype = np.tile(np.repeat(["curse", "scold", "shout"], 2), 4)
     situ = np.repeat(["other", "self"], 12)
     person, item = np.repeat(np.arange(n_id), n_item), np.tile(np.arange(n_item), n_id)
-    eta = (0.21 + 0.057 * (anger[person] - 20) + 0.32 * male[person]
-           - 1.06 * (btype[item] == "scold") - 2.1 * (btype[item] == "shout")
-           - 1.05 * (situ[item] == "self")
-           + rng.normal(0, 1.34, n_id)[person] + rng.normal(0, 0.49, n_item)[item])
-    return pd.DataFrame({"r2": rng.binomial(1, 1 / (1 + np.exp(-eta))), "Anger": anger[person],
-                         "Gender": np.where(male, "M", "F")[person], "btype": btype[item],
-                         "situ": situ[item], "id": [f"p{i}" for i in person],
-                         "item": [f"S{j}" for j in item]})
+    eta = (
+        0.21
+        + 0.057 * (anger[person] - 20)
+        + 0.32 * male[person]
+        - 1.06 * (btype[item] == "scold")
+        - 2.1 * (btype[item] == "shout")
+        - 1.05 * (situ[item] == "self")
+        + rng.normal(0, 1.34, n_id)[person]
+        + rng.normal(0, 0.49, n_item)[item]
+    )
+    return pd.DataFrame(
+        {
+            "r2": rng.binomial(1, 1 / (1 + np.exp(-eta))),
+            "Anger": anger[person],
+            "Gender": np.where(male, "M", "F")[person],
+            "btype": btype[item],
+            "situ": situ[item],
+            "id": [f"p{i}" for i in person],
+            "item": [f"S{j}" for j in item],
+        }
+    )
 
 
 def main() -> None:
@@ -84,34 +97,62 @@ def main() -> None:
 
     def runs(template, cores, python=PYTHON):
         """The mean of each figure over the seeds, fresh processes."""
-        out = [run_fresh(template.format(formula=FORMULA, csv=csv, draws=args.draws, cores=cores, seed=seed),
-                         python=python) for seed in seeds]
+        out = [
+            run_fresh(
+                template.format(formula=FORMULA, csv=csv, draws=args.draws, cores=cores, seed=seed),
+                python=python,
+            )
+            for seed in seeds
+        ]
         return {k: float(np.mean([o[k] for o in out])) for k in out[0]} | {
-            "rate": float(np.mean([o["min_ess"] / o["process_s"] for o in out]))}
+            "rate": float(np.mean([o["min_ess"] / o["process_s"] for o in out]))
+        }
 
     rows = [("job (means over seeds)", "wall s", "min bulk ESS", "ESS / s")]
     ours, peers = {}, {}
     for cores, label in ((False, "one CPU device"), (True, "a CPU device per core")):
         ours[cores] = runs(OURS, cores)
-        rows.append((f"glmm_bayes, {label} ({ours[cores]['steps']:.0f} steps per draw)",
-                     f"{ours[cores]['process_s']:.1f}", f"{ours[cores]['min_ess']:.0f}",
-                     f"{ours[cores]['rate']:.1f}"))
+        rows.append(
+            (
+                f"glmm_bayes, {label} ({ours[cores]['steps']:.0f} steps per draw)",
+                f"{ours[cores]['process_s']:.1f}",
+                f"{ours[cores]['min_ess']:.0f}",
+                f"{ours[cores]['rate']:.1f}",
+            )
+        )
     bambi_python = python_for("bambi")
     for cores, label in ((False, "one CPU device"), (True, "a CPU device per chain")):
         if not bambi_python:
             rows.append(("Bambi + numpyro", "not installed", "", ""))
             break
         peers[cores] = runs(BAMBI, cores, bambi_python)
-        rows.append((f"Bambi + numpyro, {label}", f"{peers[cores]['process_s']:.1f}",
-                     f"{peers[cores]['min_ess']:.0f}", f"{peers[cores]['rate']:.1f}"))
-    for (mine, theirs), label in (((True, False), "ours per core / Bambi as imported"),
-                                  ((True, True), "ours per core / Bambi per chain"),
-                                  ((False, False), "ours / Bambi, both one device")):
+        rows.append(
+            (
+                f"Bambi + numpyro, {label}",
+                f"{peers[cores]['process_s']:.1f}",
+                f"{peers[cores]['min_ess']:.0f}",
+                f"{peers[cores]['rate']:.1f}",
+            )
+        )
+    for (mine, theirs), label in (
+        ((True, False), "ours per core / Bambi as imported"),
+        ((True, True), "ours per core / Bambi per chain"),
+        ((False, False), "ours / Bambi, both one device"),
+    ):
         if theirs in peers:
-            rows.append((f"ratio {label}, ESS per s", f"{ours[mine]['rate'] / peers[theirs]['rate']:.2f}",
-                         "", "target >= 2"))
-    print_table(f"VerbAgg-sized Bernoulli GLMM NUTS, 4 chains x ({args.draws} + {args.draws}), "
-                f"seeds 1-{args.seeds}", rows)
+            rows.append(
+                (
+                    f"ratio {label}, ESS per s",
+                    f"{ours[mine]['rate'] / peers[theirs]['rate']:.2f}",
+                    "",
+                    "target >= 2",
+                )
+            )
+    print_table(
+        f"VerbAgg-sized Bernoulli GLMM NUTS, 4 chains x ({args.draws} + {args.draws}), "
+        f"seeds 1-{args.seeds}",
+        rows,
+    )
 
 
 if __name__ == "__main__":

@@ -53,29 +53,50 @@ def main() -> None:
     args = parser.parse_args()
     job = OURS.format(draws=args.draws, chain_method=args.chain_method, cache="")
     ours = run_fresh(job)
-    rows = [("job", "wall s", "min bulk ESS", "ESS / s"),
-            ("glmm_bayes NUTS, cold", f"{ours['process_s']:.1f}", f"{ours['min_ess']:.0f}",
-             f"{ours['min_ess'] / ours['process_s']:.1f}")]
+    rows = [
+        ("job", "wall s", "min bulk ESS", "ESS / s"),
+        (
+            "glmm_bayes NUTS, cold",
+            f"{ours['process_s']:.1f}",
+            f"{ours['min_ess']:.0f}",
+            f"{ours['min_ess'] / ours['process_s']:.1f}",
+        ),
+    ]
     with tempfile.TemporaryDirectory() as cache:
         job = OURS.format(draws=args.draws, chain_method=args.chain_method, cache=cache)
         run_fresh(job)
         warm = run_fresh(job)
-    rows.append(("glmm_bayes NUTS, warm compilation cache", f"{warm['process_s']:.1f}",
-                 f"{warm['min_ess']:.0f}", f"{warm['min_ess'] / warm['process_s']:.1f}"))
+    rows.append(
+        (
+            "glmm_bayes NUTS, warm compilation cache",
+            f"{warm['process_s']:.1f}",
+            f"{warm['min_ess']:.0f}",
+            f"{warm['min_ess'] / warm['process_s']:.1f}",
+        )
+    )
     bambi_python = python_for("bambi")
     if bambi_python:
         import glmm_bayes as gb
+
         csv = os.path.join(tempfile.mkdtemp(), "sleepstudy.csv")
         gb.load_dataset("sleepstudy").to_csv(csv, index=False)
         peer = run_fresh(BAMBI.format(draws=args.draws, csv=csv), python=bambi_python)
-        rows.append(("Bambi + numpyro", f"{peer['process_s']:.1f}", f"{peer['min_ess']:.0f}",
-                     f"{peer['min_ess'] / peer['process_s']:.1f}"))
+        rows.append(
+            (
+                "Bambi + numpyro",
+                f"{peer['process_s']:.1f}",
+                f"{peer['min_ess']:.0f}",
+                f"{peer['min_ess'] / peer['process_s']:.1f}",
+            )
+        )
         for label, run in (("cold", ours), ("warm", warm)):
             ratio = (run["min_ess"] / run["process_s"]) / (peer["min_ess"] / peer["process_s"])
-            rows.append((f"ratio ours {label} / Bambi, ESS per s", f"{ratio:.2f}", "", "target >= 4"))
+            rows.append(
+                (f"ratio ours {label} / Bambi, ESS per s", f"{ratio:.2f}", "", "target >= 4")
+            )
     else:
         rows.append(("Bambi + numpyro", "not installed", "", ""))
-    print_table("sleepstudy NUTS, 4 chains x (%d + %d)" % (args.draws, args.draws), rows)
+    print_table(f"sleepstudy NUTS, 4 chains x ({args.draws} + {args.draws})", rows)
 
 
 if __name__ == "__main__":

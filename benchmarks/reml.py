@@ -39,7 +39,8 @@ for profiled in ([fit, refit] if {refits} else []):
     t = time.perf_counter()
     profiled.confint(method="profile")
     profiles.append(time.perf_counter() - t)
-print(json.dumps({{"import": t_import, "first": first, "refit": float(np.mean(refits)) if refits else None,
+print(json.dumps({{"import": t_import, "first": first,
+                  "refit": float(np.mean(refits)) if refits else None,
                   "loglik": fit.loglik, "profiles": profiles}}))
 """
 
@@ -63,15 +64,26 @@ import pandas as pd
 import statsmodels.formula.api as smf
 data = pd.read_csv("{csv}")
 t = time.perf_counter()
-fit = smf.mixedlm("Reaction ~ Days", data, groups=data["Subject"], re_formula="~Days").fit(reml=True)
+model = smf.mixedlm("Reaction ~ Days", data, groups=data["Subject"], re_formula="~Days")
+fit = model.fit(reml=True)
 print(json.dumps({{"first": time.perf_counter() - t, "loglik": float(fit.llf)}}))
 """
 
 JOBS = {
-    "sleepstudy": dict(data="sleepstudy", formula="Reaction ~ Days + (Days | Subject)",
-                       response="Reaction", factors='"Subject"', refits=20),
-    "InstEval": dict(data="InstEval", formula="y ~ service + (1 | s) + (1 | d) + (1 | dept)",
-                     response="y", factors='"s", "d", "dept", "service"', refits=0),
+    "sleepstudy": dict(
+        data="sleepstudy",
+        formula="Reaction ~ Days + (Days | Subject)",
+        response="Reaction",
+        factors='"Subject"',
+        refits=20,
+    ),
+    "InstEval": dict(
+        data="InstEval",
+        formula="y ~ service + (1 | s) + (1 | d) + (1 | dept)",
+        response="y",
+        factors='"s", "d", "dept", "service"',
+        refits=0,
+    ),
 }
 
 
@@ -83,6 +95,7 @@ def main() -> None:
     import tempfile
 
     import glmm_bayes as gb
+
     rows = [("job", "glmm_bayes s", "peer s", "ratio (ours/peer)")]
     for name, job in JOBS.items():
         if name == "InstEval" and not args.insteval:
@@ -92,23 +105,46 @@ def main() -> None:
         gb.load_dataset(job["data"]).to_csv(csv, index=False)
         lme4 = run_r(LME4.format(csv=csv, **job))
         rows.append((f"{name}: import glmm_bayes", f"{ours['import']:.2f}", "", ""))
-        rows.append((f"{name}: first REML fit", f"{ours['first']:.3f}",
-                     f"{lme4['first']:.3f}" if lme4 else "no R",
-                     f"{ours['first'] / lme4['first']:.2f}" if lme4 else ""))
+        rows.append(
+            (
+                f"{name}: first REML fit",
+                f"{ours['first']:.3f}",
+                f"{lme4['first']:.3f}" if lme4 else "no R",
+                f"{ours['first'] / lme4['first']:.2f}" if lme4 else "",
+            )
+        )
         if ours["refit"] is not None:
-            rows.append((f"{name}: REML refit, same shape", f"{ours['refit']:.3f}",
-                         f"{lme4['refit']:.3f}" if lme4 else "no R",
-                         f"{ours['refit'] / lme4['refit']:.2f}" if lme4 else ""))
+            rows.append(
+                (
+                    f"{name}: REML refit, same shape",
+                    f"{ours['refit']:.3f}",
+                    f"{lme4['refit']:.3f}" if lme4 else "no R",
+                    f"{ours['refit'] / lme4['refit']:.2f}" if lme4 else "",
+                )
+            )
         for label, seconds in zip(("first in the process", "of a refit"), ours["profiles"]):
-            rows.append((f"{name}: profile intervals, {label}", f"{seconds:.2f}",
-                         f"{lme4['profile']:.2f}" if lme4 else "no R",
-                         f"{seconds / lme4['profile']:.2f}" if lme4 else ""))
+            rows.append(
+                (
+                    f"{name}: profile intervals, {label}",
+                    f"{seconds:.2f}",
+                    f"{lme4['profile']:.2f}" if lme4 else "no R",
+                    f"{seconds / lme4['profile']:.2f}" if lme4 else "",
+                )
+            )
         if lme4:
-            rows.append((f"{name}: logLik ours - lme4", f"{ours['loglik'] - lme4['loglik']:.2e}", "", ""))
+            rows.append(
+                (f"{name}: logLik ours - lme4", f"{ours['loglik'] - lme4['loglik']:.2e}", "", "")
+            )
         if name == "sleepstudy" and (python := python_for("statsmodels")):
             peer = run_fresh(STATSMODELS.format(csv=csv), python=python)
-            rows.append(("sleepstudy: statsmodels MixedLM fit", f"{ours['first']:.3f}",
-                         f"{peer['first']:.3f}", f"{ours['first'] / peer['first']:.2f}"))
+            rows.append(
+                (
+                    "sleepstudy: statsmodels MixedLM fit",
+                    f"{ours['first']:.3f}",
+                    f"{peer['first']:.3f}",
+                    f"{ours['first'] / peer['first']:.2f}",
+                )
+            )
     print_table("REML", rows)
 
 

@@ -57,15 +57,38 @@ from .spec.residual import AR1, CAR1, CompoundSymmetry, GaussianCorrelation, Var
 
 METHODS = ("nuts", "reml", "ml", "laplace", "map")
 #: The spec file's schema: top-level keys and the keys of each table, with their types.
-SCHEMA = {"data": str, "formula": str, "family": str, "link": str, "methods": list,
-          "priors": dict, "sampler": dict, "laplace": dict, "control": dict, "correlation": dict,
-          "variance": dict, "weights": str}
+SCHEMA = {
+    "data": str,
+    "formula": str,
+    "family": str,
+    "link": str,
+    "methods": list,
+    "priors": dict,
+    "sampler": dict,
+    "laplace": dict,
+    "control": dict,
+    "correlation": dict,
+    "variance": dict,
+    "weights": str,
+}
 CORRELATION = {"type": str, "group": str, "order": str, "time": str}
 VARIANCE = {"by": str}
-CORRELATION_TYPES = {"AR1": AR1, "CAR1": CAR1, "GaussianCorrelation": GaussianCorrelation,
-                     "CompoundSymmetry": CompoundSymmetry}
-SAMPLER = {"draws": int, "warmup": int, "chains": int, "seed": int, "chain_method": str,
-           "target_accept": float, "random_effects": str, "max_tree_depth": int}
+CORRELATION_TYPES = {
+    "AR1": AR1,
+    "CAR1": CAR1,
+    "GaussianCorrelation": GaussianCorrelation,
+    "CompoundSymmetry": CompoundSymmetry,
+}
+SAMPLER = {
+    "draws": int,
+    "warmup": int,
+    "chains": int,
+    "seed": int,
+    "chain_method": str,
+    "target_accept": float,
+    "random_effects": str,
+    "max_tree_depth": int,
+}
 LAPLACE = {"nagq": int}
 
 
@@ -104,11 +127,15 @@ def load_spec(path: Path) -> dict:
     _check_table(spec.get("variance", {}), VARIANCE, f"{path} [variance]")
     for key in ("draws", "chains"):
         if spec.get("sampler", {}).get(key, 1) < 1:
-            raise SpecError(f"{path} [sampler]: {key} must be at least 1, got {spec['sampler'][key]}")
+            raise SpecError(
+                f"{path} [sampler]: {key} must be at least 1, got {spec['sampler'][key]}"
+            )
     if spec.get("sampler", {}).get("warmup", 0) < 0:
         raise SpecError(f"{path} [sampler]: warmup must be >= 0, got {spec['sampler']['warmup']}")
     if unknown := [m for m in spec.get("methods", []) if m not in METHODS]:
-        raise SpecError(f"{path}: unknown method(s) {unknown} in 'methods'; use {', '.join(METHODS)}")
+        raise SpecError(
+            f"{path}: unknown method(s) {unknown} in 'methods'; use {', '.join(METHODS)}"
+        )
     return spec
 
 
@@ -118,8 +145,10 @@ def _data(spec: dict, base: Path) -> pd.DataFrame:
         return load_dataset(name)
     path = base / name
     if not path.is_file():
-        raise SpecError(f"data {name!r} is neither a bundled dataset ({', '.join(list_datasets())}) "
-                        f"nor a file ({path})")
+        raise SpecError(
+            f"data {name!r} is neither a bundled dataset ({', '.join(list_datasets())}) "
+            f"nor a file ({path})"
+        )
     try:
         frame = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
@@ -144,34 +173,47 @@ def default_methods(model: Model) -> list[str]:
     return ["nuts", "reml" if is_linear_gaussian(model.spec.family, model.spec.link) else "laplace"]
 
 
+#: What each correlation type takes besides the group (default: a time column).
+_POSITION_NEEDED = {"AR1": "order", "CompoundSymmetry": "nothing else"}
+
+
 def _residual_structures(spec: dict) -> dict:
     """The [correlation] and [variance] tables and `weights` as Model's keyword arguments."""
     out = {"weights": spec.get("weights")}
     if table := dict(spec.get("correlation", {})):
         kind = table.pop("type", None)
         if kind not in CORRELATION_TYPES:
-            raise SpecError(f"[correlation] type must be one of {', '.join(CORRELATION_TYPES)}, got {kind!r}")
+            raise SpecError(
+                f"[correlation] type must be one of {', '.join(CORRELATION_TYPES)}, got {kind!r}"
+            )
         try:
             out["correlation"] = CORRELATION_TYPES[kind](**table)
         except TypeError:
-            raise SpecError(f"[correlation] type {kind} takes group and "
-                            f"{'order' if kind == 'AR1' else 'time' if kind != 'CompoundSymmetry' else 'nothing else'}; "
-                            f"got {sorted(table)}") from None
+            raise SpecError(
+                f"[correlation] type {kind} takes group and "
+                f"{_POSITION_NEEDED.get(kind, 'time')}; "
+                f"got {sorted(table)}"
+            ) from None
     if "variance" in spec:
         if "by" not in spec["variance"]:
-            raise SpecError("[variance] needs by = \"column\"")
+            raise SpecError('[variance] needs by = "column"')
         out["variance"] = VarIdent(spec["variance"]["by"])
     return out
 
 
 def _model(spec: dict, base: Path) -> Model:
-    return Model(spec["formula"], _data(spec, base), family=spec.get("family", "gaussian"),
-                 link=spec.get("link"), priors=spec.get("priors"), control=spec.get("control"),
-                 **_residual_structures(spec))
+    return Model(
+        spec["formula"],
+        _data(spec, base),
+        family=spec.get("family", "gaussian"),
+        link=spec.get("link"),
+        priors=spec.get("priors"),
+        control=spec.get("control"),
+        **_residual_structures(spec),
+    )
 
 
-def run_fit(spec: dict, base: Path, method: str, progress: bool = True,
-            intervals: str = "profile"):
+def run_fit(spec: dict, base: Path, method: str, progress: bool = True, intervals: str = "profile"):
     """(model, fits, comparison table). The frequentist fits' intervals are profile-likelihood
     intervals, or with `intervals="wald"` Wald intervals (NaN for variance components), which
     skip the profiles' many refits on large models."""
@@ -180,7 +222,7 @@ def run_fit(spec: dict, base: Path, method: str, progress: bool = True,
     fits = [fit_one(model, spec, name, progress) for name in methods]
     for fit in fits:
         if fit.kind == "frequentist" and intervals == "profile":
-            fit.confint(method="profile")       # `population` shows them once computed
+            fit.confint(method="profile")  # `population` shows them once computed
     return model, fits, compare(*fits)
 
 
@@ -232,29 +274,50 @@ def _read_csv(path: Path, what: str) -> pd.DataFrame:
         raise SpecError(f"{what} file {path} could not be read as CSV: {exc}") from None
 
 
-def run_predict(spec: dict, base: Path, newdata: Path, method: str, re_form, scale: str,
-                new_levels: str, marginal: bool, interval: float | None, progress: bool = True) -> pd.DataFrame:
+def run_predict(
+    spec: dict,
+    base: Path,
+    newdata: Path,
+    method: str,
+    re_form,
+    scale: str,
+    new_levels: str,
+    marginal: bool,
+    interval: float | None,
+    progress: bool = True,
+) -> pd.DataFrame:
     """newdata with the predictions appended (estimate, and interval columns when asked)."""
     frame = _read_csv(newdata, "newdata")
     model = _model(spec, base)
     _check_newdata(model, frame, re_form, new_levels, marginal)
     fit = fit_one(model, spec, method, progress)
-    predictions = fit.predict(frame, re_form=re_form, scale=scale, new_levels=new_levels,
-                              marginal=marginal, interval=interval)
+    predictions = fit.predict(
+        frame,
+        re_form=re_form,
+        scale=scale,
+        new_levels=new_levels,
+        marginal=marginal,
+        interval=interval,
+    )
     if interval is None:
-        predictions = pd.DataFrame({"estimate": predictions.mean(axis=0) if predictions.ndim == 2
-                                    else predictions})
+        predictions = pd.DataFrame(
+            {"estimate": predictions.mean(axis=0) if predictions.ndim == 2 else predictions}
+        )
     return pd.concat([frame, predictions.set_axis(frame.index)], axis=1)
 
 
-def _check_newdata(model: Model, frame: pd.DataFrame, re_form, new_levels: str, marginal: bool) -> None:
+def _check_newdata(
+    model: Model, frame: pd.DataFrame, re_form, new_levels: str, marginal: bool
+) -> None:
     """newdata's columns and, unless asked for, its grouping levels, before any fit."""
     keep = prediction_terms(model.spec, re_form, marginal)
     rows = model_rows(model.spec, frame, grouped=keep)
     for term, kept in zip(rows.terms, keep):
         if kept and new_levels == "error" and term.new_levels:
-            raise DataError(f"newdata has level(s) {term.new_levels[:10]} the model was not fitted "
-                            "to; use --new-levels population or sample")
+            raise DataError(
+                f"newdata has level(s) {term.new_levels[:10]} the model was not fitted "
+                "to; use --new-levels population or sample"
+            )
 
 
 def check_arguments(args) -> None:
@@ -269,18 +332,33 @@ def check_arguments(args) -> None:
                 integer_argument(f"--{name.replace('_', '-')}", getattr(args, name), 1)
 
 
-def run_simulate(spec: dict, base: Path, n: int, seed: int, method: str, re_form,
-                 newdata: Path | None, progress: bool = True) -> pd.DataFrame:
+def run_simulate(
+    spec: dict,
+    base: Path,
+    n: int,
+    seed: int,
+    method: str,
+    re_form,
+    newdata: Path | None,
+    progress: bool = True,
+) -> pd.DataFrame:
     frame = None if newdata is None else _read_csv(newdata, "newdata")
     fit = fit_one(_model(spec, base), spec, method, progress)
     return fit.simulate(n, seed=seed, newdata=frame, re_form=re_form)
 
 
-
-
-def run_batch(spec: dict, base: Path, responses: Path | None, method: str, chunk_size: int,
-              progress: bool = True, simulate: int = 0, seed: int = 0, ray: str | None = None,
-              workers: int | None = None):
+def run_batch(
+    spec: dict,
+    base: Path,
+    responses: Path | None,
+    method: str,
+    chunk_size: int,
+    progress: bool = True,
+    simulate: int = 0,
+    seed: int = 0,
+    ray: str | None = None,
+    workers: int | None = None,
+):
     """(per-dataset status, summary indexed by dataset and parameter). The responses come from
     a CSV file, or are `simulate` draws from the spec's frequentist fit (REML or Laplace). With
     `ray` ("local" or a cluster address) the datasets go to Ray workers in chunks."""
@@ -291,16 +369,26 @@ def run_batch(spec: dict, base: Path, responses: Path | None, method: str, chunk
         frame = fit_one(model, spec, "default", progress).simulate(simulate, seed=seed)
     options = {}
     if method == "nuts":
-        options = {k: v for k, v in spec.get("sampler", {}).items()
-                   if k in ("draws", "warmup", "chains", "seed", "target_accept", "max_tree_depth")}
+        options = {
+            k: v
+            for k, v in spec.get("sampler", {}).items()
+            if k in ("draws", "warmup", "chains", "seed", "target_accept", "max_tree_depth")
+        }
         options["chunk_size"] = chunk_size
     elif method == "laplace":
         options = spec.get("laplace", {})
     if ray is None:
         result = getattr(model, BATCH_METHODS[method][0])(frame, progress=progress, **options)
     else:
-        result = batch_on_ray(model, frame, method, address=None if ray == "local" else ray,
-                              workers=workers, progress=progress, **options)
+        result = batch_on_ray(
+            model,
+            frame,
+            method,
+            address=None if ray == "local" else ray,
+            workers=workers,
+            progress=progress,
+            **options,
+        )
     status = result.status.set_axis(frame.columns, axis=0).rename_axis("dataset")
     return status, result.summary()
 
@@ -321,48 +409,86 @@ def main(argv: list[str] | None = None) -> int:
     fit.add_argument("--method", default="all", choices=METHODS + ("all",))
     fit.add_argument("--out", type=Path, default=None, help="folder for CSV, netcdf and PNG output")
     fit.add_argument("--quiet", action="store_true", help="no progress bar")
-    fit.add_argument("--intervals", default="profile", choices=("profile", "wald"),
-                     help="frequentist intervals in the table (wald skips the profiles)")
+    fit.add_argument(
+        "--intervals",
+        default="profile",
+        choices=("profile", "wald"),
+        help="frequentist intervals in the table (wald skips the profiles)",
+    )
     batch = sub.add_parser("batch", help="fit the spec's design to many responses")
     batch.add_argument("spec", type=Path)
     source = batch.add_mutually_exclusive_group(required=True)
-    source.add_argument("--responses", type=Path,
-                        help="CSV with one column per dataset and one row per row of the model")
-    source.add_argument("--simulate", type=int, metavar="N",
-                        help="fit N responses simulated from the spec's REML/Laplace fit")
+    source.add_argument(
+        "--responses",
+        type=Path,
+        help="CSV with one column per dataset and one row per row of the model",
+    )
+    source.add_argument(
+        "--simulate",
+        type=int,
+        metavar="N",
+        help="fit N responses simulated from the spec's REML/Laplace fit",
+    )
     batch.add_argument("--seed", type=int, default=0, help="seed of --simulate")
     batch.add_argument("--method", default="reml", choices=tuple(BATCH_METHODS))
     batch.add_argument("--chunk-size", type=int, default=64, help="datasets per NUTS chunk")
-    batch.add_argument("--out", type=Path, default=None, help="folder for status.csv and summary.csv")
+    batch.add_argument(
+        "--out", type=Path, default=None, help="folder for status.csv and summary.csv"
+    )
     batch.add_argument("--quiet", action="store_true", help="no progress bar")
-    batch.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
-                       help="run chunks of datasets on Ray workers: a cluster address, or none "
-                            "for a local instance (needs the ray extra)")
-    batch.add_argument("--workers", type=int, default=None,
-                       help="Ray workers of a local instance (default: every core)")
-    for name, text in (("predict", "predictions at the rows of a CSV file"),
-                       ("simulate", "responses simulated from the fitted model")):
+    batch.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        default=None,
+        metavar="ADDRESS",
+        help="run chunks of datasets on Ray workers: a cluster address, or none "
+        "for a local instance (needs the ray extra)",
+    )
+    batch.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="Ray workers of a local instance (default: every core)",
+    )
+    for name, text in (
+        ("predict", "predictions at the rows of a CSV file"),
+        ("simulate", "responses simulated from the fitted model"),
+    ):
         command = sub.add_parser(name, help=text)
         command.add_argument("spec", type=Path)
-        command.add_argument("--method", default="default", choices=METHODS + ("default",),
-                             help="the fit to use (default: REML for gaussian models, else Laplace)")
-        command.add_argument("--re-form", default=None if name == "predict" else "~0",
-                             help="random effects to condition on: '~0' none, '~(1|g)' g's terms")
+        command.add_argument(
+            "--method",
+            default="default",
+            choices=METHODS + ("default",),
+            help="the fit to use (default: REML for gaussian models, else Laplace)",
+        )
+        command.add_argument(
+            "--re-form",
+            default=None if name == "predict" else "~0",
+            help="random effects to condition on: '~0' none, '~(1|g)' g's terms",
+        )
         command.add_argument("--out", type=Path, default=None, help="CSV file to write")
         command.add_argument("--quiet", action="store_true", help="no progress bar")
     predict, simulate = sub.choices["predict"], sub.choices["simulate"]
     predict.add_argument("--newdata", type=Path, required=True)
     predict.add_argument("--scale", default="response", choices=("response", "link"))
     predict.add_argument("--new-levels", default="error", choices=("error", "population", "sample"))
-    predict.add_argument("--marginal", action="store_true",
-                         help="average the response over the random effects not conditioned on")
+    predict.add_argument(
+        "--marginal",
+        action="store_true",
+        help="average the response over the random effects not conditioned on",
+    )
     predict.add_argument("--interval", type=float, default=None, help="interval level, e.g. 0.95")
     simulate.add_argument("-n", type=int, default=1, help="number of simulated responses")
     simulate.add_argument("--seed", type=int, default=0)
     simulate.add_argument("--newdata", type=Path, default=None)
     for command in sub.choices.values():
-        command.add_argument("--no-compilation-cache", action="store_true",
-                             help="do not keep compiled programs on disk for later runs")
+        command.add_argument(
+            "--no-compilation-cache",
+            action="store_true",
+            help="do not keep compiled programs on disk for later runs",
+        )
     args = parser.parse_args(argv)
     try:
         check_arguments(args)
@@ -370,8 +496,8 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(exc))
     if not args.no_compilation_cache:
         use_compilation_cache()
-    with contextlib.suppress(RuntimeError):     # main() inside a process where JAX already runs
-        use_cpu_cores()                         # (embedded, tests): keep its devices
+    with contextlib.suppress(RuntimeError):  # main() inside a process where JAX already runs
+        use_cpu_cores()  # (embedded, tests): keep its devices
     if args.command == "batch":
         return _main_batch(args)
     if args.command in ("predict", "simulate"):
@@ -380,12 +506,14 @@ def main(argv: list[str] | None = None) -> int:
         spec = load_spec(args.spec)
         if args.out is not None:
             check_output_folder(args.out)
-        _, fits, table = run_fit(spec, args.spec.parent, args.method, progress=not args.quiet,
-                                 intervals=args.intervals)
+        _, fits, table = run_fit(
+            spec, args.spec.parent, args.method, progress=not args.quiet, intervals=args.intervals
+        )
     except GlmmBayesError as exc:
         return _fail(str(exc))
-    with pd.option_context("display.width", 200, "display.max_columns", 30,
-                           "display.float_format", "{:.4g}".format):
+    with pd.option_context(
+        "display.width", 200, "display.max_columns", 30, "display.float_format", "{:.4g}".format
+    ):
         print(f"{spec['formula']}  [{spec.get('family', 'gaussian')}]")
         print(table)
     if args.out is not None:
@@ -407,12 +535,29 @@ def _main_table(args) -> int:
     try:
         spec = load_spec(args.spec)
         if args.command == "predict":
-            table = run_predict(spec, args.spec.parent, args.newdata, args.method, args.re_form,
-                                args.scale, args.new_levels, args.marginal, args.interval,
-                                not args.quiet)
+            table = run_predict(
+                spec,
+                args.spec.parent,
+                args.newdata,
+                args.method,
+                args.re_form,
+                args.scale,
+                args.new_levels,
+                args.marginal,
+                args.interval,
+                not args.quiet,
+            )
         else:
-            table = run_simulate(spec, args.spec.parent, args.n, args.seed, args.method,
-                                 args.re_form, args.newdata, not args.quiet)
+            table = run_simulate(
+                spec,
+                args.spec.parent,
+                args.n,
+                args.seed,
+                args.method,
+                args.re_form,
+                args.newdata,
+                not args.quiet,
+            )
     except GlmmBayesError as exc:
         return _fail(str(exc))
     if args.out is None:
@@ -431,17 +576,29 @@ def _main_batch(args) -> int:
         spec = load_spec(args.spec)
         if args.out is not None:
             check_output_folder(args.out)
-        status, summary = run_batch(spec, args.spec.parent, args.responses, args.method,
-                                    args.chunk_size, not args.quiet, args.simulate or 0, args.seed,
-                                    args.ray, args.workers)
+        status, summary = run_batch(
+            spec,
+            args.spec.parent,
+            args.responses,
+            args.method,
+            args.chunk_size,
+            not args.quiet,
+            args.simulate or 0,
+            args.seed,
+            args.ray,
+            args.workers,
+        )
     except GlmmBayesError as exc:
         return _fail(str(exc))
     column = "estimate" if "estimate" in summary else "mean"
     across = summary[column].groupby(level="parameter", sort=False).describe()
-    with pd.option_context("display.width", 200, "display.max_columns", 30,
-                           "display.float_format", "{:.4g}".format):
-        print(f"{spec['formula']}  [{args.method}, {len(status)} datasets, "
-              f"{int(status['converged'].sum())} converged]")
+    with pd.option_context(
+        "display.width", 200, "display.max_columns", 30, "display.float_format", "{:.4g}".format
+    ):
+        print(
+            f"{spec['formula']}  [{args.method}, {len(status)} datasets, "
+            f"{int(status['converged'].sum())} converged]"
+        )
         print(across[["mean", "std", "min", "max"]])
     if args.out is not None:
         status.to_csv(args.out / "status.csv")

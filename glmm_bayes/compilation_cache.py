@@ -24,8 +24,9 @@ def default_cache_directory() -> Path:
     return base / "glmm_bayes" / "jax"
 
 
-def use_compilation_cache(directory: str | os.PathLike | None = None,
-                          min_compile_seconds: float = 0.2) -> Path:
+def use_compilation_cache(
+    directory: str | os.PathLike | None = None, min_compile_seconds: float = 0.2
+) -> Path:
     """Keep every executable that took at least `min_compile_seconds` to compile in
     `directory` (default `default_cache_directory()`), for this and later processes. Returns
     the directory."""

@@ -53,10 +53,12 @@ class Control:
             if f.name.startswith("check_") and value not in ACTIONS:
                 raise GlmmBayesError(f"control {f.name}={value!r}: use one of {', '.join(ACTIONS)}")
         if self.max_iter < 1 or not isinstance(self.max_iter, int):
-            raise GlmmBayesError(f"control max_iter must be a positive integer, got {self.max_iter!r}")
+            raise GlmmBayesError(
+                f"control max_iter must be a positive integer, got {self.max_iter!r}"
+            )
 
     @classmethod
-    def coerce(cls, control) -> "Control":
+    def coerce(cls, control) -> Control:
         if control is None:
             return cls()
         if isinstance(control, cls):
@@ -64,9 +66,13 @@ class Control:
         if isinstance(control, dict):
             known = {f.name for f in fields(cls)}
             if unknown := sorted(set(control) - known):
-                raise GlmmBayesError(f"unknown control setting {unknown}; known: {', '.join(sorted(known))}")
+                raise GlmmBayesError(
+                    f"unknown control setting {unknown}; known: {', '.join(sorted(known))}"
+                )
             return cls(**control)
-        raise GlmmBayesError(f"control must be a gb.Control or a dict, got {type(control).__name__}")
+        raise GlmmBayesError(
+            f"control must be a gb.Control or a dict, got {type(control).__name__}"
+        )
 
     def report(self, check: str, category: type[Warning], message: str) -> None:
         """Act on a failed check: warn with `category`, raise `FitError`, or nothing."""

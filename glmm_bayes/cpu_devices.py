@@ -40,5 +40,6 @@ def use_cpu_cores(n: int | None = None) -> int:
             return running
         raise RuntimeError(
             f"use_cpu_cores({n}) must run before any JAX computation in this process: JAX has "
-            f"already started with {running} CPU device(s). Call it right after the imports.") from None
+            f"already started with {running} CPU device(s). Call it right after the imports."
+        ) from None
     return len(jax.devices("cpu"))

@@ -14,8 +14,8 @@ the dispersion), the NumPyro distribution for the program, and a check of the re
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -35,7 +35,7 @@ class Link:
 
     name: str
     inverse: Callable
-    mu_eta: Callable            # dmu/deta
+    mu_eta: Callable  # dmu/deta
     link: Callable
 
     def log_mu(self, eta):
@@ -84,23 +84,41 @@ def _normal_pdf(x):
 LINKS = {
     "identity": Link("identity", lambda e: e, jnp.ones_like, lambda m: m),
     "log": Link("log", jnp.exp, jnp.exp, np.log),
-    "logit": Link("logit", lambda e: 1 / (1 + jnp.exp(-e)),
-                  lambda e: jnp.exp(-jnp.logaddexp(0.0, e) - jnp.logaddexp(0.0, -e)),
-                  lambda m: np.log(m / (1 - m))),
+    "logit": Link(
+        "logit",
+        lambda e: 1 / (1 + jnp.exp(-e)),
+        lambda e: jnp.exp(-jnp.logaddexp(0.0, e) - jnp.logaddexp(0.0, -e)),
+        lambda m: np.log(m / (1 - m)),
+    ),
     "probit": Link("probit", ndtr, _normal_pdf, ndtri),
-    "cloglog": Link("cloglog", lambda e: -jnp.expm1(-jnp.exp(e)),
-                    lambda e: jnp.exp(e - jnp.exp(e)), lambda m: np.log(-np.log1p(-m))),
+    "cloglog": Link(
+        "cloglog",
+        lambda e: -jnp.expm1(-jnp.exp(e)),
+        lambda e: jnp.exp(e - jnp.exp(e)),
+        lambda m: np.log(-np.log1p(-m)),
+    ),
     "inverse": Link("inverse", lambda e: 1 / e, lambda e: -1 / (e * e), lambda m: 1 / m),
 }
-_LOG_MU = {"logit": log_sigmoid, "probit": log_ndtr,
-           "cloglog": lambda e: jnp.log(-jnp.expm1(-jnp.exp(e))), "log": lambda e: e,
-           "inverse": lambda e: -jnp.log(e)}
-_LOG1M_MU = {"logit": lambda e: log_sigmoid(-e), "probit": lambda e: log_ndtr(-e),
-             "cloglog": lambda e: -jnp.exp(e)}
-_LOG_MU_ETA = {"logit": lambda e: log_sigmoid(e) + log_sigmoid(-e),
-               "probit": lambda e: -0.5 * e * e - 0.5 * jnp.log(2 * jnp.pi),
-               "cloglog": lambda e: e - jnp.exp(e), "log": lambda e: e,
-               "inverse": lambda e: -2 * jnp.log(jnp.abs(e)), "identity": jnp.zeros_like}
+_LOG_MU = {
+    "logit": log_sigmoid,
+    "probit": log_ndtr,
+    "cloglog": lambda e: jnp.log(-jnp.expm1(-jnp.exp(e))),
+    "log": lambda e: e,
+    "inverse": lambda e: -jnp.log(e),
+}
+_LOG1M_MU = {
+    "logit": lambda e: log_sigmoid(-e),
+    "probit": lambda e: log_ndtr(-e),
+    "cloglog": lambda e: -jnp.exp(e),
+}
+_LOG_MU_ETA = {
+    "logit": lambda e: log_sigmoid(e) + log_sigmoid(-e),
+    "probit": lambda e: -0.5 * e * e - 0.5 * jnp.log(2 * jnp.pi),
+    "cloglog": lambda e: e - jnp.exp(e),
+    "log": lambda e: e,
+    "inverse": lambda e: -2 * jnp.log(jnp.abs(e)),
+    "identity": jnp.zeros_like,
+}
 
 
 def _gaussian_logpdf(y, eta, aux, trials, link):
@@ -109,7 +127,7 @@ def _gaussian_logpdf(y, eta, aux, trials, link):
 
 
 def _binomial_logpmf(y, eta, aux, trials, link):
-    if link.name == "logit":       # log(1 - mu) = log(mu) - eta: one softplus per row, not two
+    if link.name == "logit":  # log(1 - mu) = log(mu) - eta: one softplus per row, not two
         return trials * link.log_mu(eta) - (trials - y) * eta
     return y * link.log_mu(eta) + (trials - y) * link.log1m_mu(eta)
 
@@ -121,8 +139,7 @@ def _poisson_logpmf(y, eta, aux, trials, link):
 def _negbinomial_logpmf(y, eta, aux, trials, link):
     log_mu = link.log_mu(eta)
     log_sum = jnp.logaddexp(jnp.log(aux), log_mu)
-    return (gammaln(y + aux) - gammaln(aux)
-            + aux * (jnp.log(aux) - log_sum) + y * (log_mu - log_sum))
+    return gammaln(y + aux) - gammaln(aux) + aux * (jnp.log(aux) - log_sum) + y * (log_mu - log_sum)
 
 
 def _no_log_norm(y, trials):
@@ -142,8 +159,13 @@ def _count_log_norm(y, trials):
 def _gamma_logpdf(y, eta, aux, trials, link):
     # in log mu: with the inverse link y / mu = y eta and log mu = -log eta, no 1 / (1 / eta)
     log_mu = link.log_mu(eta)
-    return (aux * jnp.log(aux) - gammaln(aux) + (aux - 1) * jnp.log(y)
-            - aux * y * jnp.exp(-log_mu) - aux * log_mu)
+    return (
+        aux * jnp.log(aux)
+        - gammaln(aux)
+        + (aux - 1) * jnp.log(y)
+        - aux * y * jnp.exp(-log_mu)
+        - aux * log_mu
+    )
 
 
 def _binomial_deviance(y, mu, trials, aux):
@@ -206,9 +228,9 @@ class AuxParameter:
     GLM's fitted mu, which starts the Laplace fit."""
 
     name: str
-    default_prior: Callable            # s_y -> (prior name, arguments)
-    moment: Callable                   # (y, mu) -> a positive estimate
-    initial: float = 1.0               # before the GLM's mu is known
+    default_prior: Callable  # s_y -> (prior name, arguments)
+    moment: Callable  # (y, mu) -> a positive estimate
+    initial: float = 1.0  # before the GLM's mu is known
 
 
 def _residual_sd(y, mu):
@@ -220,7 +242,7 @@ def _gamma_shape(y, mu):
 
 
 def _negbinomial_shape(y, mu):
-    excess = float(np.mean(((y - mu) ** 2 - mu) / mu ** 2))
+    excess = float(np.mean(((y - mu) ** 2 - mu) / mu**2))
     return 1.0 / excess if excess > 1e-3 else 1e3
 
 
@@ -239,15 +261,15 @@ class Family:
     name: str
     default_link: str
     links: tuple[str, ...]
-    aux: AuxParameter | None              # the dispersion parameter, if the family has one
-    logpdf: Callable                      # (y, eta, aux, trials, link) -> log p - log_norm
-    variance: Callable                    # (mu, aux, trials) -> Var(y)
-    unit_deviance: Callable               # (y, mu, trials, aux) -> d(y, mu)
-    distribution: Callable                # (mu, aux, trials) -> numpyro distribution
-    check_response: Callable              # (y, name) -> None or raises DataError
-    log_unit_variance: Callable           # (eta, aux, link) -> log Var(y) per trial
+    aux: AuxParameter | None  # the dispersion parameter, if the family has one
+    logpdf: Callable  # (y, eta, aux, trials, link) -> log p - log_norm
+    variance: Callable  # (mu, aux, trials) -> Var(y)
+    unit_deviance: Callable  # (y, mu, trials, aux) -> d(y, mu)
+    distribution: Callable  # (mu, aux, trials) -> numpyro distribution
+    check_response: Callable  # (y, name) -> None or raises DataError
+    log_unit_variance: Callable  # (eta, aux, link) -> log Var(y) per trial
     uses_trials: bool = False
-    log_norm: Callable = _no_log_norm     # (y, trials) -> the terms of log p in the data alone
+    log_norm: Callable = _no_log_norm  # (y, trials) -> the terms of log p in the data alone
     #: aux is sigma, the sd of y around mu: theta is relative to it (lme4's), the tables have
     #: a Residual row and tests of fixed effects are t tests
     residual_sd: bool = False
@@ -277,42 +299,105 @@ def is_linear_gaussian(family: Family, link: Link) -> bool:
     return family.residual_sd and link.name == "identity"
 
 
-_LATENT = (("logit", np.pi ** 2 / 3), ("probit", 1.0), ("cloglog", np.pi ** 2 / 6))
+_LATENT = (("logit", np.pi**2 / 3), ("probit", 1.0), ("cloglog", np.pi**2 / 6))
 
 FAMILIES = {
     "gaussian": Family(
-        "gaussian", "identity", ("identity", "log", "inverse"), SIGMA, _gaussian_logpdf,
-        lambda mu, aux, n: aux ** 2 * jnp.ones_like(mu), lambda y, mu, n, aux: (y - mu) ** 2,
-        lambda mu, aux, n: dist.Normal(mu, aux), _check_finite, _gaussian_log_variance,
-        residual_sd=True),
+        "gaussian",
+        "identity",
+        ("identity", "log", "inverse"),
+        SIGMA,
+        _gaussian_logpdf,
+        lambda mu, aux, n: aux**2 * jnp.ones_like(mu),
+        lambda y, mu, n, aux: (y - mu) ** 2,
+        lambda mu, aux, n: dist.Normal(mu, aux),
+        _check_finite,
+        _gaussian_log_variance,
+        residual_sd=True,
+    ),
     "bernoulli": Family(
-        "bernoulli", "logit", ("logit", "probit", "cloglog"), None, _binomial_logpmf,
-        lambda mu, aux, n: mu * (1 - mu), _binomial_deviance,
-        lambda mu, aux, n: dist.Binomial(n, probs=mu), _check_binary, _binomial_log_variance,
-        uses_trials=True, log_norm=_binomial_log_norm, discrete=True, latent_variance=_LATENT),
+        "bernoulli",
+        "logit",
+        ("logit", "probit", "cloglog"),
+        None,
+        _binomial_logpmf,
+        lambda mu, aux, n: mu * (1 - mu),
+        _binomial_deviance,
+        lambda mu, aux, n: dist.Binomial(n, probs=mu),
+        _check_binary,
+        _binomial_log_variance,
+        uses_trials=True,
+        log_norm=_binomial_log_norm,
+        discrete=True,
+        latent_variance=_LATENT,
+    ),
     "binomial": Family(
-        "binomial", "logit", ("logit", "probit", "cloglog"), None, _binomial_logpmf,
-        lambda mu, aux, n: n * mu * (1 - mu), _binomial_deviance,
-        lambda mu, aux, n: dist.Binomial(n, probs=mu), _check_counts, _binomial_log_variance,
-        uses_trials=True, log_norm=_binomial_log_norm, discrete=True, latent_variance=_LATENT),
+        "binomial",
+        "logit",
+        ("logit", "probit", "cloglog"),
+        None,
+        _binomial_logpmf,
+        lambda mu, aux, n: n * mu * (1 - mu),
+        _binomial_deviance,
+        lambda mu, aux, n: dist.Binomial(n, probs=mu),
+        _check_counts,
+        _binomial_log_variance,
+        uses_trials=True,
+        log_norm=_binomial_log_norm,
+        discrete=True,
+        latent_variance=_LATENT,
+    ),
     "poisson": Family(
-        "poisson", "log", ("log", "identity"), None, _poisson_logpmf, lambda mu, aux, n: mu,
+        "poisson",
+        "log",
+        ("log", "identity"),
+        None,
+        _poisson_logpmf,
+        lambda mu, aux, n: mu,
         lambda y, mu, n, aux: 2 * (xlogy(y, y / mu) - (y - mu)),
-        lambda mu, aux, n: dist.Poisson(mu), _check_counts, _poisson_log_variance,
-        log_norm=_count_log_norm, discrete=True, mean_floor=0.1),
+        lambda mu, aux, n: dist.Poisson(mu),
+        _check_counts,
+        _poisson_log_variance,
+        log_norm=_count_log_norm,
+        discrete=True,
+        mean_floor=0.1,
+    ),
     "negbinomial": Family(
-        "negbinomial", "log", ("log", "identity"), NB_SHAPE, _negbinomial_logpmf,
-        lambda mu, aux, n: mu + mu ** 2 / aux, _negbinomial_deviance,
-        lambda mu, aux, n: dist.NegativeBinomial2(mu, aux), _check_counts,
-        _negbinomial_log_variance, log_norm=_count_log_norm, discrete=True, mean_floor=0.1),
+        "negbinomial",
+        "log",
+        ("log", "identity"),
+        NB_SHAPE,
+        _negbinomial_logpmf,
+        lambda mu, aux, n: mu + mu**2 / aux,
+        _negbinomial_deviance,
+        lambda mu, aux, n: dist.NegativeBinomial2(mu, aux),
+        _check_counts,
+        _negbinomial_log_variance,
+        log_norm=_count_log_norm,
+        discrete=True,
+        mean_floor=0.1,
+    ),
     "gamma": Family(
-        "gamma", "inverse", ("inverse", "log", "identity"), SHAPE, _gamma_logpdf,
-        lambda mu, aux, n: mu ** 2 / aux,
+        "gamma",
+        "inverse",
+        ("inverse", "log", "identity"),
+        SHAPE,
+        _gamma_logpdf,
+        lambda mu, aux, n: mu**2 / aux,
         lambda y, mu, n, aux: -2 * (jnp.log(y / mu) - (y - mu) / mu),
-        lambda mu, aux, n: dist.Gamma(aux, aux / mu), _check_positive, _gamma_log_variance),
+        lambda mu, aux, n: dist.Gamma(aux, aux / mu),
+        _check_positive,
+        _gamma_log_variance,
+    ),
 }
-_ALIASES = {"normal": "gaussian", "negative_binomial": "negbinomial", "negbin": "negbinomial",
-            "nb": "negbinomial", "neg_binomial": "negbinomial", "logistic": "bernoulli"}
+_ALIASES = {
+    "normal": "gaussian",
+    "negative_binomial": "negbinomial",
+    "negbin": "negbinomial",
+    "nb": "negbinomial",
+    "neg_binomial": "negbinomial",
+    "logistic": "bernoulli",
+}
 
 
 def resolve_family(family: str, link: str | None) -> tuple[Family, Link]:
@@ -327,6 +412,8 @@ def resolve_family(family: str, link: str | None) -> tuple[Family, Link]:
     if link_name not in LINKS:
         raise FamilyError(f"unknown link {link!r}; known: {', '.join(LINKS)}")
     if link_name not in fam.links:
-        raise FamilyError(f"link {link_name!r} is not available for family {fam.name!r}; "
-                          f"use one of {', '.join(fam.links)}")
+        raise FamilyError(
+            f"link {link_name!r} is not available for family {fam.name!r}; "
+            f"use one of {', '.join(fam.links)}"
+        )
     return fam, LINKS[link_name]

@@ -1,4 +1,5 @@
-"""`Model`: one formula, every engine (lme4's lFormula, then devfun/optimise/mkMerMod per method)."""
+"""`Model`: one formula, every engine (lme4's lFormula, then devfun/optimise/mkMerMod per
+method)."""
 
 from __future__ import annotations
 
@@ -7,33 +8,39 @@ import dataclasses
 import warnings
 from functools import partial
 
-from arviz_base import from_dict
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
+from arviz_base import from_dict
 from numpyro.infer import Predictive
 from tqdm.auto import tqdm
 
+from .control import Control
 from .engines.batch_nuts import run_nuts_batch
+from .engines.compiled import bind
 from .engines.grouped import group_statistics, shares_one_factor
 from .engines.laplace import fit_glmm
 from .engines.map import fit_map
 from .engines.marginal import MAX_INTEGRATED_DENSE_BLOCK
-from .families import is_linear_gaussian
-from .engines.compiled import bind
 from .engines.nuts import NutsSettings, run_nuts
 from .engines.pointwise import pointwise_loglik
 from .engines.random_effects import draw_random_effects_for
 from .engines.reml import fit_lmm
 from .engines.structure import model_arrays, with_response
-from .control import Control
 from .errors import FitError, GlmmBayesWarning, ModelError, SamplingWarning, integer_argument
+from .families import is_linear_gaussian
 from .numerics import float64, sampling_precision
-from .priors import prior_table, resolve_priors
-from .program import (ProgramStructure, hierarchical_model, marginal_model, population_of_draws,
-                      prior_values, residual_from_sites)
 from .parameters import ParameterMap
+from .priors import prior_table, resolve_priors
+from .program import (
+    ProgramStructure,
+    hierarchical_model,
+    marginal_model,
+    population_of_draws,
+    prior_values,
+    residual_from_sites,
+)
 from .results import BatchFits, BatchPosterior, FrequentistFit, Posterior
 from .results.posterior import lme4_draws, point_values, posterior_tree
 from .spec import build_model_spec, response_batch
@@ -52,10 +59,19 @@ class Model:
     >>> post = m.sample(seed=0); reml = m.fit_reml(); compare(post, reml)
     """
 
-    def __init__(self, formula: str, data: pd.DataFrame, family: str = "gaussian",
-                 link: str | None = None, priors: dict | None = None,
-                 control: Control | dict | None = None, correlation=None, variance=None,
-                 weights=None, cov: dict | None = None):
+    def __init__(
+        self,
+        formula: str,
+        data: pd.DataFrame,
+        family: str = "gaussian",
+        link: str | None = None,
+        priors: dict | None = None,
+        control: Control | dict | None = None,
+        correlation=None,
+        variance=None,
+        weights=None,
+        cov: dict | None = None,
+    ):
         """correlation: `AR1`, `CAR1`, `GaussianCorrelation` or `CompoundSymmetry` among the
         residuals of each group; variance: `VarIdent(by=...)`, a residual sd per level;
         weights: a column name or one value per row, lme4's prior weights (residual variance
@@ -64,14 +80,22 @@ class Model:
         PSD matrix K (a DataFrame labelled by level, or an array in sorted level order):
         b ~ N(0, sd^2 K)."""
         self.control = Control.coerce(control)
-        self.spec = build_model_spec(formula, data, family, link, self.control,
-                                     correlation=correlation, variance=variance, weights=weights,
-                                     cov=cov)
+        self.spec = build_model_spec(
+            formula,
+            data,
+            family,
+            link,
+            self.control,
+            correlation=correlation,
+            variance=variance,
+            weights=weights,
+            cov=cov,
+        )
         self.parameters = ParameterMap.from_spec(self.spec)
         self._parameters = resolve_priors(self.spec, priors, self.parameters)
         self.structure = ProgramStructure.from_spec(self.spec, self.parameters, self._parameters)
-        self._prior_values = prior_values(self.spec, self._parameters)    # kept by `_with_response`
-        self._arrays: dict = {}      # per x64 state: the program's data, and GroupStatistics
+        self._prior_values = prior_values(self.spec, self._parameters)  # kept by `_with_response`
+        self._arrays: dict = {}  # per x64 state: the program's data, and GroupStatistics
 
     @property
     def priors(self) -> pd.DataFrame:
@@ -90,17 +114,30 @@ class Model:
         x64 = bool(jax.config.jax_enable_x64)
         if x64 not in self._arrays:
             dtype = jnp.float64 if x64 else jnp.float32
-            self._arrays[x64] = {"arrays": model_arrays(self.spec, self.structure.layout, dtype),
-                                 "priors": jax.tree_util.tree_map(partial(jnp.asarray, dtype=dtype),
-                                                                  self._prior_values)}
+            self._arrays[x64] = {
+                "arrays": model_arrays(self.spec, self.structure.layout, dtype),
+                "priors": jax.tree_util.tree_map(
+                    partial(jnp.asarray, dtype=dtype), self._prior_values
+                ),
+            }
         return dict(self._arrays[x64])
 
     # ---- Bayesian engines
     @float64
-    def sample(self, draws: int = 1000, warmup: int = 1000, chains: int = 4, seed: int = 0,
-               chain_method: str = "auto", target_accept: float = 0.8, progress: bool = True,
-               log_likelihood: bool = True, random_effects: str = "auto",
-               max_tree_depth: int = 10, dtype: str = "float64") -> Posterior:
+    def sample(
+        self,
+        draws: int = 1000,
+        warmup: int = 1000,
+        chains: int = 4,
+        seed: int = 0,
+        chain_method: str = "auto",
+        target_accept: float = 0.8,
+        progress: bool = True,
+        log_likelihood: bool = True,
+        random_effects: str = "auto",
+        max_tree_depth: int = 10,
+        dtype: str = "float64",
+    ) -> Posterior:
         """NUTS; warns (`SamplingWarning`) about divergences, saturated trees, low E-BFMI,
         R-hat > 1.01 and low ESS, for any number of chains.
 
@@ -115,16 +152,27 @@ class Model:
         """
         seed = integer_argument("seed", seed, 0)
         integrate = self._integrates_random_effects(random_effects)
-        program = bind(marginal_model if integrate else hierarchical_model, structure=self.structure)
+        program = bind(
+            marginal_model if integrate else hierarchical_model, structure=self.structure
+        )
         with sampling_precision(dtype):
             kwargs = self._sampler_kwargs(integrate)
-            samples, stats = run_nuts(program, kwargs,
-                                      self._nuts_settings(draws, warmup, target_accept, max_tree_depth, integrate),
-                                      chains=chains, seed=seed, initial_values=kwargs["priors"].initial,
-                                      chain_method=chain_method, progress=progress)
+            samples, stats = run_nuts(
+                program,
+                kwargs,
+                self._nuts_settings(draws, warmup, target_accept, max_tree_depth, integrate),
+                chains=chains,
+                seed=seed,
+                initial_values=kwargs["priors"].initial,
+                chain_method=chain_method,
+                progress=progress,
+            )
             if integrate:
-                samples.update(draw_random_effects_for(samples, seed, kwargs["arrays"], self.structure,
-                                                       kwargs.get("statistics")))
+                samples.update(
+                    draw_random_effects_for(
+                        samples, seed, kwargs["arrays"], self.structure, kwargs.get("statistics")
+                    )
+                )
         samples = {k: np.asarray(v, dtype=float) for k, v in samples.items()}
         loglik = self._pointwise_loglik(samples) if log_likelihood else None
         post = Posterior.from_samples(self, samples, stats, loglik, "NUTS")
@@ -132,17 +180,23 @@ class Model:
             self.control.report("sampling", SamplingWarning, f"NUTS: {problem}")
         return post
 
-    def _nuts_settings(self, draws, warmup, target_accept, max_tree_depth, integrate: bool,
-                       keep=None) -> NutsSettings:
+    def _nuts_settings(
+        self, draws, warmup, target_accept, max_tree_depth, integrate: bool, keep=None
+    ) -> NutsSettings:
         """With b integrated out the few population sites share a dense mass matrix (on
         sleepstudy it nearly doubles the ESS of the fixed effects); the non-centred program keeps
         a diagonal one, which mixed better on the GLMM examples (RIKZ: R-hat of the sd 1.015 vs
         1.005 with the same seed). Chains start around the priors' typical values
         (`PriorValues.initial`)."""
-        return NutsSettings.checked(draws, warmup, target_accept, max_tree_depth,
-                                    dense_sites=self.structure.sampled_names if integrate else (),
-                                    level_sites=() if integrate else self.structure.level_sites,
-                                    keep=keep)
+        return NutsSettings.checked(
+            draws,
+            warmup,
+            target_accept,
+            max_tree_depth,
+            dense_sites=self.structure.sampled_names if integrate else (),
+            level_sites=() if integrate else self.structure.level_sites,
+            keep=keep,
+        )
 
     def _sampler_kwargs(self, integrate: bool) -> dict:
         """The data of the program NUTS runs: with u integrated out and every term on one
@@ -160,25 +214,35 @@ class Model:
         """u integrated out of a linear Gaussian model (the statistics' marginal likelihood is
         Gaussian) without a residual structure, every term on one grouping factor."""
         layout, arrays = self.engine_data()
-        return (integrate and is_linear_gaussian(self.spec.family, self.spec.link)
-                and layout.residual is None and shares_one_factor(arrays, layout))
+        return (
+            integrate
+            and is_linear_gaussian(self.spec.family, self.spec.link)
+            and layout.residual is None
+            and shares_one_factor(arrays, layout)
+        )
 
     def _integrates_by_default(self) -> bool:
         """Exact (a linear Gaussian model) and cheap (`MAX_INTEGRATED_DENSE_BLOCK`)."""
         layout, arrays = self.engine_data()
         return is_linear_gaussian(self.spec.family, self.spec.link) and (
-            shares_one_factor(arrays, layout) or layout.dense_block_size <= MAX_INTEGRATED_DENSE_BLOCK)
+            shares_one_factor(arrays, layout)
+            or layout.dense_block_size <= MAX_INTEGRATED_DENSE_BLOCK
+        )
 
     def _integrates_random_effects(self, random_effects: str) -> bool:
         exact = is_linear_gaussian(self.spec.family, self.spec.link)
         if random_effects == "auto":
             return self._integrates_by_default()
         if random_effects == "integrate" and not exact:
-            raise ModelError("random_effects='integrate' needs a gaussian model with the identity "
-                             f"link; this model is {self.spec.family.name} ({self.spec.link.name}): "
-                             "use random_effects='sample'")
+            raise ModelError(
+                "random_effects='integrate' needs a gaussian model with the identity "
+                f"link; this model is {self.spec.family.name} ({self.spec.link.name}): "
+                "use random_effects='sample'"
+            )
         if random_effects not in ("integrate", "sample"):
-            raise ModelError(f"random_effects must be 'auto', 'integrate' or 'sample', got {random_effects!r}")
+            raise ModelError(
+                f"random_effects must be 'auto', 'integrate' or 'sample', got {random_effects!r}"
+            )
         return random_effects == "integrate"
 
     def _pointwise_loglik(self, samples: dict) -> np.ndarray:
@@ -196,8 +260,9 @@ class Model:
         sites = {k: np.asarray(v, dtype=float)[None] for k, v in out.items()}
         tree = posterior_tree(self, lme4_draws(self.spec, self.structure, sites), "prior")
         y = sites["y"].astype(np.int64) if self.spec.family.discrete else sites["y"]
-        tree["prior_predictive"] = from_dict({"prior_predictive": {"y": y}},
-                                             dims={"y": ["obs"]})["prior_predictive"]
+        tree["prior_predictive"] = from_dict({"prior_predictive": {"y": y}}, dims={"y": ["obs"]})[
+            "prior_predictive"
+        ]
         return tree
 
     @float64
@@ -205,12 +270,19 @@ class Model:
         """Posterior mode (u integrated out) and draws from its Gaussian approximation."""
         draws, seed = integer_argument("draws", draws, 1), integer_argument("seed", seed, 0)
         statistics = self._sampler_kwargs(integrate=True).get("statistics")
-        samples, at_mode, _ = fit_map(self.structure, **self.model_kwargs, draws=draws, seed=seed,
-                                      control=self.control, statistics=statistics)
+        samples, at_mode, _ = fit_map(
+            self.structure,
+            **self.model_kwargs,
+            draws=draws,
+            seed=seed,
+            control=self.control,
+            statistics=statistics,
+        )
         points = point_values(self, at_mode)
         stats = {"diverging": np.zeros((1, draws), dtype=bool)}
-        return Posterior.from_samples(self, samples, stats,
-                                      self._pointwise_loglik(samples), "MAP", points)
+        return Posterior.from_samples(
+            self, samples, stats, self._pointwise_loglik(samples), "MAP", points
+        )
 
     # ---- frequentist engines
     def engine_data(self) -> tuple:
@@ -219,31 +291,50 @@ class Model:
 
     def _require_gaussian(self, method: str) -> None:
         if not is_linear_gaussian(self.spec.family, self.spec.link):
-            raise ModelError(f"{method} applies to gaussian models with the identity link; this "
-                             f"model is {self.spec.family.name} ({self.spec.link.name}): use fit_laplace()")
+            raise ModelError(
+                f"{method} applies to gaussian models with the identity link; this "
+                f"model is {self.spec.family.name} ({self.spec.link.name}): use fit_laplace()"
+            )
 
     @float64
     def fit_reml(self) -> FrequentistFit:
         """REML fit (lmer's default), gaussian models only."""
         self._require_gaussian("REML")
-        return FrequentistFit(self, fit_lmm(self.spec, self.parameters, *self.engine_data(), reml=True, control=self.control))
+        return FrequentistFit(
+            self,
+            fit_lmm(
+                self.spec, self.parameters, *self.engine_data(), reml=True, control=self.control
+            ),
+        )
 
     @float64
     def fit_ml(self) -> FrequentistFit:
         """Maximum likelihood fit (lmer(REML = FALSE)), gaussian models only."""
         self._require_gaussian("ML")
-        return FrequentistFit(self, fit_lmm(self.spec, self.parameters, *self.engine_data(), reml=False, control=self.control))
+        return FrequentistFit(
+            self,
+            fit_lmm(
+                self.spec, self.parameters, *self.engine_data(), reml=False, control=self.control
+            ),
+        )
 
     @float64
     def fit_laplace(self, nagq: int = 1) -> FrequentistFit:
         """Marginal ML with u integrated out by Laplace (nagq = 1) or adaptive Gauss-Hermite."""
         if self.structure.layout.residual is not None and self.structure.layout.residual.gaussian:
-            raise ModelError("this gaussian model has a residual structure (correlation, variance "
-                             "or weights): fit it with fit_reml() or fit_ml(), which are exact")
-        return FrequentistFit(self, fit_glmm(self.spec, self.parameters, *self.engine_data(), nagq=nagq, control=self.control))
+            raise ModelError(
+                "this gaussian model has a residual structure (correlation, variance "
+                "or weights): fit it with fit_reml() or fit_ml(), which are exact"
+            )
+        return FrequentistFit(
+            self,
+            fit_glmm(
+                self.spec, self.parameters, *self.engine_data(), nagq=nagq, control=self.control
+            ),
+        )
 
     # ---- batch jobs: one design, many responses
-    def _with_response(self, y: np.ndarray) -> "Model":
+    def _with_response(self, y: np.ndarray) -> Model:
         """This model with another response vector (same design, priors and control)."""
         other = copy.copy(self)
         other.spec = dataclasses.replace(self.spec, y=np.asarray(y, dtype=float))
@@ -279,10 +370,20 @@ class Model:
         return self._fit_batch(responses, lambda m: m.fit_laplace(nagq=nagq), progress)
 
     @float64
-    def sample_batch(self, responses, draws: int = 1000, warmup: int = 1000, chains: int = 4,
-                     seed: int = 0, target_accept: float = 0.8, max_tree_depth: int = 10,
-                     chunk_size: int = 64, progress: bool = True, devices=None,
-                     dtype: str = "float64") -> BatchPosterior:
+    def sample_batch(
+        self,
+        responses,
+        draws: int = 1000,
+        warmup: int = 1000,
+        chains: int = 4,
+        seed: int = 0,
+        target_accept: float = 0.8,
+        max_tree_depth: int = 10,
+        chunk_size: int = 64,
+        progress: bool = True,
+        devices=None,
+        dtype: str = "float64",
+    ) -> BatchPosterior:
         """NUTS for every response in `responses` on this model's design, in one compiled
         program: datasets x chains are vectorised, `chunk_size` datasets at a time (memory is
         bounded by the chunk), each chunk split over `devices` (default: every local JAX
@@ -296,31 +397,52 @@ class Model:
         chains, seed = integer_argument("chains", chains, 1), integer_argument("seed", seed, 0)
         chunk_size = integer_argument("chunk_size", chunk_size, 1)
         integrate = self._integrates_by_default()
-        settings = self._nuts_settings(draws, warmup, target_accept, max_tree_depth, integrate,
-                                       keep=self.structure.site_names)
+        settings = self._nuts_settings(
+            draws, warmup, target_accept, max_tree_depth, integrate, keep=self.structure.site_names
+        )
         with sampling_precision(dtype):
             layout, arrays = self.engine_data()
             responses = [with_response(arrays, y, self.spec.family) for y in batch]
-            per_dataset = {"y": jnp.stack([r.y for r in responses]),
-                           "log_norm": jnp.stack([r.log_norm for r in responses])}
+            per_dataset = {
+                "y": jnp.stack([r.y for r in responses]),
+                "log_norm": jnp.stack([r.log_norm for r in responses]),
+            }
             if self._uses_group_statistics(integrate):
                 per_dataset["statistics"] = jax.tree_util.tree_map(
-                    lambda *a: jnp.stack(a), *[group_statistics(r, layout) for r in responses])
-            program = bind(_with_dataset_response, program=marginal_model if integrate else hierarchical_model,
-                           structure=self.structure)
+                    lambda *a: jnp.stack(a), *[group_statistics(r, layout) for r in responses]
+                )
+            program = bind(
+                _with_dataset_response,
+                program=marginal_model if integrate else hierarchical_model,
+                structure=self.structure,
+            )
             priors = self.model_kwargs["priors"]
-            shared = {"arrays": arrays._replace(y=None, log_norm=None), "priors": priors}   # y: per dataset
-            samples, stats = run_nuts_batch(program, shared, per_dataset, settings, chains=chains,
-                                            seeds=seed + np.arange(len(batch)), initial_values=priors.initial,
-                                            chunk_size=min(chunk_size, len(batch)), progress=progress,
-                                            devices=devices)
+            shared = {
+                "arrays": arrays._replace(y=None, log_norm=None),
+                "priors": priors,
+            }  # y: per dataset
+            samples, stats = run_nuts_batch(
+                program,
+                shared,
+                per_dataset,
+                settings,
+                chains=chains,
+                seeds=seed + np.arange(len(batch)),
+                initial_values=priors.initial,
+                chunk_size=min(chunk_size, len(batch)),
+                progress=progress,
+                devices=devices,
+            )
         samples = {k: np.asarray(v, dtype=float) for k, v in samples.items()}
         coefs, factors, aux = population_of_draws(samples, self.structure, self.spec.X)
         covariances = [T @ np.swapaxes(T, -1, -2) for T in factors]
-        population = self.parameters.values(coefs, covariances, aux,
-                                            residual_from_sites(samples, self.structure))
+        population = self.parameters.values(
+            coefs, covariances, aux, residual_from_sites(samples, self.structure)
+        )
         return BatchPosterior(self.spec, population, stats)
 
     def __repr__(self) -> str:
-        return (f"<Model {self.spec.formula!r}: {self.spec.family.name}({self.spec.link.name}), "
-                f"{self.spec.n_obs} obs>")
+        return (
+            f"<Model {self.spec.formula!r}: {self.spec.family.name}({self.spec.link.name}), "
+            f"{self.spec.n_obs} obs>"
+        )

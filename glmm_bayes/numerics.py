@@ -16,10 +16,12 @@ from .errors import GlmmBayesError
 
 def float64(func):
     """Run `func` with JAX's 64-bit mode on, restoring the caller's setting afterwards."""
+
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         with jax.enable_x64(True):
             return func(*args, **kwargs)
+
     return wrapper
 
 

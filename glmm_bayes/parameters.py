@@ -51,12 +51,12 @@ class PopulationParameter:
     """One population-level parameter."""
 
     name: str
-    cls: str                    # Intercept | fixed | sd | cor | the family's aux | residual's
-    site: str                   # the program's sample site that holds it
+    cls: str  # Intercept | fixed | sd | cor | the family's aux | residual's
+    site: str  # the program's sample site that holds it
     lower: float = -np.inf
     upper: float = np.inf
-    group: str | None = None    # the term's label (sd, cor), VarIdent's column (sigma_ratio)
-    coef: str | None = None     # the design column (fixed, sd)
+    group: str | None = None  # the term's label (sd, cor), VarIdent's column (sigma_ratio)
+    coef: str | None = None  # the design column (fixed, sd)
 
     @property
     def positive(self) -> bool:
@@ -71,7 +71,7 @@ class TermShape:
 
     label: str
     names: tuple[str, ...]
-    rank: int | None = None     # r of an isotropic term, else None
+    rank: int | None = None  # r of an isotropic term, else None
 
     @property
     def q(self) -> int:
@@ -94,19 +94,41 @@ class ParameterMap:
     residual_names: tuple[str, ...]
 
     @classmethod
-    def from_spec(cls, spec: ModelSpec) -> "ParameterMap":
-        params = [PopulationParameter(n, "Intercept" if n == "(Intercept)" else "fixed", n, coef=n)
-                  for n in spec.fixed_names]
+    def from_spec(cls, spec: ModelSpec) -> ParameterMap:
+        params = [
+            PopulationParameter(n, "Intercept" if n == "(Intercept)" else "fixed", n, coef=n)
+            for n in spec.fixed_names
+        ]
         terms = []
         for term in spec.terms:
-            shape = TermShape(term.label, tuple(term.names),
-                              None if term.relatedness is None else term.relatedness.shape[1])
+            shape = TermShape(
+                term.label,
+                tuple(term.names),
+                None if term.relatedness is None else term.relatedness.shape[1],
+            )
             terms.append(shape)
-            params += [PopulationParameter(sd_name(c, term.label), "sd", sd_name(c, term.label), 0.0,
-                                           group=term.label, coef=c) for c in term.names]
-            params += [PopulationParameter(cor_pair_name(term.names[c], term.names[r], term.label),
-                                           "cor", cor_name(term.label), -1.0, 1.0, term.label)
-                       for r, c in shape.pairs]
+            params += [
+                PopulationParameter(
+                    sd_name(c, term.label),
+                    "sd",
+                    sd_name(c, term.label),
+                    0.0,
+                    group=term.label,
+                    coef=c,
+                )
+                for c in term.names
+            ]
+            params += [
+                PopulationParameter(
+                    cor_pair_name(term.names[c], term.names[r], term.label),
+                    "cor",
+                    cor_name(term.label),
+                    -1.0,
+                    1.0,
+                    term.label,
+                )
+                for r, c in shape.pairs
+            ]
         aux = spec.family.aux_name
         if aux is not None:
             params.append(PopulationParameter(aux, aux, aux, 0.0))
@@ -139,15 +161,20 @@ class ParameterMap:
         names = []
         for t in self.terms:
             rows, cols = np.tril_indices(t.q)
-            for r, c in sorted(zip(rows, cols), key=lambda rc: (rc[1], rc[0])):   # column-major
-                names.append(sd_name(t.names[r], t.label) if r == c else
-                             cor_pair_name(t.names[c], t.names[r], t.label))
+            for r, c in sorted(zip(rows, cols), key=lambda rc: (rc[1], rc[0])):  # column-major
+                names.append(
+                    sd_name(t.names[r], t.label)
+                    if r == c
+                    else cor_pair_name(t.names[c], t.names[r], t.label)
+                )
         return names
 
     # ---- the natural parameters phi
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        return (np.array([p.lower for p in self.parameters]),
-                np.array([p.upper for p in self.parameters]))
+        return (
+            np.array([p.lower for p in self.parameters]),
+            np.array([p.upper for p in self.parameters]),
+        )
 
     def positive(self) -> np.ndarray:
         return np.array([p.positive for p in self.parameters])
@@ -162,8 +189,9 @@ class ParameterMap:
             for j, coef in enumerate(t.names):
                 out[sd_name(coef, t.label)] = sd[..., j]
             for r, c in t.pairs:
-                out[cor_pair_name(t.names[c], t.names[r], t.label)] = \
-                    cov[..., r, c] / (sd[..., r] * sd[..., c])
+                out[cor_pair_name(t.names[c], t.names[r], t.label)] = cov[..., r, c] / (
+                    sd[..., r] * sd[..., c]
+                )
         if self.aux is not None:
             out[self.aux] = np.asarray(aux)
         for j, name in enumerate(self.residual_names):
@@ -176,9 +204,12 @@ class ParameterMap:
         p = len(self.fixed_names)
         pos, factors = p, []
         for t in self.terms:
-            sd, cor = phi[pos:pos + t.q], phi[pos + t.q:pos + t.q + len(t.pairs)]
-            factors.append(sd[0] * jnp.eye(t.rank, dtype=phi.dtype) if t.rank is not None
-                           else factor_from_sd_cor(sd, cor, t.q))
+            sd, cor = phi[pos : pos + t.q], phi[pos + t.q : pos + t.q + len(t.pairs)]
+            factors.append(
+                sd[0] * jnp.eye(t.rank, dtype=phi.dtype)
+                if t.rank is not None
+                else factor_from_sd_cor(sd, cor, t.q)
+            )
             pos += t.q + len(t.pairs)
         aux = phi[pos] if self.aux is not None else 1.0
         pos += self.aux is not None

@@ -4,7 +4,8 @@ Default rule (weakly informative, on the scale of the data, after rstanarm's aut
 brms's defaults). Let s_y = sd(y) for gaussian models and 1 otherwise (the link scale), and
 s_x the sd of a design column (1 for a constant column):
 
-    Intercept (at the means of the predictors)  student_t(3, m, 2.5 s_y), m = mean(y) (gaussian) or 0
+    Intercept (at the means of the predictors)  student_t(3, m, 2.5 s_y), m = mean(y) (gaussian)
+                                                or 0
     fixed coefficient of column x               normal(0, 2.5 s_y / s_x)
     sd of a random-effect column z              half_student_t(3, 2.5 s_y / s_z)
     correlations of a term                      lkj(1)   (uniform over correlation matrices)
@@ -35,9 +36,9 @@ import numpyro.distributions as dist
 import pandas as pd
 from scipy import stats
 
+from .engines.residual import ResidualLayout
 from .errors import PriorError
 from .parameters import ParameterMap, PopulationParameter
-from .engines.residual import ResidualLayout
 from .spec import ModelSpec, column_scale
 
 _POSITIVE_CLASSES = {"sd", "sigma", "shape", "range", "sigma_ratio"}
@@ -66,7 +67,7 @@ class PriorForm:
     to; the arguments travel as traced data, so data-scaled defaults do not recompile."""
 
     name: str
-    dimension: int | None = None      # q of an lkj prior
+    dimension: int | None = None  # q of an lkj prior
 
     def distribution(self, args):
         return _CONSTRUCTORS[self.name](*args, dimension=self.dimension)
@@ -88,8 +89,10 @@ def distribution_numbers(distribution) -> tuple | None:
     """The leaves of a numpyro distribution as float64 arrays, or None where one is not a
     floating-point number (such a distribution stays part of the compiled program)."""
     leaves = jax.tree_util.tree_leaves(distribution)
-    if not all(isinstance(leaf, float) or np.issubdtype(np.asarray(leaf).dtype, np.floating)
-               for leaf in leaves):
+    if not all(
+        isinstance(leaf, float) or np.issubdtype(np.asarray(leaf).dtype, np.floating)
+        for leaf in leaves
+    ):
         return None
     return tuple(np.asarray(leaf, dtype=float) for leaf in leaves)
 
@@ -113,7 +116,9 @@ _CONSTRUCTORS = {
     "lkj": lambda eta, dimension=None: dist.LKJCholesky(dimension, eta),
 }
 _TYPICAL = {
-    "normal": lambda mu, s: mu, "student_t": lambda df, mu, s: mu, "cauchy": lambda mu, s: mu,
+    "normal": lambda mu, s: mu,
+    "student_t": lambda df, mu, s: mu,
+    "cauchy": lambda mu, s: mu,
     "half_normal": lambda s: stats.halfnorm.median(scale=s),
     "half_cauchy": lambda s: s,
     "half_student_t": lambda df, s: s * stats.t.ppf(0.75, df),
@@ -124,22 +129,40 @@ _TYPICAL = {
     "uniform": lambda lo, hi: 0.5 * (lo + hi),
 }
 #: Each prior's arguments; those marked "+" must be positive.
-_ARGUMENTS = {"normal": ("mu", "sigma+"), "student_t": ("df+", "mu", "sigma+"),
-              "cauchy": ("mu", "sigma+"), "half_normal": ("sigma+",), "half_cauchy": ("sigma+",),
-              "half_student_t": ("df+", "sigma+"), "exponential": ("rate+",),
-              "gamma": ("shape+", "rate+"), "inv_gamma": ("shape+", "scale+"),
-              "lognormal": ("mu", "sigma+"), "uniform": ("lower", "upper"), "lkj": ("eta+",)}
+_ARGUMENTS = {
+    "normal": ("mu", "sigma+"),
+    "student_t": ("df+", "mu", "sigma+"),
+    "cauchy": ("mu", "sigma+"),
+    "half_normal": ("sigma+",),
+    "half_cauchy": ("sigma+",),
+    "half_student_t": ("df+", "sigma+"),
+    "exponential": ("rate+",),
+    "gamma": ("shape+", "rate+"),
+    "inv_gamma": ("shape+", "scale+"),
+    "lognormal": ("mu", "sigma+"),
+    "uniform": ("lower", "upper"),
+    "lkj": ("eta+",),
+}
 _FOLDABLE = {"normal": "half_normal", "cauchy": "half_cauchy", "student_t": "half_student_t"}
-_POSITIVE = {"half_normal", "half_cauchy", "half_student_t", "exponential", "gamma",
-             "inv_gamma", "lognormal"}
+_POSITIVE = {
+    "half_normal",
+    "half_cauchy",
+    "half_student_t",
+    "exponential",
+    "gamma",
+    "inv_gamma",
+    "lognormal",
+}
 
 
 def parse_prior(text: str, key: str = "") -> Prior:
     """`"normal(0, 10)"` -> Prior("normal", (0.0, 10.0))."""
     match = re.fullmatch(r"\s*([a-z_]+)\s*\((.*)\)\s*", str(text))
     if not match or match.group(1) not in _CONSTRUCTORS:
-        raise PriorError(f"cannot read prior {text!r} for {key!r}; write e.g. 'normal(0, 10)' "
-                         f"with one of: {', '.join(_CONSTRUCTORS)}")
+        raise PriorError(
+            f"cannot read prior {text!r} for {key!r}; write e.g. 'normal(0, 10)' "
+            f"with one of: {', '.join(_CONSTRUCTORS)}"
+        )
     name = match.group(1)
     try:
         args = tuple(float(a) for a in match.group(2).split(",")) if match.group(2).strip() else ()
@@ -147,12 +170,16 @@ def parse_prior(text: str, key: str = "") -> Prior:
         raise PriorError(f"prior {text!r} for {key!r} has non-numeric arguments") from None
     expected = _ARGUMENTS[name]
     if len(args) != len(expected):
-        raise PriorError(f"prior {name} takes {len(expected)} arguments "
-                         f"({', '.join(a.rstrip('+') for a in expected)}), got {len(args)} in {text!r}")
+        raise PriorError(
+            f"prior {name} takes {len(expected)} arguments "
+            f"({', '.join(a.rstrip('+') for a in expected)}), got {len(args)} in {text!r}"
+        )
     for arg, value in zip(expected, args):
         if not np.isfinite(value) or (arg.endswith("+") and value <= 0):
-            raise PriorError(f"prior {text!r} for {key!r}: {arg.rstrip('+')} must be "
-                             f"{'a positive' if arg.endswith('+') else 'a finite'} number, got {value:g}")
+            raise PriorError(
+                f"prior {text!r} for {key!r}: {arg.rstrip('+')} must be "
+                f"{'a positive' if arg.endswith('+') else 'a finite'} number, got {value:g}"
+            )
     if name == "uniform" and not args[0] < args[1]:
         raise PriorError(f"prior {text!r} for {key!r}: lower must be below upper")
     return Prior(name, args)
@@ -163,10 +190,10 @@ class Parameter:
     """One population-level parameter: its class, grouping factor, column and prior."""
 
     name: str
-    cls: str                      # fixed | Intercept | sd | cor | sigma | shape
-    group: str | None = None      # VarCorr group label for sd/cor
+    cls: str  # fixed | Intercept | sd | cor | sigma | shape
+    group: str | None = None  # VarCorr group label for sd/cor
     coef: str | None = None
-    prior: object = None          # Prior or a user's numpyro distribution
+    prior: object = None  # Prior or a user's numpyro distribution
     source: str = "default"
     dimension: int | None = None  # q for a correlation block
 
@@ -184,12 +211,14 @@ class Parameter:
     @property
     def numbers(self) -> np.ndarray | tuple | None:
         """The traced numbers of the prior (see `form`), None where it has none."""
-        return (np.asarray(self.prior.args, dtype=float) if isinstance(self.prior, Prior)
-                else distribution_numbers(self.prior))
+        return (
+            np.asarray(self.prior.args, dtype=float)
+            if isinstance(self.prior, Prior)
+            else distribution_numbers(self.prior)
+        )
 
 
-def _default_prior(param: PopulationParameter, spec: ModelSpec, s_y: float,
-                   lag: float) -> Prior:
+def _default_prior(param: PopulationParameter, spec: ModelSpec, s_y: float, lag: float) -> Prior:
     """The default prior of one population parameter (see the module docstring)."""
     if param.cls == "Intercept":
         centre = float(np.mean(spec.y)) if spec.family.residual_sd else 0.0
@@ -209,7 +238,7 @@ def _default_prior(param: PopulationParameter, spec: ModelSpec, s_y: float,
         return Prior("lognormal", (0.0, 1.0))
     if param.cls == "range":
         return Prior("lognormal", (float(np.log(lag)), 1.0))
-    return Prior("uniform", (param.lower, param.upper))        # a bounded correlation
+    return Prior("uniform", (param.lower, param.upper))  # a bounded correlation
 
 
 def default_parameters(spec: ModelSpec, parameters: ParameterMap | None = None) -> list[Parameter]:
@@ -223,10 +252,19 @@ def default_parameters(spec: ModelSpec, parameters: ParameterMap | None = None) 
     for param in parameters.parameters:
         if param.site in out:
             continue
-        dimension = len(next(t for t in parameters.terms if t.label == param.group).names) \
-            if param.cls == "cor" else None
-        out[param.site] = Parameter(param.site, param.cls, param.group, param.coef,
-                                    _default_prior(param, spec, s_y, lag), dimension=dimension)
+        dimension = (
+            len(next(t for t in parameters.terms if t.label == param.group).names)
+            if param.cls == "cor"
+            else None
+        )
+        out[param.site] = Parameter(
+            param.site,
+            param.cls,
+            param.group,
+            param.coef,
+            _default_prior(param, spec, s_y, lag),
+            dimension=dimension,
+        )
     return list(out.values())
 
 
@@ -252,13 +290,17 @@ def _as_prior(value, key: str, param: Parameter):
         if prior.name in _FOLDABLE and prior.args[-2] == 0.0:
             # a zero-centred prior on an sd means its half version, as in brms
             return Prior(_FOLDABLE[prior.name], prior.args[:-2] + prior.args[-1:])
-        raise PriorError(f"prior {value!r} for {param.name!r} must be on positive values; "
-                         "use e.g. 'half_normal(5)' or 'exponential(1)'")
+        raise PriorError(
+            f"prior {value!r} for {param.name!r} must be on positive values; "
+            "use e.g. 'half_normal(5)' or 'exponential(1)'"
+        )
     if param.cls == "correlation":
-        lower, upper = param.prior.args          # the default: uniform over the whole interval
+        lower, upper = param.prior.args  # the default: uniform over the whole interval
         if prior.name != "uniform" or prior.args[0] < lower or prior.args[1] > upper:
-            raise PriorError(f"prior {value!r} for {param.name!r} must be uniform(lower, upper) "
-                             f"within ({lower:.4g}, {upper:.4g}), or a numpyro distribution")
+            raise PriorError(
+                f"prior {value!r} for {param.name!r} must be uniform(lower, upper) "
+                f"within ({lower:.4g}, {upper:.4g}), or a numpyro distribution"
+            )
     if param.cls == "cor" and prior.name != "lkj":
         raise PriorError(f"correlations {param.name!r} take an lkj(eta) prior, got {value!r}")
     if param.cls != "cor" and prior.name == "lkj":
@@ -274,14 +316,17 @@ def _site_key(key: str, parameters: ParameterMap) -> str:
     param = parameters[key]
     pairs = [p for p in parameters.parameters if p.site == param.site]
     if len(pairs) > 1:
-        raise PriorError(f"{key!r} is one of {len(pairs)} correlations of term {param.group!r}, "
-                         f"whose lkj prior is joint over all of them: key it {param.site!r} or "
-                         f"'cor|{param.group}'")
+        raise PriorError(
+            f"{key!r} is one of {len(pairs)} correlations of term {param.group!r}, "
+            f"whose lkj prior is joint over all of them: key it {param.site!r} or "
+            f"'cor|{param.group}'"
+        )
     return param.site
 
 
-def resolve_priors(spec: ModelSpec, priors: dict | None,
-                   parameters: ParameterMap | None = None) -> list[Parameter]:
+def resolve_priors(
+    spec: ModelSpec, priors: dict | None, parameters: ParameterMap | None = None
+) -> list[Parameter]:
     """Defaults overridden by the user's dict; an unknown key is a `PriorError`. Keys are the
     population parameters' names (as in every table), classes, class|group, or the program's
     site of a term's correlations, cor(group)."""
@@ -290,16 +335,29 @@ def resolve_priors(spec: ModelSpec, priors: dict | None,
     priors = {_site_key(key, parameters): value for key, value in dict(priors or {}).items()}
     for key in priors:
         if not any(_matches(p, key, spec) for p in params):
-            valid = list(parameters.names) + sorted({p.cls for p in params}) + sorted(
-                {f"{p.cls}|{t.factor}" for p in params for t in spec.terms if p.group == t.label})
-            raise PriorError(f"no parameter matches prior key {key!r}; valid keys: {', '.join(valid)}")
+            valid = (
+                list(parameters.names)
+                + sorted({p.cls for p in params})
+                + sorted(
+                    {
+                        f"{p.cls}|{t.factor}"
+                        for p in params
+                        for t in spec.terms
+                        if p.group == t.label
+                    }
+                )
+            )
+            raise PriorError(
+                f"no parameter matches prior key {key!r}; valid keys: {', '.join(valid)}"
+            )
     out = []
     for p in params:
         ranked = sorted(((_matches(p, k, spec), k) for k in priors), reverse=True)
         if ranked and ranked[0][0] > 0:
             key = ranked[0][1]
-            p = Parameter(p.name, p.cls, p.group, p.coef, _as_prior(priors[key], key, p), "user",
-                          p.dimension)
+            p = Parameter(
+                p.name, p.cls, p.group, p.coef, _as_prior(priors[key], key, p), "user", p.dimension
+            )
         out.append(p)
     return out
 
@@ -310,7 +368,12 @@ def prior_table(params: list[Parameter], parameters: ParameterMap) -> pd.DataFra
     by_site = {p.name: p for p in params}
     rows = {q.name: by_site[q.site] for q in parameters.parameters}
     return pd.DataFrame(
-        {"class": [p.cls for p in rows.values()], "group": [p.group for p in rows.values()],
-         "coef": [parameters[n].coef for n in rows], "prior": [str(p.prior) for p in rows.values()],
-         "source": [p.source for p in rows.values()]},
-        index=pd.Index(list(rows), name="parameter"))
+        {
+            "class": [p.cls for p in rows.values()],
+            "group": [p.group for p in rows.values()],
+            "coef": [parameters[n].coef for n in rows],
+            "prior": [str(p.prior) for p in rows.values()],
+            "source": [p.source for p in rows.values()],
+        },
+        index=pd.Index(list(rows), name="parameter"),
+    )

@@ -1,7 +1,7 @@
 """Stage 2 of the pipeline: `ModelSpec` + priors -> NumPyro model functions.
 
-    Intercept_c, beta ~ priors          (predictors centred; (Intercept) = Intercept_c - xbar' beta;
-                                         each drawn standardised, beta_j = (s_y / s_x_j) std(beta_j))
+    Intercept_c, beta ~ priors     (predictors centred; (Intercept) = Intercept_c - xbar' beta;
+                                    each drawn standardised, beta_j = (s_y / s_x_j) std(beta_j))
     T_k = diag(sd_k) L_k,  L_k ~ LKJCholesky(q_k, eta)
     z_k ~ N(0, I)  (n_k x q_k),  b_k = z_k T_k'           (non-centred)
     eta = X beta + sum_k Z_k b_k + offset,  y ~ family(g^{-1}(eta), aux)
@@ -29,7 +29,7 @@ from numpyro.distributions.transforms import AffineTransform
 from .engines.compiled import bind, compiled
 from .engines.grouped import GroupStatistics, grouped_gaussian_deviance
 from .engines.marginal import marginal_deviance
-from .engines.residual import leave_one_out_loglik, color, sequential_loglik
+from .engines.residual import color, leave_one_out_loglik, sequential_loglik
 from .engines.scaling import parameter_scales
 from .engines.structure import RandomEffectsLayout, factors_to_theta, fixed_predictor, row_weights
 from .families import Family, Link
@@ -45,8 +45,8 @@ class FamilyLikelihood(dist.Distribution):
 
     def __init__(self, family: Family, link: Link, eta, aux, trials, weights=1.0, log_norm=0.0):
         self.family, self.link, self.eta, self.aux, self.trials = family, link, eta, aux, trials
-        self.weights = weights                # glm's prior weights of the log-likelihood terms
-        self.log_norm = log_norm              # `Family.log_norm` of the observed response
+        self.weights = weights  # glm's prior weights of the log-likelihood terms
+        self.log_norm = log_norm  # `Family.log_norm` of the observed response
         super().__init__(batch_shape=jnp.shape(eta))
 
     def log_prob(self, value):
@@ -75,7 +75,9 @@ class CorrelatedNormal(dist.Distribution):
         return terms(self.params, value - self.eta, self.sigma, self.residual, self.layout)
 
     def sample(self, key, sample_shape=()):
-        z = jax.random.normal(key, sample_shape + jnp.shape(self.eta), dtype=jnp.result_type(self.eta))
+        z = jax.random.normal(
+            key, sample_shape + jnp.shape(self.eta), dtype=jnp.result_type(self.eta)
+        )
         return self.eta + self.sigma * color(self.params, z, self.residual, self.layout)
 
 
@@ -85,23 +87,32 @@ class ProgramStructure:
     numbers that depend on the data are `PriorValues`, traced, so that a same-shaped model on
     other data reuses the compiled program."""
 
-    parameters: ParameterMap            # the population parameters and their sites
-    layout: RandomEffectsLayout         # the terms: labels, column names, shapes
+    parameters: ParameterMap  # the population parameters and their sites
+    layout: RandomEffectsLayout  # the terms: labels, column names, shapes
     family: Family
     link: Link
-    prior_forms: tuple[tuple[str, object], ...]     # (site, `Parameter.form`)
+    prior_forms: tuple[tuple[str, object], ...]  # (site, `Parameter.form`)
 
     @classmethod
-    def from_spec(cls, spec: ModelSpec, parameters: ParameterMap,
-                  priors: list[Parameter]) -> "ProgramStructure":
-        return cls(parameters, RandomEffectsLayout.from_spec(spec), spec.family, spec.link,
-                   tuple((p.name, p.form) for p in priors))
+    def from_spec(
+        cls, spec: ModelSpec, parameters: ParameterMap, priors: list[Parameter]
+    ) -> ProgramStructure:
+        return cls(
+            parameters,
+            RandomEffectsLayout.from_spec(spec),
+            spec.family,
+            spec.link,
+            tuple((p.name, p.form) for p in priors),
+        )
 
-    def prior(self, name: str, priors: "PriorValues"):
+    def prior(self, name: str, priors: PriorValues):
         """The prior distribution of site `name`, with its arguments from `priors`."""
         form = dict(self.prior_forms)[name]
-        return (form.distribution(priors.arguments[name])
-                if isinstance(form, (PriorForm, DistributionForm)) else form)
+        return (
+            form.distribution(priors.arguments[name])
+            if isinstance(form, (PriorForm, DistributionForm))
+            else form
+        )
 
     @property
     def fixed_names(self) -> tuple[str, ...]:
@@ -202,10 +213,14 @@ def population_parameters(structure: ProgramStructure, priors: PriorValues):
     sites = {}
     for j, name in enumerate(structure.fixed_names):
         scale = priors.fixed_scales[j]
-        std = numpyro.sample(standardised_name(name), dist.TransformedDistribution(
-            structure.prior(name, priors), AffineTransform(0.0, 1.0 / scale)))
+        std = numpyro.sample(
+            standardised_name(name),
+            dist.TransformedDistribution(
+                structure.prior(name, priors), AffineTransform(0.0, 1.0 / scale)
+            ),
+        )
         sites[name] = numpyro.deterministic(name, std * scale)
-    for name in structure.site_names[len(structure.fixed_names):]:
+    for name in structure.site_names[len(structure.fixed_names) :]:
         sites[name] = numpyro.sample(name, structure.prior(name, priors))
     return (*population_from_sites(sites, structure), residual_from_sites(sites, structure))
 
@@ -216,11 +231,17 @@ def population_from_sites(sites: dict, structure: ProgramStructure, X=None):
     design when `X` (whose column means undo the centring) is given."""
     parameters = structure.parameters
     factors = parameters.factors_from_sites(sites)
-    coefs = jnp.stack([jnp.asarray(sites[n]) for n in structure.fixed_names], axis=-1) \
-        if structure.fixed_names else jnp.zeros(factors[0].shape[:-2] + (0,))
+    coefs = (
+        jnp.stack([jnp.asarray(sites[n]) for n in structure.fixed_names], axis=-1)
+        if structure.fixed_names
+        else jnp.zeros(factors[0].shape[:-2] + (0,))
+    )
     if X is not None:
-        coefs = uncentre(coefs, centred_design(jnp.asarray(X), structure.intercept_index)[1],
-                         structure.intercept_index)
+        coefs = uncentre(
+            coefs,
+            centred_design(jnp.asarray(X), structure.intercept_index)[1],
+            structure.intercept_index,
+        )
     return coefs, factors, (sites[parameters.aux] if parameters.aux else 1.0)
 
 
@@ -240,29 +261,47 @@ def residual_from_sites(sites: dict, structure: ProgramStructure):
     return jnp.stack([jnp.asarray(sites[n]) for n in structure.residual_names], axis=-1)
 
 
-def hierarchical_model(arrays, priors: PriorValues, structure: ProgramStructure,
-                       observed: bool = True, leave_one_out: bool = False):
+def hierarchical_model(
+    arrays,
+    priors: PriorValues,
+    structure: ProgramStructure,
+    observed: bool = True,
+    leave_one_out: bool = False,
+):
     """The full non-centred program: samples z_k for every term. `leave_one_out`: the y site
     gives each row's density given the rest of its correlation group (`CorrelatedNormal`)."""
     means = centring_means(jnp.mean(arrays.Xt, axis=1), structure.intercept_index)
     coefs, factors, aux, residual = population_parameters(structure, priors)
-    eta = fixed_predictor(arrays, coefs) - coefs @ means + arrays.offset   # = X uncentre(coefs)
+    eta = fixed_predictor(arrays, coefs) - coefs @ means + arrays.offset  # = X uncentre(coefs)
     for T, t in zip(factors, structure.layout.terms):
-        z = numpyro.sample(z_site(t.label), dist.Normal(0.0, 1.0).expand([t.n_levels, t.q]).to_event(2))
-        b = z * T[0, 0] if t.isotropic else z @ T.T       # isotropic: v of a known-K term
+        z = numpyro.sample(
+            z_site(t.label), dist.Normal(0.0, 1.0).expand([t.n_levels, t.q]).to_event(2)
+        )
+        b = z * T[0, 0] if t.isotropic else z @ T.T  # isotropic: v of a known-K term
         level = (arrays.z_idx[:, t.row_pos] - t.start) // t.q
-        eta = eta + jnp.sum(arrays.z_val[:, t.row_pos:t.row_pos + t.q] * b[level], axis=1)
+        eta = eta + jnp.sum(arrays.z_val[:, t.row_pos : t.row_pos + t.q] * b[level], axis=1)
     layout = structure.layout.residual
     if layout is not None and layout.gaussian:
         likelihood = CorrelatedNormal(eta, aux, residual, arrays.residual, layout, leave_one_out)
     else:
-        likelihood = FamilyLikelihood(structure.family, structure.link, eta, aux, arrays.trials,
-                                      row_weights(arrays), arrays.log_norm)
+        likelihood = FamilyLikelihood(
+            structure.family,
+            structure.link,
+            eta,
+            aux,
+            arrays.trials,
+            row_weights(arrays),
+            arrays.log_norm,
+        )
     numpyro.sample("y", likelihood, obs=arrays.y if observed else None)
 
 
-def marginal_model(arrays, priors: PriorValues, structure: ProgramStructure,
-                   statistics: GroupStatistics | None = None):
+def marginal_model(
+    arrays,
+    priors: PriorValues,
+    structure: ProgramStructure,
+    statistics: GroupStatistics | None = None,
+):
     """Population parameters only; u integrated out (exactly for linear Gaussian models). With
     `statistics` (a linear Gaussian model whose terms share one grouping factor) the marginal
     likelihood is computed from per-group sufficient statistics instead of the rows."""
@@ -273,9 +312,16 @@ def marginal_model(arrays, priors: PriorValues, structure: ProgramStructure,
     if statistics is not None:
         deviance = grouped_gaussian_deviance(beta, factors, aux, statistics)
     else:
-        deviance = marginal_deviance(beta, factors_to_theta(factors), aux, arrays,
-                                     structure.layout, structure.family, structure.link,
-                                     residual=residual)
+        deviance = marginal_deviance(
+            beta,
+            factors_to_theta(factors),
+            aux,
+            arrays,
+            structure.layout,
+            structure.family,
+            structure.link,
+            residual=residual,
+        )
     numpyro.factor("marginal_loglik", -0.5 * deviance)
 
 
@@ -285,4 +331,3 @@ def uncentre(coefs, means, intercept_index):
         return coefs
     coefs = jnp.asarray(coefs)
     return coefs.at[..., intercept_index].add(-jnp.sum(coefs * means, axis=-1))
-

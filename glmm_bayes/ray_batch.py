@@ -19,14 +19,18 @@ from tqdm.auto import tqdm
 from .engines.laplace import check_nagq
 from .engines.nuts import NutsSettings
 from .errors import ModelError, integer_argument
-from .numerics import check_sampling_dtype
 from .model import Model
+from .numerics import check_sampling_dtype
 from .results.batch import BatchFits, BatchPosterior
 from .spec.model_spec import response_batch
 
 #: batch method -> (the Model method, the result type whose chunks are concatenated)
-METHODS = {"nuts": ("sample_batch", BatchPosterior), "reml": ("fit_reml_batch", BatchFits),
-           "ml": ("fit_ml_batch", BatchFits), "laplace": ("fit_laplace_batch", BatchFits)}
+METHODS = {
+    "nuts": ("sample_batch", BatchPosterior),
+    "reml": ("fit_reml_batch", BatchFits),
+    "ml": ("fit_ml_batch", BatchFits),
+    "laplace": ("fit_laplace_batch", BatchFits),
+}
 
 
 def _import_ray():
@@ -53,8 +57,9 @@ def _check_options(model: Model, method: str, options: dict) -> None:
         raise ModelError(f"{unknown} are not options of {METHODS[method][0]}; it takes {accepted}")
     given = {**{name: p.default for name, p in parameters.items()}, **options}
     if method == "nuts":
-        NutsSettings.checked(given["draws"], given["warmup"], given["target_accept"],
-                             given["max_tree_depth"])
+        NutsSettings.checked(
+            given["draws"], given["warmup"], given["target_accept"], given["max_tree_depth"]
+        )
         for name, low in (("chains", 1), ("seed", 0), ("chunk_size", 1)):
             integer_argument(name, given[name], low)
         check_sampling_dtype(given["dtype"])
@@ -62,9 +67,17 @@ def _check_options(model: Model, method: str, options: dict) -> None:
         check_nagq(model.spec, given["nagq"])
 
 
-def batch_on_ray(model: Model, responses, method: str = "reml", *, address: str | None = None,
-                 workers: int | None = None, chunk_size: int | None = None,
-                 progress: bool = True, **options):
+def batch_on_ray(
+    model: Model,
+    responses,
+    method: str = "reml",
+    *,
+    address: str | None = None,
+    workers: int | None = None,
+    chunk_size: int | None = None,
+    progress: bool = True,
+    **options,
+):
     """`method` ("nuts", "reml", "ml" or "laplace") of `model` on every response in
     `responses`, in chunks of `chunk_size` datasets run as Ray tasks. `address`: a running
     Ray cluster ("auto", "ray://host:10001"); None starts a local instance with `workers`
@@ -84,8 +97,12 @@ def batch_on_ray(model: Model, responses, method: str = "reml", *, address: str 
         with warnings.catch_warnings():
             # Ray starts its processes by fork + exec: JAX's threads are not carried into them
             warnings.filterwarnings("ignore", "os.fork", RuntimeWarning)
-            ray.init(address=address, include_dashboard=False, logging_level="error",
-                     num_cpus=workers if address is None else None)
+            ray.init(
+                address=address,
+                include_dashboard=False,
+                logging_level="error",
+                num_cpus=workers if address is None else None,
+            )
     try:
         resources = ray.cluster_resources()
         gpus = int(resources.get("GPU", 0))
@@ -93,8 +110,10 @@ def batch_on_ray(model: Model, responses, method: str = "reml", *, address: str 
         size = chunk_size or -(-len(batch) // workers)
         task = ray.remote(num_gpus=1 if gpus else 0, num_cpus=0 if gpus else 1)(_run_chunk)
         shared = ray.put(model)
-        pending = {task.remote(shared, batch[first:first + size], method, first, options): first
-                   for first in range(0, len(batch), size)}
+        pending = {
+            task.remote(shared, batch[first : first + size], method, first, options): first
+            for first in range(0, len(batch), size)
+        }
         done = {}
         with tqdm(total=len(batch), desc="datasets", unit="dataset", disable=not progress) as bar:
             while pending:

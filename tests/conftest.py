@@ -1,7 +1,7 @@
 """Shared cache of reference models and fits (as MixedModels.jl's tests), and lme4's answers."""
 
 import json
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -14,20 +14,22 @@ REFERENCE = json.loads((Path(__file__).parent / "reference" / "lme4_seed.json").
 EXTRA = json.loads((Path(__file__).parent / "reference" / "lme4_extra.json").read_text())
 
 #: lme4's formula for ctsib uses a derived column; here it is computed in the formula.
-FORMULA_OVERRIDES = {"ctsib_laplace": "I(CTSIB == 1) ~ Sex + Age + Height + Weight + Surface + Vision + (1|Subject)"}
+FORMULA_OVERRIDES = {
+    "ctsib_laplace": "I(CTSIB == 1) ~ Sex + Age + Height + Weight + Surface + Vision + (1|Subject)"
+}
 
 
 def reference_formula(key: str) -> str:
     return FORMULA_OVERRIDES.get(key, REFERENCE[key]["formula"])
 
 
-@lru_cache(maxsize=None)
+@cache
 def reference_model(key: str) -> gb.Model:
     ref = REFERENCE[key]
     return gb.Model(reference_formula(key), gb.load_dataset(ref["data"]), family=ref["family"])
 
 
-@lru_cache(maxsize=None)
+@cache
 def reference_fit(key: str) -> gb.FrequentistFit:
     ref, model = REFERENCE[key], reference_model(key)
     method = ref["method"]
@@ -44,7 +46,8 @@ def compiles_during(run) -> tuple[list, object]:
 
     compiles = []
     jax.monitoring.register_event_duration_secs_listener(
-        lambda event, seconds, **kw: compiles.append(event) if "backend_compile" in event else None)
+        lambda event, seconds, **kw: compiles.append(event) if "backend_compile" in event else None
+    )
     try:
         return compiles, run()
     finally:
@@ -62,6 +65,7 @@ def float64():
     """For tests that call the engines' functions directly: the package runs them in float64
     inside its own calls (`numerics.float64`), so a direct caller opts in the same way."""
     import jax
+
     with jax.enable_x64(True):
         yield
 

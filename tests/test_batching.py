@@ -31,8 +31,10 @@ def test_vmapped_reml_criterion_and_gradient_equal_a_loop():
     layout, arrays, batched, axes = batch_of_responses(spec, responses)
     objective = partial(profiled_deviance, layout=layout, reml=True)
     theta = jnp.array([0.9, 0.1, 0.25])
-    values, grads = jax.jit(jax.vmap(jax.value_and_grad(objective), in_axes=(None, axes)))(theta, batched)
-    one_dataset = jax.jit(jax.value_and_grad(objective))        # jitted: eagerly ~3 s a dataset
+    values, grads = jax.jit(jax.vmap(jax.value_and_grad(objective), in_axes=(None, axes)))(
+        theta, batched
+    )
+    one_dataset = jax.jit(jax.value_and_grad(objective))  # jitted: eagerly ~3 s a dataset
     for k in range(len(responses)):
         single = arrays._replace(y=jnp.asarray(responses[k]))
         value, grad = one_dataset(theta, single)
@@ -48,7 +50,9 @@ def test_vmapped_laplace_deviance_equals_a_loop():
     layout, arrays, batched, axes = batch_of_responses(spec, responses)
     deviance = partial(laplace_deviance, layout=layout, family=spec.family, link=spec.link)
     beta, theta = jnp.array([1.6, -0.5]), jnp.array([0.5])
-    values = jax.jit(jax.vmap(deviance, in_axes=(None, None, None, axes)))(beta, theta, 1.0, batched)
+    values = jax.jit(jax.vmap(deviance, in_axes=(None, None, None, axes)))(
+        beta, theta, 1.0, batched
+    )
     one_dataset = jax.jit(deviance)
     for k in range(len(responses)):
         single = arrays._replace(y=jnp.asarray(responses[k]))

@@ -27,20 +27,36 @@ def cache_calls(monkeypatch):
 
 def test_the_command_line_keeps_compiled_programs_on_disk(tmp_path, cache_calls):
     assert main(["fit", str(MODELS / "dyestuff.toml"), "--method", "reml"]) == 0
-    assert main(["fit", str(MODELS / "dyestuff.toml"), "--method", "reml",
-                 "--no-compilation-cache"]) == 0
+    assert (
+        main(["fit", str(MODELS / "dyestuff.toml"), "--method", "reml", "--no-compilation-cache"])
+        == 0
+    )
     assert cache_calls == [True]
     # a real process: the cache directory fills with the executables of the fit
     cache = tmp_path / "cache"
-    done = subprocess.run([sys.executable, "-m", "glmm_bayes.cli", "fit", str(MODELS / "dyestuff.toml"),
-                           "--method", "reml"], env={**os.environ, "GLMM_BAYES_CACHE": str(cache)},
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "glmm_bayes.cli",
+            "fit",
+            str(MODELS / "dyestuff.toml"),
+            "--method",
+            "reml",
+        ],
+        env={**os.environ, "GLMM_BAYES_CACHE": str(cache)},
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     assert any(cache.iterdir())
 
 
 def test_fit_reml_prints_table_and_writes_outputs(tmp_path, capsys):
-    assert main(["fit", str(MODELS / "penicillin.toml"), "--method", "reml", "--out", str(tmp_path)]) == 0
+    assert (
+        main(["fit", str(MODELS / "penicillin.toml"), "--method", "reml", "--out", str(tmp_path)])
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "treatB" in printed and "REML" in printed
     table = pd.read_csv(tmp_path / "compare.csv", header=[0, 1], index_col=0)
@@ -53,14 +69,30 @@ def test_fit_with_wald_intervals_skips_the_profiles(tmp_path):
     lme4's confint(method = "Wald")); the default profiles every parameter."""
     for intervals in ("wald", "profile"):
         out = tmp_path / intervals
-        assert main(["fit", str(MODELS / "dyestuff.toml"), "--method", "reml", "--out", str(out),
-                     "--intervals", intervals, "--quiet"]) == 0
+        assert (
+            main(
+                [
+                    "fit",
+                    str(MODELS / "dyestuff.toml"),
+                    "--method",
+                    "reml",
+                    "--out",
+                    str(out),
+                    "--intervals",
+                    intervals,
+                    "--quiet",
+                ]
+            )
+            == 0
+        )
         table = pd.read_csv(out / "compare.csv", header=[0, 1], index_col=0)["REML"]
         fixef = pd.read_csv(out / "fixef_reml.csv", index_col=0)
         sd = table.loc["sd((Intercept)|Batch)"]
         if intervals == "wald":
             se = fixef.loc["(Intercept)", "std_error"]
-            assert table.loc["(Intercept)", "lower"] == pytest.approx(1527.5 - 1.959964 * se, rel=1e-6)
+            assert table.loc["(Intercept)", "lower"] == pytest.approx(
+                1527.5 - 1.959964 * se, rel=1e-6
+            )
             assert sd[["lower", "upper"]].isna().all()
         else:
             assert sd["lower"] < sd["estimate"] < sd["upper"]
@@ -81,15 +113,24 @@ def test_bad_spec_is_a_clear_error(tmp_path, capsys):
 SPEC = 'data = "sleepstudy"\nformula = "Reaction ~ Days + (1 | Subject)"\n'
 
 
-@pytest.mark.parametrize("text, message", [
-    ('data = "sleepstudy"\nformula = "x\n', "is not valid TOML"),
-    (SPEC + "[sampler]\ndraw = 10\n", "unknown key 'draw'"),
-    (SPEC + "[sampler]\ndraws = 0\n", "draws must be at least 1"),
-    (SPEC + 'methods = "reml"\n', "'methods' must be list"),
-    (SPEC + 'methods = ["rmel"]\n', "unknown method"),
-    ('data = "."\nformula = "Reaction ~ Days + (1 | Subject)"\n', "is neither a bundled dataset"),
-    ('data = "bytes.csv"\nformula = "Reaction ~ Days + (1 | Subject)"\n', "could not be read as CSV"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('data = "sleepstudy"\nformula = "x\n', "is not valid TOML"),
+        (SPEC + "[sampler]\ndraw = 10\n", "unknown key 'draw'"),
+        (SPEC + "[sampler]\ndraws = 0\n", "draws must be at least 1"),
+        (SPEC + 'methods = "reml"\n', "'methods' must be list"),
+        (SPEC + 'methods = ["rmel"]\n', "unknown method"),
+        (
+            'data = "."\nformula = "Reaction ~ Days + (1 | Subject)"\n',
+            "is neither a bundled dataset",
+        ),
+        (
+            'data = "bytes.csv"\nformula = "Reaction ~ Days + (1 | Subject)"\n',
+            "could not be read as CSV",
+        ),
+    ],
+)
 def test_spec_mistakes_are_one_line_and_exit_2(tmp_path, capsys, text, message):
     (tmp_path / "bytes.csv").write_bytes(bytes(range(256)) * 4)
     spec = tmp_path / "spec.toml"
@@ -103,7 +144,9 @@ def test_unwritable_output_folder_is_found_before_fitting(tmp_path, capsys):
     spec = tmp_path / "spec.toml"
     spec.write_text(SPEC)
     (tmp_path / "a_file").write_text("")
-    assert main(["fit", str(spec), "--method", "reml", "--out", str(tmp_path / "a_file" / "out")]) == 2
+    assert (
+        main(["fit", str(spec), "--method", "reml", "--out", str(tmp_path / "a_file" / "out")]) == 2
+    )
     captured = capsys.readouterr()
     assert "cannot be written" in captured.err and captured.out == ""
 
@@ -112,13 +155,28 @@ def test_batch_fits_every_response_column_and_names_a_bad_one(tmp_path, capsys):
     import numpy as np
 
     import glmm_bayes as gb
+
     data = gb.load_dataset("Dyestuff")
     rng = np.random.default_rng(4)
-    responses = pd.DataFrame({f"sim{d}": data["Yield"] + rng.normal(0, 20, len(data)) for d in range(3)})
+    responses = pd.DataFrame(
+        {f"sim{d}": data["Yield"] + rng.normal(0, 20, len(data)) for d in range(3)}
+    )
     responses.to_csv(tmp_path / "responses.csv", index=False)
     out = tmp_path / "out"
-    assert main(["batch", str(MODELS / "dyestuff.toml"), "--responses", str(tmp_path / "responses.csv"),
-                 "--out", str(out), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "batch",
+                str(MODELS / "dyestuff.toml"),
+                "--responses",
+                str(tmp_path / "responses.csv"),
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert "3 datasets" in capsys.readouterr().out
     status = pd.read_csv(out / "status.csv", index_col=0)
     summary = pd.read_csv(out / "summary.csv", index_col=[0, 1])
@@ -127,21 +185,37 @@ def test_batch_fits_every_response_column_and_names_a_bad_one(tmp_path, capsys):
     assert summary.loc[(2, "sigma"), "estimate"] == pytest.approx(single.sigma, rel=1e-9)
     responses.loc[4, "sim1"] = np.nan
     responses.to_csv(tmp_path / "responses.csv", index=False)
-    assert main(["batch", str(MODELS / "dyestuff.toml"), "--responses", str(tmp_path / "responses.csv"),
-                 "--quiet"]) == 2
+    assert (
+        main(
+            [
+                "batch",
+                str(MODELS / "dyestuff.toml"),
+                "--responses",
+                str(tmp_path / "responses.csv"),
+                "--quiet",
+            ]
+        )
+        == 2
+    )
     assert "dataset 1, column sim1" in capsys.readouterr().err
 
 
 SPECS = sorted(p.name for p in MODELS.glob("*.toml"))
 
 
-@pytest.mark.parametrize("name", [pytest.param(s, marks=pytest.mark.slow) if s == "insteval.toml" else s
-                                  for s in SPECS])
+@pytest.mark.parametrize(
+    "name", [pytest.param(s, marks=pytest.mark.slow) if s == "insteval.toml" else s for s in SPECS]
+)
 def test_every_spec_fits_and_simulates_through_the_cli(name, tmp_path, capsys):
     """Each spec's default frequentist fit (REML or Laplace) and a simulation from it (InstEval's
     in the slow set); every method of every spec runs in test_every_spec_fits_every_method."""
     out = tmp_path / "sims.csv"
-    assert main(["simulate", str(MODELS / name), "-n", "2", "--seed", "1", "--out", str(out), "--quiet"]) == 0
+    assert (
+        main(
+            ["simulate", str(MODELS / name), "-n", "2", "--seed", "1", "--out", str(out), "--quiet"]
+        )
+        == 0
+    )
     sims = pd.read_csv(out)
     assert list(sims.columns) == ["sim_1", "sim_2"] and sims.notna().all().all()
 
@@ -151,31 +225,65 @@ def test_every_spec_fits_and_simulates_through_the_cli(name, tmp_path, capsys):
 def test_every_spec_fits_every_method(name, tmp_path):
     """`fit --method all` (NUTS, the frequentist fit and its profile intervals). InstEval is left
     out: profiling its 73k-row REML fit parameter by parameter takes far longer than its fit."""
-    assert main(["fit", str(MODELS / name), "--method", "all", "--out", str(tmp_path), "--quiet"]) == 0
+    assert (
+        main(["fit", str(MODELS / name), "--method", "all", "--out", str(tmp_path), "--quiet"]) == 0
+    )
     assert (tmp_path / "compare.csv").exists()
 
 
 def test_predict_and_simulate_commands(tmp_path, capsys):
     newdata = tmp_path / "new.csv"
     pd.DataFrame({"Days": [0, 5], "Subject": ["308", "999"]}).to_csv(newdata, index=False)
-    assert main(["predict", str(MODELS / "sleepstudy.toml"), "--newdata", str(newdata), "--interval", "0.9",
-                 "--new-levels", "population"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(MODELS / "sleepstudy.toml"),
+                "--newdata",
+                str(newdata),
+                "--interval",
+                "0.9",
+                "--new-levels",
+                "population",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "lower" in printed and "999" in printed
     assert main(["predict", str(MODELS / "sleepstudy.toml"), "--newdata", str(newdata)]) == 2
     assert "'999'" in capsys.readouterr().err
-    assert main(["predict", str(MODELS / "sleepstudy.toml"), "--newdata", str(tmp_path / "none.csv")]) == 2
+    assert (
+        main(["predict", str(MODELS / "sleepstudy.toml"), "--newdata", str(tmp_path / "none.csv")])
+        == 2
+    )
     assert "does not exist" in capsys.readouterr().err
 
 
 def test_fit_out_writes_the_check_plots(tmp_path):
-    assert main(["fit", str(MODELS / "dyestuff.toml"), "--method", "reml", "--out", str(tmp_path), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "fit",
+                str(MODELS / "dyestuff.toml"),
+                "--method",
+                "reml",
+                "--out",
+                str(tmp_path),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     for name in ("residuals", "ranef_qq", "caterpillar", "predictive_check"):
         assert (tmp_path / f"{name}_reml.png").stat().st_size > 1000
 
 
 def test_batch_simulate(capsys):
-    assert main(["batch", str(MODELS / "dyestuff.toml"), "--simulate", "4", "--seed", "2", "--quiet"]) == 0
+    assert (
+        main(["batch", str(MODELS / "dyestuff.toml"), "--simulate", "4", "--seed", "2", "--quiet"])
+        == 0
+    )
     assert "4 datasets" in capsys.readouterr().out
 
 
@@ -183,17 +291,46 @@ def test_fit_out_of_nuts_and_map_holds_the_posterior(tmp_path):
     """--out writes each posterior's draws (netcdf) and tables: the fixef CSV is the posterior
     mean of the draws in the netcdf file (NUTS) and the mode beside the Gaussian draws (MAP)."""
     import xarray as xr
-    assert main(["fit", str(MODELS / "dyestuff.toml"), "--method", "nuts", "--out", str(tmp_path),
-                 "--quiet"]) == 0
-    assert main(["fit", str(MODELS / "dyestuff.toml"), "--method", "map", "--out", str(tmp_path),
-                 "--quiet"]) == 0
+
+    assert (
+        main(
+            [
+                "fit",
+                str(MODELS / "dyestuff.toml"),
+                "--method",
+                "nuts",
+                "--out",
+                str(tmp_path),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "fit",
+                str(MODELS / "dyestuff.toml"),
+                "--method",
+                "map",
+                "--out",
+                str(tmp_path),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     for tag in ("nuts", "map"):
         draws = xr.open_dataset(tmp_path / f"posterior_{tag}.nc", group="posterior")
         fixef = pd.read_csv(tmp_path / f"fixef_{tag}.csv", index_col=0)
         assert draws["(Intercept)"].sizes["draw"] >= 1000
         if tag == "nuts":
-            assert fixef.loc["(Intercept)", "estimate"] == pytest.approx(float(draws["(Intercept)"].mean()), rel=1e-12)
-        assert (tmp_path / f"varcorr_{tag}.csv").exists() and (tmp_path / f"caterpillar_{tag}.png").exists()
+            assert fixef.loc["(Intercept)", "estimate"] == pytest.approx(
+                float(draws["(Intercept)"].mean()), rel=1e-12
+            )
+        assert (tmp_path / f"varcorr_{tag}.csv").exists() and (
+            tmp_path / f"caterpillar_{tag}.png"
+        ).exists()
 
 
 def test_predict_options_reach_the_fit(tmp_path):
@@ -202,13 +339,33 @@ def test_predict_options_reach_the_fit(tmp_path):
     data = gb.load_dataset("RIKZ").head(6)
     newdata, out = tmp_path / "new.csv", tmp_path / "predicted.csv"
     data.to_csv(newdata, index=False)
-    fit = gb.Model("Richness ~ NAP + (1 | Beach)", gb.load_dataset("RIKZ"),
-                   family="poisson").fit_laplace(nagq=10)          # rikz.toml's [laplace]
-    cases = [([], {}), (["--scale", "link"], {"scale": "link"}), (["--re-form", "~0"], {"re_form": "~0"}),
-             (["--re-form", "~0", "--marginal"], {"re_form": "~0", "marginal": True})]
+    fit = gb.Model(
+        "Richness ~ NAP + (1 | Beach)", gb.load_dataset("RIKZ"), family="poisson"
+    ).fit_laplace(nagq=10)  # rikz.toml's [laplace]
+    cases = [
+        ([], {}),
+        (["--scale", "link"], {"scale": "link"}),
+        (["--re-form", "~0"], {"re_form": "~0"}),
+        (["--re-form", "~0", "--marginal"], {"re_form": "~0", "marginal": True}),
+    ]
     for flags, kwargs in cases:
-        assert main(["predict", str(spec), "--newdata", str(newdata), "--method", "laplace",
-                     "--out", str(out), "--quiet", *flags]) == 0
+        assert (
+            main(
+                [
+                    "predict",
+                    str(spec),
+                    "--newdata",
+                    str(newdata),
+                    "--method",
+                    "laplace",
+                    "--out",
+                    str(out),
+                    "--quiet",
+                    *flags,
+                ]
+            )
+            == 0
+        )
         table = pd.read_csv(out)
         assert list(table.columns) == list(data.columns) + ["estimate"]
         np.testing.assert_allclose(table["estimate"], fit.predict(data, **kwargs), rtol=1e-8)
@@ -218,13 +375,31 @@ def test_batch_out_files_equal_the_api_batch(tmp_path):
     """batch --responses --method ml --out: status.csv and summary.csv as fit_ml_batch gives."""
     data = gb.load_dataset("Dyestuff")
     rng = np.random.default_rng(0)
-    responses = pd.DataFrame({f"y{k}": data["Yield"] + rng.normal(0, 30, len(data)) for k in range(3)})
+    responses = pd.DataFrame(
+        {f"y{k}": data["Yield"] + rng.normal(0, 30, len(data)) for k in range(3)}
+    )
     responses.to_csv(tmp_path / "responses.csv", index=False)
-    assert main(["batch", str(MODELS / "dyestuff.toml"), "--responses", str(tmp_path / "responses.csv"),
-                 "--method", "ml", "--out", str(tmp_path), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "batch",
+                str(MODELS / "dyestuff.toml"),
+                "--responses",
+                str(tmp_path / "responses.csv"),
+                "--method",
+                "ml",
+                "--out",
+                str(tmp_path),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     status = pd.read_csv(tmp_path / "status.csv", index_col=0)
     summary = pd.read_csv(tmp_path / "summary.csv")
-    api = gb.Model("Yield ~ 1 + (1 | Batch)", data).fit_ml_batch(responses.to_numpy().T, progress=False)
+    api = gb.Model("Yield ~ 1 + (1 | Batch)", data).fit_ml_batch(
+        responses.to_numpy().T, progress=False
+    )
     assert list(status.index) == ["y0", "y1", "y2"] and status["converged"].all()
     np.testing.assert_allclose(summary["estimate"], api.summary()["estimate"], rtol=1e-9)
 
@@ -232,8 +407,10 @@ def test_batch_out_files_equal_the_api_batch(tmp_path):
 def test_arguments_and_newdata_are_checked_before_any_fit(tmp_path, capsys, monkeypatch):
     """Each of these once ran the fit (seconds) before refusing; now none reaches a fit, and
     each error is one line, a bad choice included (argparse printed its usage)."""
+
     def no_fit(*args, **kwargs):
         raise AssertionError("a fit was started")
+
     monkeypatch.setattr(cli, "fit_one", no_fit)
     monkeypatch.setattr(cli, "batch_on_ray", no_fit)
     newdata = tmp_path / "new.csv"
@@ -241,13 +418,15 @@ def test_arguments_and_newdata_are_checked_before_any_fit(tmp_path, capsys, monk
     known = tmp_path / "known.csv"
     pd.DataFrame({"Days": [0, 5], "Subject": ["308", "999"]}).to_csv(known, index=False)
     sleep, dyestuff = str(MODELS / "sleepstudy.toml"), str(MODELS / "dyestuff.toml")
-    cases = [(["predict", sleep, "--newdata", str(newdata)], "Subject"),
-             (["predict", sleep, "--newdata", str(known)], "'999'"),
-             (["predict", sleep, "--newdata", str(known), "--interval", "1.5"], "--interval"),
-             (["simulate", dyestuff, "-n", "0"], "-n must be an integer >= 1"),
-             (["simulate", dyestuff, "-n", "-1"], "-n must be an integer >= 1"),
-             (["batch", dyestuff, "--simulate", "0"], "--simulate must be an integer >= 1"),
-             (["batch", dyestuff, "--simulate", "3", "--ray", "--workers", "0"], "--workers must be")]
+    cases = [
+        (["predict", sleep, "--newdata", str(newdata)], "Subject"),
+        (["predict", sleep, "--newdata", str(known)], "'999'"),
+        (["predict", sleep, "--newdata", str(known), "--interval", "1.5"], "--interval"),
+        (["simulate", dyestuff, "-n", "0"], "-n must be an integer >= 1"),
+        (["simulate", dyestuff, "-n", "-1"], "-n must be an integer >= 1"),
+        (["batch", dyestuff, "--simulate", "0"], "--simulate must be an integer >= 1"),
+        (["batch", dyestuff, "--simulate", "3", "--ray", "--workers", "0"], "--workers must be"),
+    ]
     for argv, message in cases:
         assert main(argv) == 2, argv
         err = capsys.readouterr().err

@@ -4,27 +4,33 @@ import warnings
 
 import numpy as np
 import pandas as pd
+from conftest import compiles_during
 
 import glmm_bayes as gb
 from glmm_bayes.engines import compiled as compiled_module
 from glmm_bayes.engines.compiled import bind, compiled
 from glmm_bayes.engines.reml import profiled_deviance
 
-from conftest import compiles_during
-
 
 def _grouped_data(seed: int, groups: int = 12, per_group: int = 5) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     g = np.repeat(np.arange(groups), per_group)
     x = rng.normal(size=g.size)
-    return pd.DataFrame({"g": [f"g{k}" for k in g], "x": x,
-                         "y": 1 + x + rng.normal(size=groups)[g] + rng.normal(size=g.size)})
+    return pd.DataFrame(
+        {
+            "g": [f"g{k}" for k in g],
+            "x": x,
+            "y": 1 + x + rng.normal(size=groups)[g] + rng.normal(size=g.size),
+        }
+    )
 
 
 def test_a_same_shaped_model_reuses_the_compiled_objective():
     layouts = [gb.Model("y ~ x + (1 | g)", _grouped_data(seed)).engine_data()[0] for seed in (0, 1)]
-    first, second = (compiled(bind(profiled_deviance, layout=lay, reml=True), "value_and_grad")
-                     for lay in layouts)
+    first, second = (
+        compiled(bind(profiled_deviance, layout=lay, reml=True), "value_and_grad")
+        for lay in layouts
+    )
     assert first is second
     other = gb.Model("y ~ x + (1 | g)", _grouped_data(2, groups=13)).engine_data()[0]
     assert compiled(bind(profiled_deviance, layout=other, reml=True), "value_and_grad") is not first
@@ -40,7 +46,7 @@ def test_the_cache_keeps_at_most_its_bound_and_evicts_the_least_recently_used():
     for f in functions[1:]:
         compiled(f)
     assert compiled_module.cache_size() <= compiled_module.MAX_COMPILED
-    assert compiled(functions[0]) is not first        # evicted, so compiled afresh
+    assert compiled(functions[0]) is not first  # evicted, so compiled afresh
     assert float(compiled(functions[2])(3.0)) == 6.0
 
 
@@ -59,22 +65,30 @@ def test_a_gaussian_correlation_on_other_times_compiles_nothing():
     data = gb.load_dataset("Ovary").assign(Time2=lambda d: 2 * d.Time)
     fits = []
     for time in ("Time", "Time2"):
-        model = gb.Model("follicles ~ sin(2*pi*Time) + cos(2*pi*Time) + (1 | Mare)", data,
-                         correlation=gb.GaussianCorrelation(time=time, group="Mare"))
+        model = gb.Model(
+            "follicles ~ sin(2*pi*Time) + cos(2*pi*Time) + (1 | Mare)",
+            data,
+            correlation=gb.GaussianCorrelation(time=time, group="Mare"),
+        )
         compiles, fit = compiles_during(model.fit_reml)
         fits.append((compiles, fit))
     assert fits[1][0] == []
-    np.testing.assert_allclose(fits[1][1].correlation_params["range"],
-                               2 * fits[0][1].correlation_params["range"], rtol=1e-6)
+    np.testing.assert_allclose(
+        fits[1][1].correlation_params["range"],
+        2 * fits[0][1].correlation_params["range"],
+        rtol=1e-6,
+    )
     np.testing.assert_allclose(fits[1][1].loglik, fits[0][1].loglik, rtol=1e-9)
 
 
 def _map_and_nuts(data: pd.DataFrame):
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", gb.SamplingWarning)      # 60 draws: ESS warnings
+        warnings.simplefilter("ignore", gb.SamplingWarning)  # 60 draws: ESS warnings
         model = gb.Model("y ~ x + (1 | g)", data)
-        return (model.fit_map(draws=50, seed=2),
-                model.sample(draws=60, warmup=60, chains=2, seed=2, progress=False))
+        return (
+            model.fit_map(draws=50, seed=2),
+            model.sample(draws=60, warmup=60, chains=2, seed=2, progress=False),
+        )
 
 
 def test_a_model_on_other_data_compiles_nothing_for_map_and_nuts():
@@ -91,7 +105,9 @@ def test_a_model_on_other_data_compiles_nothing_for_map_and_nuts():
     fresh_map, fresh_nuts = _map_and_nuts(_grouped_data(1))
     for reused, fresh in ((map_fit, fresh_map), (nuts_fit, fresh_nuts)):
         for name in ("(Intercept)", "x", "sd((Intercept)|g)", "sigma"):
-            np.testing.assert_array_equal(reused.population_draws()[name], fresh.population_draws()[name])
+            np.testing.assert_array_equal(
+                reused.population_draws()[name], fresh.population_draws()[name]
+            )
 
 
 _CACHED_FIT = """
@@ -114,8 +130,12 @@ def test_a_later_process_loads_the_compiled_programs_from_disk(tmp_path):
     import sys
 
     def run():
-        out = subprocess.run([sys.executable, "-c", _CACHED_FIT, str(tmp_path)], check=True,
-                             capture_output=True, text=True).stdout.split()
+        out = subprocess.run(
+            [sys.executable, "-c", _CACHED_FIT, str(tmp_path)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.split()
         return float(out[0]), int(out[1]), int(out[2])
 
     loglik, hits, misses = run()

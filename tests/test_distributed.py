@@ -26,8 +26,9 @@ def dyestuff():
     model = gb.Model("Yield ~ 1 + (1 | Batch)", data)
     rng = np.random.default_rng(1)
     # shifted means, so that a dataset returned in the wrong place is far off
-    responses = np.stack([data["Yield"].to_numpy() + 40 * d + rng.normal(0, 10, len(data))
-                          for d in range(4)])
+    responses = np.stack(
+        [data["Yield"].to_numpy() + 40 * d + rng.normal(0, 10, len(data)) for d in range(4)]
+    )
     return model, responses
 
 
@@ -54,7 +55,10 @@ def test_datasets_and_chains_split_over_two_devices_give_the_single_device_draws
             out[name] = {k: batch.draws(k).tolist() for k in ("sigma", "(Intercept)")}
         compiles = []
         jax.monitoring.register_event_duration_secs_listener(
-            lambda event, seconds, **kw: compiles.append(event) if "backend_compile" in event else None)
+            lambda event, seconds, **kw: compiles.append(event)
+            if "backend_compile" in event
+            else None
+        )
         one = model._with_response(responses[1])
         kwargs = dict(draws=10, warmup=20, chains=2, seed=4, progress=False, log_likelihood=False)
         for method in ("vectorized", "parallel", "parallel"):
@@ -64,8 +68,11 @@ def test_datasets_and_chains_split_over_two_devices_give_the_single_device_draws
         out["parallel_compiles_again"] = len(compiles)
         json.dump(out, sys.stdout)
     """)
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
-           "JAX_PLATFORMS": "cpu"}
+    env = {
+        **os.environ,
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+        "JAX_PLATFORMS": "cpu",
+    }
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout)
@@ -115,7 +122,7 @@ def test_use_cpu_cores_splits_the_chains_over_cpu_devices_and_keeps_each_chain()
     assert out["devices"] == 2 and out["again"] == 2 and out["method"] == "parallel"
     assert out["collectives"] == []
     np.testing.assert_allclose(out["auto"], out["sequential"], rtol=1e-9)
-    assert np.ptp(np.asarray(out["auto"])[:, 0]) > 0      # three different chains
+    assert np.ptp(np.asarray(out["auto"])[:, 0]) > 0  # three different chains
     assert "use_cpu_cores(3) must run before any JAX computation" in out["error"]
 
 
@@ -134,7 +141,7 @@ def test_a_chunk_is_seeded_by_the_position_of_its_first_dataset(dyestuff):
 @pytest.fixture(scope="module")
 def local_ray():
     ray = pytest.importorskip("ray")
-    with warnings.catch_warnings():     # Ray's fork + exec of its processes, as in batch_on_ray
+    with warnings.catch_warnings():  # Ray's fork + exec of its processes, as in batch_on_ray
         warnings.filterwarnings("ignore", "os.fork", RuntimeWarning)
         ray.init(num_cpus=2, include_dashboard=False, logging_level="error")
     yield ray
@@ -166,7 +173,10 @@ def test_nuts_batch_on_ray_with_two_workers_equals_the_in_process_batch(local_ra
 def test_the_command_line_sends_a_batch_to_ray(local_ray, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr("glmm_bayes.cli.use_compilation_cache", lambda: None)
     spec = Path(__file__).parent.parent / "models" / "dyestuff.toml"
-    assert main(["batch", str(spec), "--simulate", "3", "--ray", "--quiet", "--out", str(tmp_path)]) == 0
+    assert (
+        main(["batch", str(spec), "--simulate", "3", "--ray", "--quiet", "--out", str(tmp_path)])
+        == 0
+    )
     status = pd.read_csv(tmp_path / "status.csv")
     assert len(status) == 3 and status["converged"].all()
     assert "3 datasets, 3 converged" in capsys.readouterr().out
@@ -189,15 +199,18 @@ def test_options_are_checked_before_ray_starts(dyestuff, monkeypatch):
 
     def no_ray():
         raise AssertionError("Ray was started")
+
     monkeypatch.setattr(ray_batch, "_import_ray", no_ray)
     model, responses = dyestuff
-    cases = [("nuts", {"draws": 0}, "draws must be an integer >= 1"),
-             ("nuts", {"target_accept": 1.5}, r"target_accept must be in \(0, 1\)"),
-             ("nuts", {"chains": 0}, "chains must be an integer >= 1"),
-             ("nuts", {"dtype": "float16"}, "dtype must be"),
-             ("nuts", {"nagq": 2}, r"\['nagq'\] are not options of sample_batch"),
-             ("reml", {"draws": 10}, r"\['draws'\] are not options of fit_reml_batch"),
-             ("laplace", {"nagq": 0}, "nagq must be a positive integer")]
+    cases = [
+        ("nuts", {"draws": 0}, "draws must be an integer >= 1"),
+        ("nuts", {"target_accept": 1.5}, r"target_accept must be in \(0, 1\)"),
+        ("nuts", {"chains": 0}, "chains must be an integer >= 1"),
+        ("nuts", {"dtype": "float16"}, "dtype must be"),
+        ("nuts", {"nagq": 2}, r"\['nagq'\] are not options of sample_batch"),
+        ("reml", {"draws": 10}, r"\['draws'\] are not options of fit_reml_batch"),
+        ("laplace", {"nagq": 0}, "nagq must be a positive integer"),
+    ]
     for method, options, message in cases:
         with pytest.raises(gb.GlmmBayesError, match=message):
             gb.batch_on_ray(model, responses, method, progress=False, **options)

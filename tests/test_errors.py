@@ -9,19 +9,28 @@ import glmm_bayes as gb
 
 @pytest.fixture
 def counts():
-    return pd.DataFrame({"y": [0, 1, 2, 3, 1, 0, 2, 4], "x": np.arange(8.0),
-                         "g": list("aabbccdd"), "one": ["z"] * 8})
+    return pd.DataFrame(
+        {
+            "y": [0, 1, 2, 3, 1, 0, 2, 4],
+            "x": np.arange(8.0),
+            "g": list("aabbccdd"),
+            "one": ["z"] * 8,
+        }
+    )
 
 
-@pytest.mark.parametrize("formula, match", [
-    ("Reaction ~ Dayz + (1 | Subject)", "unknown column 'Dayz'"),
-    ("Reaction ~ Days + (1 | Subjct)", "unknown column 'Subjct'"),
-    ("Reaction ~ Days + (1 | Subject", "unbalanced parentheses"),
-    ("Reaction Days + (1 | Subject)", "response ~ terms"),
-    ("Reaction ~ Days + ( | Subject)", "needs 'terms | group'"),
-    ("Reaction ~ system(Days) + (1 | Subject)", "function 'system' is not allowed"),
-    ("Reaction ~ Days", "no random-effect term"),
-])
+@pytest.mark.parametrize(
+    "formula, match",
+    [
+        ("Reaction ~ Dayz + (1 | Subject)", "unknown column 'Dayz'"),
+        ("Reaction ~ Days + (1 | Subjct)", "unknown column 'Subjct'"),
+        ("Reaction ~ Days + (1 | Subject", "unbalanced parentheses"),
+        ("Reaction Days + (1 | Subject)", "response ~ terms"),
+        ("Reaction ~ Days + ( | Subject)", "needs 'terms | group'"),
+        ("Reaction ~ system(Days) + (1 | Subject)", "function 'system' is not allowed"),
+        ("Reaction ~ Days", "no random-effect term"),
+    ],
+)
 def test_malformed_formulas(sleepstudy, formula, match):
     with pytest.raises(gb.FormulaError, match=match):
         gb.Model(formula, sleepstudy)
@@ -69,7 +78,10 @@ def test_infinite_values_are_rejected_nan_rows_dropped(counts):
 
 
 def test_prior_errors(sleepstudy):
-    with pytest.raises(gb.PriorError, match=r"no parameter matches prior key 'Dayz'.*valid keys: \(Intercept\), Days"):
+    with pytest.raises(
+        gb.PriorError,
+        match=r"no parameter matches prior key 'Dayz'.*valid keys: \(Intercept\), Days",
+    ):
         gb.Model("Reaction ~ Days + (1 | Subject)", sleepstudy, priors={"Dayz": "normal(0, 1)"})
     with pytest.raises(gb.PriorError, match="cannot read prior 'normal 0 1'"):
         gb.Model("Reaction ~ Days + (1 | Subject)", sleepstudy, priors={"Days": "normal 0 1"})
@@ -150,8 +162,12 @@ def test_comparisons_refuse_what_is_not_comparable(sleepstudy):
     with pytest.warns(gb.GlmmBayesWarning, match="not nested"):
         table = gb.lrt(days, slopes)
     assert np.isnan(table["Chisq"].iloc[1]) and np.isnan(table["p_value"].iloc[1])
-    one = gb.Model(formula := "Reaction ~ Days + (1 | Subject)", sleepstudy).fit_map(draws=200, seed=0)
-    other = gb.Model(formula, sleepstudy.assign(Reaction=sleepstudy.Reaction + 1.0)).fit_map(draws=200, seed=0)
+    one = gb.Model(formula := "Reaction ~ Days + (1 | Subject)", sleepstudy).fit_map(
+        draws=200, seed=0
+    )
+    other = gb.Model(formula, sleepstudy.assign(Reaction=sleepstudy.Reaction + 1.0)).fit_map(
+        draws=200, seed=0
+    )
     with pytest.raises(gb.ModelError, match="same response"):
         gb.loo_compare(one, other)
 
@@ -169,17 +185,25 @@ def test_glmm_tests_are_z_tests_unless_asked_for_what_does_not_exist(sleepstudy)
             fit.fixef_tests(ddf)
     assert fit.anova().attrs["ddf"] == "asymptotic"
     with pytest.warns(gb.DataWarning, match="dropped 1 of 180 rows"):
-        lmm = gb.Model("Reaction ~ Days + (1 | Subject)", sleepstudy.assign(
-            Days=sleepstudy.Days.where(sleepstudy.index != 0))).fit_reml()
+        lmm = gb.Model(
+            "Reaction ~ Days + (1 | Subject)",
+            sleepstudy.assign(Days=sleepstudy.Days.where(sleepstudy.index != 0)),
+        ).fit_reml()
     assert lmm.nobs == len(sleepstudy) - 1 and fit.nobs == len(data)
-    assert np.isfinite(lmm.fixef_tests()["df"]).all() and lmm.anova().attrs["ddf"] == "satterthwaite"
+    assert (
+        np.isfinite(lmm.fixef_tests()["df"]).all() and lmm.anova().attrs["ddf"] == "satterthwaite"
+    )
 
 
 def test_dates_and_numbers_mixed_with_text_are_named(sleepstudy):
     """Both once reached formulae's 'Variable is of an unrecognized type'."""
-    mixed = sleepstudy.assign(Days=sleepstudy.Days.astype(object).where(sleepstudy.index != 3, "three"))
+    mixed = sleepstudy.assign(
+        Days=sleepstudy.Days.astype(object).where(sleepstudy.index != 3, "three")
+    )
     with pytest.raises(gb.DataError, match="column 'Days' mixes numbers and text"):
         gb.Model("Reaction ~ Days + (1 | Subject)", mixed)
-    dated = sleepstudy.assign(Days=pd.Timestamp("2020-01-01") + pd.to_timedelta(sleepstudy.Days, unit="D"))
+    dated = sleepstudy.assign(
+        Days=pd.Timestamp("2020-01-01") + pd.to_timedelta(sleepstudy.Days, unit="D")
+    )
     with pytest.raises(gb.DataError, match="column 'Days' holds dates"):
         gb.Model("Reaction ~ Days + (1 | Subject)", dated)

@@ -18,11 +18,35 @@ pytestmark = pytest.mark.usefixtures("float64")  # calls engine functions direct
 
 RNG = np.random.default_rng(3)
 CASES = {  # family: (y, trials, mu, aux, dispersion dividing the unit deviance)
-    "gaussian": (RNG.normal(size=20), np.ones(20), RNG.normal(size=20), 1.7, 1.7 ** 2),
-    "bernoulli": (RNG.integers(0, 2, 20).astype(float), np.ones(20), RNG.uniform(0.05, 0.95, 20), None, 1.0),
-    "binomial": (np.arange(20) % 6, np.full(20, 5.0) + (np.arange(20) % 6 == 5), RNG.uniform(0.05, 0.95, 20), None, 1.0),
-    "poisson": (RNG.poisson(3.0, 20).astype(float), np.ones(20), RNG.uniform(0.5, 6, 20), None, 1.0),
-    "negbinomial": (RNG.poisson(3.0, 20).astype(float), np.ones(20), RNG.uniform(0.5, 6, 20), 2.5, 1.0),
+    "gaussian": (RNG.normal(size=20), np.ones(20), RNG.normal(size=20), 1.7, 1.7**2),
+    "bernoulli": (
+        RNG.integers(0, 2, 20).astype(float),
+        np.ones(20),
+        RNG.uniform(0.05, 0.95, 20),
+        None,
+        1.0,
+    ),
+    "binomial": (
+        np.arange(20) % 6,
+        np.full(20, 5.0) + (np.arange(20) % 6 == 5),
+        RNG.uniform(0.05, 0.95, 20),
+        None,
+        1.0,
+    ),
+    "poisson": (
+        RNG.poisson(3.0, 20).astype(float),
+        np.ones(20),
+        RNG.uniform(0.5, 6, 20),
+        None,
+        1.0,
+    ),
+    "negbinomial": (
+        RNG.poisson(3.0, 20).astype(float),
+        np.ones(20),
+        RNG.uniform(0.5, 6, 20),
+        2.5,
+        1.0,
+    ),
     "gamma": (RNG.gamma(2.0, 1.5, 20), np.ones(20), RNG.uniform(0.5, 6, 20), 3.0, 1 / 3.0),
 }
 
@@ -46,8 +70,12 @@ def test_unit_deviance_is_the_saturated_log_likelihood_ratio(name):
     inside = (y > 0) & (y < n) if family.uses_trials else (y > 0)
     y, n, mu = y[inside], n[inside], mu[inside]
     saturated = y / n if family.uses_trials else y
-    logp = lambda m: np.asarray(family.logpdf(jnp.asarray(y), jnp.asarray(m), aux, jnp.asarray(n), identity))
-    deviance = np.asarray(family.unit_deviance(jnp.asarray(y), jnp.asarray(mu), jnp.asarray(n), aux))
+    logp = lambda m: np.asarray(
+        family.logpdf(jnp.asarray(y), jnp.asarray(m), aux, jnp.asarray(n), identity)
+    )
+    deviance = np.asarray(
+        family.unit_deviance(jnp.asarray(y), jnp.asarray(mu), jnp.asarray(n), aux)
+    )
     np.testing.assert_allclose(deviance / dispersion, 2 * (logp(saturated) - logp(mu)), rtol=1e-9)
 
 
@@ -58,11 +86,16 @@ def test_the_fused_log_sigmoid_has_exact_derivatives_of_every_order():
     x = jnp.array([-40.0, -3.0, -1e-3, 0.0, 1e-3, 0.7, 5.0, 40.0])
     mine, reference = log_sigmoid, jax.nn.log_sigmoid
     for _ in range(4):
-        np.testing.assert_allclose(jax.vmap(mine)(x), jax.vmap(reference)(x), rtol=1e-12, atol=1e-300)
+        np.testing.assert_allclose(
+            jax.vmap(mine)(x), jax.vmap(reference)(x), rtol=1e-12, atol=1e-300
+        )
         mine, reference = jax.grad(mine), jax.grad(reference)
     # reverse over forward, as the sampler's gradient of a jvp-based density would do
-    np.testing.assert_allclose(jax.vmap(jax.grad(lambda v: jax.jvp(log_sigmoid, (v,), (1.0,))[1]))(x),
-                               jax.vmap(jax.grad(jax.grad(jax.nn.log_sigmoid)))(x), rtol=1e-12)
+    np.testing.assert_allclose(
+        jax.vmap(jax.grad(lambda v: jax.jvp(log_sigmoid, (v,), (1.0,))[1]))(x),
+        jax.vmap(jax.grad(jax.grad(jax.nn.log_sigmoid)))(x),
+        rtol=1e-12,
+    )
 
 
 @pytest.mark.parametrize("link_name", ["logit", "probit", "cloglog"])
@@ -76,8 +109,11 @@ def test_binomial_fisher_weight_is_finite_in_the_tails(link_name):
     n = jnp.full(7, 3.0)
     eta = jnp.linspace(-2.0, 2.0, 7)
     mu = link.inverse(eta)
-    np.testing.assert_allclose(family.fisher_weight(eta, None, n, link),
-                               n * link.mu_eta(eta) ** 2 / (mu * (1 - mu)), rtol=1e-10)
+    np.testing.assert_allclose(
+        family.fisher_weight(eta, None, n, link),
+        n * link.mu_eta(eta) ** 2 / (mu * (1 - mu)),
+        rtol=1e-10,
+    )
     tails = jnp.array([-700.0, -200.0, -40.0, 40.0, 200.0, 700.0])
     weight = family.fisher_weight(tails, None, jnp.ones(6), link)
     slope = jax.vmap(jax.grad(lambda e: family.fisher_weight(e, None, 1.0, link)))(tails)
@@ -112,8 +148,11 @@ def test_laplace_fit_of_each_family_and_link_matches_lme4(key):
     fit = gb.Model(formula, FAMILIES_DATA, family=family, link=link).fit_laplace()
     np.testing.assert_allclose(fit.loglik, ref["logLik"], rtol=3e-8)
     np.testing.assert_allclose(fit.fixef["estimate"], list(ref["fixef"].values()), atol=3e-5)
-    np.testing.assert_allclose(fit.fixef["std_error"], list(ref["se"].values()),
-                               rtol=1e-3 if key == "negbinomial" else 3e-5)
+    np.testing.assert_allclose(
+        fit.fixef["std_error"],
+        list(ref["se"].values()),
+        rtol=1e-3 if key == "negbinomial" else 3e-5,
+    )
     np.testing.assert_allclose(fit.varcorr["sdcor"], np.atleast_1d(ref["sdcor"]), rtol=6e-5)
     if key == "negbinomial":
         np.testing.assert_allclose(fit.population.loc["shape", "estimate"], ref["shape"], rtol=5e-6)
@@ -128,22 +167,33 @@ def test_binomial_idioms_of_glm_and_glmer():
     equal to lme4 as the cbind() fits are (test above: logLik 3e-8, fixed effects 3e-5, SEs
     3e-5, sd 6e-5). A 0/1 response with family='binomial' is Bernoulli (was refused): the
     same fit as family='bernoulli'."""
-    data = pd.read_csv(Path(__file__).parent / "reference" / "data" / "cbpp.csv",
-                       dtype={"herd": str, "period": str})
+    data = pd.read_csv(
+        Path(__file__).parent / "reference" / "data" / "cbpp.csv",
+        dtype={"herd": str, "period": str},
+    )
     ref = IDIOMS["proportion_weights"]
-    fit = gb.Model("proportion ~ period + (1 | herd)", data.assign(proportion=data.incidence / data["size"]),
-                   family="binomial", weights="size").fit_laplace()
+    fit = gb.Model(
+        "proportion ~ period + (1 | herd)",
+        data.assign(proportion=data.incidence / data["size"]),
+        family="binomial",
+        weights="size",
+    ).fit_laplace()
     np.testing.assert_allclose(fit.loglik, ref["logLik"], rtol=3e-8)
     np.testing.assert_allclose(fit.fixef["estimate"], list(ref["fixef"].values()), atol=3e-5)
     np.testing.assert_allclose(fit.fixef["std_error"], list(ref["se"].values()), rtol=3e-5)
     np.testing.assert_allclose(fit.varcorr["sdcor"], [ref["sdcor"]], rtol=6e-5)
-    counts = gb.Model("cbind(incidence, size - incidence) ~ period + (1 | herd)", data,
-                      family="binomial").fit_laplace()
+    counts = gb.Model(
+        "cbind(incidence, size - incidence) ~ period + (1 | herd)", data, family="binomial"
+    ).fit_laplace()
     np.testing.assert_allclose(counts.loglik, fit.loglik, rtol=1e-12)
     binary = gb.Model("logit ~ x + z + (1 | g)", FAMILIES_DATA, family="binomial").fit_laplace()
     np.testing.assert_allclose(binary.loglik, LME4["logit"]["logLik"], rtol=3e-8)
     with pytest.raises(gb.DataError, match="not a whole number of successes"):
-        gb.Model("proportion ~ period + (1 | herd)", data.assign(proportion=0.3, size=data["size"]),
-                 family="binomial", weights="size")
+        gb.Model(
+            "proportion ~ period + (1 | herd)",
+            data.assign(proportion=0.3, size=data["size"]),
+            family="binomial",
+            weights="size",
+        )
     with pytest.raises(gb.DataError, match="needs its trials"):
         gb.Model("size ~ period + (1 | herd)", data, family="binomial")

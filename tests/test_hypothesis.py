@@ -7,13 +7,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import REFERENCE, reference_fit, reference_model
 from scipy import stats
 
 import glmm_bayes as gb
-from conftest import REFERENCE, reference_fit, reference_model
 from glmm_bayes.results.variance_decomposition import variance_components
 
-LMERTEST = json.loads((Path(__file__).parent / "reference" / "lmertest_extra.json").read_text())["fits"]
+LMERTEST = json.loads((Path(__file__).parent / "reference" / "lmertest_extra.json").read_text())[
+    "fits"
+]
 DDF = {"satterthwaite": "satterthwaite", "kenward_roger": "kenward-roger"}
 
 
@@ -26,8 +28,9 @@ def fit_for(key):
 # lme4 stops its optimiser at ~1e-6 relative change of the criterion; df and F are smooth
 # functions of the estimates, so they agree to ~1e-4 relative (sleepstudy's random slopes are
 # the least determined: 2e-5 seen), tighter where the criterion is sharper.
-@pytest.mark.parametrize("key", ["sleep_rs_reml", "sleep_rs_ml", "pulp_reml", "penicillin_reml",
-                                 "irrigation_reml"])
+@pytest.mark.parametrize(
+    "key", ["sleep_rs_reml", "sleep_rs_ml", "pulp_reml", "penicillin_reml", "irrigation_reml"]
+)
 def test_coefficient_tests_equal_lmertest(key):
     fit, ref = fit_for(key), LMERTEST[key]
     for name, ddf in DDF.items():
@@ -40,7 +43,9 @@ def test_coefficient_tests_equal_lmertest(key):
         np.testing.assert_allclose(table["p_value"], expected["p"], rtol=5e-3)
 
 
-@pytest.mark.parametrize("key", ["sleep_rs_reml", "sleep_rs_ml", "penicillin_reml", "irrigation_reml"])
+@pytest.mark.parametrize(
+    "key", ["sleep_rs_reml", "sleep_rs_ml", "penicillin_reml", "irrigation_reml"]
+)
 def test_anova_f_tests_equal_lmertest(key):
     fit, ref = fit_for(key), LMERTEST[key]
     for label, expected in ref.items():
@@ -79,7 +84,7 @@ def test_glmm_tests_are_wald_chi_square():
     table = fit.anova()
     z = fit.fixef.loc["NAP", "z_value"]
     assert np.isinf(table.loc["NAP", "DenDF"])
-    assert table.loc["NAP", "F"] == pytest.approx(z ** 2, rel=1e-10)
+    assert table.loc["NAP", "F"] == pytest.approx(z**2, rel=1e-10)
     assert table.loc["NAP", "p_value"] == pytest.approx(2 * stats.norm.sf(abs(z)), rel=1e-8)
     with pytest.raises(gb.ModelError, match="gaussian"):
         fit.anova(ddf="kenward-roger")
@@ -89,7 +94,7 @@ def test_penicillin_lrt_equals_lme4_anova():
     ref = REFERENCE["penicillin_lrt"]
     data = gb.load_dataset("penicillin")
     big, small = reference_fit("penicillin_reml"), gb.Model(ref["null"], data).fit_reml()
-    table = gb.anova(big, small)                  # any order; REML fits refitted by ML
+    table = gb.anova(big, small)  # any order; REML fits refitted by ML
     assert list(table["formula"]) == [ref["null"], ref["full"]]
     assert all(table["method"] == "ML (refit)") and "refitted by ML" in table.attrs["notes"][0]
     last = table.iloc[1]
@@ -99,7 +104,9 @@ def test_penicillin_lrt_equals_lme4_anova():
     np.testing.assert_allclose(table["AIC"], ref["AIC"], rtol=1e-8)
     np.testing.assert_allclose(table["BIC"], ref["BIC"], rtol=1e-8)
     k, n = table["npar"], big.spec.n_obs
-    np.testing.assert_allclose(table["AICc"], table["AIC"] + 2 * k * (k + 1) / (n - k - 1), rtol=1e-12)
+    np.testing.assert_allclose(
+        table["AICc"], table["AIC"] + 2 * k * (k + 1) / (n - k - 1), rtol=1e-12
+    )
 
 
 def test_variance_component_lrt_has_boundary_p_and_bootstrap():
@@ -108,8 +115,9 @@ def test_variance_component_lrt_has_boundary_p_and_bootstrap():
     table = gb.lrt(ri, rs)
     row = table.iloc[1]
     assert row["Df"] == 2
-    assert row["p_boundary"] == pytest.approx(0.5 * stats.chi2.sf(row["Chisq"], 1)
-                                              + 0.5 * stats.chi2.sf(row["Chisq"], 2), rel=1e-12)
+    assert row["p_boundary"] == pytest.approx(
+        0.5 * stats.chi2.sf(row["Chisq"], 1) + 0.5 * stats.chi2.sf(row["Chisq"], 2), rel=1e-12
+    )
     assert row["p_boundary"] < row["p_value"]
     # parametric bootstrap: the smaller model is false here (Chisq = 42), so no simulated
     # statistic reaches it and p = 1 / (nsim + 1)
@@ -148,8 +156,9 @@ def test_bernoulli_r2_equals_performance_at_lme4_s_estimates():
     for name, value in LMERTEST["r2_icc"]["ctsib_laplace"].items():
         assert float(at_lme4[name][0]) == pytest.approx(value, rel=1e-9), name
     fit = reference_fit("ctsib_laplace")
-    own = variance_components(fit.spec, fit.estimate.beta[None],
-                              [fit.varcorr["vcov"].to_numpy()[None, :, None]], None)
+    own = variance_components(
+        fit.spec, fit.estimate.beta[None], [fit.varcorr["vcov"].to_numpy()[None, :, None]], None
+    )
     for name, value in fit.icc()["estimate"].items():
         assert value == pytest.approx(float(own[name][0]), rel=1e-12), name
     with pytest.raises(gb.ModelError, match="poisson"):
@@ -177,8 +186,11 @@ def test_posterior_contrast_and_icc():
     assert table.loc["ICC_adjusted", "lower"] == pytest.approx(np.quantile(icc, 0.025), rel=1e-10)
     # the plug-in REML value lies inside the posterior's bulk (skewed, bounded by 0 and 1)
     reml = reference_fit("penicillin_reml").icc()
-    assert list(reml.index) == list(table.index)           # one return type for both kinds
-    assert abs(table.loc["ICC_adjusted", "estimate"] - reml.loc["ICC_adjusted", "estimate"]) < table.loc["ICC_adjusted", "sd"]
+    assert list(reml.index) == list(table.index)  # one return type for both kinds
+    assert (
+        abs(table.loc["ICC_adjusted", "estimate"] - reml.loc["ICC_adjusted", "estimate"])
+        < table.loc["ICC_adjusted", "sd"]
+    )
 
 
 def test_loo_compare_ranks_posteriors(sleepstudy):

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import glmm_bayes as gb
-from glmm_bayes.families import FAMILIES, Family, AuxParameter
+from glmm_bayes.families import FAMILIES, AuxParameter, Family
 from glmm_bayes.parameters import ParameterMap
 
 matplotlib.use("Agg")
@@ -85,7 +85,7 @@ def test_prior_and_posterior_merge_into_one_tree(slopes):
     # the prior group holds what the priors say: sigma ~ exponential(1 / sd(y)) has mean sd(y)
     sigma = np.ravel(prior["prior"]["sigma"])
     s_y = np.std(m.spec.y)
-    assert abs(sigma.mean() - s_y) < 4 * s_y / np.sqrt(sigma.size)       # 4 Monte Carlo sds
+    assert abs(sigma.mean() - s_y) < 4 * s_y / np.sqrt(sigma.size)  # 4 Monte Carlo sds
 
 
 @pytest.mark.parametrize("which", ["slopes", "counts"])
@@ -98,8 +98,11 @@ def test_a_saved_posterior_reloads_and_predicts_the_same_numbers(which, request,
     pd.testing.assert_frame_equal(again.summary(), post.summary(), rtol=1e-12)
     np.testing.assert_allclose(again.predict(), post.predict(), rtol=1e-12)
     newdata = m.spec.data.head(5)
-    np.testing.assert_allclose(again.predict(newdata, interval=0.9).to_numpy(),
-                               post.predict(newdata, interval=0.9).to_numpy(), rtol=1e-12)
+    np.testing.assert_allclose(
+        again.predict(newdata, interval=0.9).to_numpy(),
+        post.predict(newdata, interval=0.9).to_numpy(),
+        rtol=1e-12,
+    )
     compared = gb.loo_compare(post, again, names=["saved", "reloaded"])
     assert compared["elpd_diff"].abs().max() < 1e-9
     other = gb.Model("Reaction ~ 1 + (1 | Subject)", gb.load_dataset("sleepstudy"))
@@ -151,18 +154,31 @@ def test_a_family_parameter_is_one_entry_in_the_family_table(monkeypatch, sleeps
     assert fit.population.loc["tau", "estimate"] == pytest.approx(reference.sigma, rel=1e-6)
     post = m.fit_map(draws=100, seed=0)
     assert "tau" in post.idata["posterior"] and "tau" in post.population.index
-    custom = gb.Model("Reaction ~ Days + (1 | Subject)", sleepstudy, family="toy",
-                      priors={"tau": "exponential(0.1)"})
+    custom = gb.Model(
+        "Reaction ~ Days + (1 | Subject)",
+        sleepstudy,
+        family="toy",
+        priors={"tau": "exponential(0.1)"},
+    )
     assert custom.priors.loc["tau", "source"] == "user"
 
 
 def test_the_map_orders_and_bounds_the_natural_parameters():
     data = gb.load_dataset("Ovary")
-    m = gb.Model("follicles ~ sin(2*pi*Time) + cos(2*pi*Time) + (1 | Mare)", data,
-                 correlation=gb.AR1(group="Mare"))
+    m = gb.Model(
+        "follicles ~ sin(2*pi*Time) + cos(2*pi*Time) + (1 | Mare)",
+        data,
+        correlation=gb.AR1(group="Mare"),
+    )
     pmap = ParameterMap.from_spec(m.spec)
-    assert pmap.names == ("(Intercept)", "sin(2 * pi * Time)", "cos(2 * pi * Time)", "sd((Intercept)|Mare)",
-                          "sigma", "phi")
+    assert pmap.names == (
+        "(Intercept)",
+        "sin(2 * pi * Time)",
+        "cos(2 * pi * Time)",
+        "sd((Intercept)|Mare)",
+        "sigma",
+        "phi",
+    )
     lower, upper = pmap.bounds()
     np.testing.assert_array_equal(lower, [-np.inf] * 3 + [0, 0, -1])
     np.testing.assert_array_equal(upper, [np.inf] * 5 + [1])

@@ -1,26 +1,31 @@
-"""Laplace/AGQ and ML against brute-force integration, and the MAP mode against a plain optimiser."""
+"""Laplace/AGQ and ML against brute-force integration, and the MAP mode against a plain
+optimiser."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import compiles_during
 from scipy import integrate, optimize, stats
 from scipy.special import gammaln
 
 import glmm_bayes as gb
 
-from conftest import compiles_during
-
 
 def _quadrature_loglik_poisson(data, beta0, sd):
-    """log L = sum_j log int prod_i Poisson(y_ij | exp(beta0 + b)) N(b | 0, sd^2) db, by adaptive quad."""
+    """log L = sum_j log int prod_i Poisson(y_ij | exp(beta0 + b)) N(b | 0, sd^2) db, by
+    adaptive quadrature."""
     total = 0.0
     for _, rows in data.groupby("Beach"):
         y = rows["Richness"].to_numpy()
 
         def integrand(b):
-            return np.exp(np.sum(y * (beta0 + b) - np.exp(beta0 + b) - gammaln(y + 1))
-                          + stats.norm.logpdf(b, 0, sd) + 40.0)
+            return np.exp(
+                np.sum(y * (beta0 + b) - np.exp(beta0 + b) - gammaln(y + 1))  # noqa: B023 (called at once)
+                + stats.norm.logpdf(b, 0, sd)
+                + 40.0
+            )
+
         value, _ = integrate.quad(integrand, -12 * sd, 12 * sd, epsabs=0, epsrel=1e-12, limit=200)
         total += np.log(value) - 40.0
     return total
@@ -51,8 +56,14 @@ def test_gaussian_ml_against_brute_force_integration():
     for _, rows in data.groupby("Batch"):
         y = rows["Yield"].to_numpy()
         value, _ = integrate.quad(
-            lambda b: np.exp(np.sum(stats.norm.logpdf(y, mu + b, sigma)) + stats.norm.logpdf(b, 0, sd_b) + 150),
-            -10 * sd_b, 10 * sd_b, epsrel=1e-12, limit=200)
+            lambda b: np.exp(
+                np.sum(stats.norm.logpdf(y, mu + b, sigma)) + stats.norm.logpdf(b, 0, sd_b) + 150  # noqa: B023 (called at once)
+            ),
+            -10 * sd_b,
+            10 * sd_b,
+            epsrel=1e-12,
+            limit=200,
+        )
         total += np.log(value) - 150
     np.testing.assert_allclose(fit.loglik, total, rtol=1e-9)
 
@@ -60,42 +71,66 @@ def test_gaussian_ml_against_brute_force_integration():
 @pytest.mark.usefixtures("float64")
 def test_map_mode_is_the_maximiser_of_the_log_joint(sleepstudy):
     """fit_map's mode equals what Nelder-Mead finds on the same unnormalised log posterior."""
+    from functools import partial
+
     from jax.flatten_util import ravel_pytree
     from numpyro.infer.util import initialize_model
-    from functools import partial
 
     from glmm_bayes.program import marginal_model
 
     model = gb.Model("Reaction ~ Days + (1 | Subject)", sleepstudy)
     fit = model.fit_map(draws=200, seed=0)
-    info = initialize_model(jax.random.PRNGKey(0), partial(marginal_model, structure=model.structure),
-                            model_kwargs=model.model_kwargs)
+    info = initialize_model(
+        jax.random.PRNGKey(0),
+        partial(marginal_model, structure=model.structure),
+        model_kwargs=model.model_kwargs,
+    )
     x0, unravel = ravel_pytree(info.param_info.z)
     potential = jax.jit(lambda x: info.potential_fn(unravel(x)))
-    plain = optimize.minimize(lambda x: float(potential(jnp.asarray(x))), np.asarray(x0),
-                              method="Nelder-Mead",
-                              options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 40000, "maxfev": 40000})
+    plain = optimize.minimize(
+        lambda x: float(potential(jnp.asarray(x))),
+        np.asarray(x0),
+        method="Nelder-Mead",
+        options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 40000, "maxfev": 40000},
+    )
     constrained = info.postprocess_fn(unravel(jnp.asarray(plain.x)))
     # Nelder-Mead converges to ~1e-6 relative in x; compare on the constrained scale
-    np.testing.assert_allclose(fit.population.loc["sigma", "estimate"], float(constrained["sigma"]), rtol=1e-4)
-    np.testing.assert_allclose(fit.population.loc["sd((Intercept)|Subject)", "estimate"],
-                               float(constrained["sd((Intercept)|Subject)"]), rtol=1e-4)
-    np.testing.assert_allclose(fit.fixef.loc["Days", "estimate"], float(constrained["Days"]), rtol=1e-4)
+    np.testing.assert_allclose(
+        fit.population.loc["sigma", "estimate"], float(constrained["sigma"]), rtol=1e-4
+    )
+    np.testing.assert_allclose(
+        fit.population.loc["sd((Intercept)|Subject)", "estimate"],
+        float(constrained["sd((Intercept)|Subject)"]),
+        rtol=1e-4,
+    )
+    np.testing.assert_allclose(
+        fit.fixef.loc["Days", "estimate"], float(constrained["Days"]), rtol=1e-4
+    )
 
 
 def test_map_with_flat_priors_is_close_to_ml(sleepstudy):
     """Wide priors: the marginal posterior mode in log-sd space sits near the ML estimate; the
     Jacobian of the log transform and the priors move it by a fraction of a standard error."""
-    flat = {"fixed": "normal(0, 1000)", "Intercept": "normal(0, 10000)", "sd": "half_normal(1000)",
-            "sigma": "half_normal(1000)", "cor": "lkj(1)"}
+    flat = {
+        "fixed": "normal(0, 1000)",
+        "Intercept": "normal(0, 10000)",
+        "sd": "half_normal(1000)",
+        "sigma": "half_normal(1000)",
+        "cor": "lkj(1)",
+    }
     model = gb.Model("Reaction ~ Days + (Days | Subject)", sleepstudy, priors=flat)
     mode, ml = model.fit_map(draws=500, seed=1), model.fit_ml()
     cmp = gb.compare(mode, ml)
     se = ml.fixef["std_error"]
     for name in ["(Intercept)", "Days"]:
-        assert abs(cmp.loc[name, ("MAP", "estimate")] - cmp.loc[name, ("ML", "estimate")]) < 0.05 * se[name]
+        assert (
+            abs(cmp.loc[name, ("MAP", "estimate")] - cmp.loc[name, ("ML", "estimate")])
+            < 0.05 * se[name]
+        )
     for name in ["sd((Intercept)|Subject)", "sd(Days|Subject)", "sigma"]:
-        np.testing.assert_allclose(cmp.loc[name, ("MAP", "estimate")], cmp.loc[name, ("ML", "estimate")], rtol=0.1)
+        np.testing.assert_allclose(
+            cmp.loc[name, ("MAP", "estimate")], cmp.loc[name, ("ML", "estimate")], rtol=0.1
+        )
     # the Gaussian approximation's draws have the ML standard errors' scale
     np.testing.assert_allclose(mode.fixef["sd"], se, rtol=0.15)
 
@@ -114,7 +149,7 @@ def test_each_model_s_prior_numbers_reach_the_shared_compiled_program(sleepstudy
 
     for centre in (2.0, 5.0):
         text = mode(f"normal({centre}, 0.01)")
-        compiles, distribution = compiles_during(lambda: mode(dist.Normal(centre, 0.01)))
+        compiles, distribution = compiles_during(lambda: mode(dist.Normal(centre, 0.01)))  # noqa: B023 (called at once)
         assert abs(text - centre) < 2e-3
         np.testing.assert_allclose(distribution, text, rtol=1e-6)
         if centre == 5.0:

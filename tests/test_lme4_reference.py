@@ -4,20 +4,28 @@ Tolerances follow the reference README: lme4 stops at ~1e-6 relative change of t
 so variance components agree between correct implementations to ~1e-3 relative and fixed
 effects and log-likelihoods to 1e-4 relative or better. Standard errors of GLMMs come from the
 Hessian of the deviance in (beta, theta): lme4 takes finite differences (step 1e-4), we
-difference exact gradients, so they agree to 2e-4 (salamander: 1.2e-4). For RIKZ's Laplace fit lme4's default PIRLS
-tolerance (tolPwrss = 1e-7) leaves the conditional modes inexact, which bends its deviance
-surface and moves the SE of NAP by 0.6%; run to convergence (tolPwrss = 1e-13, in
+difference exact gradients, so they agree to 2e-4 (salamander: 1.2e-4). For RIKZ's Laplace fit
+lme4's default PIRLS tolerance (tolPwrss = 1e-7) leaves the conditional modes inexact, which bends
+its deviance surface and moves the SE of NAP by 0.6%; run to convergence (tolPwrss = 1e-13, in
 lme4_extra.json) lme4 agrees with us, so that fit's SEs are checked against the converged run.
 """
 
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import EXTRA, REFERENCE, reference_fit, reference_model
 
-GAUSSIAN = ["sleep_ri_reml", "sleep_ri_ml", "sleep_rs_reml", "sleep_rs_ml", "sleep_uncorr_reml",
-            "dyestuff_reml", "penicillin_reml", "pulp_reml", "irrigation_reml"]
+GAUSSIAN = [
+    "sleep_ri_reml",
+    "sleep_ri_ml",
+    "sleep_rs_reml",
+    "sleep_rs_ml",
+    "sleep_uncorr_reml",
+    "dyestuff_reml",
+    "penicillin_reml",
+    "pulp_reml",
+    "irrigation_reml",
+]
 GLMM = ["rikz_poisson_laplace", "rikz_poisson_agq10", "salamander_laplace"]
 VC_RTOL, FIXEF_RTOL, LOGLIK_RTOL = 2e-3, 1e-4, 1e-6
 
@@ -92,20 +100,23 @@ def test_conditional_modes(key):
         terms = expected["terms"] if isinstance(expected["terms"], list) else [expected["terms"]]
         for term in terms:
             cond_sd = np.asarray(expected["cond_sd"][term])
-            np.testing.assert_allclose(table[("condval", term)], expected["values"][term],
-                                       atol=2e-3 * cond_sd.max())
+            np.testing.assert_allclose(
+                table[("condval", term)], expected["values"][term], atol=2e-3 * cond_sd.max()
+            )
             _close(table[("condsd", term)], cond_sd, 2e-3)
 
 
 def test_penicillin_likelihood_ratio_test():
     ref = REFERENCE["penicillin_lrt"]
     import glmm_bayes as gb
+
     data = gb.load_dataset("penicillin")
     full = gb.Model(ref["full"], data).fit_ml()
     null = gb.Model(ref["null"], data).fit_ml()
     chisq = 2 * (full.loglik - null.loglik)
     df = full.estimate.n_params - null.estimate.n_params
     from scipy.stats import chi2
+
     _close([full.loglik, null.loglik], [ref["logLik_full"], ref["logLik_null"]], LOGLIK_RTOL)
     assert df == ref["df"]
     _close(chisq, ref["chisq"], 1e-5)
@@ -128,8 +139,9 @@ def test_ctsib_reaches_at_least_lme4_likelihood():
     layout = RandomEffectsLayout.from_spec(spec)
     beta = jnp.array(list(ref["fixef"].values()))
     theta = jnp.array([ref["varcorr"][0]["sdcor"]])
-    at_lme4 = -0.5 * laplace_deviance(beta, theta, 1.0, model_arrays(spec, layout), layout,
-                                      spec.family, spec.link)
+    at_lme4 = -0.5 * laplace_deviance(
+        beta, theta, 1.0, model_arrays(spec, layout), layout, spec.family, spec.link
+    )
     _close(float(at_lme4), ref["logLik"], 1e-5)
     fit = reference_fit("ctsib_laplace")
     assert fit.loglik >= ref["logLik"] - 1e-6

@@ -24,8 +24,12 @@ def execute(path: Path) -> str | None:
     """Run one notebook in a fresh kernel; the error's text, or None."""
     notebook = nbformat.read(path, as_version=4)
     try:
-        NotebookClient(notebook, timeout=300, kernel_name="python3",
-                       resources={"metadata": {"path": str(path.parent)}}).execute()
+        NotebookClient(
+            notebook,
+            timeout=300,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(path.parent)}},
+        ).execute()
     except Exception:
         return traceback.format_exc()
     return None
@@ -34,27 +38,45 @@ def execute(path: Path) -> str | None:
 @pytest.fixture(scope="module")
 def errors(request) -> dict:
     """Runs the notebooks whose execution tests this session selected."""
-    selected = [item.callspec.params["path"] for item in request.session.items
-                if getattr(item, "originalname", None) == "test_notebook_executes"]
+    selected = [
+        item.callspec.params["path"]
+        for item in request.session.items
+        if getattr(item, "originalname", None) == "test_notebook_executes"
+    ]
     with ProcessPoolExecutor(max_workers=2) as pool:
         return dict(zip(selected, pool.map(execute, selected)))
 
 
 def test_there_is_a_notebook_per_worked_example():
     names = " ".join(p.stem for p in NOTEBOOKS)
-    for example in ("sleepstudy", "dyestuff", "penicillin", "pulp", "irrigation", "rikz",
-                    "salamander", "ctsib", "ovary", "marginal_vs_conditional", "shrinkage"):
+    for example in (
+        "sleepstudy",
+        "dyestuff",
+        "penicillin",
+        "pulp",
+        "irrigation",
+        "rikz",
+        "salamander",
+        "ctsib",
+        "ovary",
+        "marginal_vs_conditional",
+        "shrinkage",
+    ):
         assert example in names
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_is_stored_without_outputs(path):
     notebook = nbformat.read(path, as_version=4)
-    assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code"), \
+    assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code"), (
         f"{path.name} is stored with outputs; clear them"
+    )
 
 
-@pytest.mark.parametrize("path", [pytest.param(p, marks=() if p.stem in DEFAULT_RUN else pytest.mark.slow)
-                                  for p in NOTEBOOKS], ids=[p.stem for p in NOTEBOOKS])
+@pytest.mark.parametrize(
+    "path",
+    [pytest.param(p, marks=() if p.stem in DEFAULT_RUN else pytest.mark.slow) for p in NOTEBOOKS],
+    ids=[p.stem for p in NOTEBOOKS],
+)
 def test_notebook_executes(path, errors):
     assert errors[path] is None, errors[path]

@@ -3,10 +3,10 @@
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import REFERENCE, reference_fit, reference_model
 from scipy import integrate, special, stats
 
 import glmm_bayes as gb
-from conftest import REFERENCE, reference_fit, reference_model
 
 
 def lme4_linear_predictor(key, data, conditional=True):
@@ -27,13 +27,18 @@ def test_sleepstudy_predictions_equal_lme4_fixef_and_blups():
     # lme4 stops at ~1e-6 relative change of the criterion: BLUPs and fixed effects agree to
     # ~1e-4 relative, i.e. well under 0.05 ms on responses of ~300 ms.
     fit, data = reference_fit("sleep_rs_reml"), gb.load_dataset("sleepstudy")
-    np.testing.assert_allclose(fit.predict(), lme4_linear_predictor("sleep_rs_reml", data), atol=0.05)
-    np.testing.assert_allclose(fit.predict(re_form="~0"),
-                               lme4_linear_predictor("sleep_rs_reml", data, False), atol=0.05)
+    np.testing.assert_allclose(
+        fit.predict(), lme4_linear_predictor("sleep_rs_reml", data), atol=0.05
+    )
+    np.testing.assert_allclose(
+        fit.predict(re_form="~0"), lme4_linear_predictor("sleep_rs_reml", data, False), atol=0.05
+    )
     # newdata: the same rows in another order give the same predictions, and equal the
     # fitted values of the REML fit exactly
     shuffled = data.sample(frac=1.0, random_state=1)
-    np.testing.assert_allclose(fit.predict(shuffled), fit.estimate.fitted[shuffled.index], rtol=1e-12)
+    np.testing.assert_allclose(
+        fit.predict(shuffled), fit.estimate.fitted[shuffled.index], rtol=1e-12
+    )
 
 
 def test_new_levels_population_sample_error():
@@ -50,7 +55,9 @@ def test_new_levels_population_sample_error():
         with pytest.raises(gb.DataError, match="new subject.*'Subject'"):
             fitted.predict(new)
     # population-level predictions need no grouping column
-    assert fit.predict(pd.DataFrame({"Days": [5.0]}), re_form="~0")[0] == pytest.approx(population[1])
+    assert fit.predict(pd.DataFrame({"Days": [5.0]}), re_form="~0")[0] == pytest.approx(
+        population[1]
+    )
 
 
 def test_prediction_input_errors_name_the_culprit():
@@ -82,7 +89,7 @@ def test_predict_leaves_newdata_unmodified():
     out = fit.predict(new, new_levels="population")
     pd.testing.assert_frame_equal(new, copy)
     beta = fit.estimate.beta
-    assert out[1] == pytest.approx(beta[0], rel=1e-12)   # A is the reference level, Blend9 new
+    assert out[1] == pytest.approx(beta[0], rel=1e-12)  # A is the reference level, Blend9 new
 
 
 def test_wald_interval_of_the_fixed_part():
@@ -92,7 +99,9 @@ def test_wald_interval_of_the_fixed_part():
     X = np.column_stack([np.ones(2), new["Days"]])
     se = np.sqrt(np.einsum("np,pq,nq->n", X, fit.vcov.to_numpy(), X))
     np.testing.assert_allclose(frame["std_error"], se, rtol=1e-6)
-    np.testing.assert_allclose(frame["upper"] - frame["estimate"], stats.norm.ppf(0.95) * se, rtol=1e-9)
+    np.testing.assert_allclose(
+        frame["upper"] - frame["estimate"], stats.norm.ppf(0.95) * se, rtol=1e-9
+    )
 
 
 def test_poisson_marginal_mean_is_exp_eta_plus_half_variance():
@@ -102,8 +111,11 @@ def test_poisson_marginal_mean_is_exp_eta_plus_half_variance():
     np.testing.assert_allclose(fit.predict(marginal=True), np.exp(eta + tau2 / 2), rtol=1e-12)
     # and against lme4's estimates (agreement of the fits ~1e-4 relative)
     ref = REFERENCE["rikz_poisson_laplace"]
-    lme4 = np.exp(ref["fixef"]["(Intercept)"] + ref["fixef"]["NAP"] * data["NAP"]
-                  + ref["varcorr"][0]["vcov"] / 2)
+    lme4 = np.exp(
+        ref["fixef"]["(Intercept)"]
+        + ref["fixef"]["NAP"] * data["NAP"]
+        + ref["varcorr"][0]["vcov"] / 2
+    )
     np.testing.assert_allclose(fit.predict(marginal=True), lme4, rtol=1e-3)
     # the marginal mean exceeds the conditional-at-zero mean exp(eta): Jensen
     assert np.all(fit.predict(marginal=True) > fit.predict(re_form="~0"))
@@ -114,8 +126,15 @@ def test_logistic_marginal_mean_agrees_with_brute_force_integration():
     tau = np.sqrt(fit.varcorr["vcov"].iloc[0])
     eta = fit.predict(re_form="~0", scale="link")[:20]
     marginal = fit.predict(marginal=True)[:20]
-    brute = [integrate.quad(lambda z: special.expit(e + tau * z) * stats.norm.pdf(z), -12, 12,
-                            epsabs=1e-13)[0] for e in eta]
+    brute = [
+        integrate.quad(
+            lambda z: special.expit(e + tau * z) * stats.norm.pdf(z),  # noqa: B023 (called at once)
+            -12,
+            12,
+            epsabs=1e-13,
+        )[0]
+        for e in eta
+    ]
     np.testing.assert_allclose(marginal, brute, rtol=1e-9)
 
 
@@ -128,7 +147,7 @@ def test_simulate_reproduces_the_fitted_moments():
     mean = fit.predict(re_form="~0")
     Z = np.column_stack([np.ones(180), gb.load_dataset("sleepstudy")["Days"]])
     cov = fit.estimate.factors[0] @ fit.estimate.factors[0].T
-    var = np.einsum("ni,ij,nj->n", Z, cov, Z) + fit.sigma ** 2
+    var = np.einsum("ni,ij,nj->n", Z, cov, Z) + fit.sigma**2
     z_mean = (sims.mean(axis=1) - mean) / np.sqrt(var / 4000)
     assert np.max(np.abs(z_mean)) < 4.5
     assert np.max(np.abs(sims.var(axis=1, ddof=1) / var - 1)) < 5 * np.sqrt(2 / 4000)
@@ -145,19 +164,21 @@ def test_simulated_poisson_counts_match_the_marginal_mean():
     assert np.all(sims == np.round(sims)) and sims.min() >= 0
     mean = fit.predict(marginal=True)
     tau2 = fit.varcorr["vcov"].iloc[0]
-    var = mean + mean ** 2 * (np.exp(tau2) - 1)          # Poisson-lognormal variance
+    var = mean + mean**2 * (np.exp(tau2) - 1)  # Poisson-lognormal variance
     z = (sims.mean(axis=1) - mean) / np.sqrt(var / 4000)
     assert np.max(np.abs(z)) < 4.5
 
 
 def test_binomial_simulation_needs_trials_in_newdata():
-    model = gb.Model("cbind(s, f) ~ 1 + (1 | g)",
-                     pd.DataFrame({"s": [1, 2, 3, 4, 2, 1], "f": [3, 2, 1, 1, 2, 3],
-                                   "g": list("aabbcc")}), family="binomial")
+    model = gb.Model(
+        "cbind(s, f) ~ 1 + (1 | g)",
+        pd.DataFrame({"s": [1, 2, 3, 4, 2, 1], "f": [3, 2, 1, 1, 2, 3], "g": list("aabbcc")}),
+        family="binomial",
+    )
     fit = model.fit_laplace()
     sims = fit.simulate(50, seed=0).to_numpy()
     assert np.all(sims <= model.spec.trials[:, None]) and np.all(sims >= 0)
-    assert np.any(sims == 5)                    # row 3 has 4 + 1 trials
+    assert np.any(sims == 5)  # row 3 has 4 + 1 trials
     with pytest.raises(gb.DataError, match="'f'.*trials"):
         fit.simulate(1, newdata=pd.DataFrame({"s": [1], "g": ["a"]}))
 
@@ -187,8 +208,9 @@ def test_newdata_goes_through_the_training_data_s_transforms(sleepstudy, term):
     fit = gb.Model(f"Reaction ~ {term} + (1 | Subject)", sleepstudy).fit_reml()
     rows = sleepstudy[sleepstudy.Days <= 2]
     np.testing.assert_allclose(fit.predict(rows), fit.predict()[rows.index], rtol=1e-10)
-    np.testing.assert_allclose(fit.predict(rows, re_form="~0"),
-                               fit.predict(re_form="~0")[rows.index], rtol=1e-10)
+    np.testing.assert_allclose(
+        fit.predict(rows, re_form="~0"), fit.predict(re_form="~0")[rows.index], rtol=1e-10
+    )
 
 
 def test_bootstrap_interval_of_a_population_prediction(sleepstudy):

@@ -12,10 +12,10 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import EXTRA, REFERENCE, reference_fit, reference_model
 from scipy import stats
 
 import glmm_bayes as gb
-from conftest import EXTRA, REFERENCE, reference_fit, reference_model
 
 PROFILE_RTOL = 5e-5
 
@@ -26,8 +26,11 @@ def lme4_names(spec) -> list[str]:
     for term in spec.terms:
         rows, cols = np.tril_indices(term.q)
         for r, c in sorted(zip(rows, cols), key=lambda rc: (rc[1], rc[0])):
-            names.append(f"sd({term.names[r]}|{term.label})" if r == c
-                         else f"cor({term.names[c]},{term.names[r]}|{term.label})")
+            names.append(
+                f"sd({term.names[r]}|{term.label})"
+                if r == c
+                else f"cor({term.names[c]},{term.names[r]}|{term.label})"
+            )
     return names + (["sigma"] if spec.family.name == "gaussian" else []) + list(spec.fixed_names)
 
 
@@ -66,11 +69,15 @@ def test_a_fixed_effect_on_a_ridge_is_profiled_to_both_ends():
         warnings.simplefilter("error", gb.GlmmBayesWarning)
         lower, upper = fit.confint(method="profile", parm="Height").loc["Height"]
     wald_lower, wald_upper = fit.confint(method="wald", parm="Height").loc["Height"]
-    assert lower < wald_lower < upper < wald_upper        # the profile is skewed to the left
+    assert lower < wald_lower < upper < wald_upper  # the profile is skewed to the left
     data = gb.load_dataset("ctsib")
     for end in (lower, upper):
-        refit = gb.Model(f"I(CTSIB == 1) ~ Sex + Age + Weight + Surface + Vision + (1|Subject) + "
-                         f"offset({end!r} * Height)", data, family="bernoulli").fit_laplace()
+        refit = gb.Model(
+            f"I(CTSIB == 1) ~ Sex + Age + Weight + Surface + Vision + (1|Subject) + "
+            f"offset({end!r} * Height)",
+            data,
+            family="bernoulli",
+        ).fit_laplace()
         assert 2 * (fit.loglik - refit.loglik) == pytest.approx(stats.chi2.ppf(0.95, 1), abs=1e-6)
 
 
@@ -82,8 +89,11 @@ def test_wald_intervals_and_errors():
     ref = REFERENCE["sleep_rs_reml"]
     for name in ("(Intercept)", "Days"):
         half = stats.norm.ppf(0.975) * ref["se"][name]
-        np.testing.assert_allclose(wald.loc[name, ["lower", "upper"]],
-                                   [ref["fixef"][name] - half, ref["fixef"][name] + half], rtol=1e-5)
+        np.testing.assert_allclose(
+            wald.loc[name, ["lower", "upper"]],
+            [ref["fixef"][name] - half, ref["fixef"][name] + half],
+            rtol=1e-5,
+        )
     assert wald.loc["sigma"].isna().all()
     with pytest.raises(gb.ModelError, match="no parameter named"):
         fit.confint(parm="sd(Days|subject)")
@@ -106,16 +116,23 @@ def test_bootstrap_intervals_agree_with_bootmer():
     2.5% or 97.5% quantile of n draws: its Monte Carlo sd is sqrt(p (1 - p) / n) / phi(z) of
     the estimate's sampling sd (taken as the interval's width / 3.92), 0.085 for n = 1000 and
     0.134 for 400, so the two runs differ by sd ~0.16 of it; 0.5 asserted (3 sd)."""
-    from pathlib import Path
     import json
+    from pathlib import Path
+
     ref = json.loads((Path(__file__).parent / "reference" / "lme4_idioms.json").read_text())
     ref = ref["sleep_ri_boot_confint"]
     fit = reference_fit("sleep_ri_reml")
     boot = fit.confint(method="boot", nsim=400, seed=1)
     assert boot.attrs["bootstrap"] == "400 of 400 refits succeeded"
-    names = {"sd_(Intercept)|Subject": "sd((Intercept)|Subject)", "sigma": "sigma",
-             "(Intercept)": "(Intercept)", "Days": "Days"}
+    names = {
+        "sd_(Intercept)|Subject": "sd((Intercept)|Subject)",
+        "sigma": "sigma",
+        "(Intercept)": "(Intercept)",
+        "Days": "Days",
+    }
     for theirs, lower, upper in zip(ref["names"], ref["lower"], ref["upper"]):
         sd = (upper - lower) / 3.92
         ours = boot.loc[names[theirs]]
-        assert abs(ours["lower"] - lower) < 0.5 * sd and abs(ours["upper"] - upper) < 0.5 * sd, theirs
+        assert abs(ours["lower"] - lower) < 0.5 * sd and abs(ours["upper"] - upper) < 0.5 * sd, (
+            theirs
+        )

@@ -9,19 +9,21 @@ variance and correlation parameters 2e-3, standard errors 1e-3).
 """
 
 import json
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import REFERENCE
 from scipy.stats import multivariate_normal
 
 import glmm_bayes as gb
-from conftest import REFERENCE
 from glmm_bayes.engines.residual import ResidualLayout, leave_one_out_loglik, residual_arrays
 
-LMERTEST = json.loads((Path(__file__).parent / "reference" / "lmertest_extra.json").read_text())["fits"]
+LMERTEST = json.loads((Path(__file__).parent / "reference" / "lmertest_extra.json").read_text())[
+    "fits"
+]
 
 HERE = Path(__file__).parent / "reference"
 NLME = json.loads((HERE / "nlme_extra.json").read_text())
@@ -35,38 +37,81 @@ def serial_data() -> pd.DataFrame:
 
 #: reference key -> (data, formula, Model keyword arguments, method, our names of nlme's params)
 CASES = {
-    "ovary_ar1_reml": ("Ovary", OVARY, {"correlation": gb.AR1(group="Mare")}, "REML", {"Phi": "phi"}),
+    "ovary_ar1_reml": (
+        "Ovary",
+        OVARY,
+        {"correlation": gb.AR1(group="Mare")},
+        "REML",
+        {"Phi": "phi"},
+    ),
     "ovary_ar1_ml": ("Ovary", OVARY, {"correlation": gb.AR1(group="Mare")}, "ML", {"Phi": "phi"}),
-    "ovary_gaussian_reml": ("Ovary", OVARY, {"correlation": gb.GaussianCorrelation(time="Time", group="Mare")},
-                            "REML", {"range": "range"}),
-    "serial_car1_reml": ("serial", SERIAL, {"correlation": gb.CAR1(time="time", group="id")}, "REML", {"Phi": "phi"}),
-    "serial_car1_ml": ("serial", SERIAL, {"correlation": gb.CAR1(time="time", group="id")}, "ML", {"Phi": "phi"}),
-    "serial_ar1_visit_reml": ("serial", SERIAL, {"correlation": gb.AR1(group="id", order="visit")}, "REML",
-                              {"Phi1": "phi"}),
-    "serial_cs_reml": ("serial", "y ~ time + x + (0 + time | id)", {"correlation": gb.CompoundSymmetry(group="id")},
-                       "REML", {"Rho": "rho"}),
-    "serial_varident_reml": ("serial", SERIAL, {"variance": gb.VarIdent(by="sex")}, "REML",
-                             {"M": "sigma_ratio(sex=M)"}),
-    "serial_car1_varident_reml": ("serial", SERIAL, {"correlation": gb.CAR1(time="time", group="id"),
-                                                     "variance": gb.VarIdent(by="sex")}, "REML",
-                                  {"Phi": "phi", "M": "sigma_ratio(sex=M)"}),
+    "ovary_gaussian_reml": (
+        "Ovary",
+        OVARY,
+        {"correlation": gb.GaussianCorrelation(time="Time", group="Mare")},
+        "REML",
+        {"range": "range"},
+    ),
+    "serial_car1_reml": (
+        "serial",
+        SERIAL,
+        {"correlation": gb.CAR1(time="time", group="id")},
+        "REML",
+        {"Phi": "phi"},
+    ),
+    "serial_car1_ml": (
+        "serial",
+        SERIAL,
+        {"correlation": gb.CAR1(time="time", group="id")},
+        "ML",
+        {"Phi": "phi"},
+    ),
+    "serial_ar1_visit_reml": (
+        "serial",
+        SERIAL,
+        {"correlation": gb.AR1(group="id", order="visit")},
+        "REML",
+        {"Phi1": "phi"},
+    ),
+    "serial_cs_reml": (
+        "serial",
+        "y ~ time + x + (0 + time | id)",
+        {"correlation": gb.CompoundSymmetry(group="id")},
+        "REML",
+        {"Rho": "rho"},
+    ),
+    "serial_varident_reml": (
+        "serial",
+        SERIAL,
+        {"variance": gb.VarIdent(by="sex")},
+        "REML",
+        {"M": "sigma_ratio(sex=M)"},
+    ),
+    "serial_car1_varident_reml": (
+        "serial",
+        SERIAL,
+        {"correlation": gb.CAR1(time="time", group="id"), "variance": gb.VarIdent(by="sex")},
+        "REML",
+        {"Phi": "phi", "M": "sigma_ratio(sex=M)"},
+    ),
     "serial_weights_reml": ("serial", SERIAL, {"weights": "w"}, "REML", {}),
     "serial_weights_ml": ("serial", SERIAL, {"weights": "w"}, "ML", {}),
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def model(key: str) -> gb.Model:
     data, formula, kwargs, _, _ = CASES[key]
     frame = gb.load_dataset("Ovary") if data == "Ovary" else serial_data()
     return gb.Model(formula, frame, **kwargs)
 
 
-@lru_cache(maxsize=None)
+@cache
 def fit(key: str) -> gb.FrequentistFit:
     import warnings
+
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", gb.SingularFitWarning)   # nlme's sd 4e-4 is our 0
+        warnings.simplefilter("ignore", gb.SingularFitWarning)  # nlme's sd 4e-4 is our 0
         m = model(key)
         return m.fit_reml() if CASES[key][3] == "REML" else m.fit_ml()
 
@@ -84,11 +129,13 @@ def test_matches_nlme(key):
     assert ours.loglik == pytest.approx(ref["logLik"], rel=1e-9)
     names = list(ref["fixef"])
     assert ours.estimate.beta == pytest.approx([ref["fixef"][n] for n in names], rel=1e-6, abs=1e-6)
-    assert np.sqrt(np.diag(ours.estimate.vcov)) == pytest.approx([ref["se"][n] for n in names], rel=1e-5)
+    assert np.sqrt(np.diag(ours.estimate.vcov)) == pytest.approx(
+        [ref["se"][n] for n in names], rel=1e-5
+    )
     assert ours.sigma == pytest.approx(ref["sigma"], rel=2e-6)
     sds = ours.varcorr.query("grp != 'Residual'")["sdcor"].to_numpy()
     theirs = np.asarray(ref["sd"][:-1])
-    boundary = sds < 1e-8 * ref["sigma"]           # on the boundary: 0 up to the optimiser's step
+    boundary = sds < 1e-8 * ref["sigma"]  # on the boundary: 0 up to the optimiser's step
     assert np.all(theirs[boundary] < 5e-4 * ref["sigma"])
     assert sds[~boundary] == pytest.approx(theirs[~boundary], rel=1e-5, abs=1e-5 * ref["sigma"])
     for theirs_name, mine in CASES[key][4].items():
@@ -118,15 +165,18 @@ def test_ovary_aic_and_lrt_prefer_ar1():
     expected = 2 * (NLME["ovary_ar1_ml"]["logLik"] - NLME["ovary_independent_ml"]["logLik"])
     assert table["Chisq"].iloc[-1] == pytest.approx(expected, rel=1e-5)
     assert table["Df"].iloc[-1] == 1
-    assert "AR1(group='Mare', order=None)" in table["formula"].iloc[-1] and "p_boundary" not in table
+    assert (
+        "AR1(group='Mare', order=None)" in table["formula"].iloc[-1] and "p_boundary" not in table
+    )
 
 
 def test_rikz_glmm_weights_match_glmer():
     """glm's prior weights in a Poisson GLMM (each row's log-likelihood counted w times)."""
     ref = NLME["rikz_weights_laplace"]
     data = gb.load_dataset("RIKZ")
-    ours = gb.Model("Richness ~ NAP + (1 | Beach)", data, family="poisson",
-                    weights=1 + data["Sample"] % 3).fit_laplace()
+    ours = gb.Model(
+        "Richness ~ NAP + (1 | Beach)", data, family="poisson", weights=1 + data["Sample"] % 3
+    ).fit_laplace()
     assert ours.loglik == pytest.approx(ref["logLik"], rel=1e-7)
     assert ours.estimate.beta == pytest.approx(list(ref["fixef"].values()), rel=1e-4)
     assert np.sqrt(np.diag(ours.estimate.vcov)) == pytest.approx(list(ref["se"].values()), rel=1e-3)
@@ -138,7 +188,9 @@ def test_rikz_glmm_weights_match_glmer():
 
 def test_weights_of_one_change_nothing(sleepstudy):
     plain = gb.Model("Reaction ~ Days + (Days | Subject)", sleepstudy).fit_reml()
-    ones = gb.Model("Reaction ~ Days + (Days | Subject)", sleepstudy, weights=np.ones(len(sleepstudy))).fit_reml()
+    ones = gb.Model(
+        "Reaction ~ Days + (Days | Subject)", sleepstudy, weights=np.ones(len(sleepstudy))
+    ).fit_reml()
     assert ones.loglik == pytest.approx(plain.loglik, rel=1e-10)
     assert ones.estimate.beta == pytest.approx(plain.estimate.beta, rel=1e-6)
 
@@ -149,7 +201,7 @@ def test_profile_interval_of_phi_brackets_the_estimate():
     ends = reml.confint(parm="phi").loc["phi"]
     ml_phi = fit("ovary_ar1_ml").correlation_params["phi"]
     assert ends["lower"] < ml_phi < ends["upper"]
-    assert 0.3 < ends["lower"] and ends["upper"] < 0.85      # the 95% profile, not the bounds
+    assert 0.3 < ends["lower"] and ends["upper"] < 0.85  # the 95% profile, not the bounds
 
 
 def test_simulation_honours_ar1_and_varident():
@@ -169,7 +221,7 @@ def test_simulation_honours_ar1_and_varident():
     s = m.spec.data
     ratio = np.where(s["sex"] == "M", f.correlation_params["sigma_ratio(sex=M)"], 1.0)
     expected = f.sigma * ratio / np.sqrt(s["w"].to_numpy())
-    assert e.std(axis=1) / expected == pytest.approx(np.ones(len(s)), abs=0.06)   # 4.5 z at n=4000
+    assert e.std(axis=1) / expected == pytest.approx(np.ones(len(s)), abs=0.06)  # 4.5 z at n=4000
 
 
 def test_icc_averages_the_rows_residual_variance_over_varident_and_weights():
@@ -179,16 +231,20 @@ def test_icc_averages_the_rows_residual_variance_over_varident_and_weights():
     f = m.fit_reml()
     s = m.spec.data
     ratio = np.where(s["sex"] == "M", f.correlation_params["sigma_ratio(sex=M)"], 1.0)
-    var_e = f.sigma ** 2 * np.mean(ratio ** 2 / s["w"].to_numpy())
+    var_e = f.sigma**2 * np.mean(ratio**2 / s["w"].to_numpy())
     var_r = f.varcorr["vcov"].iloc[0]
-    assert abs(var_e - f.sigma ** 2) > 0.05 * var_e          # the structure matters here
-    assert f.icc().loc["ICC_adjusted", "estimate"] == pytest.approx(var_r / (var_r + var_e), rel=1e-12)
+    assert abs(var_e - f.sigma**2) > 0.05 * var_e  # the structure matters here
+    assert f.icc().loc["ICC_adjusted", "estimate"] == pytest.approx(
+        var_r / (var_r + var_e), rel=1e-12
+    )
     post = m.fit_map(draws=200, seed=0)
     draws = post.parameter_draws()
     ratios = np.where(s["sex"].to_numpy()[None, :] == "M", draws.residual[:, -1:], 1.0)
-    var_e = draws.aux ** 2 * np.mean(ratios ** 2 / s["w"].to_numpy(), axis=1)
+    var_e = draws.aux**2 * np.mean(ratios**2 / s["w"].to_numpy(), axis=1)
     var_r = draws.covariances[0][:, 0, 0]
-    assert post.icc().loc["ICC_adjusted", "estimate"] == pytest.approx(np.mean(var_r / (var_r + var_e)), rel=1e-12)
+    assert post.icc().loc["ICC_adjusted", "estimate"] == pytest.approx(
+        np.mean(var_r / (var_r + var_e)), rel=1e-12
+    )
 
 
 def test_leave_one_out_density_is_the_conditional_normal(float64):
@@ -200,14 +256,16 @@ def test_leave_one_out_density_is_the_conditional_normal(float64):
     r = np.random.default_rng(0).normal(size=m.spec.n_obs)
     ours = np.asarray(leave_one_out_loglik(params, r, 1.3, residual_arrays(res), layout))
     rows = res.group_rows[3][res.group_rows[3] < m.spec.n_obs]
-    t = res.group_position[3][:len(rows)]
+    t = res.group_position[3][: len(rows)]
     s = np.where(res.variance_level[rows] == 1, 1.8, 1.0) / np.sqrt(res.weights[rows])
-    V = 1.3 ** 2 * np.outer(s, s) * 0.7 ** np.abs(t[:, None] - t[None, :])
+    V = 1.3**2 * np.outer(s, s) * 0.7 ** np.abs(t[:, None] - t[None, :])
     for j, i in enumerate(rows):
         o = np.delete(np.arange(len(rows)), j)
         w = np.linalg.solve(V[np.ix_(o, o)], V[o, j])
         mean, var = w @ r[rows[o]], V[j, j] - w @ V[o, j]
-        assert ours[i] == pytest.approx(-0.5 * np.log(2 * np.pi * var) - 0.5 * (r[i] - mean) ** 2 / var, rel=1e-9)
+        assert ours[i] == pytest.approx(
+            -0.5 * np.log(2 * np.pi * var) - 0.5 * (r[i] - mean) ** 2 / var, rel=1e-9
+        )
 
 
 @pytest.mark.slow
@@ -217,7 +275,9 @@ def test_nuts_with_ar1_agrees_with_reml():
     post = model("ovary_ar1_reml").sample(draws=1000, warmup=1000, chains=2, seed=1, progress=False)
     phi = post.population.loc["phi"]
     assert abs(phi["estimate"] - fit("ovary_ar1_reml").correlation_params["phi"]) < 2 * phi["sd"]
-    assert "phi" in post.idata.posterior and post.correlation_params["phi"] == pytest.approx(phi["estimate"])
+    assert "phi" in post.idata.posterior and post.correlation_params["phi"] == pytest.approx(
+        phi["estimate"]
+    )
     assert np.isfinite(post.loo().elpd)
 
 
@@ -236,10 +296,16 @@ def test_identity_k_equals_the_plain_fit(sleepstudy):
     plain = gb.Model("Reaction ~ Days + (1 | Subject)", sleepstudy).fit_reml()
     assert known.loglik == pytest.approx(plain.loglik, rel=1e-10)
     assert known.estimate.beta == pytest.approx(plain.estimate.beta, rel=1e-7)
-    assert known.varcorr["sdcor"].to_numpy() == pytest.approx(plain.varcorr["sdcor"].to_numpy(), rel=1e-5)
-    assert known.ranef["Subject"].to_numpy() == pytest.approx(plain.ranef["Subject"].to_numpy(), rel=1e-5, abs=1e-4)
+    assert known.varcorr["sdcor"].to_numpy() == pytest.approx(
+        plain.varcorr["sdcor"].to_numpy(), rel=1e-5
+    )
+    assert known.ranef["Subject"].to_numpy() == pytest.approx(
+        plain.ranef["Subject"].to_numpy(), rel=1e-5, abs=1e-4
+    )
     # an unlabelled K in sorted level order is the same
-    array = gb.Model("Reaction ~ Days + (1 | Subject)", sleepstudy, cov={"Subject": np.eye(len(levels))}).fit_reml()
+    array = gb.Model(
+        "Reaction ~ Days + (1 | Subject)", sleepstudy, cov={"Subject": np.eye(len(levels))}
+    ).fit_reml()
     assert array.loglik == pytest.approx(plain.loglik, rel=1e-10)
 
 
@@ -254,19 +320,25 @@ def test_known_k_ml_is_the_dense_normal_maximum(sleepstudy):
     Kz = K.to_numpy()[np.ix_(idx, idx)]
 
     def loglik(beta, sd, sigma):
-        return multivariate_normal(X @ beta, sd ** 2 * Kz + sigma ** 2 * np.eye(len(y))).logpdf(y)
+        return multivariate_normal(X @ beta, sd**2 * Kz + sigma**2 * np.eye(len(y))).logpdf(y)
 
     beta, sd, sigma = ml.estimate.beta, ml.varcorr["sdcor"].iloc[0], ml.sigma
     best = loglik(beta, sd, sigma)
     assert ml.loglik == pytest.approx(best, rel=1e-10)
-    for step in (np.array([1e-2, 0, 0, 0]), np.array([0, 1e-3, 0, 0]), np.array([0, 0, 1e-2, 0]),
-                 np.array([0, 0, 0, 1e-2])):
+    for step in (
+        np.array([1e-2, 0, 0, 0]),
+        np.array([0, 1e-3, 0, 0]),
+        np.array([0, 0, 1e-2, 0]),
+        np.array([0, 0, 0, 1e-2]),
+    ):
         for sign in (-1, 1):
             b0, b1, s_a, s_e = np.concatenate([beta, [sd, sigma]]) * (1 + sign * step)
             assert loglik(np.array([b0, b1]), s_a, s_e) < best
     b_new = ml.estimate.modes[0][list(K.index).index("new"), 0]
     assert list(ml.ranef["Subject"].index) == list(K.index) and b_new != 0
-    assert ml.predict(pd.DataFrame({"Days": [0.0], "Subject": ["new"]}))[0] == pytest.approx(beta[0] + b_new)
+    assert ml.predict(pd.DataFrame({"Days": [0.0], "Subject": ["new"]}))[0] == pytest.approx(
+        beta[0] + b_new
+    )
 
 
 @pytest.mark.slow
@@ -275,7 +347,9 @@ def test_known_k_nuts_runs_with_the_same_model(sleepstudy):
     m = gb.Model("Reaction ~ Days + (1 | Subject)", sleepstudy, cov={"Subject": K})
     post = m.sample(draws=200, warmup=200, chains=2, progress=False)
     assert post.ranef["Subject"].shape[0] == len(K)
-    assert post.population.loc["Days", "estimate"] == pytest.approx(m.fit_reml().estimate.beta[1], abs=0.3)
+    assert post.population.loc["Days", "estimate"] == pytest.approx(
+        m.fit_reml().estimate.beta[1], abs=0.3
+    )
 
 
 def test_known_k_marginal_mean_uses_each_levels_variance():
@@ -291,8 +365,10 @@ def test_known_k_marginal_mean_uses_each_levels_variance():
     sd2 = fit.varcorr["vcov"].iloc[0]
     eta = fit.predict(re_form="~0", scale="link")
     K_rows = np.diag(K.to_numpy())[g]
-    assert np.ptp(K_rows) > 0.5            # the levels' variances differ
-    np.testing.assert_allclose(fit.predict(marginal=True), np.exp(eta + sd2 * K_rows / 2), rtol=1e-12)
+    assert np.ptp(K_rows) > 0.5  # the levels' variances differ
+    np.testing.assert_allclose(
+        fit.predict(marginal=True), np.exp(eta + sd2 * K_rows / 2), rtol=1e-12
+    )
 
 
 # ---- bad input
@@ -311,8 +387,12 @@ def test_bad_structures_are_named():
     with pytest.raises(gb.ModelError, match="not nested within the grouping factor 'id'"):
         gb.Model(SERIAL, s, correlation=gb.CompoundSymmetry(group="sex"))
     with pytest.raises(gb.ModelError, match="gaussian"):
-        gb.Model("Richness ~ NAP + (1 | Beach)", gb.load_dataset("RIKZ"), family="poisson",
-                 correlation=gb.AR1(group="Beach"))
+        gb.Model(
+            "Richness ~ NAP + (1 | Beach)",
+            gb.load_dataset("RIKZ"),
+            family="poisson",
+            correlation=gb.AR1(group="Beach"),
+        )
     with pytest.raises(gb.DataError, match="needs two levels"):
         gb.Model(SERIAL, s.assign(one="a"), variance=gb.VarIdent(by="one"))
     with pytest.raises(gb.PriorError, match="'phi'"):
@@ -321,11 +401,14 @@ def test_bad_structures_are_named():
         gb.Model(OVARY, ov, correlation=gb.AR1(group="Mare")).fit_laplace()
 
 
-@pytest.mark.parametrize("weights, message", [
-    ("w_bad", "must be positive and finite; found 0"),
-    (np.ones(5), "one value per row"),
-    ("nope", "'nope' is not a column"),
-])
+@pytest.mark.parametrize(
+    "weights, message",
+    [
+        ("w_bad", "must be positive and finite; found 0"),
+        (np.ones(5), "one value per row"),
+        ("nope", "'nope' is not a column"),
+    ],
+)
 def test_bad_weights_are_named(weights, message):
     s = serial_data().assign(w_bad=lambda d: np.where(d.index == 3, 0.0, 1.0))
     with pytest.raises(gb.DataError, match=message):
@@ -335,13 +418,19 @@ def test_bad_weights_are_named(weights, message):
 def test_bad_known_covariance_is_named(sleepstudy):
     levels = sorted(sleepstudy["Subject"].astype(str).unique())
     n = len(levels)
-    model = lambda K, formula="Reaction ~ Days + (1 | Subject)": gb.Model(formula, sleepstudy, cov={"Subject": K})
+    model = lambda K, formula="Reaction ~ Days + (1 | Subject)": gb.Model(
+        formula, sleepstudy, cov={"Subject": K}
+    )
     bad = np.eye(n)
     bad[0, 1] = bad[1, 0] = 2.0
     with pytest.raises(gb.DataError, match="not positive semi-definite"):
         model(pd.DataFrame(bad, index=levels, columns=levels))
     with pytest.raises(gb.DataError, match="duplicated level"):
-        model(pd.DataFrame(np.eye(n), index=levels[:-1] + levels[:1], columns=levels[:-1] + levels[:1]))
+        model(
+            pd.DataFrame(
+                np.eye(n), index=levels[:-1] + levels[:1], columns=levels[:-1] + levels[:1]
+            )
+        )
     with pytest.raises(gb.DataError, match="unlabelled"):
         model(pd.DataFrame(np.eye(n)))
     with pytest.raises(gb.DataError, match=r"level\(s\) \['372'\]"):
@@ -359,8 +448,13 @@ def test_bad_known_covariance_is_named(sleepstudy):
 def test_input_frames_are_not_modified():
     s = serial_data()
     before = s.copy()
-    gb.Model(SERIAL, s, correlation=gb.CAR1(time="time", group="id"), variance=gb.VarIdent(by="sex"),
-             weights=s["w"].to_numpy())
+    gb.Model(
+        SERIAL,
+        s,
+        correlation=gb.CAR1(time="time", group="id"),
+        variance=gb.VarIdent(by="sex"),
+        weights=s["w"].to_numpy(),
+    )
     pd.testing.assert_frame_equal(s, before)
 
 
@@ -372,17 +466,21 @@ def test_satterthwaite_through_a_residual_structure():
     sigma: lmerTest's df of the unweighted fit (1e-4, as test_hypothesis). Kenward-Roger
     builds Var(y) from the random-effect terms alone, so it refuses either."""
     data = serial_data()
-    cs = gb.Model("y ~ time + x + (0 + time | id)", data,
-                  correlation=gb.CompoundSymmetry(group="id")).fit_reml()
+    cs = gb.Model(
+        "y ~ time + x + (0 + time | id)", data, correlation=gb.CompoundSymmetry(group="id")
+    ).fit_reml()
     intercept = gb.Model("y ~ time + x + (1 | id) + (0 + time | id)", data).fit_reml()
     assert cs.correlation_params["rho"] > 0
     assert cs.loglik == pytest.approx(intercept.loglik, rel=1e-9)
-    pd.testing.assert_frame_equal(cs.fixef_tests("satterthwaite"),
-                                  intercept.fixef_tests("satterthwaite"), rtol=1e-5)
+    pd.testing.assert_frame_equal(
+        cs.fixef_tests("satterthwaite"), intercept.fixef_tests("satterthwaite"), rtol=1e-5
+    )
     sleep = gb.load_dataset("sleepstudy").assign(w=4.0)
     weighted = gb.Model("Reaction ~ Days + (Days | Subject)", sleep, weights="w").fit_reml()
     lmertest = LMERTEST["sleep_rs_reml"]["satterthwaite"]
-    np.testing.assert_allclose(weighted.fixef_tests("satterthwaite")["df"], lmertest["df"], rtol=1e-4)
+    np.testing.assert_allclose(
+        weighted.fixef_tests("satterthwaite")["df"], lmertest["df"], rtol=1e-4
+    )
     for fit in (cs, weighted):
         with pytest.raises(gb.ModelError, match="Kenward-Roger builds Var"):
             fit.fixef_tests("kenward-roger")

@@ -1,6 +1,5 @@
 """Design matrices for each lme4 syntax form equal hand-built ones; the input is never modified."""
 
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,13 +12,21 @@ from glmm_bayes.spec import build_model_spec, parse_formula
 def toy():
     rng = np.random.default_rng(0)
     n = 24
-    return pd.DataFrame({
-        "y": rng.normal(size=n), "x": rng.normal(size=n), "t": rng.uniform(1, 2, size=n),
-        "a": np.repeat(["a1", "a2"], 12), "b": np.tile(np.repeat(["b1", "b2", "b3"], 4), 2),
-        "g": np.tile(["g1", "g2", "g3", "g4"], 6), "treat": np.tile(["A", "B", "C"], 8),
-        "Sex": np.tile(["Female", "Male"], 12), "age": rng.uniform(20, 60, size=n),
-        "s": rng.integers(0, 5, size=n), "f": rng.integers(0, 5, size=n),
-    })
+    return pd.DataFrame(
+        {
+            "y": rng.normal(size=n),
+            "x": rng.normal(size=n),
+            "t": rng.uniform(1, 2, size=n),
+            "a": np.repeat(["a1", "a2"], 12),
+            "b": np.tile(np.repeat(["b1", "b2", "b3"], 4), 2),
+            "g": np.tile(["g1", "g2", "g3", "g4"], 6),
+            "treat": np.tile(["A", "B", "C"], 8),
+            "Sex": np.tile(["Female", "Male"], 12),
+            "age": rng.uniform(20, 60, size=n),
+            "s": rng.integers(0, 5, size=n),
+            "f": rng.integers(0, 5, size=n),
+        }
+    )
 
 
 def _onehot(values, levels):
@@ -29,8 +36,13 @@ def _onehot(values, levels):
 def test_fixed_design_uses_treatment_contrasts_and_lme4_names(toy):
     spec = build_model_spec("y ~ treat + age:Sex + (1 | g)", toy)
     assert spec.fixed_names == ("(Intercept)", "treatB", "treatC", "age:SexFemale", "age:SexMale")
-    expected = np.column_stack([np.ones(24), _onehot(toy.treat, ["B", "C"]),
-                                toy.age.to_numpy()[:, None] * _onehot(toy.Sex, ["Female", "Male"])])
+    expected = np.column_stack(
+        [
+            np.ones(24),
+            _onehot(toy.treat, ["B", "C"]),
+            toy.age.to_numpy()[:, None] * _onehot(toy.Sex, ["Female", "Male"]),
+        ]
+    )
     np.testing.assert_array_equal(spec.X, expected)
 
 
@@ -110,14 +122,23 @@ def test_parse_formula_pieces():
     assert parsed.fixed == "x - 1"
     assert parsed.offsets == ("log(t)",)
     assert [(r.expr, r.group, r.correlated) for r in parsed.random] == [
-        ("x", "g", False), ("1", "a", True), ("1", "a:b", True)]
+        ("x", "g", False),
+        ("1", "a", True),
+        ("1", "a:b", True),
+    ]
 
 
 def test_priors_table_lists_every_parameter_with_defaults(sleepstudy):
     m = gb.Model("Reaction ~ Days + (Days | Subject)", sleepstudy, priors={"Days": "normal(0, 10)"})
     table = m.priors
-    assert list(table.index) == ["(Intercept)", "Days", "sd((Intercept)|Subject)",
-                                 "sd(Days|Subject)", "cor((Intercept),Days|Subject)", "sigma"]
+    assert list(table.index) == [
+        "(Intercept)",
+        "Days",
+        "sd((Intercept)|Subject)",
+        "sd(Days|Subject)",
+        "cor((Intercept),Days|Subject)",
+        "sigma",
+    ]
     assert table.loc["Days", "prior"] == "normal(0, 10)" and table.loc["Days", "source"] == "user"
     assert (table.drop("Days")["source"] == "default").all()
     # data-scaled: slope sd prior scale 2.5 sd(y) / sd(Days)
@@ -126,9 +147,16 @@ def test_priors_table_lists_every_parameter_with_defaults(sleepstudy):
 
 
 def test_priors_by_class_and_group(sleepstudy):
-    m = gb.Model("Reaction ~ Days + (Days | Subject)", sleepstudy,
-                 priors={"sd": "half_normal(50)", "sd|Subject": "exponential(0.1)",
-                         "sd(Days|Subject)": "normal(0, 5)", "cor": "lkj(2)"})
+    m = gb.Model(
+        "Reaction ~ Days + (Days | Subject)",
+        sleepstudy,
+        priors={
+            "sd": "half_normal(50)",
+            "sd|Subject": "exponential(0.1)",
+            "sd(Days|Subject)": "normal(0, 5)",
+            "cor": "lkj(2)",
+        },
+    )
     table = m.priors
     assert table.loc["sd((Intercept)|Subject)", "prior"] == "exponential(0.1)"
     assert table.loc["sd(Days|Subject)", "prior"] == "half_normal(5)"  # zero-centred -> half
@@ -139,13 +167,20 @@ def test_a_correlation_prior_is_keyed_by_its_pair_or_its_term(sleepstudy):
     """A term's correlations share one lkj prior: with one pair, the pair's name (as in every
     table) and the term's site cor(Subject) set it alike; with three columns a pair's name is
     refused, naming the keys that work."""
-    by_pair = gb.Model("Reaction ~ Days + (Days | Subject)", sleepstudy,
-                       priors={"cor((Intercept),Days|Subject)": "lkj(3)"}).priors
-    by_site = gb.Model("Reaction ~ Days + (Days | Subject)", sleepstudy,
-                       priors={"cor(Subject)": "lkj(3)"}).priors
+    by_pair = gb.Model(
+        "Reaction ~ Days + (Days | Subject)",
+        sleepstudy,
+        priors={"cor((Intercept),Days|Subject)": "lkj(3)"},
+    ).priors
+    by_site = gb.Model(
+        "Reaction ~ Days + (Days | Subject)", sleepstudy, priors={"cor(Subject)": "lkj(3)"}
+    ).priors
     pd.testing.assert_frame_equal(by_pair, by_site)
     assert by_pair.loc["cor((Intercept),Days|Subject)", "prior"] == "lkj(3)"
-    data = sleepstudy.assign(D2=sleepstudy.Days ** 2)
+    data = sleepstudy.assign(D2=sleepstudy.Days**2)
     with pytest.raises(gb.PriorError, match=r"joint over all of them: key it 'cor\(Subject\)'"):
-        gb.Model("Reaction ~ Days + (Days + D2 | Subject)", data,
-                 priors={"cor(Days,D2|Subject)": "lkj(3)"})
+        gb.Model(
+            "Reaction ~ Days + (Days + D2 | Subject)",
+            data,
+            priors={"cor(Days,D2|Subject)": "lkj(3)"},
+        )

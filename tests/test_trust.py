@@ -34,11 +34,18 @@ def simulated(name: str, factors) -> pd.DataFrame:
 
 # ---- fits that used to come back wrong ------------------------------------------------------
 
-@pytest.mark.parametrize("key, formula", [
-    pytest.param("ticks_three_terms", "TICKS ~ YEAR + HEIGHT + (1|BROOD) + (1|INDEX) + (1|LOCATION)",
-                 marks=pytest.mark.slow),
-    ("ticks_two_terms", "TICKS ~ YEAR + HEIGHT + (1|BROOD) + (1|LOCATION)"),
-])
+
+@pytest.mark.parametrize(
+    "key, formula",
+    [
+        pytest.param(
+            "ticks_three_terms",
+            "TICKS ~ YEAR + HEIGHT + (1|BROOD) + (1|INDEX) + (1|LOCATION)",
+            marks=pytest.mark.slow,
+        ),
+        ("ticks_two_terms", "TICKS ~ YEAR + HEIGHT + (1|BROOD) + (1|LOCATION)"),
+    ],
+)
 def test_overdispersed_counts_with_an_observation_level_term_reach_lme4(key, formula):
     """grouseticks-shaped Poisson GLMM (403 rows, counts to 543, height -59..71, a level per
     row): once logLik NaN with every sd at its start value. lme4 (tolPwrss 1e-13) stops with
@@ -50,7 +57,7 @@ def test_overdispersed_counts_with_an_observation_level_term_reach_lme4(key, for
     ref = LME4[key]
     data = simulated("ticks_sim", ["YEAR", "BROOD", "LOCATION", "INDEX"])
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", gb.DataWarning)     # INDEX: one level per observation
+        warnings.simplefilter("ignore", gb.DataWarning)  # INDEX: one level per observation
         fit = gb.Model(formula, data, family="poisson").fit_laplace()
     assert fit.loglik >= ref["logLik"] - 1e-6
     assert abs(fit.loglik - ref["logLik"]) < 1e-5
@@ -58,18 +65,24 @@ def test_overdispersed_counts_with_an_observation_level_term_reach_lme4(key, for
     for name, value in ref["fixef"].items():
         assert abs(fixef.loc[name, "estimate"] - value) < 0.01 * fixef.loc[name, "std_error"]
     converged = LME4[f"{key}_standardised"]
-    np.testing.assert_allclose(fixef.loc[list(converged["se"]), "std_error"],
-                               list(converged["se"].values()), rtol=1e-4)
+    np.testing.assert_allclose(
+        fixef.loc[list(converged["se"]), "std_error"], list(converged["se"].values()), rtol=1e-4
+    )
     sds = dict(zip(fit.varcorr["grp"], fit.varcorr["sdcor"]))
     for grp, value in zip(ref["grp"], ref["sdcor"]):
         np.testing.assert_allclose(sds[grp], value, rtol=1e-3)
     assert fit.optsummary.success or fit.optsummary.scaled_gradient_norm < 1e-3
 
 
-@pytest.mark.parametrize("key, data, reml", [("growth_reml", "growth_sim", True),
-                                             ("growth_ml", "growth_sim", False),
-                                             ("growth2_reml", "growth_sim2", True),
-                                             ("growth2_ml", "growth_sim2", False)])
+@pytest.mark.parametrize(
+    "key, data, reml",
+    [
+        ("growth_reml", "growth_sim", True),
+        ("growth_ml", "growth_sim", False),
+        ("growth2_reml", "growth_sim2", True),
+        ("growth2_ml", "growth_sim2", False),
+    ],
+)
 def test_random_slopes_do_not_stop_at_a_boundary_saddle(key, data, reml):
     """Quadratic growth curves, (t + t2 | id): the fit once stopped where a diagonal of Lambda
     was 0, 1.3 (REML) and 2.1 (ML) log-likelihood units below lme4, reporting 'singular'.
@@ -97,8 +110,9 @@ def test_edge_restart_leaves_a_saddle_on_the_boundary():
     objective = jax.tree_util.Partial(profiled_deviance, layout=layout, reml=True)
     start = layout.theta_initial() * 0.5
     start[5] = 0.0
-    stuck = minimize_with_edge_restart(objective, start, layout.diagonal_mask(), args=(arrays,),
-                                       restart=False)
+    stuck = minimize_with_edge_restart(
+        objective, start, layout.diagonal_mask(), args=(arrays,), restart=False
+    )
     assert stuck.x[5] == 0.0
     assert stuck.fun > -2 * LME4["growth_reml"]["logLik"] + 1.0
     freed = minimize_with_edge_restart(objective, start, layout.diagonal_mask(), args=(arrays,))
@@ -119,8 +133,9 @@ def test_profile_intervals_of_a_crossed_model_are_finite_and_match_lme4():
     np.testing.assert_allclose(fit.population.loc["sigma", "lower"], ref["lower"][2], rtol=5e-4)
 
 
-@pytest.mark.parametrize("key, response", [("gamma_inverse", "y_inverse"),
-                                           ("gamma_inverse_misspecified", "y_log")])
+@pytest.mark.parametrize(
+    "key, response", [("gamma_inverse", "y_inverse"), ("gamma_inverse_misspecified", "y_log")]
+)
 def test_gamma_glmm_with_the_inverse_link_reaches_glmmtmb(key, response):
     """The canonical link of the Gamma family, eta = 1 / mu, needs eta > 0 in every row. Both
     fits once raised a FitError: the GLM start of the misspecified one gives eta < 0 in some
@@ -147,9 +162,9 @@ def test_gamma_glmm_with_the_inverse_link_reaches_glmmtmb(key, response):
 def test_map_of_counts_in_the_hundreds_reaches_the_mode(seed):
     """With counts in the hundreds the data pin a Poisson slope to 1 / sqrt(sum mu x^2) ~ 0.004,
     far inside its prior's unit scale: MAP's search once stopped short (3 of 12 seeds; seed 1
-    at a point with a negative curvature, seed 6 with a large gradient). The prior's pull on the slope is
-    (SE / prior sd)^2 ~ 1e-6 of a SE and on the intercept ~0.1 SE (via the sd's prior), so the
-    mode is Laplace's estimate to a tenth of a standard error (0.02 and 0.5 asserted)."""
+    at a point with a negative curvature, seed 6 with a large gradient). The prior's pull on the
+    slope is (SE / prior sd)^2 ~ 1e-6 of a SE and on the intercept ~0.1 SE (via the sd's prior),
+    so the mode is Laplace's estimate to a tenth of a standard error (0.02 and 0.5 asserted)."""
     rng = np.random.default_rng(seed)
     g = rng.integers(0, 20, 300)
     x = rng.normal(size=300)
@@ -167,6 +182,7 @@ def test_map_of_counts_in_the_hundreds_reaches_the_mode(seed):
 
 # ---- equivariance in the units of y ---------------------------------------------------------
 
+
 @pytest.mark.parametrize("method", ["fit_reml", "fit_ml", "fit_laplace", "fit_map"])
 def test_estimates_are_equivariant_in_the_units_of_y(method, sleepstudy):
     """y, 1e6 y, 1e-6 y and 1e-12 y: estimates and SEs in the original units agree to 1e-6 relative
@@ -176,7 +192,11 @@ def test_estimates_are_equivariant_in_the_units_of_y(method, sleepstudy):
     the correlation about 20 that fixes its argmin only to sqrt(2 * 7e-12 / 20) ~ 1e-6."""
     fits = {}
     for c in (1.0, 1e6, 1e-6, 1e-12):
-        formula = "Reaction ~ Days + (Days | Subject)" if method != "fit_map" else "Reaction ~ Days + (1 | Subject)"
+        formula = (
+            "Reaction ~ Days + (Days | Subject)"
+            if method != "fit_map"
+            else "Reaction ~ Days + (1 | Subject)"
+        )
         model = gb.Model(formula, sleepstudy.assign(Reaction=sleepstudy.Reaction * c))
         fit = getattr(model, method)(**({"draws": 50} if method == "fit_map" else {}))
         table = fit.population["estimate"].copy()
@@ -222,15 +242,25 @@ def test_gamma_fits_are_equivariant_in_the_units_of_y_under_every_link(link):
         for c in (1.0, 1e-3, 1e3):
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", gb.GlmmBayesWarning)
-                fits[c] = gb.Model("y ~ x + (1 | g)", data.assign(y=data.y * c), family="gamma",
-                                   link=link).fit_laplace()
-            warned[c] = sorted({type(w.message).__name__ for w in caught
-                                if issubclass(w.category, gb.GlmmBayesWarning)})
+                fits[c] = gb.Model(
+                    "y ~ x + (1 | g)", data.assign(y=data.y * c), family="gamma", link=link
+                ).fit_laplace()
+            warned[c] = sorted(
+                {
+                    type(w.message).__name__
+                    for w in caught
+                    if issubclass(w.category, gb.GlmmBayesWarning)
+                }
+            )
         for c in (1e-3, 1e3):
-            np.testing.assert_allclose(fits[c].loglik + len(data) * np.log(c), fits[1.0].loglik,
-                                       rtol=1e-6)
-            np.testing.assert_allclose(fits[c].population.loc["shape", "estimate"],
-                                       fits[1.0].population.loc["shape", "estimate"], rtol=1e-6)
+            np.testing.assert_allclose(
+                fits[c].loglik + len(data) * np.log(c), fits[1.0].loglik, rtol=1e-6
+            )
+            np.testing.assert_allclose(
+                fits[c].population.loc["shape", "estimate"],
+                fits[1.0].population.loc["shape", "estimate"],
+                rtol=1e-6,
+            )
             assert warned[c] == warned[1.0], (seed, c, warned)
         assert link == "identity" or "ConvergenceWarning" not in warned[1.0], (seed, warned)
 
@@ -246,11 +276,13 @@ def test_covariates_in_any_units_or_offset_are_not_called_rank_deficient(sleepst
     base = gb.Model(formula, sleepstudy.assign(x=sleepstudy.Days.astype(float))).fit_reml()
     for c, shift in ((86400.0, 1.6e9), (1e9, 0.0), (1e-9, 0.0)):
         fit = gb.Model(formula, sleepstudy.assign(x=shift + c * sleepstudy.Days)).fit_reml()
-        assert fit.fixef.loc["x", "estimate"] * c == pytest.approx(base.fixef.loc["x", "estimate"], rel=1e-6)
+        assert fit.fixef.loc["x", "estimate"] * c == pytest.approx(
+            base.fixef.loc["x", "estimate"], rel=1e-6
+        )
         assert fit.loglik == pytest.approx(base.loglik - np.log(c), rel=1e-9)
     with pytest.warns(gb.DataWarning, match=r"x \(mean 1e\+06, sd 2.87\); centre"):
         shifted = gb.Model(formula, sleepstudy.assign(x=1e6 + sleepstudy.Days)).fit_reml()
-    assert shifted.loglik == pytest.approx(base.loglik, rel=1e-7)    # 4e-8 seen: digits lost
+    assert shifted.loglik == pytest.approx(base.loglik, rel=1e-7)  # 4e-8 seen: digits lost
 
 
 @pytest.mark.slow
@@ -259,16 +291,18 @@ def test_nuts_is_equivariant_in_the_units_of_y(sleepstudy):
     agree within 5 Monte Carlo standard errors, and the chains mix (R-hat <= 1.02)."""
     means = {}
     for c in (1.0, 1e-12):
-        post = gb.Model("Reaction ~ Days + (1 | Subject)", sleepstudy.assign(Reaction=sleepstudy.Reaction * c)) \
-            .sample(draws=400, warmup=400, chains=2, seed=1, progress=False)
+        post = gb.Model(
+            "Reaction ~ Days + (1 | Subject)", sleepstudy.assign(Reaction=sleepstudy.Reaction * c)
+        ).sample(draws=400, warmup=400, chains=2, seed=1, progress=False)
         diag = post.diagnostics()
         assert diag["r_hat"].max() <= 1.02
         means[c] = (post.population["estimate"] / c, diag["mcse_mean"] / c)
     (m1, e1), (m2, e2) = means[1.0], means[1e-12]
-    assert np.all(np.abs(m1 - m2) < 5 * np.sqrt(e1 ** 2 + e2 ** 2))
+    assert np.all(np.abs(m1 - m2) < 5 * np.sqrt(e1**2 + e2**2))
 
 
 # ---- warnings of the package's own categories -----------------------------------------------
+
 
 def test_singular_fit_warns(sleepstudy):
     """Subjects whose means are exactly equal: the between-subject variance is estimated at
@@ -291,17 +325,22 @@ def test_control_tolerances_move_the_checks(sleepstudy):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert not model.fit_reml().singular
-    strict = gb.Model("Reaction ~ Days + (Days | Subject)", sleepstudy,
-                      control=gb.Control(singular_tol=0.3))
+    strict = gb.Model(
+        "Reaction ~ Days + (Days | Subject)", sleepstudy, control=gb.Control(singular_tol=0.3)
+    )
     with pytest.warns(gb.SingularFitWarning, match=r"sd\(Days\|Subject\)"):
         assert strict.fit_reml().singular
-    exacting = gb.Model("Reaction ~ Days + (Days | Subject)", sleepstudy,
-                        control=gb.Control(gradient_tol=1e-14))
+    exacting = gb.Model(
+        "Reaction ~ Days + (Days | Subject)", sleepstudy, control=gb.Control(gradient_tol=1e-14)
+    )
     with pytest.warns(gb.ConvergenceWarning, match="Newton-scaled gradient"):
         exacting.fit_reml()
     with pytest.raises(gb.FitError, match="Newton-scaled gradient"):
-        gb.Model("Reaction ~ Days + (Days | Subject)", sleepstudy,
-                 control=gb.Control(gradient_tol=1e-14, check_convergence="stop")).fit_reml()
+        gb.Model(
+            "Reaction ~ Days + (Days | Subject)",
+            sleepstudy,
+            control=gb.Control(gradient_tol=1e-14, check_convergence="stop"),
+        ).fit_reml()
 
 
 def test_separation_and_all_zero_counts_warn():
@@ -309,8 +348,13 @@ def test_separation_and_all_zero_counts_warn():
     infinite ML estimates: a SeparationWarning names the fixed effects."""
     rng = np.random.default_rng(1)
     n = 120
-    data = pd.DataFrame({"x": rng.normal(size=n), "w": rng.normal(size=n),
-                         "g": np.repeat(list("abcdefghij"), n // 10)})
+    data = pd.DataFrame(
+        {
+            "x": rng.normal(size=n),
+            "w": rng.normal(size=n),
+            "g": np.repeat(list("abcdefghij"), n // 10),
+        }
+    )
     data["y"] = (data.x > 0).astype(int)
     with pytest.warns(gb.SeparationWarning, match=r"separated by x:"):
         gb.Model("y ~ x + w + (1 | g)", data, family="bernoulli").fit_laplace()
@@ -327,12 +371,18 @@ def test_optimiser_at_its_iteration_cap_warns_or_raises(sleepstudy):
     model = gb.Model("Reaction ~ Days + (Days | Subject)", sleepstudy, control={"max_iter": 2})
     with pytest.warns(gb.ConvergenceWarning, match="iteration cap"):
         model.fit_reml()
-    strict = gb.Model("Reaction ~ Days + (Days | Subject)", sleepstudy,
-                      control=gb.Control(max_iter=2, check_convergence="stop"))
+    strict = gb.Model(
+        "Reaction ~ Days + (Days | Subject)",
+        sleepstudy,
+        control=gb.Control(max_iter=2, check_convergence="stop"),
+    )
     with pytest.raises(gb.FitError, match="iteration cap"):
         strict.fit_ml()
-    quiet = gb.Model("Reaction ~ Days + (Days | Subject)", sleepstudy,
-                     control=gb.Control(max_iter=2, check_convergence="ignore"))
+    quiet = gb.Model(
+        "Reaction ~ Days + (Days | Subject)",
+        sleepstudy,
+        control=gb.Control(max_iter=2, check_convergence="ignore"),
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error", gb.ConvergenceWarning)
         quiet.fit_reml()
@@ -373,7 +423,8 @@ def test_one_chain_is_checked_too(sleepstudy):
     """chains=1 once skipped every check; a 30-draw chain cannot have enough ESS."""
     with pytest.warns(gb.SamplingWarning, match="ESS below"):
         gb.Model("Reaction ~ Days + (1 | Subject)", sleepstudy).sample(
-            draws=30, warmup=30, chains=1, progress=False)
+            draws=30, warmup=30, chains=1, progress=False
+        )
 
 
 def test_each_sampling_problem_is_named(sleepstudy):
@@ -383,8 +434,9 @@ def test_each_sampling_problem_is_named(sleepstudy):
     a random walk, whose E-BFMI = sum dE^2 / sum (E - mean E)^2 is ~1 / n)."""
     model = gb.Model("Reaction ~ Days + (1 | Subject)", sleepstudy)
     with pytest.warns(gb.SamplingWarning) as caught:
-        post = model.sample(draws=100, warmup=100, chains=2, seed=0, max_tree_depth=1,
-                            progress=False)
+        post = model.sample(
+            draws=100, warmup=100, chains=2, seed=0, max_tree_depth=1, progress=False
+        )
     assert any("reached the maximum tree depth 1" in str(w.message) for w in caught)
     chains, draws = np.shape(post.sample_stats["diverging"])
     tree = post.idata.copy()
@@ -392,19 +444,30 @@ def test_each_sampling_problem_is_named(sleepstudy):
     shift = 100.0 * posterior["chain"]
     tree["posterior"] = posterior.assign({n: posterior[n] + shift for n in ("(Intercept)", "Days")})
     walk = np.cumsum(np.random.default_rng(0).normal(size=(chains, draws)), axis=1)
-    tree["sample_stats"] = tree["sample_stats"].to_dataset().assign(
-        diverging=(("chain", "draw"), np.ones((chains, draws), bool)), energy=(("chain", "draw"), walk))
+    tree["sample_stats"] = (
+        tree["sample_stats"]
+        .to_dataset()
+        .assign(
+            diverging=(("chain", "draw"), np.ones((chains, draws), bool)),
+            energy=(("chain", "draw"), walk),
+        )
+    )
     problems = gb.Posterior(model, tree).sampling_problems()
-    assert any(f"{chains * draws} of {chains * draws} transitions after warmup diverged" in p
-               for p in problems), problems
+    assert any(
+        f"{chains * draws} of {chains * draws} transitions after warmup diverged" in p
+        for p in problems
+    ), problems
     assert any(p.startswith("E-BFMI below 0.3 in chain(s) [0, 1]") for p in problems), problems
     assert any(p.startswith("R-hat above 1.01 for (Intercept), Days") for p in problems), problems
 
 
 # ---- input checks ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("formula", ["Reaction ~ Days Subject + (1 | Subject)",
-                                     "Reaction ~ Days + (1 + Days Subject | Subject)"])
+
+@pytest.mark.parametrize(
+    "formula",
+    ["Reaction ~ Days Subject + (1 | Subject)", "Reaction ~ Days + (1 + Days Subject | Subject)"],
+)
 def test_a_missing_operator_is_an_error_not_a_dropped_term(sleepstudy, formula):
     with pytest.raises(gb.FormulaError, match="missing operator between 'Days' and 'Subject'"):
         gb.Model(formula, sleepstudy)
@@ -414,13 +477,16 @@ def test_what_lme4_users_write_works(sleepstudy):
     """R's power inside I(), backticked names with spaces, keyword arguments in poly()."""
     m = gb.Model("Reaction ~ Days + I(Days^2) + (1 | Subject)", sleepstudy)
     assert m.spec.fixed_names == ("(Intercept)", "Days", "I(Days^2)")
-    np.testing.assert_array_equal(m.spec.X[:, 2], sleepstudy.Days ** 2)
+    np.testing.assert_array_equal(m.spec.X[:, 2], sleepstudy.Days**2)
     spaced = sleepstudy.rename(columns={"Days": "days of sleep", "Subject": "the subject"})
     m = gb.Model("Reaction ~ `days of sleep` + (1 | `the subject`)", spaced)
     assert m.spec.fixed_names == ("(Intercept)", "days of sleep") and m.spec.terms[0].n_levels == 18
     m = gb.Model("Reaction ~ poly(Days, degree=2, raw=TRUE) + (1 | Subject)", sleepstudy)
-    assert m.spec.fixed_names[1:] == ("poly(Days, degree=2, raw=TRUE)1", "poly(Days, degree=2, raw=TRUE)2")
-    np.testing.assert_allclose(m.spec.X[:, 2], sleepstudy.Days ** 2)
+    assert m.spec.fixed_names[1:] == (
+        "poly(Days, degree=2, raw=TRUE)1",
+        "poly(Days, degree=2, raw=TRUE)2",
+    )
+    np.testing.assert_allclose(m.spec.X[:, 2], sleepstudy.Days**2)
 
 
 def test_factor_of_a_number_is_a_factor_as_in_r(sleepstudy):
@@ -475,9 +541,11 @@ def test_bad_trials_priors_arguments_and_duplicate_columns(sleepstudy):
     data = pd.DataFrame({"s": [1, 2, 0, 3], "n": [2, 2.5, 3, 4], "g": list("aabb")})
     with pytest.raises(gb.DataError, match="trials .* whole numbers; found 2.5"):
         gb.Model("p(s, n) ~ 1 + (1 | g)", data, family="binomial")
-    for prior, match in [({"Days": "normal(0, -1)"}, "sigma must be a positive number, got -1"),
-                         ({"Days": "uniform(5, 1)"}, "lower must be below upper"),
-                         ({"sigma": "exponential(0)"}, "rate must be a positive number, got 0")]:
+    for prior, match in [
+        ({"Days": "normal(0, -1)"}, "sigma must be a positive number, got -1"),
+        ({"Days": "uniform(5, 1)"}, "lower must be below upper"),
+        ({"sigma": "exponential(0)"}, "rate must be a positive number, got 0"),
+    ]:
         with pytest.raises(gb.PriorError, match=match):
             gb.Model("Reaction ~ Days + (1 | Subject)", sleepstudy, priors=prior)
     model = gb.Model("Reaction ~ Days + (1 | Subject)", sleepstudy)
@@ -492,11 +560,13 @@ def test_bad_trials_priors_arguments_and_duplicate_columns(sleepstudy):
 def test_import_changes_no_jax_setting():
     """`import glmm_bayes`, a fit and a float32 sampler leave jax_enable_x64 and the default
     matrix-product precision (which the samplers raise to "highest") as the process had them."""
-    code = ("import jax; before = jax.config.jax_enable_x64; import glmm_bayes as gb; "
-            "m = gb.Model('Yield ~ 1 + (1|Batch)', gb.load_dataset('Dyestuff')); m.fit_reml(); "
-            "m.sample(draws=20, warmup=20, chains=1, progress=False, dtype='float32'); "
-            "import jax.numpy as jnp; "
-            "print(before, jax.config.jax_enable_x64, jnp.ones(1).dtype, "
-            "jax.config.jax_default_matmul_precision)")
+    code = (
+        "import jax; before = jax.config.jax_enable_x64; import glmm_bayes as gb; "
+        "m = gb.Model('Yield ~ 1 + (1|Batch)', gb.load_dataset('Dyestuff')); m.fit_reml(); "
+        "m.sample(draws=20, warmup=20, chains=1, progress=False, dtype='float32'); "
+        "import jax.numpy as jnp; "
+        "print(before, jax.config.jax_enable_x64, jnp.ones(1).dtype, "
+        "jax.config.jax_default_matmul_precision)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False", "float32", "None"]

@@ -7,15 +7,20 @@ import pandas as pd
 from ..errors import GlmmBayesError
 
 _CATEGORICAL = {  # grouping columns stored as numbers in the CSVs
-    "sleepstudy": ["Subject"], "RIKZ": ["Beach"], "salamander": ["Female", "Male"],
-    "ctsib": ["Subject"], "Ovary": ["Mare"], "InstEval": ["s", "d", "dept", "service",
-                                                          "studage", "lectage"],
+    "sleepstudy": ["Subject"],
+    "RIKZ": ["Beach"],
+    "salamander": ["Female", "Male"],
+    "ctsib": ["Subject"],
+    "Ovary": ["Mare"],
+    "InstEval": ["s", "d", "dept", "service", "studage", "lectage"],
 }
 
 
 def list_datasets() -> list[str]:
     """Names accepted by `load_dataset`."""
-    return sorted(p.name[:-4] for p in resources.files(__name__).iterdir() if p.name.endswith(".csv"))
+    return sorted(
+        p.name[:-4] for p in resources.files(__name__).iterdir() if p.name.endswith(".csv")
+    )
 
 
 def load_dataset(name: str) -> pd.DataFrame:

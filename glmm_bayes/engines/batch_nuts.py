@@ -24,7 +24,10 @@ from .nuts import NutsSettings, run_chains
 
 def _run_datasets(seeds, shared, per_dataset, initial_values, model, settings, chains):
     def one_dataset(seed, data):
-        return run_chains(seed, {**shared, **data}, initial_values, model, settings, "vectorized", chains)
+        return run_chains(
+            seed, {**shared, **data}, initial_values, model, settings, "vectorized", chains
+        )
+
     return jax.vmap(one_dataset)(seeds, per_dataset)
 
 
@@ -34,13 +37,24 @@ def _run_sharded(seeds, shared, per_dataset, initial_values, model, settings, ch
     mesh = Mesh(np.array(devices), ("datasets",))
     split, copied = PartitionSpec("datasets"), PartitionSpec()
     local = partial(_run_datasets, model=model, settings=settings, chains=chains)
-    return jax.shard_map(local, mesh=mesh, in_specs=(split, copied, split, copied),
-                         out_specs=split, check_vma=False)(seeds, shared, per_dataset, initial_values)
+    return jax.shard_map(
+        local, mesh=mesh, in_specs=(split, copied, split, copied), out_specs=split, check_vma=False
+    )(seeds, shared, per_dataset, initial_values)
 
 
-def run_nuts_batch(model: Bound, shared: dict, per_dataset: dict, settings: NutsSettings, *,
-                   chains: int, seeds: np.ndarray, initial_values: dict, chunk_size: int = 64,
-                   progress: bool = True, devices=None):
+def run_nuts_batch(
+    model: Bound,
+    shared: dict,
+    per_dataset: dict,
+    settings: NutsSettings,
+    *,
+    chains: int,
+    seeds: np.ndarray,
+    initial_values: dict,
+    chunk_size: int = 64,
+    progress: bool = True,
+    devices=None,
+):
     """NUTS for each dataset d (model kwargs = shared + per_dataset[...][d]), started from
     PRNGKey(seeds[d]) around `initial_values` (as `nuts.run_nuts`). `per_dataset`: model
     kwargs whose leaves have a leading dataset axis.
@@ -50,15 +64,17 @@ def run_nuts_batch(model: Bound, shared: dict, per_dataset: dict, settings: Nuts
     n_datasets = len(seeds)
     devices = tuple(jax.local_devices() if devices is None else devices)
     chunk_size = -(-chunk_size // len(devices)) * len(devices)
-    run = compiled(bind(_run_sharded, model=model, settings=settings, chains=chains,
-                        devices=devices))
+    run = compiled(
+        bind(_run_sharded, model=model, settings=settings, chains=chains, devices=devices)
+    )
     outputs = []
     starts = range(0, n_datasets, chunk_size)
     for start in tqdm(starts, desc="datasets", unit="chunk", disable=not progress):
-        index = np.arange(start, start + chunk_size).clip(max=n_datasets - 1)   # pad the last chunk
-        data = jax.tree_util.tree_map(lambda a: a[index], per_dataset)
-        out = jax.tree_util.tree_map(np.asarray, run(np.asarray(seeds, np.uint32)[index], shared, data,
-                                                    initial_values))
+        index = np.arange(start, start + chunk_size).clip(max=n_datasets - 1)  # pad the last chunk
+        data = jax.tree_util.tree_map(lambda a: a[index], per_dataset)  # noqa: B023 (called at once)
+        out = jax.tree_util.tree_map(
+            np.asarray, run(np.asarray(seeds, np.uint32)[index], shared, data, initial_values)
+        )
         used = min(chunk_size, n_datasets - start)
-        outputs.append(jax.tree_util.tree_map(lambda a: a[:used], out))
+        outputs.append(jax.tree_util.tree_map(lambda a: a[:used], out))  # noqa: B023 (called at once)
     return jax.tree_util.tree_map(lambda *a: np.concatenate(a), *outputs)

@@ -26,20 +26,29 @@ RESCALED_RESTARTS = 2
 def check_finite(opt: OptSummary, what: str) -> None:
     """A non-finite objective is never returned as a fit."""
     if not np.isfinite(opt.fun) or not np.all(np.isfinite(opt.x)):
-        raise FitError(f"{what}: the objective is not finite at the optimiser's end point "
-                       f"({opt.message}); the model may be too complex for the data, or a "
-                       "predictor may need rescaling")
+        raise FitError(
+            f"{what}: the objective is not finite at the optimiser's end point "
+            f"({opt.message}); the model may be too complex for the data, or a "
+            "predictor may need rescaling"
+        )
 
 
-def optimum_problem(opt: OptSummary, hessian: np.ndarray, names: list[str], control: Control,
-                    free: np.ndarray | None = None) -> str | None:
+def optimum_problem(
+    opt: OptSummary,
+    hessian: np.ndarray,
+    names: list[str],
+    control: Control,
+    free: np.ndarray | None = None,
+) -> str | None:
     """What is wrong with the end point as an optimum (None if nothing): the iteration cap, a
     Hessian that is not positive definite or nearly singular, or a large Newton-scaled
     gradient. An optimiser that reports failure (L-BFGS-B's line search ends 'ABNORMAL' at a
     point it cannot improve) is judged by these checks, as lme4 judges its optimisers' ends."""
     if opt.n_iter >= opt.max_iter:
-        return (f"the optimiser stopped at its iteration cap ({opt.n_iter}) without "
-                f"converging; try control=gb.Control(max_iter=...)")
+        return (
+            f"the optimiser stopped at its iteration cap ({opt.n_iter}) without "
+            f"converging; try control=gb.Control(max_iter=...)"
+        )
     free = np.ones(opt.x.size, dtype=bool) if free is None else np.asarray(free)
     if not free.any():
         return None
@@ -50,31 +59,50 @@ def optimum_problem(opt: OptSummary, hessian: np.ndarray, names: list[str], cont
         raise FitError("the Hessian at the optimum is not finite")
     eigenvalues, vectors = np.linalg.eigh(H)
     top = max(abs(eigenvalues[-1]), 1e-300)
-    worst = labels[int(np.argmax(np.abs(vectors[:, 0])))]      # the flattest direction's main part
+    worst = labels[int(np.argmax(np.abs(vectors[:, 0])))]  # the flattest direction's main part
     if eigenvalues[0] <= -control.hessian_tol * top:
-        return (f"the Hessian at the optimum has {int(np.sum(eigenvalues < 0))} negative "
-                f"eigenvalue(s), so the end point is not a minimum (most involved: {worst})")
+        return (
+            f"the Hessian at the optimum has {int(np.sum(eigenvalues < 0))} negative "
+            f"eigenvalue(s), so the end point is not a minimum (most involved: {worst})"
+        )
     if eigenvalues[0] < control.hessian_tol * top:
-        return (f"the model is nearly unidentifiable: the Hessian is nearly singular (eigenvalue "
-                f"ratio {eigenvalues[0] / top:.1e}), mostly in the direction of {worst}; "
-                "rescale predictors or simplify the model")
-    newton = vectors @ ((vectors.T @ g) / np.sqrt(eigenvalues))     # H^{-1/2} g, a rotation of R^{-T} g
+        return (
+            f"the model is nearly unidentifiable: the Hessian is nearly singular (eigenvalue "
+            f"ratio {eigenvalues[0] / top:.1e}), mostly in the direction of {worst}; "
+            "rescale predictors or simplify the model"
+        )
+    newton = vectors @ (
+        (vectors.T @ g) / np.sqrt(eigenvalues)
+    )  # H^{-1/2} g, a rotation of R^{-T} g
     if np.max(np.abs(newton)) > control.gradient_tol:
         step = np.abs(vectors @ ((vectors.T @ g) / eigenvalues))
-        return (f"the model failed to converge: Newton-scaled gradient "
-                f"{np.max(np.abs(newton)):.2g} > {control.gradient_tol} (largest step in "
-                f"{labels[int(np.argmax(step))]})")
+        return (
+            f"the model failed to converge: Newton-scaled gradient "
+            f"{np.max(np.abs(newton)):.2g} > {control.gradient_tol} (largest step in "
+            f"{labels[int(np.argmax(step))]})"
+        )
     return None
 
 
 def free_coordinates(x, edge: np.ndarray | None, control: Control) -> np.ndarray:
     """The coordinates off the boundary: all but the diagonals of Lambda (`edge`) at zero."""
     x = np.asarray(x)
-    return np.ones(x.size, bool) if edge is None else ~(np.asarray(edge) & (np.abs(x) < control.singular_tol))
+    return (
+        np.ones(x.size, bool)
+        if edge is None
+        else ~(np.asarray(edge) & (np.abs(x) < control.singular_tol))
+    )
 
 
-def settle(objective, opt: OptSummary, args: tuple, names: list[str], control: Control,
-           edge: np.ndarray | None = None, hessian_scale=None) -> tuple[OptSummary, np.ndarray]:
+def settle(
+    objective,
+    opt: OptSummary,
+    args: tuple,
+    names: list[str],
+    control: Control,
+    edge: np.ndarray | None = None,
+    hessian_scale=None,
+) -> tuple[OptSummary, np.ndarray]:
     """The end point of a search and the objective's Hessian there; while `optimum_problem`
     finds fault with it (short of the iteration cap), search again from it in the units of
     the curvature there (`curvature_scale`), keeping a search only if it ends lower.
@@ -84,11 +112,17 @@ def settle(objective, opt: OptSummary, args: tuple, names: list[str], control: C
     can end short of the optimum (a large Newton-scaled gradient, or an indefinite Hessian)."""
     H = hessian_fd(objective, opt.x, args=args, scale=hessian_scale)
     for _ in range(RESCALED_RESTARTS):
-        if (opt.n_iter >= opt.max_iter or not np.isfinite(opt.fun) or not np.all(np.isfinite(H))
-                or optimum_problem(opt, H, names, control, free_coordinates(opt.x, edge, control)) is None):
+        if (
+            opt.n_iter >= opt.max_iter
+            or not np.isfinite(opt.fun)
+            or not np.all(np.isfinite(H))
+            or optimum_problem(opt, H, names, control, free_coordinates(opt.x, edge, control))
+            is None
+        ):
             break
-        again = minimize_jax(objective, opt.x, args=args, scale=curvature_scale(H),
-                             max_iter=control.max_iter)
+        again = minimize_jax(
+            objective, opt.x, args=args, scale=curvature_scale(H), max_iter=control.max_iter
+        )
         if not again.fun <= opt.fun:
             break
         opt = replace(again, x0=opt.x0, n_evals=opt.n_evals + again.n_evals)
@@ -96,8 +130,14 @@ def settle(objective, opt: OptSummary, args: tuple, names: list[str], control: C
     return opt, H
 
 
-def check_optimum(opt: OptSummary, hessian: np.ndarray, names: list[str], control: Control,
-                  what: str, free: np.ndarray | None = None) -> None:
+def check_optimum(
+    opt: OptSummary,
+    hessian: np.ndarray,
+    names: list[str],
+    control: Control,
+    what: str,
+    free: np.ndarray | None = None,
+) -> None:
     """Warn (or raise, as `control` says) when `optimum_problem` finds one; raise on a
     non-finite objective or Hessian."""
     check_finite(opt, what)
@@ -109,8 +149,16 @@ def check_optimum(opt: OptSummary, hessian: np.ndarray, names: list[str], contro
         control.report("convergence", ConvergenceWarning, f"{what}: {problem}")
 
 
-def check_fit(opt: OptSummary, x, hessian: np.ndarray, names: list[str], edge: np.ndarray,
-              singular: list[str], control: Control, what: str) -> np.ndarray:
+def check_fit(
+    opt: OptSummary,
+    x,
+    hessian: np.ndarray,
+    names: list[str],
+    edge: np.ndarray,
+    singular: list[str],
+    control: Control,
+    what: str,
+) -> np.ndarray:
     """The checks of a fitted optimum x (theta in lme4's signs): optimum, then singularity.
     Returns the mask of coordinates off the boundary (diagonals of Lambda at zero left out)."""
     free = free_coordinates(x, edge, control)
@@ -121,7 +169,10 @@ def check_fit(opt: OptSummary, x, hessian: np.ndarray, names: list[str], edge: n
 
 def check_singular(singular_terms: list[str], control: Control, what: str) -> None:
     if singular_terms:
-        control.report("singular", SingularFitWarning,
-                       f"{what}: boundary (singular) fit: {', '.join(singular_terms)} estimated "
-                       "at zero or at a correlation of +-1; the random-effect structure may be "
-                       "too complex for the data (see lme4's ?isSingular)")
+        control.report(
+            "singular",
+            SingularFitWarning,
+            f"{what}: boundary (singular) fit: {', '.join(singular_terms)} estimated "
+            "at zero or at a correlation of +-1; the random-effect structure may be "
+            "too complex for the data (see lme4's ?isSingular)",
+        )

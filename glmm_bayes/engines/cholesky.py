@@ -21,9 +21,9 @@ from .structure import ModelArrays, RandomEffectsLayout, sparse_gram, split_lead
 
 
 class BlockCholesky(NamedTuple):
-    L11: jnp.ndarray                  # (n_1, q_1, q_1) lower-triangular diagonal blocks
-    L21: DenseBlock | SparseBlock     # (q_rest, n_1 q_1), `off_diagonal.py`
-    L22: jnp.ndarray                  # (q_rest, q_rest) lower triangular
+    L11: jnp.ndarray  # (n_1, q_1, q_1) lower-triangular diagonal blocks
+    L21: DenseBlock | SparseBlock  # (q_rest, n_1 q_1), `off_diagonal.py`
+    L22: jnp.ndarray  # (q_rest, q_rest) lower triangular
 
 
 def _inverse_blocks(L11):
@@ -32,7 +32,9 @@ def _inverse_blocks(L11):
     return solve_triangular(L11, eye, lower=True)
 
 
-def factor_penalised_gram(arrays: ModelArrays, val, w, layout: RandomEffectsLayout) -> BlockCholesky:
+def factor_penalised_gram(
+    arrays: ModelArrays, val, w, layout: RandomEffectsLayout
+) -> BlockCholesky:
     """L with L L' = (Z Lambda)' diag(w) (Z Lambda) + I, from the values `val` of the
     row-sparse Z Lambda on `arrays.z_idx` (L_21 sparse where `arrays.pattern` says so)."""
     lead = layout.leading
@@ -40,13 +42,22 @@ def factor_penalised_gram(arrays: ModelArrays, val, w, layout: RandomEffectsLayo
     (idx1, idx2), (val1, val2) = split_leading(arrays.z_idx, layout), split_leading(val, layout)
     level, columns = idx1[:, 0] // q1, idx2 - n1 * q1
     A11 = jnp.zeros((n1, q1, q1), dtype=val.dtype).at[level].add(
-        w[:, None, None] * val1[:, :, None] * val1[:, None, :]) + jnp.eye(q1, dtype=val.dtype)
+        w[:, None, None] * val1[:, :, None] * val1[:, None, :]
+    ) + jnp.eye(q1, dtype=val.dtype)
     L11 = jnp.linalg.cholesky(A11)
     q2 = layout.dense_block_size
     if q2 == 0:
-        return BlockCholesky(L11, DenseBlock(jnp.zeros((0, n1 * q1), val.dtype)), jnp.zeros((0, 0), val.dtype))
-    L21 = off_diagonal_block(w[:, None, None] * val2[:, :, None] * val1[:, None, :], level, columns,
-                             _inverse_blocks(L11), q2, arrays.pattern)
+        return BlockCholesky(
+            L11, DenseBlock(jnp.zeros((0, n1 * q1), val.dtype)), jnp.zeros((0, 0), val.dtype)
+        )
+    L21 = off_diagonal_block(
+        w[:, None, None] * val2[:, :, None] * val1[:, None, :],
+        level,
+        columns,
+        _inverse_blocks(L11),
+        q2,
+        arrays.pattern,
+    )
     A22 = sparse_gram(columns, val2, w, q2) + jnp.eye(q2, dtype=val.dtype)
     return BlockCholesky(L11, L21, jnp.linalg.cholesky(A22 - L21.gram()))
 
@@ -61,8 +72,10 @@ def solve_lower(chol: BlockCholesky, b):
     """L^{-1} b for b of shape (q,) or (q, k)."""
     n1, q1, _ = chol.L11.shape
     B = b.reshape(b.shape[0], -1)
-    x1 = solve_triangular(chol.L11, B[:n1 * q1].reshape(n1, q1, -1), lower=True).reshape(n1 * q1, -1)
-    x2 = solve_triangular(chol.L22, B[n1 * q1:] - chol.L21.matmul(x1), lower=True)
+    x1 = solve_triangular(chol.L11, B[: n1 * q1].reshape(n1, q1, -1), lower=True).reshape(
+        n1 * q1, -1
+    )
+    x2 = solve_triangular(chol.L22, B[n1 * q1 :] - chol.L21.matmul(x1), lower=True)
     return jnp.concatenate([x1, x2]).reshape(b.shape)
 
 
@@ -70,8 +83,8 @@ def solve_upper(chol: BlockCholesky, c):
     """L^{-T} c for c of shape (q,) or (q, k)."""
     n1, q1, _ = chol.L11.shape
     C = c.reshape(c.shape[0], -1)
-    x2 = solve_triangular(chol.L22, C[n1 * q1:], lower=True, trans="T")
-    rhs1 = (C[:n1 * q1] - chol.L21.rmatmul(x2)).reshape(n1, q1, -1)
+    x2 = solve_triangular(chol.L22, C[n1 * q1 :], lower=True, trans="T")
+    rhs1 = (C[: n1 * q1] - chol.L21.rmatmul(x2)).reshape(n1, q1, -1)
     x1 = solve_triangular(chol.L11, rhs1, lower=True, trans="T").reshape(n1 * q1, -1)
     return jnp.concatenate([x1, x2]).reshape(c.shape)
 
@@ -92,9 +105,10 @@ def inverse_diagonal_blocks(chol: BlockCholesky, layout: RandomEffectsLayout) ->
     L11_inv = _inverse_blocks(chol.L11)
     lead_blocks = jnp.swapaxes(L11_inv, 1, 2) @ L11_inv
     if q2:
-        L21_blocks = chol.L21.dense().reshape(q2, n1, q1).transpose(1, 0, 2)    # (n1, q2, q1)
-        M = solve_triangular(chol.L22, (L21_blocks @ L11_inv).transpose(1, 0, 2).reshape(q2, -1),
-                             lower=True).reshape(q2, n1, q1)
+        L21_blocks = chol.L21.dense().reshape(q2, n1, q1).transpose(1, 0, 2)  # (n1, q2, q1)
+        M = solve_triangular(
+            chol.L22, (L21_blocks @ L11_inv).transpose(1, 0, 2).reshape(q2, -1), lower=True
+        ).reshape(q2, n1, q1)
         lead_blocks = lead_blocks + jnp.einsum("knj,knl->njl", M, M)
         L22_inv = solve_triangular(chol.L22, jnp.eye(q2, dtype=chol.L22.dtype), lower=True)
         rest_inverse = L22_inv.T @ L22_inv

@@ -34,8 +34,8 @@ KR_MAX_ROWS = 5000
 def _unpack(varpar, arrays: ModelArrays, layout: RandomEffectsLayout):
     """varpar = (theta, sigma, the residual structure's natural parameters) -> theta, sigma,
     the whitened arrays and log|S C S|."""
-    theta, sigma = varpar[:layout.n_theta], varpar[layout.n_theta]
-    residual = varpar[layout.n_theta + 1:] if layout.residual is not None else None
+    theta, sigma = varpar[: layout.n_theta], varpar[layout.n_theta]
+    residual = varpar[layout.n_theta + 1 :] if layout.residual is not None else None
     return (theta, sigma, *whiten(residual, arrays, layout.residual))
 
 
@@ -46,27 +46,34 @@ def _deviance(varpar, arrays: ModelArrays, layout: RandomEffectsLayout, reml: bo
     n, p = arrays.X.shape
     dof = n - p if reml else n
     extra = pls.logdet_RX if reml else 0.0
-    return (pls.logdet_L + extra + pls.r2 / sigma ** 2 + dof * jnp.log(2 * jnp.pi * sigma ** 2)
-            + logdet_R)
+    return (
+        pls.logdet_L + extra + pls.r2 / sigma**2 + dof * jnp.log(2 * jnp.pi * sigma**2) + logdet_R
+    )
 
 
 def _beta_covariance(varpar, arrays: ModelArrays, layout: RandomEffectsLayout):
     theta, sigma, arrays, _ = _unpack(varpar, arrays, layout)
     RX = penalised_least_squares(theta, arrays, layout).RX
-    return sigma ** 2 * jnp.linalg.inv(RX.T @ RX)
+    return sigma**2 * jnp.linalg.inv(RX.T @ RX)
 
 
 @partial(jax.jit, static_argnames=("layout", "reml"))
 def _satterthwaite_arrays(varpar, arrays: ModelArrays, layout: RandomEffectsLayout, reml: bool):
-    return (_beta_covariance(varpar, arrays, layout), jax.jacfwd(_beta_covariance)(varpar, arrays, layout),
-            jax.hessian(_deviance)(varpar, arrays, layout, reml))
+    return (
+        _beta_covariance(varpar, arrays, layout),
+        jax.jacfwd(_beta_covariance)(varpar, arrays, layout),
+        jax.hessian(_deviance)(varpar, arrays, layout, reml),
+    )
 
 
-def satterthwaite_pieces(theta, sigma, arrays: ModelArrays, layout: RandomEffectsLayout,
-                         reml: bool, residual=()):
+def satterthwaite_pieces(
+    theta, sigma, arrays: ModelArrays, layout: RandomEffectsLayout, reml: bool, residual=()
+):
     """(V, dV/dvarpar (p, p, k), A = 2 H^{-1}) at the estimate; varpar includes the residual
     structure's natural parameters."""
-    varpar = jnp.concatenate([jnp.asarray(theta), jnp.asarray([sigma]), jnp.asarray(residual, dtype=float)])
+    varpar = jnp.concatenate(
+        [jnp.asarray(theta), jnp.asarray([sigma]), jnp.asarray(residual, dtype=float)]
+    )
     V, jac, H = _satterthwaite_arrays(varpar, arrays, layout, reml)
     return np.asarray(V), np.asarray(jac), 2 * np.linalg.pinv(np.asarray(H))
 
@@ -79,7 +86,7 @@ def satterthwaite_test(L: np.ndarray, beta, V, jac, A) -> tuple[float, float, fl
     nus = []
     for l, d in zip(rows, values):
         g = np.einsum("i,ijk,j->k", l, jac, l)
-        nus.append(2 * d ** 2 / (g @ A @ g))
+        nus.append(2 * d**2 / (g @ A @ g))
     F = float(np.sum((rows @ beta) ** 2 / values)) / len(values)
     q = len(values)
     if q == 1:
@@ -111,10 +118,12 @@ class KenwardRoger:
 
     def __init__(self, spec, covariances, sigma):
         if spec.n_obs > KR_MAX_ROWS:
-            raise ModelError(f"Kenward-Roger needs n x n matrices; this model has {spec.n_obs} rows "
-                             f"(limit {KR_MAX_ROWS}): use ddf='satterthwaite'")
+            raise ModelError(
+                f"Kenward-Roger needs n x n matrices; this model has {spec.n_obs} rows "
+                f"(limit {KR_MAX_ROWS}): use ddf='satterthwaite'"
+            )
         X = spec.X
-        G, Sigma = _derivative_matrices(spec, covariances, sigma ** 2)
+        G, Sigma = _derivative_matrices(spec, covariances, sigma**2)
         S_inv = np.linalg.inv(Sigma)
         Phi = np.linalg.inv(X.T @ S_inv @ X)
         SX = S_inv @ X
@@ -123,8 +132,17 @@ class KenwardRoger:
         P = [-SX.T @ g for g in GSX]
         k = len(G)
         Q = [[GSX[i].T @ S_inv @ GSX[j] for j in range(k)] for i in range(k)]
-        info = np.array([[np.sum(GS[i] * GS[j].T) - 2 * np.sum(Phi * Q[i][j])
-                          + np.sum((Phi @ P[i]) * (Phi @ P[j]).T) for j in range(k)] for i in range(k)])
+        info = np.array(
+            [
+                [
+                    np.sum(GS[i] * GS[j].T)
+                    - 2 * np.sum(Phi * Q[i][j])
+                    + np.sum((Phi @ P[i]) * (Phi @ P[j]).T)
+                    for j in range(k)
+                ]
+                for i in range(k)
+            ]
+        )
         W = 2 * np.linalg.inv(info)
         U = sum(W[i, j] * (Q[i][j] - P[i] @ Phi @ P[j]) for i in range(k) for j in range(k))
         self.Phi, self.P, self.W = Phi, P, W
@@ -145,7 +163,7 @@ class KenwardRoger:
         c1, c2, c3 = g / denominator, (q - g) / denominator, (q + 2 - g) / denominator
         E = 1 / (1 - A2 / q)
         V = 2 / q * (1 + c1 * B) / ((1 - c2 * B) ** 2 * (1 - c3 * B))
-        rho = V / (2 * E ** 2)
+        rho = V / (2 * E**2)
         ddf = 4 + (q + 2) / (q * rho - 1)
         Lb = L @ beta
         wald = float(Lb @ np.linalg.solve(L @ self.Phi_A @ L.T, Lb)) / q

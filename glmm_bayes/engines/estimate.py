@@ -29,13 +29,13 @@ class Estimate:
     cond_cov: list
     fitted: np.ndarray
     loglik: float
-    objective: float            # the minimised criterion: REML criterion or -2 log L
+    objective: float  # the minimised criterion: REML criterion or -2 log L
     n_params: int
     n_obs: int
-    opt: OptSummary             # the optimisation record (start, end, evaluations, message)
+    opt: OptSummary  # the optimisation record (start, end, evaluations, message)
     singular: bool
-    nagq: int = 1               # quadrature nodes of a Laplace (1) or AGQ fit
-    residual: dict = field(default_factory=dict)    # residual structure's natural parameters
+    nagq: int = 1  # quadrature nodes of a Laplace (1) or AGQ fit
+    residual: dict = field(default_factory=dict)  # residual structure's natural parameters
 
     @property
     def converged(self) -> bool:

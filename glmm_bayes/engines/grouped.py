@@ -20,21 +20,21 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.linalg import block_diag, solve_triangular
 
+from .structure import ModelArrays, RandomEffectsLayout
+
 #: Up to this m the G factorisations are unrolled into elementwise operations over the groups
 #: (fused by XLA, several times faster on a CPU than a batched LAPACK call for small m).
 UNROLL_MAX = 6
 
-from .structure import ModelArrays, RandomEffectsLayout
-
 
 class GroupStatistics(NamedTuple):
-    ZtZ: jnp.ndarray     # (G, m, m)
-    ZtX: jnp.ndarray     # (G, m, p)
-    Zty: jnp.ndarray     # (G, m)
-    XtX: jnp.ndarray     # (p, p)
-    Xty: jnp.ndarray     # (p,)
-    yty: jnp.ndarray     # ()
-    n_obs: jnp.ndarray   # () number of rows
+    ZtZ: jnp.ndarray  # (G, m, m)
+    ZtX: jnp.ndarray  # (G, m, p)
+    Zty: jnp.ndarray  # (G, m)
+    XtX: jnp.ndarray  # (p, p)
+    Xty: jnp.ndarray  # (p,)
+    yty: jnp.ndarray  # ()
+    n_obs: jnp.ndarray  # () number of rows
     x_mean: jnp.ndarray  # (p,) column means of X
 
 
@@ -50,8 +50,10 @@ def shares_one_factor(arrays: ModelArrays, layout: RandomEffectsLayout) -> bool:
         return False
     levels = term_levels(arrays, layout)
     first = layout.terms[0]
-    return all(t.n_levels == first.n_levels and np.array_equal(lv, levels[0])
-               for t, lv in zip(layout.terms, levels))
+    return all(
+        t.n_levels == first.n_levels and np.array_equal(lv, levels[0])
+        for t, lv in zip(layout.terms, levels)
+    )
 
 
 def group_statistics(arrays: ModelArrays, layout: RandomEffectsLayout) -> GroupStatistics:
@@ -67,15 +69,22 @@ def group_statistics(arrays: ModelArrays, layout: RandomEffectsLayout) -> GroupS
     np.add.at(Zty, group, Z * y[:, None])
     dtype = arrays.X.dtype
     as_array = lambda a: jnp.asarray(a, dtype=dtype)
-    return GroupStatistics(as_array(ZtZ), as_array(ZtX), as_array(Zty), as_array(X.T @ X),
-                           as_array(X.T @ y), as_array(y @ y), as_array(y.size),
-                           as_array(X.mean(axis=0)))
+    return GroupStatistics(
+        as_array(ZtZ),
+        as_array(ZtX),
+        as_array(Zty),
+        as_array(X.T @ X),
+        as_array(X.T @ y),
+        as_array(y @ y),
+        as_array(y.size),
+        as_array(X.mean(axis=0)),
+    )
 
 
 def _woodbury_terms(beta, factors, sigma, stats: GroupStatistics):
     """sigma^2, r'r, c_i = T' Z_i' r_i (G, m) and M_i = sigma^2 I + T' Z_i'Z_i T (G, m, m)."""
     T = block_diag(*factors)
-    s2 = sigma ** 2
+    s2 = sigma**2
     rtr = stats.yty - 2 * beta @ stats.Xty + beta @ stats.XtX @ beta
     c = jnp.einsum("ji,gj->gi", T, stats.Zty - stats.ZtX @ beta)
     M = s2 * jnp.eye(T.shape[0], dtype=T.dtype) + jnp.einsum("ji,gjk,kl->gil", T, stats.ZtZ, T)

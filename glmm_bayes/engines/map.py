@@ -37,26 +37,49 @@ def _unravel(x, shapes: tuple) -> dict:
 
 def _potential(x, data, *, structure: ProgramStructure, shapes: tuple):
     """-log p(x | y) up to a constant, x the flat unconstrained parameters."""
-    return potential_energy(partial(marginal_model, structure=structure), (), data, _unravel(x, shapes))
+    return potential_energy(
+        partial(marginal_model, structure=structure), (), data, _unravel(x, shapes)
+    )
 
 
 def _start(data, *, structure: ProgramStructure):
     """The unconstrained sites at the priors' typical values (`PriorValues.initial`)."""
-    return initial_point(partial(marginal_model, structure=structure), data,
-                          jax.random.PRNGKey(0), data["priors"].initial, 0.0)
+    return initial_point(
+        partial(marginal_model, structure=structure),
+        data,
+        jax.random.PRNGKey(0),
+        data["priors"].initial,
+        0.0,
+    )
 
 
-def _gaussian_draws(seed, mode, chol, data, *, structure: ProgramStructure, shapes: tuple, draws: int):
+def _gaussian_draws(
+    seed, mode, chol, data, *, structure: ProgramStructure, shapes: tuple, draws: int
+):
     """The constrained and deterministic sites at the mode (row 0) and at `draws` draws of
     N(mode, chol chol') (rows 1...)."""
     eps = jax.random.normal(jax.random.split(jax.random.PRNGKey(seed))[1], (draws, mode.size))
     x = jnp.concatenate([mode[None, :], mode + eps @ chol.T])
-    return jax.vmap(lambda z: constrain_fn(partial(marginal_model, structure=structure), (), data,
-                                           _unravel(z, shapes), return_deterministic=True))(x)
+    return jax.vmap(
+        lambda z: constrain_fn(
+            partial(marginal_model, structure=structure),
+            (),
+            data,
+            _unravel(z, shapes),
+            return_deterministic=True,
+        )
+    )(x)
 
 
-def fit_map(structure: ProgramStructure, arrays: ModelArrays, priors: PriorValues, draws: int,
-            seed: int, control: Control, statistics: GroupStatistics | None = None):
+def fit_map(
+    structure: ProgramStructure,
+    arrays: ModelArrays,
+    priors: PriorValues,
+    draws: int,
+    seed: int,
+    control: Control,
+    statistics: GroupStatistics | None = None,
+):
     """Returns (samples with a chain axis of 1, constrained sites at the mode, optimiser record).
 
     `statistics`: per-group sufficient statistics standing in for the rows (a linear Gaussian
@@ -70,20 +93,34 @@ def fit_map(structure: ProgramStructure, arrays: ModelArrays, priors: PriorValue
     start = compiled(bind(_start, structure=structure))(data)
     shapes = tuple((name, tuple(np.shape(value))) for name, value in sorted(start.items()))
     x0 = np.concatenate([np.ravel(start[name]) for name, _ in shapes])
-    names = [name if not shape else f"{name}[{i}]" for name, shape in shapes
-             for i in range(int(np.prod(shape)))]
+    names = [
+        name if not shape else f"{name}[{i}]"
+        for name, shape in shapes
+        for i in range(int(np.prod(shape)))
+    ]
     objective = bind(_potential, structure=structure, shapes=shapes)
-    opt, H = settle(objective, minimize_jax(objective, x0, args=(data,), max_iter=control.max_iter),
-                    (data,), names, control)
+    opt, H = settle(
+        objective,
+        minimize_jax(objective, x0, args=(data,), max_iter=control.max_iter),
+        (data,),
+        names,
+        control,
+    )
     mode = opt.x
     check_optimum(opt, H, names, control, "MAP fit")
     try:
         chol = np.linalg.cholesky(np.linalg.inv(H))
     except np.linalg.LinAlgError:
-        raise FitError("MAP fit: the Hessian of the log posterior at the mode is not positive "
-                       "definite, so it has no Gaussian approximation; use sample()") from None
-    gaussian_draws = compiled(bind(_gaussian_draws, structure=structure, shapes=shapes, draws=draws))
-    constrained = {k: np.asarray(v) for k, v in gaussian_draws(np.uint32(seed), mode, chol, data).items()}
+        raise FitError(
+            "MAP fit: the Hessian of the log posterior at the mode is not positive "
+            "definite, so it has no Gaussian approximation; use sample()"
+        ) from None
+    gaussian_draws = compiled(
+        bind(_gaussian_draws, structure=structure, shapes=shapes, draws=draws)
+    )
+    constrained = {
+        k: np.asarray(v) for k, v in gaussian_draws(np.uint32(seed), mode, chol, data).items()
+    }
     at_mode = {k: v[0] for k, v in constrained.items()}
     sites = {k: v[None, 1:] for k, v in constrained.items()}
     samples = {**sites, **draw_random_effects_for(sites, seed, arrays, structure, statistics)}

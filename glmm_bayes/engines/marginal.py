@@ -18,7 +18,6 @@ from .laplace import laplace_deviance
 from .reml import gaussian_deviance
 from .structure import ModelArrays, RandomEffectsLayout
 
-
 #: NUTS's "auto" integrates b out where the blocked factor's dense block has at most this many
 #: columns (or the terms share one factor): the gradient of its Cholesky factor then costs about
 #: what a non-centred gradient over the rows does (~1 ms on 2 cores). InstEval's 1,142 columns
@@ -27,8 +26,17 @@ MAX_INTEGRATED_DENSE_BLOCK = 256
 
 
 @partial(jax.jit, static_argnames=("layout", "family", "link", "nagq"))
-def marginal_deviance(beta, theta, aux, arrays: ModelArrays, layout: RandomEffectsLayout,
-                      family: Family, link: Link, nagq: int = 1, residual=None):
+def marginal_deviance(
+    beta,
+    theta,
+    aux,
+    arrays: ModelArrays,
+    layout: RandomEffectsLayout,
+    family: Family,
+    link: Link,
+    nagq: int = 1,
+    residual=None,
+):
     """`residual`: the natural parameters of the residual structure (`engines.residual`)."""
     if is_linear_gaussian(family, link):
         return gaussian_deviance(beta, theta / aux, aux, arrays, layout, residual)

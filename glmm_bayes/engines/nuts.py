@@ -47,7 +47,9 @@ def resolve_chain_method(chain_method: str, chains: int) -> str:
     chains wait at every step for the longest tree, and vectorised on an accelerator.
     'parallel' on a single device falls back the same way."""
     if chain_method not in CHAIN_METHODS:
-        raise ModelError(f"chain_method must be one of {', '.join(CHAIN_METHODS)}, got {chain_method!r}")
+        raise ModelError(
+            f"chain_method must be one of {', '.join(CHAIN_METHODS)}, got {chain_method!r}"
+        )
     on_cpu, devices = jax.default_backend() == "cpu", jax.local_device_count()
     fallback = "sequential" if on_cpu else "vectorized"
     if chain_method == "auto":
@@ -76,7 +78,9 @@ def init_around(site=None, values=None, radius: float = 1.0):
     if radius == 0:
         return transform(centre)
     shape = site["kwargs"].get("sample_shape", ()) + jnp.shape(centre)
-    jitter = dist.Uniform(-radius, radius)(rng_key=site["kwargs"].get("rng_key"), sample_shape=shape)
+    jitter = dist.Uniform(-radius, radius)(
+        rng_key=site["kwargs"].get("rng_key"), sample_shape=shape
+    )
     return transform(centre + jitter)
 
 
@@ -88,25 +92,31 @@ class NutsSettings:
     warmup: int
     target_accept: float = 0.8
     max_tree_depth: int = 10
-    dense_sites: tuple = ()             # sites sharing a dense mass matrix (others: diagonal)
-    level_sites: tuple = ()             # (n_k, q_k) sites whose levels the potential does not
-                                        # couple (`curvature_inverse_mass`)
-    keep: tuple | None = None           # the sites to return (all when None)
+    dense_sites: tuple = ()  # sites sharing a dense mass matrix (others: diagonal)
+    level_sites: tuple = ()  # (n_k, q_k) sites whose levels the potential does not
+    # couple (`curvature_inverse_mass`)
+    keep: tuple | None = None  # the sites to return (all when None)
 
     @classmethod
-    def checked(cls, draws, warmup, target_accept, max_tree_depth, **rest) -> "NutsSettings":
+    def checked(cls, draws, warmup, target_accept, max_tree_depth, **rest) -> NutsSettings:
         if not 0 < target_accept < 1:
             raise ModelError(f"target_accept must be in (0, 1), got {target_accept!r}")
-        return cls(integer_argument("draws", draws, 1), integer_argument("warmup", warmup, 0),
-                   float(target_accept), integer_argument("max_tree_depth", max_tree_depth, 1),
-                   **rest)
+        return cls(
+            integer_argument("draws", draws, 1),
+            integer_argument("warmup", warmup, 0),
+            float(target_accept),
+            integer_argument("max_tree_depth", max_tree_depth, 1),
+            **rest,
+        )
 
 
 def initial_point(model, kwargs, key, values, radius):
     """Unconstrained starting values from `init_around`."""
     strategy = init_around(values=values, radius=radius)
     sites = trace(substitute(seed(model, key), substitute_fn=strategy)).get_trace(**kwargs)
-    start = {k: s["value"] for k, s in sites.items() if s["type"] == "sample" and not s["is_observed"]}
+    start = {
+        k: s["value"] for k, s in sites.items() if s["type"] == "sample" and not s["is_observed"]
+    }
     return unconstrain_fn(model, (), kwargs, start)
 
 
@@ -129,14 +139,19 @@ def curvature_inverse_mass(potential, start: dict, level_sites: tuple):
         if name in level_sites:
             masks = [jnp.zeros_like(value).at[..., c].set(1.0) for c in range(value.shape[-1])]
         else:
-            masks = [jnp.zeros(value.size, value.dtype).at[i].set(1.0).reshape(value.shape)
-                     for i in range(value.size)]
-        tangents += [ravel_pytree({k: m if k == name else jnp.zeros_like(v) for k, v in start.items()})[0]
-                     for m in masks]
+            masks = [
+                jnp.zeros(value.size, value.dtype).at[i].set(1.0).reshape(value.shape)
+                for i in range(value.size)
+            ]
+        tangents += [
+            ravel_pytree({k: m if k == name else jnp.zeros_like(v) for k, v in start.items()})[0]
+            for m in masks
+        ]
     V = jnp.stack(tangents)
     value_and_gradient = jax.value_and_grad(lambda x: potential(unravel(x)))
-    (energy, _), (_, products) = jax.vmap(lambda v: jax.jvp(value_and_gradient, (flat,), (v,)),
-                                          out_axes=((None, None), 0))(V)
+    (energy, _), (_, products) = jax.vmap(
+        lambda v: jax.jvp(value_and_gradient, (flat,), (v,)), out_axes=((None, None), 0)
+    )(V)
     diagonal = jnp.sum(products * V, axis=0)
     return energy, jnp.where(jnp.isfinite(diagonal) & (diagonal > 1.0), 1.0 / diagonal, 1.0)
 
@@ -153,27 +168,44 @@ def run_chain(key, kwargs, initial_values, chain, *, model: Bound, settings: Nut
     dense = [tuple(s for s in settings.dense_sites if s in jittered)]
     if dense[0]:
         energy, inverse_mass = potential(jittered), None
-    else:       # at the centre fallback, numpyro's unit mass
+    else:  # at the centre fallback, numpyro's unit mass
         energy, inverse_mass = curvature_inverse_mass(potential, jittered, settings.level_sites)
         inverse_mass = jnp.where(jnp.isfinite(energy), inverse_mass, 1.0)
-    start = jax.tree_util.tree_map(lambda a, b: jnp.where(jnp.isfinite(energy), a, b), jittered, centre)
+    start = jax.tree_util.tree_map(
+        lambda a, b: jnp.where(jnp.isfinite(energy), a, b), jittered, centre
+    )
     init_kernel, sample_kernel = hmc(potential, algo="NUTS")
-    state = init_kernel(start, settings.warmup, inverse_mass_matrix=inverse_mass,
-                        target_accept_prob=settings.target_accept,
-                        max_tree_depth=settings.max_tree_depth, rng_key=key_kernel,
-                        dense_mass=dense if dense[0] else False)
+    state = init_kernel(
+        start,
+        settings.warmup,
+        inverse_mass_matrix=inverse_mass,
+        target_accept_prob=settings.target_accept,
+        max_tree_depth=settings.max_tree_depth,
+        rng_key=key_kernel,
+        dense_mass=dense if dense[0] else False,
+    )
 
     def step(state, iteration):
-        jax.lax.cond(iteration % PROGRESS_EVERY == 0,
-                     lambda: jax.debug.callback(_report_progress, chain, iteration), lambda: None)
+        jax.lax.cond(
+            iteration % PROGRESS_EVERY == 0,
+            lambda: jax.debug.callback(_report_progress, chain, iteration),
+            lambda: None,
+        )
         state = sample_kernel(state)
-        return state, (state.z, {"diverging": state.diverging, "n_steps": state.num_steps,
-                                 "acceptance_rate": state.accept_prob, "energy": state.energy,
-                                 "step_size": state.adapt_state.step_size})
+        return state, (
+            state.z,
+            {
+                "diverging": state.diverging,
+                "n_steps": state.num_steps,
+                "acceptance_rate": state.accept_prob,
+                "energy": state.energy,
+                "step_size": state.adapt_state.step_size,
+            },
+        )
 
     total = settings.warmup + settings.draws
     _, (z, stats) = jax.lax.scan(step, state, jnp.arange(total))
-    z, stats = jax.tree_util.tree_map(lambda a: a[settings.warmup:], (z, stats))
+    z, stats = jax.tree_util.tree_map(lambda a: a[settings.warmup :], (z, stats))
     sites = jax.vmap(lambda z: constrain_fn(model, (), kwargs, z, return_deterministic=True))(z)
     if settings.keep is not None:
         sites = {k: v for k, v in sites.items() if k in settings.keep}
@@ -207,8 +239,13 @@ def _parallel_chains(seed, kwargs, initial_values, model, settings, chains):
     mesh = Mesh(np.array(jax.local_devices()[:devices]), ("chains",))
     local = partial(run_chains_of, model=model, settings=settings)
     split = PartitionSpec("chains")
-    return jax.shard_map(local, mesh=mesh, in_specs=(split, split, PartitionSpec(), PartitionSpec()),
-                         out_specs=split, check_vma=False)(keys, ids, kwargs, initial_values)
+    return jax.shard_map(
+        local,
+        mesh=mesh,
+        in_specs=(split, split, PartitionSpec(), PartitionSpec()),
+        out_specs=split,
+        check_vma=False,
+    )(keys, ids, kwargs, initial_values)
 
 
 def run_chains_of(keys, ids, kwargs, initial_values, model, settings):
@@ -217,8 +254,17 @@ def run_chains_of(keys, ids, kwargs, initial_values, model, settings):
     return jax.lax.map(lambda a: one(a[0], kwargs, initial_values, a[1]), (keys, ids))
 
 
-def run_nuts(model: Bound, model_kwargs: dict, settings: NutsSettings, *, chains: int, seed: int,
-             initial_values: dict | None = None, chain_method: str = "auto", progress: bool = True):
+def run_nuts(
+    model: Bound,
+    model_kwargs: dict,
+    settings: NutsSettings,
+    *,
+    chains: int,
+    seed: int,
+    initial_values: dict | None = None,
+    chain_method: str = "auto",
+    progress: bool = True,
+):
     """NUTS on the NumPyro program `model`, chains started around `initial_values` ({site:
     value}, `init_around`; traced, so other values reuse the compiled program); returns
     (samples {site: (chains, draws, ...)}, stats {name: (chains, draws)})."""
@@ -226,10 +272,12 @@ def run_nuts(model: Bound, model_kwargs: dict, settings: NutsSettings, *, chains
     seed = integer_argument("seed", seed, 0)
     method = resolve_chain_method(chain_method, chains)
     with _ChainProgress(chains * (settings.warmup + settings.draws), progress):
-        if method == "parallel":     # compiled once per model shape, as the other methods
+        if method == "parallel":  # compiled once per model shape, as the other methods
             run = compiled(bind(_parallel_chains, model=model, settings=settings, chains=chains))
         else:
-            run = compiled(bind(run_chains, model=model, settings=settings, method=method, chains=chains))
+            run = compiled(
+                bind(run_chains, model=model, settings=settings, method=method, chains=chains)
+            )
         out = run(np.uint32(seed), model_kwargs, initial_values or {})
         return jax.tree_util.tree_map(lambda a: np.asarray(a)[:chains], out)
 

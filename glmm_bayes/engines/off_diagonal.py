@@ -30,18 +30,23 @@ MAX_SPARSE_DENSITY = 0.1
 class BlockPattern:
     """Where the non-zero blocks of L_21 are, sorted by leading level j, then row r."""
 
-    entry_block: np.ndarray      # (n, m_2) the block of each observation's non-leading non-zero
-    row: np.ndarray              # (K,) r of each block
-    level: np.ndarray            # (K,) j of each block
-    pair_first: np.ndarray       # (P,) pairs of blocks in one level, row[first] >= row[second]
-    pair_second: np.ndarray      # (P,)
-    pair_target: np.ndarray      # (P,) flat index row[first] * q_2 + row[second]
-    n_rows: int = field(metadata=dict(static=True))      # q_2
-    n_levels: int = field(metadata=dict(static=True))    # n_1
+    entry_block: np.ndarray  # (n, m_2) the block of each observation's non-leading non-zero
+    row: np.ndarray  # (K,) r of each block
+    level: np.ndarray  # (K,) j of each block
+    pair_first: np.ndarray  # (P,) pairs of blocks in one level, row[first] >= row[second]
+    pair_second: np.ndarray  # (P,)
+    pair_target: np.ndarray  # (P,) flat index row[first] * q_2 + row[second]
+    n_rows: int = field(metadata=dict(static=True))  # q_2
+    n_levels: int = field(metadata=dict(static=True))  # n_1
 
 
-def block_pattern(level: np.ndarray, columns: np.ndarray, n_levels: int, n_rows: int,
-                  max_density: float = MAX_SPARSE_DENSITY) -> BlockPattern | None:
+def block_pattern(
+    level: np.ndarray,
+    columns: np.ndarray,
+    n_levels: int,
+    n_rows: int,
+    max_density: float = MAX_SPARSE_DENSITY,
+) -> BlockPattern | None:
     """The pattern of L_21 from each observation's leading level (n,) and its non-leading
     columns (n, m_2); None where the blocks are dense enough for the dense product to win."""
     keys, entry_block = np.unique(level[:, None] * n_rows + columns, return_inverse=True)
@@ -49,14 +54,21 @@ def block_pattern(level: np.ndarray, columns: np.ndarray, n_levels: int, n_rows:
         return None
     block_level, block_row = keys // n_rows, keys % n_rows
     starts = np.concatenate([[0], np.cumsum(np.bincount(block_level, minlength=n_levels))[:-1]])
-    rank = np.arange(len(keys)) - starts[block_level]         # position of a block in its level
-    first = np.repeat(np.arange(len(keys)), rank + 1)         # paired with each block up to it
+    rank = np.arange(len(keys)) - starts[block_level]  # position of a block in its level
+    first = np.repeat(np.arange(len(keys)), rank + 1)  # paired with each block up to it
     pair_start = np.concatenate([[0], np.cumsum(rank + 1)[:-1]])
     second = starts[block_level[first]] + np.arange(len(first)) - pair_start[first]
     as_index = lambda a: np.asarray(a, dtype=np.int32)
-    return BlockPattern(as_index(entry_block.reshape(columns.shape)), as_index(block_row),
-                        as_index(block_level), as_index(first), as_index(second),
-                        as_index(block_row[first] * n_rows + block_row[second]), n_rows, n_levels)
+    return BlockPattern(
+        as_index(entry_block.reshape(columns.shape)),
+        as_index(block_row),
+        as_index(block_level),
+        as_index(first),
+        as_index(second),
+        as_index(block_row[first] * n_rows + block_row[second]),
+        n_rows,
+        n_levels,
+    )
 
 
 class DenseBlock(NamedTuple):
@@ -95,23 +107,37 @@ class SparseBlock(NamedTuple):
     def rmatmul(self, Y):
         p, q1 = self.pattern, self.values.shape[1]
         parts = self.values[:, :, None] * Y[p.row][:, None, :]
-        return jnp.zeros((p.n_levels, q1, Y.shape[1]), Y.dtype).at[p.level].add(parts).reshape(-1, Y.shape[1])
+        return (
+            jnp.zeros((p.n_levels, q1, Y.shape[1]), Y.dtype)
+            .at[p.level]
+            .add(parts)
+            .reshape(-1, Y.shape[1])
+        )
 
     def gram(self):
         p = self.pattern
         products = jnp.sum(self.values[p.pair_first] * self.values[p.pair_second], axis=1)
-        lower = jnp.zeros(p.n_rows * p.n_rows, self.values.dtype).at[p.pair_target].add(
-            products).reshape(p.n_rows, p.n_rows)
+        lower = (
+            jnp.zeros(p.n_rows * p.n_rows, self.values.dtype)
+            .at[p.pair_target]
+            .add(products)
+            .reshape(p.n_rows, p.n_rows)
+        )
         return lower + lower.T - jnp.diag(jnp.diag(lower))
 
     def dense(self):
         p, q1 = self.pattern, self.values.shape[1]
-        return jnp.zeros((p.n_rows, p.n_levels, q1), self.values.dtype).at[p.row, p.level].set(
-            self.values).reshape(p.n_rows, -1)
+        return (
+            jnp.zeros((p.n_rows, p.n_levels, q1), self.values.dtype)
+            .at[p.row, p.level]
+            .set(self.values)
+            .reshape(p.n_rows, -1)
+        )
 
 
-def off_diagonal_block(products, level, columns, L11_inverse, n_rows: int,
-                       pattern: BlockPattern | None):
+def off_diagonal_block(
+    products, level, columns, L11_inverse, n_rows: int, pattern: BlockPattern | None
+):
     """L_21 = A_21 L_11^{-T} from each observation's w z_2 z_1' (n, m_2, q_1): z_1 its leading
     entries (at `level`), z_2 its other entries (at `columns` (n, m_2) of the q_2 = n_rows)."""
     n1, q1, _ = L11_inverse.shape

@@ -25,8 +25,8 @@ class OptSummary:
     x0: np.ndarray
     x: np.ndarray
     fun: float
-    gradient: np.ndarray     # gradient of the objective at x, in x's coordinates
-    scale: np.ndarray        # the coordinates' scales the optimiser worked in
+    gradient: np.ndarray  # gradient of the objective at x, in x's coordinates
+    scale: np.ndarray  # the coordinates' scales the optimiser worked in
     n_evals: int
     n_iter: int
     max_iter: int
@@ -38,17 +38,18 @@ class OptSummary:
         return float(np.max(np.abs(self.gradient * self.scale), initial=0.0))
 
 
-def minimize_jax(objective, x0, args=(), lower=None, upper=None, scale=None,
-                 max_iter: int = 2000) -> OptSummary:
+def minimize_jax(
+    objective, x0, args=(), lower=None, upper=None, scale=None, max_iter: int = 2000
+) -> OptSummary:
     """Minimise `objective(x, *args)` by L-BFGS-B with JAX gradients, in scaled coordinates.
 
     `args` (data arrays) are passed to the jitted function rather than closed over, so they are
     not baked into the compiled program as constants; an objective made by `compiled.bind`
-    reuses the compilation of every equal binding (a same-shaped model). `lower`, `upper`: bounds, +-inf for none;
-    `scale`: typical size of each coordinate (ones if None).
+    reuses the compilation of every equal binding (a same-shaped model). `lower`, `upper`:
+    bounds, +-inf for none; `scale`: typical size of each coordinate (ones if None).
     """
     compiled_value_and_grad = compiled(objective, "value_and_grad")
-    seen = {}       # x -> (value, gradient): the end point has always been evaluated already
+    seen = {}  # x -> (value, gradient): the end point has always been evaluated already
 
     def value_and_grad(x):
         key = x.tobytes()
@@ -75,24 +76,48 @@ def minimize_jax(objective, x0, args=(), lower=None, upper=None, scale=None,
 
     lower = np.full(x0.size, -np.inf) if lower is None else np.asarray(lower, dtype=float)
     upper = np.full(x0.size, np.inf) if upper is None else np.asarray(upper, dtype=float)
-    bounds = [(lo if np.isfinite(lo) else None, hi if np.isfinite(hi) else None)
-              for lo, hi in zip((lower - x0) / scale, (upper - x0) / scale)]
-    result = minimize(fun, np.zeros_like(x0), jac=True, method="L-BFGS-B", bounds=bounds,
-                      options={"maxiter": max_iter, "ftol": 1e-15, "gtol": 1e-9, "maxcor": 20})
+    bounds = [
+        (lo if np.isfinite(lo) else None, hi if np.isfinite(hi) else None)
+        for lo, hi in zip((lower - x0) / scale, (upper - x0) / scale)
+    ]
+    result = minimize(
+        fun,
+        np.zeros_like(x0),
+        jac=True,
+        method="L-BFGS-B",
+        bounds=bounds,
+        options={"maxiter": max_iter, "ftol": 1e-15, "gtol": 1e-9, "maxcor": 20},
+    )
     x = x0 + scale * result.x
     value, grad = value_and_grad(x)
     if np.isfinite(best["fun"]) and not value <= best["fun"]:
         # the search ended above a point it had visited (a non-finite value, or an abnormal
         # line search): report the best point seen; a non-finite end is not converged
         if not np.isfinite(value):
-            result.success, result.message = False, f"ended on a non-finite value ({result.message})"
+            result.success, result.message = (
+                False,
+                f"ended on a non-finite value ({result.message})",
+            )
         x = x0 + scale * best["z"]
         value, grad = value_and_grad(x)
     if not np.all(np.isfinite(grad)):
-        result.success, result.message = False, f"ended where the gradient is not finite ({result.message})"
-    return OptSummary("L-BFGS-B", x0, x, value, grad, scale,
-                      int(result.nfev), int(result.nit), max_iter, str(result.message),
-                      bool(result.success))
+        result.success, result.message = (
+            False,
+            f"ended where the gradient is not finite ({result.message})",
+        )
+    return OptSummary(
+        "L-BFGS-B",
+        x0,
+        x,
+        value,
+        grad,
+        scale,
+        int(result.nfev),
+        int(result.nit),
+        max_iter,
+        str(result.message),
+        bool(result.success),
+    )
 
 
 def hessian_fd(objective, x, args=(), scale=None, step: float = 1e-5) -> np.ndarray:
@@ -100,7 +125,7 @@ def hessian_fd(objective, x, args=(), scale=None, step: float = 1e-5) -> np.ndar
     in coordinate j is `step * max(scale_j, |x_j|)`, shrunk tenfold (at most SHRINKS times)
     while a side's gradient is not finite: an optimum can lie close to where the objective
     stops being defined (mu > 0 under an identity or inverse link, PIRLS's start there)."""
-    value_and_grad = compiled(objective, "value_and_grad")     # the optimiser's: no new compile
+    value_and_grad = compiled(objective, "value_and_grad")  # the optimiser's: no new compile
 
     def grad(point):
         return np.asarray(value_and_grad(point, *args)[1], dtype=np.float64)
@@ -137,8 +162,9 @@ def curvature_scale(hessian: np.ndarray) -> np.ndarray:
 EDGE = 1e-2
 
 
-def minimize_with_edge_restart(objective, x0, edge_mask, args=(), scale=None, max_iter: int = 2000,
-                               restart: bool = True) -> OptSummary:
+def minimize_with_edge_restart(
+    objective, x0, edge_mask, args=(), scale=None, max_iter: int = 2000, restart: bool = True
+) -> OptSummary:
     """`minimize_jax` over unbounded coordinates, then lme4's restart_edge: where a coordinate
     in `edge_mask` (a diagonal of some T_k) ends near zero, the objective is flat to first order
     (it depends on that entry through its square), so an optimiser can stop there at a saddle.

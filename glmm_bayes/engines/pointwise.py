@@ -18,8 +18,16 @@ from .random_effects import DRAW_BATCH
 
 def _pointwise(flat: dict, arrays, priors, structure: ProgramStructure):
     def one(draw):
-        return log_likelihood(hierarchical_model, draw, arrays=arrays, priors=priors,
-                              structure=structure, leave_one_out=True, batch_ndims=0)["y"]
+        return log_likelihood(
+            hierarchical_model,
+            draw,
+            arrays=arrays,
+            priors=priors,
+            structure=structure,
+            leave_one_out=True,
+            batch_ndims=0,
+        )["y"]
+
     return jax.lax.map(one, flat, batch_size=DRAW_BATCH)
 
 

@@ -22,10 +22,10 @@ from scipy import optimize, stats
 from ..errors import FitError
 from ..parameters import ParameterMap
 from ..spec import ModelSpec
-from .marginal import marginal_deviance
-from .scaling import parameter_scales
 from .compiled import bind
+from .marginal import marginal_deviance
 from .optimize import hessian_fd, minimize_jax
+from .scaling import parameter_scales
 from .structure import ModelArrays, RandomEffectsLayout, factors_to_theta
 
 #: Correlations are kept this far inside (-1, 1), where the factor of C is differentiable.
@@ -33,12 +33,14 @@ CORRELATION_MARGIN = 1e-8
 MAX_DOUBLINGS = 40
 
 
-def natural_deviance(phi, arrays, parameters: ParameterMap, layout: RandomEffectsLayout, family,
-                     link, nagq: int):
+def natural_deviance(
+    phi, arrays, parameters: ParameterMap, layout: RandomEffectsLayout, family, link, nagq: int
+):
     """-2 log L as a function of the natural parameters phi (`ParameterMap.unpack`)."""
     beta, factors, aux, residual = parameters.unpack(phi)
-    return marginal_deviance(beta, factors_to_theta(factors), aux, arrays, layout, family, link,
-                             nagq, residual)
+    return marginal_deviance(
+        beta, factors_to_theta(factors), aux, arrays, layout, family, link, nagq, residual
+    )
 
 
 def _bounds(parameters: ParameterMap):
@@ -47,8 +49,11 @@ def _bounds(parameters: ParameterMap):
     optimisations move on the log scale."""
     lower, upper = parameters.bounds()
     bounded = np.isfinite(lower) & np.isfinite(upper)
-    return (np.where(bounded, lower + CORRELATION_MARGIN, lower),
-            np.where(bounded, upper - CORRELATION_MARGIN, upper), parameters.positive())
+    return (
+        np.where(bounded, lower + CORRELATION_MARGIN, lower),
+        np.where(bounded, upper - CORRELATION_MARGIN, upper),
+        parameters.positive(),
+    )
 
 
 #: Positive parameters are floored here (relative to their scale) before taking logs.
@@ -90,7 +95,7 @@ class _Profiler:
         self.slope = _ridge_slope(hessian, j, p)
         self.pinned = np.arange(z_hat.size) == j
         self.positive, self.scale, self.step = positive, scale, step
-        self.lower = np.where(positive, -np.inf, lower)      # z_j: pinned by equal bounds
+        self.lower = np.where(positive, -np.inf, lower)  # z_j: pinned by equal bounds
         self.upper = np.where(positive, np.inf, upper)
 
     def __call__(self, value: float) -> float:
@@ -101,9 +106,14 @@ class _Profiler:
         start = self.solutions[nearest] + self.slope * (value - nearest)
         lower, upper = self.lower.copy(), self.upper.copy()
         lower[self.j] = upper[self.j] = start[self.j]
-        result = minimize_jax(self.objective, start,
-                              args=(self.pinned, np.float64(value), self.positive, self.scale, self.arrays),
-                              lower=lower, upper=upper, scale=self.step)
+        result = minimize_jax(
+            self.objective,
+            start,
+            args=(self.pinned, np.float64(value), self.positive, self.scale, self.arrays),
+            lower=lower,
+            upper=upper,
+            scale=self.step,
+        )
         if not (np.isfinite(result.fun) and np.all(np.isfinite(result.gradient))):
             raise FitError(f"the profile of parameter {self.j} is not finite at {value:.6g}")
         self.solutions[value] = result.x
@@ -131,7 +141,7 @@ def _interval_end(profile, v_hat, step, bound, side, excess):
     `profile` returns those same values to Brent's method."""
     inside = v_hat
     for k in range(MAX_DOUBLINGS):
-        v = v_hat + side * step * 2.0 ** k
+        v = v_hat + side * step * 2.0**k
         if side * (v - bound) >= 0:
             v = bound
             if not np.isfinite(v) or excess(profile(v)) <= 0:
@@ -143,21 +153,35 @@ def _interval_end(profile, v_hat, step, bound, side, excess):
     else:
         return side * np.inf
     low, high = sorted((inside, v))
-    return optimize.brentq(lambda x: excess(profile(x)), low, high,
-                           xtol=1e-9 * max(1.0, abs(v_hat)), rtol=1e-10)
+    return optimize.brentq(
+        lambda x: excess(profile(x)), low, high, xtol=1e-9 * max(1.0, abs(v_hat)), rtol=1e-10
+    )
 
 
-def profile_intervals(spec: ModelSpec, parameters: ParameterMap, layout: RandomEffectsLayout,
-                      arrays: ModelArrays, estimates: dict[str, float], names: list[str],
-                      level: float = 0.95, nagq: int = 1) -> dict[str, tuple[float, float]]:
+def profile_intervals(
+    spec: ModelSpec,
+    parameters: ParameterMap,
+    layout: RandomEffectsLayout,
+    arrays: ModelArrays,
+    estimates: dict[str, float],
+    names: list[str],
+    level: float = 0.95,
+    nagq: int = 1,
+) -> dict[str, tuple[float, float]]:
     """name -> (lower, upper) profile-likelihood interval at `level`.
 
     `estimates`: the ML or Laplace estimate of every natural parameter, in the order and with the
     names of the `ParameterMap`; `names`: the parameters to profile.
     """
     all_names = list(estimates)
-    deviance = bind(natural_deviance, parameters=parameters, layout=layout, family=spec.family,
-                    link=spec.link, nagq=nagq)
+    deviance = bind(
+        natural_deviance,
+        parameters=parameters,
+        layout=layout,
+        family=spec.family,
+        link=spec.link,
+        nagq=nagq,
+    )
     lower, upper, positive = _bounds(parameters)
     phi0 = np.clip(np.array([float(v) for v in estimates.values()]), lower, upper)
     scale = np.where(positive, np.maximum(phi0, 1e-3 * np.max(np.where(positive, phi0, 0.0))), 1.0)
@@ -165,28 +189,39 @@ def profile_intervals(spec: ModelSpec, parameters: ParameterMap, layout: RandomE
     step = np.concatenate([scales.beta, np.ones(phi0.size - scales.beta.size)])
     objective = bind(_pinned, deviance=deviance)
     nothing = np.zeros(phi0.size, dtype=bool)
-    best = minimize_jax(objective, _to_free(phi0, positive, scale),
-                        args=(nothing, np.float64(0.0), positive, scale, arrays),
-                        lower=np.where(positive, -np.inf, lower),
-                        upper=np.where(positive, np.inf, upper), scale=step)
+    best = minimize_jax(
+        objective,
+        _to_free(phi0, positive, scale),
+        args=(nothing, np.float64(0.0), positive, scale, arrays),
+        lower=np.where(positive, -np.inf, lower),
+        upper=np.where(positive, np.inf, upper),
+        scale=step,
+    )
     if not np.isfinite(best.fun):
         raise FitError(f"the deviance is not finite at the estimate ({best.message})")
     z_hat, d_min = np.asarray(best.x), float(best.fun)
     phi_hat = _from_free(z_hat, positive, scale, np)
     crit = stats.chi2.ppf(level, 1)
-    hessian = hessian_fd(objective, phi_hat, args=(nothing, np.float64(0.0), nothing, np.ones(phi0.size), arrays))
+    hessian = hessian_fd(
+        objective, phi_hat, args=(nothing, np.float64(0.0), nothing, np.ones(phi0.size), arrays)
+    )
     steps = _steps(hessian, phi_hat)
     coordinates = (lower, upper, positive, scale, step)
     out = {}
     for name in names:
         if name in _unprofiled_correlations(parameters):
-            warnings.warn(f"no profile interval for {name}: fixing one correlation of a term with "
-                          "three or more columns needs a positive-definiteness constraint that "
-                          "this profiler does not impose", stacklevel=3)
+            warnings.warn(
+                f"no profile interval for {name}: fixing one correlation of a term with "
+                "three or more columns needs a positive-definiteness constraint that "
+                "this profiler does not impose",
+                stacklevel=3,
+            )
             out[name] = (np.nan, np.nan)
             continue
         j = all_names.index(name)
-        profile = _Profiler(objective, z_hat, j, phi_hat[j], d_min, coordinates, hessian, spec.X.shape[1], arrays)
+        profile = _Profiler(
+            objective, z_hat, j, phi_hat[j], d_min, coordinates, hessian, spec.X.shape[1], arrays
+        )
         excess = lambda d: d - d_min - crit
         ends = []
         for side, bound in ((-1, lower[j]), (1, upper[j])):

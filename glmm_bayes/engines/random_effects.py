@@ -23,8 +23,13 @@ from .residual import whiten
 from .structure import ModelArrays, factors_to_theta
 
 
-def draw_random_effects(key, sites, arrays: ModelArrays, structure: ProgramStructure,
-                        statistics: GroupStatistics | None = None):
+def draw_random_effects(
+    key,
+    sites,
+    arrays: ModelArrays,
+    structure: ProgramStructure,
+    statistics: GroupStatistics | None = None,
+):
     """One draw of u given one draw of the program's population sites; {z(label): u_k}. With
     `statistics` (every term on one grouping factor) the draw is made group by group from the
     per-group sufficient statistics (`grouped.grouped_random_effects_draw`)."""
@@ -32,13 +37,16 @@ def draw_random_effects(key, sites, arrays: ModelArrays, structure: ProgramStruc
     layout = structure.layout
     if statistics is not None:
         u = grouped_random_effects_draw(key, beta, factors, aux, statistics)
-        return {f"z({t.label})": u[:, t.row_pos:t.row_pos + t.q] for t in layout.terms}
+        return {f"z({t.label})": u[:, t.row_pos : t.row_pos + t.q] for t in layout.terms}
     arrays, _ = whiten(residual_from_sites(sites, structure), arrays, layout.residual)
-    u, _, L, _ = conditional_fit(beta, factors_to_theta(factors), aux, arrays, layout,
-                                 structure.family, structure.link)
+    u, _, L, _ = conditional_fit(
+        beta, factors_to_theta(factors), aux, arrays, layout, structure.family, structure.link
+    )
     u = u + solve_upper(L, jax.random.normal(key, u.shape, dtype=u.dtype))
-    return {f"z({t.label})": u[t.start:t.start + t.n_levels * t.q].reshape(t.n_levels, t.q)
-            for t in layout.terms}
+    return {
+        f"z({t.label})": u[t.start : t.start + t.n_levels * t.q].reshape(t.n_levels, t.q)
+        for t in layout.terms
+    }
 
 
 #: Draws of u are computed this many at a time (vectorised within a batch, in sequence across
@@ -47,16 +55,25 @@ DRAW_BATCH = 64
 
 
 def _draw_all(seed, flat, arrays, statistics, structure):
-    keys = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(seed), 1), len(next(iter(flat.values()))))
+    keys = jax.random.split(
+        jax.random.fold_in(jax.random.PRNGKey(seed), 1), len(next(iter(flat.values())))
+    )
     one = partial(draw_random_effects, arrays=arrays, structure=structure, statistics=statistics)
     return jax.lax.map(lambda a: one(*a), (keys, flat), batch_size=DRAW_BATCH)
 
 
-def draw_random_effects_for(samples: dict, seed: int, arrays: ModelArrays, structure: ProgramStructure,
-                            statistics: GroupStatistics | None = None) -> dict:
+def draw_random_effects_for(
+    samples: dict,
+    seed: int,
+    arrays: ModelArrays,
+    structure: ProgramStructure,
+    statistics: GroupStatistics | None = None,
+) -> dict:
     """u for every draw of `samples` (arrays with leading axes (chains, draws)), from the
     random stream fold_in(PRNGKey(seed), 1); compiled once per model shape."""
     lead = next(iter(samples.values())).shape[:2]
     flat = {k: np.reshape(v, (-1,) + v.shape[2:]) for k, v in samples.items()}
-    draws = compiled(bind(_draw_all, structure=structure))(np.uint32(seed), flat, arrays, statistics)
+    draws = compiled(bind(_draw_all, structure=structure))(
+        np.uint32(seed), flat, arrays, statistics
+    )
     return {k: np.asarray(v).reshape(lead + v.shape[1:]) for k, v in draws.items()}

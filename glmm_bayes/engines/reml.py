@@ -23,26 +23,43 @@ from jax.scipy.linalg import cho_solve
 from ..control import Control
 from ..parameters import ParameterMap
 from ..spec import ModelSpec
-from .cholesky import BlockCholesky, factor_penalised_gram, inverse_diagonal_blocks, logdet, \
-    solve_lower, solve_upper
 from .checks import check_finite, check_fit, settle
-from .estimate import Estimate
+from .cholesky import (
+    BlockCholesky,
+    factor_penalised_gram,
+    inverse_diagonal_blocks,
+    logdet,
+    solve_lower,
+    solve_upper,
+)
 from .compiled import bind, compiled
+from .estimate import Estimate
 from .optimize import minimize_with_edge_restart
 from .residual import whiten
 from .scaling import parameter_scales
-from .structure import (ModelArrays, RandomEffectsLayout, canonical_theta, conditional_covariances,
-                        covariance_factors, singular_terms, sparse_crossprod,
-                        sparse_matvec, sparse_rmatvec, split_by_term, user_terms,
-                        z_lambda_values)
+from .structure import (
+    ModelArrays,
+    RandomEffectsLayout,
+    canonical_theta,
+    conditional_covariances,
+    covariance_factors,
+    singular_terms,
+    sparse_crossprod,
+    sparse_matvec,
+    sparse_rmatvec,
+    split_by_term,
+    user_terms,
+    z_lambda_values,
+)
+
 
 class PlsSolution(NamedTuple):
     beta: jnp.ndarray
     u: jnp.ndarray
-    residual: jnp.ndarray     # y - X beta - Z Lambda u - offset
-    r2: jnp.ndarray           # penalised residual sum of squares
-    logdet_L: jnp.ndarray     # log|L|^2
-    logdet_RX: jnp.ndarray    # log|R_X|^2
+    residual: jnp.ndarray  # y - X beta - Z Lambda u - offset
+    r2: jnp.ndarray  # penalised residual sum of squares
+    logdet_L: jnp.ndarray  # log|L|^2
+    logdet_RX: jnp.ndarray  # log|R_X|^2
     L: BlockCholesky
     RX: jnp.ndarray
 
@@ -60,15 +77,17 @@ def penalised_least_squares(theta, arrays: ModelArrays, layout: RandomEffectsLay
     u = solve_upper(L, cu - RZX @ beta)
     resid = y - X @ beta - sparse_matvec(arrays.z_idx, zl, u)
     r2 = resid @ resid + u @ u
-    return PlsSolution(beta, u, resid, r2, logdet(L), 2 * jnp.sum(jnp.log(jnp.abs(jnp.diag(RX)))), L, RX)
+    return PlsSolution(
+        beta, u, resid, r2, logdet(L), 2 * jnp.sum(jnp.log(jnp.abs(jnp.diag(RX)))), L, RX
+    )
 
 
 def split_criterion_argument(x, layout: RandomEffectsLayout):
     """The criterion's argument -> (theta, natural residual parameters or None)."""
-    theta = x[:layout.n_theta]
+    theta = x[: layout.n_theta]
     if layout.residual is None:
         return theta, None
-    return theta, layout.residual.from_free(x[layout.n_theta:])
+    return theta, layout.residual.from_free(x[layout.n_theta :])
 
 
 def profiled_deviance(x, arrays: ModelArrays, reml, layout: RandomEffectsLayout):
@@ -84,8 +103,9 @@ def profiled_deviance(x, arrays: ModelArrays, reml, layout: RandomEffectsLayout)
     return pls.logdet_L + extra + dof * (1 + jnp.log(2 * jnp.pi * pls.r2 / dof)) + logdet_R
 
 
-def gaussian_deviance(beta, theta, sigma, arrays: ModelArrays, layout: RandomEffectsLayout,
-                      residual=None):
+def gaussian_deviance(
+    beta, theta, sigma, arrays: ModelArrays, layout: RandomEffectsLayout, residual=None
+):
     """-2 log L(beta, theta, sigma), exactly, for relative factor theta (and natural residual
     parameters): log|L|^2 + (r^2 + ||R_X (beta - beta_theta)||^2) / sigma^2 + n log(2 pi sigma^2)
     + log|S C S|."""
@@ -93,8 +113,12 @@ def gaussian_deviance(beta, theta, sigma, arrays: ModelArrays, layout: RandomEff
     pls = penalised_least_squares(theta, arrays, layout)
     gap = pls.RX @ (beta - pls.beta)
     n = arrays.y.shape[0]
-    return (pls.logdet_L + (pls.r2 + gap @ gap) / sigma ** 2 + n * jnp.log(2 * jnp.pi * sigma ** 2)
-            + logdet_R)
+    return (
+        pls.logdet_L
+        + (pls.r2 + gap @ gap) / sigma**2
+        + n * jnp.log(2 * jnp.pi * sigma**2)
+        + logdet_R
+    )
 
 
 def solution_at(x, arrays: ModelArrays, layout: RandomEffectsLayout):
@@ -111,26 +135,45 @@ def solution_at(x, arrays: ModelArrays, layout: RandomEffectsLayout):
     return pls, rel, cond, fitted, residual
 
 
-def fit_lmm(spec: ModelSpec, parameters: ParameterMap, layout: RandomEffectsLayout,
-            arrays: ModelArrays, reml: bool = True, control: Control | None = None) -> Estimate:
+def fit_lmm(
+    spec: ModelSpec,
+    parameters: ParameterMap,
+    layout: RandomEffectsLayout,
+    arrays: ModelArrays,
+    reml: bool = True,
+    control: Control | None = None,
+) -> Estimate:
     """Minimise the profiled deviance over theta (unbounded, then signed as lme4's), check the
     optimum, and assemble lme4's estimates there."""
     control = control or Control()
     what = "REML fit" if reml else "ML fit"
     objective, args = bind(profiled_deviance, layout=layout), (arrays, np.bool_(reml))
     residual_names = layout.residual.names if layout.residual else ()
-    x0 = np.concatenate([layout.theta_initial()] + ([np.asarray(
-        layout.residual.to_free(layout.residual.initial()))] if layout.residual else []))
+    x0 = np.concatenate(
+        [layout.theta_initial()]
+        + (
+            [np.asarray(layout.residual.to_free(layout.residual.initial()))]
+            if layout.residual
+            else []
+        )
+    )
     edge = np.concatenate([layout.diagonal_mask(), np.zeros(len(residual_names), bool)])
     scale = np.concatenate([parameter_scales(spec).theta, np.ones(len(residual_names))])
-    opt = minimize_with_edge_restart(objective, x0, edge, args=args, scale=scale,
-                                     max_iter=control.max_iter, restart=control.restart_edge)
+    opt = minimize_with_edge_restart(
+        objective,
+        x0,
+        edge,
+        args=args,
+        scale=scale,
+        max_iter=control.max_iter,
+        restart=control.restart_edge,
+    )
     check_finite(opt, what)
     theta_names = parameters.theta_names()
     names = theta_names + [f"free({name})" for name in residual_names]
     opt, H = settle(objective, opt, args, names, control, edge, scale)
-    theta = canonical_theta(opt.x[:layout.n_theta], layout)
-    x = np.concatenate([theta, opt.x[layout.n_theta:]])
+    theta = canonical_theta(opt.x[: layout.n_theta], layout)
+    x = np.concatenate([theta, opt.x[layout.n_theta :]])
     singular = singular_terms(theta, theta_names, layout, control.singular_tol)
     check_fit(opt, x, H, names, edge, singular, control, what)
     pls, rel, cond, fitted, residual = compiled(bind(solution_at, layout=layout))(x, arrays)
@@ -141,11 +184,26 @@ def fit_lmm(spec: ModelSpec, parameters: ParameterMap, layout: RandomEffectsLayo
     RX = np.asarray(pls.RX)
     vcov = sigma2 * np.linalg.inv(RX.T @ RX)
     n_params = p + layout.n_theta + 1 + len(residual_names)
-    factors, modes, cond = user_terms(spec, [sigma * np.asarray(T) for T in rel], modes,
-                                      [sigma2 * np.asarray(c) for c in cond])
+    factors, modes, cond = user_terms(
+        spec, [sigma * np.asarray(T) for T in rel], modes, [sigma2 * np.asarray(c) for c in cond]
+    )
     return Estimate(
-        method="REML" if reml else "ML", beta=np.asarray(pls.beta), vcov=vcov, theta=theta,
-        factors=factors, aux=sigma, modes=modes, cond_cov=cond,
-        fitted=np.asarray(fitted), loglik=-opt.fun / 2, objective=opt.fun,
-        n_params=n_params, n_obs=n, opt=opt, singular=bool(singular),
-        residual=dict(zip(residual_names, np.asarray(residual, dtype=float).tolist())) if residual_names else {})
+        method="REML" if reml else "ML",
+        beta=np.asarray(pls.beta),
+        vcov=vcov,
+        theta=theta,
+        factors=factors,
+        aux=sigma,
+        modes=modes,
+        cond_cov=cond,
+        fitted=np.asarray(fitted),
+        loglik=-opt.fun / 2,
+        objective=opt.fun,
+        n_params=n_params,
+        n_obs=n,
+        opt=opt,
+        singular=bool(singular),
+        residual=dict(zip(residual_names, np.asarray(residual, dtype=float).tolist()))
+        if residual_names
+        else {},
+    )

@@ -32,25 +32,31 @@ MARGIN = 1e-6
 class ResidualLayout:
     """The static part of the residual structure (hashable: part of the compiled shape)."""
 
-    correlation: str | None      # "ar1", "car1", "gaussian", "cs" or None
-    names: tuple[str, ...]       # natural parameters, correlation first
+    correlation: str | None  # "ar1", "car1", "gaussian", "cs" or None
+    names: tuple[str, ...]  # natural parameters, correlation first
     weighted: bool
-    gaussian: bool               # whitened (gaussian) or glm-weighted log-likelihood terms
-    group_size: int              # the largest correlation group
+    gaussian: bool  # whitened (gaussian) or glm-weighted log-likelihood terms
+    group_size: int  # the largest correlation group
     # median lag between successive positions: a range's start and its prior's centre, both
     # host-side (the prior's numbers are traced), so not part of the compiled shape
     lag: float = field(default=1.0, compare=False)
 
     @classmethod
-    def from_spec(cls, residual: ResidualSpec, gaussian: bool) -> "ResidualLayout | None":
+    def from_spec(cls, residual: ResidualSpec, gaussian: bool) -> ResidualLayout | None:
         if residual is None or residual.is_trivial:
             return None
         kind = residual.correlation.kind if residual.correlation is not None else None
         valid = residual.group_rows < len(residual.weights)
         lags = np.diff(residual.group_position, axis=1)[valid[:, 1:]]
         lag = float(np.median(lags[lags > 0])) if np.any(lags > 0) else 1.0
-        return cls(kind, residual.parameter_names, residual.weighted, gaussian,
-                   residual.group_rows.shape[1], lag)
+        return cls(
+            kind,
+            residual.parameter_names,
+            residual.weighted,
+            gaussian,
+            residual.group_rows.shape[1],
+            lag,
+        )
 
     @property
     def n_params(self) -> int:
@@ -62,8 +68,12 @@ class ResidualLayout:
 
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
         """Lower and upper bounds of the natural parameters."""
-        lower = {"ar1": -1.0, "car1": 0.0, "gaussian": 0.0,
-                 "cs": -1.0 / max(self.group_size - 1, 1)}.get(self.correlation)
+        lower = {
+            "ar1": -1.0,
+            "car1": 0.0,
+            "gaussian": 0.0,
+            "cs": -1.0 / max(self.group_size - 1, 1),
+        }.get(self.correlation)
         upper = {"ar1": 1.0, "car1": 1.0, "gaussian": np.inf, "cs": 1.0}.get(self.correlation)
         lo = ([lower] if self.correlation else []) + [0.0] * (self.n_params - self.n_correlation)
         hi = ([upper] if self.correlation else []) + [np.inf] * (self.n_params - self.n_correlation)
@@ -83,7 +93,9 @@ class ResidualLayout:
     def initial(self) -> np.ndarray:
         """Natural starting values: little correlation (a range of one median lag), equal sds."""
         start = {"ar1": 0.0, "car1": 0.2, "gaussian": self.lag, "cs": 0.0}.get(self.correlation)
-        return np.array(([start] if self.correlation else []) + [1.0] * (self.n_params - self.n_correlation))
+        return np.array(
+            ([start] if self.correlation else []) + [1.0] * (self.n_params - self.n_correlation)
+        )
 
     def to_free(self, natural):
         """Natural -> unconstrained: log for positive, a scaled logit for bounded."""
@@ -92,32 +104,39 @@ class ResidualLayout:
         positive = self.positive()
         width = np.where(positive, 1.0, upper - lower)
         unit = jnp.clip((natural - np.where(positive, 0.0, lower)) / width, MARGIN, 1 - MARGIN)
-        return jnp.where(positive, jnp.log(jnp.maximum(natural, 1e-300)), jnp.log(unit) - jnp.log1p(-unit))
+        return jnp.where(
+            positive, jnp.log(jnp.maximum(natural, 1e-300)), jnp.log(unit) - jnp.log1p(-unit)
+        )
 
     def from_free(self, free):
         lower, upper = self.bounds()
         positive = self.positive()
         free = jnp.asarray(free)
-        bounded = np.where(positive, 0.0, lower) + np.where(positive, 1.0, upper - lower) * \
-            (MARGIN + (1 - 2 * MARGIN) / (1 + jnp.exp(-free)))
+        bounded = np.where(positive, 0.0, lower) + np.where(positive, 1.0, upper - lower) * (
+            MARGIN + (1 - 2 * MARGIN) / (1 + jnp.exp(-free))
+        )
         return jnp.where(positive, jnp.exp(jnp.where(positive, free, 0.0)), bounded)
 
 
 class ResidualArrays(NamedTuple):
-    weights: jnp.ndarray         # (n,)
-    level: jnp.ndarray           # (n,) VarIdent level
-    rows: jnp.ndarray            # (G, n_max) rows of each correlation group, padded with n
-    position: jnp.ndarray        # (G, n_max)
+    weights: jnp.ndarray  # (n,)
+    level: jnp.ndarray  # (n,) VarIdent level
+    rows: jnp.ndarray  # (G, n_max) rows of each correlation group, padded with n
+    position: jnp.ndarray  # (G, n_max)
 
 
 def residual_arrays(residual: ResidualSpec, dtype=None) -> ResidualArrays:
-    return ResidualArrays(jnp.asarray(residual.weights, dtype=dtype), jnp.asarray(residual.variance_level),
-                          jnp.asarray(residual.group_rows), jnp.asarray(residual.group_position, dtype=dtype))
+    return ResidualArrays(
+        jnp.asarray(residual.weights, dtype=dtype),
+        jnp.asarray(residual.variance_level),
+        jnp.asarray(residual.group_rows),
+        jnp.asarray(residual.group_position, dtype=dtype),
+    )
 
 
 def residual_scale(params, res: ResidualArrays, layout: ResidualLayout):
     """s_i = delta_{v(i)} / sqrt(w_i)."""
-    ratios = jnp.concatenate([jnp.ones(1, dtype=res.weights.dtype), params[layout.n_correlation:]])
+    ratios = jnp.concatenate([jnp.ones(1, dtype=res.weights.dtype), params[layout.n_correlation :]])
     return ratios[res.level] / jnp.sqrt(res.weights)
 
 
@@ -132,7 +151,7 @@ def correlation_factors(params, res: ResidualArrays, layout: ResidualLayout):
     if layout.correlation in ("ar1", "car1"):
         corr = _decay(p, distance, layout)
     elif layout.correlation == "gaussian":
-        corr = jnp.exp(-(distance / p) ** 2)
+        corr = jnp.exp(-((distance / p) ** 2))
     else:
         corr = jnp.full_like(distance, p)
     C = jnp.where(eye, 1.0, jnp.where(pair, corr, 0.0))
@@ -146,12 +165,14 @@ def _to_groups(x, res: ResidualArrays, fill=0.0):
 
 def _from_groups(grouped, res: ResidualArrays, n: int):
     """Groups (G, n_max, ...) -> rows (n, ...), the padding dropped."""
-    return jnp.zeros((n + 1,) + grouped.shape[2:], dtype=grouped.dtype).at[res.rows].set(grouped)[:n]
+    return (
+        jnp.zeros((n + 1,) + grouped.shape[2:], dtype=grouped.dtype).at[res.rows].set(grouped)[:n]
+    )
 
 
 def _decay(phi, lag, layout: ResidualLayout):
     """phi^lag; AR1's lags are whole numbers, where phi < 0 is allowed."""
-    return jnp.power(phi, lag.astype(jnp.int32)) if layout.correlation == "ar1" else phi ** lag
+    return jnp.power(phi, lag.astype(jnp.int32)) if layout.correlation == "ar1" else phi**lag
 
 
 def _whiten_groups(params, padded, res: ResidualArrays, layout: ResidualLayout):
@@ -166,7 +187,7 @@ def _whiten_groups(params, padded, res: ResidualArrays, layout: ResidualLayout):
         lag = jnp.where(linked, res.position[:, 1:] - res.position[:, :-1], 1.0)
         r = jnp.where(linked, _decay(params[0], lag, layout), 0.0)
         r = jnp.concatenate([jnp.zeros_like(r[:, :1]), r], axis=1)
-        scale = jnp.sqrt(1 - r ** 2)
+        scale = jnp.sqrt(1 - r**2)
         previous = jnp.concatenate([jnp.zeros_like(padded[:, :1]), padded[:, :-1]], axis=1)
         return (padded - r[..., None] * previous) / scale[..., None], jnp.log(scale)
     L = correlation_factors(params, res, layout)
@@ -179,7 +200,10 @@ def _whiten_with_diagonal(params, M, res: ResidualArrays, layout: ResidualLayout
     out, log_diag = M / s[:, None], jnp.zeros(M.shape[0], dtype=M.dtype)
     if layout.correlation is not None:
         solved, group_diag = _whiten_groups(params, _to_groups(out, res), res, layout)
-        out, log_diag = _from_groups(solved, res, M.shape[0]), _from_groups(group_diag, res, M.shape[0])
+        out, log_diag = (
+            _from_groups(solved, res, M.shape[0]),
+            _from_groups(group_diag, res, M.shape[0]),
+        )
     return out, jnp.log(s), log_diag
 
 
@@ -198,9 +222,14 @@ def whiten(params, arrays, layout: ResidualLayout | None):
     p, m = arrays.X.shape[1], arrays.z_val.shape[1]
     M = jnp.concatenate([(arrays.y - arrays.offset)[:, None], arrays.X, arrays.z_val], axis=1)
     W, logdet = whiten_columns(params, M, arrays.residual, layout)
-    return arrays._replace(y=W[:, 0], offset=jnp.zeros_like(arrays.offset),
-                           X=W[:, 1:1 + p], Xt=W[:, 1:1 + p].T, z_val=W[:, 1 + p:1 + p + m],
-                           residual=None), logdet
+    return arrays._replace(
+        y=W[:, 0],
+        offset=jnp.zeros_like(arrays.offset),
+        X=W[:, 1 : 1 + p],
+        Xt=W[:, 1 : 1 + p].T,
+        z_val=W[:, 1 + p : 1 + p + m],
+        residual=None,
+    ), logdet
 
 
 def color(params, z, res: ResidualArrays, layout: ResidualLayout):
@@ -215,10 +244,16 @@ def color(params, z, res: ResidualArrays, layout: ResidualLayout):
 
 def sequential_loglik(params, residual, sigma, res: ResidualArrays, layout: ResidualLayout):
     """Per-row terms of log N(residual; 0, sigma^2 S C S) whose sum is the joint density: row i
-    gives log N((W r)_i; 0, sigma^2) - log s_i - log L_ii (the chain rule, in each group's order)."""
+    gives log N((W r)_i; 0, sigma^2) - log s_i - log L_ii (the chain rule, in each group's
+    order)."""
     whitened, log_s, log_diag = _whiten_with_diagonal(params, residual[:, None], res, layout)
-    return (-0.5 * (whitened[:, 0] / sigma) ** 2 - jnp.log(sigma) - 0.5 * jnp.log(2 * jnp.pi)
-            - log_s - log_diag)
+    return (
+        -0.5 * (whitened[:, 0] / sigma) ** 2
+        - jnp.log(sigma)
+        - 0.5 * jnp.log(2 * jnp.pi)
+        - log_s
+        - log_diag
+    )
 
 
 def leave_one_out_loglik(params, residual, sigma, res: ResidualArrays, layout: ResidualLayout):
@@ -234,8 +269,8 @@ def leave_one_out_loglik(params, residual, sigma, res: ResidualArrays, layout: R
     m = L.shape[-1]
     Linv = solve_triangular(L, jnp.broadcast_to(jnp.eye(m, dtype=L.dtype), L.shape), lower=True)
     s_pad, r_pad = _to_groups(s, res, fill=1.0), _to_groups(residual, res)
-    P = jnp.swapaxes(Linv, -1, -2) @ Linv / (s_pad[:, :, None] * s_pad[:, None, :] * sigma ** 2)
+    P = jnp.swapaxes(Linv, -1, -2) @ Linv / (s_pad[:, :, None] * s_pad[:, None, :] * sigma**2)
     g = jnp.einsum("gij,gj->gi", P, r_pad)
     P_ii = jnp.diagonal(P, axis1=-2, axis2=-1)
-    values = 0.5 * jnp.log(P_ii / (2 * jnp.pi)) - 0.5 * g ** 2 / P_ii
+    values = 0.5 * jnp.log(P_ii / (2 * jnp.pi)) - 0.5 * g**2 / P_ii
     return _from_groups(values, res, n)

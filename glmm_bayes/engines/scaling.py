@@ -24,7 +24,7 @@ from ..spec import ModelSpec, column_scale
 from .structure import tril_column_major
 
 GLM_MAX_ITER = 50
-ETA_LIMIT = 30.0      # the start's linear predictor is clipped here (separated data)
+ETA_LIMIT = 30.0  # the start's linear predictor is clipped here (separated data)
 
 
 class ParameterScales(NamedTuple):
@@ -47,8 +47,11 @@ def parameter_scales(spec: ModelSpec) -> ParameterScales:
     s_eta = link_scale(spec)
     beta = np.array([s_eta / column_scale(spec.X[:, j]) for j in range(spec.X.shape[1])])
     s_b = 1.0 if spec.family.residual_sd else s_eta
-    theta = [s_b / (column_scale(term.Z[:, r]) * np.sqrt(term.n_levels)) for term in spec.terms
-             for r, _ in zip(*tril_column_major(term.q))]
+    theta = [
+        s_b / (column_scale(term.Z[:, r]) * np.sqrt(term.n_levels))
+        for term in spec.terms
+        for r, _ in zip(*tril_column_major(term.q))
+    ]
     return ParameterScales(beta, np.asarray(theta))
 
 
@@ -71,7 +74,9 @@ def glm_start(spec: ModelSpec) -> tuple[np.ndarray, float]:
         root = np.sqrt(w[ok])
         new = np.linalg.lstsq(spec.X[ok] * root[:, None], working[ok] * root, rcond=None)[0]
         eta = np.clip(spec.X @ new + spec.offset, -ETA_LIMIT, ETA_LIMIT)
-        done = np.max(np.abs(new - beta), initial=0.0) < 1e-8 * (1 + np.max(np.abs(new), initial=0.0))
+        done = np.max(np.abs(new - beta), initial=0.0) < 1e-8 * (
+            1 + np.max(np.abs(new), initial=0.0)
+        )
         beta = new
         if done:
             break

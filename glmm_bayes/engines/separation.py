@@ -34,29 +34,43 @@ def separating_columns(spec: ModelSpec) -> list[str]:
     free = sign != 0
     if not free.any():
         return []
-    inequality = -(sign[free, None] * X[free])           # s_i X_i d >= 0
-    equality = X[~free] if (~free).any() else None        # X_i d = 0
+    inequality = -(sign[free, None] * X[free])  # s_i X_i d >= 0
+    equality = X[~free] if (~free).any() else None  # X_i d = 0
     zeros = lambda k: np.zeros(k)
-    found = linprog(-(sign[free] @ X[free]), A_ub=inequality, b_ub=zeros(free.sum()),
-                    A_eq=equality, b_eq=None if equality is None else zeros(equality.shape[0]),
-                    bounds=[(-1, 1)] * X.shape[1], method="highs")
+    found = linprog(
+        -(sign[free] @ X[free]),
+        A_ub=inequality,
+        b_ub=zeros(free.sum()),
+        A_eq=equality,
+        b_eq=None if equality is None else zeros(equality.shape[0]),
+        bounds=[(-1, 1)] * X.shape[1],
+        method="highs",
+    )
     if found.status != 0 or -found.fun <= 1e-7 * len(spec.y):
         return []
     # sparsest direction: d = d+ - d-, minimise sum(d+ + d-) with sum_i s_i X_i d = 1
     split = lambda A: np.hstack([A, -A])
     total = (sign[free] @ X[free])[None, :]
-    sparse = linprog(np.ones(2 * X.shape[1]), A_ub=split(inequality), b_ub=zeros(free.sum()),
-                     A_eq=split(np.vstack([total] + ([equality] if equality is not None else []))),
-                     b_eq=np.concatenate([[1.0], zeros(0 if equality is None else equality.shape[0])]),
-                     bounds=[(0, None)] * (2 * X.shape[1]), method="highs")
-    d = sparse.x[:X.shape[1]] - sparse.x[X.shape[1]:] if sparse.status == 0 else found.x
+    sparse = linprog(
+        np.ones(2 * X.shape[1]),
+        A_ub=split(inequality),
+        b_ub=zeros(free.sum()),
+        A_eq=split(np.vstack([total] + ([equality] if equality is not None else []))),
+        b_eq=np.concatenate([[1.0], zeros(0 if equality is None else equality.shape[0])]),
+        bounds=[(0, None)] * (2 * X.shape[1]),
+        method="highs",
+    )
+    d = sparse.x[: X.shape[1]] - sparse.x[X.shape[1] :] if sparse.status == 0 else found.x
     return [name for name, dj in zip(spec.fixed_names, d) if abs(dj) > 1e-6 * np.max(np.abs(d))]
 
 
 def warn_separation(spec: ModelSpec, control: Control, what: str) -> None:
     if columns := separating_columns(spec):
-        control.report("separation", SeparationWarning,
-                       f"{what}: the response is separated by {', '.join(columns)}: the likelihood "
-                       "rises without bound as these fixed effects go to +-infinity, so their "
-                       "estimates and standard errors are meaningless. Use priors (fit_map() or "
-                       "sample()) or remove the term")
+        control.report(
+            "separation",
+            SeparationWarning,
+            f"{what}: the response is separated by {', '.join(columns)}: the likelihood "
+            "rises without bound as these fixed effects go to +-infinity, so their "
+            "estimates and standard errors are meaningless. Use priors (fit_map() or "
+            "sample()) or remove the term",
+        )

@@ -34,13 +34,13 @@ from .residual import ResidualArrays, ResidualLayout, residual_arrays
 class TermLayout:
     """The static part of a random-effect term (its data, Z_k and levels, is in the spec)."""
 
-    label: str          # lme4's VarCorr group name: "Subject", "Subject.1"
-    names: tuple[str, ...]   # its columns: "(Intercept)", "Days"
+    label: str  # lme4's VarCorr group name: "Subject", "Subject.1"
+    names: tuple[str, ...]  # its columns: "(Intercept)", "Days"
     q: int
     n_levels: int
-    start: int          # first column of this term's block of Z (and entry of u and b)
-    row_pos: int        # first of this term's q entries in each row of the row-sparse Z
-    isotropic: bool = False     # T_k = theta I_q (a known-covariance term, q = rank of K)
+    start: int  # first column of this term's block of Z (and entry of u and b)
+    row_pos: int  # first of this term's q entries in each row of the row-sparse Z
+    isotropic: bool = False  # T_k = theta I_q (a known-covariance term, q = rank of K)
 
     @property
     def n_theta(self) -> int:
@@ -59,15 +59,18 @@ class RandomEffectsLayout:
     residual: ResidualLayout | None = None
 
     @classmethod
-    def from_spec(cls, spec: ModelSpec) -> "RandomEffectsLayout":
+    def from_spec(cls, spec: ModelSpec) -> RandomEffectsLayout:
         shapes = [engine_shape(term) for term in spec.terms]
         sizes = [q * n for q, n in shapes]
         order = sorted(range(len(sizes)), key=lambda k: -sizes[k])
         starts = dict(zip(order, np.cumsum([0] + [sizes[k] for k in order])[:-1].tolist()))
         row_pos = np.cumsum([0] + [q for q, _ in shapes])[:-1].tolist()
-        terms = tuple(TermLayout(term.label, term.names, q, n, starts[k], row_pos[k],
-                                 term.relatedness is not None)
-                      for k, (term, (q, n)) in enumerate(zip(spec.terms, shapes)))
+        terms = tuple(
+            TermLayout(
+                term.label, term.names, q, n, starts[k], row_pos[k], term.relatedness is not None
+            )
+            for k, (term, (q, n)) in enumerate(zip(spec.terms, shapes))
+        )
         return cls(terms, ResidualLayout.from_spec(spec.residual, spec.family.residual_sd))
 
     @property
@@ -106,7 +109,7 @@ def engine_shape(term) -> tuple[int, int]:
 
 def _diagonal_mask(q: int) -> np.ndarray:
     rows, cols = np.tril_indices(q)
-    order = np.lexsort((rows, cols))          # column-major, as lme4 stores theta
+    order = np.lexsort((rows, cols))  # column-major, as lme4 stores theta
     return (rows == cols)[order]
 
 
@@ -125,8 +128,11 @@ def covariance_factors(theta, layout: RandomEffectsLayout) -> list:
             pos += 1
             continue
         rows, cols = tril_column_major(t.q)
-        factors.append(jnp.zeros((t.q, t.q), dtype=theta.dtype).at[rows, cols].set(
-            theta[pos:pos + t.n_theta]))
+        factors.append(
+            jnp.zeros((t.q, t.q), dtype=theta.dtype)
+            .at[rows, cols]
+            .set(theta[pos : pos + t.n_theta])
+        )
         pos += t.n_theta
     return factors
 
@@ -145,37 +151,54 @@ def canonical_theta(theta, layout: RandomEffectsLayout) -> np.ndarray:
     """
     factors = [np.asarray(T) for T in covariance_factors(jnp.asarray(theta), layout)]
     signed = [T * np.where(np.diag(T) < 0, -1.0, 1.0)[None, :] for T in factors]
-    return np.concatenate([T[:1, 0] if t.isotropic else T[tril_column_major(T.shape[0])]
-                           for T, t in zip(signed, layout.terms)])
+    return np.concatenate(
+        [
+            T[:1, 0] if t.isotropic else T[tril_column_major(T.shape[0])]
+            for T, t in zip(signed, layout.terms)
+        ]
+    )
 
 
 def singular_terms(theta, names: list[str], layout: RandomEffectsLayout, tol: float) -> list[str]:
     """The sds whose diagonal of T_k is below `tol` (lme4's isSingular): a variance at zero or a
     correlation at +-1. `names`: theta's (`ParameterMap.theta_names`)."""
     diagonal = layout.diagonal_mask()
-    return [name for name, value, on_diag in zip(names, np.asarray(theta), diagonal)
-            if on_diag and abs(value) < tol]
+    return [
+        name
+        for name, value, on_diag in zip(names, np.asarray(theta), diagonal)
+        if on_diag and abs(value) < tol
+    ]
 
 
 def z_indices(spec: ModelSpec, layout: RandomEffectsLayout) -> np.ndarray:
     """(n, m) column of Z (and of Z Lambda) for each row's non-zeros."""
-    blocks = [t.start + (0 if t.isotropic else term.level_index[:, None] * t.q) + np.arange(t.q)[None, :]
-              + np.zeros((spec.n_obs, 1), dtype=int) for term, t in zip(spec.terms, layout.terms)]
+    blocks = [
+        t.start
+        + (0 if t.isotropic else term.level_index[:, None] * t.q)
+        + np.arange(t.q)[None, :]
+        + np.zeros((spec.n_obs, 1), dtype=int)
+        for term, t in zip(spec.terms, layout.terms)
+    ]
     return np.concatenate(blocks, axis=1).astype(np.int32)
 
 
 def z_values(spec: ModelSpec) -> np.ndarray:
     """(n, m) values of Z's non-zeros, aligned with `z_indices` (Z_k F[level] for a
     known-covariance term)."""
-    return np.concatenate([term.Z if term.relatedness is None else term.Z * term.relatedness[term.level_index]
-                           for term in spec.terms], axis=1)
+    return np.concatenate(
+        [
+            term.Z if term.relatedness is None else term.Z * term.relatedness[term.level_index]
+            for term in spec.terms
+        ],
+        axis=1,
+    )
 
 
 def z_lambda_values(z_val, factors, layout: RandomEffectsLayout):
     """Values of Z Lambda_theta: each term's columns times T_k."""
     blocks, pos = [], 0
     for T, t in zip(factors, layout.terms):
-        blocks.append(z_val[:, pos:pos + t.q] @ T)
+        blocks.append(z_val[:, pos : pos + t.q] @ T)
         pos += t.q
     return jnp.concatenate(blocks, axis=1)
 
@@ -185,19 +208,21 @@ def split_leading(a, layout: RandomEffectsLayout):
     entries, and the others."""
     lead = layout.leading
     rest = [j for j in range(a.shape[1]) if not lead.row_pos <= j < lead.row_pos + lead.q]
-    return a[:, lead.row_pos:lead.row_pos + lead.q], a[:, rest]
+    return a[:, lead.row_pos : lead.row_pos + lead.q], a[:, rest]
 
 
-def off_diagonal_pattern(z_idx: np.ndarray, layout: RandomEffectsLayout,
-                         max_density: float = MAX_SPARSE_DENSITY) -> BlockPattern | None:
+def off_diagonal_pattern(
+    z_idx: np.ndarray, layout: RandomEffectsLayout, max_density: float = MAX_SPARSE_DENSITY
+) -> BlockPattern | None:
     """The pattern of the blocked factor's L_21 where at most `max_density` of its blocks are
     non-zero (else None: it is held dense)."""
     lead, n_rows = layout.leading, layout.dense_block_size
     if n_rows == 0:
         return None
     leading, rest = split_leading(z_idx, layout)
-    return block_pattern(leading[:, 0] // lead.q, rest - lead.n_levels * lead.q, lead.n_levels, n_rows,
-                         max_density)
+    return block_pattern(
+        leading[:, 0] // lead.q, rest - lead.n_levels * lead.q, lead.n_levels, n_rows, max_density
+    )
 
 
 def fixed_predictor(arrays: ModelArrays, beta):
@@ -219,7 +244,9 @@ def sparse_rmatvec(idx, val, r, size: int):
 
 def sparse_crossprod(idx, val, M, size: int):
     """(Z Lambda)' M for a dense (n, p) matrix M."""
-    return jnp.zeros((size, M.shape[1]), dtype=val.dtype).at[idx].add(val[:, :, None] * M[:, None, :])
+    return (
+        jnp.zeros((size, M.shape[1]), dtype=val.dtype).at[idx].add(val[:, :, None] * M[:, None, :])
+    )
 
 
 def sparse_gram(idx, val, w, size: int):
@@ -230,8 +257,10 @@ def sparse_gram(idx, val, w, size: int):
 
 def split_by_term(u, factors, layout: RandomEffectsLayout) -> list:
     """u -> [b_k (n_k, q_k)] with b_k = u_k T_k' (b = Lambda u, level by level)."""
-    return [u[t.start:t.start + t.n_levels * t.q].reshape(t.n_levels, t.q) @ np.asarray(T).T
-            for T, t in zip(factors, layout.terms)]
+    return [
+        u[t.start : t.start + t.n_levels * t.q].reshape(t.n_levels, t.q) @ np.asarray(T).T
+        for T, t in zip(factors, layout.terms)
+    ]
 
 
 def conditional_covariances(inverse_blocks, factors) -> list:
@@ -243,8 +272,10 @@ def user_terms(spec: ModelSpec, factors, modes, cond_cov) -> tuple[list, list, l
     """Engine-side factors, modes and conditional covariances -> per term as the user sees it:
     a known-covariance term's T = theta I_r becomes its sd (1 x 1), v its b = F v per level of
     K (n_K, 1), and Var(v | y) the conditional variances diag(F Var(v | y) F') (n_K, 1, 1)."""
-    per_term = [_user_term(term.relatedness, np.asarray(T), np.asarray(b), np.asarray(C))
-                for term, T, b, C in zip(spec.terms, factors, modes, cond_cov)]
+    per_term = [
+        _user_term(term.relatedness, np.asarray(T), np.asarray(b), np.asarray(C))
+        for term, T, b, C in zip(spec.terms, factors, modes, cond_cov)
+    ]
     return tuple(list(parts) for parts in zip(*per_term))
 
 
@@ -259,14 +290,14 @@ class ModelArrays(NamedTuple):
 
     y: jnp.ndarray
     trials: jnp.ndarray
-    log_norm: jnp.ndarray       # the family's data-only terms of log p(y_i) (`Family.log_norm`)
+    log_norm: jnp.ndarray  # the family's data-only terms of log p(y_i) (`Family.log_norm`)
     offset: jnp.ndarray
     X: jnp.ndarray
-    Xt: jnp.ndarray             # X' stored transposed (p, n), for `fixed_predictor`
+    Xt: jnp.ndarray  # X' stored transposed (p, n), for `fixed_predictor`
     z_idx: jnp.ndarray
     z_val: jnp.ndarray
-    residual: ResidualArrays | None = None      # where `layout.residual` is not None
-    pattern: BlockPattern | None = None         # `off_diagonal_pattern`
+    residual: ResidualArrays | None = None  # where `layout.residual` is not None
+    pattern: BlockPattern | None = None  # `off_diagonal_pattern`
 
 
 def model_arrays(spec: ModelSpec, layout: RandomEffectsLayout, dtype=None) -> ModelArrays:
@@ -275,9 +306,18 @@ def model_arrays(spec: ModelSpec, layout: RandomEffectsLayout, dtype=None) -> Mo
     as_float = lambda a: jnp.asarray(np.asarray(a, dtype=float), dtype=dtype)
     residual = residual_arrays(spec.residual, dtype) if layout.residual is not None else None
     z_idx = z_indices(spec, layout)
-    design = ModelArrays(as_float(spec.y), as_float(spec.trials), None, as_float(spec.offset),
-                         as_float(spec.X), as_float(np.transpose(spec.X)), jnp.asarray(z_idx),
-                         as_float(z_values(spec)), residual, off_diagonal_pattern(z_idx, layout))
+    design = ModelArrays(
+        as_float(spec.y),
+        as_float(spec.trials),
+        None,
+        as_float(spec.offset),
+        as_float(spec.X),
+        as_float(np.transpose(spec.X)),
+        jnp.asarray(z_idx),
+        as_float(z_values(spec)),
+        residual,
+        off_diagonal_pattern(z_idx, layout),
+    )
     return with_response(design, spec.y, spec.family)
 
 
@@ -285,12 +325,16 @@ def with_response(arrays: ModelArrays, y, family) -> ModelArrays:
     """The same design with another response vector (and its `Family.log_norm`)."""
     log_norm = family.log_norm(np.asarray(y, dtype=float), np.asarray(arrays.trials, dtype=float))
     dtype = arrays.trials.dtype
-    return arrays._replace(y=jnp.asarray(y, dtype=dtype), log_norm=jnp.asarray(log_norm, dtype=dtype))
+    return arrays._replace(
+        y=jnp.asarray(y, dtype=dtype), log_norm=jnp.asarray(log_norm, dtype=dtype)
+    )
 
 
 def row_logliks(eta, aux, arrays: ModelArrays, family, link):
     """log p(y_i | eta_i, aux) of every row (eta may have leading axes), times its weight."""
-    return row_weights(arrays) * (family.logpdf(arrays.y, eta, aux, arrays.trials, link) + arrays.log_norm)
+    return row_weights(arrays) * (
+        family.logpdf(arrays.y, eta, aux, arrays.trials, link) + arrays.log_norm
+    )
 
 
 def row_weights(arrays: ModelArrays):

@@ -91,7 +91,9 @@ def plot_ranef_qq(fit, ncols: int = 3) -> Figure:
     return fig
 
 
-def plot_caterpillar(fit, factor: str | None = None, level: float = 0.95, max_labels: int = 60) -> Figure:
+def plot_caterpillar(
+    fit, factor: str | None = None, level: float = 0.95, max_labels: int = 60
+) -> Figure:
     """Each level's random effect with its `level` interval (normal, from the conditional or
     posterior sd), sorted, one panel per column of the factor's terms."""
     effects = [e for e in _effects(fit) if factor is None or e[0] == factor]
@@ -99,12 +101,20 @@ def plot_caterpillar(fit, factor: str | None = None, level: float = 0.95, max_la
         raise ModelError(f"no grouping factor {factor!r}; factors are {list(fit.ranef)}")
     crit = stats.norm.ppf(0.5 + level_argument("level", level) / 2)
     n_levels = max(len(e[2]) for e in effects)
-    fig, axes = _grid(len(effects), len(effects), width=3.6, height=max(3.0, 0.14 * min(n_levels, 200)))
+    fig, axes = _grid(
+        len(effects), len(effects), width=3.6, height=max(3.0, 0.14 * min(n_levels, 200))
+    )
     for ax, (fac, column, values, sds) in zip(axes, effects):
         order = np.argsort(values.to_numpy())
         y = np.arange(len(values))
-        ax.errorbar(values.to_numpy()[order], y, xerr=crit * sds.to_numpy()[order], fmt="o",
-                    markersize=3, elinewidth=1)
+        ax.errorbar(
+            values.to_numpy()[order],
+            y,
+            xerr=crit * sds.to_numpy()[order],
+            fmt="o",
+            markersize=3,
+            elinewidth=1,
+        )
         ax.axvline(0, color="grey", linestyle="--")
         if len(values) <= max_labels:
             ax.set_yticks(y, values.index.to_numpy()[order], fontsize=7)
@@ -115,16 +125,22 @@ def plot_caterpillar(fit, factor: str | None = None, level: float = 0.95, max_la
     return fig
 
 
-def plot_group_fits(fit, x: str, group: str | None = None, max_groups: int = 30, ncols: int = 6) -> Figure:
+def plot_group_fits(
+    fit, x: str, group: str | None = None, max_groups: int = 30, ncols: int = 6
+) -> Figure:
     """The lattice view: one panel per level of `group` (default: the first grouping factor)
     with the observed responses against column `x`, the conditional fit (solid) and the
     population fit (dashed)."""
     spec = fit.spec
     group = group or spec.terms[0].factor
     if x not in spec.data.columns:
-        raise ModelError(f"no column {x!r} in the model's data; columns are {list(spec.data.columns)}")
+        raise ModelError(
+            f"no column {x!r} in the model's data; columns are {list(spec.data.columns)}"
+        )
     if group not in {t.factor for t in spec.terms}:
-        raise ModelError(f"no grouping factor {group!r}; factors are {sorted({t.factor for t in spec.terms})}")
+        raise ModelError(
+            f"no grouping factor {group!r}; factors are {sorted({t.factor for t in spec.terms})}"
+        )
     term = next(t for t in spec.terms if t.factor == group)
     observed = spec.y / spec.trials if spec.family.uses_trials else spec.y
     conditional, population = _point_prediction(fit), _point_prediction(fit, re_form="~0")
@@ -156,10 +172,19 @@ def plot_ppc(fit, n: int = 50, seed: int = 0) -> Figure:
     if discrete:
         values = np.arange(0, int(max(y.max(), np.quantile(sims, 0.99))) + 1)
         for s in sims.T:
-            ax.plot(values, np.bincount(s.astype(int), minlength=len(values))[:len(values)],
-                    color="C0", alpha=0.15)
-        ax.plot(values, np.bincount(y.astype(int), minlength=len(values))[:len(values)], color="k",
-                marker="o", label="observed")
+            ax.plot(
+                values,
+                np.bincount(s.astype(int), minlength=len(values))[: len(values)],
+                color="C0",
+                alpha=0.15,
+            )
+        ax.plot(
+            values,
+            np.bincount(y.astype(int), minlength=len(values))[: len(values)],
+            color="k",
+            marker="o",
+            label="observed",
+        )
         ax.set(xlabel=fit.spec.response_name, ylabel="count")
     else:
         grid = np.linspace(min(y.min(), sims.min()), max(y.max(), sims.max()), 200)
@@ -177,8 +202,12 @@ def plot_ppc(fit, n: int = 50, seed: int = 0) -> Figure:
 def _population_tree(post):
     """The population draws, a variable per parameter; "/" (as in "CrossR/R"), which DataTree
     variable names cannot hold, is shown as the look-alike division slash U+2215."""
-    data = xr.Dataset({name.replace("/", "\u2215"): (("chain", "draw"), np.asarray(v))
-                       for name, v in post.population_draws().items()})
+    data = xr.Dataset(
+        {
+            name.replace("/", "\u2215"): (("chain", "draw"), np.asarray(v))
+            for name, v in post.population_draws().items()
+        }
+    )
     return xr.DataTree.from_dict({"posterior": data})
 
 
@@ -203,7 +232,9 @@ def plot_shrinkage(fit, factor: str | None = None) -> Figure:
     population estimate (the black point)."""
     spec = fit.spec
     if not is_linear_gaussian(spec.family, spec.link):
-        raise ModelError("the shrinkage plot compares least-squares fits per group: gaussian models only")
+        raise ModelError(
+            "the shrinkage plot compares least-squares fits per group: gaussian models only"
+        )
     factor = factor or spec.terms[0].factor
     terms = [t for t in spec.terms if t.factor == factor]
     if not terms:
@@ -212,7 +243,11 @@ def plot_shrinkage(fit, factor: str | None = None) -> Figure:
     names = [n for t in terms for n in t.names]
     fixed = fit.population["estimate"]
     shared = [j for j, n in enumerate(spec.fixed_names) if n not in names]
-    partial = spec.y - spec.offset - spec.X[:, shared] @ fixed[[spec.fixed_names[j] for j in shared]].to_numpy()
+    partial = (
+        spec.y
+        - spec.offset
+        - spec.X[:, shared] @ fixed[[spec.fixed_names[j] for j in shared]].to_numpy()
+    )
     population = np.array([fixed.get(n, 0.0) for n in names])
     ranef = fit.ranef[factor]["condval"][names].to_numpy()
     index = terms[0].level_index
@@ -231,8 +266,12 @@ def plot_shrinkage(fit, factor: str | None = None) -> Figure:
         ax.set_ylabel(names[0])
     else:
         for k in range(len(mixed)):
-            ax.annotate("", xy=mixed[k, :2], xytext=no_pooling[k, :2],
-                        arrowprops={"arrowstyle": "->", "color": "C0", "alpha": 0.7})
+            ax.annotate(
+                "",
+                xy=mixed[k, :2],
+                xytext=no_pooling[k, :2],
+                arrowprops={"arrowstyle": "->", "color": "C0", "alpha": 0.7},
+            )
         ax.scatter(no_pooling[:, 0], no_pooling[:, 1], s=12, color="C1", label="no pooling")
         ax.scatter(mixed[:, 0], mixed[:, 1], s=12, color="C0", label="mixed model")
         ax.scatter(*population[:2], color="k", s=40, label="population")
@@ -246,8 +285,12 @@ def plot_shrinkage(fit, factor: str | None = None) -> Figure:
 def check_plots(fit) -> dict[str, Figure]:
     """The standard set for a fit, by name: residuals, random-effect QQ, caterpillar,
     predictive check; trace and rank for posteriors sampled with several chains."""
-    figures = {"residuals": plot_residuals(fit), "ranef_qq": plot_ranef_qq(fit),
-               "caterpillar": plot_caterpillar(fit), "predictive_check": plot_ppc(fit)}
+    figures = {
+        "residuals": plot_residuals(fit),
+        "ranef_qq": plot_ranef_qq(fit),
+        "caterpillar": plot_caterpillar(fit),
+        "predictive_check": plot_ppc(fit),
+    }
     if fit.kind == "bayesian" and fit.method == "NUTS":
         figures.update(trace=plot_trace(fit), rank=plot_rank(fit))
     return figures

@@ -24,7 +24,9 @@ def plot_compare(*fits, parameters: list[str] | None = None, ncols: int = 3):
             x = np.asarray(draws).reshape(-1)
             grid = np.linspace(*np.quantile(x, [0.001, 0.999]), 200)
             if np.ptp(x) > 0:
-                ax.plot(grid, gaussian_kde(x)(grid), color=colours[i % len(colours)], label=post.method)
+                ax.plot(
+                    grid, gaussian_kde(x)(grid), color=colours[i % len(colours)], label=post.method
+                )
         for j, fit in enumerate(points):
             row = fit.population.loc[name] if name in fit.population.index else None
             if row is None:
@@ -35,7 +37,7 @@ def plot_compare(*fits, parameters: list[str] | None = None, ncols: int = 3):
                 ax.axvspan(row["lower"], row["upper"], color=colour, alpha=0.12)
         ax.set_title(name, fontsize=9)
         ax.set_yticks([])
-    for ax in list(axes.flat)[len(names):]:
+    for ax in list(axes.flat)[len(names) :]:
         ax.set_visible(False)
     axes.flat[0].legend(fontsize=8)
     fig.tight_layout()

@@ -2,8 +2,18 @@
 
 from .batch import BatchFits, BatchPosterior
 from .compare import compare, loo_compare
-from .lrt import anova, lrt
 from .frequentist import FrequentistFit
+from .lrt import anova, lrt
 from .posterior import Posterior, load_posterior
 
-__all__ = ["BatchFits", "BatchPosterior", "FrequentistFit", "Posterior", "anova", "load_posterior", "compare", "loo_compare", "lrt"]
+__all__ = [
+    "BatchFits",
+    "BatchPosterior",
+    "FrequentistFit",
+    "Posterior",
+    "anova",
+    "load_posterior",
+    "compare",
+    "loo_compare",
+    "lrt",
+]

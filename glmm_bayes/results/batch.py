@@ -24,10 +24,14 @@ class BatchFits:
         self.fits, self._caught, self._errors = fits, caught, errors
 
     @classmethod
-    def concatenate(cls, parts: list["BatchFits"]) -> "BatchFits":
+    def concatenate(cls, parts: list[BatchFits]) -> BatchFits:
         """The datasets of `parts`, in order, as one batch."""
-        return cls(*([item for part in parts for item in getattr(part, name)]
-                     for name in ("fits", "_caught", "_errors")))
+        return cls(
+            *(
+                [item for part in parts for item in getattr(part, name)]
+                for name in ("fits", "_caught", "_errors")
+            )
+        )
 
     def __len__(self) -> int:
         return len(self.fits)
@@ -37,10 +41,15 @@ class BatchFits:
         rows = []
         for fit, caught, error in zip(self.fits, self._caught, self._errors):
             failed = any(issubclass(w.category, ConvergenceWarning) for w in caught)
-            rows.append({"converged": fit is not None and not failed,
-                         "singular": bool(fit is not None and fit.estimate.singular),
-                         "loglik": fit.loglik if fit is not None else np.nan,
-                         "warnings": "; ".join(str(w.message) for w in caught), "error": error or ""})
+            rows.append(
+                {
+                    "converged": fit is not None and not failed,
+                    "singular": bool(fit is not None and fit.estimate.singular),
+                    "loglik": fit.loglik if fit is not None else np.nan,
+                    "warnings": "; ".join(str(w.message) for w in caught),
+                    "error": error or "",
+                }
+            )
         return pd.DataFrame(rows).rename_axis("dataset")
 
     def summary(self) -> pd.DataFrame:
@@ -66,15 +75,18 @@ class BatchPosterior:
 
     def __init__(self, spec: ModelSpec, population: dict[str, np.ndarray], sample_stats: dict):
         self.spec, self.sample_stats = spec, sample_stats
-        self._draws = xr.Dataset({k: (("dataset", "chain", "draw"), np.asarray(v))
-                                  for k, v in population.items()})
+        self._draws = xr.Dataset(
+            {k: (("dataset", "chain", "draw"), np.asarray(v)) for k, v in population.items()}
+        )
 
     @classmethod
-    def concatenate(cls, parts: list["BatchPosterior"]) -> "BatchPosterior":
+    def concatenate(cls, parts: list[BatchPosterior]) -> BatchPosterior:
         """The datasets of `parts`, in order, as one batch."""
         population = {k: np.concatenate([part.draws(k) for part in parts]) for k in parts[0]._draws}
-        stats = {k: np.concatenate([part.sample_stats[k] for part in parts])
-                 for k in parts[0].sample_stats}
+        stats = {
+            k: np.concatenate([part.sample_stats[k] for part in parts])
+            for k in parts[0].sample_stats
+        }
         return cls(parts[0].spec, population, stats)
 
     def __len__(self) -> int:
@@ -92,12 +104,21 @@ class BatchPosterior:
 
     def summary(self) -> pd.DataFrame:
         stacked = self._draws.stack(sample=("chain", "draw"))
-        frame = pd.concat({
-            "mean": stacked.mean("sample").to_dataframe().stack(),
-            "sd": stacked.std("sample", ddof=1).to_dataframe().stack(),
-            "lower": stacked.quantile(0.025, "sample").drop_vars("quantile").to_dataframe().stack(),
-            "upper": stacked.quantile(0.975, "sample").drop_vars("quantile").to_dataframe().stack(),
-        }, axis=1)
+        frame = pd.concat(
+            {
+                "mean": stacked.mean("sample").to_dataframe().stack(),
+                "sd": stacked.std("sample", ddof=1).to_dataframe().stack(),
+                "lower": stacked.quantile(0.025, "sample")
+                .drop_vars("quantile")
+                .to_dataframe()
+                .stack(),
+                "upper": stacked.quantile(0.975, "sample")
+                .drop_vars("quantile")
+                .to_dataframe()
+                .stack(),
+            },
+            axis=1,
+        )
         r_hat, ess = self._diagnostics()
         if r_hat is not None:
             frame["r_hat"] = r_hat.to_dataframe().stack()
@@ -115,6 +136,9 @@ class BatchPosterior:
         frame["max_r_hat"] = r_hat.to_array().max("variable").to_numpy()
         frame["min_ess_bulk"] = ess.to_array().min("variable").to_numpy()
         chains = self._draws.sizes["chain"]
-        frame["converged"] = (divergences == 0) & (frame["max_r_hat"] <= 1.01) & \
-            (frame["min_ess_bulk"] >= 100 * chains)
+        frame["converged"] = (
+            (divergences == 0)
+            & (frame["max_r_hat"] <= 1.01)
+            & (frame["min_ess_bulk"] >= 100 * chains)
+        )
         return frame

@@ -35,13 +35,17 @@ def loo_compare(*posteriors, names: list[str] | None = None) -> pd.DataFrame:
     if len(posteriors) < 2 or any(getattr(p, "kind", None) != "bayesian" for p in posteriors):
         raise ModelError("loo_compare needs two or more posteriors (sample or fit_map results)")
     if any("log_likelihood" not in p.idata.children for p in posteriors):
-        raise ModelError("loo_compare needs the pointwise log-likelihood: sample(log_likelihood=True)")
+        raise ModelError(
+            "loo_compare needs the pointwise log-likelihood: sample(log_likelihood=True)"
+        )
     first = posteriors[0].spec
     for other in posteriors[1:]:
         if other.spec.n_obs != first.n_obs or not np.array_equal(other.spec.y, first.y):
-            raise ModelError("loo_compare needs posteriors of the same response and rows "
-                             f"({first.formula!r} vs {other.spec.formula!r}); their elpd are "
-                             "not comparable otherwise")
+            raise ModelError(
+                "loo_compare needs posteriors of the same response and rows "
+                f"({first.formula!r} vs {other.spec.formula!r}); their elpd are "
+                "not comparable otherwise"
+            )
     names = names or [f"{p.spec.formula} [{p.method}]" for p in posteriors]
     if len(set(names)) != len(names):
         names = [f"{n} #{i + 1}" for i, n in enumerate(names)]

@@ -24,7 +24,12 @@ class FrequentistFit:
 
     def __init__(self, model, estimate: Estimate):
         """`model`: the `Model` fitted, whose spec, layout and arrays the profiles reuse."""
-        self.model, self.spec, self.estimate, self.method = model, model.spec, estimate, estimate.method
+        self.model, self.spec, self.estimate, self.method = (
+            model,
+            model.spec,
+            estimate,
+            estimate.method,
+        )
         self._covariances = [np.asarray(T) @ np.asarray(T).T for T in estimate.factors]
         self._intervals: dict = {}
         self._tests = FixedEffectTests(self)
@@ -56,13 +61,17 @@ class FrequentistFit:
         z tests for GLMMs (ddf None or "asymptotic")."""
         frame = self._tests.contrasts(np.eye(len(self.spec.fixed_names)), ddf)
         frame.index = list(self.spec.fixed_names)
-        return frame.rename(columns={"statistic": "t_value" if np.isfinite(frame["df"]).all() else "z_value"})
+        return frame.rename(
+            columns={"statistic": "t_value" if np.isfinite(frame["df"]).all() else "z_value"}
+        )
 
     @float64
     def anova(self, ddf: str | None = None, type: int = 3) -> pd.DataFrame:
         """F test per fixed-effect term (lmerTest's anova): type 3 (marginal, coding-invariant)
         or 1 (sequential); Wald chi-square tests (as F = chi2 / NumDF, DenDF inf) for GLMMs."""
-        rows = {term: self._tests.test(L, ddf) for term, L in term_hypotheses(self.spec, type).items()}
+        rows = {
+            term: self._tests.test(L, ddf) for term, L in term_hypotheses(self.spec, type).items()
+        }
         frame = pd.DataFrame.from_dict(rows, orient="index")
         frame.attrs["ddf"], frame.attrs["type"] = self._tests.resolve_ddf(ddf), type
         return frame
@@ -83,7 +92,9 @@ class FrequentistFit:
         """Nakagawa's marginal and conditional R^2 and the adjusted and conditional ICC: one
         row each, their plug-in estimate (the posterior's `icc` adds sd and interval)."""
         draws = self.parameter_draws()
-        values = variance_components(self.spec, draws.beta, draws.covariances, draws.aux, draws.residual)
+        values = variance_components(
+            self.spec, draws.beta, draws.covariances, draws.aux, draws.residual
+        )
         return pd.DataFrame({"estimate": {k: float(v[0]) for k, v in values.items()}})
 
     # ---- random effects
@@ -99,8 +110,12 @@ class FrequentistFit:
         return ranef_tables(self.spec, self.estimate.modes, sds)
 
     def _estimates(self) -> dict[str, float]:
-        values = self.model.parameters.values(self.estimate.beta, self._covariances, self.estimate.aux,
-                                              np.array(list(self.estimate.residual.values())))
+        values = self.model.parameters.values(
+            self.estimate.beta,
+            self._covariances,
+            self.estimate.aux,
+            np.array(list(self.estimate.residual.values())),
+        )
         return {name: float(v) for name, v in values.items()}
 
     @property
@@ -112,8 +127,14 @@ class FrequentistFit:
         return frame.join(profile if profile is not None else self.confint(method="wald"))
 
     @float64
-    def confint(self, method: str = "profile", level: float = 0.95, parm=None, nsim: int = 500,
-                seed: int = 0) -> pd.DataFrame:
+    def confint(
+        self,
+        method: str = "profile",
+        level: float = 0.95,
+        parm=None,
+        nsim: int = 500,
+        seed: int = 0,
+    ) -> pd.DataFrame:
         """Confidence intervals (lower, upper) per parameter, as lme4's confint().
 
         "profile" (the default, as lme4): likelihood-profile intervals for every parameter.
@@ -138,18 +159,30 @@ class FrequentistFit:
         frame.attrs = dict(self._intervals[key].attrs)
         return frame
 
-    def _compute_intervals(self, method: str, level: float, names: list[str], nsim: int,
-                           seed: int) -> pd.DataFrame:
+    def _compute_intervals(
+        self, method: str, level: float, names: list[str], nsim: int, seed: int
+    ) -> pd.DataFrame:
         if method == "wald":
             crit = stats.norm.ppf(0.5 + level / 2)
             se = dict(zip(self.spec.fixed_names, np.sqrt(np.diag(self.estimate.vcov))))
             estimates = self._estimates()
-            rows = {n: (estimates[n] - crit * se[n], estimates[n] + crit * se[n]) if n in se
-                    else (np.nan, np.nan) for n in names}
+            rows = {
+                n: (estimates[n] - crit * se[n], estimates[n] + crit * se[n])
+                if n in se
+                else (np.nan, np.nan)
+                for n in names
+            }
         elif method == "profile":
             ml = self if self.method != "REML" else self.model.fit_ml()
-            rows = profile_intervals(self.spec, self.model.parameters, *self.model.engine_data(), ml._estimates(), names,
-                                     level, nagq=ml.estimate.nagq)
+            rows = profile_intervals(
+                self.spec,
+                self.model.parameters,
+                *self.model.engine_data(),
+                ml._estimates(),
+                names,
+                level,
+                nagq=ml.estimate.nagq,
+            )
         elif method == "boot":
             fits = self._bootstrap_refits(nsim, seed, (False,) * len(self.spec.terms))
             values = pd.DataFrame([f._estimates() for f in fits])[names].to_numpy()
@@ -166,9 +199,16 @@ class FrequentistFit:
     def parameter_draws(self) -> ParameterDraws:
         """The estimates as one draw (S = 1): beta, Cov(b_k), the conditional modes, aux."""
         aux = None if self.estimate.aux is None else np.array([self.estimate.aux])
-        residual = np.array([list(self.estimate.residual.values())]) if self.estimate.residual else None
-        return ParameterDraws(self.estimate.beta[None], [c[None] for c in self._covariances],
-                              [np.asarray(b)[None] for b in self.estimate.modes], aux, residual)
+        residual = (
+            np.array([list(self.estimate.residual.values())]) if self.estimate.residual else None
+        )
+        return ParameterDraws(
+            self.estimate.beta[None],
+            [c[None] for c in self._covariances],
+            [np.asarray(b)[None] for b in self.estimate.modes],
+            aux,
+            residual,
+        )
 
     @property
     def correlation_params(self) -> dict[str, float]:
@@ -177,9 +217,17 @@ class FrequentistFit:
         return dict(self.estimate.residual)
 
     @float64
-    def predict(self, newdata=None, re_form=None, scale: str = "response",
-                new_levels: str = "error", marginal: bool = False, interval: float | None = None,
-                bootstrap: int = 0, seed: int = 0):
+    def predict(
+        self,
+        newdata=None,
+        re_form=None,
+        scale: str = "response",
+        new_levels: str = "error",
+        marginal: bool = False,
+        interval: float | None = None,
+        bootstrap: int = 0,
+        seed: int = 0,
+    ):
         """Predictions at the rows of `newdata` (None: the fitted rows), as lme4's predict.
 
         re_form: None conditions on every random effect (the conditional modes), "~0" on none
@@ -202,8 +250,9 @@ class FrequentistFit:
         bootstrap = integer_argument("bootstrap", bootstrap, 0)
         rng = np.random.default_rng(integer_argument("seed", seed, 0))
         draws = self.parameter_draws()
-        eta, transform, rows = prediction_map(self.spec, draws, newdata, re_form, scale, new_levels,
-                                              marginal, rng)
+        eta, transform, rows = prediction_map(
+            self.spec, draws, newdata, re_form, scale, new_levels, marginal, rng
+        )
         estimate = transform(eta)[0]
         if interval is None:
             return estimate
@@ -212,14 +261,17 @@ class FrequentistFit:
         slope = (transform(eta + step)[0] - transform(eta - step)[0]) / (2 * step)
         frame = pd.DataFrame({"estimate": estimate, "std_error": np.abs(slope) * se_eta})
         if bootstrap:
-            limits = self._bootstrap_predictions(bootstrap, seed, newdata, re_form, scale,
-                                                 new_levels, marginal)
+            limits = self._bootstrap_predictions(
+                bootstrap, seed, newdata, re_form, scale, new_levels, marginal
+            )
             tail = (1 - interval) / 2
             frame["lower"], frame["upper"] = np.quantile(limits, [tail, 1 - tail], axis=0)
             frame.attrs["bootstrap"] = f"{len(limits)} of {bootstrap} refits succeeded"
             return frame
         crit = stats.norm.ppf(0.5 + interval / 2)
-        ends = np.sort(np.stack([transform(eta - crit * se_eta)[0], transform(eta + crit * se_eta)[0]]), axis=0)
+        ends = np.sort(
+            np.stack([transform(eta - crit * se_eta)[0], transform(eta + crit * se_eta)[0]]), axis=0
+        )
         frame["lower"], frame["upper"] = ends
         return frame
 
@@ -237,13 +289,17 @@ class FrequentistFit:
         succeeded."""
         draws = self.parameter_draws().subset(np.zeros(nsim, dtype=int))
         responses = simulate_responses(self.spec, draws, nsim, seed, None, keep).to_numpy().T
-        return [f for f in self.model._fit_batch(responses, self.refit, progress=False).fits
-                if f is not None]
+        return [
+            f
+            for f in self.model._fit_batch(responses, self.refit, progress=False).fits
+            if f is not None
+        ]
 
     def _bootstrap_predictions(self, nsim, seed, newdata, re_form, scale, new_levels, marginal):
         fits = self._bootstrap_refits(nsim, seed, prediction_terms(self.spec, re_form, marginal))
-        return np.array([f.predict(newdata, re_form, scale, new_levels, marginal, seed=seed)
-                         for f in fits])
+        return np.array(
+            [f.predict(newdata, re_form, scale, new_levels, marginal, seed=seed) for f in fits]
+        )
 
     @float64
     def simulate(self, n: int = 1, seed: int = 0, newdata=None, re_form="~0") -> pd.DataFrame:
@@ -252,8 +308,14 @@ class FrequentistFit:
         every level (re_form "~0"); re_form=None keeps the conditional modes."""
         n = integer_argument("n", n, 1)
         draws = self.parameter_draws().subset(np.zeros(n, dtype=int))
-        return simulate_responses(self.spec, draws, n, integer_argument("seed", seed, 0), newdata,
-                                  kept_terms(self.spec, re_form))
+        return simulate_responses(
+            self.spec,
+            draws,
+            n,
+            integer_argument("seed", seed, 0),
+            newdata,
+            kept_terms(self.spec, re_form),
+        )
 
     # ---- likelihood summaries
     @property
@@ -297,8 +359,13 @@ class FrequentistFit:
         if self.spec.family.residual_sd:
             return -2 * self.loglik
         spec = self.spec
-        return float(np.sum(spec.family.unit_deviance(spec.y, self.estimate.fitted, spec.trials,
-                                                      self.estimate.aux)))
+        return float(
+            np.sum(
+                spec.family.unit_deviance(
+                    spec.y, self.estimate.fitted, spec.trials, self.estimate.aux
+                )
+            )
+        )
 
     @property
     def reml_criterion(self) -> float | None:
@@ -326,20 +393,35 @@ class FrequentistFit:
     def __str__(self) -> str:
         """A text summary laid out like lme4's print(summary(fit))."""
         spec = self.spec
-        lines = [f"{'Linear' if spec.family.residual_sd else 'Generalized linear'} mixed model "
-                 f"fit by {self.method} ['glmm_bayes']",
-                 f"Family: {spec.family.name} ( {spec.link.name} )", f"Formula: {spec.formula}", ""]
-        crit = (f"REML criterion at convergence: {self.reml_criterion:.4f}" if self.method == "REML"
-                else f"     AIC      BIC   logLik deviance\n{self.aic:8.1f} {self.bic:8.1f} "
-                     f"{self.loglik:8.1f} {-2 * self.loglik:8.1f}")
+        lines = [
+            f"{'Linear' if spec.family.residual_sd else 'Generalized linear'} mixed model "
+            f"fit by {self.method} ['glmm_bayes']",
+            f"Family: {spec.family.name} ( {spec.link.name} )",
+            f"Formula: {spec.formula}",
+            "",
+        ]
+        crit = (
+            f"REML criterion at convergence: {self.reml_criterion:.4f}"
+            if self.method == "REML"
+            else f"     AIC      BIC   logLik deviance\n{self.aic:8.1f} {self.bic:8.1f} "
+            f"{self.loglik:8.1f} {-2 * self.loglik:8.1f}"
+        )
         lines += [crit, "", "Random effects:"]
         vc = self.varcorr
-        lines += ["  " + line for line in vc[["grp", "var1", "var2", "vcov", "sdcor"]]
-                  .to_string(index=False, na_rep="").splitlines()]
+        lines += [
+            "  " + line
+            for line in vc[["grp", "var1", "var2", "vcov", "sdcor"]]
+            .to_string(index=False, na_rep="")
+            .splitlines()
+        ]
         groups = ", ".join(f"{f}, {terms[0].n_levels}" for f, terms in spec.factors.items())
         lines += [f"Number of obs: {spec.n_obs}, groups:  {groups}", "", "Fixed effects:"]
-        lines += ["  " + line for line in self.fixef.drop(columns=["lower", "upper"])
-                  .to_string(float_format=lambda v: f"{v:.5g}").splitlines()]
+        lines += [
+            "  " + line
+            for line in self.fixef.drop(columns=["lower", "upper"])
+            .to_string(float_format=lambda v: f"{v:.5g}")
+            .splitlines()
+        ]
         if self.singular:
             lines += ["", "boundary (singular) fit: see help('isSingular')"]
         if not self.estimate.converged:

@@ -28,8 +28,13 @@ DDF = ("satterthwaite", "kenward-roger", "residual")
 def hypothesis_matrix(spec, L) -> np.ndarray:
     """L as an (r, p) array: an array, a dict {column: weight} or a list of such dicts."""
     names = list(spec.fixed_names)
-    rows = L if isinstance(L, (list, tuple)) and L and isinstance(L[0], dict) else \
-        [L] if isinstance(L, dict) else None
+    rows = (
+        L
+        if isinstance(L, (list, tuple)) and L and isinstance(L[0], dict)
+        else [L]
+        if isinstance(L, dict)
+        else None
+    )
     if rows is None:
         matrix = np.atleast_2d(np.asarray(L, dtype=float))
     else:
@@ -40,14 +45,20 @@ def hypothesis_matrix(spec, L) -> np.ndarray:
                     raise ModelError(f"no fixed effect named {name!r}; fixed effects are {names}")
                 matrix[i, names.index(name)] = weight
     if matrix.shape[1] != len(names):
-        raise ModelError(f"L must have {len(names)} columns (one per fixed effect: {names}), "
-                         f"got shape {matrix.shape}")
+        raise ModelError(
+            f"L must have {len(names)} columns (one per fixed effect: {names}), "
+            f"got shape {matrix.shape}"
+        )
     if not np.all(np.isfinite(matrix)):
-        raise ModelError(f"L has NaN or infinite weights (row(s) "
-                         f"{np.flatnonzero(~np.isfinite(matrix).all(axis=1)).tolist()})")
+        raise ModelError(
+            f"L has NaN or infinite weights (row(s) "
+            f"{np.flatnonzero(~np.isfinite(matrix).all(axis=1)).tolist()})"
+        )
     if matrix.shape[0] == 0 or not np.all(matrix.any(axis=1)):
-        raise ModelError("L has a row with no non-zero weight: each row must name at least one "
-                         f"fixed effect ({names})")
+        raise ModelError(
+            "L has a row with no non-zero weight: each row must name at least one "
+            f"fixed effect ({names})"
+        )
     return matrix
 
 
@@ -66,8 +77,10 @@ class FixedEffectTests:
             return "satterthwaite" if self.gaussian else "asymptotic"
         ddf = str(ddf).lower().replace("_", "-")
         if not self.gaussian and ddf != "asymptotic":
-            raise ModelError(f"ddf={ddf!r} applies to gaussian LMMs; GLMMs use Wald z / "
-                             "chi-square tests (ddf='asymptotic', the default)")
+            raise ModelError(
+                f"ddf={ddf!r} applies to gaussian LMMs; GLMMs use Wald z / "
+                "chi-square tests (ddf='asymptotic', the default)"
+            )
         return ddf
 
     def _check_ddf(self, ddf: str | None) -> str:
@@ -84,18 +97,29 @@ class FixedEffectTests:
         if self._satterthwaite is None:
             layout, arrays = self.fit.model.engine_data()
             est = self.fit.estimate
-            self._satterthwaite = satterthwaite_pieces(est.theta, est.aux, arrays, layout,
-                                                       reml=self.fit.method == "REML",
-                                                       residual=list(est.residual.values()))
+            self._satterthwaite = satterthwaite_pieces(
+                est.theta,
+                est.aux,
+                arrays,
+                layout,
+                reml=self.fit.method == "REML",
+                residual=list(est.residual.values()),
+            )
         return self._satterthwaite
 
     def kenward_roger(self) -> KenwardRoger:
         if self._kenward_roger is None:
-            if not self.spec.residual.is_trivial or any(t.relatedness is not None for t in self.spec.terms):
-                raise ModelError("Kenward-Roger builds Var(y) from the random-effect terms alone; "
-                                 "with a residual structure, weights or a known covariance (cov=) "
-                                 "use ddf='satterthwaite'")
-            self._kenward_roger = KenwardRoger(self.spec, self.fit._covariances, self.fit.estimate.aux)
+            if not self.spec.residual.is_trivial or any(
+                t.relatedness is not None for t in self.spec.terms
+            ):
+                raise ModelError(
+                    "Kenward-Roger builds Var(y) from the random-effect terms alone; "
+                    "with a residual structure, weights or a known covariance (cov=) "
+                    "use ddf='satterthwaite'"
+                )
+            self._kenward_roger = KenwardRoger(
+                self.spec, self.fit._covariances, self.fit.estimate.aux
+            )
         return self._kenward_roger
 
     def vcov(self, ddf: str) -> np.ndarray:
@@ -126,8 +150,15 @@ class FixedEffectTests:
             estimate, se = float(l @ self.fit.estimate.beta), float(np.sqrt(l @ V @ l))
             df = self.test(l[None], ddf)["DenDF"]
             dist = stats.t(df) if np.isfinite(df) else stats.norm
-            out.append({"estimate": estimate, "std_error": se, "df": df,
-                        "statistic": estimate / se, "p_value": 2 * dist.sf(abs(estimate / se))})
+            out.append(
+                {
+                    "estimate": estimate,
+                    "std_error": se,
+                    "df": df,
+                    "statistic": estimate / se,
+                    "p_value": 2 * dist.sf(abs(estimate / se)),
+                }
+            )
         return pd.DataFrame(out)
 
 
@@ -143,28 +174,36 @@ def term_hypotheses(spec, type: int | str = 3) -> dict[str, np.ndarray]:
         raise ModelError(f"type must be 1 or 3, got {type!r}")
     sum_design = formulae.design_matrices(_sum_coded(spec), spec.data, na_action="error").common
     X_sum = np.asarray(sum_design.design_matrix, dtype=float)
-    T = np.linalg.lstsq(spec.X, X_sum, rcond=None)[0]         # X_sum = X T
-    to_sum = np.linalg.inv(T)                                    # beta_sum = T^{-1} beta
+    T = np.linalg.lstsq(spec.X, X_sum, rcond=None)[0]  # X_sum = X T
+    to_sum = np.linalg.inv(T)  # beta_sum = T^{-1} beta
     sum_terms = list(sum_design.terms.values())
     out, start = {}, 0
-    for (name, cols), term in zip(design.term_columns.items(), sum_terms):
+    for name, term in zip(design.term_columns, sum_terms):
         width = len(term.labels)
         if name != "(Intercept)":
-            out[name] = to_sum[start:start + width]
+            out[name] = to_sum[start : start + width]
         start += width
     return out
 
 
 def _sum_coded(spec) -> str:
     """The fixed part with every categorical column as C(column, Sum)."""
-    categorical = {c for c in spec.data.columns
-                   if not pd.api.types.is_numeric_dtype(spec.data[c]) or spec.data[c].dtype == bool}
+    categorical = {
+        c
+        for c in spec.data.columns
+        if not pd.api.types.is_numeric_dtype(spec.data[c]) or spec.data[c].dtype == bool
+    }
     found, pieces = tokens(spec.parsed.fixed), []
     for i, (kind, tok) in enumerate(found):
         following = found[i + 1][1] if i + 1 < len(found) else ""
         preceding = found[i - 2][1] if i >= 2 else ""
         name = tok.strip("`")
-        if kind in ("name", "quoted") and name in categorical and following != "(" and preceding != "C":
+        if (
+            kind in ("name", "quoted")
+            and name in categorical
+            and following != "("
+            and preceding != "C"
+        ):
             pieces.append(f"C({tok}, Sum)")
         else:
             pieces.append(tok)

@@ -33,14 +33,19 @@ def _check_comparable(fits) -> None:
     for fit in fits[1:]:
         spec = fit.spec
         if spec.n_obs != first.n_obs or not np.array_equal(spec.y, first.y):
-            raise ModelError("the models were fitted to different responses or rows "
-                             f"({first.formula!r} vs {spec.formula!r}); a likelihood-ratio test "
-                             "needs the same data")
+            raise ModelError(
+                "the models were fitted to different responses or rows "
+                f"({first.formula!r} vs {spec.formula!r}); a likelihood-ratio test "
+                "needs the same data"
+            )
         if spec.family is not first.family:
-            raise ModelError(f"the models have different families ({first.family.name}, "
-                             f"{spec.family.name})")
+            raise ModelError(
+                f"the models have different families ({first.family.name}, {spec.family.name})"
+            )
     if len({f.method for f in fits}) > 1 and any(f.method not in ("REML", "ML") for f in fits):
-        raise ModelError(f"the fits use different methods ({[f.method for f in fits]}); refit them alike")
+        raise ModelError(
+            f"the fits use different methods ({[f.method for f in fits]}); refit them alike"
+        )
 
 
 @float64
@@ -51,8 +56,10 @@ def lrt(*fits, nsim: int = 0, seed: int = 0, progress: bool = False) -> pd.DataF
     if len(fits) < 2:
         raise ModelError("lrt/anova needs at least two fits to compare")
     if any(getattr(f, "kind", None) != "frequentist" for f in fits):
-        raise ModelError("lrt/anova compares frequentist fits (fit_reml, fit_ml, fit_laplace); "
-                         "for posteriors use gb.loo_compare")
+        raise ModelError(
+            "lrt/anova compares frequentist fits (fit_reml, fit_ml, fit_laplace); "
+            "for posteriors use gb.loo_compare"
+        )
     nsim, seed = integer_argument("nsim", nsim, 0), integer_argument("seed", seed, 0)
     _check_comparable(fits)
     refitted = [_as_ml(f) for f in fits]
@@ -60,34 +67,51 @@ def lrt(*fits, nsim: int = 0, seed: int = 0, progress: bool = False) -> pd.DataF
     ml = [refitted[i][0] for i in order]
     rows, notes = [], []
     if any(r for _, r in refitted):
-        notes.append("REML fits were refitted by ML (REML likelihoods of models with different "
-                     "fixed effects are not comparable), as lme4's anova does")
+        notes.append(
+            "REML fits were refitted by ML (REML likelihoods of models with different "
+            "fixed effects are not comparable), as lme4's anova does"
+        )
     for k, fit in enumerate(ml):
-        row = {"formula": fit.spec.formula + fit.spec.residual.describe(), "method": fit.method + (" (refit)" if refitted[order[k]][1] else ""),
-               "npar": fit.estimate.n_params, "AIC": fit.aic, "AICc": fit.aicc, "BIC": fit.bic, "logLik": fit.loglik,
-               "deviance": -2 * fit.loglik}
+        row = {
+            "formula": fit.spec.formula + fit.spec.residual.describe(),
+            "method": fit.method + (" (refit)" if refitted[order[k]][1] else ""),
+            "npar": fit.estimate.n_params,
+            "AIC": fit.aic,
+            "AICc": fit.aicc,
+            "BIC": fit.bic,
+            "logLik": fit.loglik,
+            "deviance": -2 * fit.loglik,
+        }
         if k:
             small = ml[k - 1]
             chisq = 2 * (fit.loglik - small.loglik)
             df = fit.estimate.n_params - small.estimate.n_params
             if chisq < -NESTED_TOL * max(1.0, abs(small.loglik)):
                 # a model nested in a larger one can never fit better than it
-                message = (f"{fit.spec.formula!r} has more parameters than {small.spec.formula!r} "
-                           f"but a lower log-likelihood ({fit.loglik:.6g} < {small.loglik:.6g}): "
-                           "the models are not nested, so no likelihood-ratio test applies "
-                           "(compare them by AIC or BIC)")
+                message = (
+                    f"{fit.spec.formula!r} has more parameters than {small.spec.formula!r} "
+                    f"but a lower log-likelihood ({fit.loglik:.6g} < {small.loglik:.6g}): "
+                    "the models are not nested, so no likelihood-ratio test applies "
+                    "(compare them by AIC or BIC)"
+                )
                 warn(message, GlmmBayesWarning)
                 notes.append(message)
                 chisq = np.nan
             else:
-                chisq = max(chisq, 0.0)        # the optimisers' tolerance below zero
+                chisq = max(chisq, 0.0)  # the optimisers' tolerance below zero
             row.update(Chisq=chisq, Df=df, p_value=stats.chi2.sf(chisq, df) if df > 0 else np.nan)
-            if df > 0 and small.spec.fixed_names == fit.spec.fixed_names and \
-                    small.spec.residual.parameter_names == fit.spec.residual.parameter_names:
-                row["p_boundary"] = 0.5 * stats.chi2.sf(chisq, df) + \
-                    (0.5 * stats.chi2.sf(chisq, df - 1) if df > 1 else 0.0)
-                notes.append(f"{fit.spec.formula!r} adds only covariance parameters: H0 is on the "
-                             "boundary, p_boundary uses 0.5 chi2(df - 1) + 0.5 chi2(df)")
+            if (
+                df > 0
+                and small.spec.fixed_names == fit.spec.fixed_names
+                and small.spec.residual.parameter_names == fit.spec.residual.parameter_names
+            ):
+                row["p_boundary"] = 0.5 * stats.chi2.sf(chisq, df) + (
+                    0.5 * stats.chi2.sf(chisq, df - 1) if df > 1 else 0.0
+                )
+                notes.append(
+                    f"{fit.spec.formula!r} adds only covariance parameters: H0 is on the "
+                    "boundary, p_boundary uses 0.5 chi2(df - 1) + 0.5 chi2(df)"
+                )
         rows.append(row)
     frame = pd.DataFrame(rows)
     if nsim:
@@ -108,8 +132,13 @@ def _bootstrap_p(small, big, nsim: int, seed: int, progress: bool) -> tuple[floa
     responses = simulate_responses(small.spec, draws, nsim, seed, None, keep).to_numpy().T
     fits_small = small.model._fit_batch(responses, small.refit, progress).fits
     fits_big = big.model._fit_batch(responses, big.refit, progress).fits
-    ratios = np.array([2 * (b.loglik - s.loglik) for s, b in zip(fits_small, fits_big)
-                       if s is not None and b is not None])
+    ratios = np.array(
+        [
+            2 * (b.loglik - s.loglik)
+            for s, b in zip(fits_small, fits_big)
+            if s is not None and b is not None
+        ]
+    )
     p = (1 + np.sum(ratios >= observed - 1e-8 * abs(observed))) / (1 + len(ratios))
     return float(p), f"{len(ratios)} of {nsim} simulated datasets refitted by both models"
 

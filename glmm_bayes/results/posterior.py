@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import arviz_stats
-from arviz_base import from_dict
 import numpy as np
 import pandas as pd
 import xarray as xr
+from arviz_base import from_dict
 
 from ..errors import ModelError, integer_argument, level_argument
 from ..numerics import float64
@@ -17,8 +17,13 @@ from ..program import ProgramStructure, population_of_draws, residual_from_sites
 from ..spec import ModelSpec
 from ..spec.newdata import kept_terms
 from .hypothesis import hypothesis_matrix
-from .prediction import (ParameterDraws, draw_responses, interval_frame, prediction_map,
-                         simulate_responses)
+from .prediction import (
+    ParameterDraws,
+    draw_responses,
+    interval_frame,
+    prediction_map,
+    simulate_responses,
+)
 from .tables import population_table, ranef_tables, varcorr_table
 from .variance_decomposition import variance_components
 
@@ -42,37 +47,55 @@ class Posterior:
         self.method, self._points = method, points
         self.sample_stats = {k: np.asarray(v) for k, v in idata["sample_stats"].items()}
         self._draws = draws_of(model.parameters, self.spec, idata["posterior"])
-        self._population = {name: np.asarray(idata["posterior"][name]) for name in model.parameters.names}
+        self._population = {
+            name: np.asarray(idata["posterior"][name]) for name in model.parameters.names
+        }
 
     @classmethod
-    def from_samples(cls, model, samples: dict, sample_stats: dict, log_likelihood,
-                     method: str = "NUTS", points: dict | None = None) -> "Posterior":
+    def from_samples(
+        cls,
+        model,
+        samples: dict,
+        sample_stats: dict,
+        log_likelihood,
+        method: str = "NUTS",
+        points: dict | None = None,
+    ) -> Posterior:
         """From the program's sites (chains, draws, ...) as the engines return them."""
         draws = lme4_draws(model.spec, model.structure, samples)
         tree = posterior_tree(model, draws, "posterior")
         tree["sample_stats"] = from_dict({"sample_stats": sample_stats})["sample_stats"]
         if log_likelihood is not None:
-            tree["log_likelihood"] = from_dict({"log_likelihood": {"y": np.asarray(log_likelihood)}},
-                                               dims={"y": ["obs"]})["log_likelihood"]
-        tree.attrs.update({"glmm_bayes_method": method, "glmm_bayes_formula": model.spec.formula,
-                           "glmm_bayes_points": json.dumps(points or {})})
+            tree["log_likelihood"] = from_dict(
+                {"log_likelihood": {"y": np.asarray(log_likelihood)}}, dims={"y": ["obs"]}
+            )["log_likelihood"]
+        tree.attrs.update(
+            {
+                "glmm_bayes_method": method,
+                "glmm_bayes_formula": model.spec.formula,
+                "glmm_bayes_points": json.dumps(points or {}),
+            }
+        )
         return cls(model, tree, method, points)
 
     @classmethod
-    def from_idata(cls, model, idata) -> "Posterior":
+    def from_idata(cls, model, idata) -> Posterior:
         """A posterior of `model` from its `idata` (as `to_netcdf` wrote it); a `ModelError` if
         its variables are not `model`'s parameters."""
         if "posterior" not in idata.children:
             raise ModelError("this DataTree has no posterior group")
         missing = [n for n in model.parameters.names if n not in idata["posterior"].data_vars]
         if missing:
-            raise ModelError(f"the saved posterior is not of this model ({model.spec.formula!r}): "
-                             f"it has no {', '.join(missing)}")
+            raise ModelError(
+                f"the saved posterior is not of this model ({model.spec.formula!r}): "
+                f"it has no {', '.join(missing)}"
+            )
         points = json.loads(idata.attrs.get("glmm_bayes_points", "{}")) or None
         return cls(model, idata, idata.attrs.get("glmm_bayes_method", "NUTS"), points)
 
     def to_netcdf(self, path) -> None:
-        """Save `idata` (every group) to a netCDF file; `gb.load_posterior(path, model)` reads it."""
+        """Save `idata` (every group) to a netCDF file; `gb.load_posterior(path, model)` reads
+        it back."""
         self.idata.to_netcdf(path)
 
     # ---- lme4 vocabulary
@@ -89,14 +112,19 @@ class Posterior:
     @property
     def varcorr(self) -> pd.DataFrame:
         aux = self._draws.get("sigma")
-        return varcorr_table(self.spec, [self._flat(self._draws["cov"][t.label]) for t in self.spec.terms],
-                             None if aux is None else self._flat(aux))
+        return varcorr_table(
+            self.spec,
+            [self._flat(self._draws["cov"][t.label]) for t in self.spec.terms],
+            None if aux is None else self._flat(aux),
+        )
 
     @property
     def ranef(self) -> dict[str, pd.DataFrame]:
         """Per grouping factor: posterior mean (condval) and sd (condsd) of each level's effects."""
         b = [self._flat(self._draws["b"][t.label]) for t in self.spec.terms]
-        return ranef_tables(self.spec, [x.mean(axis=0) for x in b], [x.std(axis=0, ddof=1) for x in b])
+        return ranef_tables(
+            self.spec, [x.mean(axis=0) for x in b], [x.std(axis=0, ddof=1) for x in b]
+        )
 
     def _flat(self, x):
         x = np.asarray(x)
@@ -110,10 +138,17 @@ class Posterior:
         """R-hat, bulk and tail ESS and MCSE of the mean per population parameter.
 
         `attrs["divergences"]` holds the number of divergent transitions."""
-        ds = xr.Dataset({k: (("chain", "draw"), np.asarray(v)) for k, v in self._population.items()})
-        frame = pd.DataFrame({
-            "r_hat": _as_series(arviz_stats.rhat(ds)), "ess_bulk": _as_series(arviz_stats.ess(ds, method="bulk")),
-            "ess_tail": _as_series(arviz_stats.ess(ds, method="tail")), "mcse_mean": _as_series(arviz_stats.mcse(ds))})
+        ds = xr.Dataset(
+            {k: (("chain", "draw"), np.asarray(v)) for k, v in self._population.items()}
+        )
+        frame = pd.DataFrame(
+            {
+                "r_hat": _as_series(arviz_stats.rhat(ds)),
+                "ess_bulk": _as_series(arviz_stats.ess(ds, method="bulk")),
+                "ess_tail": _as_series(arviz_stats.ess(ds, method="tail")),
+                "mcse_mean": _as_series(arviz_stats.mcse(ds)),
+            }
+        )
         frame.attrs["divergences"] = self.divergences
         return frame
 
@@ -137,10 +172,20 @@ class Posterior:
         """Posterior of Nakagawa's R^2 and the ICC: estimate (mean), sd, lower, upper."""
         tail = (1 - level_argument("level", level)) / 2
         draws = self.parameter_draws()
-        values = variance_components(self.spec, draws.beta, draws.covariances, draws.aux, draws.residual)
-        return pd.DataFrame({k: {"estimate": v.mean(), "sd": v.std(ddof=1),
-                                 "lower": np.quantile(v, tail), "upper": np.quantile(v, 1 - tail)}
-                             for k, v in values.items()}).T
+        values = variance_components(
+            self.spec, draws.beta, draws.covariances, draws.aux, draws.residual
+        )
+        return pd.DataFrame(
+            {
+                k: {
+                    "estimate": v.mean(),
+                    "sd": v.std(ddof=1),
+                    "lower": np.quantile(v, tail),
+                    "upper": np.quantile(v, 1 - tail),
+                }
+                for k, v in values.items()
+            }
+        ).T
 
     def contrast(self, L, level: float = 0.95) -> pd.DataFrame:
         """Posterior of each row of L beta (L as for `FrequentistFit.contrast`): estimate
@@ -157,20 +202,34 @@ class Posterior:
         aux = self._draws.get(self.spec.family.aux_name) if self.spec.family.aux_name else None
         b = [self._flat(self._draws["b"][t.label]) for t in terms] if self._draws["b"] else []
         residual = self._draws.get("residual")
-        return ParameterDraws(self._flat(self._draws["fixef"]),
-                              [self._flat(self._draws["cov"][t.label]) for t in terms], b,
-                              None if aux is None else self._flat(aux),
-                              None if residual is None else self._flat(residual))
+        return ParameterDraws(
+            self._flat(self._draws["fixef"]),
+            [self._flat(self._draws["cov"][t.label]) for t in terms],
+            b,
+            None if aux is None else self._flat(aux),
+            None if residual is None else self._flat(residual),
+        )
 
     @property
     def correlation_params(self) -> dict[str, float]:
         """Posterior means of the residual structure's parameters ({"phi": ...}, sd ratios)."""
-        return {name: float(np.mean(self._population[name])) for name in self.spec.residual.parameter_names}
+        return {
+            name: float(np.mean(self._population[name]))
+            for name in self.spec.residual.parameter_names
+        }
 
     @float64
-    def predict(self, newdata=None, re_form=None, scale: str = "response",
-                new_levels: str = "error", marginal: bool = False,
-                interval: float | None = None, predictive: bool = False, seed: int = 0):
+    def predict(
+        self,
+        newdata=None,
+        re_form=None,
+        scale: str = "response",
+        new_levels: str = "error",
+        marginal: bool = False,
+        interval: float | None = None,
+        predictive: bool = False,
+        seed: int = 0,
+    ):
         """Posterior draws (draws, n) of the prediction at the rows of `newdata` (None: the
         fitted rows); with `interval=level` a DataFrame of estimate (mean), sd, lower, upper.
 
@@ -182,17 +241,27 @@ class Posterior:
         if interval is not None:
             interval = level_argument("interval", interval)
         if predictive and (scale == "link" or marginal):
-            raise ModelError("predictive=True draws responses: use scale='response' and marginal=False")
+            raise ModelError(
+                "predictive=True draws responses: use scale='response' and marginal=False"
+            )
         rng = np.random.default_rng(integer_argument("seed", seed, 0))
         draws = self.parameter_draws()
-        eta, transform, rows = prediction_map(self.spec, draws, newdata, re_form, scale, new_levels,
-                                              marginal, rng)
+        eta, transform, rows = prediction_map(
+            self.spec, draws, newdata, re_form, scale, new_levels, marginal, rng
+        )
         out = transform(eta)
         if predictive:
             if rows.trials is None:
                 raise ModelError("predictive=True needs the binomial trials in newdata")
-            out = draw_responses(self.spec, out, draws.aux, rows.trials, int(rng.integers(2 ** 31)),
-                                 draws.residual, newdata)
+            out = draw_responses(
+                self.spec,
+                out,
+                draws.aux,
+                rows.trials,
+                int(rng.integers(2**31)),
+                draws.residual,
+                newdata,
+            )
         return out if interval is None else interval_frame(out, interval)
 
     def posterior_predictive(self, seed: int = 0):
@@ -203,8 +272,11 @@ class Posterior:
         y = self.predict(predictive=True, seed=seed).reshape(chains, n_draws, -1)
         if self.spec.family.discrete:
             y = np.rint(y).astype(np.int64)
-        group = from_dict({"posterior_predictive": {"y": y}}, dims={"y": ["obs"]},
-                             coords={"obs": np.arange(self.spec.n_obs)})
+        group = from_dict(
+            {"posterior_predictive": {"y": y}},
+            dims={"y": ["obs"]},
+            coords={"obs": np.arange(self.spec.n_obs)},
+        )
         self.idata["posterior_predictive"] = group["posterior_predictive"]
         return self.idata["posterior_predictive"]
 
@@ -216,42 +288,60 @@ class Posterior:
         n, seed = integer_argument("n", n, 1), integer_argument("seed", seed, 0)
         draws = self.parameter_draws()
         pick = np.random.default_rng(seed).integers(draws.n_draws, size=n)
-        return simulate_responses(self.spec, draws.subset(pick), n, seed + 1, newdata,
-                                  kept_terms(self.spec, re_form))
+        return simulate_responses(
+            self.spec, draws.subset(pick), n, seed + 1, newdata, kept_terms(self.spec, re_form)
+        )
 
     def loo(self):
         """PSIS-LOO from the pointwise log-likelihood (ArviZ)."""
         return arviz_stats.loo(self.idata)
 
-    def sampling_problems(self, max_tree_depth: int = 10, r_hat_max: float = 1.01,
-                          ess_per_chain: int = 100, bfmi_min: float = 0.3) -> list[str]:
+    def sampling_problems(
+        self,
+        max_tree_depth: int = 10,
+        r_hat_max: float = 1.01,
+        ess_per_chain: int = 100,
+        bfmi_min: float = 0.3,
+    ) -> list[str]:
         """Stan's checks, for any number of chains: divergences, trees at the maximum depth,
         E-BFMI per chain, R-hat and bulk/tail ESS (below `ess_per_chain` x chains) per parameter."""
         problems, stats = [], self.sample_stats
         chains, draws = np.shape(stats["diverging"])
         if self.divergences:
-            problems.append(f"{self.divergences} of {chains * draws} transitions after warmup "
-                            "diverged (the posterior has regions the sampler cannot follow): "
-                            "raise target_accept towards 1, or reparameterise")
-        if "n_steps" in stats and (full := int(np.sum(stats["n_steps"] >= 2 ** max_tree_depth - 1))):
-            problems.append(f"{full} transitions reached the maximum tree depth {max_tree_depth}: "
-                            "the sampler is inefficient here; raise max_tree_depth")
+            problems.append(
+                f"{self.divergences} of {chains * draws} transitions after warmup "
+                "diverged (the posterior has regions the sampler cannot follow): "
+                "raise target_accept towards 1, or reparameterise"
+            )
+        if "n_steps" in stats and (full := int(np.sum(stats["n_steps"] >= 2**max_tree_depth - 1))):
+            problems.append(
+                f"{full} transitions reached the maximum tree depth {max_tree_depth}: "
+                "the sampler is inefficient here; raise max_tree_depth"
+            )
         if "energy" in stats and draws > 2:
             bfmi = np.atleast_1d(arviz_stats.bfmi(self.idata)["energy"].to_numpy())
             if (low := np.flatnonzero(bfmi < bfmi_min)).size:
-                problems.append(f"E-BFMI below {bfmi_min} in chain(s) {low.tolist()} "
-                                f"({', '.join(f'{b:.2f}' for b in bfmi[low])}): the momentum "
-                                "resampling explores the energy poorly; reparameterise")
+                problems.append(
+                    f"E-BFMI below {bfmi_min} in chain(s) {low.tolist()} "
+                    f"({', '.join(f'{b:.2f}' for b in bfmi[low])}): the momentum "
+                    "resampling explores the energy poorly; reparameterise"
+                )
         if draws >= 4:
             diag = self.diagnostics()
             if bad := diag.index[~(diag["r_hat"] <= r_hat_max)].tolist():
-                problems.append(f"R-hat above {r_hat_max} for {', '.join(bad)}: the chains have "
-                                "not mixed; run more warmup and draws")
+                problems.append(
+                    f"R-hat above {r_hat_max} for {', '.join(bad)}: the chains have "
+                    "not mixed; run more warmup and draws"
+                )
             floor = ess_per_chain * chains
-            low_ess = diag.index[~(np.minimum(diag["ess_bulk"], diag["ess_tail"]) >= floor)].tolist()
+            low_ess = diag.index[
+                ~(np.minimum(diag["ess_bulk"], diag["ess_tail"]) >= floor)
+            ].tolist()
             if low_ess:
-                problems.append(f"bulk or tail ESS below {floor} for {', '.join(low_ess)}: "
-                                "intervals and means are unreliable; run more draws")
+                problems.append(
+                    f"bulk or tail ESS below {floor} for {', '.join(low_ess)}: "
+                    "intervals and means are unreliable; run more draws"
+                )
         return problems
 
     def __str__(self) -> str:
@@ -259,18 +349,24 @@ class Posterior:
         summary table."""
         chains, draws = self._draws["fixef"].shape[:2]
         spec = self.spec
-        lines = [f"{self.method} posterior ['glmm_bayes']", f"Family: {spec.family.name} ( {spec.link.name} )",
-                 f"Formula: {spec.formula}", f"Draws: {chains} chains x {draws}; "
-                 f"divergences: {self.divergences}",
-                 f"Number of obs: {spec.n_obs}, groups:  "
-                 + ", ".join(f"{f}, {terms[0].n_levels}" for f, terms in spec.factors.items()), ""]
+        lines = [
+            f"{self.method} posterior ['glmm_bayes']",
+            f"Family: {spec.family.name} ( {spec.link.name} )",
+            f"Formula: {spec.formula}",
+            f"Draws: {chains} chains x {draws}; divergences: {self.divergences}",
+            f"Number of obs: {spec.n_obs}, groups:  "
+            + ", ".join(f"{f}, {terms[0].n_levels}" for f, terms in spec.factors.items()),
+            "",
+        ]
         table = self.summary().to_string(float_format=lambda v: f"{v:.4g}")
         return "\n".join(lines + table.splitlines())
 
     def __repr__(self) -> str:
         chains, draws = self._draws["fixef"].shape[:2]
-        return (f"<Posterior {self.method}: {self.spec.formula} ({self.spec.family.name}), "
-                f"{chains} chains x {draws} draws>")
+        return (
+            f"<Posterior {self.method}: {self.spec.formula} ({self.spec.family.name}), "
+            f"{chains} chains x {draws} draws>"
+        )
 
 
 def load_posterior(path, model) -> Posterior:
@@ -293,8 +389,10 @@ def lme4_draws(spec: ModelSpec, structure: ProgramStructure, samples: dict) -> d
         draws["cov"][term.label] = T @ np.swapaxes(T, -1, -2)
         if z_site(term.label) in samples:
             z = np.asarray(samples[z_site(term.label)])
-            if term.relatedness is not None:        # b = F v per level of K, v = sd z
-                draws["b"][term.label] = ((z[..., 0, :] * T[..., 0, :1]) @ term.relatedness.T)[..., None]
+            if term.relatedness is not None:  # b = F v per level of K, v = sd z
+                draws["b"][term.label] = ((z[..., 0, :] * T[..., 0, :1]) @ term.relatedness.T)[
+                    ..., None
+                ]
             else:
                 draws["b"][term.label] = z @ np.swapaxes(T, -1, -2)
     if spec.family.aux_name:
@@ -315,8 +413,9 @@ def posterior_tree(model, draws: dict, group: str):
     with dims (label, coef(label)); and the observed data, in the response's own type."""
     spec, parameters = model.spec, model.parameters
     aux = draws.get(parameters.aux) if parameters.aux else None
-    variables = parameters.values(draws["fixef"], [draws["cov"][t.label] for t in spec.terms], aux,
-                                  draws.get("residual"))
+    variables = parameters.values(
+        draws["fixef"], [draws["cov"][t.label] for t in spec.terms], aux, draws.get("residual")
+    )
     dims, coords = {"y": ["obs"]}, {"obs": np.arange(spec.n_obs)}
     for term in spec.terms:
         if term.label in draws["b"]:
@@ -325,8 +424,11 @@ def posterior_tree(model, draws: dict, group: str):
             dims[name] = [term.label, coef]
             coords[term.label] = list(term.levels)
             coords[coef] = list(term.names)
-    return from_dict({group: variables, "observed_data": {"y": observed_response(spec)}},
-                     dims=dims, coords=coords)
+    return from_dict(
+        {group: variables, "observed_data": {"y": observed_response(spec)}},
+        dims=dims,
+        coords=coords,
+    )
 
 
 def observed_response(spec: ModelSpec) -> np.ndarray:
@@ -337,9 +439,13 @@ def observed_response(spec: ModelSpec) -> np.ndarray:
 def draws_of(parameters: ParameterMap, spec: ModelSpec, dataset) -> dict:
     """The inverse of `posterior_tree`: lme4-scale draws from a posterior group's variables."""
     value = lambda name: np.asarray(dataset[name], dtype=float)
-    draws = {"fixef": np.stack([value(n) for n in parameters.fixed_names], axis=-1)
-             if parameters.fixed_names else np.zeros(value(parameters.names[0]).shape + (0,)),
-             "cov": {}, "b": {}}
+    draws = {
+        "fixef": np.stack([value(n) for n in parameters.fixed_names], axis=-1)
+        if parameters.fixed_names
+        else np.zeros(value(parameters.names[0]).shape + (0,)),
+        "cov": {},
+        "b": {},
+    }
     for t in parameters.terms:
         sd = np.stack([value(sd_name(c, t.label)) for c in t.names], axis=-1)
         cor = np.broadcast_to(np.eye(t.q), sd.shape + (t.q,)).copy()
@@ -359,6 +465,7 @@ def point_values(model, sites: dict) -> dict[str, float]:
     """Population parameters at one value of the program's sites (e.g. the posterior mode)."""
     d = lme4_draws(model.spec, model.structure, {k: np.asarray(v) for k, v in sites.items()})
     aux = d.get(model.parameters.aux) if model.parameters.aux else None
-    values = model.parameters.values(d["fixef"], [d["cov"][t.label] for t in model.spec.terms],
-                                     aux, d.get("residual"))
+    values = model.parameters.values(
+        d["fixef"], [d["cov"][t.label] for t in model.spec.terms], aux, d.get("residual")
+    )
     return {k: float(v) for k, v in values.items()}

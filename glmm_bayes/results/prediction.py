@@ -24,9 +24,9 @@ import numpy as np
 import pandas as pd
 
 from ..control import warn
+from ..engines.residual import ResidualLayout, color, residual_arrays
 from ..errors import DataError, DataWarning, ModelError
 from ..spec import ModelSpec
-from ..engines.residual import ResidualLayout, color, residual_arrays
 from ..spec.newdata import Rows, TermRows, kept_terms, model_rows
 from ..spec.residual import residual_on
 
@@ -43,28 +43,41 @@ class ParameterDraws:
     covariances: list
     b: list
     aux: np.ndarray | None
-    residual: np.ndarray | None = None      # (S, r): the residual structure's parameters
+    residual: np.ndarray | None = None  # (S, r): the residual structure's parameters
 
     @property
     def n_draws(self) -> int:
         return self.beta.shape[0]
 
-    def subset(self, index) -> "ParameterDraws":
+    def subset(self, index) -> ParameterDraws:
         pick = lambda a: None if a is None else np.asarray(a)[index]
-        return ParameterDraws(pick(self.beta), [pick(c) for c in self.covariances],
-                              [pick(b) for b in self.b], pick(self.aux), pick(self.residual))
+        return ParameterDraws(
+            pick(self.beta),
+            [pick(c) for c in self.covariances],
+            [pick(b) for b in self.b],
+            pick(self.aux),
+            pick(self.residual),
+        )
 
 
 def _sample_effects(cov: np.ndarray, n_levels: int, rng: np.random.Generator) -> np.ndarray:
     """b ~ N(0, Cov) for n_levels levels per draw: (S, n_levels, q)."""
     S, q = cov.shape[0], cov.shape[-1]
-    w, V = np.linalg.eigh(cov)          # handles singular Cov (a variance at zero)
+    w, V = np.linalg.eigh(cov)  # handles singular Cov (a variance at zero)
     root = V * np.sqrt(np.clip(w, 0, None))[:, None, :]
     return rng.standard_normal((S, n_levels, q)) @ np.swapaxes(root, -1, -2)
 
 
-def _effects_on(term: TermRows, b: np.ndarray, cov: np.ndarray, factor: str, new_levels: str,
-                fresh: bool, rng, relatedness=None) -> np.ndarray:
+def _effects_on(
+    term: TermRows,
+    b: np.ndarray,
+    cov: np.ndarray,
+    factor: str,
+    new_levels: str,
+    fresh: bool,
+    rng,
+    relatedness=None,
+) -> np.ndarray:
     """b for each of the rows' levels (S, L, q): the fit's at known levels; at new levels
     zero, a fresh draw, or an error; fresh draws everywhere when `fresh` (for a term with a
     known K = F F', b = sd F z over K's levels, so that fresh draws keep K's correlations)."""
@@ -80,16 +93,19 @@ def _effects_on(term: TermRows, b: np.ndarray, cov: np.ndarray, factor: str, new
     out[:, known] = b[:, term.fitted_index[known]]
     if not known.all():
         if new_levels == "error":
-            raise DataError(f"newdata has level(s) {term.new_levels[:10]} of grouping factor "
-                            f"{factor!r} that the model was not fitted to; use "
-                            "new_levels='population' or 'sample'")
+            raise DataError(
+                f"newdata has level(s) {term.new_levels[:10]} of grouping factor "
+                f"{factor!r} that the model was not fitted to; use "
+                "new_levels='population' or 'sample'"
+            )
         if new_levels == "sample":
             out[:, ~known] = _sample_effects(cov, int((~known).sum()), rng)
     return out
 
 
-def linear_predictor(spec: ModelSpec, rows: Rows, draws: ParameterDraws, keep, new_levels: str,
-                     rng, fresh=None) -> np.ndarray:
+def linear_predictor(
+    spec: ModelSpec, rows: Rows, draws: ParameterDraws, keep, new_levels: str, rng, fresh=None
+) -> np.ndarray:
     """eta (S, n) conditional on the kept terms' random effects (`fresh` terms drawn anew)."""
     if new_levels not in NEW_LEVELS:
         raise ModelError(f"new_levels must be one of {NEW_LEVELS}, got {new_levels!r}")
@@ -99,8 +115,16 @@ def linear_predictor(spec: ModelSpec, rows: Rows, draws: ParameterDraws, keep, n
         if not (keep[k] or fresh[k]):
             continue
         t = rows.terms[k]
-        b = _effects_on(t, draws.b[k] if draws.b else None, draws.covariances[k], term.factor,
-                        new_levels, fresh[k], rng, term.relatedness)
+        b = _effects_on(
+            t,
+            draws.b[k] if draws.b else None,
+            draws.covariances[k],
+            term.factor,
+            new_levels,
+            fresh[k],
+            rng,
+            term.relatedness,
+        )
         eta = eta + np.sum(t.Z * b[:, t.level_index], axis=-1)
     return eta
 
@@ -116,7 +140,7 @@ def dropped_variance(spec: ModelSpec, rows: Rows, draws: ParameterDraws, keep) -
         v_k = np.einsum("ni,sij,nj->sn", t.Z, draws.covariances[k], t.Z)
         if term.relatedness is not None:
             fitted = t.fitted_index[t.level_index]
-            K_diagonal = np.sum(term.relatedness ** 2, axis=1)
+            K_diagonal = np.sum(term.relatedness**2, axis=1)
             v_k = v_k * np.where(fitted >= 0, K_diagonal[np.maximum(fitted, 0)], 1.0)
         v += v_k
     return v
@@ -129,7 +153,7 @@ def marginal_mean(link, eta: np.ndarray, v: np.ndarray) -> np.ndarray:
     if link.name == "log":
         return np.exp(eta + v / 2)
     z = QUADRATURE_NODES
-    weights = np.exp(-0.5 * z ** 2) / np.sqrt(2 * np.pi) * (z[1] - z[0])
+    weights = np.exp(-0.5 * z**2) / np.sqrt(2 * np.pi) * (z[1] - z[0])
     sd, total = np.sqrt(v), np.zeros(np.shape(eta))
     for node, weight in zip(z, weights):
         total += weight * np.asarray(link.inverse(eta + sd * node))
@@ -148,8 +172,16 @@ def prediction_terms(spec: ModelSpec, re_form, marginal: bool) -> tuple[bool, ..
     return kept_terms(spec, "~0" if marginal and re_form is None else re_form)
 
 
-def prediction_map(spec: ModelSpec, draws: ParameterDraws, newdata, re_form, scale: str,
-                   new_levels: str, marginal: bool, rng):
+def prediction_map(
+    spec: ModelSpec,
+    draws: ParameterDraws,
+    newdata,
+    re_form,
+    scale: str,
+    new_levels: str,
+    marginal: bool,
+    rng,
+):
     """(eta (S, n), transform, rows): the linear predictor on the rows and the monotone map
     from it to the prediction on `scale` (the link, g^{-1}, or the marginal mean), so that
     limits for eta map to limits for the prediction."""
@@ -159,7 +191,9 @@ def prediction_map(spec: ModelSpec, draws: ParameterDraws, newdata, re_form, sca
     keep = prediction_terms(spec, re_form, marginal)
     # integrating a known-covariance term out needs each row's level: Var(b_l) = sd^2 K_ll
     grouped = tuple(k or (marginal and t.relatedness is not None) for k, t in zip(keep, spec.terms))
-    rows = model_rows(spec, newdata, grouped=grouped, columns=(True,) * len(keep) if marginal else None)
+    rows = model_rows(
+        spec, newdata, grouped=grouped, columns=(True,) * len(keep) if marginal else None
+    )
     eta = linear_predictor(spec, rows, draws, keep, new_levels, rng)
     if scale == "link":
         return eta, lambda e: e, rows
@@ -169,8 +203,9 @@ def prediction_map(spec: ModelSpec, draws: ParameterDraws, newdata, re_form, sca
     return eta, lambda e: np.asarray(spec.link.inverse(e)), rows
 
 
-def draw_responses(spec: ModelSpec, mu: np.ndarray, aux, trials: np.ndarray, seed: int,
-                   residual=None, newdata=None) -> np.ndarray:
+def draw_responses(
+    spec: ModelSpec, mu: np.ndarray, aux, trials: np.ndarray, seed: int, residual=None, newdata=None
+) -> np.ndarray:
     """y ~ family(mu, aux, trials), elementwise over (S, n); for a gaussian model with a residual
     structure, y = mu + sigma S L z per draw, with the structure's parameters `residual` (S, r)
     on the rows of `newdata` (None: the fitted rows)."""
@@ -182,24 +217,34 @@ def draw_responses(spec: ModelSpec, mu: np.ndarray, aux, trials: np.ndarray, see
         errors = jax.vmap(lambda p, e: color(p, e, arrays, layout))(jnp.asarray(params), z)
         return mu + np.asarray(aux)[:, None] * np.asarray(errors)
     if spec.residual.weighted:
-        warn(f"simulating a {spec.family.name} model ignores its prior weights: they weight the "
-             "log-likelihood terms and have no generative meaning here (as R's family$simulate)",
-             DataWarning)
+        warn(
+            f"simulating a {spec.family.name} model ignores its prior weights: they weight the "
+            "log-likelihood terms and have no generative meaning here (as R's family$simulate)",
+            DataWarning,
+        )
     aux = 1.0 if aux is None else np.asarray(aux)[:, None]
     trials = np.asarray(trials).astype(np.int64) if spec.family.uses_trials else trials
     distribution = spec.family.distribution(mu, aux, trials)
     return np.asarray(distribution.sample(jax.random.PRNGKey(seed)), dtype=float)
 
 
-def simulate_responses(spec: ModelSpec, draws: ParameterDraws, n: int, seed: int, newdata,
-                       keep: tuple[bool, ...]) -> pd.DataFrame:
+def simulate_responses(
+    spec: ModelSpec, draws: ParameterDraws, n: int, seed: int, newdata, keep: tuple[bool, ...]
+) -> pd.DataFrame:
     """n simulated responses on the rows, one per draw of `draws` (S = n); the random effects of
     the terms not in `keep` are drawn anew for every level (lme4's simulate, use.u = FALSE)."""
     rows = model_rows(spec, newdata, require_trials=spec.family.uses_trials)
     rng = np.random.default_rng(seed)
     eta = linear_predictor(spec, rows, draws, keep, "sample", rng, fresh=tuple(not k for k in keep))
-    y = draw_responses(spec, np.asarray(spec.link.inverse(eta)), draws.aux, rows.trials,
-                       int(rng.integers(2 ** 31)), draws.residual, newdata)
+    y = draw_responses(
+        spec,
+        np.asarray(spec.link.inverse(eta)),
+        draws.aux,
+        rows.trials,
+        int(rng.integers(2**31)),
+        draws.residual,
+        newdata,
+    )
     index = newdata.index if newdata is not None else spec.data.index
     return pd.DataFrame(y.T, index=index, columns=[f"sim_{i + 1}" for i in range(n)])
 
@@ -207,6 +252,11 @@ def simulate_responses(spec: ModelSpec, draws: ParameterDraws, n: int, seed: int
 def interval_frame(draws: np.ndarray, level: float) -> pd.DataFrame:
     """Per row: mean, sd and the equal-tailed `level` interval of the draws (S, n)."""
     tail = (1 - level) / 2
-    return pd.DataFrame({"estimate": draws.mean(axis=0), "sd": draws.std(axis=0, ddof=1),
-                         "lower": np.quantile(draws, tail, axis=0),
-                         "upper": np.quantile(draws, 1 - tail, axis=0)})
+    return pd.DataFrame(
+        {
+            "estimate": draws.mean(axis=0),
+            "sd": draws.std(axis=0, ddof=1),
+            "lower": np.quantile(draws, tail, axis=0),
+            "upper": np.quantile(draws, 1 - tail, axis=0),
+        }
+    )

@@ -23,23 +23,39 @@ def _summarise(values: np.ndarray, point=None) -> dict:
 
 
 def varcorr_table(spec: ModelSpec, covariances, sigma) -> pd.DataFrame:
-    """lme4's as.data.frame(VarCorr()): grp, var1, var2, vcov, sdcor (+ sd, lower, upper of sdcor)."""
+    """lme4's as.data.frame(VarCorr()): grp, var1, var2, vcov, sdcor (and sd, lower, upper of
+    sdcor)."""
     rows = []
     for term, cov in zip(spec.terms, covariances):
         sd = np.sqrt(np.diagonal(cov, axis1=-2, axis2=-1))
         for j, coef in enumerate(term.names):
             rows.append((term.label, coef, None, cov[..., j, j], sd[..., j]))
         for j, l in zip(*np.triu_indices(term.q, 1)):
-            rows.append((term.label, term.names[j], term.names[l], cov[..., j, l],
-                         cov[..., j, l] / (sd[..., j] * sd[..., l])))
+            rows.append(
+                (
+                    term.label,
+                    term.names[j],
+                    term.names[l],
+                    cov[..., j, l],
+                    cov[..., j, l] / (sd[..., j] * sd[..., l]),
+                )
+            )
     if spec.family.residual_sd:
         rows.append(("Residual", None, None, np.asarray(sigma) ** 2, np.asarray(sigma)))
     records = []
     for grp, var1, var2, vcov, sdcor in rows:
         summary = _summarise(sdcor)
         summary.pop("estimate")
-        records.append({"grp": grp, "var1": var1, "var2": var2, "vcov": float(np.mean(vcov)),
-                        "sdcor": float(np.mean(sdcor)), **summary})
+        records.append(
+            {
+                "grp": grp,
+                "var1": var1,
+                "var2": var2,
+                "vcov": float(np.mean(vcov)),
+                "sdcor": float(np.mean(sdcor)),
+                **summary,
+            }
+        )
     return pd.DataFrame.from_records(records)
 
 
@@ -47,7 +63,8 @@ def population_table(values: dict[str, np.ndarray], points: dict | None = None) 
     """One row per population parameter: estimate (mean, or the given point), sd, lower, upper."""
     points = points or {}
     return pd.DataFrame.from_dict(
-        {name: _summarise(v, points.get(name)) for name, v in values.items()}, orient="index")
+        {name: _summarise(v, points.get(name)) for name, v in values.items()}, orient="index"
+    )
 
 
 def ranef_tables(spec: ModelSpec, values, cond_sd) -> dict[str, pd.DataFrame]:
@@ -55,7 +72,12 @@ def ranef_tables(spec: ModelSpec, values, cond_sd) -> dict[str, pd.DataFrame]:
     out: dict[str, pd.DataFrame] = {}
     for term, val, sd in zip(spec.terms, values, cond_sd):
         columns = pd.MultiIndex.from_product([["condval", "condsd"], list(term.names)])
-        frame = pd.DataFrame(np.concatenate([val, sd], axis=1), index=pd.Index(term.levels, name=term.factor),
-                             columns=columns)
-        out[term.factor] = frame if term.factor not in out else pd.concat([out[term.factor], frame], axis=1)
+        frame = pd.DataFrame(
+            np.concatenate([val, sd], axis=1),
+            index=pd.Index(term.levels, name=term.factor),
+            columns=columns,
+        )
+        out[term.factor] = (
+            frame if term.factor not in out else pd.concat([out[term.factor], frame], axis=1)
+        )
     return {k: v[["condval", "condsd"]] for k, v in out.items()}

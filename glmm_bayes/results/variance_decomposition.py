@@ -25,20 +25,25 @@ from ..families import is_linear_gaussian
 from ..numerics import float64
 from ..spec import ModelSpec
 
+
 def residual_variance(spec: ModelSpec, aux, residual=None) -> np.ndarray:
-    """var_e over the draw axes; `residual`: the residual structure's natural parameters (..., r)."""
+    """var_e over the draw axes; `residual`: the residual structure's natural parameters
+    (..., r)."""
     if is_linear_gaussian(spec.family, spec.link):
         return np.asarray(aux) ** 2 * _mean_relative_variance(spec, residual)
     if (latent := dict(spec.family.latent_variance).get(spec.link.name)) is not None:
         return np.full(np.shape(aux) if aux is not None else (), latent)
-    raise ModelError(f"R2 and ICC are defined here for gaussian (identity) and binomial models; "
-                     f"this model is {spec.family.name} ({spec.link.name})")
+    raise ModelError(
+        f"R2 and ICC are defined here for gaussian (identity) and binomial models; "
+        f"this model is {spec.family.name} ({spec.link.name})"
+    )
 
 
 @float64
 def _mean_relative_variance(spec: ModelSpec, residual) -> np.ndarray:
-    """mean_i s_i^2 over the rows, s_i = delta_{v(i)} / sqrt(w_i) (`engines.residual.residual_scale`),
-    for each draw of the residual structure's parameters (..., r)."""
+    """mean_i s_i^2 over the rows, s_i = delta_{v(i)} / sqrt(w_i)
+    (`engines.residual.residual_scale`), for each draw of the residual structure's parameters
+    (..., r)."""
     layout = ResidualLayout.from_spec(spec.residual, gaussian=True)
     if layout is None:
         return np.asarray(1.0)
@@ -48,12 +53,20 @@ def _mean_relative_variance(spec: ModelSpec, residual) -> np.ndarray:
     return np.mean(np.asarray(scale) ** 2, axis=-1).reshape(params.shape[:-1])
 
 
-def variance_components(spec: ModelSpec, beta, covariances, aux, residual=None) -> dict[str, np.ndarray]:
+def variance_components(
+    spec: ModelSpec, beta, covariances, aux, residual=None
+) -> dict[str, np.ndarray]:
     """R2_marginal, R2_conditional, ICC_adjusted and ICC_conditional over the draw axes."""
     var_f = np.var(np.asarray(beta) @ spec.X.T, axis=-1, ddof=1)
-    var_r = sum(np.mean(np.einsum("ni,...ij,nj->...n", t.Z, cov, t.Z), axis=-1)
-                for t, cov in zip(spec.terms, covariances))
+    var_r = sum(
+        np.mean(np.einsum("ni,...ij,nj->...n", t.Z, cov, t.Z), axis=-1)
+        for t, cov in zip(spec.terms, covariances)
+    )
     var_e = np.broadcast_to(residual_variance(spec, aux, residual), np.shape(var_f))
     total = var_f + var_r + var_e
-    return {"R2_marginal": var_f / total, "R2_conditional": (var_f + var_r) / total,
-            "ICC_adjusted": var_r / (var_r + var_e), "ICC_conditional": var_r / total}
+    return {
+        "R2_marginal": var_f / total,
+        "R2_conditional": (var_f + var_r) / total,
+        "ICC_adjusted": var_r / (var_r + var_e),
+        "ICC_conditional": var_r / total,
+    }

@@ -17,15 +17,38 @@ from ..errors import FormulaError
 
 #: Functions a formula may call. Formulas in spec files are data, not code: nothing else runs.
 ALLOWED_FUNCTIONS = frozenset(
-    {"log", "log2", "log10", "log1p", "exp", "sqrt", "abs", "sin", "cos", "tan",
-     "scale", "center", "standardize", "C", "I", "poly", "offset", "cbind", "p", "factor"}
+    {
+        "log",
+        "log2",
+        "log10",
+        "log1p",
+        "exp",
+        "sqrt",
+        "abs",
+        "sin",
+        "cos",
+        "tan",
+        "scale",
+        "center",
+        "standardize",
+        "C",
+        "I",
+        "poly",
+        "offset",
+        "cbind",
+        "p",
+        "factor",
+    }
 )
 ALLOWED_CONSTANTS = frozenset({"pi", "True", "False", "TRUE", "FALSE"})
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
-_TOKEN = re.compile(r"""\s*(?:(?P<quoted>`[^`]*`)|(?P<name>[A-Za-z_][A-Za-z0-9_.]*)
+_TOKEN = re.compile(
+    r"""\s*(?:(?P<quoted>`[^`]*`)|(?P<name>[A-Za-z_][A-Za-z0-9_.]*)
     |(?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)|(?P<string>"[^"]*"|'[^']*')
-    |(?P<op>\*\*|==|!=|<=|>=|\|\||%in%|[-+*/:|^(),=~<>\[\]!%&]))""", re.X)
+    |(?P<op>\*\*|==|!=|<=|>=|\|\||%in%|[-+*/:|^(),=~<>\[\]!%&]))""",
+    re.X,
+)
 
 
 def tokens(text: str) -> list[tuple[str, str]]:
@@ -52,9 +75,11 @@ def _check_operators(text: str) -> None:
             pkind, ptok = previous
             ends = pkind in ("name", "number", "string", "quoted") or ptok == ")"
             if ends and not (pkind == "name" and tok == "("):
-                raise FormulaError(f"missing operator between {ptok!r} and {tok!r} in formula "
-                                   f"{text!r}: write '{ptok} + {tok}' (or ':' or '*' for an "
-                                   "interaction)")
+                raise FormulaError(
+                    f"missing operator between {ptok!r} and {tok!r} in formula "
+                    f"{text!r}: write '{ptok} + {tok}' (or ':' or '*' for an "
+                    "interaction)"
+                )
         previous = (kind, tok)
 
 
@@ -73,7 +98,7 @@ class ResponseSyntax:
 
     expr: str
     successes: str | None = None
-    trials: str | None = None   # for cbind(s, f) this is "s + f"; for p(s, n) it is "n"
+    trials: str | None = None  # for cbind(s, f) this is "s + f"; for p(s, n) it is "n"
 
 
 @dataclass(frozen=True)
@@ -131,7 +156,8 @@ def _expand_group(group: str) -> list[str]:
         for factor in factors:
             if not (_IDENTIFIER.fullmatch(factor) or re.fullmatch(r"`[^`]+`", factor)):
                 raise FormulaError(
-                    f"grouping factor {group!r} must be column names joined by ':' or '/'")
+                    f"grouping factor {group!r} must be column names joined by ':' or '/'"
+                )
         names.append(":".join(f.strip("`") for f in factors))
     return [":".join(names[: i + 1]) for i in range(len(names))]
 
@@ -146,7 +172,7 @@ def _parse_random(inner: str, text: str) -> list[RandomTermSyntax]:
         if depth == 0 and inner.startswith(bar, i):
             position = i
             break
-    expr, group = inner[:position].strip(), inner[position + len(bar):].strip()
+    expr, group = inner[:position].strip(), inner[position + len(bar) :].strip()
     if not expr or not group:
         raise FormulaError(f"random-effect term ({inner}) in {text!r} needs 'terms | group'")
     return [RandomTermSyntax(expr, g, correlated) for g in _expand_group(group)]
@@ -173,19 +199,23 @@ def check_identifiers(text: str, columns) -> None:
     for i, (kind, tok) in enumerate(found):
         following = found[i + 1][1] if i + 1 < len(found) else ""
         if kind == "quoted" and tok[1:-1] not in columns:
-            raise FormulaError(f"unknown column {tok[1:-1]!r} in formula {text!r}; "
-                               f"data columns are: {', '.join(sorted(columns))}")
+            raise FormulaError(
+                f"unknown column {tok[1:-1]!r} in formula {text!r}; "
+                f"data columns are: {', '.join(sorted(columns))}"
+            )
         if kind != "name" or following == "=":
             continue
         if following == "(":
             if tok not in ALLOWED_FUNCTIONS:
                 raise FormulaError(
                     f"function {tok!r} is not allowed in a formula; allowed: "
-                    f"{', '.join(sorted(ALLOWED_FUNCTIONS))}")
+                    f"{', '.join(sorted(ALLOWED_FUNCTIONS))}"
+                )
         elif tok not in columns and tok not in ALLOWED_CONSTANTS:
             raise FormulaError(
                 f"unknown column {tok!r} in formula {text!r}; "
-                f"data columns are: {', '.join(sorted(columns))}")
+                f"data columns are: {', '.join(sorted(columns))}"
+            )
 
 
 def parse_formula(text: str) -> ParsedFormula:
@@ -194,7 +224,7 @@ def parse_formula(text: str) -> ParsedFormula:
         raise FormulaError(f"formula must have the form 'response ~ terms', got {text!r}")
     _check_parentheses(text)
     lhs, rhs = (s.strip() for s in text.split("~"))
-    rhs = rhs.replace("^", "**")       # R's power: I(x^2) is x squared, (a + b)^2 interactions
+    rhs = rhs.replace("^", "**")  # R's power: I(x^2) is x squared, (a + b)^2 interactions
     if not lhs or not rhs:
         raise FormulaError(f"formula {text!r} needs a response and at least one term")
     fixed, random, offsets = [], [], []

@@ -21,20 +21,26 @@ from ..errors import DataError, DataWarning, FamilyError, FormulaError, ModelErr
 from ..families import Family, Link, resolve_family
 from .formula import ParsedFormula, check_identifiers, parse_formula, tokens
 from .relatedness import check_cov_keys, relatedness_factor
-from .residual import ResidualSpec, build_residual, check_structures, residual_columns, weights_frame
+from .residual import (
+    ResidualSpec,
+    build_residual,
+    check_structures,
+    residual_columns,
+    weights_frame,
+)
 
 
 @dataclass(frozen=True)
 class RandomEffectTerm:
     """One term `(expr | factor)`: the columns Z_k and the level of each row."""
 
-    factor: str                 # grouping factor, e.g. "Subject" or "dept:service"
-    label: str                  # lme4's VarCorr group name: "Subject", then "Subject.1", ...
+    factor: str  # grouping factor, e.g. "Subject" or "dept:service"
+    label: str  # lme4's VarCorr group name: "Subject", then "Subject.1", ...
     levels: tuple[str, ...]
-    level_index: np.ndarray     # (n,) int: level of each row
-    Z: np.ndarray               # (n, q_k) term columns
-    names: tuple[str, ...]      # column names, lme4 style: "(Intercept)", "Days"
-    relatedness: np.ndarray | None = None   # F (n_levels, r), F F' = K, for cov={factor: K}
+    level_index: np.ndarray  # (n,) int: level of each row
+    Z: np.ndarray  # (n, q_k) term columns
+    names: tuple[str, ...]  # column names, lme4 style: "(Intercept)", "Days"
+    relatedness: np.ndarray | None = None  # F (n_levels, r), F F' = K, for cov={factor: K}
 
     @property
     def q(self) -> int:
@@ -54,15 +60,15 @@ class ModelSpec:
     link: Link
     response_name: str
     y: np.ndarray
-    trials: np.ndarray          # ones where the family has no trials
+    trials: np.ndarray  # ones where the family has no trials
     offset: np.ndarray
     X: np.ndarray
     fixed_names: tuple[str, ...]
     terms: tuple[RandomEffectTerm, ...]
     data: pd.DataFrame = field(repr=False)
     parsed: ParsedFormula = field(repr=False, compare=False)
-    designs: tuple["Design", ...] = field(repr=False, compare=False)  # fixed, then per (expr | g)
-    residual: ResidualSpec = field(repr=False, compare=False)          # Var(e) = sigma^2 S C S
+    designs: tuple[Design, ...] = field(repr=False, compare=False)  # fixed, then per (expr | g)
+    residual: ResidualSpec = field(repr=False, compare=False)  # Var(e) = sigma^2 S C S
 
     @property
     def n_obs(self) -> int:
@@ -92,7 +98,7 @@ def lme4_name(label: str) -> str:
     if label == "Intercept":
         return "(Intercept)"
     if label.startswith("poly(") and (match := re.fullmatch(r"(.*)\[(\d+)\]", label)):
-        return f"{match.group(1)}{int(match.group(2)) + 1}"     # R numbers poly columns from 1
+        return f"{match.group(1)}{int(match.group(2)) + 1}"  # R numbers poly columns from 1
     return re.sub(r"\[([^\]]*)\]", r"\1", label).replace(" ** ", "^")
 
 
@@ -102,9 +108,22 @@ def factor(values) -> pd.Categorical:
 
 
 #: functions a formula may call besides formulae's own (C, I, scale, center, poly, ...)
-TRANSFORMS = {"log": np.log, "log2": np.log2, "log10": np.log10, "log1p": np.log1p, "exp": np.exp,
-              "sqrt": np.sqrt, "abs": np.abs, "sin": np.sin, "cos": np.cos, "tan": np.tan, "pi": np.pi,
-              "TRUE": True, "FALSE": False, "factor": factor}
+TRANSFORMS = {
+    "log": np.log,
+    "log2": np.log2,
+    "log10": np.log10,
+    "log1p": np.log1p,
+    "exp": np.exp,
+    "sqrt": np.sqrt,
+    "abs": np.abs,
+    "sin": np.sin,
+    "cos": np.cos,
+    "tan": np.tan,
+    "pi": np.pi,
+    "TRUE": True,
+    "FALSE": False,
+    "factor": factor,
+}
 
 
 class Design(NamedTuple):
@@ -126,14 +145,21 @@ def _design(expr: str, data: pd.DataFrame) -> Design:
         with np.errstate(all="ignore"), warnings.catch_warnings():
             # non-finite values from a transform are named and dropped by `_drop_non_finite`
             warnings.simplefilter("ignore", RuntimeWarning)
-            common = formulae.design_matrices(expr, data, na_action="error",
-                                               extra_namespace=TRANSFORMS).common
+            common = formulae.design_matrices(
+                expr, data, na_action="error", extra_namespace=TRANSFORMS
+            ).common
     except Exception as exc:  # formulae raises several types; re-raise with the term named
         raise FormulaError(f"could not build the design for {expr!r}: {exc}") from exc
-    columns = {lme4_name(name): tuple(lme4_name(l) for l in term.labels)
-               for name, term in common.terms.items()}
-    return Design(np.asarray(common.design_matrix, dtype=float),
-                  tuple(c for cols in columns.values() for c in cols), common, columns)
+    columns = {
+        lme4_name(name): tuple(lme4_name(l) for l in term.labels)
+        for name, term in common.terms.items()
+    }
+    return Design(
+        np.asarray(common.design_matrix, dtype=float),
+        tuple(c for cols in columns.values() for c in cols),
+        common,
+        columns,
+    )
 
 
 def _evaluate(expr: str, data: pd.DataFrame, role: str) -> np.ndarray:
@@ -144,7 +170,9 @@ def _evaluate(expr: str, data: pd.DataFrame, role: str) -> np.ndarray:
         if values.dtype == bool:
             return values.to_numpy(dtype=float)
         if not pd.api.types.is_numeric_dtype(values):
-            raise DataError(f"{role} column {name!r} must be numeric, it holds {values.dtype} values")
+            raise DataError(
+                f"{role} column {name!r} must be numeric, it holds {values.dtype} values"
+            )
         return values.to_numpy(dtype=float)
     matrix = _design(f"0 + I({expr})", data).matrix
     if matrix.shape[1] != 1:
@@ -174,8 +202,10 @@ def _factor_levels(data: pd.DataFrame, factor: str) -> tuple[tuple[str, ...], np
     """`group_labels` of a grouping factor, which must have two levels or more."""
     labels, index = group_labels(data, factor)
     if len(labels) < 2:
-        raise DataError(f"grouping factor {factor!r} has only one level ({labels[0]!r}); "
-                        "a random effect needs at least two")
+        raise DataError(
+            f"grouping factor {factor!r} has only one level ({labels[0]!r}); "
+            "a random effect needs at least two"
+        )
     return tuple(labels), index
 
 
@@ -201,8 +231,11 @@ def _clean_data(parsed: ParsedFormula, data: pd.DataFrame, extra: list[str]) -> 
     missing = frame.isna().any(axis=1)
     if missing.any():
         cols = [c for c in used if frame[c].isna().any()]
-        warn(f"dropped {int(missing.sum())} of {len(frame)} rows with missing values "
-             f"in {', '.join(map(repr, cols))}", DataWarning)
+        warn(
+            f"dropped {int(missing.sum())} of {len(frame)} rows with missing values "
+            f"in {', '.join(map(repr, cols))}",
+            DataWarning,
+        )
         frame = frame.loc[~missing]
     if len(frame) == 0:
         raise DataError("no rows left after dropping missing values")
@@ -217,34 +250,46 @@ def _binomial_from_proportions(y, frame, weights_column, name):
         trials = frame[weights_column].to_numpy(dtype=float)
         _check_trials(np.zeros_like(y), trials, f"weights {weights_column!r}")
         successes = y * trials
-        if not np.allclose(successes, np.round(successes), rtol=0, atol=1e-8 * max(1.0, trials.max())):
+        if not np.allclose(
+            successes, np.round(successes), rtol=0, atol=1e-8 * max(1.0, trials.max())
+        ):
             row = int(np.argmax(np.abs(successes - np.round(successes))))
-            raise DataError(f"response {name!r} with weights {weights_column!r} as trials: "
-                            f"{y[row]:g} x {trials[row]:g} is not a whole number of successes "
-                            f"(row {row})")
+            raise DataError(
+                f"response {name!r} with weights {weights_column!r} as trials: "
+                f"{y[row]:g} x {trials[row]:g} is not a whole number of successes "
+                f"(row {row})"
+            )
         return np.round(successes), trials, None
     if np.all((y == 0) | (y == 1)):
         return y, np.ones_like(y), weights_column
-    raise DataError(f"binomial response {name!r} needs its trials: write cbind(successes, "
-                    "failures) or p(successes, trials) on the left, a proportion with the "
-                    "trials as weights=, or a 0/1 response")
+    raise DataError(
+        f"binomial response {name!r} needs its trials: write cbind(successes, "
+        "failures) or p(successes, trials) on the left, a proportion with the "
+        "trials as weights=, or a 0/1 response"
+    )
 
 
 def _check_column_type(values: pd.Series, name: str) -> None:
     """Numbers, text, categories or booleans: not dates, and not numbers mixed with text."""
     if pd.api.types.is_datetime64_any_dtype(values) or pd.api.types.is_timedelta64_dtype(values):
-        raise DataError(f"column {name!r} holds dates or times; convert it to a number first "
-                        "(e.g. days since the first date)")
+        raise DataError(
+            f"column {name!r} holds dates or times; convert it to a number first "
+            "(e.g. days since the first date)"
+        )
     if values.dtype == object:
         kinds = {type(v) for v in values.dropna()}
         numbers = {k for k in kinds if issubclass(k, (int, float, np.number)) and k is not bool}
         if numbers and kinds - numbers:
             row = next(i for i, v in values.dropna().items() if type(v) not in numbers)
-            raise DataError(f"column {name!r} mixes numbers and text (e.g. {values[row]!r} in "
-                            f"row {row}); make it all numbers, or all text for a factor")
+            raise DataError(
+                f"column {name!r} mixes numbers and text (e.g. {values[row]!r} in "
+                f"row {row}); make it all numbers, or all text for a factor"
+            )
         if kinds and not all(issubclass(k, (str, bool, int, float, np.number)) for k in kinds):
-            raise DataError(f"column {name!r} holds {sorted(k.__name__ for k in kinds)} values; "
-                            "use numbers, text or a categorical column")
+            raise DataError(
+                f"column {name!r} holds {sorted(k.__name__ for k in kinds)} values; "
+                "use numbers, text or a categorical column"
+            )
 
 
 def _aliased_columns(X: np.ndarray, names: tuple[str, ...]) -> list[str]:
@@ -253,11 +298,11 @@ def _aliased_columns(X: np.ndarray, names: tuple[str, ...]) -> list[str]:
     every other column minus its mean, which spans the same space, then each column over its
     root mean square, so that a covariate's units or offset (a year in seconds, x + 1e6) do
     not decide it."""
-    Z = np.array(X, dtype=float)                  # rows >= 1: checked when they were cleaned
+    Z = np.array(X, dtype=float)  # rows >= 1: checked when they were cleaned
     constant = np.ptp(Z, axis=0) == 0
     if np.any(constant & (Z[0] != 0)):
         Z[:, ~constant] -= Z[:, ~constant].mean(axis=0)
-    rms = np.sqrt(np.mean(Z ** 2, axis=0))
+    rms = np.sqrt(np.mean(Z**2, axis=0))
     Z[:, rms > 0] /= rms[rms > 0]
     kept, aliased = [], []
     tol = 1e-7 * max(Z.shape)
@@ -283,9 +328,12 @@ def _warn_far_from_centre(X: np.ndarray, names: tuple[str, ...]) -> None:
     mean, sd = X.mean(axis=0), X.std(axis=0)
     far = [(n, m, s) for n, m, s in zip(names, mean, sd) if s > 0 and abs(m) > FAR_FROM_CENTRE * s]
     if far:
-        warn("fixed effects lose digits to covariates far from 0 in their own units: "
-             + ", ".join(f"{n} (mean {m:.3g}, sd {s:.3g})" for n, m, s in far)
-             + "; centre them (e.g. x - mean(x)) for full precision", DataWarning)
+        warn(
+            "fixed effects lose digits to covariates far from 0 in their own units: "
+            + ", ".join(f"{n} (mean {m:.3g}, sd {s:.3g})" for n, m, s in far)
+            + "; centre them (e.g. x - mean(x)) for full precision",
+            DataWarning,
+        )
 
 
 def term_blocks(syntax, n_columns: int) -> list[list[int]]:
@@ -294,17 +342,23 @@ def term_blocks(syntax, n_columns: int) -> list[list[int]]:
     return [[j] for j in range(n_columns)] if not syntax.correlated else [list(range(n_columns))]
 
 
-def _random_terms(parsed: ParsedFormula, data: pd.DataFrame, designs, cov: dict) -> tuple[RandomEffectTerm, ...]:
+def _random_terms(
+    parsed: ParsedFormula, data: pd.DataFrame, designs, cov: dict
+) -> tuple[RandomEffectTerm, ...]:
     terms: list[RandomEffectTerm] = []
     for syntax, (Z, names, *_) in zip(parsed.random, designs):
         if Z.shape[1] == 0:
-            raise FormulaError(f"random-effect term ({syntax.expr} | {syntax.group}) has no columns")
+            raise FormulaError(
+                f"random-effect term ({syntax.expr} | {syntax.group}) has no columns"
+            )
         levels, index = _factor_levels(data, syntax.group)
         if syntax.group in cov:
             if Z.shape[1] != 1:
-                raise ModelError(f"cov={{{syntax.group!r}: K}} needs a scalar term such as "
-                                 f"(1 | {syntax.group}); ({syntax.expr} | {syntax.group}) has "
-                                 f"{Z.shape[1]} columns")
+                raise ModelError(
+                    f"cov={{{syntax.group!r}: K}} needs a scalar term such as "
+                    f"(1 | {syntax.group}); ({syntax.expr} | {syntax.group}) has "
+                    f"{Z.shape[1]} columns"
+                )
             all_levels, F = relatedness_factor(cov[syntax.group], syntax.group, levels)
             index = pd.Index(all_levels).get_indexer([levels[i] for i in index])
             seen = sum(t.factor == syntax.group for t in terms)
@@ -314,8 +368,11 @@ def _random_terms(parsed: ParsedFormula, data: pd.DataFrame, designs, cov: dict)
         for cols in term_blocks(syntax, Z.shape[1]):
             seen = sum(t.factor == syntax.group for t in terms)
             label = syntax.group if seen == 0 else f"{syntax.group}.{seen}"
-            terms.append(RandomEffectTerm(syntax.group, label, levels, index,
-                                          Z[:, cols], tuple(names[j] for j in cols)))
+            terms.append(
+                RandomEffectTerm(
+                    syntax.group, label, levels, index, Z[:, cols], tuple(names[j] for j in cols)
+                )
+            )
     return tuple(terms)
 
 
@@ -323,7 +380,11 @@ def _numeric_parts(parsed: ParsedFormula, frame: pd.DataFrame):
     """Every numeric piece of the model evaluated on `frame`: named vectors (response, trials,
     offsets), the fixed design and one design per random-effect term."""
     response = parsed.response
-    vectors = {f"response {response.expr!r}": _evaluate(response.successes or response.expr, frame, "response")}
+    vectors = {
+        f"response {response.expr!r}": _evaluate(
+            response.successes or response.expr, frame, "response"
+        )
+    }
     if response.trials is not None:
         vectors[f"trials {response.trials!r}"] = _evaluate(response.trials, frame, "trials")
     for o in parsed.offsets:
@@ -349,9 +410,11 @@ def _drop_non_finite(parsed: ParsedFormula, frame: pd.DataFrame):
         return frame, parts
     if bad.all():
         raise DataError(f"every row has a NaN or infinite value of {', '.join(culprits)}")
-    warn(f"dropped {int(bad.sum())} of {len(frame)} rows where {', '.join(culprits)} "
-         "is NaN or infinite (a transform outside its domain, such as log of a value <= 0)",
-         DataWarning)
+    warn(
+        f"dropped {int(bad.sum())} of {len(frame)} rows where {', '.join(culprits)} "
+        "is NaN or infinite (a transform outside its domain, such as log of a value <= 0)",
+        DataWarning,
+    )
     frame = frame.loc[~bad].reset_index(drop=True)
     return frame, _numeric_parts(parsed, frame)
 
@@ -359,44 +422,69 @@ def _drop_non_finite(parsed: ParsedFormula, frame: pd.DataFrame):
 def _check_trials(y: np.ndarray, trials: np.ndarray, expr: str) -> None:
     if np.any(trials < 0) or np.any(trials != np.round(trials)):
         bad = trials[(trials < 0) | (trials != np.round(trials))][0]
-        raise DataError(f"binomial trials in {expr!r} must be non-negative whole numbers; found {bad:g}")
+        raise DataError(
+            f"binomial trials in {expr!r} must be non-negative whole numbers; found {bad:g}"
+        )
     if np.any(y > trials):
         raise DataError(f"response {expr!r} has more successes than trials")
 
 
-def _check_identifiable(spec: "ModelSpec", control: Control) -> None:
+def _check_identifiable(spec: ModelSpec, control: Control) -> None:
     """lme4's checks of the design against the data (check.nobs.vs.nlev, check.nobs.vs.nRE)."""
     n, p = spec.X.shape
     if n <= p:
-        raise ModelError(f"{n} observations for {p} fixed effects: the model needs more "
-                         "observations than fixed-effect columns")
+        raise ModelError(
+            f"{n} observations for {p} fixed effects: the model needs more "
+            "observations than fixed-effect columns"
+        )
     gaussian = spec.family.residual_sd
     for term in spec.terms:
-        if term.relatedness is not None:        # its levels include K's levels without data
+        if term.relatedness is not None:  # its levels include K's levels without data
             continue
         if term.n_levels >= n:
-            message = (f"grouping factor {term.factor!r} has {term.n_levels} levels for {n} "
-                       "observations: one random effect per observation")
+            message = (
+                f"grouping factor {term.factor!r} has {term.n_levels} levels for {n} "
+                "observations: one random effect per observation"
+            )
             if gaussian and control.check_nobs_vs_nlev == "stop":
-                raise ModelError(message + ", which a gaussian model cannot tell from the "
-                                 "residual; remove the term (lme4's check.nobs.vs.nlev)")
+                raise ModelError(
+                    message + ", which a gaussian model cannot tell from the "
+                    "residual; remove the term (lme4's check.nobs.vs.nlev)"
+                )
             if control.check_nobs_vs_nlev != "ignore":
-                warn(message + (" (an observation-level effect: overdispersion)" if not gaussian
-                                else ""), DataWarning)
+                warn(
+                    message
+                    + (" (an observation-level effect: overdispersion)" if not gaussian else ""),
+                    DataWarning,
+                )
         if term.q > term.n_levels:
-            warn(f"term ({' + '.join(term.names)} | {term.factor}) has {term.q} columns but "
-                 f"{term.factor!r} has only {term.n_levels} levels: its {term.q} x {term.q} "
-                 "covariance cannot be estimated; simplify the term", DataWarning)
+            warn(
+                f"term ({' + '.join(term.names)} | {term.factor}) has {term.q} columns but "
+                f"{term.factor!r} has only {term.n_levels} levels: its {term.q} x {term.q} "
+                "covariance cannot be estimated; simplify the term",
+                DataWarning,
+            )
     n_random = sum(t.q * t.n_levels for t in spec.terms)
     if gaussian and n_random >= n:
-        control.report("nobs_vs_nre", DataWarning,
-                       f"{n_random} random effects for {n} observations: the random-effect "
-                       "variances and the residual variance are probably unidentifiable")
+        control.report(
+            "nobs_vs_nre",
+            DataWarning,
+            f"{n_random} random effects for {n} observations: the random-effect "
+            "variances and the residual variance are probably unidentifiable",
+        )
 
 
-def build_model_spec(formula: str, data: pd.DataFrame, family: str = "gaussian",
-                     link: str | None = None, control: Control | None = None,
-                     correlation=None, variance=None, weights=None, cov: dict | None = None) -> ModelSpec:
+def build_model_spec(
+    formula: str,
+    data: pd.DataFrame,
+    family: str = "gaussian",
+    link: str | None = None,
+    control: Control | None = None,
+    correlation=None,
+    variance=None,
+    weights=None,
+    cov: dict | None = None,
+) -> ModelSpec:
     """Formula + data + family (+ residual structure, `spec.residual`) -> `ModelSpec`. The
     input DataFrame is never modified."""
     control = control or Control()
@@ -416,12 +504,16 @@ def build_model_spec(formula: str, data: pd.DataFrame, family: str = "gaussian",
     y = vectors[f"response {response.expr!r}"]
     if response.trials is not None:
         if not fam.uses_trials or fam.name == "bernoulli":
-            raise FamilyError(f"response {response.expr!r} gives successes and trials; "
-                              f"use family='binomial', not {fam.name!r}")
+            raise FamilyError(
+                f"response {response.expr!r} gives successes and trials; "
+                f"use family='binomial', not {fam.name!r}"
+            )
         trials = vectors[f"trials {response.trials!r}"]
         _check_trials(y, trials, response.expr)
     elif fam.name == "binomial":
-        y, trials, weights_column = _binomial_from_proportions(y, frame, weights_column, response.expr)
+        y, trials, weights_column = _binomial_from_proportions(
+            y, frame, weights_column, response.expr
+        )
     else:
         trials = np.ones_like(y)
     fam.check_response(y, response.expr)
@@ -429,15 +521,37 @@ def build_model_spec(formula: str, data: pd.DataFrame, family: str = "gaussian",
     _check_variation(y, offset, fam, response.expr)
     X, fixed_names = fixed.matrix, fixed.names
     if aliased := _aliased_columns(X, fixed_names):
-        raise ModelError(f"fixed-effect model matrix is rank deficient: {', '.join(aliased)} "
-                         "is a linear combination of the other columns; remove it from the formula")
+        raise ModelError(
+            f"fixed-effect model matrix is rank deficient: {', '.join(aliased)} "
+            "is a linear combination of the other columns; remove it from the formula"
+        )
     _warn_far_from_centre(X, fixed_names)
     check_cov_keys(cov or {}, [s.group for s in parsed.random])
     terms = _random_terms(parsed, frame, designs, cov or {})
-    residual = build_residual(correlation, variance, weights_column, frame,
-                              [t.level_index for t in terms], [t.factor for t in terms])
-    spec = ModelSpec(formula, fam, lnk, response.expr, y, trials, offset, X, fixed_names,
-                     terms, frame, parsed, (fixed, *designs), residual)
+    residual = build_residual(
+        correlation,
+        variance,
+        weights_column,
+        frame,
+        [t.level_index for t in terms],
+        [t.factor for t in terms],
+    )
+    spec = ModelSpec(
+        formula,
+        fam,
+        lnk,
+        response.expr,
+        y,
+        trials,
+        offset,
+        X,
+        fixed_names,
+        terms,
+        frame,
+        parsed,
+        (fixed, *designs),
+        residual,
+    )
     _check_identifiable(spec, control)
     return spec
 
@@ -446,9 +560,11 @@ def _check_variation(y, offset, family, name: str) -> None:
     """A gaussian response that is constant (after its offset) leaves nothing to model: its
     residual sd is 0 and every criterion is -inf there."""
     if family.residual_sd and np.ptp(y - offset) == 0:
-        raise DataError(f"{family.name} response {name!r} does not vary"
-                        f"{' around its offset' if np.any(offset) else ''} (every value is "
-                        f"{float(y[0] - offset[0]):g}); there is nothing to model")
+        raise DataError(
+            f"{family.name} response {name!r} does not vary"
+            f"{' around its offset' if np.any(offset) else ''} (every value is "
+            f"{float(y[0] - offset[0]):g}); there is nothing to model"
+        )
 
 
 def response_batch(spec: ModelSpec, responses) -> np.ndarray:
@@ -459,17 +575,23 @@ def response_batch(spec: ModelSpec, responses) -> np.ndarray:
     if isinstance(responses, pd.DataFrame):
         labels = [str(c) for c in responses.columns]
         if not all(pd.api.types.is_numeric_dtype(t) for t in responses.dtypes):
-            bad = [str(c) for c, t in responses.dtypes.items() if not pd.api.types.is_numeric_dtype(t)]
+            bad = [
+                str(c) for c, t in responses.dtypes.items() if not pd.api.types.is_numeric_dtype(t)
+            ]
             raise DataError(f"response column(s) {bad} are not numeric")
         responses = responses.to_numpy(dtype=float).T
     try:
         batch = np.array(responses, dtype=float, ndmin=2)
     except (TypeError, ValueError):
-        raise DataError("responses must be numeric: an array (datasets x rows) or a DataFrame "
-                        "with one column per dataset") from None
+        raise DataError(
+            "responses must be numeric: an array (datasets x rows) or a DataFrame "
+            "with one column per dataset"
+        ) from None
     if batch.ndim != 2 or batch.shape[1] != spec.n_obs:
-        raise DataError(f"responses must have shape (datasets, {spec.n_obs}), one value per row "
-                        f"of the model; got {batch.shape}")
+        raise DataError(
+            f"responses must have shape (datasets, {spec.n_obs}), one value per row "
+            f"of the model; got {batch.shape}"
+        )
     if batch.shape[0] == 0:
         raise DataError("responses hold no dataset: a batch needs at least one")
     for d, y in enumerate(batch):

@@ -26,7 +26,7 @@ class TermRows:
     Z: np.ndarray
     level_index: np.ndarray
     levels: tuple[str, ...]
-    fitted_index: np.ndarray        # per level: its index in the fitted term's levels, or -1
+    fitted_index: np.ndarray  # per level: its index in the fitted term's levels, or -1
 
     @property
     def new_levels(self) -> list[str]:
@@ -57,7 +57,9 @@ def kept_terms(spec: ModelSpec, re_form) -> tuple[bool, ...]:
     if not isinstance(re_form, str):
         if isinstance(re_form, float) and np.isnan(re_form):
             return (False,) * len(spec.terms)
-        raise FormulaError(f"re_form must be None, '~0' or a formula such as '~(1 | g)', got {re_form!r}")
+        raise FormulaError(
+            f"re_form must be None, '~0' or a formula such as '~(1 | g)', got {re_form!r}"
+        )
     text = re_form.strip()
     if text.replace(" ", "") in ("~0", "NA", "0", "~-1"):
         return (False,) * len(spec.terms)
@@ -65,8 +67,10 @@ def kept_terms(spec: ModelSpec, re_form) -> tuple[bool, ...]:
     groups = {syntax.group for syntax in parsed.random}
     factors = {term.factor for term in spec.terms}
     if unknown := sorted(groups - factors):
-        raise FormulaError(f"re_form {re_form!r} names grouping factor(s) {unknown} that the model "
-                           f"does not have; its factors are {sorted(factors)}")
+        raise FormulaError(
+            f"re_form {re_form!r} names grouping factor(s) {unknown} that the model "
+            f"does not have; its factors are {sorted(factors)}"
+        )
     return tuple(term.factor in groups for term in spec.terms)
 
 
@@ -91,11 +95,15 @@ def _check_columns(newdata: pd.DataFrame, needed: dict[str, str], fitted: pd.Dat
         values = newdata[column]
         was_numeric = column in fitted.columns and pd.api.types.is_numeric_dtype(fitted[column])
         if was_numeric and not pd.api.types.is_numeric_dtype(values):
-            raise DataError(f"newdata column {column!r} must be numeric, as in the fitted data; "
-                            f"got {values.dtype} values such as {values.iloc[0]!r}")
+            raise DataError(
+                f"newdata column {column!r} must be numeric, as in the fitted data; "
+                f"got {values.dtype} values such as {values.iloc[0]!r}"
+            )
         if values.isna().any():
-            raise DataError(f"newdata column {column!r} has {int(values.isna().sum())} missing "
-                            "value(s); predictions need every value the model uses")
+            raise DataError(
+                f"newdata column {column!r} has {int(values.isna().sum())} missing "
+                "value(s); predictions need every value the model uses"
+            )
         if pd.api.types.is_numeric_dtype(values) and values.dtype != bool:
             if not np.all(np.isfinite(values.to_numpy(dtype=float))):
                 raise DataError(f"newdata column {column!r} has infinite values")
@@ -111,18 +119,27 @@ def _evaluate_design(design, newdata: pd.DataFrame, role: str) -> np.ndarray:
     return np.asarray(matrix.design_matrix, dtype=float)
 
 
-def model_rows(spec: ModelSpec, newdata: pd.DataFrame | None = None,
-               grouped: tuple[bool, ...] | None = None, columns: tuple[bool, ...] | None = None,
-               require_trials: bool = False) -> Rows:
+def model_rows(
+    spec: ModelSpec,
+    newdata: pd.DataFrame | None = None,
+    grouped: tuple[bool, ...] | None = None,
+    columns: tuple[bool, ...] | None = None,
+    require_trials: bool = False,
+) -> Rows:
     """The model's design on `newdata` (None: the fitted rows). Terms in `grouped` get their
     columns and levels (the grouping factor must be in newdata); further terms in `columns`
     only their columns (levels empty, as integrating a term out needs); the rest are None."""
     grouped = grouped if grouped is not None else (True,) * len(spec.terms)
     columns = tuple(g or c for g, c in zip(grouped, columns or grouped))
     if newdata is None:
-        terms = tuple(TermRows(t.Z, t.level_index, t.levels, np.arange(t.n_levels)) if g else
-                      TermRows(t.Z, None, (), np.arange(0)) if c else None
-                      for t, g, c in zip(spec.terms, grouped, columns))
+        terms = tuple(
+            TermRows(t.Z, t.level_index, t.levels, np.arange(t.n_levels))
+            if g
+            else TermRows(t.Z, None, (), np.arange(0))
+            if c
+            else None
+            for t, g, c in zip(spec.terms, grouped, columns)
+        )
         return Rows(spec.X, spec.offset, spec.trials, terms)
     if not isinstance(newdata, pd.DataFrame):
         raise DataError(f"newdata must be a pandas DataFrame, got {type(newdata).__name__}")
@@ -130,15 +147,18 @@ def model_rows(spec: ModelSpec, newdata: pd.DataFrame | None = None,
         raise DataError("newdata has no rows")
     parsed = spec.parsed
     needed: dict[str, str] = {}
-    for role, text in [("fixed effects", parsed.fixed)] + [(f"offset({o})", o) for o in parsed.offsets]:
+    for role, text in [("fixed effects", parsed.fixed)] + [
+        (f"offset({o})", o) for o in parsed.offsets
+    ]:
         needed.update({c: needed.get(c, role) for c in _referenced_columns(text)})
     blocks = [term_blocks(s, len(d.names)) for s, d in zip(parsed.random, spec.designs[1:])]
-    owner = [i for i, b in enumerate(blocks) for _ in b]        # each term's (expr | g)
+    owner = [i for i, b in enumerate(blocks) for _ in b]  # each term's (expr | g)
     uses = lambda flags, i: any(f for f, o in zip(flags, owner) if o == i)
     for i, syntax in enumerate(parsed.random):
         role = f"term ({syntax.expr} | {syntax.group})"
-        names = (_referenced_columns(syntax.expr) if uses(columns, i) else set()) | \
-            (set(syntax.group.split(":")) if uses(grouped, i) else set())
+        names = (_referenced_columns(syntax.expr) if uses(columns, i) else set()) | (
+            set(syntax.group.split(":")) if uses(grouped, i) else set()
+        )
         needed.update({c: needed.get(c, role) for c in names})
     _check_columns(newdata, needed, spec.data)
     frame = newdata.reset_index(drop=True)
@@ -147,8 +167,11 @@ def model_rows(spec: ModelSpec, newdata: pd.DataFrame | None = None,
     trials = _new_trials(spec, frame, require_trials)
     terms, fitted = [], iter(zip(spec.terms, grouped, columns))
     for i, (syntax, design) in enumerate(zip(parsed.random, spec.designs[1:])):
-        Z = (_evaluate_design(design, frame, f"term ({syntax.expr} | {syntax.group})")
-             if uses(columns, i) else None)
+        Z = (
+            _evaluate_design(design, frame, f"term ({syntax.expr} | {syntax.group})")
+            if uses(columns, i)
+            else None
+        )
         for cols in blocks[i]:
             term, g, c = next(fitted)
             if g:
@@ -169,7 +192,9 @@ def _new_trials(spec: ModelSpec, frame: pd.DataFrame, required: bool) -> np.ndar
     missing = sorted(_referenced_columns(expr) - set(map(str, frame.columns)))
     if missing:
         if required:
-            raise DataError(f"newdata has no column {missing[0]!r}, which gives the binomial "
-                            f"trials ({expr}) needed to simulate responses")
+            raise DataError(
+                f"newdata has no column {missing[0]!r}, which gives the binomial "
+                f"trials ({expr}) needed to simulate responses"
+            )
         return None
     return _evaluate(expr, frame, "trials")

@@ -20,13 +20,17 @@ EIGEN_TOL = 1e-10
 PSD_TOL = 1e-8
 
 
-def relatedness_factor(K, factor: str, data_levels: tuple[str, ...]) -> tuple[tuple[str, ...], np.ndarray]:
+def relatedness_factor(
+    K, factor: str, data_levels: tuple[str, ...]
+) -> tuple[tuple[str, ...], np.ndarray]:
     """(levels of K, F with F F' = K) after checking K against the data's levels of `factor`."""
     if isinstance(K, pd.DataFrame):
         levels = [str(v) for v in K.index]
         if isinstance(K.index, pd.RangeIndex) and not set(data_levels) <= set(levels):
-            raise DataError(f"cov[{factor!r}]: K's rows are unlabelled (0, 1, ...); index it by the "
-                            f"levels of {factor!r} ({', '.join(data_levels[:5])}, ...)")
+            raise DataError(
+                f"cov[{factor!r}]: K's rows are unlabelled (0, 1, ...); index it by the "
+                f"levels of {factor!r} ({', '.join(data_levels[:5])}, ...)"
+            )
         if len(set(levels)) < len(levels):
             dup = sorted({v for v in levels if levels.count(v) > 1})
             raise DataError(f"cov[{factor!r}]: K has duplicated level(s) {dup[:10]}")
@@ -41,22 +45,27 @@ def relatedness_factor(K, factor: str, data_levels: tuple[str, ...]) -> tuple[tu
             raise DataError(f"cov[{factor!r}] must be a DataFrame or a numeric array") from None
         levels = list(data_levels)
         if values.shape != (len(levels), len(levels)):
-            raise DataError(f"cov[{factor!r}]: an unlabelled K must be {len(levels)} x {len(levels)}, "
-                            f"one row per level of {factor!r} in sorted order; got {values.shape} "
-                            "(label K as a DataFrame to include levels without data)")
+            raise DataError(
+                f"cov[{factor!r}]: an unlabelled K must be {len(levels)} x {len(levels)}, "
+                f"one row per level of {factor!r} in sorted order; got {values.shape} "
+                "(label K as a DataFrame to include levels without data)"
+            )
     if not np.all(np.isfinite(values)):
         raise DataError(f"cov[{factor!r}]: K has NaN or infinite entries")
     scale = max(np.abs(values).max(initial=0.0), 1e-300)
     if np.abs(values - values.T).max(initial=0.0) > 1e-8 * scale:
         raise DataError(f"cov[{factor!r}]: K is not symmetric")
     if missing := [v for v in data_levels if v not in set(levels)]:
-        raise DataError(f"cov[{factor!r}]: level(s) {missing[:10]} of {factor!r} in the data are "
-                        "not in K")
+        raise DataError(
+            f"cov[{factor!r}]: level(s) {missing[:10]} of {factor!r} in the data are not in K"
+        )
     eigenvalues, vectors = np.linalg.eigh(0.5 * (values + values.T))
     top = eigenvalues[-1]
     if top <= 0 or eigenvalues[0] < -PSD_TOL * top:
-        raise DataError(f"cov[{factor!r}]: K is not positive semi-definite (smallest eigenvalue "
-                        f"{eigenvalues[0]:.3g}, largest {top:.3g})")
+        raise DataError(
+            f"cov[{factor!r}]: K is not positive semi-definite (smallest eigenvalue "
+            f"{eigenvalues[0]:.3g}, largest {top:.3g})"
+        )
     keep = eigenvalues > EIGEN_TOL * top
     return tuple(levels), vectors[:, keep] * np.sqrt(eigenvalues[keep])
 
@@ -66,5 +75,7 @@ def check_cov_keys(cov: dict, factors: list[str]) -> None:
         raise ModelError(f"cov= takes a dict {{grouping factor: K}}, got {type(cov).__name__}")
     for key in cov:
         if key not in factors:
-            raise ModelError(f"cov={{{key!r}: ...}}: {key!r} is not a grouping factor of the "
-                             f"formula ({', '.join(dict.fromkeys(factors))})")
+            raise ModelError(
+                f"cov={{{key!r}: ...}}: {key!r} is not a grouping factor of the "
+                f"formula ({', '.join(dict.fromkeys(factors))})"
+            )

@@ -106,14 +106,14 @@ WEIGHTS_COLUMN = "(weights)"
 class ResidualSpec:
     """The residual structure as arrays over the model's rows (see the module docstring)."""
 
-    correlation: object | None          # one of CORRELATIONS, or None
+    correlation: object | None  # one of CORRELATIONS, or None
     variance: VarIdent | None
-    weights: np.ndarray                 # (n,) prior weights, ones where none were given
+    weights: np.ndarray  # (n,) prior weights, ones where none were given
     weighted: bool
-    variance_levels: tuple[str, ...]    # VarIdent levels; the first is the reference
-    variance_level: np.ndarray          # (n,) int
-    group_rows: np.ndarray              # (G, n_max) rows of each correlation group, padded with n
-    group_position: np.ndarray          # (G, n_max) positions t_i, padded with 0
+    variance_levels: tuple[str, ...]  # VarIdent levels; the first is the reference
+    variance_level: np.ndarray  # (n,) int
+    group_rows: np.ndarray  # (G, n_max) rows of each correlation group, padded with n
+    group_position: np.ndarray  # (G, n_max) positions t_i, padded with 0
     group_labels: tuple[str, ...]
     weights_column: str | None = None
 
@@ -121,10 +121,12 @@ class ResidualSpec:
     def parameter_names(self) -> tuple[str, ...]:
         """Natural parameters: the correlation's, then one sd ratio per non-reference level."""
         names = (self.correlation.parameter,) if self.correlation is not None else ()
-        return names + tuple(ratio_name(self.variance.by, level) for level in self.variance_levels[1:])
+        return names + tuple(
+            ratio_name(self.variance.by, level) for level in self.variance_levels[1:]
+        )
 
     def describe(self) -> str:
-        """"; AR1(group='Mare'), weights=w" (empty without a structure), for tables."""
+        """ "; AR1(group='Mare'), weights=w" (empty without a structure), for tables."""
         parts = [repr(s) for s in (self.correlation, self.variance) if s is not None]
         parts += [f"weights={self.weights_column}"] if self.weighted else []
         return "; " + ", ".join(parts) if parts else ""
@@ -152,25 +154,36 @@ def residual_columns(correlation, variance, weights) -> list[str]:
 
 def check_structures(correlation, variance, weights, data: pd.DataFrame, family, link) -> None:
     """Types, columns and families, before any row is dropped."""
-    if family.residual_sd and link.name != "identity" and \
-            (correlation, variance, weights) != (None, None, None):
-        raise ModelError("correlation=, variance= and weights= need the identity link for a "
-                         f"{family.name} model; this one has the {link.name} link")
+    if (
+        family.residual_sd
+        and link.name != "identity"
+        and (correlation, variance, weights) != (None, None, None)
+    ):
+        raise ModelError(
+            "correlation=, variance= and weights= need the identity link for a "
+            f"{family.name} model; this one has the {link.name} link"
+        )
     if correlation is not None and not isinstance(correlation, CORRELATIONS):
-        raise ModelError(f"correlation= takes gb.AR1, gb.CAR1, gb.GaussianCorrelation or "
-                         f"gb.CompoundSymmetry, got {correlation!r}")
+        raise ModelError(
+            f"correlation= takes gb.AR1, gb.CAR1, gb.GaussianCorrelation or "
+            f"gb.CompoundSymmetry, got {correlation!r}"
+        )
     if variance is not None and not isinstance(variance, VarIdent):
         raise ModelError(f"variance= takes gb.VarIdent(by=...), got {variance!r}")
     for what, structure in (("correlation", correlation), ("variance", variance)):
         if structure is None:
             continue
         if not family.residual_sd:
-            raise ModelError(f"{what}={structure!r} applies to gaussian models (nlme's lme); this "
-                             f"model is {family.name}")
+            raise ModelError(
+                f"{what}={structure!r} applies to gaussian models (nlme's lme); this "
+                f"model is {family.name}"
+            )
         for col in structure.columns():
             if not isinstance(col, str) or col not in data.columns:
-                raise DataError(f"{what}={structure!r}: {col!r} is not a column of the data "
-                                f"(columns: {', '.join(map(str, data.columns))})")
+                raise DataError(
+                    f"{what}={structure!r}: {col!r} is not a column of the data "
+                    f"(columns: {', '.join(map(str, data.columns))})"
+                )
     if isinstance(weights, str) and weights not in data.columns:
         raise DataError(f"weights={weights!r} is not a column of the data")
 
@@ -182,19 +195,33 @@ def weights_frame(data: pd.DataFrame, weights) -> tuple[pd.DataFrame, str | None
     if isinstance(weights, pd.Series) and not weights.index.equals(data.index):
         # a Series goes with the rows by its index, as pandas aligns it, never by position
         if weights.index.has_duplicates or set(weights.index) != set(data.index):
-            raise DataError("weights given as a Series must be indexed by the data's rows: "
-                            f"{len(set(data.index) - set(weights.index))} of the data's index "
-                            "labels are missing from it")
+            raise DataError(
+                "weights given as a Series must be indexed by the data's rows: "
+                f"{len(set(data.index) - set(weights.index))} of the data's index "
+                "labels are missing from it"
+            )
         weights = weights.reindex(data.index)
-    values = np.asarray(weights, dtype=float) if not isinstance(weights, pd.Series) else weights.to_numpy(float)
+    values = (
+        np.asarray(weights, dtype=float)
+        if not isinstance(weights, pd.Series)
+        else weights.to_numpy(float)
+    )
     if values.shape != (len(data),):
-        raise DataError(f"weights must be a column name or one value per row of the data "
-                        f"({len(data)}), got shape {values.shape}")
+        raise DataError(
+            f"weights must be a column name or one value per row of the data "
+            f"({len(data)}), got shape {values.shape}"
+        )
     return data.assign(**{WEIGHTS_COLUMN: values}), WEIGHTS_COLUMN
 
 
-def build_residual(correlation, variance, weights_column: str | None, frame: pd.DataFrame,
-                   level_indices: list[np.ndarray], factor_names: list[str]) -> ResidualSpec:
+def build_residual(
+    correlation,
+    variance,
+    weights_column: str | None,
+    frame: pd.DataFrame,
+    level_indices: list[np.ndarray],
+    factor_names: list[str],
+) -> ResidualSpec:
     """The arrays of the structures on the cleaned rows. `level_indices`: each random-effect
     term's level of each row, which a correlation group must not cross (nlme's nesting rule:
     whitening a group then leaves every row in the same random-effect levels)."""
@@ -207,21 +234,34 @@ def build_residual(correlation, variance, weights_column: str | None, frame: pd.
         weights = values.to_numpy(dtype=float)
         if not np.all(np.isfinite(weights)) or np.any(weights <= 0):
             bad = weights[~(np.isfinite(weights) & (weights > 0))][0]
-            raise DataError(f"weights {weights_column!r} must be positive and finite; found {bad:g}")
+            raise DataError(
+                f"weights {weights_column!r} must be positive and finite; found {bad:g}"
+            )
     levels, level = ("",), np.zeros(n, dtype=int)
     if variance is not None:
         codes, uniques = pd.factorize(frame[variance.by].astype(str), sort=True)
         levels, level = tuple(uniques), codes
         if len(levels) < 2:
-            raise DataError(f"VarIdent(by={variance.by!r}) needs two levels or more; the column "
-                            f"holds only {levels[0]!r}")
+            raise DataError(
+                f"VarIdent(by={variance.by!r}) needs two levels or more; the column "
+                f"holds only {levels[0]!r}"
+            )
     rows, position, labels = np.zeros((0, 1), int), np.zeros((0, 1)), ()
     if correlation is not None:
         rows, position, labels = _groups(correlation, frame)
         _check_nested(correlation, rows, n, level_indices, factor_names)
-    return ResidualSpec(correlation, variance, weights, weights_column is not None, levels,
-                        level.astype(np.int32), rows.astype(np.int32), position, labels,
-                        weights_column)
+    return ResidualSpec(
+        correlation,
+        variance,
+        weights,
+        weights_column is not None,
+        levels,
+        level.astype(np.int32),
+        rows.astype(np.int32),
+        position,
+        labels,
+        weights_column,
+    )
 
 
 def residual_on(residual: ResidualSpec, newdata: pd.DataFrame | None) -> ResidualSpec:
@@ -237,19 +277,39 @@ def residual_on(residual: ResidualSpec, newdata: pd.DataFrame | None) -> Residua
     if frame[needed].isna().any().any():
         raise DataError(f"newdata has missing values in {needed}")
     column = residual.weights_column
-    weights = frame[column].to_numpy(dtype=float) if column in frame.columns else np.ones(len(frame))
+    weights = (
+        frame[column].to_numpy(dtype=float) if column in frame.columns else np.ones(len(frame))
+    )
     level = np.zeros(len(frame), dtype=np.int32)
     if residual.variance is not None:
-        level = pd.Index(residual.variance_levels).get_indexer(frame[residual.variance.by].astype(str))
+        level = pd.Index(residual.variance_levels).get_indexer(
+            frame[residual.variance.by].astype(str)
+        )
         if np.any(level < 0):
-            new = sorted(set(frame[residual.variance.by].astype(str)) - set(residual.variance_levels))
-            raise DataError(f"newdata has level(s) {new} of VarIdent(by={residual.variance.by!r}) "
-                            f"that the model was not fitted to")
-    rows, position, labels = _groups(residual.correlation, frame) if residual.correlation else \
-        (residual.group_rows[:0], residual.group_position[:0], ())
-    return ResidualSpec(residual.correlation, residual.variance, weights, residual.weighted,
-                        residual.variance_levels, level.astype(np.int32), rows.astype(np.int32),
-                        position, labels, column)
+            new = sorted(
+                set(frame[residual.variance.by].astype(str)) - set(residual.variance_levels)
+            )
+            raise DataError(
+                f"newdata has level(s) {new} of VarIdent(by={residual.variance.by!r}) "
+                f"that the model was not fitted to"
+            )
+    rows, position, labels = (
+        _groups(residual.correlation, frame)
+        if residual.correlation
+        else (residual.group_rows[:0], residual.group_position[:0], ())
+    )
+    return ResidualSpec(
+        residual.correlation,
+        residual.variance,
+        weights,
+        residual.weighted,
+        residual.variance_levels,
+        level.astype(np.int32),
+        rows.astype(np.int32),
+        position,
+        labels,
+        column,
+    )
 
 
 def _groups(correlation, frame: pd.DataFrame):
@@ -267,8 +327,10 @@ def _groups(correlation, frame: pd.DataFrame):
             raise DataError(f"{correlation!r}: time column {time_column!r} must be numeric")
         position = values.to_numpy(dtype=float)
         if isinstance(correlation, AR1) and np.any(position != np.round(position)):
-            raise DataError(f"AR1(order={time_column!r}) needs whole-number positions; use "
-                            "gb.CAR1 for continuous times")
+            raise DataError(
+                f"AR1(order={time_column!r}) needs whole-number positions; use "
+                "gb.CAR1 for continuous times"
+            )
     members = [np.flatnonzero(codes == g) for g in range(len(labels))]
     n_max = max(len(m) for m in members)
     rows = np.full((len(members), n_max), n)
@@ -278,9 +340,11 @@ def _groups(correlation, frame: pd.DataFrame):
         if time_column is not None and len(np.unique(position[m])) < len(m):
             t = position[m]
             dup = t[np.flatnonzero(np.diff(t) == 0)[0]]
-            raise DataError(f"{correlation!r}: group {labels[g]!r} has two observations at "
-                            f"{time_column or 'position'} {dup:g}; times within a group must differ")
-        rows[g, :len(m)], padded[g, :len(m)] = m, position[m]
+            raise DataError(
+                f"{correlation!r}: group {labels[g]!r} has two observations at "
+                f"{time_column or 'position'} {dup:g}; times within a group must differ"
+            )
+        rows[g, : len(m)], padded[g, : len(m)] = m, position[m]
     return rows, padded, tuple(labels)
 
 
@@ -290,6 +354,8 @@ def _check_nested(correlation, rows, n, level_indices, factor_names) -> None:
         valid = rows < n
         first = padded[:, :1]
         if np.any(valid & (padded != first)):
-            raise ModelError(f"correlation group {correlation.group!r} is not nested within the "
-                             f"grouping factor {factor!r}: a correlation group must lie within one "
-                             f"level of every random-effect factor (as in nlme)")
+            raise ModelError(
+                f"correlation group {correlation.group!r} is not nested within the "
+                f"grouping factor {factor!r}: a correlation group must lie within one "
+                f"level of every random-effect factor (as in nlme)"
+            )

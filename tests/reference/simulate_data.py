@@ -20,12 +20,24 @@ def ticks_like(seed: int) -> pd.DataFrame:
     loc = brood_loc[brood]
     height = rng.uniform(-59, 71, n_loc)[loc]
     year = rng.choice(["95", "96", "97"], n_brood)[brood]
-    eta = (0.4 + np.where(year == "96", 1.2, np.where(year == "97", -1.0, 0.0)) - 0.025 * height
-           + rng.normal(0, 1.2, n_loc)[loc] + rng.normal(0, 0.6, n_brood)[brood]
-           + rng.normal(0, 0.5, n))
-    return pd.DataFrame({"TICKS": rng.poisson(np.exp(eta)), "YEAR": year, "HEIGHT": height,
-                         "BROOD": brood.astype(str), "LOCATION": loc.astype(str),
-                         "INDEX": np.arange(n).astype(str)})
+    eta = (
+        0.4
+        + np.where(year == "96", 1.2, np.where(year == "97", -1.0, 0.0))
+        - 0.025 * height
+        + rng.normal(0, 1.2, n_loc)[loc]
+        + rng.normal(0, 0.6, n_brood)[brood]
+        + rng.normal(0, 0.5, n)
+    )
+    return pd.DataFrame(
+        {
+            "TICKS": rng.poisson(np.exp(eta)),
+            "YEAR": year,
+            "HEIGHT": height,
+            "BROOD": brood.astype(str),
+            "LOCATION": loc.astype(str),
+            "INDEX": np.arange(n).astype(str),
+        }
+    )
 
 
 def growth(seed: int, n_id: int = 30, n_t: int = 6) -> pd.DataFrame:
@@ -36,9 +48,16 @@ def growth(seed: int, n_id: int = 30, n_t: int = 6) -> pd.DataFrame:
     ids = np.repeat(np.arange(n_id), n_t)
     factor = np.array([[2.0, 0, 0], [0.3, 0.8, 0], [-0.05, -0.1, 0.08]])
     b = rng.normal(size=(n_id, 3)) @ factor.T
-    y = (10 + 1.5 * t - 0.1 * t ** 2 + b[ids, 0] + b[ids, 1] * t + b[ids, 2] * t ** 2
-         + rng.normal(0, 1.0, len(t)))
-    return pd.DataFrame({"y": y, "t": t, "t2": t ** 2, "id": ids.astype(str)}).round(6)
+    y = (
+        10
+        + 1.5 * t
+        - 0.1 * t**2
+        + b[ids, 0]
+        + b[ids, 1] * t
+        + b[ids, 2] * t**2
+        + rng.normal(0, 1.0, len(t))
+    )
+    return pd.DataFrame({"y": y, "t": t, "t2": t**2, "id": ids.astype(str)}).round(6)
 
 
 def crossed(seed: int, na: int = 12, nb: int = 8, reps: int = 2) -> pd.DataFrame:
@@ -47,7 +66,13 @@ def crossed(seed: int, na: int = 12, nb: int = 8, reps: int = 2) -> pd.DataFrame
     a = np.repeat(np.arange(na), nb * reps)
     b = np.tile(np.repeat(np.arange(nb), reps), na)
     x = rng.normal(size=a.size)
-    y = 2 + 0.5 * x + rng.normal(0, 1.0, na)[a] + rng.normal(0, 0.5, nb)[b] + rng.normal(0, 0.3, a.size)
+    y = (
+        2
+        + 0.5 * x
+        + rng.normal(0, 1.0, na)[a]
+        + rng.normal(0, 0.5, nb)[b]
+        + rng.normal(0, 0.3, a.size)
+    )
     return pd.DataFrame({"y": y, "x": x, "a": a.astype(str), "b": b.astype(str)}).round(6)
 
 
@@ -69,12 +94,23 @@ def serial(seed: int, n_id: int = 40) -> pd.DataFrame:
         e[0] = rng.normal(0, sd)
         for t in range(1, k):
             r = 0.6 ** (time[t] - time[t - 1])
-            e[t] = r * e[t - 1] + rng.normal(0, sd * np.sqrt(1 - r ** 2))
+            e[t] = r * e[t - 1] + rng.normal(0, sd * np.sqrt(1 - r**2))
         b0, b1 = rng.normal(0, 1.5), rng.normal(0, 0.3)
         x = rng.normal(size=k)
         y = 5 + 0.8 * time + 1.0 * x + b0 + b1 * time + e
-        rows.append(pd.DataFrame({"y": y, "time": time, "visit": visit, "x": x, "sex": sex,
-                                  "w": rng.uniform(0.5, 2, k), "id": f"s{i:02d}"}))
+        rows.append(
+            pd.DataFrame(
+                {
+                    "y": y,
+                    "time": time,
+                    "visit": visit,
+                    "x": x,
+                    "sex": sex,
+                    "w": rng.uniform(0.5, 2, k),
+                    "id": f"s{i:02d}",
+                }
+            )
+        )
     return pd.concat(rows, ignore_index=True).round(6)
 
 
@@ -88,8 +124,14 @@ def gamma_counts(seed: int, n: int = 300, n_g: int = 20) -> pd.DataFrame:
     x = rng.normal(size=n)
     mean_log = np.exp(0.3 + 0.5 * x + rng.normal(0, 0.5, n_g)[g])
     mean_inverse = 1 / (1.0 + 0.3 * x + rng.normal(0, 0.2, n_g)[g])
-    return pd.DataFrame({"y_inverse": rng.gamma(3, mean_inverse / 3), "y_log": rng.gamma(3, mean_log / 3),
-                         "x": x, "g": [f"g{i:02d}" for i in g]}).round(6)
+    return pd.DataFrame(
+        {
+            "y_inverse": rng.gamma(3, mean_inverse / 3),
+            "y_log": rng.gamma(3, mean_log / 3),
+            "x": x,
+            "g": [f"g{i:02d}" for i in g],
+        }
+    ).round(6)
 
 
 def families(seed: int, n: int = 400, n_g: int = 30) -> pd.DataFrame:
@@ -105,15 +147,22 @@ def families(seed: int, n: int = 400, n_g: int = 30) -> pd.DataFrame:
     trials = rng.integers(1, 20, n)
     t = rng.uniform(1, 5, n).round(6)
     k = rng.binomial(trials, p)
-    return pd.DataFrame({
-        "g": [f"g{i:02d}" for i in g], "x": x.round(6), "z": z.round(6), "t": t,
-        "logit": (rng.random(n) < p).astype(int),
-        "probit": (rng.random(n) < ndtr(eta)).astype(int),
-        "cloglog": (rng.random(n) < 1 - np.exp(-np.exp(eta - 0.5))).astype(int),
-        "k": k, "fail": trials - k,
-        "counts": rng.poisson(np.exp(eta + 1)),
-        "exposed": rng.poisson(t * np.exp(eta)),
-        "nb": rng.negative_binomial(1.5, 1.5 / (1.5 + np.exp(eta + 1)))})
+    return pd.DataFrame(
+        {
+            "g": [f"g{i:02d}" for i in g],
+            "x": x.round(6),
+            "z": z.round(6),
+            "t": t,
+            "logit": (rng.random(n) < p).astype(int),
+            "probit": (rng.random(n) < ndtr(eta)).astype(int),
+            "cloglog": (rng.random(n) < 1 - np.exp(-np.exp(eta - 0.5))).astype(int),
+            "k": k,
+            "fail": trials - k,
+            "counts": rng.poisson(np.exp(eta + 1)),
+            "exposed": rng.poisson(t * np.exp(eta)),
+            "nb": rng.negative_binomial(1.5, 1.5 / (1.5 + np.exp(eta + 1))),
+        }
+    )
 
 
 if __name__ == "__main__":
