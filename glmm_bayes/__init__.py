@@ -12,6 +12,7 @@ from .compilation_cache import use_compilation_cache
 from .control import Control
 from .cpu_devices import use_cpu_cores
 from .datasets import list_datasets, load_dataset
+from .design.residual import AR1, CAR1, CompoundSymmetry, GaussianCorrelation, VarIdent
 from .errors import (
     ConvergenceWarning,
     DataError,
@@ -30,7 +31,6 @@ from .errors import (
 from .model import Model
 from .ray_batch import batch_on_ray
 from .results import FrequentistFit, Posterior, anova, compare, load_posterior, loo_compare, lrt
-from .spec.residual import AR1, CAR1, CompoundSymmetry, GaussianCorrelation, VarIdent
 
 __all__ = [
     "AR1",

@@ -45,6 +45,8 @@ import pandas as pd
 from .compilation_cache import use_compilation_cache
 from .cpu_devices import use_cpu_cores
 from .datasets import list_datasets, load_dataset
+from .design.newdata import model_rows
+from .design.residual import AR1, CAR1, CompoundSymmetry, GaussianCorrelation, VarIdent
 from .errors import DataError, GlmmBayesError, integer_argument, level_argument
 from .families import is_linear_gaussian
 from .model import Model
@@ -52,8 +54,6 @@ from .ray_batch import METHODS as BATCH_METHODS
 from .ray_batch import batch_on_ray
 from .results import compare
 from .results.prediction import prediction_terms
-from .spec.newdata import model_rows
-from .spec.residual import AR1, CAR1, CompoundSymmetry, GaussianCorrelation, VarIdent
 
 METHODS = ("nuts", "reml", "ml", "laplace", "map")
 #: The spec file's schema: top-level keys and the keys of each table, with their types.

@@ -16,24 +16,12 @@ from arviz_base import from_dict
 from numpyro.infer import Predictive
 from tqdm.auto import tqdm
 
-from .control import Control
-from .engines.batch_nuts import run_nuts_batch
-from .engines.compiled import bind
-from .engines.grouped import group_statistics, shares_one_factor
-from .engines.laplace import fit_glmm
-from .engines.map import fit_map
-from .engines.marginal import MAX_INTEGRATED_DENSE_BLOCK
-from .engines.nuts import NutsSettings, run_nuts
-from .engines.pointwise import pointwise_loglik
-from .engines.random_effects import draw_random_effects_for
-from .engines.reml import fit_lmm
-from .engines.structure import model_arrays, with_response
-from .errors import FitError, GlmmBayesWarning, ModelError, SamplingWarning, integer_argument
-from .families import is_linear_gaussian
-from .numerics import float64, sampling_precision
-from .parameters import ParameterMap
-from .priors import prior_table, resolve_priors
-from .program import (
+from .bayes.batch_nuts import run_nuts_batch
+from .bayes.map import fit_map
+from .bayes.nuts import NutsSettings, run_nuts
+from .bayes.pointwise import pointwise_loglik
+from .bayes.priors import prior_table, resolve_priors
+from .bayes.program import (
     ProgramStructure,
     hierarchical_model,
     marginal_model,
@@ -41,9 +29,21 @@ from .program import (
     prior_values,
     residual_from_sites,
 )
+from .bayes.random_effects import draw_random_effects_for
+from .control import Control
+from .core.compiled import bind
+from .core.grouped import group_statistics, shares_one_factor
+from .core.marginal import MAX_INTEGRATED_DENSE_BLOCK
+from .core.parameters import ParameterMap
+from .core.structure import model_arrays, with_response
+from .design import build_model_spec, response_batch
+from .errors import FitError, GlmmBayesWarning, ModelError, SamplingWarning, integer_argument
+from .families import is_linear_gaussian
+from .frequentist.laplace import fit_glmm
+from .frequentist.reml import fit_lmm
+from .numerics import float64, sampling_precision
 from .results import BatchFits, BatchPosterior, FrequentistFit, Posterior
 from .results.posterior import lme4_draws, point_values, posterior_tree
-from .spec import build_model_spec, response_batch
 
 
 def _with_dataset_response(arrays, priors, y, log_norm, program, structure, statistics=None):
@@ -246,7 +246,7 @@ class Model:
         return random_effects == "integrate"
 
     def _pointwise_loglik(self, samples: dict) -> np.ndarray:
-        """log p(y_i | draw) for every draw and row (`engines.pointwise`)."""
+        """log p(y_i | draw) for every draw and row (`bayes.pointwise`)."""
         return pointwise_loglik(samples, **self.model_kwargs, structure=self.structure)
 
     @float64

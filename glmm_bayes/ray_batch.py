@@ -16,13 +16,13 @@ import warnings
 import numpy as np
 from tqdm.auto import tqdm
 
-from .engines.laplace import check_nagq
-from .engines.nuts import NutsSettings
+from .bayes.nuts import NutsSettings
+from .design.model_spec import response_batch
 from .errors import ModelError, integer_argument
+from .frequentist.laplace import check_nagq
 from .model import Model
 from .numerics import check_sampling_dtype
 from .results.batch import BatchFits, BatchPosterior
-from .spec.model_spec import response_batch
 
 #: batch method -> (the Model method, the result type whose chunks are concatenated)
 METHODS = {

@@ -6,15 +6,15 @@ import pandas as pd
 import pytest
 
 import glmm_bayes as gb
-from glmm_bayes.engines.cholesky import (
+from glmm_bayes.core.cholesky import (
     factor_penalised_gram,
     inverse_diagonal_blocks,
     logdet,
     solve,
     solve_lower,
 )
-from glmm_bayes.engines.off_diagonal import DenseBlock, SparseBlock
-from glmm_bayes.engines.structure import (
+from glmm_bayes.core.off_diagonal import DenseBlock, SparseBlock
+from glmm_bayes.core.structure import (
     RandomEffectsLayout,
     covariance_factors,
     model_arrays,
@@ -92,7 +92,7 @@ def test_sparse_and_dense_off_diagonal_give_the_same_criterion_and_gradient():
     same arithmetic summed in another order)."""
     import jax
 
-    from glmm_bayes.engines.reml import profiled_deviance
+    from glmm_bayes.frequentist.reml import profiled_deviance
 
     spec = crossed_design(3).spec
     layout = RandomEffectsLayout.from_spec(spec)

@@ -93,7 +93,7 @@ def test_use_cpu_cores_splits_the_chains_over_cpu_devices_and_keeps_each_chain()
     script = textwrap.dedent("""
         import json, sys, jax, numpy as np, glmm_bayes as gb
         from glmm_bayes.engines import compiled
-        from glmm_bayes.engines.nuts import resolve_chain_method
+        from glmm_bayes.bayes.nuts import resolve_chain_method
         out = {"devices": gb.use_cpu_cores(2)}
         out["method"] = resolve_chain_method("auto", 3)
         model = gb.Model("Yield ~ 1 + (1 | Batch)", gb.load_dataset("Dyestuff"))

@@ -7,13 +7,13 @@ import pandas as pd
 import pytest
 
 import glmm_bayes as gb
-from glmm_bayes.engines.grouped import (
+from glmm_bayes.core.grouped import (
     group_statistics,
     grouped_gaussian_deviance,
     shares_one_factor,
 )
-from glmm_bayes.engines.reml import gaussian_deviance
-from glmm_bayes.engines.structure import factors_to_theta
+from glmm_bayes.core.structure import factors_to_theta
+from glmm_bayes.frequentist.reml import gaussian_deviance
 
 
 def _simulated(seed: int) -> pd.DataFrame:

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 import glmm_bayes as gb
+from glmm_bayes.core.parameters import ParameterMap
 from glmm_bayes.families import FAMILIES, AuxParameter, Family
-from glmm_bayes.parameters import ParameterMap
 
 matplotlib.use("Agg")
 SHORT = dict(draws=200, warmup=200, chains=2, seed=1, progress=False)

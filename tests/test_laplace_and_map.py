@@ -76,7 +76,7 @@ def test_map_mode_is_the_maximiser_of_the_log_joint(sleepstudy):
     from jax.flatten_util import ravel_pytree
     from numpyro.infer.util import initialize_model
 
-    from glmm_bayes.program import marginal_model
+    from glmm_bayes.bayes.program import marginal_model
 
     model = gb.Model("Reaction ~ Days + (1 | Subject)", sleepstudy)
     fit = model.fit_map(draws=200, seed=0)

@@ -241,8 +241,8 @@ def test_initial_inverse_mass_is_the_inverse_hessian_diagonal(float64):
     from jax.flatten_util import ravel_pytree
     from numpyro.infer.util import potential_energy
 
-    from glmm_bayes.engines.nuts import curvature_inverse_mass, initial_point
-    from glmm_bayes.program import hierarchical_model
+    from glmm_bayes.bayes.nuts import curvature_inverse_mass, initial_point
+    from glmm_bayes.bayes.program import hierarchical_model
 
     rng = np.random.default_rng(0)
     n = 400
@@ -286,8 +286,8 @@ def test_chain_starts_at_the_initial_values_where_the_jitter_has_no_density(floa
     import numpyro
     import numpyro.distributions as dist
 
-    from glmm_bayes.engines.compiled import bind
-    from glmm_bayes.engines.nuts import NutsSettings, run_nuts
+    from glmm_bayes.bayes.nuts import NutsSettings, run_nuts
+    from glmm_bayes.core.compiled import bind
 
     def narrow():
         x = numpyro.sample("x", dist.Normal(0.0, 10.0))

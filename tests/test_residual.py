@@ -19,7 +19,7 @@ from conftest import REFERENCE
 from scipy.stats import multivariate_normal
 
 import glmm_bayes as gb
-from glmm_bayes.engines.residual import ResidualLayout, leave_one_out_loglik, residual_arrays
+from glmm_bayes.core.residual import ResidualLayout, leave_one_out_loglik, residual_arrays
 
 LMERTEST = json.loads((Path(__file__).parent / "reference" / "lmertest_extra.json").read_text())[
     "fits"

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 import glmm_bayes as gb
-from glmm_bayes.spec import build_model_spec, parse_formula
+from glmm_bayes.design import build_model_spec, parse_formula
 
 
 @pytest.fixture

@@ -18,10 +18,10 @@ import pandas as pd
 import pytest
 
 import glmm_bayes as gb
-from glmm_bayes.engines.compiled import bind
-from glmm_bayes.engines.optimize import minimize_jax, minimize_with_edge_restart
-from glmm_bayes.engines.reml import profiled_deviance
-from glmm_bayes.engines.structure import RandomEffectsLayout, model_arrays
+from glmm_bayes.core.compiled import bind
+from glmm_bayes.core.optimize import minimize_jax, minimize_with_edge_restart
+from glmm_bayes.core.structure import RandomEffectsLayout, model_arrays
+from glmm_bayes.frequentist.reml import profiled_deviance
 
 REFERENCE = Path(__file__).parent / "reference"
 LME4 = json.loads((REFERENCE / "lme4_trust.json").read_text())

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..design import ModelSpec
 from ..errors import ConvergenceWarning
-from ..spec import ModelSpec
 
 
 class BatchFits:

@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..engines.estimate import Estimate
-from ..engines.profile import profile_intervals
+from ..core.estimate import Estimate
+from ..design.newdata import kept_terms
 from ..errors import ModelError, integer_argument, level_argument
+from ..frequentist.profile import profile_intervals
 from ..numerics import float64
-from ..spec.newdata import kept_terms
 from .hypothesis import FixedEffectTests, hypothesis_matrix, term_hypotheses
 from .prediction import ParameterDraws, prediction_map, prediction_terms, simulate_responses
 from .tables import ranef_tables, varcorr_table

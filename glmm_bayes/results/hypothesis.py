@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..engines.denominator_df import KenwardRoger, satterthwaite_pieces, satterthwaite_test
+from ..design.formula import tokens
 from ..errors import ModelError
 from ..families import is_linear_gaussian
-from ..spec.formula import tokens
+from ..frequentist.denominator_df import KenwardRoger, satterthwaite_pieces, satterthwaite_test
 
 DDF = ("satterthwaite", "kenward-roger", "residual")
 

@@ -10,12 +10,12 @@ import pandas as pd
 import xarray as xr
 from arviz_base import from_dict
 
+from ..bayes.program import ProgramStructure, population_of_draws, residual_from_sites, z_site
+from ..core.parameters import ParameterMap, cor_pair_name, sd_name
+from ..design import ModelSpec
+from ..design.newdata import kept_terms
 from ..errors import ModelError, integer_argument, level_argument
 from ..numerics import float64
-from ..parameters import ParameterMap, cor_pair_name, sd_name
-from ..program import ProgramStructure, population_of_draws, residual_from_sites, z_site
-from ..spec import ModelSpec
-from ..spec.newdata import kept_terms
 from .hypothesis import hypothesis_matrix
 from .prediction import (
     ParameterDraws,

@@ -2,7 +2,7 @@
 
 A fit hands over `ParameterDraws`: beta (S, p), Cov(b_k) (S, q_k, q_k), b_k at the fitted
 levels (S, n_k, q_k) and aux (S,), with S = 1 for a point estimate and S = draws for a
-posterior. On rows with design X, Z_k (`spec.newdata.Rows`):
+posterior. On rows with design X, Z_k (`design.newdata.Rows`):
 
     eta = X beta + offset + sum_{k kept} Z_k b_k          (conditional; lme4's re.form)
     E[y] = E_{b ~ N(0, Cov)}[g^{-1}(eta + sum_{k dropped} Z_k b_k)]   (marginal=True)
@@ -24,11 +24,11 @@ import numpy as np
 import pandas as pd
 
 from ..control import warn
-from ..engines.residual import ResidualLayout, color, residual_arrays
+from ..core.residual import ResidualLayout, color, residual_arrays
+from ..design import ModelSpec
+from ..design.newdata import Rows, TermRows, kept_terms, model_rows
+from ..design.residual import residual_on
 from ..errors import DataError, DataWarning, ModelError
-from ..spec import ModelSpec
-from ..spec.newdata import Rows, TermRows, kept_terms, model_rows
-from ..spec.residual import residual_on
 
 NEW_LEVELS = ("population", "sample", "error")
 #: Trapezoidal nodes for marginal means under links other than identity and log.

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..spec import ModelSpec
+from ..design import ModelSpec
 
 INTERVAL = (0.025, 0.975)
 

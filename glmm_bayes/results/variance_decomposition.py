@@ -19,11 +19,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..engines.residual import ResidualLayout, residual_arrays, residual_scale
+from ..core.residual import ResidualLayout, residual_arrays, residual_scale
+from ..design import ModelSpec
 from ..errors import ModelError
 from ..families import is_linear_gaussian
 from ..numerics import float64
-from ..spec import ModelSpec
 
 
 def residual_variance(spec: ModelSpec, aux, residual=None) -> np.ndarray:
@@ -42,7 +42,7 @@ def residual_variance(spec: ModelSpec, aux, residual=None) -> np.ndarray:
 @float64
 def _mean_relative_variance(spec: ModelSpec, residual) -> np.ndarray:
     """mean_i s_i^2 over the rows, s_i = delta_{v(i)} / sqrt(w_i)
-    (`engines.residual.residual_scale`), for each draw of the residual structure's parameters
+    (`core.residual.residual_scale`), for each draw of the residual structure's parameters
     (..., r)."""
     layout = ResidualLayout.from_spec(spec.residual, gaussian=True)
     if layout is None:

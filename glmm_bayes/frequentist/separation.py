@@ -17,8 +17,8 @@ import numpy as np
 from scipy.optimize import linprog
 
 from ..control import Control
+from ..design import ModelSpec, column_scale
 from ..errors import SeparationWarning
-from ..spec import ModelSpec, column_scale
 
 
 def separating_columns(spec: ModelSpec) -> list[str]:

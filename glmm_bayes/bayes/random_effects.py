@@ -1,7 +1,7 @@
 """Draws of u | y, population parameters, for programs that integrate u out.
 
 Given beta, the absolute factors T_k and aux (a gaussian model's arrays whitened by its
-residual structure first, `engines.residual`), u* is the conditional mode and
+residual structure first, `core.residual`), u* is the conditional mode and
 A = Lambda' Z' W Z Lambda + I (W the Fisher weights at u*); u ~ N(u*, A^{-1}), drawn as
 u* + L^{-T} e with e ~ N(0, I). For linear Gaussian models (W = I / sigma^2) this is the exact
 conditional distribution; otherwise it is its Laplace approximation.
@@ -14,13 +14,13 @@ from functools import partial
 import jax
 import numpy as np
 
-from ..program import ProgramStructure, population_from_sites, residual_from_sites
-from .cholesky import solve_upper
-from .compiled import bind, compiled
-from .grouped import GroupStatistics, grouped_random_effects_draw
-from .laplace import conditional_fit
-from .residual import whiten
-from .structure import ModelArrays, factors_to_theta
+from ..core.cholesky import solve_upper
+from ..core.compiled import bind, compiled
+from ..core.grouped import GroupStatistics, grouped_random_effects_draw
+from ..core.residual import whiten
+from ..core.structure import ModelArrays, factors_to_theta
+from ..frequentist.laplace import conditional_fit
+from .program import ProgramStructure, population_from_sites, residual_from_sites
 
 
 def draw_random_effects(

@@ -4,7 +4,7 @@ K is positive semi-definite over the levels of a grouping factor (a kinship or r
 matrix, GWAS-style). With K = V diag(lambda) V' and F = V_r diag(sqrt(lambda_r)) over the r
 positive eigenvalues, b = F v with v ~ N(0, sigma_a^2 I_r): the engines see one term whose
 every row loads on the r columns of v, Z F, with the isotropic factor sigma_a I_r
-(`engines.structure`); results report b per level of K, including levels without data.
+(`core.structure`); results report b per level of K, including levels without data.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Whitening by the residual covariance Var(e) = sigma^2 S C S (`spec.residual`).
+"""Whitening by the residual covariance Var(e) = sigma^2 S C S (`design.residual`).
 
 With C_g = L_g L_g' per correlation group and W = L^{-1} S^{-1}, the model
 y = X beta + Z b + e becomes W y = W X beta + W Z b + e*, e* ~ N(0, sigma^2 I), and
@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.linalg import solve_triangular
 
-from ..spec.residual import ResidualSpec
+from ..design.residual import ResidualSpec
 
 #: Correlation parameters are kept this far inside their open intervals.
 MARGIN = 1e-6

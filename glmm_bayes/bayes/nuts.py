@@ -29,8 +29,8 @@ from numpyro.infer.hmc import hmc
 from numpyro.infer.util import constrain_fn, potential_energy, unconstrain_fn
 from tqdm.auto import tqdm
 
+from ..core.compiled import Bound, bind, compiled
 from ..errors import ModelError, integer_argument
-from .compiled import Bound, bind, compiled
 
 CHAIN_METHODS = ("auto", "parallel", "sequential", "vectorized")
 

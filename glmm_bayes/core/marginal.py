@@ -14,8 +14,8 @@ from functools import partial
 import jax
 
 from ..families import Family, Link, is_linear_gaussian
-from .laplace import laplace_deviance
-from .reml import gaussian_deviance
+from ..frequentist.laplace import laplace_deviance
+from ..frequentist.reml import gaussian_deviance
 from .structure import ModelArrays, RandomEffectsLayout
 
 #: NUTS's "auto" integrates b out where the blocked factor's dense block has at most this many
@@ -37,7 +37,7 @@ def marginal_deviance(
     nagq: int = 1,
     residual=None,
 ):
-    """`residual`: the natural parameters of the residual structure (`engines.residual`)."""
+    """`residual`: the natural parameters of the residual structure (`core.residual`)."""
     if is_linear_gaussian(family, link):
         return gaussian_deviance(beta, theta / aux, aux, arrays, layout, residual)
     return laplace_deviance(beta, theta, aux, arrays, layout, family, link, nagq)

@@ -18,7 +18,7 @@ import numpy as np
 from jax.sharding import Mesh, PartitionSpec
 from tqdm.auto import tqdm
 
-from .compiled import Bound, bind, compiled
+from ..core.compiled import Bound, bind, compiled
 from .nuts import NutsSettings, run_chains
 
 

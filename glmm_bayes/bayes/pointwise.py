@@ -11,8 +11,8 @@ import jax
 import numpy as np
 from numpyro.infer.util import log_likelihood
 
-from ..program import ProgramStructure, hierarchical_model
-from .compiled import bind, compiled
+from ..core.compiled import bind, compiled
+from .program import ProgramStructure, hierarchical_model
 from .random_effects import DRAW_BATCH
 
 

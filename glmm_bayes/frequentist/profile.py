@@ -19,14 +19,14 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import optimize, stats
 
+from ..core.compiled import bind
+from ..core.marginal import marginal_deviance
+from ..core.optimize import hessian_fd, minimize_jax
+from ..core.parameters import ParameterMap
+from ..core.scaling import parameter_scales
+from ..core.structure import ModelArrays, RandomEffectsLayout, factors_to_theta
+from ..design import ModelSpec
 from ..errors import FitError
-from ..parameters import ParameterMap
-from ..spec import ModelSpec
-from .compiled import bind
-from .marginal import marginal_deviance
-from .optimize import hessian_fd, minimize_jax
-from .scaling import parameter_scales
-from .structure import ModelArrays, RandomEffectsLayout, factors_to_theta
 
 #: Correlations are kept this far inside (-1, 1), where the factor of C is differentiable.
 CORRELATION_MARGIN = 1e-8

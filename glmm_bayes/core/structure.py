@@ -6,7 +6,7 @@ theta means what it means in lme4: for gaussian models Cov(b_k) = sigma^2 T_k T_
 to sigma: the REML/ML criterion's argument and every fit's reported `theta`), for other
 families Cov(b_k) = T_k T_k'. Functions that take the factor of Cov(b) itself whatever the
 family (the Laplace deviance, the marginal deviance, the program's T_k) say so.
-A term with a known covariance K (cov={factor: K}, `spec.relatedness`) is isotropic here:
+A term with a known covariance K (cov={factor: K}, `design.relatedness`) is isotropic here:
 b = F v, and the engines see one level with r columns Z F (every row loads on all of them)
 and T_k = theta I_r, one parameter; `user_terms` maps its v back to b per level of K.
 The entries of u are ordered term by term, the term with the most columns first (its block of
@@ -25,7 +25,7 @@ from typing import NamedTuple
 import jax.numpy as jnp
 import numpy as np
 
-from ..spec import ModelSpec
+from ..design import ModelSpec
 from .off_diagonal import MAX_SPARSE_DENSITY, BlockPattern, block_pattern
 from .residual import ResidualArrays, ResidualLayout, residual_arrays
 

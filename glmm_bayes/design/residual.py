@@ -9,7 +9,7 @@ residual sd of VarIdent level v relative to the first level (delta_1 = 1), w_i p
     GaussianCorrelation     C_ij = exp(-(|t_i - t_j| / range)^2)       (nlme's corGaus)
     CompoundSymmetry        C_ij = rho                                (nlme's corCompSymm)
 This module checks the user's structures against the data and builds `ResidualSpec`, plain
-arrays; `engines.residual` whitens with them.
+arrays; `core.residual` whitens with them.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ and with r^2 the penalised residual sum of squares,
     ML:   d(theta)   = log|L|^2 + n (1 + log(2 pi r^2 / n))
     REML: d_R(theta) = log|L|^2 + log|R_X|^2 + (n - p)(1 + log(2 pi r^2 / (n - p))).
 Both are pure JAX functions of (theta, arrays); the optimiser gets exact gradients.
-With a residual structure (`engines.residual`) the criterion is that of the whitened model
+With a residual structure (`core.residual`) the criterion is that of the whitened model
 plus log|S C S|, and its argument is theta followed by the structure's free parameters.
 """
 
@@ -21,10 +21,8 @@ import numpy as np
 from jax.scipy.linalg import cho_solve
 
 from ..control import Control
-from ..parameters import ParameterMap
-from ..spec import ModelSpec
-from .checks import check_finite, check_fit, settle
-from .cholesky import (
+from ..core.checks import check_finite, check_fit, settle
+from ..core.cholesky import (
     BlockCholesky,
     factor_penalised_gram,
     inverse_diagonal_blocks,
@@ -32,12 +30,13 @@ from .cholesky import (
     solve_lower,
     solve_upper,
 )
-from .compiled import bind, compiled
-from .estimate import Estimate
-from .optimize import minimize_with_edge_restart
-from .residual import whiten
-from .scaling import parameter_scales
-from .structure import (
+from ..core.compiled import bind, compiled
+from ..core.estimate import Estimate
+from ..core.optimize import minimize_with_edge_restart
+from ..core.parameters import ParameterMap
+from ..core.residual import whiten
+from ..core.scaling import parameter_scales
+from ..core.structure import (
     ModelArrays,
     RandomEffectsLayout,
     canonical_theta,
@@ -51,6 +50,7 @@ from .structure import (
     user_terms,
     z_lambda_values,
 )
+from ..design import ModelSpec
 
 
 class PlsSolution(NamedTuple):

@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..spec import ModelSpec, column_scale
+from ..design import ModelSpec, column_scale
 from .structure import tril_column_major
 
 GLM_MAX_ITER = 50

@@ -21,18 +21,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..control import Control
-from ..errors import ConvergenceWarning, ModelError
-from ..families import Family, Link
-from ..parameters import ParameterMap
-from ..spec import ModelSpec
-from .checks import check_finite, check_fit, settle
-from .cholesky import factor_penalised_gram, inverse_diagonal_blocks, logdet, solve
-from .compiled import bind, compiled
-from .estimate import Estimate
-from .optimize import minimize_with_edge_restart
-from .scaling import constant_start, glm_start, parameter_scales
-from .separation import warn_separation
-from .structure import (
+from ..core.checks import check_finite, check_fit, settle
+from ..core.cholesky import factor_penalised_gram, inverse_diagonal_blocks, logdet, solve
+from ..core.compiled import bind, compiled
+from ..core.estimate import Estimate
+from ..core.optimize import minimize_with_edge_restart
+from ..core.parameters import ParameterMap
+from ..core.scaling import constant_start, glm_start, parameter_scales
+from ..core.structure import (
     ModelArrays,
     RandomEffectsLayout,
     canonical_theta,
@@ -48,6 +44,10 @@ from .structure import (
     user_terms,
     z_lambda_values,
 )
+from ..design import ModelSpec
+from ..errors import ConvergenceWarning, ModelError
+from ..families import Family, Link
+from .separation import warn_separation
 
 PIRLS_MAX_ITER = 100
 PIRLS_TOL = 1e-10

@@ -485,7 +485,7 @@ def build_model_spec(
     weights=None,
     cov: dict | None = None,
 ) -> ModelSpec:
-    """Formula + data + family (+ residual structure, `spec.residual`) -> `ModelSpec`. The
+    """Formula + data + family (+ residual structure, `design.residual`) -> `ModelSpec`. The
     input DataFrame is never modified."""
     control = control or Control()
     if not isinstance(data, pd.DataFrame):

@@ -36,10 +36,10 @@ import numpyro.distributions as dist
 import pandas as pd
 from scipy import stats
 
-from .engines.residual import ResidualLayout
-from .errors import PriorError
-from .parameters import ParameterMap, PopulationParameter
-from .spec import ModelSpec, column_scale
+from ..core.parameters import ParameterMap, PopulationParameter
+from ..core.residual import ResidualLayout
+from ..design import ModelSpec, column_scale
+from ..errors import PriorError
 
 _POSITIVE_CLASSES = {"sd", "sigma", "shape", "range", "sigma_ratio"}
 

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 import jax.numpy as jnp
 import numpy as np
 
-from .engines.residual import ResidualLayout
-from .spec import ModelSpec
+from ..design import ModelSpec
+from .residual import ResidualLayout
 
 
 def sd_name(coef: str, group: str) -> str:

@@ -6,11 +6,11 @@
     z_k ~ N(0, I)  (n_k x q_k),  b_k = z_k T_k'           (non-centred)
     eta = X beta + sum_k Z_k b_k + offset,  y ~ family(g^{-1}(eta), aux)
 
-`hierarchical_model` samples z_k; `marginal_model` integrates u out (`engines.marginal`: exactly
-for linear Gaussian models, by Laplace otherwise; `engines.grouped` from per-group sufficient
+`hierarchical_model` samples z_k; `marginal_model` integrates u out (`core.marginal`: exactly
+for linear Gaussian models, by Laplace otherwise; `core.grouped` from per-group sufficient
 statistics when all terms share one grouping factor). `fit_map` optimises the marginal program, and
 NUTS samples it for linear Gaussian models, drawing u | y afterwards.
-Both take `arrays` (an `engines.structure.ModelArrays`) and `priors` (`PriorValues`, the
+Both take `arrays` (an `core.structure.ModelArrays`) and `priors` (`PriorValues`, the
 priors' data-scaled numbers) as their data arguments.
 """
 
@@ -26,16 +26,16 @@ import numpyro
 import numpyro.distributions as dist
 from numpyro.distributions.transforms import AffineTransform
 
-from .engines.compiled import bind, compiled
-from .engines.grouped import GroupStatistics, grouped_gaussian_deviance
-from .engines.marginal import marginal_deviance
-from .engines.residual import color, leave_one_out_loglik, sequential_loglik
-from .engines.scaling import parameter_scales
-from .engines.structure import RandomEffectsLayout, factors_to_theta, fixed_predictor, row_weights
-from .families import Family, Link
-from .parameters import ParameterMap
+from ..core.compiled import bind, compiled
+from ..core.grouped import GroupStatistics, grouped_gaussian_deviance
+from ..core.marginal import marginal_deviance
+from ..core.parameters import ParameterMap
+from ..core.residual import color, leave_one_out_loglik, sequential_loglik
+from ..core.scaling import parameter_scales
+from ..core.structure import RandomEffectsLayout, factors_to_theta, fixed_predictor, row_weights
+from ..design import ModelSpec
+from ..families import Family, Link
 from .priors import DistributionForm, Parameter, Prior, PriorForm
-from .spec import ModelSpec
 
 
 class FamilyLikelihood(dist.Distribution):
@@ -59,7 +59,7 @@ class FamilyLikelihood(dist.Distribution):
 
 
 class CorrelatedNormal(dist.Distribution):
-    """y ~ N(eta, sigma^2 S C S) (`engines.residual`). `log_prob` gives per-row terms whose sum
+    """y ~ N(eta, sigma^2 S C S) (`core.residual`). `log_prob` gives per-row terms whose sum
     is the joint density (the chain rule within each group), or with `leave_one_out` the
     densities of y_i given the rest of its group, which LOO needs (they do not sum to the joint)."""
 
@@ -138,7 +138,7 @@ class ProgramStructure:
 
     @property
     def residual_names(self) -> tuple[str, ...]:
-        """The residual structure's parameters (`engines.residual`), after aux."""
+        """The residual structure's parameters (`core.residual`), after aux."""
         return self.parameters.residual_names
 
     @property

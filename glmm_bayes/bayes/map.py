@@ -16,15 +16,15 @@ import numpy as np
 from numpyro.infer.util import constrain_fn, potential_energy
 
 from ..control import Control
+from ..core.checks import check_optimum, settle
+from ..core.compiled import bind, compiled
+from ..core.grouped import GroupStatistics
+from ..core.optimize import minimize_jax
+from ..core.structure import ModelArrays
 from ..errors import FitError
-from ..program import PriorValues, ProgramStructure, marginal_model
-from .checks import check_optimum, settle
-from .compiled import bind, compiled
-from .grouped import GroupStatistics
 from .nuts import initial_point
-from .optimize import minimize_jax
+from .program import PriorValues, ProgramStructure, marginal_model
 from .random_effects import draw_random_effects_for
-from .structure import ModelArrays
 
 
 def _unravel(x, shapes: tuple) -> dict:

@@ -1,1 +1,0 @@
-"""Stage 3 of the pipeline: engines that fit a `ModelSpec`."""
