@@ -1,7 +1,8 @@
 """glmm_bayes: Bayesian and frequentist mixed models from one lme4-style formula.
 
-spec (formula -> ModelSpec) -> program (NumPyro model) -> engines (NUTS, REML/ML,
-Laplace/AGQ, MAP) -> results (Posterior, FrequentistFit, compare).
+design (formula -> ModelSpec) -> core (parameter map, arrays, factorisations, deviances) ->
+frequentist (REML/ML, Laplace/AGQ) and bayes (priors, NumPyro program, NUTS, MAP) -> results
+(Posterior, FrequentistFit, compare).
 
 Importing the package changes nothing in the user's process: float64 is switched on only
 inside the package's own computations (`numerics.float64`). The plots (matplotlib) are

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 import glmm_bayes as gb
+from glmm_bayes.core.glmm_deviance import laplace_deviance
+from glmm_bayes.core.lmm_deviance import profiled_deviance
 from glmm_bayes.core.structure import ModelArrays, RandomEffectsLayout, model_arrays
-from glmm_bayes.frequentist.laplace import laplace_deviance
-from glmm_bayes.frequentist.reml import profiled_deviance
 
 pytestmark = pytest.mark.usefixtures("float64")  # calls engine functions directly
 

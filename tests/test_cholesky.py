@@ -92,7 +92,7 @@ def test_sparse_and_dense_off_diagonal_give_the_same_criterion_and_gradient():
     same arithmetic summed in another order)."""
     import jax
 
-    from glmm_bayes.frequentist.reml import profiled_deviance
+    from glmm_bayes.core.lmm_deviance import profiled_deviance
 
     spec = crossed_design(3).spec
     layout = RandomEffectsLayout.from_spec(spec)

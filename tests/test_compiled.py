@@ -5,11 +5,11 @@ import warnings
 import numpy as np
 import pandas as pd
 from conftest import compiles_during
-from glmm_bayes.engines import compiled as compiled_module
 
 import glmm_bayes as gb
+from glmm_bayes.core import compiled as compiled_module
 from glmm_bayes.core.compiled import bind, compiled
-from glmm_bayes.frequentist.reml import profiled_deviance
+from glmm_bayes.core.lmm_deviance import profiled_deviance
 
 
 def _grouped_data(seed: int, groups: int = 12, per_group: int = 5) -> pd.DataFrame:

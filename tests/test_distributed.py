@@ -92,7 +92,7 @@ def test_use_cpu_cores_splits_the_chains_over_cpu_devices_and_keeps_each_chain()
     the other, and XLA aborted the process after 40 s of waiting (InstEval)."""
     script = textwrap.dedent("""
         import json, sys, jax, numpy as np, glmm_bayes as gb
-        from glmm_bayes.engines import compiled
+        from glmm_bayes.core import compiled
         from glmm_bayes.bayes.nuts import resolve_chain_method
         out = {"devices": gb.use_cpu_cores(2)}
         out["method"] = resolve_chain_method("auto", 3)

@@ -12,8 +12,8 @@ from glmm_bayes.core.grouped import (
     grouped_gaussian_deviance,
     shares_one_factor,
 )
+from glmm_bayes.core.lmm_deviance import gaussian_deviance
 from glmm_bayes.core.structure import factors_to_theta
-from glmm_bayes.frequentist.reml import gaussian_deviance
 
 
 def _simulated(seed: int) -> pd.DataFrame:

@@ -131,8 +131,8 @@ def test_ctsib_reaches_at_least_lme4_likelihood():
     1e-5 relative) and our optimum is at least as high."""
     import jax.numpy as jnp
 
+    from glmm_bayes.core.glmm_deviance import laplace_deviance
     from glmm_bayes.core.structure import RandomEffectsLayout, model_arrays
-    from glmm_bayes.frequentist.laplace import laplace_deviance
 
     ref, model = REFERENCE["ctsib_laplace"], reference_model("ctsib_laplace")
     spec = model.spec

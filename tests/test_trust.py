@@ -19,9 +19,9 @@ import pytest
 
 import glmm_bayes as gb
 from glmm_bayes.core.compiled import bind
+from glmm_bayes.core.lmm_deviance import profiled_deviance
 from glmm_bayes.core.optimize import minimize_jax, minimize_with_edge_restart
 from glmm_bayes.core.structure import RandomEffectsLayout, model_arrays
-from glmm_bayes.frequentist.reml import profiled_deviance
 
 REFERENCE = Path(__file__).parent / "reference"
 LME4 = json.loads((REFERENCE / "lme4_trust.json").read_text())

@@ -16,10 +16,10 @@ import numpy as np
 
 from ..core.cholesky import solve_upper
 from ..core.compiled import bind, compiled
+from ..core.glmm_deviance import conditional_fit
 from ..core.grouped import GroupStatistics, grouped_random_effects_draw
 from ..core.residual import whiten
 from ..core.structure import ModelArrays, factors_to_theta
-from ..frequentist.laplace import conditional_fit
 from .program import ProgramStructure, population_from_sites, residual_from_sites
 
 

@@ -14,14 +14,13 @@ from functools import partial
 import jax
 
 from ..families import Family, Link, is_linear_gaussian
-from ..frequentist.laplace import laplace_deviance
-from ..frequentist.reml import gaussian_deviance
+from .glmm_deviance import laplace_deviance
+from .lmm_deviance import gaussian_deviance
 from .structure import ModelArrays, RandomEffectsLayout
 
 #: NUTS's "auto" integrates b out where the blocked factor's dense block has at most this many
 #: columns (or the terms share one factor): the gradient of its Cholesky factor then costs about
-#: what a non-centred gradient over the rows does (~1 ms on 2 cores). InstEval's 1,142 columns
-#: cost 0.2 s per leapfrog step integrated, 0.7 ms non-centred.
+#: what a non-centred gradient over the rows does (the measurements: benchmarks/README.md).
 MAX_INTEGRATED_DENSE_BLOCK = 256
 
 

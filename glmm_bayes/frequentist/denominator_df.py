@@ -23,10 +23,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..core.lmm_deviance import penalised_least_squares
 from ..core.residual import whiten
 from ..core.structure import ModelArrays, RandomEffectsLayout
 from ..errors import ModelError
-from .reml import penalised_least_squares
 
 KR_MAX_ROWS = 5000
 

@@ -1,30 +1,18 @@
-"""Laplace and adaptive Gauss-Hermite marginal likelihood for GLMMs (glmer's nAGQ).
-
-With b = Lambda u, u ~ N(0, I), eta = X beta + Z Lambda u + offset, the penalised log joint
-    h(u) = sum_i log p(y_i | eta_i) - ||u||^2 / 2
-is maximised over u by penalised IRLS (Fisher scoring with step halving). With W the Fisher
-weights at the mode u* and L L' = Lambda' Z' W Z Lambda + I, the Laplace approximation gives
-    -2 log L(beta, theta) ~= -2 sum_i log p(y_i | eta_i*) + ||u*||^2 + log|L|^2.
-For one scalar random-effect term the integral factorises over levels and adaptive
-Gauss-Hermite quadrature with k nodes refines each 1-D integral (k = 1 is the Laplace value).
-Gradients: u* is found without tracing, then one differentiable Newton step from u* gives
-du*/d(beta, theta) exactly (the Newton map has zero Jacobian in u at its fixed point).
-Prior weights w_i (glm's) multiply the log-likelihood terms and the Fisher weights.
-Here theta holds the factor of Cov(b) itself: lme4's theta for GLMMs, sigma times it for
-gaussian families (`fit_glmm` reports lme4's).
+"""Laplace and adaptive Gauss-Hermite fits of GLMMs (glmer's nAGQ): maximise the
+likelihood of `core.glmm_deviance` jointly over (beta, theta, log aux), from a GLM start.
 """
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
 from ..control import Control
 from ..core.checks import check_finite, check_fit, settle
-from ..core.cholesky import factor_penalised_gram, inverse_diagonal_blocks, logdet, solve
+from ..core.cholesky import inverse_diagonal_blocks
 from ..core.compiled import bind, compiled
 from ..core.estimate import Estimate
+from ..core.glmm_deviance import PIRLS_MAX_ITER, PIRLS_TOL, conditional_fit, laplace_deviance
 from ..core.optimize import minimize_with_edge_restart
 from ..core.parameters import ParameterMap
 from ..core.scaling import constant_start, glm_start, parameter_scales
@@ -34,156 +22,13 @@ from ..core.structure import (
     canonical_theta,
     conditional_covariances,
     covariance_factors,
-    fixed_predictor,
-    row_logliks,
-    row_weights,
     singular_terms,
-    sparse_matvec,
-    sparse_rmatvec,
     split_by_term,
     user_terms,
-    z_lambda_values,
 )
 from ..design import ModelSpec
 from ..errors import ConvergenceWarning, ModelError
-from ..families import Family, Link
 from .separation import warn_separation
-
-PIRLS_MAX_ITER = 100
-PIRLS_TOL = 1e-10
-
-
-def _score_and_curvature(arrays: ModelArrays, eta, aux, family: Family, link: Link):
-    """d log p / d eta and -d^2 log p / d eta^2, elementwise, by autodiff of the family's
-    density."""
-
-    def total(e):
-        return jnp.sum(row_logliks(e, aux, arrays, family, link))
-
-    score, curvature = jax.jvp(jax.grad(total), (eta,), (jnp.ones_like(eta),))
-    return score, -curvature
-
-
-def _newton_direction(u, zl, eta, aux, arrays, layout, family, link, observed: bool):
-    score, observed_w = _score_and_curvature(arrays, eta, aux, family, link)
-    w = (
-        observed_w
-        if observed
-        else row_weights(arrays) * family.fisher_weight(eta, aux, arrays.trials, link)
-    )
-    gradient = sparse_rmatvec(arrays.z_idx, zl, score, layout.n_random) - u
-    return solve(factor_penalised_gram(arrays, zl, w, layout), gradient)
-
-
-def conditional_mode(
-    beta, theta, aux, arrays: ModelArrays, layout: RandomEffectsLayout, family: Family, link: Link
-):
-    """u* = argmax_u h(u) by Fisher scoring with step halving (PIRLS), and whether it converged.
-
-    A step is accepted only where h is finite and not lower; a step that stays non-finite after
-    halving ends the iteration unconverged, so a NaN never passes for a mode.
-    """
-    zl = z_lambda_values(arrays.z_val, covariance_factors(theta, layout), layout)
-    eta0 = fixed_predictor(arrays, beta) + arrays.offset
-
-    def penalised(u):
-        eta = eta0 + sparse_matvec(arrays.z_idx, zl, u)
-        return jnp.sum(row_logliks(eta, aux, arrays, family, link)) - 0.5 * u @ u
-
-    def body(state):
-        u, _, it, _ = state
-        eta = eta0 + sparse_matvec(arrays.z_idx, zl, u)
-        delta = _newton_direction(u, zl, eta, aux, arrays, layout, family, link, observed=False)
-        base = penalised(u)
-
-        def halve(s):
-            return s[0] * 0.5, penalised(u + 0.5 * s[0] * delta)
-
-        step, value = jax.lax.while_loop(
-            lambda s: ((s[1] < base - 1e-12 * jnp.abs(base)) | ~jnp.isfinite(s[1])) & (s[0] > 1e-6),
-            halve,
-            (1.0, penalised(u + delta)),
-        )
-        ok = jnp.isfinite(value) & jnp.all(jnp.isfinite(delta))
-        change = jnp.where(ok, jnp.max(jnp.abs(step * delta)), jnp.inf)
-        return jnp.where(ok, u + step * delta, u), change, it + 1, ok
-
-    u0 = jnp.zeros(layout.n_random, dtype=zl.dtype)
-    u, change, _, ok = jax.lax.while_loop(
-        lambda s: s[3] & ~(s[1] <= PIRLS_TOL) & (s[2] < PIRLS_MAX_ITER),
-        body,
-        (u0, jnp.asarray(jnp.inf, zl.dtype), 0, jnp.isfinite(penalised(u0))),
-    )
-    return u, ok & (change <= PIRLS_TOL)
-
-
-def conditional_fit(
-    beta, theta, aux, arrays: ModelArrays, layout: RandomEffectsLayout, family: Family, link: Link
-):
-    """u*, eta at u*, the factor L of A = Lambda'Z'WZ Lambda + I with W the weights at u*, and
-    whether PIRLS converged."""
-    u, converged = conditional_mode(beta, theta, aux, arrays, layout, family, link)
-    zl = z_lambda_values(arrays.z_val, covariance_factors(theta, layout), layout)
-    eta = fixed_predictor(arrays, beta) + arrays.offset + sparse_matvec(arrays.z_idx, zl, u)
-    w = row_weights(arrays) * family.fisher_weight(eta, aux, arrays.trials, link)
-    return u, eta, factor_penalised_gram(arrays, zl, w, layout), converged
-
-
-def _mode_with_gradient(beta, theta, aux, arrays, layout, family, link):
-    """u* with exact derivatives in (beta, theta, aux): one traced Newton step from
-    stop_gradient(u*);
-    and whether PIRLS converged."""
-    u_star, converged = jax.lax.stop_gradient(
-        conditional_mode(beta, theta, aux, arrays, layout, family, link)
-    )
-    zl = z_lambda_values(arrays.z_val, covariance_factors(theta, layout), layout)
-    eta = fixed_predictor(arrays, beta) + arrays.offset + sparse_matvec(arrays.z_idx, zl, u_star)
-    u = u_star + _newton_direction(
-        u_star, zl, eta, aux, arrays, layout, family, link, observed=True
-    )
-    return u, zl, converged
-
-
-def laplace_deviance(
-    beta,
-    theta,
-    aux,
-    arrays: ModelArrays,
-    layout: RandomEffectsLayout,
-    family: Family,
-    link: Link,
-    nagq: int = 1,
-):
-    """-2 log L(beta, theta, aux) by Laplace (nagq = 1) or adaptive Gauss-Hermite quadrature;
-    NaN where PIRLS did not converge (the optimisers treat it as +inf and back off)."""
-    u, zl, converged = _mode_with_gradient(beta, theta, aux, arrays, layout, family, link)
-    return jnp.where(
-        converged,
-        _approximate_deviance(u, zl, beta, aux, arrays, layout, family, link, nagq),
-        jnp.nan,
-    )
-
-
-def _approximate_deviance(u, zl, beta, aux, arrays, layout, family, link, nagq):
-    eta = fixed_predictor(arrays, beta) + arrays.offset + sparse_matvec(arrays.z_idx, zl, u)
-    w = row_weights(arrays) * family.fisher_weight(eta, aux, arrays.trials, link)
-    q = layout.n_random
-    if nagq == 1:
-        loglik = jnp.sum(row_logliks(eta, aux, arrays, family, link))
-        return -2 * loglik + u @ u + logdet(factor_penalised_gram(arrays, zl, w, layout))
-    # one scalar term: level j of row i is z_idx[i, 0]; curvature h_j = 1 + sum_i w_i zl_i^2
-    level, zcol = arrays.z_idx[:, 0], zl[:, 0]
-    h = 1.0 + jnp.zeros(q, dtype=zl.dtype).at[level].add(w * zcol**2)
-    scale = jnp.sqrt(2.0 / h)
-    nodes, weights = np.polynomial.hermite.hermgauss(nagq)
-    eta_fixed = fixed_predictor(arrays, beta) + arrays.offset
-    u_nodes = u[None, :] + scale[None, :] * nodes[:, None]  # (k, q)
-    eta_nodes = eta_fixed[None, :] + zcol[None, :] * u_nodes[:, level]  # (k, n)
-    logp = row_logliks(eta_nodes, aux, arrays, family, link)
-    f = jnp.zeros((nagq, q), dtype=zl.dtype).at[:, level].add(logp) - 0.5 * u_nodes**2
-    log_integral = jax.nn.logsumexp(f + nodes[:, None] ** 2 + jnp.log(weights)[:, None], axis=0)
-    loglik = jnp.sum(log_integral + jnp.log(scale) - 0.5 * jnp.log(2 * jnp.pi))
-    return -2 * loglik
 
 
 def _unpack(x, p: int, n_theta: int, has_aux: bool):
