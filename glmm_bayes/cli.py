@@ -1,15 +1,15 @@
-"""`glmm-bayes fit SPEC.toml --method nuts|reml|ml|laplace|map|all`: fit a model spec file;
-`glmm-bayes batch SPEC.toml --responses FILE.csv | --simulate N --method reml|ml|laplace|nuts
+"""`glmm-bayes fit MODEL.toml --method nuts|reml|ml|laplace|map|all`: fit a model file;
+`glmm-bayes batch MODEL.toml --responses FILE.csv | --simulate N --method reml|ml|laplace|nuts
 [--ray [ADDRESS]]`: fit its design to every column of FILE.csv (one response per column, one
 row per row of the model), or to N responses simulated from its frequentist fit, in this
 process or on Ray workers;
-`glmm-bayes predict SPEC.toml --newdata FILE.csv`: predictions at new rows;
-`glmm-bayes simulate SPEC.toml -n N`: responses simulated from the fitted model.
+`glmm-bayes predict MODEL.toml --newdata FILE.csv`: predictions at new rows;
+`glmm-bayes simulate MODEL.toml -n N`: responses simulated from the fitted model.
 Compiled programs are kept on disk for later runs (`use_compilation_cache`) unless
 `--no-compilation-cache` is given, and NUTS chains run side by side on a CPU device per core
 (`use_cpu_cores`).
 
-A spec file (see models/*.toml and the README):
+A model file (see models/*.toml and the README):
 
     data = "sleepstudy"                 # a bundled dataset, or a CSV path relative to the file
     formula = "Reaction ~ Days + (Days | Subject)"
@@ -56,7 +56,7 @@ from .results import compare
 from .results.prediction import prediction_terms
 
 METHODS = ("nuts", "reml", "ml", "laplace", "map")
-#: The spec file's schema: top-level keys and the keys of each table, with their types.
+#: The model file's schema: top-level keys and the keys of each table, with their types.
 SCHEMA = {
     "data": str,
     "formula": str,
@@ -92,48 +92,50 @@ SAMPLER = {
 LAPLACE = {"nagq": int}
 
 
-class SpecError(GlmmBayesError):
-    """A spec file that cannot be run: syntax, unknown keys, wrong types or values."""
+class ModelFileError(GlmmBayesError):
+    """A model file that cannot be run: syntax, unknown keys, wrong types or values."""
 
 
 def _check_table(table: dict, schema: dict, where: str) -> None:
     for key, value in table.items():
         if key not in schema:
-            raise SpecError(f"{where}: unknown key {key!r}; known keys: {', '.join(schema)}")
+            raise ModelFileError(f"{where}: unknown key {key!r}; known keys: {', '.join(schema)}")
         expected = schema[key]
         ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
         if expected is float:
             ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         if not ok:
-            raise SpecError(f"{where}: {key!r} must be {expected.__name__}, got {value!r}")
+            raise ModelFileError(f"{where}: {key!r} must be {expected.__name__}, got {value!r}")
 
 
-def load_spec(path: Path) -> dict:
-    """Read and validate a spec file; every problem is a `SpecError` naming the key."""
+def load_model_file(path: Path) -> dict:
+    """Read and validate a model file; every problem is a `ModelFileError` naming the key."""
     if not path.is_file():
-        raise SpecError(f"spec file {path} does not exist or is not a file")
+        raise ModelFileError(f"model file {path} does not exist or is not a file")
     try:
         with open(path, "rb") as fh:
             spec = tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
-        raise SpecError(f"{path} is not valid TOML: {exc}") from None
+        raise ModelFileError(f"{path} is not valid TOML: {exc}") from None
     _check_table(spec, SCHEMA, str(path))
     for key in ("data", "formula"):
         if key not in spec:
-            raise SpecError(f"spec file {path} needs a {key!r} entry")
+            raise ModelFileError(f"model file {path} needs a {key!r} entry")
     _check_table(spec.get("sampler", {}), SAMPLER, f"{path} [sampler]")
     _check_table(spec.get("laplace", {}), LAPLACE, f"{path} [laplace]")
     _check_table(spec.get("correlation", {}), CORRELATION, f"{path} [correlation]")
     _check_table(spec.get("variance", {}), VARIANCE, f"{path} [variance]")
     for key in ("draws", "chains"):
         if spec.get("sampler", {}).get(key, 1) < 1:
-            raise SpecError(
+            raise ModelFileError(
                 f"{path} [sampler]: {key} must be at least 1, got {spec['sampler'][key]}"
             )
     if spec.get("sampler", {}).get("warmup", 0) < 0:
-        raise SpecError(f"{path} [sampler]: warmup must be >= 0, got {spec['sampler']['warmup']}")
+        raise ModelFileError(
+            f"{path} [sampler]: warmup must be >= 0, got {spec['sampler']['warmup']}"
+        )
     if unknown := [m for m in spec.get("methods", []) if m not in METHODS]:
-        raise SpecError(
+        raise ModelFileError(
             f"{path}: unknown method(s) {unknown} in 'methods'; use {', '.join(METHODS)}"
         )
     return spec
@@ -145,16 +147,16 @@ def _data(spec: dict, base: Path) -> pd.DataFrame:
         return load_dataset(name)
     path = base / name
     if not path.is_file():
-        raise SpecError(
+        raise ModelFileError(
             f"data {name!r} is neither a bundled dataset ({', '.join(list_datasets())}) "
             f"nor a file ({path})"
         )
     try:
         frame = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise SpecError(f"data file {path} could not be read as CSV: {exc}") from None
+        raise ModelFileError(f"data file {path} could not be read as CSV: {exc}") from None
     if frame.shape[1] < 2:
-        raise SpecError(f"data file {path} has {frame.shape[1]} column(s); is it a CSV file?")
+        raise ModelFileError(f"data file {path} has {frame.shape[1]} column(s); is it a CSV file?")
     return frame
 
 
@@ -166,7 +168,9 @@ def check_output_folder(out: Path) -> None:
         probe.write_text("")
         probe.unlink()
     except OSError as exc:
-        raise SpecError(f"output folder {out} cannot be written: {exc.strerror or exc}") from None
+        raise ModelFileError(
+            f"output folder {out} cannot be written: {exc.strerror or exc}"
+        ) from None
 
 
 def default_methods(model: Model) -> list[str]:
@@ -183,20 +187,20 @@ def _residual_structures(spec: dict) -> dict:
     if table := dict(spec.get("correlation", {})):
         kind = table.pop("type", None)
         if kind not in CORRELATION_TYPES:
-            raise SpecError(
+            raise ModelFileError(
                 f"[correlation] type must be one of {', '.join(CORRELATION_TYPES)}, got {kind!r}"
             )
         try:
             out["correlation"] = CORRELATION_TYPES[kind](**table)
         except TypeError:
-            raise SpecError(
+            raise ModelFileError(
                 f"[correlation] type {kind} takes group and "
                 f"{_POSITION_NEEDED.get(kind, 'time')}; "
                 f"got {sorted(table)}"
             ) from None
     if "variance" in spec:
         if "by" not in spec["variance"]:
-            raise SpecError('[variance] needs by = "column"')
+            raise ModelFileError('[variance] needs by = "column"')
         out["variance"] = VarIdent(spec["variance"]["by"])
     return out
 
@@ -250,7 +254,7 @@ def write_outputs(out: Path, fits, table: pd.DataFrame) -> None:
 
 
 def fit_one(model: Model, spec: dict, method: str, progress: bool = True):
-    """One fit of the spec's model; "default" is REML for gaussian models, else Laplace."""
+    """One fit of the model file's model; "default" is REML for gaussian models, else Laplace."""
     if method == "default":
         method = default_methods(model)[1]
     sampler = {"draws": 1000, "warmup": 1000, "chains": 4, "seed": 0, **spec.get("sampler", {})}
@@ -267,11 +271,11 @@ def fit_one(model: Model, spec: dict, method: str, progress: bool = True):
 
 def _read_csv(path: Path, what: str) -> pd.DataFrame:
     if not path.is_file():
-        raise SpecError(f"{what} file {path} does not exist or is not a file")
+        raise ModelFileError(f"{what} file {path} does not exist or is not a file")
     try:
         return pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise SpecError(f"{what} file {path} could not be read as CSV: {exc}") from None
+        raise ModelFileError(f"{what} file {path} could not be read as CSV: {exc}") from None
 
 
 def run_predict(
@@ -360,8 +364,9 @@ def run_batch(
     workers: int | None = None,
 ):
     """(per-dataset status, summary indexed by dataset and parameter). The responses come from
-    a CSV file, or are `simulate` draws from the spec's frequentist fit (REML or Laplace). With
-    `ray` ("local" or a cluster address) the datasets go to Ray workers in chunks."""
+    a CSV file, or are `simulate` draws from the model file's frequentist fit (REML or
+    Laplace). With `ray` ("local" or a cluster address) the datasets go to Ray workers in
+    chunks."""
     model = _model(spec, base)
     if responses is not None:
         frame = _read_csv(responses, "responses")
@@ -404,8 +409,8 @@ class _Parser(argparse.ArgumentParser):
 def main(argv: list[str] | None = None) -> int:
     parser = _Parser(prog="glmm-bayes", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    fit = sub.add_parser("fit", help="fit a model spec file and print the comparison table")
-    fit.add_argument("spec", type=Path)
+    fit = sub.add_parser("fit", help="fit a model file and print the comparison table")
+    fit.add_argument("model_file", type=Path, metavar="MODEL.toml")
     fit.add_argument("--method", default="all", choices=METHODS + ("all",))
     fit.add_argument("--out", type=Path, default=None, help="folder for CSV, netcdf and PNG output")
     fit.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -415,8 +420,8 @@ def main(argv: list[str] | None = None) -> int:
         choices=("profile", "wald"),
         help="frequentist intervals in the table (wald skips the profiles)",
     )
-    batch = sub.add_parser("batch", help="fit the spec's design to many responses")
-    batch.add_argument("spec", type=Path)
+    batch = sub.add_parser("batch", help="fit the model file's design to many responses")
+    batch.add_argument("model_file", type=Path, metavar="MODEL.toml")
     source = batch.add_mutually_exclusive_group(required=True)
     source.add_argument(
         "--responses",
@@ -427,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
         "--simulate",
         type=int,
         metavar="N",
-        help="fit N responses simulated from the spec's REML/Laplace fit",
+        help="fit N responses simulated from the model file's REML/Laplace fit",
     )
     batch.add_argument("--seed", type=int, default=0, help="seed of --simulate")
     batch.add_argument("--method", default="reml", choices=tuple(BATCH_METHODS))
@@ -456,7 +461,7 @@ def main(argv: list[str] | None = None) -> int:
         ("simulate", "responses simulated from the fitted model"),
     ):
         command = sub.add_parser(name, help=text)
-        command.add_argument("spec", type=Path)
+        command.add_argument("model_file", type=Path, metavar="MODEL.toml")
         command.add_argument(
             "--method",
             default="default",
@@ -503,11 +508,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("predict", "simulate"):
         return _main_table(args)
     try:
-        spec = load_spec(args.spec)
+        spec = load_model_file(args.model_file)
         if args.out is not None:
             check_output_folder(args.out)
         _, fits, table = run_fit(
-            spec, args.spec.parent, args.method, progress=not args.quiet, intervals=args.intervals
+            spec,
+            args.model_file.parent,
+            args.method,
+            progress=not args.quiet,
+            intervals=args.intervals,
         )
     except GlmmBayesError as exc:
         return _fail(str(exc))
@@ -533,11 +542,11 @@ def _fail(message: str) -> int:
 def _main_table(args) -> int:
     """predict and simulate: a table printed, or written to --out."""
     try:
-        spec = load_spec(args.spec)
+        spec = load_model_file(args.model_file)
         if args.command == "predict":
             table = run_predict(
                 spec,
-                args.spec.parent,
+                args.model_file.parent,
                 args.newdata,
                 args.method,
                 args.re_form,
@@ -550,7 +559,7 @@ def _main_table(args) -> int:
         else:
             table = run_simulate(
                 spec,
-                args.spec.parent,
+                args.model_file.parent,
                 args.n,
                 args.seed,
                 args.method,
@@ -573,12 +582,12 @@ def _main_table(args) -> int:
 
 def _main_batch(args) -> int:
     try:
-        spec = load_spec(args.spec)
+        spec = load_model_file(args.model_file)
         if args.out is not None:
             check_output_folder(args.out)
         status, summary = run_batch(
             spec,
-            args.spec.parent,
+            args.model_file.parent,
             args.responses,
             args.method,
             args.chunk_size,

@@ -1,4 +1,4 @@
-"""The command line: a spec file fitted by REML and Laplace prints the table and writes outputs."""
+"""The command line: a model file fitted by REML and Laplace prints the table and writes outputs."""
 
 import os
 import subprocess
