@@ -31,6 +31,7 @@ import numpy as np
 
 from ..design import ModelSpec
 from .residual import ResidualLayout
+from .structure import RandomEffectsLayout, TermLayout
 
 
 def sd_name(coef: str, group: str) -> str:
@@ -65,31 +66,12 @@ class PopulationParameter:
 
 
 @dataclass(frozen=True)
-class TermShape:
-    """What the map needs of a random-effect term: its label, columns, and whether its factor
-    is isotropic (T = sd I_r, a known-covariance term of rank r)."""
-
-    label: str
-    names: tuple[str, ...]
-    rank: int | None = None  # r of an isotropic term, else None
-
-    @property
-    def q(self) -> int:
-        return len(self.names)
-
-    @property
-    def pairs(self) -> tuple[tuple[int, int], ...]:
-        """(row, column) of each correlation below the diagonal, row-major."""
-        return tuple(zip(*map(np.ndarray.tolist, np.tril_indices(self.q, -1))))
-
-
-@dataclass(frozen=True)
 class ParameterMap:
     """The population parameters of one model (hashable: a static argument of compiled code)."""
 
     parameters: tuple[PopulationParameter, ...]
     fixed_names: tuple[str, ...]
-    terms: tuple[TermShape, ...]
+    terms: tuple[TermLayout, ...]  # the layout's: label, column names, isotropic
     aux: str | None
     residual_names: tuple[str, ...]
 
@@ -99,35 +81,24 @@ class ParameterMap:
             PopulationParameter(n, "Intercept" if n == "(Intercept)" else "fixed", n, coef=n)
             for n in spec.fixed_names
         ]
-        terms = []
-        for term in spec.terms:
-            shape = TermShape(
-                term.label,
-                tuple(term.names),
-                None if term.relatedness is None else term.relatedness.shape[1],
-            )
-            terms.append(shape)
+        terms = RandomEffectsLayout.from_spec(spec).terms
+        for t in terms:
             params += [
                 PopulationParameter(
-                    sd_name(c, term.label),
-                    "sd",
-                    sd_name(c, term.label),
-                    0.0,
-                    group=term.label,
-                    coef=c,
+                    sd_name(c, t.label), "sd", sd_name(c, t.label), 0.0, group=t.label, coef=c
                 )
-                for c in term.names
+                for c in t.names
             ]
             params += [
                 PopulationParameter(
-                    cor_pair_name(term.names[c], term.names[r], term.label),
+                    cor_pair_name(t.names[c], t.names[r], t.label),
                     "cor",
-                    cor_name(term.label),
+                    cor_name(t.label),
                     -1.0,
                     1.0,
-                    term.label,
+                    t.label,
                 )
-                for r, c in shape.pairs
+                for r, c in t.pairs
             ]
         aux = spec.family.aux_name
         if aux is not None:
@@ -138,7 +109,7 @@ class ParameterMap:
             for name, lo, hi, kind in zip(layout.names, *layout.bounds(), layout.classes()):
                 group = spec.residual.variance.by if kind == "sigma_ratio" else None
                 params.append(PopulationParameter(name, kind, name, float(lo), float(hi), group))
-        return cls(tuple(params), tuple(spec.fixed_names), tuple(terms), aux, tuple(residual))
+        return cls(tuple(params), tuple(spec.fixed_names), terms, aux, tuple(residual))
 
     # ---- names
     @property
@@ -160,7 +131,7 @@ class ParameterMap:
         """A readable name per entry of theta: the sd or correlation that entry mainly carries."""
         names = []
         for t in self.terms:
-            rows, cols = np.tril_indices(t.q)
+            rows, cols = np.tril_indices(len(t.names))
             for r, c in sorted(zip(rows, cols), key=lambda rc: (rc[1], rc[0])):  # column-major
                 names.append(
                     sd_name(t.names[r], t.label)
@@ -204,13 +175,14 @@ class ParameterMap:
         p = len(self.fixed_names)
         pos, factors = p, []
         for t in self.terms:
-            sd, cor = phi[pos : pos + t.q], phi[pos + t.q : pos + t.q + len(t.pairs)]
+            k = len(t.names)
+            sd, cor = phi[pos : pos + k], phi[pos + k : pos + k + len(t.pairs)]
             factors.append(
-                sd[0] * jnp.eye(t.rank, dtype=phi.dtype)
-                if t.rank is not None
-                else factor_from_sd_cor(sd, cor, t.q)
+                sd[0] * jnp.eye(t.q, dtype=phi.dtype)  # T = sd I_r of a known-covariance term
+                if t.isotropic
+                else factor_from_sd_cor(sd, cor, k)
             )
-            pos += t.q + len(t.pairs)
+            pos += k + len(t.pairs)
         aux = phi[pos] if self.aux is not None else 1.0
         pos += self.aux is not None
         residual = phi[pos:] if self.residual_names else None

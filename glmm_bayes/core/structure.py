@@ -46,6 +46,13 @@ class TermLayout:
     def n_theta(self) -> int:
         return 1 if self.isotropic else self.q * (self.q + 1) // 2
 
+    @property
+    def pairs(self) -> tuple[tuple[int, int], ...]:
+        """(row, column) of each correlation between the term's columns (`names`), below the
+        diagonal, row-major; none for a known-covariance term (one column)."""
+        rows, cols = np.tril_indices(len(self.names), -1)
+        return tuple(zip(rows.tolist(), cols.tolist()))
+
     def diagonal_mask(self) -> np.ndarray:
         return np.ones(1, bool) if self.isotropic else _diagonal_mask(self.q)
 

@@ -232,7 +232,7 @@ def profile_intervals(
 
 def _unprofiled_correlations(parameters: ParameterMap) -> set[str]:
     """Correlations of terms with q >= 3 (there fixing one can leave no valid matrix)."""
-    large = {t.label for t in parameters.terms if t.q >= 3}
+    large = {t.label for t in parameters.terms if len(t.pairs) >= 3}
     return {p.name for p in parameters.parameters if p.cls == "cor" and p.group in large}
 
 
