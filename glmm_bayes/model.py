@@ -253,7 +253,7 @@ class Model:
     def sample_prior(self, draws: int = 500, seed: int = 0):
         """Prior and prior predictive draws as an ArviZ DataTree: groups prior (the posterior's
         variables, by the same names), prior_predictive (y) and observed_data, so that
-        `post.idata.update(m.sample_prior())` puts prior and posterior side by side."""
+        `tree["prior"] = m.sample_prior()["prior"]` puts prior and posterior side by side."""
         draws, seed = integer_argument("draws", draws, 1), integer_argument("seed", seed, 0)
         predictive = Predictive(self.numpyro_model, num_samples=draws)
         out = predictive(jax.random.PRNGKey(seed), observed=False, **self.model_kwargs)

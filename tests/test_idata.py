@@ -184,3 +184,19 @@ def test_the_map_orders_and_bounds_the_natural_parameters():
     np.testing.assert_array_equal(upper, [np.inf] * 5 + [1])
     assert pmap["phi"].cls == "correlation" and pmap.site_names == pmap.names
     assert list(m.fit_reml().population.index) == list(pmap.names)
+
+
+def test_a_slash_in_a_parameter_name_survives_idata_and_netcdf(tmp_path):
+    """salamander's fixed effects are "CrossR/R", ...: a DataTree refuses "/" in a variable's
+    name, so idata writes it as U+2215; the tables keep lme4's names and a reload maps back."""
+    m = gb.Model(
+        "Mate ~ 0 + Cross + (1 | Female) + (1 | Male)",
+        gb.load_dataset("salamander"),
+        family="bernoulli",
+    )
+    post = m.fit_map(draws=100, seed=0)
+    assert "CrossR/R" in post.population.index
+    assert "CrossR\u2215R" in post.idata["posterior"].data_vars
+    post.to_netcdf(tmp_path / "salamander.nc")
+    again = gb.load_posterior(tmp_path / "salamander.nc", m)
+    pd.testing.assert_frame_equal(again.population, post.population, rtol=1e-12)

@@ -34,8 +34,8 @@ class Posterior:
     `idata` (an ArviZ DataTree) holds everything: its posterior group has one variable per
     population parameter, named as in every table and the priors ("Days", "sd(Days|Subject)",
     "cor((Intercept),Days|Subject)", "sigma"), and the random effects b(label) with dims
-    (label, coef(label)). `post.to_netcdf(path)` and `gb.load_posterior(path, model)` give the
-    same posterior back.
+    (label, coef(label)); a "/" in a name is written U+2215 there (`idata_name`).
+    `post.to_netcdf(path)` and `gb.load_posterior(path, model)` give the same posterior back.
     """
 
     kind = "bayesian"
@@ -48,7 +48,8 @@ class Posterior:
         self.sample_stats = {k: np.asarray(v) for k, v in idata["sample_stats"].items()}
         self._draws = draws_of(model.parameters, self.spec, idata["posterior"])
         self._population = {
-            name: np.asarray(idata["posterior"][name]) for name in model.parameters.names
+            name: np.asarray(idata["posterior"][idata_name(name)])
+            for name in model.parameters.names
         }
 
     @classmethod
@@ -84,7 +85,8 @@ class Posterior:
         its variables are not `model`'s parameters."""
         if "posterior" not in idata.children:
             raise ModelError("this DataTree has no posterior group")
-        missing = [n for n in model.parameters.names if n not in idata["posterior"].data_vars]
+        saved = idata["posterior"].data_vars
+        missing = [n for n in model.parameters.names if idata_name(n) not in saved]
         if missing:
             raise ModelError(
                 f"the saved posterior is not of this model ({model.spec.formula!r}): "
@@ -402,9 +404,16 @@ def lme4_draws(spec: ModelSpec, structure: ProgramStructure, samples: dict) -> d
     return draws
 
 
+def idata_name(name: str) -> str:
+    """A name as an `idata` variable or dimension: the table's, with "/" (which a DataTree
+    reserves for paths; "CrossR/R" is a fixed effect of salamander's) written as the
+    look-alike division slash U+2215."""
+    return name.replace("/", "\u2215")
+
+
 def ranef_name(label: str) -> str:
     """The `idata` variable of a term's random effects b_k."""
-    return f"b({label})"
+    return idata_name(f"b({label})")
 
 
 def posterior_tree(model, draws: dict, group: str):
@@ -413,16 +422,17 @@ def posterior_tree(model, draws: dict, group: str):
     with dims (label, coef(label)); and the observed data, in the response's own type."""
     spec, parameters = model.spec, model.parameters
     aux = draws.get(parameters.aux) if parameters.aux else None
-    variables = parameters.values(
+    values = parameters.values(
         draws["fixef"], [draws["cov"][t.label] for t in spec.terms], aux, draws.get("residual")
     )
+    variables = {idata_name(name): value for name, value in values.items()}
     dims, coords = {"y": ["obs"]}, {"obs": np.arange(spec.n_obs)}
     for term in spec.terms:
         if term.label in draws["b"]:
-            name, coef = ranef_name(term.label), f"coef({term.label})"
+            name, coef = ranef_name(term.label), idata_name(f"coef({term.label})")
             variables[name] = draws["b"][term.label]
-            dims[name] = [term.label, coef]
-            coords[term.label] = list(term.levels)
+            dims[name] = [idata_name(term.label), coef]
+            coords[idata_name(term.label)] = list(term.levels)
             coords[coef] = list(term.names)
     return from_dict(
         {group: variables, "observed_data": {"y": observed_response(spec)}},
@@ -438,7 +448,7 @@ def observed_response(spec: ModelSpec) -> np.ndarray:
 
 def draws_of(parameters: ParameterMap, spec: ModelSpec, dataset) -> dict:
     """The inverse of `posterior_tree`: lme4-scale draws from a posterior group's variables."""
-    value = lambda name: np.asarray(dataset[name], dtype=float)
+    value = lambda name: np.asarray(dataset[idata_name(name)], dtype=float)
     draws = {
         "fixef": np.stack([value(n) for n in parameters.fixed_names], axis=-1)
         if parameters.fixed_names
@@ -448,12 +458,13 @@ def draws_of(parameters: ParameterMap, spec: ModelSpec, dataset) -> dict:
     }
     for t in parameters.terms:
         sd = np.stack([value(sd_name(c, t.label)) for c in t.names], axis=-1)
-        cor = np.broadcast_to(np.eye(t.q), sd.shape + (t.q,)).copy()
+        k = len(t.names)
+        cor = np.broadcast_to(np.eye(k), sd.shape + (k,)).copy()
         for r, c in t.pairs:
             cor[..., r, c] = cor[..., c, r] = value(cor_pair_name(t.names[c], t.names[r], t.label))
         draws["cov"][t.label] = sd[..., :, None] * cor * sd[..., None, :]
         if ranef_name(t.label) in dataset:
-            draws["b"][t.label] = value(ranef_name(t.label))
+            draws["b"][t.label] = np.asarray(dataset[ranef_name(t.label)], dtype=float)
     if parameters.aux:
         draws[parameters.aux] = value(parameters.aux)
     if parameters.residual_names:
