@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 import formulae
@@ -32,15 +32,33 @@ from .residual import (
 
 @dataclass(frozen=True)
 class RandomEffectTerm:
-    """One term `(expr | factor)`: the columns Z_k and the level of each row."""
+    """One term `(expr | factor)` on some rows: the columns Z_k and the level of each row. The
+    model's terms hold its fitted rows; `design.newdata` gives the same term on new rows, where
+    `fitted_index` says which fitted level each level is (-1 for one the model has not seen)
+    and `level_index` is None where only the columns are needed (integrating the term out)."""
 
     factor: str  # grouping factor, e.g. "Subject" or "dept:service"
     label: str  # lme4's VarCorr group name: "Subject", then "Subject.1", ...
     levels: tuple[str, ...]
-    level_index: np.ndarray  # (n,) int: level of each row
+    level_index: np.ndarray | None  # (n,) int: level of each row
     Z: np.ndarray  # (n, q_k) term columns
     names: tuple[str, ...]  # column names, lme4 style: "(Intercept)", "Days"
     relatedness: np.ndarray | None = None  # F (n_levels, r), F F' = K, for cov={factor: K}
+    fitted_index: np.ndarray | None = None  # per level: its fitted level; None on fitted rows
+
+    @property
+    def new_levels(self) -> list[str]:
+        """Levels of these rows that the model was not fitted to."""
+        if self.fitted_index is None:
+            return []
+        return [lev for lev, i in zip(self.levels, self.fitted_index) if i < 0]
+
+    def on_rows(self, Z, level_index=None, levels=(), fitted_index=None) -> RandomEffectTerm:
+        """This term on other rows."""
+        fitted_index = np.arange(0) if fitted_index is None else fitted_index
+        return replace(
+            self, Z=Z, level_index=level_index, levels=tuple(levels), fitted_index=fitted_index
+        )
 
     @property
     def q(self) -> int:

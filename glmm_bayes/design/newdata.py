@@ -16,32 +16,19 @@ import pandas as pd
 
 from ..errors import DataError, FormulaError
 from .formula import ALLOWED_CONSTANTS, parse_formula, tokens
-from .model_spec import ModelSpec, _evaluate, group_labels, term_blocks
-
-
-@dataclass(frozen=True)
-class TermRows:
-    """One random-effect term on the rows: Z_k (n, q_k), each row's level among `levels`."""
-
-    Z: np.ndarray
-    level_index: np.ndarray
-    levels: tuple[str, ...]
-    fitted_index: np.ndarray  # per level: its index in the fitted term's levels, or -1
-
-    @property
-    def new_levels(self) -> list[str]:
-        return [lev for lev, i in zip(self.levels, self.fitted_index) if i < 0]
+from .model_spec import ModelSpec, RandomEffectTerm, _evaluate, group_labels, term_blocks
 
 
 @dataclass(frozen=True)
 class Rows:
     """The design of a model on some rows: X, offset, binomial trials (None where the rows do
-    not give them) and one `TermRows` per random-effect term (None for terms left out)."""
+    not give them) and each random-effect term on these rows (`RandomEffectTerm.on_rows`; None
+    for terms left out)."""
 
     X: np.ndarray
     offset: np.ndarray
     trials: np.ndarray | None
-    terms: tuple[TermRows | None, ...]
+    terms: tuple[RandomEffectTerm | None, ...]
 
     @property
     def n(self) -> int:
@@ -133,9 +120,9 @@ def model_rows(
     columns = tuple(g or c for g, c in zip(grouped, columns or grouped))
     if newdata is None:
         terms = tuple(
-            TermRows(t.Z, t.level_index, t.levels, np.arange(t.n_levels))
+            t.on_rows(t.Z, t.level_index, t.levels, np.arange(t.n_levels))
             if g
-            else TermRows(t.Z, None, (), np.arange(0))
+            else t.on_rows(t.Z)
             if c
             else None
             for t, g, c in zip(spec.terms, grouped, columns)
@@ -177,9 +164,9 @@ def model_rows(
             if g:
                 levels, index = group_labels(frame, term.factor)
                 known = pd.Index(term.levels).get_indexer(list(levels))
-                terms.append(TermRows(Z[:, cols], index, levels, known))
+                terms.append(term.on_rows(Z[:, cols], index, levels, known))
             else:
-                terms.append(TermRows(Z[:, cols], None, (), np.arange(0)) if c else None)
+                terms.append(term.on_rows(Z[:, cols]) if c else None)
     return Rows(X, offset, trials, tuple(terms))
 
 

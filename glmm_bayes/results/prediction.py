@@ -26,7 +26,8 @@ import pandas as pd
 from ..control import warn
 from ..core.residual import ResidualLayout, color, residual_arrays
 from ..design import ModelSpec
-from ..design.newdata import Rows, TermRows, kept_terms, model_rows
+from ..design.model_spec import RandomEffectTerm
+from ..design.newdata import Rows, kept_terms, model_rows
 from ..design.residual import residual_on
 from ..errors import DataError, DataWarning, ModelError
 
@@ -69,7 +70,7 @@ def _sample_effects(cov: np.ndarray, n_levels: int, rng: np.random.Generator) ->
 
 
 def _effects_on(
-    term: TermRows,
+    term: RandomEffectTerm,
     b: np.ndarray,
     cov: np.ndarray,
     factor: str,
