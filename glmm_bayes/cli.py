@@ -290,7 +290,7 @@ def run_predict(
     interval: float | None,
     progress: bool = True,
 ) -> pd.DataFrame:
-    """newdata with the predictions appended (estimate, and interval columns when asked)."""
+    """newdata with the predictions appended (prediction, and interval columns when asked)."""
     frame = _read_csv(newdata, "newdata")
     model = _model(spec, base)
     _check_newdata(model, frame, re_form, new_levels, marginal)
@@ -303,11 +303,9 @@ def run_predict(
         marginal=marginal,
         interval=interval,
     )
-    if interval is None:
-        predictions = pd.DataFrame(
-            {"estimate": predictions.mean(axis=0) if predictions.ndim == 2 else predictions}
-        )
-    return pd.concat([frame, predictions.set_axis(frame.index)], axis=1)
+    if isinstance(predictions, pd.DataFrame):
+        return predictions
+    return frame.assign(prediction=predictions.mean(axis=0))  # a posterior's draws
 
 
 def _check_newdata(

@@ -54,6 +54,11 @@ def compiles_during(run) -> tuple[list, object]:
         jax.monitoring.clear_event_listeners()
 
 
+def predicted(fit, *args, **kwargs) -> np.ndarray:
+    """A point fit's predictions as an array (its `predict` returns newdata plus them)."""
+    return fit.predict(*args, **kwargs)["prediction"].to_numpy()
+
+
 def in_single_precision(values) -> bool:
     """Whether every value is a float32 number (draws are stored as float64 either way)."""
     values = np.asarray(values)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import predicted
 
 import glmm_bayes as gb
 from glmm_bayes import cli
@@ -367,8 +368,8 @@ def test_predict_options_reach_the_fit(tmp_path):
             == 0
         )
         table = pd.read_csv(out)
-        assert list(table.columns) == list(data.columns) + ["estimate"]
-        np.testing.assert_allclose(table["estimate"], fit.predict(data, **kwargs), rtol=1e-8)
+        assert list(table.columns) == list(data.columns) + ["prediction"]
+        np.testing.assert_allclose(table["prediction"], predicted(fit, data, **kwargs), rtol=1e-8)
 
 
 def test_batch_out_files_equal_the_api_batch(tmp_path):

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import REFERENCE, reference_fit, reference_model
+from conftest import REFERENCE, predicted, reference_fit, reference_model
 from scipy import integrate, special, stats
 
 import glmm_bayes as gb
@@ -28,34 +28,34 @@ def test_sleepstudy_predictions_equal_lme4_fixef_and_blups():
     # ~1e-4 relative, i.e. well under 0.05 ms on responses of ~300 ms.
     fit, data = reference_fit("sleep_rs_reml"), gb.load_dataset("sleepstudy")
     np.testing.assert_allclose(
-        fit.predict(), lme4_linear_predictor("sleep_rs_reml", data), atol=0.05
+        predicted(fit), lme4_linear_predictor("sleep_rs_reml", data), atol=0.05
     )
     np.testing.assert_allclose(
-        fit.predict(re_form="~0"), lme4_linear_predictor("sleep_rs_reml", data, False), atol=0.05
+        predicted(fit, re_form="~0"), lme4_linear_predictor("sleep_rs_reml", data, False), atol=0.05
     )
     # newdata: the same rows in another order give the same predictions, and equal the
     # fitted values of the REML fit exactly
     shuffled = data.sample(frac=1.0, random_state=1)
     np.testing.assert_allclose(
-        fit.predict(shuffled), fit.estimate.fitted[shuffled.index], rtol=1e-12
+        predicted(fit, shuffled), fit.estimate.fitted[shuffled.index], rtol=1e-12
     )
 
 
 def test_new_levels_population_sample_error():
     fit = reference_fit("sleep_rs_reml")
     new = pd.DataFrame({"Days": [0.0, 5.0], "Subject": ["308", "new subject"]})
-    population = fit.predict(new, re_form="~0")
-    zero = fit.predict(new, new_levels="population")
+    population = predicted(fit, new, re_form="~0")
+    zero = predicted(fit, new, new_levels="population")
     assert zero[1] == pytest.approx(population[1], rel=1e-12)
     assert zero[0] != pytest.approx(population[0], rel=1e-3)
-    sampled = fit.predict(new, new_levels="sample", seed=3)
+    sampled = predicted(fit, new, new_levels="sample", seed=3)
     assert sampled[0] == pytest.approx(zero[0], rel=1e-12) and sampled[1] != population[1]
     # the default refuses new levels, naming them, as lme4 and brms do unless asked
     for fitted in (fit, reference_model("sleep_rs_reml").fit_map(draws=20, seed=0)):
         with pytest.raises(gb.DataError, match="new subject.*'Subject'"):
             fitted.predict(new)
     # population-level predictions need no grouping column
-    assert fit.predict(pd.DataFrame({"Days": [5.0]}), re_form="~0")[0] == pytest.approx(
+    assert predicted(fit, pd.DataFrame({"Days": [5.0]}), re_form="~0")[0] == pytest.approx(
         population[1]
     )
 
@@ -86,7 +86,7 @@ def test_predict_leaves_newdata_unmodified():
     fit = reference_fit("penicillin_reml")
     new = pd.DataFrame({"treat": ["B", "A"], "blend": ["Blend1", "Blend9"]})
     copy = new.copy()
-    out = fit.predict(new, new_levels="population")
+    out = predicted(fit, new, new_levels="population")
     pd.testing.assert_frame_equal(new, copy)
     beta = fit.estimate.beta
     assert out[1] == pytest.approx(beta[0], rel=1e-12)  # A is the reference level, Blend9 new
@@ -100,15 +100,15 @@ def test_wald_interval_of_the_fixed_part():
     se = np.sqrt(np.einsum("np,pq,nq->n", X, fit.vcov.to_numpy(), X))
     np.testing.assert_allclose(frame["std_error"], se, rtol=1e-6)
     np.testing.assert_allclose(
-        frame["upper"] - frame["estimate"], stats.norm.ppf(0.95) * se, rtol=1e-9
+        frame["upper"] - frame["prediction"], stats.norm.ppf(0.95) * se, rtol=1e-9
     )
 
 
 def test_poisson_marginal_mean_is_exp_eta_plus_half_variance():
     fit, data = reference_fit("rikz_poisson_laplace"), gb.load_dataset("RIKZ")
     tau2 = fit.varcorr["vcov"].iloc[0]
-    eta = fit.predict(re_form="~0", scale="link")
-    np.testing.assert_allclose(fit.predict(marginal=True), np.exp(eta + tau2 / 2), rtol=1e-12)
+    eta = predicted(fit, re_form="~0", scale="link")
+    np.testing.assert_allclose(predicted(fit, marginal=True), np.exp(eta + tau2 / 2), rtol=1e-12)
     # and against lme4's estimates (agreement of the fits ~1e-4 relative)
     ref = REFERENCE["rikz_poisson_laplace"]
     lme4 = np.exp(
@@ -116,16 +116,16 @@ def test_poisson_marginal_mean_is_exp_eta_plus_half_variance():
         + ref["fixef"]["NAP"] * data["NAP"]
         + ref["varcorr"][0]["vcov"] / 2
     )
-    np.testing.assert_allclose(fit.predict(marginal=True), lme4, rtol=1e-3)
+    np.testing.assert_allclose(predicted(fit, marginal=True), lme4, rtol=1e-3)
     # the marginal mean exceeds the conditional-at-zero mean exp(eta): Jensen
-    assert np.all(fit.predict(marginal=True) > fit.predict(re_form="~0"))
+    assert np.all(predicted(fit, marginal=True) > predicted(fit, re_form="~0"))
 
 
 def test_logistic_marginal_mean_agrees_with_brute_force_integration():
     fit = reference_fit("ctsib_laplace")
     tau = np.sqrt(fit.varcorr["vcov"].iloc[0])
-    eta = fit.predict(re_form="~0", scale="link")[:20]
-    marginal = fit.predict(marginal=True)[:20]
+    eta = predicted(fit, re_form="~0", scale="link")[:20]
+    marginal = predicted(fit, marginal=True)[:20]
     brute = [
         integrate.quad(
             lambda z: special.expit(e + tau * z) * stats.norm.pdf(z),  # noqa: B023 (called at once)
@@ -144,7 +144,7 @@ def test_simulate_reproduces_the_fitted_moments():
     fit = reference_fit("sleep_rs_reml")
     sims = fit.simulate(4000, seed=11).to_numpy()
     assert sims.shape == (180, 4000)
-    mean = fit.predict(re_form="~0")
+    mean = predicted(fit, re_form="~0")
     Z = np.column_stack([np.ones(180), gb.load_dataset("sleepstudy")["Days"]])
     cov = fit.estimate.factors[0] @ fit.estimate.factors[0].T
     var = np.einsum("ni,ij,nj->n", Z, cov, Z) + fit.sigma**2
@@ -154,7 +154,7 @@ def test_simulate_reproduces_the_fitted_moments():
     # a seed reproduces; conditional simulation (re_form=None) centres on the conditional fit
     pd.testing.assert_frame_equal(fit.simulate(2, seed=4), fit.simulate(2, seed=4))
     conditional = fit.simulate(4000, seed=5, re_form=None).to_numpy()
-    z_cond = (conditional.mean(axis=1) - fit.predict()) / (fit.sigma / np.sqrt(4000))
+    z_cond = (conditional.mean(axis=1) - predicted(fit)) / (fit.sigma / np.sqrt(4000))
     assert np.max(np.abs(z_cond)) < 4.5
 
 
@@ -162,7 +162,7 @@ def test_simulated_poisson_counts_match_the_marginal_mean():
     fit = reference_fit("rikz_poisson_laplace")
     sims = fit.simulate(4000, seed=2).to_numpy()
     assert np.all(sims == np.round(sims)) and sims.min() >= 0
-    mean = fit.predict(marginal=True)
+    mean = predicted(fit, marginal=True)
     tau2 = fit.varcorr["vcov"].iloc[0]
     var = mean + mean**2 * (np.exp(tau2) - 1)  # Poisson-lognormal variance
     z = (sims.mean(axis=1) - mean) / np.sqrt(var / 4000)
@@ -207,9 +207,9 @@ def test_newdata_goes_through_the_training_data_s_transforms(sleepstudy, term):
     rows equal the fitted predictions there (their own mean and sd differ: Days 0-2 only)."""
     fit = gb.Model(f"Reaction ~ {term} + (1 | Subject)", sleepstudy).fit_reml()
     rows = sleepstudy[sleepstudy.Days <= 2]
-    np.testing.assert_allclose(fit.predict(rows), fit.predict()[rows.index], rtol=1e-10)
+    np.testing.assert_allclose(predicted(fit, rows), predicted(fit)[rows.index], rtol=1e-10)
     np.testing.assert_allclose(
-        fit.predict(rows, re_form="~0"), fit.predict(re_form="~0")[rows.index], rtol=1e-10
+        predicted(fit, rows, re_form="~0"), predicted(fit, re_form="~0")[rows.index], rtol=1e-10
     )
 
 
@@ -223,6 +223,44 @@ def test_bootstrap_interval_of_a_population_prediction(sleepstudy):
     wald = fit.predict(days, re_form="~0", interval=0.95)
     boot = fit.predict(days, re_form="~0", interval=0.95, bootstrap=200, seed=1)
     assert boot.attrs["bootstrap"] == "200 of 200 refits succeeded"
-    np.testing.assert_allclose(boot["estimate"], wald["estimate"])
+    np.testing.assert_allclose(boot["prediction"], wald["prediction"])
     for end in ("lower", "upper"):
         assert np.all(np.abs(boot[end] - wald[end]) < 0.8 * wald["std_error"]), (end, boot, wald)
+
+
+def test_a_point_fit_s_predictions_come_back_as_newdata_plus_their_columns():
+    """lme4 users keep their rows: newdata's columns and index, then prediction (and the
+    interval's columns); the fitted rows when newdata is None; a column of newdata that a
+    prediction column would overwrite is refused, naming it."""
+    fit = reference_fit("sleep_rs_reml")
+    new = pd.DataFrame(
+        {"Days": [0.0, 4.5], "Subject": ["308", "309"], "note": ["a", "b"]}, index=[10, 20]
+    )
+    out = fit.predict(new)
+    assert list(out.columns) == ["Days", "Subject", "note", "prediction"]
+    assert list(out.index) == [10, 20] and list(out["note"]) == ["a", "b"]
+    frame = fit.predict(new, interval=0.9)
+    assert list(frame.columns)[-4:] == ["prediction", "std_error", "lower", "upper"]
+    np.testing.assert_allclose(frame["prediction"], out["prediction"], rtol=1e-15)
+    fitted = fit.predict()
+    assert len(fitted) == 180 and list(fitted.columns) == [
+        "Reaction",
+        "Days",
+        "Subject",
+        "prediction",
+    ]
+    np.testing.assert_allclose(fitted["prediction"], fit.estimate.fitted, rtol=1e-12)
+    with pytest.raises(gb.DataError, match=r"\['prediction'\]"):
+        fit.predict(new.assign(prediction=1.0))
+    # a posterior's interval frame has the same layout, with the posterior sd
+    post = reference_model("sleep_rs_reml").fit_map(draws=50, seed=0)
+    summary = post.predict(new, interval=0.9)
+    assert list(summary.columns) == [
+        "Days",
+        "Subject",
+        "note",
+        "prediction",
+        "sd",
+        "lower",
+        "upper",
+    ]

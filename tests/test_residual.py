@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import REFERENCE
+from conftest import REFERENCE, predicted
 from scipy.stats import multivariate_normal
 
 import glmm_bayes as gb
@@ -336,7 +336,7 @@ def test_known_k_ml_is_the_dense_normal_maximum(sleepstudy):
             assert loglik(np.array([b0, b1]), s_a, s_e) < best
     b_new = ml.estimate.modes[0][list(K.index).index("new"), 0]
     assert list(ml.ranef["Subject"].index) == list(K.index) and b_new != 0
-    assert ml.predict(pd.DataFrame({"Days": [0.0], "Subject": ["new"]}))[0] == pytest.approx(
+    assert predicted(ml, pd.DataFrame({"Days": [0.0], "Subject": ["new"]}))[0] == pytest.approx(
         beta[0] + b_new
     )
 
@@ -363,11 +363,11 @@ def test_known_k_marginal_mean_uses_each_levels_variance():
     data["y"] = rng.poisson(np.exp(0.5 + 0.3 * data["x"] + rng.normal(0, 0.5, 12)[g]))
     fit = gb.Model("y ~ x + (1 | g)", data, family="poisson", cov={"g": K}).fit_laplace()
     sd2 = fit.varcorr["vcov"].iloc[0]
-    eta = fit.predict(re_form="~0", scale="link")
+    eta = predicted(fit, re_form="~0", scale="link")
     K_rows = np.diag(K.to_numpy())[g]
     assert np.ptp(K_rows) > 0.5  # the levels' variances differ
     np.testing.assert_allclose(
-        fit.predict(marginal=True), np.exp(eta + sd2 * K_rows / 2), rtol=1e-12
+        predicted(fit, marginal=True), np.exp(eta + sd2 * K_rows / 2), rtol=1e-12
     )
 
 

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import predicted
 
 import glmm_bayes as gb
 from glmm_bayes.core.compiled import bind
@@ -497,7 +498,7 @@ def test_factor_of_a_number_is_a_factor_as_in_r(sleepstudy):
     same = gb.Model("Reaction ~ C(Days) + (1 | Subject)", sleepstudy).fit_reml()
     assert fit.loglik == pytest.approx(same.loglik, rel=1e-12)
     rows = sleepstudy[sleepstudy.Days.isin([0, 3])]
-    np.testing.assert_allclose(fit.predict(rows), fit.predict()[rows.index], rtol=1e-10)
+    np.testing.assert_allclose(predicted(fit, rows), predicted(fit)[rows.index], rtol=1e-10)
 
 
 def test_a_model_without_fixed_effects_runs_in_every_engine(sleepstudy):

@@ -30,9 +30,11 @@ def _grid(n_panels: int, ncols: int, width: float = 3.6, height: float = 3.0):
 
 
 def _point_prediction(fit, **kwargs) -> np.ndarray:
-    """`fit.predict(**kwargs)`, averaged over the draws for a posterior."""
-    prediction = np.asarray(fit.predict(**kwargs))
-    return prediction.mean(axis=0) if prediction.ndim == 2 else prediction
+    """`fit.predict(**kwargs)`'s prediction, averaged over the draws for a posterior."""
+    prediction = fit.predict(**kwargs)
+    if fit.kind == "frequentist":
+        return prediction["prediction"].to_numpy()
+    return np.asarray(prediction).mean(axis=0)
 
 
 def _in_response_units(fit, mu: np.ndarray) -> np.ndarray:

@@ -12,7 +12,13 @@ from ..errors import ModelError, integer_argument, level_argument
 from ..frequentist.profile import profile_intervals
 from ..numerics import float64
 from .hypothesis import FixedEffectTests, hypothesis_matrix, term_hypotheses
-from .prediction import ParameterDraws, prediction_map, prediction_terms, simulate_responses
+from .prediction import (
+    ParameterDraws,
+    prediction_frame,
+    prediction_map,
+    prediction_terms,
+    simulate_responses,
+)
 from .tables import ranef_tables, varcorr_table
 from .variance_decomposition import variance_components
 
@@ -238,12 +244,12 @@ class FrequentistFit:
         marginal=True averages the response over the random effects re_form drops (all of them
         when re_form is None): E[g^{-1}(eta + Z b)], which for a non-identity link differs from
         g^{-1}(eta).
-        Returns the predictions (n,), or with `interval=level` a DataFrame: estimate,
-        std_error (of the fixed part, delta method on the response scale), lower and upper:
-        Wald limits of the fixed part mapped through the link, or with `bootstrap=nsim`
-        percentile limits from nsim parametric-bootstrap refits (lme4's bootMer; responses are
-        simulated conditional on the modes of the terms the prediction keeps, use.u = TRUE,
-        and with fresh random effects for the others).
+        Returns newdata (a copy; the model's data rows when None) with a `prediction` column,
+        and with `interval=level` also std_error (of the fixed part, delta method on the
+        response scale), lower and upper: Wald limits of the fixed part mapped through the
+        link, or with `bootstrap=nsim` percentile limits from nsim parametric-bootstrap refits
+        (lme4's bootMer; responses are simulated conditional on the modes of the terms the
+        prediction keeps, use.u = TRUE, and with fresh random effects for the others).
         """
         if interval is not None:
             interval = level_argument("interval", interval)
@@ -253,26 +259,26 @@ class FrequentistFit:
         eta, transform, rows = prediction_map(
             self.spec, draws, newdata, re_form, scale, new_levels, marginal, rng
         )
-        estimate = transform(eta)[0]
-        if interval is None:
-            return estimate
-        se_eta = np.sqrt(np.einsum("np,pq,nq->n", rows.X, self.estimate.vcov, rows.X))
-        step = 1e-6 * np.maximum(1.0, np.abs(eta[0]))
-        slope = (transform(eta + step)[0] - transform(eta - step)[0]) / (2 * step)
-        frame = pd.DataFrame({"estimate": estimate, "std_error": np.abs(slope) * se_eta})
-        if bootstrap:
-            limits = self._bootstrap_predictions(
-                bootstrap, seed, newdata, re_form, scale, new_levels, marginal
-            )
-            tail = (1 - interval) / 2
-            frame["lower"], frame["upper"] = np.quantile(limits, [tail, 1 - tail], axis=0)
-            frame.attrs["bootstrap"] = f"{len(limits)} of {bootstrap} refits succeeded"
-            return frame
-        crit = stats.norm.ppf(0.5 + interval / 2)
-        ends = np.sort(
-            np.stack([transform(eta - crit * se_eta)[0], transform(eta + crit * se_eta)[0]]), axis=0
-        )
-        frame["lower"], frame["upper"] = ends
+        columns = {"prediction": transform(eta)[0]}
+        attrs = {}
+        if interval is not None:
+            se_eta = np.sqrt(np.einsum("np,pq,nq->n", rows.X, self.estimate.vcov, rows.X))
+            step = 1e-6 * np.maximum(1.0, np.abs(eta[0]))
+            slope = (transform(eta + step)[0] - transform(eta - step)[0]) / (2 * step)
+            columns["std_error"] = np.abs(slope) * se_eta
+            if bootstrap:
+                limits = self._bootstrap_predictions(
+                    bootstrap, seed, newdata, re_form, scale, new_levels, marginal
+                )
+                tail = (1 - interval) / 2
+                columns["lower"], columns["upper"] = np.quantile(limits, [tail, 1 - tail], axis=0)
+                attrs["bootstrap"] = f"{len(limits)} of {bootstrap} refits succeeded"
+            else:
+                crit = stats.norm.ppf(0.5 + interval / 2)
+                ends = [transform(eta - crit * se_eta)[0], transform(eta + crit * se_eta)[0]]
+                columns["lower"], columns["upper"] = np.sort(np.stack(ends), axis=0)
+        frame = prediction_frame(self.spec, newdata, columns)
+        frame.attrs.update(attrs)
         return frame
 
     def refit(self, model):
@@ -298,7 +304,10 @@ class FrequentistFit:
     def _bootstrap_predictions(self, nsim, seed, newdata, re_form, scale, new_levels, marginal):
         fits = self._bootstrap_refits(nsim, seed, prediction_terms(self.spec, re_form, marginal))
         return np.array(
-            [f.predict(newdata, re_form, scale, new_levels, marginal, seed=seed) for f in fits]
+            [
+                f.predict(newdata, re_form, scale, new_levels, marginal, seed=seed)["prediction"]
+                for f in fits
+            ]
         )
 
     @float64

@@ -21,6 +21,7 @@ from .prediction import (
     ParameterDraws,
     draw_responses,
     interval_frame,
+    prediction_frame,
     prediction_map,
     simulate_responses,
 )
@@ -233,7 +234,9 @@ class Posterior:
         seed: int = 0,
     ):
         """Posterior draws (draws, n) of the prediction at the rows of `newdata` (None: the
-        fitted rows); with `interval=level` a DataFrame of estimate (mean), sd, lower, upper.
+        fitted rows); with `interval=level`, newdata (a copy; the model's data rows when None)
+        with the columns prediction (the posterior mean), sd, lower and upper, as a point
+        fit's `predict`.
 
         re_form, new_levels and marginal mean what they mean for `FrequentistFit.predict`; with
         new_levels="sample" each draw takes b from that draw's Cov_k, so new levels carry the
@@ -264,7 +267,10 @@ class Posterior:
                 draws.residual,
                 newdata,
             )
-        return out if interval is None else interval_frame(out, interval)
+        if interval is None:
+            return out
+        summary = interval_frame(out, interval).rename(columns={"estimate": "prediction"})
+        return prediction_frame(self.spec, newdata, dict(summary.items()))
 
     def posterior_predictive(self, seed: int = 0):
         """Replicated responses y_rep (chains, draws, n) at the fitted rows, conditional on each

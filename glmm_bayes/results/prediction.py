@@ -261,3 +261,20 @@ def interval_frame(draws: np.ndarray, level: float) -> pd.DataFrame:
             "upper": np.quantile(draws, 1 - tail, axis=0),
         }
     )
+
+
+def prediction_frame(spec: ModelSpec, newdata, columns: dict) -> pd.DataFrame:
+    """The rows predicted (a copy of `newdata`, or the fitted rows of the model's data) with
+    the prediction's columns after them; newdata's own column of one of those names is a
+    `DataError`, not overwritten."""
+    rows = spec.data if newdata is None else newdata
+    clash = [name for name in columns if name in rows.columns]
+    if clash:
+        raise DataError(
+            f"newdata already has column(s) {clash}, which the predictions would take; "
+            "rename them to keep both"
+        )
+    out = rows.copy()
+    for name, values in columns.items():
+        out[name] = np.asarray(values)
+    return out
