@@ -320,7 +320,9 @@ class Model:
 
     @float64
     def fit_laplace(self, nagq: int = 1) -> FrequentistFit:
-        """Marginal ML with u integrated out by Laplace (nagq = 1) or adaptive Gauss-Hermite."""
+        """Marginal ML with u integrated out by Laplace (nagq = 1) or adaptive Gauss-Hermite
+        quadrature with nagq nodes (one scalar term); nagq = 0 is glmer's faster approximation
+        with beta found inside PIRLS and theta alone optimised (families without aux)."""
         if self.structure.layout.residual is not None and self.structure.layout.residual.gaussian:
             raise ModelError(
                 "this gaussian model has a residual structure (correlation, variance "

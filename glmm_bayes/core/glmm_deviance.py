@@ -5,6 +5,8 @@ With b = Lambda u, u ~ N(0, I), eta = X beta + Z Lambda u + offset, the penalise
 is maximised over u by penalised IRLS (Fisher scoring with step halving). With W the Fisher
 weights at the mode u* and L L' = Lambda' Z' W Z Lambda + I, the Laplace approximation gives
     -2 log L(beta, theta) ~= -2 sum_i log p(y_i | eta_i*) + ||u*||^2 + log|L|^2.
+With nAGQ = 0 (`joint_deviance`) beta joins u in the penalised IRLS, and the deviance at that
+joint mode is a function of theta alone, as glmer's.
 For one scalar random-effect term the integral factorises over levels and adaptive
 Gauss-Hermite quadrature with k nodes refines each 1-D integral (k = 1 is the Laplace value).
 Gradients: u* is found without tracing, then one differentiable Newton step from u* gives
@@ -21,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..families import Family, Link
-from .cholesky import factor_penalised_gram, logdet, solve
+from .cholesky import factor_penalised_gram, logdet, solve, solve_lower, solve_upper
 from .structure import (
     ModelArrays,
     RandomEffectsLayout,
@@ -29,6 +31,7 @@ from .structure import (
     fixed_predictor,
     row_logliks,
     row_weights,
+    sparse_crossprod,
     sparse_matvec,
     sparse_rmatvec,
     z_lambda_values,
@@ -60,14 +63,41 @@ def _newton_direction(u, zl, eta, aux, arrays, layout, family, link, observed: b
     return solve(factor_penalised_gram(arrays, zl, w, layout), gradient)
 
 
+def _scoring(x0, penalised, direction):
+    """argmax_x of `penalised` by the steps `direction(x)` with step halving, and whether it
+    converged. A step is accepted only where the objective is finite and not lower; a step that
+    stays non-finite after halving ends the iteration unconverged, so a NaN never passes for a
+    mode."""
+
+    def body(state):
+        x, _, it, _ = state
+        delta = direction(x)
+        base = penalised(x)
+
+        def halve(s):
+            return s[0] * 0.5, penalised(x + 0.5 * s[0] * delta)
+
+        step, value = jax.lax.while_loop(
+            lambda s: ((s[1] < base - 1e-12 * jnp.abs(base)) | ~jnp.isfinite(s[1])) & (s[0] > 1e-6),
+            halve,
+            (1.0, penalised(x + delta)),
+        )
+        ok = jnp.isfinite(value) & jnp.all(jnp.isfinite(delta))
+        change = jnp.where(ok, jnp.max(jnp.abs(step * delta)), jnp.inf)
+        return jnp.where(ok, x + step * delta, x), change, it + 1, ok
+
+    x, change, _, ok = jax.lax.while_loop(
+        lambda s: s[3] & ~(s[1] <= PIRLS_TOL) & (s[2] < PIRLS_MAX_ITER),
+        body,
+        (x0, jnp.asarray(jnp.inf, x0.dtype), 0, jnp.isfinite(penalised(x0))),
+    )
+    return x, ok & (change <= PIRLS_TOL)
+
+
 def conditional_mode(
     beta, theta, aux, arrays: ModelArrays, layout: RandomEffectsLayout, family: Family, link: Link
 ):
-    """u* = argmax_u h(u) by Fisher scoring with step halving (PIRLS), and whether it converged.
-
-    A step is accepted only where h is finite and not lower; a step that stays non-finite after
-    halving ends the iteration unconverged, so a NaN never passes for a mode.
-    """
+    """u* = argmax_u h(u) by Fisher scoring with step halving (PIRLS), and whether it converged."""
     zl = z_lambda_values(arrays.z_val, covariance_factors(theta, layout), layout)
     eta0 = fixed_predictor(arrays, beta) + arrays.offset
 
@@ -75,31 +105,11 @@ def conditional_mode(
         eta = eta0 + sparse_matvec(arrays.z_idx, zl, u)
         return jnp.sum(row_logliks(eta, aux, arrays, family, link)) - 0.5 * u @ u
 
-    def body(state):
-        u, _, it, _ = state
+    def direction(u):
         eta = eta0 + sparse_matvec(arrays.z_idx, zl, u)
-        delta = _newton_direction(u, zl, eta, aux, arrays, layout, family, link, observed=False)
-        base = penalised(u)
+        return _newton_direction(u, zl, eta, aux, arrays, layout, family, link, observed=False)
 
-        def halve(s):
-            return s[0] * 0.5, penalised(u + 0.5 * s[0] * delta)
-
-        step, value = jax.lax.while_loop(
-            lambda s: ((s[1] < base - 1e-12 * jnp.abs(base)) | ~jnp.isfinite(s[1])) & (s[0] > 1e-6),
-            halve,
-            (1.0, penalised(u + delta)),
-        )
-        ok = jnp.isfinite(value) & jnp.all(jnp.isfinite(delta))
-        change = jnp.where(ok, jnp.max(jnp.abs(step * delta)), jnp.inf)
-        return jnp.where(ok, u + step * delta, u), change, it + 1, ok
-
-    u0 = jnp.zeros(layout.n_random, dtype=zl.dtype)
-    u, change, _, ok = jax.lax.while_loop(
-        lambda s: s[3] & ~(s[1] <= PIRLS_TOL) & (s[2] < PIRLS_MAX_ITER),
-        body,
-        (u0, jnp.asarray(jnp.inf, zl.dtype), 0, jnp.isfinite(penalised(u0))),
-    )
-    return u, ok & (change <= PIRLS_TOL)
+    return _scoring(jnp.zeros(layout.n_random, dtype=zl.dtype), penalised, direction)
 
 
 def conditional_fit(
@@ -169,3 +179,63 @@ def _approximate_deviance(u, zl, beta, aux, arrays, layout, family, link, nagq):
     log_integral = jax.nn.logsumexp(f + nodes[:, None] ** 2 + jnp.log(weights)[:, None], axis=0)
     loglik = jnp.sum(log_integral + jnp.log(scale) - 0.5 * jnp.log(2 * jnp.pi))
     return -2 * loglik
+
+
+# ---- nAGQ = 0: beta inside PIRLS
+def _joint_system(beta, u, zl, arrays: ModelArrays, layout, family, link, observed: bool):
+    """The scoring step (dbeta, du) for h(beta, u) = sum_i log p(y_i | eta_i) - ||u||^2 / 2 and
+    the Schur complement X'WX - R_ZX'R_ZX of its information (lme4's R_X'R_X). The
+    information [[X'WX, X'W Z Lambda], [Lambda'Z'WX, L L']] is solved by blocks, L L' =
+    Lambda'Z'WZ Lambda + I from the blocked factor."""
+    eta = fixed_predictor(arrays, beta) + arrays.offset + sparse_matvec(arrays.z_idx, zl, u)
+    score, observed_w = _score_and_curvature(arrays, eta, 1.0, family, link)
+    w = (
+        observed_w
+        if observed
+        else row_weights(arrays) * family.fisher_weight(eta, 1.0, arrays.trials, link)
+    )
+    X, q = arrays.X, layout.n_random
+    L = factor_penalised_gram(arrays, zl, w, layout)
+    RZX = solve_lower(L, sparse_crossprod(arrays.z_idx, zl, w[:, None] * X, q))
+    cu = solve_lower(L, sparse_rmatvec(arrays.z_idx, zl, score, q) - u)
+    schur = X.T @ (w[:, None] * X) - RZX.T @ RZX
+    dbeta = jnp.linalg.solve(schur, X.T @ score - RZX.T @ cu)
+    return dbeta, solve_upper(L, cu - RZX @ dbeta), schur
+
+
+def joint_mode(theta, beta0, arrays: ModelArrays, layout: RandomEffectsLayout, family, link):
+    """(beta*, u*) = argmax h(beta, u) by Fisher scoring with step halving from (beta0, 0),
+    the Schur complement of the information there, and whether it converged."""
+    zl = z_lambda_values(arrays.z_val, covariance_factors(theta, layout), layout)
+    p = beta0.shape[0]
+
+    def penalised(x):
+        eta = fixed_predictor(arrays, x[:p]) + arrays.offset
+        eta = eta + sparse_matvec(arrays.z_idx, zl, x[p:])
+        return jnp.sum(row_logliks(eta, 1.0, arrays, family, link)) - 0.5 * x[p:] @ x[p:]
+
+    def direction(x):
+        dbeta, du, _ = _joint_system(x[:p], x[p:], zl, arrays, layout, family, link, False)
+        return jnp.concatenate([dbeta, du])
+
+    x0 = jnp.concatenate([beta0, jnp.zeros(layout.n_random, dtype=zl.dtype)])
+    x, converged = _scoring(x0, penalised, direction)
+    _, _, schur = _joint_system(x[:p], x[p:], zl, arrays, layout, family, link, False)
+    return x[:p], x[p:], schur, converged
+
+
+def joint_deviance(
+    theta, beta0, arrays: ModelArrays, layout: RandomEffectsLayout, family: Family, link: Link
+):
+    """glmer's nAGQ = 0 criterion, a function of theta alone: the Laplace deviance
+    -2 sum_i log p(y_i | eta_i*) + ||u*||^2 + log|L|^2 at the joint mode (beta*, u*) of h;
+    exact derivatives in theta through one traced Newton step from the mode (as
+    `_mode_with_gradient`); NaN where the scoring did not converge."""
+    beta_s, u_s, _, converged = jax.lax.stop_gradient(
+        joint_mode(theta, beta0, arrays, layout, family, link)
+    )
+    zl = z_lambda_values(arrays.z_val, covariance_factors(theta, layout), layout)
+    dbeta, du, _ = _joint_system(beta_s, u_s, zl, arrays, layout, family, link, observed=True)
+    beta, u = beta_s + dbeta, u_s + du
+    deviance = _approximate_deviance(u, zl, beta, 1.0, arrays, layout, family, link, 1)
+    return jnp.where(converged, deviance, jnp.nan)

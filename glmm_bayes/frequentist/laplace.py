@@ -12,7 +12,14 @@ from ..core.checks import check_finite, check_fit, settle
 from ..core.cholesky import inverse_diagonal_blocks
 from ..core.compiled import bind, compiled
 from ..core.estimate import Estimate
-from ..core.glmm_deviance import PIRLS_MAX_ITER, PIRLS_TOL, conditional_fit, laplace_deviance
+from ..core.glmm_deviance import (
+    PIRLS_MAX_ITER,
+    PIRLS_TOL,
+    conditional_fit,
+    joint_deviance,
+    joint_mode,
+    laplace_deviance,
+)
 from ..core.optimize import minimize_with_edge_restart
 from ..core.parameters import ParameterMap
 from ..core.scaling import constant_start, glm_start, parameter_scales
@@ -61,13 +68,22 @@ def _finite_start(objective, x0, beta_constant, arrays) -> np.ndarray:
 
 
 def check_nagq(spec: ModelSpec, nagq: int) -> None:
-    if isinstance(nagq, bool) or not isinstance(nagq, (int, np.integer)) or nagq < 1:
-        raise ModelError(f"nagq must be a positive integer, got {nagq!r}")
+    if isinstance(nagq, bool) or not isinstance(nagq, (int, np.integer)) or nagq < 0:
+        raise ModelError(f"nagq must be a non-negative integer, got {nagq!r}")
     if nagq > 1 and (len(spec.terms) != 1 or spec.terms[0].q != 1):
         raise ModelError(
             f"nagq={nagq} needs exactly one scalar random-effect term such as "
             f"(1 | g); this model has {', '.join(t.label + str(list(t.names)) for t in spec.terms)}"
         )
+    if nagq == 0 and spec.family.aux is not None:
+        raise ModelError(
+            f"nagq=0 (beta inside PIRLS) is for families without a dispersion parameter, as "
+            f"glmer's; this model is {spec.family.name} with {spec.family.aux_name}: use nagq=1"
+        )
+
+
+def _method(nagq: int) -> str:
+    return {0: "Laplace(nAGQ=0)", 1: "Laplace"}.get(nagq, f"AGQ({nagq})")
 
 
 def fit_glmm(
@@ -83,8 +99,10 @@ def fit_glmm(
     control = control or Control()
     check_nagq(spec, nagq)
     nagq = int(nagq)
-    what = "Laplace fit" if nagq == 1 else f"AGQ({nagq}) fit"
+    what = f"{_method(nagq)} fit"
     warn_separation(spec, control, what)
+    if nagq == 0:
+        return _fit_beta_in_pirls(spec, parameters, layout, arrays, control, what)
     family, link = spec.family, spec.link
     has_aux = family.aux_name is not None
     p = spec.X.shape[1]
@@ -122,6 +140,48 @@ def fit_glmm(
     vcov = (2 * D[:, None] * np.linalg.pinv(H[np.ix_(free, free)] * np.outer(D, D)) * D[None, :])[
         :p, :p
     ]
+    return _estimate(spec, layout, arrays, beta, theta, aux, vcov, opt, x, singular, nagq, control)
+
+
+def _fit_beta_in_pirls(spec, parameters, layout, arrays, control, what) -> Estimate:
+    """glmer's nAGQ = 0: minimise `joint_deviance` over theta alone (beta found by PIRLS with
+    u at each theta, from the GLM's beta); vcov(beta) is the inverse of the Schur complement
+    of the information at the joint mode, lme4's R_X'R_X."""
+    family, link = spec.family, spec.link
+    beta0 = np.asarray(glm_start(spec)[0])
+    objective = bind(joint_deviance, layout=layout, family=family, link=link)
+    edge, scale = layout.diagonal_mask(), parameter_scales(spec).theta
+    args = (beta0, arrays)
+    opt = minimize_with_edge_restart(
+        objective,
+        layout.theta_initial(),
+        edge,
+        args=args,
+        scale=scale,
+        max_iter=control.max_iter,
+        restart=control.restart_edge,
+    )
+    check_finite(opt, what)
+    names = parameters.theta_names()
+    opt, H = settle(objective, opt, args, names, control, edge, scale)
+    theta = canonical_theta(opt.x, layout)
+    singular = singular_terms(theta, names, layout, control.singular_tol)
+    check_fit(opt, theta, H, names, edge, singular, control, what)
+    joint = compiled(bind(joint_mode, layout=layout, family=family, link=link))
+    beta, _, schur, _ = joint(jnp.asarray(theta), beta0, arrays)
+    x = np.concatenate([np.asarray(beta), theta])
+    vcov = np.linalg.inv(np.asarray(schur))
+    return _estimate(
+        spec, layout, arrays, np.asarray(beta), theta, 1.0, vcov, opt, x, singular, 0, control
+    )
+
+
+def _estimate(spec, layout, arrays, beta, theta, aux, vcov, opt, x, singular, nagq, control):
+    """lme4's estimates at the optimum: the conditional modes, their conditional covariances
+    and the fitted means at (beta, theta, aux)."""
+    family, link = spec.family, spec.link
+    what = f"{_method(nagq)} fit"
+    has_aux = family.aux is not None
 
     absolute = theta * float(aux) if family.residual_sd else theta
     u, eta, chol, converged = compiled(
@@ -140,7 +200,7 @@ def fit_glmm(
         spec, factors, split_by_term(np.asarray(u), factors, layout), cond
     )
     return Estimate(
-        method="Laplace" if nagq == 1 else f"AGQ({nagq})",
+        method=_method(nagq),
         beta=np.asarray(beta),
         vcov=vcov,
         theta=np.asarray(theta),

@@ -187,7 +187,7 @@ class FrequentistFit:
                 ml._estimates(),
                 names,
                 level,
-                nagq=ml.estimate.nagq,
+                nagq=max(ml.estimate.nagq, 1),  # nAGQ = 0's fit: the Laplace likelihood
             )
         elif method == "boot":
             fits = self._bootstrap_refits(nsim, seed, (False,) * len(self.spec.terms))
