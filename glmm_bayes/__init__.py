@@ -15,6 +15,7 @@ from .cpu_devices import use_cpu_cores
 from .datasets import list_datasets, load_dataset
 from .design.residual import AR1, CAR1, CompoundSymmetry, GaussianCorrelation, VarIdent
 from .errors import (
+    ClusterError,
     ConvergenceWarning,
     DataError,
     DataWarning,
@@ -40,6 +41,7 @@ __all__ = [
     "Control",
     "GaussianCorrelation",
     "VarIdent",
+    "ClusterError",
     "ConvergenceWarning",
     "DataError",
     "DataWarning",

@@ -34,6 +34,10 @@ class FitError(GlmmBayesError, RuntimeError):
     """A fit that could not produce a result: the objective stayed non-finite after recovery."""
 
 
+class ClusterError(GlmmBayesError, RuntimeError):
+    """A Ray cluster that cannot be reached or used, or a worker that failed there."""
+
+
 class GlmmBayesWarning(UserWarning):
     """Base class of the package's warnings."""
 

@@ -10,7 +10,9 @@ d is seeded `seed + d` wherever it runs, as in the in-process batch. Ray is an o
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
+import socket
 import warnings
 
 import numpy as np
@@ -18,7 +20,7 @@ from tqdm.auto import tqdm
 
 from .bayes.nuts import NutsSettings
 from .design.model_spec import response_batch
-from .errors import ModelError, integer_argument
+from .errors import ClusterError, GlmmBayesError, ModelError, integer_argument
 from .frequentist.laplace import check_nagq
 from .model import Model
 from .numerics import check_sampling_dtype
@@ -31,6 +33,45 @@ METHODS = {
     "ml": ("fit_ml_batch", BatchFits),
     "laplace": ("fit_laplace_batch", BatchFits),
 }
+
+
+#: Seconds to wait for a cluster's address to accept a connection before giving up.
+CONNECT_TIMEOUT = 10.0
+
+
+def _check_address(address: str | None) -> None:
+    """A cluster address that can be used, before Ray is asked (which retries an unreachable
+    address for minutes): "host:port" must accept a connection within CONNECT_TIMEOUT, and a
+    "ray://" address needs Ray's client as well. None (a local instance) and "auto" (the
+    cluster this machine belongs to) are Ray's to resolve."""
+    if address is None or address == "auto":
+        return
+    target = address.removeprefix("ray://")
+    if address.startswith("ray://") and importlib.util.find_spec("grpc") is None:
+        raise ClusterError(
+            f"{address!r} is a Ray client address, which needs Ray's client: "
+            "pip install 'ray[client]'"
+        )
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        raise ClusterError(f"Ray address {address!r} is not host:port, ray://host:port or 'auto'")
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT).close()
+    except OSError as exc:
+        raise ClusterError(
+            f"no Ray cluster answers at {address!r} within {CONNECT_TIMEOUT:g} s "
+            f"({exc.strerror or exc}); start one with `ray start --head` or give its address"
+        ) from None
+
+
+def _worker_error(exc, first: int) -> GlmmBayesError:
+    """A worker's exception as the caller's: the package's own error as raised there (message
+    first, no worker traceback), anything else as a `ClusterError` naming the chunk."""
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, GlmmBayesError):
+        return cause
+    what = f"{type(cause).__name__}: {cause}" if cause is not None else str(exc).splitlines()[0]
+    return ClusterError(f"the Ray worker fitting datasets from {first} failed: {what}")
 
 
 def _import_ray():
@@ -91,6 +132,7 @@ def batch_on_ray(
     chunk_size = None if chunk_size is None else integer_argument("chunk_size", chunk_size, 1)
     batch = response_batch(model.spec, responses)
     _check_options(model, method, options)
+    _check_address(address)
     ray = _import_ray()
     started_here = not ray.is_initialized()
     if started_here:
@@ -119,7 +161,10 @@ def batch_on_ray(
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1)
                 first = pending.pop(ready[0])
-                done[first] = ray.get(ready[0])
+                try:
+                    done[first] = ray.get(ready[0])
+                except ray.exceptions.RayTaskError as exc:
+                    raise _worker_error(exc, first) from None
                 bar.update(len(done[first]))
     finally:
         if started_here:

@@ -209,8 +209,41 @@ def test_options_are_checked_before_ray_starts(dyestuff, monkeypatch):
         ("nuts", {"dtype": "float16"}, "dtype must be"),
         ("nuts", {"nagq": 2}, r"\['nagq'\] are not options of sample_batch"),
         ("reml", {"draws": 10}, r"\['draws'\] are not options of fit_reml_batch"),
-        ("laplace", {"nagq": 0}, "nagq must be a positive integer"),
+        ("laplace", {"nagq": -1}, "nagq must be a non-negative integer"),
+        ("laplace", {"nagq": 0}, "nagq=0 .* without a dispersion parameter"),
     ]
     for method, options, message in cases:
         with pytest.raises(gb.GlmmBayesError, match=message):
             gb.batch_on_ray(model, responses, method, progress=False, **options)
+
+
+def test_an_unreachable_cluster_is_named_within_seconds(dyestuff):
+    """batch_on_ray(address="127.0.0.1:1") once hung (Ray still retrying after 330 s): the
+    address is tried first, and an unreachable one is a ClusterError well within 30 s. A
+    ray:// address without Ray's client says what to install (the lock has no grpc)."""
+    import time
+
+    model, responses = dyestuff
+    start = time.perf_counter()
+    with pytest.raises(gb.ClusterError, match="no Ray cluster answers at '127.0.0.1:1'"):
+        gb.batch_on_ray(model, responses, "reml", address="127.0.0.1:1", progress=False)
+    assert time.perf_counter() - start < 30
+    with pytest.raises(gb.ClusterError, match=r"ray\[client\]"):
+        gb.batch_on_ray(model, responses, "reml", address="ray://127.0.0.1:1", progress=False)
+    with pytest.raises(gb.ClusterError, match="not host:port"):
+        gb.batch_on_ray(model, responses, "reml", address="my-cluster", progress=False)
+
+
+def test_a_worker_s_error_reaches_the_caller_as_raised_there():
+    """A RayTaskError wraps the worker's exception behind its traceback: the package's own
+    error comes back as itself, message first; any other as a ClusterError naming the chunk."""
+    ray = pytest.importorskip("ray")
+    from glmm_bayes.ray_batch import _worker_error
+
+    own = gb.DataError("response 'y' has NaN values")
+    wrapped = ray.exceptions.RayTaskError("_run_chunk", "Traceback ...", own)
+    assert _worker_error(wrapped, 8) is own
+    other = ray.exceptions.RayTaskError("_run_chunk", "Traceback ...", MemoryError("out of memory"))
+    error = _worker_error(other, 8)
+    assert isinstance(error, gb.ClusterError)
+    assert str(error) == "the Ray worker fitting datasets from 8 failed: MemoryError: out of memory"
