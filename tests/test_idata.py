@@ -98,10 +98,8 @@ def test_a_saved_posterior_reloads_and_predicts_the_same_numbers(which, request,
     pd.testing.assert_frame_equal(again.summary(), post.summary(), rtol=1e-12)
     np.testing.assert_allclose(again.predict(), post.predict(), rtol=1e-12)
     newdata = m.spec.data.head(5)
-    np.testing.assert_allclose(
-        again.predict(newdata, interval=0.9).to_numpy(),
-        post.predict(newdata, interval=0.9).to_numpy(),
-        rtol=1e-12,
+    pd.testing.assert_frame_equal(
+        again.predict(newdata, interval=0.9), post.predict(newdata, interval=0.9), rtol=1e-12
     )
     compared = gb.loo_compare(post, again, names=["saved", "reloaded"])
     assert compared["elpd_diff"].abs().max() < 1e-9
