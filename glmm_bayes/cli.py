@@ -219,18 +219,16 @@ def _model(spec: dict, base: Path) -> Model:
 
 def run_fit(spec: dict, base: Path, method: str, progress: bool = True, intervals: str = "profile"):
     """(model, fits, comparison table). The frequentist fits' intervals are profile-likelihood
-    intervals, or with `intervals="wald"` Wald intervals (NaN for variance components), which
+    intervals, with `intervals="satterthwaite"` t intervals with Satterthwaite df for an LMM's
+    fixed effects, or with `intervals="wald"` Wald intervals (NaN for variance components), which
     skip the profiles' many refits on large models."""
     model = _model(spec, base)
     methods = spec.get("methods", default_methods(model)) if method == "all" else [method]
     fits = [fit_one(model, spec, name, progress) for name in methods]
-    for fit in fits:
-        if fit.kind == "frequentist" and intervals == "profile":
-            fit.confint(method="profile")  # `population` shows them once computed
-    return model, fits, compare(*fits)
+    return model, fits, compare(*fits, intervals=intervals)
 
 
-def write_outputs(out: Path, fits, table: pd.DataFrame) -> None:
+def write_outputs(out: Path, fits, table: pd.DataFrame, intervals: str = "profile") -> None:
     """compare.csv, one fixef/varcorr CSV per fit, posterior netcdf files, the comparison plot
     and each fit's model-checking plots (PNG)."""
     import matplotlib.pyplot as plt
@@ -248,7 +246,7 @@ def write_outputs(out: Path, fits, table: pd.DataFrame) -> None:
         for name, figure in check_plots(fit).items():
             figure.savefig(out / f"{name}_{tag}.png", dpi=100, bbox_inches="tight")
             plt.close(figure)
-    figure = plot_compare(*fits)
+    figure = plot_compare(*fits, intervals=intervals)
     figure.savefig(out / "compare.png", dpi=120, bbox_inches="tight")
     plt.close(figure)
 
@@ -415,8 +413,9 @@ def main(argv: list[str] | None = None) -> int:
     fit.add_argument(
         "--intervals",
         default="profile",
-        choices=("profile", "wald"),
-        help="frequentist intervals in the table (wald skips the profiles)",
+        choices=("profile", "wald", "satterthwaite"),
+        help="frequentist intervals in the table (wald skips the profiles; satterthwaite: "
+        "t intervals for an LMM's fixed effects)",
     )
     batch = sub.add_parser("batch", help="fit the model file's design to many responses")
     batch.add_argument("model_file", type=Path, metavar="MODEL.toml")
@@ -525,7 +524,7 @@ def main(argv: list[str] | None = None) -> int:
         print(table)
     if args.out is not None:
         try:
-            write_outputs(args.out, fits, table)
+            write_outputs(args.out, fits, table, args.intervals)
         except OSError as exc:
             return _fail(f"writing to {args.out} failed: {exc}")
     return 0

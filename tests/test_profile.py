@@ -136,3 +136,30 @@ def test_bootstrap_intervals_agree_with_bootmer():
         assert abs(ours["lower"] - lower) < 0.5 * sd and abs(ours["upper"] - upper) < 0.5 * sd, (
             theirs
         )
+
+
+def test_compare_shows_profile_intervals_and_satterthwaite_t_intervals():
+    """gb.compare showed NaN for every REML variance component unless confint had run: it now
+    computes the profiles itself (the default), skips them with intervals="wald", and gives
+    an LMM's fixed effects lmerTest's t intervals with intervals="satterthwaite"; plot_compare
+    shades the same intervals."""
+    from scipy import stats
+
+    fit = reference_fit("sleep_ri_reml")
+    table = gb.compare(fit)["REML"]
+    profile = fit.confint(method="profile")
+    np.testing.assert_allclose(table[["lower", "upper"]], profile.loc[table.index], rtol=1e-12)
+    assert np.isfinite(table.loc["sd((Intercept)|Subject)", "lower"])
+    wald = gb.compare(fit, intervals="wald")["REML"]
+    assert np.isnan(wald.loc["sigma", "lower"])
+    satterthwaite = gb.compare(fit, intervals="satterthwaite")["REML"]
+    tests = fit.fixef_tests()
+    half = stats.t.ppf(0.975, tests["df"]) * tests["std_error"]
+    np.testing.assert_allclose(satterthwaite.loc[tests.index, "upper"], tests["estimate"] + half)
+    np.testing.assert_allclose(satterthwaite.loc["sigma"], table.loc["sigma"])
+    width = lambda frame: frame.loc["Days", "upper"] - frame.loc["Days", "lower"]
+    assert width(satterthwaite) > width(wald)  # t with finite df is wider than z
+    with pytest.raises(gb.ModelError, match="Satterthwaite df are for linear mixed models"):
+        gb.compare(reference_fit("rikz_poisson_laplace"), intervals="satterthwaite")
+    with pytest.raises(gb.ModelError, match="intervals must be"):
+        gb.compare(fit, intervals="bogus")

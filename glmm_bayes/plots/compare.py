@@ -6,12 +6,18 @@ import matplotlib.pyplot as plt
 import numpy as np
 from scipy.stats import gaussian_kde
 
+from ..results.compare import fit_intervals
 
-def plot_compare(*fits, parameters: list[str] | None = None, ncols: int = 3):
-    """One panel per population parameter: a density per posterior, a point and 95% interval
-    per point fit (profile likelihood). Returns the matplotlib Figure."""
+
+def plot_compare(
+    *fits, parameters: list[str] | None = None, ncols: int = 3, intervals: str = "profile"
+):
+    """One panel per population parameter: a density per posterior, a point and its 95%
+    interval per point fit, the intervals of `gb.compare` (`intervals`: "profile", "wald" or
+    "satterthwaite"). Returns the matplotlib Figure."""
     posteriors = [f for f in fits if f.kind == "bayesian"]
     points = [f for f in fits if f.kind == "frequentist"]
+    tables = [fit_intervals(f, intervals) for f in points]
     names = parameters or list(dict.fromkeys(n for f in fits for n in f.population.index))
     nrows = int(np.ceil(len(names) / ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=(4 * ncols, 2.6 * nrows), squeeze=False)
@@ -27,8 +33,8 @@ def plot_compare(*fits, parameters: list[str] | None = None, ncols: int = 3):
                 ax.plot(
                     grid, gaussian_kde(x)(grid), color=colours[i % len(colours)], label=post.method
                 )
-        for j, fit in enumerate(points):
-            row = fit.population.loc[name] if name in fit.population.index else None
+        for j, (fit, table) in enumerate(zip(points, tables)):
+            row = table.loc[name] if name in table.index else None
             if row is None:
                 continue
             colour = colours[(len(posteriors) + j) % len(colours)]

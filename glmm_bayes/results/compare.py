@@ -15,15 +15,23 @@ def _label(fit, seen: dict) -> str:
     return base if seen[base] == 1 else f"{base}.{seen[base] - 1}"
 
 
-def compare(*fits) -> pd.DataFrame:
+def fit_intervals(fit, intervals: str = "profile") -> pd.DataFrame:
+    """A fit's estimate, lower and upper per population parameter: a posterior's mean and 95%
+    interval, a point fit's estimate and 95% `intervals` ("profile", "wald" or
+    "satterthwaite", `FrequentistFit.intervals`)."""
+    return fit.intervals(intervals) if fit.kind == "frequentist" else fit.population
+
+
+def compare(*fits, intervals: str = "profile") -> pd.DataFrame:
     """One row per population parameter (fixed effects, sds, correlations, sigma); for each fit
     a column block (estimate, lower, upper): posterior mean and 95% interval, or the estimate
-    and its 95% profile-likelihood interval."""
+    and its 95% interval, profile-likelihood by default (computed here once per fit; "wald"
+    skips them, "satterthwaite" gives the fixed effects of an LMM lmerTest's t intervals)."""
     if not fits:
         raise ModelError("compare() needs at least one fit")
     blocks, seen = {}, {}
     for fit in fits:
-        table = fit.population
+        table = fit_intervals(fit, intervals)
         blocks[_label(fit, seen)] = table.reindex(columns=["estimate", "lower", "upper"])
     order = list(dict.fromkeys(name for block in blocks.values() for name in block.index))
     return pd.concat(blocks, axis=1).reindex(order)

@@ -9,6 +9,7 @@ from scipy import stats
 from ..core.estimate import Estimate
 from ..design.newdata import kept_terms
 from ..errors import ModelError, integer_argument, level_argument
+from ..families import is_linear_gaussian
 from ..frequentist.profile import profile_intervals
 from ..numerics import float64
 from .hypothesis import FixedEffectTests, hypothesis_matrix, term_hypotheses
@@ -131,6 +132,30 @@ class FrequentistFit:
         frame = pd.DataFrame({"estimate": self._estimates()})
         profile = self._intervals.get(("profile", 0.95, tuple(frame.index)))
         return frame.join(profile if profile is not None else self.confint(method="wald"))
+
+    @float64
+    def intervals(self, method: str = "profile", level: float = 0.95) -> pd.DataFrame:
+        """Every population parameter: estimate, lower, upper, with `method`'s intervals:
+        "profile" (computed once, then `population` shows them too), "wald" (NaN for variance
+        components), or "satterthwaite": t intervals with Satterthwaite df for the fixed
+        effects of a linear mixed model (lmerTest's), profile intervals for the rest."""
+        if method not in ("profile", "wald", "satterthwaite"):
+            raise ModelError(
+                f"intervals must be 'profile', 'wald' or 'satterthwaite', got {method!r}"
+            )
+        frame = pd.DataFrame({"estimate": self._estimates()})
+        ends = self.confint(method="wald" if method == "wald" else "profile", level=level)
+        if method == "satterthwaite":
+            if not is_linear_gaussian(self.spec.family, self.spec.link):
+                raise ModelError(
+                    "Satterthwaite df are for linear mixed models; this model is "
+                    f"{self.spec.family.name} ({self.spec.link.name}): use 'profile' or 'wald'"
+                )
+            tests = self.fixef_tests(ddf="Satterthwaite")
+            half = stats.t.ppf(0.5 + level / 2, tests["df"]) * tests["std_error"]
+            ends.loc[tests.index, "lower"] = tests["estimate"] - half
+            ends.loc[tests.index, "upper"] = tests["estimate"] + half
+        return frame.join(ends)
 
     @float64
     def confint(
