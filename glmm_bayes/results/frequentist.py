@@ -144,17 +144,19 @@ class FrequentistFit:
                 f"intervals must be 'profile', 'wald' or 'satterthwaite', got {method!r}"
             )
         frame = pd.DataFrame({"estimate": self._estimates()})
-        ends = self.confint(method="wald" if method == "wald" else "profile", level=level)
-        if method == "satterthwaite":
-            if not is_linear_gaussian(self.spec.family, self.spec.link):
-                raise ModelError(
-                    "Satterthwaite df are for linear mixed models; this model is "
-                    f"{self.spec.family.name} ({self.spec.link.name}): use 'profile' or 'wald'"
-                )
-            tests = self.fixef_tests(ddf="Satterthwaite")
-            half = stats.t.ppf(0.5 + level / 2, tests["df"]) * tests["std_error"]
-            ends.loc[tests.index, "lower"] = tests["estimate"] - half
-            ends.loc[tests.index, "upper"] = tests["estimate"] + half
+        if method != "satterthwaite":
+            return frame.join(self.confint(method=method, level=level))
+        if not is_linear_gaussian(self.spec.family, self.spec.link):
+            raise ModelError(
+                "Satterthwaite df are for linear mixed models; this model is "
+                f"{self.spec.family.name} ({self.spec.link.name}): use 'profile' or 'wald'"
+            )
+        # the fixed effects' t intervals; the profiles only for the other parameters
+        tests = self.fixef_tests(ddf="Satterthwaite")
+        half = stats.t.ppf(0.5 + level / 2, tests["df"]) * tests["std_error"]
+        fixed = pd.DataFrame({"lower": tests["estimate"] - half, "upper": tests["estimate"] + half})
+        others = [name for name in frame.index if name not in fixed.index]
+        ends = pd.concat([fixed, self.confint(method="profile", level=level, parm=others)])
         return frame.join(ends)
 
     @float64
