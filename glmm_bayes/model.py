@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 from arviz_base import from_dict
 from numpyro.infer import Predictive
-from tqdm.auto import tqdm
 
 from .bayes.batch_nuts import run_nuts_batch
 from .bayes.map import fit_map
@@ -42,6 +41,7 @@ from .families import is_linear_gaussian
 from .frequentist.laplace import fit_glmm
 from .frequentist.reml import fit_lmm
 from .numerics import float64, sampling_precision
+from .progress import progress_bar
 from .results import BatchFits, BatchPosterior, FrequentistFit, Posterior
 from .results.posterior import lme4_draws, point_values, posterior_tree
 
@@ -345,7 +345,9 @@ class Model:
 
     def _fit_batch(self, responses, fit, progress: bool) -> BatchFits:
         fits, caught, errors = [], [], []
-        for y in tqdm(response_batch(self.spec, responses), desc="datasets", disable=not progress):
+        for y in progress_bar(
+            response_batch(self.spec, responses), desc="datasets", disable=not progress
+        ):
             with warnings.catch_warnings(record=True) as record:
                 warnings.simplefilter("always", GlmmBayesWarning)
                 try:

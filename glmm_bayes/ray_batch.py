@@ -16,7 +16,6 @@ import socket
 import warnings
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from .bayes.nuts import NutsSettings
 from .design.model_spec import response_batch
@@ -24,6 +23,7 @@ from .errors import ClusterError, GlmmBayesError, ModelError, integer_argument
 from .frequentist.laplace import check_nagq
 from .model import Model
 from .numerics import check_sampling_dtype
+from .progress import progress_bar
 from .results.batch import BatchFits, BatchPosterior
 
 #: batch method -> (the Model method, the result type whose chunks are concatenated)
@@ -157,7 +157,9 @@ def batch_on_ray(
             for first in range(0, len(batch), size)
         }
         done = {}
-        with tqdm(total=len(batch), desc="datasets", unit="dataset", disable=not progress) as bar:
+        with progress_bar(
+            total=len(batch), desc="datasets", unit="dataset", disable=not progress
+        ) as bar:
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1)
                 first = pending.pop(ready[0])

@@ -16,9 +16,9 @@ from functools import partial
 import jax
 import numpy as np
 from jax.sharding import Mesh, PartitionSpec
-from tqdm.auto import tqdm
 
 from ..core.compiled import Bound, bind, compiled
+from ..progress import progress_bar
 from .nuts import NutsSettings, run_chains
 
 
@@ -69,7 +69,7 @@ def run_nuts_batch(
     )
     outputs = []
     starts = range(0, n_datasets, chunk_size)
-    for start in tqdm(starts, desc="datasets", unit="chunk", disable=not progress):
+    for start in progress_bar(starts, desc="datasets", unit="chunk", disable=not progress):
         index = np.arange(start, start + chunk_size).clip(max=n_datasets - 1)  # pad the last chunk
         data = jax.tree_util.tree_map(lambda a: a[index], per_dataset)  # noqa: B023 (called at once)
         out = jax.tree_util.tree_map(

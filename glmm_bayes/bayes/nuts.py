@@ -27,10 +27,10 @@ from numpyro.handlers import seed, substitute, trace
 from numpyro.infer import init_to_median, init_to_uniform
 from numpyro.infer.hmc import hmc
 from numpyro.infer.util import constrain_fn, potential_energy, unconstrain_fn
-from tqdm.auto import tqdm
 
 from ..core.compiled import Bound, bind, compiled
 from ..errors import ModelError, integer_argument
+from ..progress import progress_bar
 
 CHAIN_METHODS = ("auto", "parallel", "sequential", "vectorized")
 
@@ -292,7 +292,7 @@ class _ChainProgress:
 
     def __enter__(self):
         if self.enabled:
-            self.bar = tqdm(total=self.total, desc="NUTS (compiling)", unit="it")
+            self.bar = progress_bar(total=self.total, desc="NUTS (compiling)", unit="it")
             _ChainProgress.active = self
         return self
 
