@@ -9,6 +9,7 @@ inside the package's own computations (`numerics.float64`). The plots (matplotli
 imported on first use, so a script that only fits does not pay for them.
 """
 
+from . import progress  # noqa: F401 (first: loads tqdm.auto before numpyro, see progress.py)
 from .compilation_cache import use_compilation_cache
 from .control import Control
 from .cpu_devices import use_cpu_cores

@@ -46,6 +46,7 @@ _TRANSFORMS = {
 }
 
 _cache: OrderedDict = OrderedDict()
+_evicted = 0
 
 
 def compiled(bound: Bound, kind: str = "value"):
@@ -58,8 +59,13 @@ def compiled(bound: Bound, kind: str = "value"):
         return _cache[key]
     function = jax.jit(_TRANSFORMS[kind](bound))
     _cache[key] = function
+    global _evicted
     while len(_cache) > MAX_COMPILED:
         _cache.popitem(last=False)
+        _evicted += 1
+    if _evicted >= MAX_COMPILED:
+        jax.clear_caches()
+        _evicted = 0
     return function
 
 
