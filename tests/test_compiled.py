@@ -143,3 +143,15 @@ def test_a_later_process_loads_the_compiled_programs_from_disk(tmp_path):
     again, hits, misses_after = run()
     assert (hits, misses_after) == (misses, 0)
     assert again == loglik
+
+
+def test_jax_caches_are_cleared_once_the_bound_has_turned_over(monkeypatch):
+    bound = compiled_module.MAX_COMPILED
+    for k in range(bound):  # the cache is full
+        compiled(bind(_scaled, factor=1000 + k))
+    cleared = []
+    monkeypatch.setattr(compiled_module.jax, "clear_caches", lambda: cleared.append(1))
+    monkeypatch.setattr(compiled_module, "_evicted", 0)
+    for k in range(2 * bound + 1):  # drops 2 * bound + 1 functions
+        compiled(bind(_scaled, factor=2000 + k))
+    assert len(cleared) == 2

@@ -8,7 +8,11 @@ in the binding, so they are not baked into the executable.
 
 The cache is bounded (least recently used first out): every live XLA executable holds compiled
 code in memory maps, and a process that fits thousands of differently shaped models must not
-keep them all.
+keep them all. Dropping a function is not enough: JAX's own tracing caches (jaxprs, lowerings;
+thousands of entries each) keep ~1.8 MB per REML shape. So each time MAX_COMPILED functions
+have been dropped, `jax.clear_caches()` empties JAX's in-memory caches. That is process-wide: a
+process that compiles more than MAX_COMPILED programs of the package also has its own jitted
+functions traced again on their next call (the persistent cache on disk is untouched).
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ _TRANSFORMS = {
 }
 
 _cache: OrderedDict = OrderedDict()
-_evicted = 0
+_evicted = 0  # functions dropped since JAX's caches were last cleared
 
 
 def compiled(bound: Bound, kind: str = "value"):
