@@ -71,6 +71,7 @@ __all__ = [
     "plot_compare",
     "plot_group_fits",
     "plot_ppc",
+    "plot_prior_posterior",
     "plot_rank",
     "plot_ranef_qq",
     "plot_residuals",

@@ -184,3 +184,51 @@ def test_qq_ppc_and_compare_draw_the_fit_s_numbers():
         [min(xs), max(xs)], interval.loc["sd((Intercept)|Batch)", ["lower", "upper"]]
     )
     plt.close("all")
+
+
+def test_rootogram_hangs_observed_bars_from_expected_frequencies():
+    """Bar k spans sqrt(expected_k) - sqrt(observed_k) .. sqrt(expected_k), expected_k the mean
+    frequency of k over the replicates drawn with the same seed."""
+    import matplotlib.pyplot as plt
+
+    rikz = reference_fit("rikz_poisson_laplace")
+    (ax,) = visible_axes(gb.plot_ppc(rikz, n=20, seed=3, kind="rootogram"))
+    sims = rikz.simulate(20, seed=3, re_form=None).to_numpy().astype(int)
+    y = rikz.spec.y.astype(int)
+    values = len(ax.patches)
+    expected = np.mean([np.bincount(s, minlength=values)[:values] for s in sims.T], axis=0)
+    observed = np.bincount(y, minlength=values)[:values]
+    tops = np.array([bar.get_y() + bar.get_height() for bar in ax.patches])
+    heights = np.array([bar.get_height() for bar in ax.patches])
+    np.testing.assert_allclose(tops, np.sqrt(expected))
+    np.testing.assert_allclose(heights, np.sqrt(observed))
+    with pytest.raises(gb.ModelError, match="count response"):
+        gb.plot_ppc(reference_fit("sleep_rs_reml"), kind="rootogram")
+    with pytest.raises(gb.ModelError, match="'bars'"):
+        gb.plot_ppc(rikz, kind="bars")
+    plt.close("all")
+
+
+def test_prior_posterior_overlay_and_group_fit_legend(sleep_fits):
+    import matplotlib.pyplot as plt
+
+    reml, post = sleep_fits
+    figure = gb.plot_prior_posterior(post, parameters=["Days", "sigma"])
+    axes = visible_axes(figure)
+    assert [ax.get_title() for ax in axes] == ["Days", "sigma"]
+    for ax in axes:
+        assert [line.get_label() for line in ax.get_lines()] == ["prior", "posterior"]
+    # the prior of sigma (exponential, mean sd(y)) is far flatter than its posterior
+    prior, posterior = (line.get_ydata().max() for line in axes[1].get_lines())
+    assert posterior > 5 * prior
+    with pytest.raises(gb.ModelError, match="no parameters"):
+        gb.plot_prior_posterior(post, parameters=["slope"])
+    with pytest.raises(gb.ModelError, match="needs a posterior"):
+        gb.plot_prior_posterior(reml)
+    legend = gb.plot_group_fits(reml, x="Days").legends[0]
+    assert [t.get_text() for t in legend.get_texts()] == [
+        "observed",
+        "this Subject (with its b)",
+        "population (b = 0)",
+    ]
+    plt.close("all")

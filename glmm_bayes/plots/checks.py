@@ -18,12 +18,20 @@ from scipy.stats import gaussian_kde
 
 from ..errors import ModelError, level_argument
 from ..families import is_linear_gaussian
+from ..results.posterior import idata_name
 
 
-def _grid(n_panels: int, ncols: int, width: float = 3.6, height: float = 3.0):
+def _grid(n_panels: int, ncols: int, width: float = 3.6, height: float = 3.0, share: bool = False):
     ncols = max(1, min(ncols, n_panels))
     nrows = int(np.ceil(n_panels / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False)
+    fig, axes = plt.subplots(
+        nrows,
+        ncols,
+        figsize=(width * ncols, height * nrows),
+        squeeze=False,
+        sharex=share,
+        sharey=share,
+    )
     for ax in axes.flat[n_panels:]:
         ax.set_visible(False)
     return fig, list(axes.flat[:n_panels])
@@ -147,46 +155,66 @@ def plot_group_fits(
     observed = spec.y / spec.trials if spec.family.uses_trials else spec.y
     conditional, population = _point_prediction(fit), _point_prediction(fit, re_form="~0")
     levels = term.levels[:max_groups]
-    fig, axes = _grid(len(levels), ncols, width=2.4, height=2.2)
+    fig, axes = _grid(len(levels), ncols, width=2.4, height=2.2, share=True)
     xs = spec.data[x].to_numpy()
     for ax, (k, lev) in zip(axes, enumerate(levels)):
         rows = np.flatnonzero(term.level_index == k)
         rows = rows[np.argsort(xs[rows], kind="stable")]
-        ax.scatter(xs[rows], observed[rows], s=8)
-        ax.plot(xs[rows], conditional[rows], color="C1")
-        ax.plot(xs[rows], population[rows], color="grey", linestyle="--")
-        ax.set_title(f"{group} {lev}", fontsize=8)
-        ax.tick_params(labelsize=7)
+        ax.scatter(xs[rows], observed[rows], s=8, label="observed")
+        ax.plot(xs[rows], conditional[rows], color="C1", label=f"this {group} (with its b)")
+        ax.plot(
+            xs[rows], population[rows], color="grey", linestyle="--", label="population (b = 0)"
+        )
+        ax.set_title(f"{group} {lev}", fontsize=9)
+        ax.tick_params(labelsize=8)
     fig.supxlabel(x)
     fig.supylabel(spec.response_name)
-    fig.tight_layout()
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="upper center", ncol=3, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
     return fig
 
 
-def plot_ppc(fit, n: int = 50, seed: int = 0) -> Figure:
+def plot_ppc(fit, n: int = 50, seed: int = 0, kind: str = "lines") -> Figure:
     """Observed responses against n replicated data sets from the fit, conditional on the random
-    effects (a posterior predictive check for posteriors; a parametric one for point fits):
-    densities for continuous responses, frequencies of each value for counts."""
+    effects (a posterior predictive check for posteriors; a parametric one for point fits).
+
+    kind="lines": densities for continuous responses, frequencies of each value for counts;
+    kind="rootogram" (counts): a hanging rootogram (Kleiber and Zeileis 2016), a bar of
+    sqrt(observed frequency) for each value hanging from the curve of sqrt(expected frequency),
+    the mean over the replicates, so that a bar ending above or below zero marks a value the
+    model under- or over-predicts."""
+    if kind not in ("lines", "rootogram"):
+        raise ModelError(f"kind must be 'lines' or 'rootogram', not {kind!r}")
+    discrete = fit.spec.family.discrete
+    if kind == "rootogram" and not discrete:
+        raise ModelError(
+            f"a rootogram needs a count response; the family is {fit.spec.family.name!r}"
+        )
     sims = fit.simulate(n, seed=seed, re_form=None).to_numpy()
     y = fit.spec.y
     fig, (ax,) = _grid(1, 1, width=5.5, height=3.5)
-    discrete = fit.spec.family.discrete
+    source = "Posterior" if fit.kind == "bayesian" else "Parametric"
     if discrete:
         values = np.arange(0, int(max(y.max(), np.quantile(sims, 0.99))) + 1)
-        for s in sims.T:
-            ax.plot(
-                values,
-                np.bincount(s.astype(int), minlength=len(values))[: len(values)],
-                color="C0",
-                alpha=0.15,
-            )
-        ax.plot(
-            values,
-            np.bincount(y.astype(int), minlength=len(values))[: len(values)],
-            color="k",
-            marker="o",
-            label="observed",
-        )
+
+        def frequencies(counts):
+            return np.bincount(counts.astype(int), minlength=len(values))[: len(values)]
+
+        replicated = np.stack([frequencies(s) for s in sims.T])
+        if kind == "rootogram":
+            top = np.sqrt(replicated.mean(axis=0))
+            ax.bar(values, np.sqrt(frequencies(y)), bottom=top - np.sqrt(frequencies(y)),
+                   color="lightgrey", edgecolor="k", label="observed (hanging)")  # fmt: skip
+            ax.plot(values, top, color="C0", marker="o", label=f"expected ({n} replicates)")
+            ax.axhline(0.0, color="k", linewidth=0.8)
+            ax.set(xlabel=fit.spec.response_name, ylabel="sqrt(frequency)")
+            ax.legend(fontsize=8)
+            ax.set_title(f"Hanging rootogram ({source.lower()} predictive)")
+            fig.tight_layout()
+            return fig
+        for r in replicated:
+            ax.plot(values, r, color="C0", alpha=0.15)
+        ax.plot(values, frequencies(y), color="k", marker="o", label="observed")
         ax.set(xlabel=fit.spec.response_name, ylabel="count")
     else:
         grid = np.linspace(min(y.min(), sims.min()), max(y.max(), sims.max()), 200)
@@ -196,8 +224,40 @@ def plot_ppc(fit, n: int = 50, seed: int = 0) -> Figure:
         ax.set(xlabel=fit.spec.response_name, ylabel="density")
     ax.plot([], [], color="C0", label=f"{n} replicated")
     ax.legend(fontsize=8)
-    ax.set_title(f"{'Posterior' if fit.kind == 'bayesian' else 'Parametric'} predictive check")
+    ax.set_title(f"{source} predictive check")
     fig.tight_layout()
+    return fig
+
+
+def plot_prior_posterior(post, parameters=None, draws: int = 4000, seed: int = 0) -> Figure:
+    """Each population parameter's prior density (draws from `post.model.sample_prior`) over
+    its posterior density, one panel per parameter on the posterior's range, so that a
+    posterior that is the prior again (data that say little) shows at a glance."""
+    if post.kind != "bayesian":
+        raise ModelError("plot_prior_posterior needs a posterior (from sample or fit_map)")
+    population = post.population_draws()
+    names = list(population) if parameters is None else list(parameters)
+    unknown = [n for n in names if n not in population]
+    if unknown:
+        raise ModelError(f"no parameters {unknown}; the posterior has {list(population)}")
+    prior = post.model.sample_prior(draws=draws, seed=seed)["prior"]
+    positive = dict(zip(post.model.parameters.names, post.model.parameters.positive()))
+    fig, axes = _grid(len(names), 3, width=3.4, height=2.6)
+    for ax, name in zip(axes, names):
+        after = np.ravel(population[name])
+        before = np.ravel(prior[idata_name(name)].values)
+        lo, hi = np.quantile(after, [0.001, 0.999])
+        pad = 0.5 * (hi - lo)
+        grid = np.linspace(lo - pad, hi + pad, 300)
+        if positive[name]:
+            grid = grid[grid > 0]
+        ax.plot(grid, gaussian_kde(before)(grid), color="grey", linestyle="--", label="prior")
+        ax.plot(grid, gaussian_kde(after)(grid), color="C0", label="posterior")
+        ax.set_title(name, fontsize=9)
+        ax.tick_params(labelsize=8)
+        ax.set_yticks([])
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="upper center", ncol=2, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
     return fig
 
 
@@ -206,7 +266,7 @@ def _population_tree(post):
     variable names cannot hold, is shown as the look-alike division slash U+2215."""
     data = xr.Dataset(
         {
-            name.replace("/", "\u2215"): (("chain", "draw"), np.asarray(v))
+            idata_name(name): (("chain", "draw"), np.asarray(v))
             for name, v in post.population_draws().items()
         }
     )
