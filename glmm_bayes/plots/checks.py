@@ -241,7 +241,7 @@ def plot_prior_posterior(post, parameters=None, draws: int = 4000, seed: int = 0
     if unknown:
         raise ModelError(f"no parameters {unknown}; the posterior has {list(population)}")
     prior = post.model.sample_prior(draws=draws, seed=seed)["prior"]
-    positive = dict(zip(post.model.parameters.names, post.model.parameters.positive()))
+    bounds = {p.name: (p.lower, p.upper) for p in post.model.parameters.parameters}
     fig, axes = _grid(len(names), 3, width=3.4, height=2.6)
     for ax, name in zip(axes, names):
         after = np.ravel(population[name])
@@ -249,8 +249,8 @@ def plot_prior_posterior(post, parameters=None, draws: int = 4000, seed: int = 0
         lo, hi = np.quantile(after, [0.001, 0.999])
         pad = 0.5 * (hi - lo)
         grid = np.linspace(lo - pad, hi + pad, 300)
-        if positive[name]:
-            grid = grid[grid > 0]
+        lower, upper = bounds[name]
+        grid = grid[(grid > lower) & (grid < upper)]
         ax.plot(grid, gaussian_kde(before)(grid), color="grey", linestyle="--", label="prior")
         ax.plot(grid, gaussian_kde(after)(grid), color="C0", label="posterior")
         ax.set_title(name, fontsize=9)
