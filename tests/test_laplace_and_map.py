@@ -162,5 +162,12 @@ def test_compare_table_and_plot(sleepstudy):
     table = gb.compare(mode, reml)
     assert list(table.index) == ["(Intercept)", "Days", "sd((Intercept)|Subject)", "sigma"]
     assert list(table.columns.get_level_values(0).unique()) == ["MAP", "REML"]
+    both = gb.compare(reml, model.fit_ml(), reml, intervals="wald")
+    assert list(both.columns.get_level_values(0).unique()) == ["REML", "ML", "REML.1"]
+    named = gb.compare(mode, reml, names=["mode", "restricted"])
+    assert list(named.columns.get_level_values(0).unique()) == ["mode", "restricted"]
+    for names in (["one"], ["same", "same"]):
+        with pytest.raises(gb.ModelError, match="one per fit"):
+            gb.compare(mode, reml, names=names)
     fig = gb.plot_compare(mode, reml)
     assert len([ax for ax in fig.axes if ax.get_visible()]) == 4

@@ -22,17 +22,22 @@ def fit_intervals(fit, intervals: str = "profile") -> pd.DataFrame:
     return fit.intervals(intervals) if fit.kind == "frequentist" else fit.population
 
 
-def compare(*fits, intervals: str = "profile") -> pd.DataFrame:
+def compare(*fits, intervals: str = "profile", names: list[str] | None = None) -> pd.DataFrame:
     """One row per population parameter (fixed effects, sds, correlations, sigma); for each fit
     a column block (estimate, lower, upper): posterior mean and 95% interval, or the estimate
     and its 95% interval, profile-likelihood by default (computed here once per fit; "wald"
-    skips them, "satterthwaite" gives the fixed effects of an LMM lmerTest's t intervals)."""
+    skips them, "satterthwaite" gives the fixed effects of an LMM lmerTest's t intervals).
+    The blocks are headed by `names`, or by each fit's method ("NUTS", "REML", "REML.1", ...)."""
     if not fits:
         raise ModelError("compare() needs at least one fit")
-    blocks, seen = {}, {}
-    for fit in fits:
+    if names is not None and (len(names) != len(fits) or len(set(names)) != len(names)):
+        raise ModelError(f"names must be {len(fits)} distinct labels, one per fit; got {names}")
+    seen = {}
+    labels = list(names) if names is not None else [_label(fit, seen) for fit in fits]
+    blocks = {}
+    for fit, label in zip(fits, labels):
         table = fit_intervals(fit, intervals)
-        blocks[_label(fit, seen)] = table.reindex(columns=["estimate", "lower", "upper"])
+        blocks[label] = table.reindex(columns=["estimate", "lower", "upper"])
     order = list(dict.fromkeys(name for block in blocks.values() for name in block.index))
     return pd.concat(blocks, axis=1).reindex(order)
 
