@@ -11,6 +11,7 @@ ends is still below the cutoff). Ends at a bound (penicillin's sd at 0) must be 
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import EXTRA, REFERENCE, reference_fit, reference_model
 from scipy import stats
@@ -163,3 +164,18 @@ def test_compare_shows_profile_intervals_and_satterthwaite_t_intervals():
         gb.compare(reference_fit("rikz_poisson_laplace"), intervals="satterthwaite")
     with pytest.raises(gb.ModelError, match="intervals must be"):
         gb.compare(fit, intervals="bogus")
+
+
+def test_profile_of_a_singular_reml_fit_warns_only_once():
+    """The ML refit behind a REML fit's profile is on the same boundary; the user was told by
+    the REML fit, and the profile adds no second SingularFitWarning."""
+    rng = np.random.default_rng(4)
+    plot = np.repeat(np.arange(8), 6)
+    data = pd.DataFrame({"plot": [f"plot{k}" for k in plot]})
+    data["y"] = 10 + rng.normal(0, 0.3, 8)[plot] + rng.normal(0, 2, plot.size)
+    with pytest.warns(gb.SingularFitWarning):
+        reml = gb.Model("y ~ 1 + (1 | plot)", data).fit_reml()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", gb.GlmmBayesWarning)
+        interval = reml.intervals("profile").loc["sd((Intercept)|plot)"]
+    assert interval["lower"] == 0 and interval["upper"] > 0.1

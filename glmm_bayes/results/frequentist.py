@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from ..core.estimate import Estimate
 from ..design.newdata import kept_terms
-from ..errors import ModelError, integer_argument, level_argument
+from ..errors import ModelError, SingularFitWarning, integer_argument, level_argument
 from ..families import is_linear_gaussian
 from ..frequentist.profile import profile_intervals
 from ..numerics import float64
@@ -206,7 +208,7 @@ class FrequentistFit:
                 for n in names
             }
         elif method == "profile":
-            ml = self if self.method != "REML" else self.model.fit_ml()
+            ml = self if self.method != "REML" else self._ml_refit()
             rows = profile_intervals(
                 self.spec,
                 self.model.parameters,
@@ -307,6 +309,13 @@ class FrequentistFit:
         frame = prediction_frame(self.spec, newdata, columns)
         frame.attrs.update(attrs)
         return frame
+
+    def _ml_refit(self):
+        """The ML fit a REML fit's profile intervals start from (as lme4's profile does). A
+        boundary there repeats what the REML fit reported, so it is not warned about again."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SingularFitWarning)
+            return self.model.fit_ml()
 
     def refit(self, model):
         """This fit's method applied to another `Model` (REML, ML, Laplace or AGQ)."""
