@@ -170,4 +170,6 @@ def test_compare_table_and_plot(sleepstudy):
         with pytest.raises(gb.ModelError, match="one per fit"):
             gb.compare(mode, reml, names=names)
     fig = gb.plot_compare(mode, reml)
+    legend = gb.plot_compare(mode, reml, names=["mode", "restricted"]).axes[0].get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["mode", "restricted"]
     assert len([ax for ax in fig.axes if ax.get_visible()]) == 4

@@ -21,7 +21,9 @@ DEFAULT_RUN = {"01_sleepstudy", "06_rikz_poisson"}
 
 
 def execute(path: Path) -> str | None:
-    """Run one notebook in a fresh kernel; the error's text, or None."""
+    """Run one notebook in a fresh kernel; the error's text, or None. A cell that writes to
+    stderr (a warning, a progress bar) is an error too: a notebook explains every warning it
+    expects by catching it in code, and shows no progress noise."""
     notebook = nbformat.read(path, as_version=4)
     try:
         NotebookClient(
@@ -32,7 +34,13 @@ def execute(path: Path) -> str | None:
         ).execute()
     except Exception:
         return traceback.format_exc()
-    return None
+    noise = [
+        f"cell {i}: {output.text.strip()}"
+        for i, cell in enumerate(notebook.cells)
+        for output in cell.get("outputs", [])
+        if output.output_type == "stream" and output.name == "stderr"
+    ]
+    return "\n".join(noise) or None
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +71,15 @@ def test_there_is_a_notebook_per_worked_example():
         "shrinkage",
     ):
         assert example in names
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_asserts_what_its_text_says(path):
+    """Each notebook has cells that assert its prose's claims, so a change that makes the text
+    false fails the notebook's execution."""
+    notebook = nbformat.read(path, as_version=4)
+    code = [cell.source for cell in notebook.cells if cell.cell_type == "code"]
+    assert sum("assert " in source for source in code) >= 1, f"{path.name} asserts nothing"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])

@@ -9,10 +9,19 @@ import pandas as pd
 from ..errors import ModelError
 
 
-def _label(fit, seen: dict) -> str:
-    base = fit.method
-    seen[base] = seen.get(base, 0) + 1
-    return base if seen[base] == 1 else f"{base}.{seen[base] - 1}"
+def fit_labels(fits, names: list[str] | None = None) -> list[str]:
+    """One label per fit: `names`, or each fit's method, numbered where repeated ("REML",
+    "REML.1")."""
+    if names is not None:
+        if len(names) != len(fits) or len(set(names)) != len(names):
+            raise ModelError(f"names must be {len(fits)} distinct labels, one per fit; got {names}")
+        return list(names)
+    seen, labels = {}, []
+    for fit in fits:
+        seen[fit.method] = seen.get(fit.method, 0) + 1
+        count = seen[fit.method]
+        labels.append(fit.method if count == 1 else f"{fit.method}.{count - 1}")
+    return labels
 
 
 def fit_intervals(fit, intervals: str = "profile") -> pd.DataFrame:
@@ -30,12 +39,8 @@ def compare(*fits, intervals: str = "profile", names: list[str] | None = None) -
     The blocks are headed by `names`, or by each fit's method ("NUTS", "REML", "REML.1", ...)."""
     if not fits:
         raise ModelError("compare() needs at least one fit")
-    if names is not None and (len(names) != len(fits) or len(set(names)) != len(names)):
-        raise ModelError(f"names must be {len(fits)} distinct labels, one per fit; got {names}")
-    seen = {}
-    labels = list(names) if names is not None else [_label(fit, seen) for fit in fits]
     blocks = {}
-    for fit, label in zip(fits, labels):
+    for fit, label in zip(fits, fit_labels(fits, names)):
         table = fit_intervals(fit, intervals)
         blocks[label] = table.reindex(columns=["estimate", "lower", "upper"])
     order = list(dict.fromkeys(name for block in blocks.values() for name in block.index))
