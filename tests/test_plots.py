@@ -232,3 +232,18 @@ def test_prior_posterior_overlay_and_group_fit_legend(sleep_fits):
         "population (b = 0)",
     ]
     plt.close("all")
+
+
+def test_densities_are_reflected_at_a_parameter_s_bounds():
+    """A half-normal(1) sample's density at 0 is 2 phi(0) = 0.798; a plain KDE halves it. The
+    reflected estimate gets within 0.08 (its bias at the bound with 20 000 draws is ~0.03) and
+    integrates to 1 over (0, inf)."""
+    from scipy import stats
+
+    from glmm_bayes.plots.density import bounded_density
+
+    draws = np.abs(np.random.default_rng(0).normal(size=20_000))
+    grid, density = bounded_density(draws, (0.0, np.inf), points=2000, span=(0.0, 6.0))
+    assert grid[0] == 0.0
+    assert abs(density[0] - 2 * stats.norm.pdf(0)) < 0.08
+    assert abs(np.trapezoid(density, grid) - 1) < 0.01

@@ -19,6 +19,7 @@ from scipy.stats import gaussian_kde
 from ..errors import ModelError, level_argument
 from ..families import is_linear_gaussian
 from ..results.posterior import idata_name
+from .density import bounded_density, parameter_bounds
 
 
 def _grid(n_panels: int, ncols: int, width: float = 3.6, height: float = 3.0, share: bool = False):
@@ -241,18 +242,16 @@ def plot_prior_posterior(post, parameters=None, draws: int = 4000, seed: int = 0
     if unknown:
         raise ModelError(f"no parameters {unknown}; the posterior has {list(population)}")
     prior = post.model.sample_prior(draws=draws, seed=seed)["prior"]
-    bounds = {p.name: (p.lower, p.upper) for p in post.model.parameters.parameters}
+    bounds = parameter_bounds(post)
     fig, axes = _grid(len(names), 3, width=3.4, height=2.6)
     for ax, name in zip(axes, names):
         after = np.ravel(population[name])
-        before = np.ravel(prior[idata_name(name)].values)
         lo, hi = np.quantile(after, [0.001, 0.999])
-        pad = 0.5 * (hi - lo)
-        grid = np.linspace(lo - pad, hi + pad, 300)
-        lower, upper = bounds[name]
-        grid = grid[(grid > lower) & (grid < upper)]
-        ax.plot(grid, gaussian_kde(before)(grid), color="grey", linestyle="--", label="prior")
-        ax.plot(grid, gaussian_kde(after)(grid), color="C0", label="posterior")
+        span = (lo - 0.5 * (hi - lo), hi + 0.5 * (hi - lo))
+        before = np.ravel(prior[idata_name(name)].values)
+        for draws, style in ((before, dict(color="grey", linestyle="--", label="prior")),
+                             (after, dict(color="C0", label="posterior"))):  # fmt: skip
+            ax.plot(*bounded_density(draws, bounds[name], span=span), **style)
         ax.set_title(name, fontsize=9)
         ax.tick_params(labelsize=8)
         ax.set_yticks([])

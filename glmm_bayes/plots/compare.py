@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
-from scipy.stats import gaussian_kde
 
 from ..results.compare import fit_intervals, fit_labels
+from .density import bounded_density, parameter_bounds
 
 
 def plot_compare(
@@ -33,14 +33,9 @@ def plot_compare(
             if draws is None:
                 continue
             x = np.asarray(draws).reshape(-1)
-            grid = np.linspace(*np.quantile(x, [0.001, 0.999]), 200)
             if np.ptp(x) > 0:
-                ax.plot(
-                    grid,
-                    gaussian_kde(x)(grid),
-                    color=colours[i % len(colours)],
-                    label=label,
-                )
+                grid, density = bounded_density(x, parameter_bounds(post)[name])
+                ax.plot(grid, density, color=colours[i % len(colours)], label=label)
         for j, ((_, label), table) in enumerate(zip(points, tables)):
             row = table.loc[name] if name in table.index else None
             if row is None:
