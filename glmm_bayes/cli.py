@@ -9,7 +9,7 @@ Compiled programs are kept on disk for later runs (`use_compilation_cache`) unle
 `--no-compilation-cache` is given, and NUTS chains run side by side on a CPU device per core
 (`use_cpu_cores`).
 
-A model file (see models/*.toml and the README):
+A model file (see models/*.toml and docs/guide.md):
 
     data = "sleepstudy"                 # a bundled dataset, or a CSV path relative to the file
     formula = "Reaction ~ Days + (Days | Subject)"

@@ -162,7 +162,7 @@ def test_nuts_batch_on_ray_with_two_workers_equals_the_in_process_batch(local_ra
     model, responses = dyestuff
     """Dataset d is seeded seed + d wherever it runs, so a worker samples the chains of the
     in-process batch: the same draws up to the rounding of a differently batched program
-    (float64; 1e-6 relative asserted, as the README says)."""
+    (float64; 1e-6 relative asserted, as docs/guide.md says)."""
     nuts = gb.batch_on_ray(model, responses, "nuts", chunk_size=1, progress=False, **DRAWS)
     assert len(nuts) == 4
     local = model.sample_batch(responses, progress=False, **DRAWS)

@@ -1,4 +1,4 @@
-"""The worked examples' datasets, bundled as CSV files (see the README for their sources)."""
+"""The worked examples' datasets, bundled as CSV files (sources in docs/guide.md)."""
 
 from importlib import resources
 
