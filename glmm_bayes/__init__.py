@@ -5,16 +5,17 @@ frequentist (REML/ML, Laplace/AGQ) and bayes (priors, NumPyro program, NUTS, MAP
 (Posterior, FrequentistFit, compare).
 
 Importing the package changes nothing in the user's process: float64 is switched on only
-inside the package's own computations (`numerics.float64`). The plots (matplotlib) are
-imported on first use, so a script that only fits does not pay for them.
+inside the package's own computations (`numerics.float64`). Only the exceptions, `Control`
+and the datasets load with the package; JAX, NumPyro, formulae and the engines load when a
+name that needs them is first used (`gb.Model`, `gb.compare`, ...), and matplotlib with the
+first plot, so `import glmm_bayes` is quick.
 """
 
+from importlib import import_module
+
 from . import progress  # noqa: F401 (first: loads tqdm.auto before numpyro, see progress.py)
-from .compilation_cache import use_compilation_cache
 from .control import Control
-from .cpu_devices import use_cpu_cores
 from .datasets import list_datasets, load_dataset
-from .design.residual import AR1, CAR1, CompoundSymmetry, GaussianCorrelation, VarIdent
 from .errors import (
     ClusterError,
     ConvergenceWarning,
@@ -31,18 +32,43 @@ from .errors import (
     SeparationWarning,
     SingularFitWarning,
 )
-from .model import Model
-from .ray_batch import batch_on_ray
-from .results import FrequentistFit, Posterior, anova, compare, load_posterior, loo_compare, lrt
+
+#: Public names loaded on first use, by the module that defines them.
+_LAZY = {
+    **dict.fromkeys(
+        ["AR1", "CAR1", "CompoundSymmetry", "GaussianCorrelation", "VarIdent"], ".design.residual"
+    ),
+    "Model": ".model",
+    "batch_on_ray": ".ray_batch",
+    **dict.fromkeys(
+        ["FrequentistFit", "Posterior", "anova", "compare", "load_posterior", "loo_compare", "lrt"],
+        ".results",
+    ),
+    **dict.fromkeys(
+        [
+            "plot_caterpillar",
+            "plot_compare",
+            "plot_group_fits",
+            "plot_ppc",
+            "plot_prior_posterior",
+            "plot_rank",
+            "plot_ranef_qq",
+            "plot_residuals",
+            "plot_shrinkage",
+            "plot_trace",
+        ],
+        ".plots",
+    ),
+    "use_compilation_cache": ".compilation_cache",
+    "use_cpu_cores": ".cpu_devices",
+}
 
 __all__ = [
     "AR1",
     "CAR1",
+    "ClusterError",
     "CompoundSymmetry",
     "Control",
-    "GaussianCorrelation",
-    "VarIdent",
-    "ClusterError",
     "ConvergenceWarning",
     "DataError",
     "DataWarning",
@@ -50,6 +76,7 @@ __all__ = [
     "FitError",
     "FormulaError",
     "FrequentistFit",
+    "GaussianCorrelation",
     "GlmmBayesError",
     "GlmmBayesWarning",
     "Model",
@@ -59,6 +86,7 @@ __all__ = [
     "SamplingWarning",
     "SeparationWarning",
     "SingularFitWarning",
+    "VarIdent",
     "anova",
     "batch_on_ray",
     "compare",
@@ -81,12 +109,14 @@ __all__ = [
     "use_cpu_cores",
 ]
 
-_PLOTS = {name for name in __all__ if name.startswith("plot_")}
-
 
 def __getattr__(name: str):
-    if name in _PLOTS:
-        from . import plots
-
-        return getattr(plots, name)
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name], __name__), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
     raise AttributeError(f"module 'glmm_bayes' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
