@@ -68,7 +68,7 @@ def group_statistics(arrays: ModelArrays, layout: RandomEffectsLayout) -> GroupS
     np.add.at(ZtX, group, Z[:, :, None] * X[:, None, :])
     np.add.at(Zty, group, Z * y[:, None])
     dtype = arrays.X.dtype
-    as_array = lambda a: jnp.asarray(a, dtype=dtype)
+    as_array = lambda a: jax.device_put(np.asarray(a, dtype=dtype))  # a transfer, no program
     return GroupStatistics(
         as_array(ZtZ),
         as_array(ZtX),

@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -310,7 +311,8 @@ class ModelArrays(NamedTuple):
 def model_arrays(spec: ModelSpec, layout: RandomEffectsLayout, dtype=None) -> ModelArrays:
     """The arrays in `dtype`, or JAX's default float of the calling context (float64 inside the
     package's own calls)."""
-    as_float = lambda a: jnp.asarray(np.asarray(a, dtype=float), dtype=dtype)
+    dtype = dtype or jax.dtypes.canonicalize_dtype(np.float64)
+    as_float = lambda a: jax.device_put(np.asarray(a, dtype=dtype))  # a transfer, no program
     residual = residual_arrays(spec.residual, dtype) if layout.residual is not None else None
     z_idx = z_indices(spec, layout)
     design = ModelArrays(
@@ -320,7 +322,7 @@ def model_arrays(spec: ModelSpec, layout: RandomEffectsLayout, dtype=None) -> Mo
         as_float(spec.offset),
         as_float(spec.X),
         as_float(np.transpose(spec.X)),
-        jnp.asarray(z_idx),
+        jax.device_put(z_idx),
         as_float(z_values(spec)),
         residual,
         off_diagonal_pattern(z_idx, layout),
