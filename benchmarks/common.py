@@ -9,23 +9,30 @@ import platform
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 PYTHON = sys.executable
 
 
-def run_fresh(code: str, python: str = PYTHON, timeout: float = 3600) -> dict:
+def run_fresh(
+    code: str, python: str = PYTHON, timeout: float = 3600, cache: str | None = None
+) -> dict:
     """Run `code` in a fresh interpreter; it prints one JSON object on its last line. Returns
-    that object with `process_s`, the whole process's wall time."""
-    start = time.perf_counter()
-    done = subprocess.run(
-        [python, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
-    )
-    elapsed = time.perf_counter() - start
+    that object with `process_s`, the whole process's wall time. `cache` is the process's
+    GLMM_BAYES_CACHE (the package's compiled programs on disk): by default a new, empty folder,
+    as a first-time user has."""
+    with tempfile.TemporaryDirectory() as fresh:
+        env = {
+            **os.environ,
+            "PYTHONWARNINGS": "ignore",
+            "GLMM_BAYES_CACHE": str(cache or os.path.join(fresh, "programs")),
+        }
+        start = time.perf_counter()
+        done = subprocess.run(
+            [python, "-c", code], capture_output=True, text=True, timeout=timeout, env=env
+        )
+        elapsed = time.perf_counter() - start
     if done.returncode != 0:
         raise RuntimeError(f"benchmark job failed:\n{done.stderr[-3000:]}")
     result = json.loads(done.stdout.strip().splitlines()[-1])

@@ -5,8 +5,9 @@ row per row of the model), or to N responses simulated from its frequentist fit,
 process or on Ray workers;
 `glmm-bayes predict MODEL.toml --newdata FILE.csv`: predictions at new rows;
 `glmm-bayes simulate MODEL.toml -n N`: responses simulated from the fitted model.
-Compiled programs are kept on disk for later runs (`use_compilation_cache`) unless
-`--no-compilation-cache` is given, and NUTS chains run side by side on a CPU device per core
+Compiled programs are kept on disk for later runs (the package's default, see
+`compilation_cache`) unless `--no-compilation-cache` is given, and NUTS chains run side by
+side on a CPU device per core
 (`use_cpu_cores`).
 
 A model file (see models/*.toml and docs/guide.md):
@@ -496,8 +497,8 @@ def main(argv: list[str] | None = None) -> int:
         check_arguments(args)
     except GlmmBayesError as exc:
         return _fail(str(exc))
-    if not args.no_compilation_cache:
-        use_compilation_cache()
+    if args.no_compilation_cache:
+        use_compilation_cache(False)
     with contextlib.suppress(RuntimeError):  # main() inside a process where JAX already runs
         use_cpu_cores()  # (embedded, tests): keep its devices
     if args.command == "batch":

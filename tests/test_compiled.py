@@ -111,38 +111,61 @@ def test_a_model_on_other_data_compiles_nothing_for_map_and_nuts():
 
 
 _CACHED_FIT = """
-import sys, jax
+import jax
 events = []
 jax.monitoring.register_event_listener(lambda event, **kw: events.append(event))
 import glmm_bayes as gb
-gb.use_compilation_cache(sys.argv[1], min_compile_seconds=0)
 fit = gb.Model("Yield ~ 1 + (1 | Batch)", gb.load_dataset("Dyestuff")).fit_reml()
-print(repr(fit.loglik), sum(e.endswith("cache_hits") for e in events),
+print(repr(float(fit.loglik)), repr(float(fit.sigma)),
+      sum(e.endswith("cache_hits") for e in events),
       sum(e.endswith("cache_misses") for e in events))
 """
 
 
-def test_a_later_process_loads_the_compiled_programs_from_disk(tmp_path):
-    """use_compilation_cache: the first process compiles and writes every program of the REML
-    fit; a second process of the same fit finds each one on disk (no cache miss) and gives the
-    same logLik to the last bit."""
+def _fit_in_a_new_process(cache) -> tuple[float, float, int, int, str]:
+    """(logLik, sigma, cache hits, cache misses, stderr) of a REML fit in a fresh process
+    whose GLMM_BAYES_CACHE is `cache`."""
+    import os
     import subprocess
     import sys
 
-    def run():
-        out = subprocess.run(
-            [sys.executable, "-c", _CACHED_FIT, str(tmp_path)],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.split()
-        return float(out[0]), int(out[1]), int(out[2])
+    done = subprocess.run(
+        [sys.executable, "-c", _CACHED_FIT],
+        env={**os.environ, "GLMM_BAYES_CACHE": str(cache)},
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    loglik, sigma, hits, misses = done.stdout.split()
+    return float(loglik), float(sigma), int(hits), int(misses), done.stderr
 
-    loglik, hits, misses = run()
-    assert hits == 0 and misses > 0 and len(list(tmp_path.iterdir())) == misses
-    again, hits, misses_after = run()
-    assert (hits, misses_after) == (misses, 0)
-    assert again == loglik
+
+def test_a_later_process_loads_the_compiled_programs_from_disk(tmp_path):
+    """The program cache is on by default: the first process compiles and writes each program
+    of the REML fit to a folder private to the user; a second process loads every one (no
+    miss) and gives the same estimates to the last bit. A corrupt entry is dropped and
+    compiled again, without a word."""
+    cache = tmp_path / "programs"
+    loglik, sigma, hits, misses, _ = _fit_in_a_new_process(cache)
+    assert hits == 0 and misses > 0 and len(list(cache.iterdir())) == misses
+    assert cache.stat().st_mode & 0o777 == 0o700
+    again = _fit_in_a_new_process(cache)
+    assert again[:4] == (loglik, sigma, misses, 0)
+    for entry in cache.iterdir():
+        entry.write_bytes(entry.read_bytes()[:-100])  # truncated
+    corrupt = _fit_in_a_new_process(cache)
+    assert corrupt[:4] == (loglik, sigma, 0, misses) and corrupt[4] == ""
+
+
+def test_the_program_cache_is_refused_where_others_can_write_and_can_be_turned_off(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    *_, hits, misses, stderr = _fit_in_a_new_process(shared)
+    assert (hits, misses) == (0, 0) and not any(shared.iterdir())
+    assert "others can write" in stderr and "GlmmBayesWarning" in stderr
+    *_, hits, misses, stderr = _fit_in_a_new_process("0")
+    assert (hits, misses, stderr) == (0, 0, "")
 
 
 def test_jax_caches_are_cleared_once_the_bound_has_turned_over(monkeypatch):

@@ -171,7 +171,7 @@ def test_nuts_batch_on_ray_with_two_workers_equals_the_in_process_batch(local_ra
 
 
 def test_the_command_line_sends_a_batch_to_ray(local_ray, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("glmm_bayes.cli.use_compilation_cache", lambda: None)
+    monkeypatch.setattr("glmm_bayes.cli.use_compilation_cache", lambda directory=None: None)
     spec = Path(__file__).parent.parent / "models" / "dyestuff.toml"
     assert (
         main(["batch", str(spec), "--simulate", "3", "--ray", "--quiet", "--out", str(tmp_path)])

@@ -1,18 +1,22 @@
 """Compile once per model shape: a function bound to its static structure by value.
 
 `bind(profiled_deviance, layout=layout)` is equal (and hashes equal) to every other
-binding of the same function to an equal layout, so the jitted value, gradient and Hessian of
-a refit of a same-shaped model, of a profile, or of the next dataset in a batch are found in
+binding of the same function to an equal layout, so the compiled value, gradient or sampler of
+a refit of a same-shaped model, of a profile, or of the next dataset in a batch is found in
 `compiled` instead of being traced and compiled again. Data always travel as arguments, never
 in the binding, so they are not baked into the executable.
 
-The cache is bounded (least recently used first out): every live XLA executable holds compiled
-code in memory maps, and a process that fits thousands of differently shaped models must not
-keep them all. Dropping a function is not enough: JAX's own tracing caches (jaxprs, lowerings;
-thousands of entries each) keep ~1.8 MB per REML shape. So each time MAX_COMPILED functions
-have been dropped, `jax.clear_caches()` empties JAX's in-memory caches. That is process-wide: a
-process that compiles more than MAX_COMPILED programs of the package also has its own jitted
-functions traced again on their next call (the persistent cache on disk is untouched).
+A `Program` holds its executables itself, one per signature of its arguments (compiled ahead
+of time, `jit(f).lower(*args).compile()`), and compiles with the package's persistent cache
+lent to JAX (`compilation_cache.serving`), so a later process loads what an earlier one
+compiled. The programs are bounded (least recently used first out): each holds compiled code,
+and a process that fits thousands of differently shaped models must not keep them all.
+Dropping a program is not enough: JAX's own tracing caches (jaxprs, lowerings; thousands of
+entries each) kept ~1.8 MB per new REML shape. So each time MAX_COMPILED programs have been
+dropped, `jax.clear_caches()` empties JAX's in-memory caches; the programs kept here hold their
+executables and do not compile again. That clearing is process-wide: a process that compiles
+more than MAX_COMPILED programs of the package also has its own jitted functions traced again on
+their next call (the persistent caches on disk are untouched).
 """
 
 from __future__ import annotations
@@ -22,8 +26,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import jax
+import numpy as np
 
-#: How many compiled functions are kept alive at once.
+from ..compilation_cache import serving
+
+#: How many compiled programs are kept alive at once.
 MAX_COMPILED = 24
 
 
@@ -49,20 +56,53 @@ _TRANSFORMS = {
     "value_and_grad": jax.value_and_grad,
 }
 
+
+def _signature(args, kwargs) -> tuple:
+    """What an executable is specialised to: the arguments' tree, each leaf's type, shape,
+    dtype and weak type, and the float width of the calling context."""
+    leaves, tree = jax.tree_util.tree_flatten((args, kwargs))
+    avals = tuple(
+        (
+            type(leaf),
+            np.shape(leaf),
+            str(getattr(leaf, "dtype", "")),
+            getattr(leaf, "weak_type", None),
+        )
+        for leaf in leaves
+    )
+    return tree, avals, bool(jax.config.jax_enable_x64)
+
+
+class Program:
+    """A jitted function and its executables, one per argument signature."""
+
+    def __init__(self, function: Callable):
+        self.jitted = jax.jit(function)
+        self.executables: dict = {}
+
+    def __call__(self, *args, **kwargs):
+        key = _signature(args, kwargs)
+        executable = self.executables.get(key)
+        if executable is None:
+            with serving():
+                executable = self.jitted.lower(*args, **kwargs).compile()
+            self.executables[key] = executable
+        return executable(*args, **kwargs)
+
+
 _cache: OrderedDict = OrderedDict()
-_evicted = 0  # functions dropped since JAX's caches were last cleared
+_evicted = 0  # programs dropped since JAX's caches were last cleared
 
 
-def compiled(bound: Bound, kind: str = "value"):
-    """The jitted `kind` ("value" or "value_and_grad" in the first argument) of
-    `bound`, shared by every equal binding while it stays among the MAX_COMPILED most recently
-    used."""
+def compiled(bound: Bound, kind: str = "value") -> Program:
+    """The compiled `kind` ("value" or "value_and_grad" in the first argument) of `bound`,
+    shared by every equal binding while it stays among the MAX_COMPILED most recently used."""
     key = (bound, kind)
     if key in _cache:
         _cache.move_to_end(key)
         return _cache[key]
-    function = jax.jit(_TRANSFORMS[kind](bound))
-    _cache[key] = function
+    program = Program(_TRANSFORMS[kind](bound))
+    _cache[key] = program
     global _evicted
     while len(_cache) > MAX_COMPILED:
         _cache.popitem(last=False)
@@ -70,7 +110,7 @@ def compiled(bound: Bound, kind: str = "value"):
     if _evicted >= MAX_COMPILED:
         jax.clear_caches()
         _evicted = 0
-    return function
+    return program
 
 
 def cache_size() -> int:
