@@ -105,7 +105,9 @@ def test_use_cpu_cores_splits_the_chains_over_cpu_devices_and_keeps_each_chain()
             program = next(f for (bound, _), f in compiled._cache.items()
                            if bound.func.__name__ == "_parallel_chains")
             kwargs = model._sampler_kwargs(model._integrates_random_effects("auto"))
-            text = program.lower(np.uint32(5), kwargs, kwargs["priors"].initial).compile().as_text()
+            text = program.jitted.lower(
+                np.uint32(5), kwargs, kwargs["priors"].initial
+            ).compile().as_text()
         out["collectives"] = [op for op in ("all-gather", "all-reduce", "all-to-all",
                                             "collective-permute") if op in text]
         out["again"] = gb.use_cpu_cores(2)

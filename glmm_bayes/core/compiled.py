@@ -26,7 +26,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import jax
-import numpy as np
 
 from ..compilation_cache import serving
 
@@ -58,19 +57,10 @@ _TRANSFORMS = {
 
 
 def _signature(args, kwargs) -> tuple:
-    """What an executable is specialised to: the arguments' tree, each leaf's type, shape,
-    dtype and weak type, and the float width of the calling context."""
+    """What an executable is specialised to, as `jax.jit` sees it: the arguments' tree and each
+    leaf's abstract value (shape, dtype, weak type) in the calling context's float width."""
     leaves, tree = jax.tree_util.tree_flatten((args, kwargs))
-    avals = tuple(
-        (
-            type(leaf),
-            np.shape(leaf),
-            str(getattr(leaf, "dtype", "")),
-            getattr(leaf, "weak_type", None),
-        )
-        for leaf in leaves
-    )
-    return tree, avals, bool(jax.config.jax_enable_x64)
+    return tree, tuple(jax.typeof(leaf) for leaf in leaves), bool(jax.config.jax_enable_x64)
 
 
 class Program:
