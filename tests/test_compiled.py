@@ -4,6 +4,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+import pytest
 from conftest import compiles_during
 
 import glmm_bayes as gb
@@ -178,3 +179,52 @@ def test_jax_caches_are_cleared_once_the_bound_has_turned_over(monkeypatch):
     for k in range(2 * bound + 1):  # drops 2 * bound + 1 functions
         compiled(bind(_scaled, factor=2000 + k))
     assert len(cleared) == 2
+
+
+def _crossed_data(seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    g, h = np.repeat(np.arange(20), 6), np.tile(np.arange(6), 20)
+    x = rng.normal(size=g.size)
+    eta = 0.5 + 0.4 * x + rng.normal(0, 0.5, 20)[g] + rng.normal(0, 0.3, 6)[h]
+    return pd.DataFrame(
+        {
+            "y": eta + rng.normal(size=g.size),
+            "c": rng.poisson(np.exp(eta)),
+            "x": x,
+            "g": [f"g{k}" for k in g],
+            "h": [f"h{k}" for k in h],
+        }
+    )
+
+
+_ENGINES = {
+    "reml": lambda d: gb.Model("y ~ x + (x | g) + (1 | h)", d).fit_reml(),
+    "satterthwaite": lambda d: (
+        gb.Model("y ~ x + (1 | g)", d).fit_reml().fixef_tests(ddf="satterthwaite")
+    ),
+    "laplace": lambda d: gb.Model("c ~ x + (1 | g) + (1 | h)", d, family="poisson").fit_laplace(),
+    "agq": lambda d: gb.Model("c ~ x + (1 | g)", d, family="poisson").fit_laplace(nagq=5),
+    "nagq0": lambda d: gb.Model("c ~ x + (1 | g)", d, family="poisson").fit_laplace(nagq=0),
+    "negbinomial": lambda d: gb.Model("c ~ x + (1 | g)", d, family="negbinomial").fit_laplace(),
+    "map": lambda d: gb.Model("y ~ x + (x | g)", d).fit_map(draws=20),
+    "nuts": lambda d: gb.Model("c ~ x + (1 | g)", d, family="poisson").sample(
+        draws=20, warmup=20, chains=1, progress=False
+    ),
+}
+
+
+@pytest.mark.parametrize("engine", list(_ENGINES))
+def test_a_fit_runs_no_jax_operation_outside_its_compiled_programs(engine):
+    """After a first fit, JAX's in-memory caches are emptied (as the bound on programs does);
+    the package's programs keep their executables, so a refit of a same-shaped model compiles
+    nothing unless some JAX operation runs eagerly on the fit path (each would compile a small
+    program of its own, in every new process, outside the disk cache)."""
+    import jax
+
+    fit = _ENGINES[engine]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", gb.GlmmBayesWarning)  # 20 draws; small data
+        fit(_crossed_data(0))
+        jax.clear_caches()
+        compiles, _ = compiles_during(lambda: fit(_crossed_data(1)))
+    assert compiles == []

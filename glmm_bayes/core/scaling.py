@@ -21,6 +21,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..design import ModelSpec, column_scale
+from .compiled import bind, compiled
 from .structure import tril_column_major
 
 GLM_MAX_ITER = 50
@@ -55,6 +56,11 @@ def parameter_scales(spec: ModelSpec) -> ParameterScales:
     return ParameterScales(beta, np.asarray(theta))
 
 
+def _irls_quantities(eta, aux, trials, family, link):
+    """mu = g^{-1}(eta), d mu / d eta and the Fisher weights at eta."""
+    return link.inverse(eta), link.mu_eta(eta), family.fisher_weight(eta, aux, trials, link)
+
+
 def glm_start(spec: ModelSpec) -> tuple[np.ndarray, float]:
     """beta of the GLM without random effects (IRLS with the family's Fisher weights, from R's
     family$initialize means), and a moment estimate of the family's aux parameter."""
@@ -63,12 +69,12 @@ def glm_start(spec: ModelSpec) -> tuple[np.ndarray, float]:
     mean = (spec.y + 0.5) / (n + 1.0) if family.uses_trials else spec.y
     if link.name in ("log", "inverse"):
         mean = np.maximum(mean, family.mean_floor)
+    at = compiled(bind(_irls_quantities, family=family, link=link))
     eta = np.clip(np.asarray(link.link(mean), dtype=float), -ETA_LIMIT, ETA_LIMIT)
     beta = np.zeros(spec.X.shape[1])
     aux = family.aux.initial if family.aux is not None else 1.0
     for _ in range(GLM_MAX_ITER):
-        mu, dmu = np.asarray(link.inverse(eta)), np.asarray(link.mu_eta(eta))
-        w = np.asarray(family.fisher_weight(eta, aux, spec.trials, link))
+        mu, dmu, w = (np.asarray(a) for a in at(eta, aux, spec.trials))
         working = eta - spec.offset + (spec.y - n * mu) / (n * dmu)
         ok = np.isfinite(w) & np.isfinite(working) & (w > 0)
         root = np.sqrt(w[ok])
@@ -80,7 +86,7 @@ def glm_start(spec: ModelSpec) -> tuple[np.ndarray, float]:
         beta = new
         if done:
             break
-    mu = np.asarray(link.inverse(eta))
+    mu = np.asarray(at(eta, aux, spec.trials)[0])
     if family.aux is not None:
         aux = family.aux.moment(spec.y, mu)
     return beta, aux

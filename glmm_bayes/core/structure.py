@@ -19,6 +19,7 @@ Every function here is a pure JAX function of arrays (jit- and vmap-able).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -127,21 +128,29 @@ def tril_column_major(q: int) -> tuple[np.ndarray, np.ndarray]:
     return rows[order], cols[order]
 
 
+@functools.cache
+def _factor_index(q: int, isotropic: bool) -> np.ndarray:
+    """(q, q) position of each entry of T_k in [0, theta_k...]: 0 (a structural zero) above
+    the diagonal, and off it for an isotropic term."""
+    index = np.zeros((q, q), dtype=np.int32)
+    if isotropic:
+        index[np.diag_indices(q)] = 1
+    else:
+        rows, cols = tril_column_major(q)
+        index[rows, cols] = np.arange(1, rows.size + 1)
+    return index
+
+
 def covariance_factors(theta, layout: RandomEffectsLayout) -> list:
-    """theta -> [T_1, ..., T_K], the lower-triangular blocks of Lambda_theta."""
+    """theta -> [T_1, ..., T_K], the lower-triangular blocks of Lambda_theta: NumPy arrays for a
+    NumPy theta (the results, with no JAX operation), JAX arrays inside compiled code."""
+    xp = np if isinstance(theta, np.ndarray) else jnp
     factors, pos = [], 0
     for t in layout.terms:
-        if t.isotropic:
-            factors.append(theta[pos] * jnp.eye(t.q, dtype=theta.dtype))
-            pos += 1
-            continue
-        rows, cols = tril_column_major(t.q)
-        factors.append(
-            jnp.zeros((t.q, t.q), dtype=theta.dtype)
-            .at[rows, cols]
-            .set(theta[pos : pos + t.n_theta])
-        )
-        pos += t.n_theta
+        width = 1 if t.isotropic else t.n_theta
+        padded = xp.concatenate([xp.zeros(1, dtype=theta.dtype), theta[pos : pos + width]])
+        factors.append(padded[_factor_index(t.q, t.isotropic)])
+        pos += width
     return factors
 
 
@@ -157,7 +166,7 @@ def canonical_theta(theta, layout: RandomEffectsLayout) -> np.ndarray:
     the optimisers search theta unbounded, where a diagonal passing through zero is no
     boundary, and map the optimum to lme4's convention (diagonals >= 0) afterwards.
     """
-    factors = [np.asarray(T) for T in covariance_factors(jnp.asarray(theta), layout)]
+    factors = covariance_factors(np.asarray(theta, dtype=float), layout)
     signed = [T * np.where(np.diag(T) < 0, -1.0, 1.0)[None, :] for T in factors]
     return np.concatenate(
         [

@@ -17,12 +17,11 @@ dense n x n, so Kenward-Roger is limited to `KR_MAX_ROWS` rows.
 
 from __future__ import annotations
 
-from functools import partial
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..core.compiled import bind, compiled
 from ..core.lmm_deviance import penalised_least_squares
 from ..core.residual import whiten
 from ..core.structure import ModelArrays, RandomEffectsLayout
@@ -57,7 +56,6 @@ def _beta_covariance(varpar, arrays: ModelArrays, layout: RandomEffectsLayout):
     return sigma**2 * jnp.linalg.inv(RX.T @ RX)
 
 
-@partial(jax.jit, static_argnames=("layout", "reml"))
 def _satterthwaite_arrays(varpar, arrays: ModelArrays, layout: RandomEffectsLayout, reml: bool):
     return (
         _beta_covariance(varpar, arrays, layout),
@@ -71,10 +69,10 @@ def satterthwaite_pieces(
 ):
     """(V, dV/dvarpar (p, p, k), A = 2 H^{-1}) at the estimate; varpar includes the residual
     structure's natural parameters."""
-    varpar = jnp.concatenate(
-        [jnp.asarray(theta), jnp.asarray([sigma]), jnp.asarray(residual, dtype=float)]
+    varpar = np.concatenate(
+        [np.asarray(theta, dtype=float), [float(sigma)], np.asarray(residual, dtype=float)]
     )
-    V, jac, H = _satterthwaite_arrays(varpar, arrays, layout, reml)
+    V, jac, H = compiled(bind(_satterthwaite_arrays, layout=layout, reml=reml))(varpar, arrays)
     return np.asarray(V), np.asarray(jac), 2 * np.linalg.pinv(np.asarray(H))
 
 

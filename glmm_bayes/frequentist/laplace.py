@@ -39,8 +39,10 @@ from .separation import warn_separation
 
 
 def _unpack(x, p: int, n_theta: int, has_aux: bool):
+    """(beta, theta, aux) from the optimiser's x (log aux last): NumPy for NumPy's x."""
+    exp = np.exp if isinstance(x, np.ndarray) else jnp.exp
     beta, theta = x[:p], x[p : p + n_theta]
-    aux = jnp.exp(x[p + n_theta]) if has_aux else 1.0
+    aux = exp(x[p + n_theta]) if has_aux else 1.0
     return beta, theta, aux
 
 
@@ -168,12 +170,21 @@ def _fit_beta_in_pirls(spec, parameters, layout, arrays, control, what) -> Estim
     singular = singular_terms(theta, names, layout, control.singular_tol)
     check_fit(opt, theta, H, names, edge, singular, control, what)
     joint = compiled(bind(joint_mode, layout=layout, family=family, link=link))
-    beta, _, schur, _ = joint(jnp.asarray(theta), beta0, arrays)
+    beta, _, schur, _ = joint(np.asarray(theta, dtype=float), beta0, arrays)
     x = np.concatenate([np.asarray(beta), theta])
     vcov = np.linalg.inv(np.asarray(schur))
     return _estimate(
         spec, layout, arrays, np.asarray(beta), theta, 1.0, vcov, opt, x, singular, 0, control
     )
+
+
+def _at_estimate(beta, theta, aux, arrays, layout, family, link):
+    """u*, the fitted means and the blocks of Var(u | y) Lambda-scaled (lme4's condVar, up to
+    sigma^2), and whether PIRLS converged, at (beta, theta, aux)."""
+    u, eta, chol, converged = conditional_fit(beta, theta, aux, arrays, layout, family, link)
+    factors = covariance_factors(theta, layout)
+    cond = conditional_covariances(inverse_diagonal_blocks(chol, layout), factors)
+    return u, link.inverse(eta), cond, converged
 
 
 def _estimate(spec, layout, arrays, beta, theta, aux, vcov, opt, x, singular, nagq, control):
@@ -183,10 +194,10 @@ def _estimate(spec, layout, arrays, beta, theta, aux, vcov, opt, x, singular, na
     what = f"{_method(nagq)} fit"
     has_aux = family.aux is not None
 
-    absolute = theta * float(aux) if family.residual_sd else theta
-    u, eta, chol, converged = compiled(
-        bind(conditional_fit, layout=layout, family=family, link=link)
-    )(beta, jnp.asarray(absolute), aux, arrays)
+    absolute = np.asarray(theta * float(aux) if family.residual_sd else theta, dtype=float)
+    u, fitted, cond, converged = compiled(
+        bind(_at_estimate, layout=layout, family=family, link=link)
+    )(beta, absolute, aux, arrays)
     if not bool(converged):
         control.report(
             "convergence",
@@ -194,8 +205,7 @@ def _estimate(spec, layout, arrays, beta, theta, aux, vcov, opt, x, singular, na
             f"{what}: PIRLS did not converge to the conditional modes at the estimate "
             f"(tolerance {PIRLS_TOL}, {PIRLS_MAX_ITER} iterations)",
         )
-    factors = covariance_factors(jnp.asarray(absolute), layout)
-    cond = conditional_covariances(inverse_diagonal_blocks(chol, layout), factors)
+    factors = covariance_factors(absolute, layout)
     factors, modes, cond = user_terms(
         spec, factors, split_by_term(np.asarray(u), factors, layout), cond
     )
@@ -208,7 +218,7 @@ def _estimate(spec, layout, arrays, beta, theta, aux, vcov, opt, x, singular, na
         aux=float(aux) if has_aux else None,
         modes=modes,
         cond_cov=[np.asarray(c) for c in cond],
-        fitted=np.asarray(link.inverse(eta)),
+        fitted=np.asarray(fitted),
         loglik=-opt.fun / 2,
         objective=opt.fun,
         n_params=len(x),
