@@ -199,6 +199,7 @@ def _crossed_data(seed: int) -> pd.DataFrame:
 
 _ENGINES = {
     "reml": lambda d: gb.Model("y ~ x + (x | g) + (1 | h)", d).fit_reml(),
+    "ar1": lambda d: gb.Model("y ~ x + (1 | g)", d, correlation=gb.AR1(group="g")).fit_reml(),
     "satterthwaite": lambda d: (
         gb.Model("y ~ x + (1 | g)", d).fit_reml().fixef_tests(ddf="satterthwaite")
     ),

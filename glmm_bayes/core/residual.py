@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.linalg import solve_triangular
@@ -98,24 +99,29 @@ class ResidualLayout:
         )
 
     def to_free(self, natural):
-        """Natural -> unconstrained: log for positive, a scaled logit for bounded."""
+        """Natural -> unconstrained: log for positive, a scaled logit for bounded (NumPy for
+        NumPy's values, JAX inside compiled code)."""
+        xp = jnp if isinstance(natural, jax.Array) else np
         lower, upper = self.bounds()
-        natural = jnp.asarray(natural)
+        natural = xp.asarray(natural, dtype=float) if xp is np else natural
         positive = self.positive()
         width = np.where(positive, 1.0, upper - lower)
-        unit = jnp.clip((natural - np.where(positive, 0.0, lower)) / width, MARGIN, 1 - MARGIN)
-        return jnp.where(
-            positive, jnp.log(jnp.maximum(natural, 1e-300)), jnp.log(unit) - jnp.log1p(-unit)
-        )
+        unit = xp.clip((natural - np.where(positive, 0.0, lower)) / width, MARGIN, 1 - MARGIN)
+        with np.errstate(divide="ignore"):
+            return xp.where(
+                positive, xp.log(xp.maximum(natural, 1e-300)), xp.log(unit) - xp.log1p(-unit)
+            )
 
     def from_free(self, free):
+        xp = jnp if isinstance(free, jax.Array) else np
         lower, upper = self.bounds()
         positive = self.positive()
-        free = jnp.asarray(free)
+        free = xp.asarray(free, dtype=float) if xp is np else free
         bounded = np.where(positive, 0.0, lower) + np.where(positive, 1.0, upper - lower) * (
-            MARGIN + (1 - 2 * MARGIN) / (1 + jnp.exp(-free))
+            MARGIN + (1 - 2 * MARGIN) / (1 + xp.exp(-free))
         )
-        return jnp.where(positive, jnp.exp(jnp.where(positive, free, 0.0)), bounded)
+        with np.errstate(over="ignore"):
+            return xp.where(positive, xp.exp(xp.where(positive, free, 0.0)), bounded)
 
 
 class ResidualArrays(NamedTuple):
@@ -126,11 +132,15 @@ class ResidualArrays(NamedTuple):
 
 
 def residual_arrays(residual: ResidualSpec, dtype=None) -> ResidualArrays:
+    """The arrays on the device (transfers, no program), floats in `dtype` or the calling
+    context's default."""
+    real = dtype or jax.dtypes.canonicalize_dtype(np.float64)
+    integer = jax.dtypes.canonicalize_dtype(np.int64)
     return ResidualArrays(
-        jnp.asarray(residual.weights, dtype=dtype),
-        jnp.asarray(residual.variance_level),
-        jnp.asarray(residual.group_rows),
-        jnp.asarray(residual.group_position, dtype=dtype),
+        jax.device_put(np.asarray(residual.weights, dtype=real)),
+        jax.device_put(np.asarray(residual.variance_level, dtype=integer)),
+        jax.device_put(np.asarray(residual.group_rows, dtype=integer)),
+        jax.device_put(np.asarray(residual.group_position, dtype=real)),
     )
 
 
