@@ -33,36 +33,6 @@ from .errors import (
     SingularFitWarning,
 )
 
-#: Public names loaded on first use, by the module that defines them.
-_LAZY = {
-    **dict.fromkeys(
-        ["AR1", "CAR1", "CompoundSymmetry", "GaussianCorrelation", "VarIdent"], ".design.residual"
-    ),
-    "Model": ".model",
-    "batch_on_ray": ".ray_batch",
-    **dict.fromkeys(
-        ["FrequentistFit", "Posterior", "anova", "compare", "load_posterior", "loo_compare", "lrt"],
-        ".results",
-    ),
-    **dict.fromkeys(
-        [
-            "plot_caterpillar",
-            "plot_compare",
-            "plot_group_fits",
-            "plot_ppc",
-            "plot_prior_posterior",
-            "plot_rank",
-            "plot_ranef_qq",
-            "plot_residuals",
-            "plot_shrinkage",
-            "plot_trace",
-        ],
-        ".plots",
-    ),
-    "use_compilation_cache": ".compilation_cache",
-    "use_cpu_cores": ".cpu_devices",
-}
-
 __all__ = [
     "AR1",
     "CAR1",
@@ -108,6 +78,23 @@ __all__ = [
     "use_compilation_cache",
     "use_cpu_cores",
 ]
+
+#: Public names loaded on first use, by the module that defines them (every plot_* name from
+#: `plots`, which loads matplotlib).
+_LAZY = {
+    **dict.fromkeys(
+        ["AR1", "CAR1", "CompoundSymmetry", "GaussianCorrelation", "VarIdent"], ".design.residual"
+    ),
+    "Model": ".model",
+    "batch_on_ray": ".ray_batch",
+    **dict.fromkeys(
+        ["FrequentistFit", "Posterior", "anova", "compare", "load_posterior", "loo_compare", "lrt"],
+        ".results",
+    ),
+    **{name: ".plots" for name in __all__ if name.startswith("plot_")},
+    "use_compilation_cache": ".compilation_cache",
+    "use_cpu_cores": ".cpu_devices",
+}
 
 
 def __getattr__(name: str):
