@@ -150,6 +150,9 @@ def serving():
     from jax._src import compilation_cache as jax_cache
     from jax._src import config as jax_config
 
+    if not (hasattr(jax_cache, "_cache") and hasattr(jax_config, "compilation_cache_dir")):
+        yield  # a JAX whose cache internals differ from those this was written against
+        return
     with _lock:
         own = jax_cache._cache is not None or jax_config.compilation_cache_dir.value
         lent = _state["lent"] > 0 or not own
