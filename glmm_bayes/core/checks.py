@@ -17,7 +17,13 @@ import numpy as np
 
 from ..control import Control
 from ..errors import ConvergenceWarning, FitError, SingularFitWarning
-from .optimize import OptSummary, curvature_scale, hessian_fd, minimize_jax
+from .optimize import (
+    OptSummary,
+    curvature_scale,
+    hessian_fd,
+    minimize_jax,
+    minimize_with_edge_restart,
+)
 
 #: Searches again in the curvature's units while an end point fails the optimum checks.
 RESCALED_RESTARTS = 2
@@ -176,3 +182,21 @@ def check_singular(singular_terms: list[str], control: Control, what: str) -> No
             "at zero or at a correlation of +-1; the random-effect structure may be "
             "too complex for the data (see lme4's ?isSingular)",
         )
+
+
+def optimize_and_settle(
+    objective, x0, args: tuple, names: list[str], control: Control, edge, scale, what: str
+) -> tuple[OptSummary, np.ndarray]:
+    """The frequentist fitters' search: minimise from x0 with lme4's restart off the edge,
+    refuse a non-finite end point (`check_finite`), then `settle` it. (OptSummary, Hessian)."""
+    opt = minimize_with_edge_restart(
+        objective,
+        x0,
+        edge,
+        args=args,
+        scale=scale,
+        max_iter=control.max_iter,
+        restart=control.restart_edge,
+    )
+    check_finite(opt, what)
+    return settle(objective, opt, args, names, control, edge, scale)

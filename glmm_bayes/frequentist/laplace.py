@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..control import Control
-from ..core.checks import check_finite, check_fit, settle
+from ..core.checks import check_fit, optimize_and_settle
 from ..core.cholesky import inverse_diagonal_blocks
 from ..core.compiled import bind, compiled
 from ..core.estimate import Estimate
@@ -20,7 +20,6 @@ from ..core.glmm_deviance import (
     joint_mode,
     laplace_deviance,
 )
-from ..core.optimize import minimize_with_edge_restart
 from ..core.parameters import ParameterMap
 from ..core.scaling import constant_start, glm_start, parameter_scales
 from ..core.structure import (
@@ -117,21 +116,11 @@ def fit_glmm(
         _objective, layout=layout, family=family, link=link, nagq=nagq, p=p, has_aux=has_aux
     )
     x0 = _finite_start(objective, x0, constant_start(spec), arrays)
-    opt = minimize_with_edge_restart(
-        objective,
-        x0,
-        edge,
-        args=(arrays,),
-        scale=scale,
-        max_iter=control.max_iter,
-        restart=control.restart_edge,
-    )
-    check_finite(opt, what)
     theta_names = parameters.theta_names()
     names = list(parameters.fixed_names) + theta_names + ([parameters.aux] if has_aux else [])
     # vcov(beta) from the Hessian of the deviance in (beta, theta), as lme4's use.hessian = TRUE
     # (signing theta's columns below flips rows and columns of H outside beta's block)
-    opt, H = settle(objective, opt, (arrays,), names, control, edge, scale)
+    opt, H = optimize_and_settle(objective, x0, (arrays,), names, control, edge, scale, what)
     beta, theta, aux = _unpack(opt.x, p, layout.n_theta, has_aux)
     theta = canonical_theta(theta, layout)
     x = np.concatenate([beta, theta, opt.x[p + layout.n_theta :]])
@@ -154,18 +143,10 @@ def _fit_beta_in_pirls(spec, parameters, layout, arrays, control, what) -> Estim
     objective = bind(joint_deviance, layout=layout, family=family, link=link)
     edge, scale = layout.diagonal_mask(), parameter_scales(spec).theta
     args = (beta0, arrays)
-    opt = minimize_with_edge_restart(
-        objective,
-        layout.theta_initial(),
-        edge,
-        args=args,
-        scale=scale,
-        max_iter=control.max_iter,
-        restart=control.restart_edge,
-    )
-    check_finite(opt, what)
     names = parameters.theta_names()
-    opt, H = settle(objective, opt, args, names, control, edge, scale)
+    opt, H = optimize_and_settle(
+        objective, layout.theta_initial(), args, names, control, edge, scale, what
+    )
     theta = canonical_theta(opt.x, layout)
     singular = singular_terms(theta, names, layout, control.singular_tol)
     check_fit(opt, theta, H, names, edge, singular, control, what)

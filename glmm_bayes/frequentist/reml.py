@@ -7,11 +7,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..control import Control
-from ..core.checks import check_finite, check_fit, settle
+from ..core.checks import check_fit, optimize_and_settle
 from ..core.compiled import bind, compiled
 from ..core.estimate import Estimate
 from ..core.lmm_deviance import profiled_deviance, solution_at
-from ..core.optimize import minimize_with_edge_restart
 from ..core.parameters import ParameterMap
 from ..core.scaling import parameter_scales
 from ..core.structure import (
@@ -49,19 +48,9 @@ def fit_lmm(
     )
     edge = np.concatenate([layout.diagonal_mask(), np.zeros(len(residual_names), bool)])
     scale = np.concatenate([parameter_scales(spec).theta, np.ones(len(residual_names))])
-    opt = minimize_with_edge_restart(
-        objective,
-        x0,
-        edge,
-        args=args,
-        scale=scale,
-        max_iter=control.max_iter,
-        restart=control.restart_edge,
-    )
-    check_finite(opt, what)
     theta_names = parameters.theta_names()
     names = theta_names + [f"free({name})" for name in residual_names]
-    opt, H = settle(objective, opt, args, names, control, edge, scale)
+    opt, H = optimize_and_settle(objective, x0, args, names, control, edge, scale, what)
     theta = canonical_theta(opt.x[: layout.n_theta], layout)
     x = np.concatenate([theta, opt.x[layout.n_theta :]])
     singular = singular_terms(theta, theta_names, layout, control.singular_tol)
