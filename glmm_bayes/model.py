@@ -45,6 +45,8 @@ from .progress import progress_bar
 from .results import BatchFits, BatchPosterior, FrequentistFit, Posterior
 from .results.posterior import lme4_draws, point_values, posterior_tree
 
+LOGLIK_STORED_VALUES = 25_000_000  # draws x rows that `sample` stores by default
+
 
 def _with_dataset_response(arrays, priors, y, log_norm, program, structure, statistics=None):
     """The program on `arrays` with response y (the batch's per-dataset data)."""
@@ -97,6 +99,12 @@ class Model:
         self._prior_values = prior_values(self.spec, self._parameters)  # kept by `_with_response`
         self._arrays: dict = {}  # per x64 state: the program's data, and GroupStatistics
 
+    def __getstate__(self) -> dict:
+        """Pickled (a Ray worker's copy) without the cached JAX arrays: JAX restores an array
+        in the receiving process's default precision, float32 outside the package's calls, so
+        a worker sampled a used model in single precision. Each process builds its own."""
+        return {**self.__dict__, "_arrays": {}}
+
     @property
     def priors(self) -> pd.DataFrame:
         """Every parameter with its resolved prior; `source` says default or user."""
@@ -133,7 +141,7 @@ class Model:
         chain_method: str = "auto",
         target_accept: float = 0.8,
         progress: bool = True,
-        log_likelihood: bool = True,
+        log_likelihood: bool | str = "auto",
         random_effects: str = "auto",
         max_tree_depth: int = 10,
         dtype: str = "float64",
@@ -149,8 +157,16 @@ class Model:
         largest term: not InstEval's crossed students and lecturers), and samples otherwise.
         dtype: "float32" samples in single precision (faster transcendentals on a CPU, and the
         native precision of most GPUs); summaries are computed in float64 either way.
+        log_likelihood: True stores the pointwise log-likelihood in `idata` with the draws;
+        False leaves it for `loo()` (or `post.log_likelihood()`) to compute when asked; "auto"
+        stores it up to `LOGLIK_STORED_VALUES` draws x rows (200 MB in float64) and leaves it
+        for later above (InstEval's 4,000 draws x 73k rows would hold 2.3 GB).
         """
         seed = integer_argument("seed", seed, 0)
+        if log_likelihood not in (True, False, "auto"):
+            raise ModelError(
+                f"log_likelihood must be True, False or 'auto', not {log_likelihood!r}"
+            )
         integrate = self._integrates_random_effects(random_effects)
         program = bind(
             marginal_model if integrate else hierarchical_model, structure=self.structure
@@ -174,7 +190,7 @@ class Model:
                     )
                 )
         samples = {k: np.asarray(v, dtype=float) for k, v in samples.items()}
-        loglik = self._pointwise_loglik(samples) if log_likelihood else None
+        loglik = self._log_likelihood(samples, log_likelihood)
         post = Posterior.from_samples(self, samples, stats, loglik, "NUTS")
         for problem in post.sampling_problems(max_tree_depth):
             self.control.report("sampling", SamplingWarning, f"NUTS: {problem}")
@@ -245,9 +261,18 @@ class Model:
             )
         return random_effects == "integrate"
 
+    @float64
     def _pointwise_loglik(self, samples: dict) -> np.ndarray:
         """log p(y_i | draw) for every draw and row (`bayes.pointwise`)."""
         return pointwise_loglik(samples, **self.model_kwargs, structure=self.structure)
+
+    def _log_likelihood(self, samples: dict, when: bool | str = "auto"):
+        """The pointwise log-likelihood now (an array), or a function that computes it when
+        the posterior is asked for it (`sample`'s `log_likelihood`)."""
+        if when == "auto":
+            n_draws = int(np.prod(next(iter(samples.values())).shape[:2]))
+            when = n_draws * self.spec.n_obs <= LOGLIK_STORED_VALUES
+        return self._pointwise_loglik(samples) if when else partial(self._pointwise_loglik, samples)
 
     @float64
     def sample_prior(self, draws: int = 500, seed: int = 0):
@@ -281,7 +306,7 @@ class Model:
         points = point_values(self, at_mode)
         stats = {"diverging": np.zeros((1, draws), dtype=bool)}
         return Posterior.from_samples(
-            self, samples, stats, self._pointwise_loglik(samples), "MAP", points
+            self, samples, stats, self._log_likelihood(samples), "MAP", points
         )
 
     # ---- frequentist engines
@@ -389,11 +414,12 @@ class Model:
         dtype: str = "float64",
     ) -> BatchPosterior:
         """NUTS for every response in `responses` on this model's design, in one compiled
-        program: datasets x chains are vectorised, `chunk_size` datasets at a time (memory is
-        bounded by the chunk), each chunk split over `devices` (default: every local JAX
-        device). Dataset d is sampled as `sample(seed=seed + d, chain_method="vectorized",
-        dtype=dtype)` would sample it alone, whatever the batch, chunk or device (the same draws
-        up to floating-point reassociation, which a long chain can amplify).
+        program, `chunk_size` datasets at a time (memory is bounded by the chunk), each chunk
+        split over `devices` (default: every local JAX device): datasets x chains vectorised on
+        an accelerator, one after another on a CPU (`bayes.batch_nuts`). Dataset d is sampled as
+        `sample(seed=seed + d, dtype=dtype)` would sample it alone on that kind of device,
+        whatever the batch, chunk or device count (the same draws up to floating-point
+        reassociation, which a long chain can amplify).
         Population parameters only (no random-effect draws); priors are this model's.
         Linear Gaussian models integrate b out where `sample`'s "auto" would (per-group
         sufficient statistics where the terms share one factor); others sample b non-centred."""

@@ -9,6 +9,7 @@ import textwrap
 import warnings
 from pathlib import Path
 
+import jax
 import numpy as np
 import pandas as pd
 import pytest
@@ -157,6 +158,22 @@ def test_reml_batch_on_ray_with_two_workers_equals_the_in_process_batch(local_ra
     # the same deterministic optimiser on each dataset: equal to optimiser-free rounding
     pd.testing.assert_frame_equal(reml.summary(), local.summary(), rtol=1e-9)
     assert list(reml.status["converged"]) == list(local.status["converged"])
+
+
+def test_a_used_model_reaches_a_worker_in_double_precision(dyestuff):
+    """A model is sent to a Ray worker pickled. Its cached JAX arrays came back in the worker's
+    default precision (float32), so a model used before `batch_on_ray` was sampled there in
+    single precision; now each process builds its own arrays."""
+    cloudpickle = pytest.importorskip("ray.cloudpickle")
+    model, _ = dyestuff
+    with jax.enable_x64(True):
+        model.model_kwargs  # noqa: B018 (fills the cache)
+    copy = cloudpickle.loads(cloudpickle.dumps(model))
+    with jax.enable_x64(True):
+        leaves = jax.tree_util.tree_leaves(copy.model_kwargs)
+    assert leaves and {leaf.dtype for leaf in leaves if leaf.dtype.kind == "f"} == {
+        np.dtype("float64")
+    }
 
 
 @pytest.mark.slow

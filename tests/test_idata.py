@@ -109,6 +109,35 @@ def test_a_saved_posterior_reloads_and_predicts_the_same_numbers(which, request,
             gb.load_posterior(path, other)
 
 
+def test_a_log_likelihood_left_for_later_is_the_stored_one(counts, monkeypatch, tmp_path):
+    """Deferred (`log_likelihood=False`, or "auto" above `LOGLIK_STORED_VALUES`) and computed in
+    chunks of 64 draws (the last padded), the pointwise log-likelihood equals the one stored with
+    the draws in one chunk, to rounding: the same program on the same draws."""
+    import glmm_bayes.bayes.pointwise as pointwise
+    import glmm_bayes.model as model
+
+    m, post = counts
+    stored = post.idata.log_likelihood["y"].to_numpy()
+    assert stored.shape == (2, 200, m.spec.n_obs)
+    monkeypatch.setattr(pointwise, "CHUNK_VALUES", 64 * m.spec.n_obs)  # 400 draws: 7 chunks
+    monkeypatch.setattr(model, "LOGLIK_STORED_VALUES", 400 * m.spec.n_obs - 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", gb.SamplingWarning)
+        later = m.sample(**SHORT)
+    assert "log_likelihood" not in later.idata.children
+    np.testing.assert_allclose(later.log_likelihood()["y"].to_numpy(), stored, rtol=1e-12)
+    assert float(later.loo().elpd) == pytest.approx(float(post.loo().elpd), rel=1e-12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", gb.SamplingWarning)
+        unsaved = m.sample(**SHORT, log_likelihood=False)
+    unsaved.to_netcdf(tmp_path / "no_loglik.nc")
+    with pytest.raises(gb.ModelError, match="no pointwise log-likelihood"):
+        gb.load_posterior(tmp_path / "no_loglik.nc", m).loo()
+    assert gb.loo_compare(post, unsaved)["elpd_diff"].abs().max() < 1e-9
+    with pytest.raises(gb.ModelError, match="log_likelihood must be"):
+        m.sample(**SHORT, log_likelihood="yes")
+
+
 def test_a_map_posterior_reloads_with_its_mode(slopes, tmp_path):
     m, _ = slopes
     post = m.fit_map(draws=200, seed=0)

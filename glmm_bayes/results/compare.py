@@ -52,10 +52,6 @@ def loo_compare(*posteriors, names: list[str] | None = None) -> pd.DataFrame:
     p_loo, elpd_diff, weight, dse and warning per model, best first."""
     if len(posteriors) < 2 or any(getattr(p, "kind", None) != "bayesian" for p in posteriors):
         raise ModelError("loo_compare needs two or more posteriors (sample or fit_map results)")
-    if any("log_likelihood" not in p.idata.children for p in posteriors):
-        raise ModelError(
-            "loo_compare needs the pointwise log-likelihood: sample(log_likelihood=True)"
-        )
     first = posteriors[0].spec
     for other in posteriors[1:]:
         if other.spec.n_obs != first.n_obs or not np.array_equal(other.spec.y, first.y):
@@ -64,6 +60,8 @@ def loo_compare(*posteriors, names: list[str] | None = None) -> pd.DataFrame:
                 f"({first.formula!r} vs {other.spec.formula!r}); their elpd are "
                 "not comparable otherwise"
             )
+    for p in posteriors:
+        p.log_likelihood()
     names = names or [f"{p.spec.formula} [{p.method}]" for p in posteriors]
     if len(set(names)) != len(names):
         names = [f"{n} #{i + 1}" for i, n in enumerate(names)]

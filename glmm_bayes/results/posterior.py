@@ -37,6 +37,8 @@ class Posterior:
     "cor((Intercept),Days|Subject)", "sigma"), and the random effects b(label) with dims
     (label, coef(label)); a "/" in a name is written U+2215 there (`idata_name`).
     `post.to_netcdf(path)` and `gb.load_posterior(path, model)` give the same posterior back.
+    The pointwise log-likelihood (group log_likelihood) may be left for `log_likelihood()` to
+    compute when asked (`Model.sample`'s `log_likelihood`).
     """
 
     kind = "bayesian"
@@ -46,6 +48,7 @@ class Posterior:
         estimate column (the mode for `fit_map`)."""
         self.model, self.spec, self.idata = model, model.spec, idata
         self.method, self._points = method, points
+        self._pending_loglik = None  # computes the log_likelihood group when asked
         self.sample_stats = {k: np.asarray(v) for k, v in idata["sample_stats"].items()}
         self._draws = draws_of(model.parameters, self.spec, idata["posterior"])
         self._population = {
@@ -63,14 +66,13 @@ class Posterior:
         method: str = "NUTS",
         points: dict | None = None,
     ) -> Posterior:
-        """From the program's sites (chains, draws, ...) as the engines return them."""
+        """From the program's sites (chains, draws, ...) as the engines return them;
+        `log_likelihood`: (chains, draws, rows), or a function computing it when asked, or None."""
         draws = lme4_draws(model.spec, model.structure, samples)
         tree = posterior_tree(model, draws, "posterior")
         tree["sample_stats"] = from_dict({"sample_stats": sample_stats})["sample_stats"]
-        if log_likelihood is not None:
-            tree["log_likelihood"] = from_dict(
-                {"log_likelihood": {"y": np.asarray(log_likelihood)}}, dims={"y": ["obs"]}
-            )["log_likelihood"]
+        if log_likelihood is not None and not callable(log_likelihood):
+            tree["log_likelihood"] = log_likelihood_group(log_likelihood)
         tree.attrs.update(
             {
                 "glmm_bayes_method": method,
@@ -78,7 +80,10 @@ class Posterior:
                 "glmm_bayes_points": json.dumps(points or {}),
             }
         )
-        return cls(model, tree, method, points)
+        post = cls(model, tree, method, points)
+        if callable(log_likelihood):
+            post._pending_loglik = log_likelihood
+        return post
 
     @classmethod
     def from_idata(cls, model, idata) -> Posterior:
@@ -300,8 +305,22 @@ class Posterior:
             self.spec, draws.subset(pick), n, seed + 1, newdata, kept_terms(self.spec, re_form)
         )
 
+    def log_likelihood(self) -> xr.DataTree:
+        """The pointwise log-likelihood, `idata`'s group log_likelihood (y: chain, draw, obs),
+        computed now and kept if the sampler left it for later."""
+        if "log_likelihood" not in self.idata.children:
+            if self._pending_loglik is None:
+                raise ModelError(
+                    "this posterior has no pointwise log-likelihood: it was saved without "
+                    "one; sample again, or call post.log_likelihood() before to_netcdf"
+                )
+            self.idata["log_likelihood"] = log_likelihood_group(self._pending_loglik())
+            self._pending_loglik = None
+        return self.idata["log_likelihood"]
+
     def loo(self):
         """PSIS-LOO from the pointwise log-likelihood (ArviZ)."""
+        self.log_likelihood()
         return arviz_stats.loo(self.idata)
 
     def sampling_problems(
@@ -408,6 +427,13 @@ def lme4_draws(spec: ModelSpec, structure: ProgramStructure, samples: dict) -> d
     if (residual := residual_from_sites(samples, structure)) is not None:
         draws["residual"] = np.asarray(residual)
     return draws
+
+
+def log_likelihood_group(values) -> xr.DataTree:
+    """The log_likelihood group of `idata` from (chains, draws, rows) values."""
+    return from_dict({"log_likelihood": {"y": np.asarray(values)}}, dims={"y": ["obs"]})[
+        "log_likelihood"
+    ]
 
 
 def idata_name(name: str) -> str:
