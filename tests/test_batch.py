@@ -127,14 +127,14 @@ def test_sample_batch_runs_in_the_default_set_and_equals_single_runs(dtype, rtol
     summary = batch.summary()
     assert set(summary.index.get_level_values(0)) == {0, 1}
     assert np.all(np.isfinite(summary["mean"])) and len(batch.status) == 2
-    # dataset d is sampled as `sample(seed=seed + d)` with vectorised chains samples it alone:
-    # the same compiled chain, so the same draws up to floating-point reassociation
+    # dataset d is sampled as `sample(seed=seed + d)` samples it alone with the device's
+    # default chain method (sequential on this CPU): the same compiled chain, so the same
+    # draws up to floating-point reassociation
     single = model._with_response(responses[1]).sample(
         draws=100,
         warmup=100,
         chains=2,
         seed=1,
-        chain_method="vectorized",
         progress=False,
         log_likelihood=False,
         dtype=dtype,

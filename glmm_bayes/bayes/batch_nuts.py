@@ -1,9 +1,13 @@
 """NUTS over many datasets of one design in one compiled program.
 
-The chains of `nuts.run_chain` are vmapped over chains and over datasets, so a chunk of
-datasets x chains advances in one call (on a GPU, thousands of chains at once). Dataset d is
-sampled from PRNGKey(seeds[d]) exactly as `nuts.run_nuts` samples one dataset with that seed
-and vectorised chains, so its draws do not depend on the batch or the chunk it is run in. With
+On an accelerator the chains of `nuts.run_chain` are vmapped over chains and datasets, so a
+chunk of datasets x chains advances in one call (thousands of chains at once). A vectorised
+NUTS step costs every chain the longest tree among them all; a CPU gains nothing from the
+width and would pay that, so there the chunk's datasets and their chains run one after another
+inside the program (`jax.lax.map`), each at the cost of its own tree (measured in
+benchmarks/README.md). Dataset d is sampled from PRNGKey(seeds[d]) exactly as `nuts.run_nuts`
+samples one dataset with that seed and the device's default chain method (sequential on a CPU,
+vectorised elsewhere), so its draws do not depend on the batch or the chunk it is run in. With
 several local devices (GPUs, or CPU devices from `--xla_force_host_platform_device_count`),
 each chunk's datasets are split over them (`jax.shard_map` on a one-axis mesh): every device
 runs its own share of the datasets with no communication between them.
@@ -22,21 +26,26 @@ from ..progress import progress_bar
 from .nuts import NutsSettings, run_chains
 
 
-def _run_datasets(seeds, shared, per_dataset, initial_values, model, settings, chains):
-    def one_dataset(seed, data):
-        return run_chains(
-            seed, {**shared, **data}, initial_values, model, settings, "vectorized", chains
-        )
+def _run_datasets(seeds, shared, per_dataset, initial_values, model, settings, chains, vectorize):
+    method = "vectorized" if vectorize else "sequential"
 
-    return jax.vmap(one_dataset)(seeds, per_dataset)
+    def one_dataset(seed, data):
+        return run_chains(seed, {**shared, **data}, initial_values, model, settings, method, chains)
+
+    if vectorize:
+        return jax.vmap(one_dataset)(seeds, per_dataset)
+    return jax.lax.map(lambda args: one_dataset(*args), (seeds, per_dataset))
 
 
 def _run_sharded(seeds, shared, per_dataset, initial_values, model, settings, chains, devices):
-    """`_run_datasets` with the datasets split evenly over `devices`; `shared` and
-    `initial_values` are copied."""
+    """`_run_datasets` with the datasets split evenly over `devices` (vectorised unless they
+    are CPUs); `shared` and `initial_values` are copied."""
     mesh = Mesh(np.array(devices), ("datasets",))
     split, copied = PartitionSpec("datasets"), PartitionSpec()
-    local = partial(_run_datasets, model=model, settings=settings, chains=chains)
+    vectorize = devices[0].platform != "cpu"
+    local = partial(
+        _run_datasets, model=model, settings=settings, chains=chains, vectorize=vectorize
+    )
     return jax.shard_map(
         local, mesh=mesh, in_specs=(split, copied, split, copied), out_specs=split, check_vma=False
     )(seeds, shared, per_dataset, initial_values)
