@@ -3,22 +3,28 @@ sleepstudy responses, `fit_reml_batch` and `sample_batch` in one fresh process, 
 of D single fits (`m._with_response(y).fit_reml()` / `.sample()`) in another: the same draws,
 each side's whole process and its first fit or chunk (where the compilation is) reported.
 
-    python benchmarks/batch.py [--datasets 64] [--draws 1000] [--chunk-size 64] [--dtype float64]
-                               [--skip-reml] [--warm-cache] [--ray WORKERS]
+    python benchmarks/batch.py [--design sleepstudy|verbagg] [--datasets 64] [--draws 1000]
+                               [--chunk-size 64] [--dtype float64] [--skip-frequentist]
+                               [--warm-cache] [--ray WORKERS]
 
 `--warm-cache` also times each batch in a second fresh process that reads its compiled program
 from the package's program cache filled by the first (the other runs start with an empty one).
 `--ray WORKERS` also runs the NUTS batch as `batch_on_ray` on a local Ray instance with that
 many workers (the ray extra), for the overhead of sending chunks to worker processes.
 
-On a GPU machine: `python benchmarks/batch.py --datasets 1000 --chunk-size 1000 --skip-reml` (the
-issue's 1,000 datasets x 4 chains x (1000 + 1000) target), with `--dtype float32` for the GPU's
-native precision; `--datasets 10000 --chunk-size 2500` for issue 29's 10,000.
+`--design verbagg` fits a VerbAgg-sized Bernoulli GLMM (7,584 rows, 316 x 24 crossed; see
+nuts_glmm.py) by Laplace and NUTS instead of sleepstudy's REML and NUTS.
+
+On a GPU machine (issue 29, target 7): `python benchmarks/batch.py --datasets 10000
+--chunk-size 2500 --skip-frequentist` (10,000 sleepstudy-size datasets x 4 chains x (1000 +
+1000)), and `--design verbagg --datasets 100 --chunk-size 100`; `--dtype float32` for the
+GPU's native precision.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 
 from common import print_table, run_fresh
@@ -29,11 +35,25 @@ t0 = time.perf_counter()
 import numpy as np
 import jax
 import glmm_bayes as gb
-data = gb.load_dataset("sleepstudy")
-m = gb.Model("Reaction ~ Days + (Days | Subject)", data)
-rng = np.random.default_rng(0)
-Y = m.spec.y + rng.normal(0, 20, size=({datasets}, m.spec.n_obs))
+{design}
 """
+
+#: the model m and D responses Y of each design
+DESIGNS = {
+    "sleepstudy": """
+m = gb.Model("Reaction ~ Days + (Days | Subject)", gb.load_dataset("sleepstudy"))
+Y = m.spec.y + np.random.default_rng(0).normal(0, 20, size=({datasets}, m.spec.n_obs))
+""",
+    # VerbAgg's size and design, responses simulated from glmer's estimates (nuts_glmm)
+    "verbagg": """
+import sys, pandas as pd
+sys.path.insert(0, {here!r})
+from nuts_glmm import FORMULA, verbagg_like, verbagg_responses
+data = verbagg_like()
+m = gb.Model(FORMULA, data, family="bernoulli")
+Y = verbagg_responses(data, {datasets}, np.random.default_rng(0))
+""",
+}
 
 LOOP = (
     SETUP
@@ -63,6 +83,11 @@ print(json.dumps({{"seconds": time.perf_counter() - t0, "batch_s": time.perf_cou
 )
 
 
+def _design(name: str, datasets: int) -> str:
+    """The setup code of a design: the model `m` and `datasets` responses `Y`."""
+    return DESIGNS[name].format(datasets=datasets, here=os.path.dirname(os.path.abspath(__file__)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", type=int, default=64)
@@ -74,17 +99,24 @@ def main() -> None:
         default="float64",
         help="the NUTS runs' precision",
     )
-    parser.add_argument("--skip-reml", action="store_true")
+    parser.add_argument("--design", choices=sorted(DESIGNS), default="sleepstudy")
+    parser.add_argument("--skip-frequentist", action="store_true")
     parser.add_argument("--warm-cache", action="store_true")
     parser.add_argument("--ray", type=int, default=0, metavar="WORKERS")
     args = parser.parse_args()
     D = args.datasets
+    design = _design(args.design, D)
     sampler = (
         f"draws={args.draws}, warmup={args.draws}, chains=4, seed=1, progress=False, "
         f"dtype={args.dtype!r}"
     )
+    frequentist = "fit_reml" if args.design == "sleepstudy" else "fit_laplace"
     jobs = [
-        ("REML", "m._with_response(y).fit_reml()", "m.fit_reml_batch(Y, progress=False)"),
+        (
+            frequentist,
+            f"m._with_response(y).{frequentist}()",
+            f"m.{frequentist}_batch(Y, progress=False)",
+        ),
         (
             f"NUTS 4 x ({args.draws} + {args.draws})",
             f"m._with_response(y).sample({sampler})",
@@ -110,11 +142,11 @@ def main() -> None:
     ]
     device = ""
     for name, single_job, batch_job in jobs:
-        if name == "REML" and args.skip_reml:
+        if name == frequentist and args.skip_frequentist:
             continue
         cache = tempfile.mkdtemp(prefix="glmm_bayes_cache_") if args.warm_cache else None
-        loop = run_fresh(LOOP.format(datasets=D, job=single_job))
-        batch = run_fresh(BATCH.format(datasets=D, job=batch_job), cache=cache)
+        loop = run_fresh(LOOP.format(design=design, job=single_job))
+        batch = run_fresh(BATCH.format(design=design, job=batch_job), cache=cache)
         device = batch["device"]
         rows.append(
             (
@@ -126,7 +158,7 @@ def main() -> None:
             )
         )
         if cache:
-            warm = run_fresh(BATCH.format(datasets=D, job=batch_job), cache=cache)
+            warm = run_fresh(BATCH.format(design=design, job=batch_job), cache=cache)
             rows.append(
                 (
                     f"  {name}: the batch, program cache filled",
@@ -136,7 +168,7 @@ def main() -> None:
                     "",
                 )
             )
-    print_table(f"Batch jobs, sleepstudy design, device {device}, NUTS in {args.dtype}", rows)
+    print_table(f"Batch jobs, {args.design} design, device {device}, NUTS in {args.dtype}", rows)
 
 
 if __name__ == "__main__":

@@ -63,19 +63,8 @@ def verbagg_like(seed: int = 1) -> pd.DataFrame:
     btype = np.tile(np.repeat(["curse", "scold", "shout"], 2), 4)
     situ = np.repeat(["other", "self"], 12)
     person, item = np.repeat(np.arange(n_id), n_item), np.tile(np.arange(n_item), n_id)
-    eta = (
-        0.21
-        + 0.057 * (anger[person] - 20)
-        + 0.32 * male[person]
-        - 1.06 * (btype[item] == "scold")
-        - 2.1 * (btype[item] == "shout")
-        - 1.05 * (situ[item] == "self")
-        + rng.normal(0, 1.34, n_id)[person]
-        + rng.normal(0, 0.49, n_item)[item]
-    )
-    return pd.DataFrame(
+    data = pd.DataFrame(
         {
-            "r2": rng.binomial(1, 1 / (1 + np.exp(-eta))),
             "Anger": anger[person],
             "Gender": np.where(male, "M", "F")[person],
             "btype": btype[item],
@@ -84,6 +73,25 @@ def verbagg_like(seed: int = 1) -> pd.DataFrame:
             "item": [f"S{j}" for j in item],
         }
     )
+    return data.assign(r2=verbagg_responses(data, 1, rng)[0])
+
+
+def verbagg_responses(data: pd.DataFrame, n: int, rng: np.random.Generator) -> np.ndarray:
+    """n Bernoulli responses (n, rows) on `verbagg_like`'s design, each with new random
+    intercepts of its subjects (sd 1.34) and items (sd 0.49), from glmer's estimates."""
+    person = data["id"].str[1:].astype(int).to_numpy()
+    item = data["item"].str[1:].astype(int).to_numpy()
+    eta = (
+        0.21
+        + 0.057 * (data["Anger"].to_numpy() - 20)
+        + 0.32 * (data["Gender"] == "M").to_numpy()
+        - 1.06 * (data["btype"] == "scold").to_numpy()
+        - 2.1 * (data["btype"] == "shout").to_numpy()
+        - 1.05 * (data["situ"] == "self").to_numpy()
+        + rng.normal(0, 1.34, (n, person.max() + 1))[:, person]
+        + rng.normal(0, 0.49, (n, item.max() + 1))[:, item]
+    )
+    return rng.binomial(1, 1 / (1 + np.exp(-eta))).astype(float)
 
 
 def main() -> None:
