@@ -8,8 +8,8 @@ It also gives log Var(y) in terms of the link's stable log mu and log(1 - mu), s
 weight w = (dmu/deta)^2 / Var(y) used by penalised IRLS and the Laplace curvature is one
 formula for every family, taken in logs; the unit deviance (R's family$dev.resids, without
 the dispersion), the NumPyro distribution for the program, and a check of the response values.
-`aux` is the family's dispersion parameter (`AuxParameter`): sigma (gaussian) or shape
-(negative binomial, gamma).
+`aux` is the family's dispersion parameter (`AuxParameter`): sigma (gaussian), shape
+(negative binomial, gamma) or the precision phi (beta).
 """
 
 from __future__ import annotations
@@ -168,6 +168,26 @@ def _gamma_logpdf(y, eta, aux, trials, link):
     )
 
 
+def _beta_logpdf(y, eta, aux, trials, link):
+    """Beta(mu phi, (1 - mu) phi), mean mu and variance mu (1 - mu) / (1 + phi) (glmmTMB's
+    beta_family, brms's beta); log mu and log(1 - mu) from the link, stably."""
+    a, b = link.inverse(eta) * aux, (1 - link.inverse(eta)) * aux
+    return (
+        gammaln(aux) - gammaln(a) - gammaln(b) + (a - 1) * jnp.log(y) + (b - 1) * jnp.log1p(-y)
+    )
+
+
+def _beta_deviance(y, mu, trials, aux):
+    """2 (log p(y | mu = y) - log p(y | mu)): the saturated model's log-likelihood ratio."""
+    logpdf = lambda m: (  # noqa: E731
+        -gammaln(m * aux)
+        - gammaln((1 - m) * aux)
+        + m * aux * jnp.log(y)
+        + (1 - m) * aux * jnp.log1p(-y)
+    )
+    return 2 * (logpdf(y) - logpdf(mu))
+
+
 def _binomial_deviance(y, mu, trials, aux):
     return 2 * (xlogy(y, y / (trials * mu)) + xlogy(trials - y, (trials - y) / (trials * (1 - mu))))
 
@@ -198,6 +218,15 @@ def _check_positive(y, name):
         raise DataError(f"gamma response {name!r} must be positive; found {float(y[y <= 0][0])}")
 
 
+def _check_unit_interval(y, name):
+    if np.any((y <= 0) | (y >= 1)):
+        bad = float(y[(y <= 0) | (y >= 1)][0])
+        raise DataError(
+            f"beta response {name!r} must lie strictly between 0 and 1; found {bad} "
+            "(a proportion with exact 0s or 1s needs another family, e.g. binomial counts)"
+        )
+
+
 def _gaussian_log_variance(eta, aux, link):
     return 2 * jnp.log(aux) * jnp.ones_like(eta)
 
@@ -218,6 +247,10 @@ def _negbinomial_log_variance(eta, aux, link):
 
 def _gamma_log_variance(eta, aux, link):
     return 2 * link.log_mu(eta) - jnp.log(aux)
+
+
+def _beta_log_variance(eta, aux, link):
+    return link.log_mu(eta) + link.log1m_mu(eta) - jnp.log1p(aux)
 
 
 @dataclass(frozen=True)
@@ -241,6 +274,12 @@ def _gamma_shape(y, mu):
     return 1.0 / max(float(np.mean(((y - mu) / mu) ** 2)), 1e-6)
 
 
+def _beta_precision(y, mu):
+    """phi from Var(y) = mu (1 - mu) / (1 + phi), by moments."""
+    ratio = float(np.mean(mu * (1 - mu))) / max(float(np.mean((y - mu) ** 2)), 1e-12)
+    return max(ratio - 1.0, 1e-2)
+
+
 def _negbinomial_shape(y, mu):
     excess = float(np.mean(((y - mu) ** 2 - mu) / mu**2))
     return 1.0 / excess if excess > 1e-3 else 1e3
@@ -249,6 +288,8 @@ def _negbinomial_shape(y, mu):
 SIGMA = AuxParameter("sigma", lambda s_y: ("exponential", (1.0 / s_y,)), _residual_sd)
 #: brms's default for the shape of the negative binomial and gamma families.
 SHAPE = AuxParameter("shape", lambda s_y: ("gamma", (0.01, 0.01)), _gamma_shape)
+#: brms's default for the precision of the beta family
+PHI = AuxParameter("phi", SHAPE.default_prior, _beta_precision)
 #: the negative binomial starts as a Poisson (shape -> infinity)
 NB_SHAPE = AuxParameter("shape", SHAPE.default_prior, _negbinomial_shape, initial=1e6)
 
@@ -279,6 +320,9 @@ class Family:
     mean_floor: float = 1e-8
     #: the latent-scale residual variance by link (Nakagawa's R^2 of binomial models)
     latent_variance: tuple[tuple[str, float], ...] = ()
+    #: the Laplace approximation's curvature: -d^2 log p / d eta^2 at the mode (glmmTMB's)
+    #: rather than the Fisher weight (glmer's, which equals it under a canonical link)
+    observed_curvature: bool = False
 
     @property
     def aux_name(self) -> str | None:
@@ -388,6 +432,19 @@ FAMILIES = {
         lambda mu, aux, n: dist.Gamma(aux, aux / mu),
         _check_positive,
         _gamma_log_variance,
+    ),
+    "beta": Family(
+        "beta",
+        "logit",
+        ("logit", "probit", "cloglog"),
+        PHI,
+        _beta_logpdf,
+        lambda mu, aux, n: mu * (1 - mu) / (1 + aux),
+        _beta_deviance,
+        lambda mu, aux, n: dist.Beta(mu * aux, (1 - mu) * aux),
+        _check_unit_interval,
+        _beta_log_variance,
+        observed_curvature=True,
     ),
 }
 _ALIASES = {

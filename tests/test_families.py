@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import predicted
 
 import glmm_bayes as gb
 from glmm_bayes.families import FAMILIES, LINKS, log_sigmoid
@@ -48,6 +49,7 @@ CASES = {  # family: (y, trials, mu, aux, dispersion dividing the unit deviance)
         1.0,
     ),
     "gamma": (RNG.gamma(2.0, 1.5, 20), np.ones(20), RNG.uniform(0.5, 6, 20), 3.0, 1 / 3.0),
+    "beta": (RNG.beta(2.0, 3.0, 20), np.ones(20), RNG.uniform(0.05, 0.95, 20), 6.0, 1.0),
 }
 
 
@@ -243,3 +245,98 @@ def test_nagq0_is_refused_where_glmer_has_no_such_fit():
         gb.Model(
             "Richness ~ NAP + (1 | Beach)", gb.load_dataset("RIKZ"), family="poisson"
         ).fit_laplace(nagq=-1)
+
+
+GLMMTMB = json.loads((Path(__file__).parent / "reference" / "glmmtmb_families.json").read_text())
+PROPORTIONS = pd.read_csv(Path(__file__).parent / "reference" / "data" / "proportions_sim.csv")
+GLMMTMB_FITS = {  # key of glmmtmb_families.json: (formula, family, link)
+    "beta_logit": ("y_logit ~ x + (1 | g)", "beta", None),
+    "beta_probit": ("y_probit ~ x + (x | g)", "beta", "probit"),
+}
+
+
+@pytest.fixture(scope="module")
+def beta_logit():
+    formula, family, link = GLMMTMB_FITS["beta_logit"]
+    return gb.Model(formula, PROPORTIONS, family=family, link=link).fit_laplace()
+
+
+@pytest.mark.parametrize("key", sorted(GLMMTMB_FITS))
+def test_laplace_fit_of_the_beta_family_matches_glmmtmb(key):
+    """glmmTMB 1.1.5, whose Laplace approximation uses the observed curvature of the log density
+    (`Family.observed_curvature`; the Fisher weight differs from it under the beta's links).
+    Seen: logLik within 3e-12 relative, fixed effects 4e-7, SEs 3e-7, sds, correlation and phi
+    1.3e-7: both optimisers stop within ~1e-7 of the optimum, and the logLik is flat there.
+    Asserted: logLik 1e-10, the rest 5e-6 relative (issue 30 asks 1e-5 and 1e-3)."""
+    formula, family, link = GLMMTMB_FITS[key]
+    ref = GLMMTMB[key]
+    fit = gb.Model(formula, PROPORTIONS, family=family, link=link).fit_laplace()
+    np.testing.assert_allclose(fit.loglik, ref["logLik"], rtol=1e-10)
+    np.testing.assert_allclose(fit.fixef["estimate"], list(ref["fixef"].values()), rtol=5e-6)
+    np.testing.assert_allclose(fit.fixef["std_error"], list(ref["se"].values()), rtol=5e-6)
+    population = fit.population["estimate"]
+    sds = population[[n for n in population.index if n.startswith("sd(")]]
+    np.testing.assert_allclose(sds, np.atleast_1d(ref["sd"]), rtol=5e-6)
+    cors = population[[n for n in population.index if n.startswith("cor(")]]
+    np.testing.assert_allclose(cors, np.atleast_1d(ref["cor"]), rtol=5e-6)
+    np.testing.assert_allclose(population["phi"], ref["phi"], rtol=5e-6)
+
+
+def test_beta_fits_recover_their_simulated_parameters(beta_logit):
+    """40 responses simulated from the beta_logit fit (new b each, as lme4's simulate) and fitted
+    again: the mean of each estimate lies within 4 Monte Carlo sds (sd / sqrt(40)) of the
+    value simulated from. ML's bias in the sd with 25 groups (a few %) is well inside that."""
+    truth = beta_logit.population["estimate"]
+    model = gb.Model("y_logit ~ x + (1 | g)", PROPORTIONS, family="beta")
+    batch = model.fit_laplace_batch(beta_logit.simulate(40, seed=1), progress=False)
+    assert batch.status["converged"].all()
+    estimates = pd.DataFrame(
+        [fit.population["estimate"] for fit in batch.fits], columns=truth.index
+    )
+    gap = (estimates.mean() - truth).abs()
+    assert (gap < 4 * estimates.std(ddof=1) / np.sqrt(len(estimates))).all(), gap
+
+
+def test_beta_predictions_are_the_mean_of_simulated_responses(beta_logit):
+    """predict() on the response scale is E[y | b] = mu; 2,000 responses simulated given the
+    conditional modes (re_form=None) average to it within 4.5 Monte Carlo sds per row, the sd
+    being sqrt(mu (1 - mu) / (1 + phi) / 2000) (300 rows: a false alarm ~0.2% of runs)."""
+    mu = predicted(beta_logit)
+    phi = beta_logit.population.loc["phi", "estimate"]
+    mean = beta_logit.simulate(2000, seed=2, re_form=None).to_numpy().mean(axis=1)
+    mcse = np.sqrt(mu * (1 - mu) / (1 + phi) / 2000)
+    assert np.all(np.abs(mean - mu) < 4.5 * mcse)
+
+
+def test_a_beta_response_outside_the_open_unit_interval_or_a_wrong_prior_is_refused():
+    for bad in (0.0, 1.0, 1.5):
+        data = PROPORTIONS.copy()
+        data.loc[7, "y_logit"] = bad
+        with pytest.raises(
+            gb.DataError, match=r"beta response 'y_logit'.*strictly between 0 and 1"
+        ):
+            gb.Model("y_logit ~ x + (1 | g)", data, family="beta")
+    with pytest.raises(gb.PriorError, match="'phi' must be on positive values"):
+        gb.Model(
+            "y_logit ~ x + (1 | g)", PROPORTIONS, family="beta", priors={"phi": "normal(1, 5)"}
+        )
+    with pytest.raises(gb.PriorError, match="no parameter matches prior key 'shape'"):
+        gb.Model(
+            "y_logit ~ x + (1 | g)", PROPORTIONS, family="beta", priors={"shape": "gamma(2, 1)"}
+        )
+
+
+@pytest.mark.slow
+def test_nuts_on_a_beta_model_agrees_with_its_laplace_fit(beta_logit):
+    """NUTS with the default priors (weak beside 300 rows) against glmmTMB's Laplace estimates
+    (checked equal to ours above): each posterior mean within 1 posterior sd of the ML estimate
+    (the gap is the posterior's skew and the prior, a fraction of an sd), and phi's prior
+    overridden by class."""
+    model = gb.Model(
+        "y_logit ~ x + (1 | g)", PROPORTIONS, family="beta", priors={"phi": "gamma(0.01, 0.01)"}
+    )
+    post = model.sample(seed=1, progress=False)
+    assert post.diagnostics()["r_hat"].max() < 1.01
+    table = post.population
+    gap = (table["estimate"] - beta_logit.population["estimate"]).abs()
+    assert (gap < table["sd"]).all(), gap

@@ -10,7 +10,7 @@ s_x the sd of a design column (1 for a constant column):
     sd of a random-effect column z              half_student_t(3, 2.5 s_y / s_z)
     correlations of a term                      lkj(1)   (uniform over correlation matrices)
     sigma (gaussian)                            exponential(1 / s_y)
-    shape (negative binomial, gamma)            gamma(0.01, 0.01)   (as brms)
+    shape (negative binomial, gamma), phi (beta) gamma(0.01, 0.01)  (as brms)
     phi (AR1, CAR1), rho (compound symmetry)    uniform over the parameter's interval
     range (Gaussian correlation)                lognormal(log(median lag), 1)
     sigma_ratio(by=level) (VarIdent)            lognormal(0, 1)
@@ -41,7 +41,7 @@ from ..core.residual import ResidualLayout
 from ..design import ModelSpec, column_scale
 from ..errors import PriorError
 
-_POSITIVE_CLASSES = {"sd", "sigma", "shape", "range", "sigma_ratio"}
+_POSITIVE_CLASSES = {"sd", "sigma", "shape", "phi", "range", "sigma_ratio"}
 
 
 @dataclass(frozen=True)
@@ -348,7 +348,8 @@ def resolve_priors(
                 )
             )
             raise PriorError(
-                f"no parameter matches prior key {key!r}; valid keys: {', '.join(valid)}"
+                f"no parameter matches prior key {key!r}; valid keys: "
+                f"{', '.join(dict.fromkeys(valid))}"
             )
     out = []
     for p in params:

@@ -3,7 +3,8 @@
 With b = Lambda u, u ~ N(0, I), eta = X beta + Z Lambda u + offset, the penalised log joint
     h(u) = sum_i log p(y_i | eta_i) - ||u||^2 / 2
 is maximised over u by penalised IRLS (Fisher scoring with step halving). With W the Fisher
-weights at the mode u* and L L' = Lambda' Z' W Z Lambda + I, the Laplace approximation gives
+weights at the mode u* (glmer's; the observed curvature for families that ask for it, as
+glmmTMB) and L L' = Lambda' Z' W Z Lambda + I, the Laplace approximation gives
     -2 log L(beta, theta) ~= -2 sum_i log p(y_i | eta_i*) + ||u*||^2 + log|L|^2.
 With nAGQ = 0 (`joint_deviance`) beta joins u in the penalised IRLS, and the deviance at that
 joint mode is a function of theta alone, as glmer's.
@@ -52,6 +53,14 @@ def _score_and_curvature(arrays: ModelArrays, eta, aux, family: Family, link: Li
     return score, -curvature
 
 
+def laplace_weights(eta, aux, arrays: ModelArrays, family: Family, link: Link):
+    """W of the Laplace approximation: the Fisher weights (glmer's), or where the family asks
+    for it (`Family.observed_curvature`) the observed -d^2 log p / d eta^2 (glmmTMB's)."""
+    if family.observed_curvature:
+        return _score_and_curvature(arrays, eta, aux, family, link)[1]
+    return row_weights(arrays) * family.fisher_weight(eta, aux, arrays.trials, link)
+
+
 def _newton_direction(u, zl, eta, aux, arrays, layout, family, link, observed: bool):
     score, observed_w = _score_and_curvature(arrays, eta, aux, family, link)
     w = (
@@ -97,7 +106,8 @@ def _scoring(x0, penalised, direction):
 def conditional_mode(
     beta, theta, aux, arrays: ModelArrays, layout: RandomEffectsLayout, family: Family, link: Link
 ):
-    """u* = argmax_u h(u) by Fisher scoring with step halving (PIRLS), and whether it converged."""
+    """u* = argmax_u h(u) by Fisher scoring with step halving (PIRLS), Newton's steps for the
+    families whose Laplace curvature is the observed one; and whether it converged."""
     zl = z_lambda_values(arrays.z_val, covariance_factors(theta, layout), layout)
     eta0 = fixed_predictor(arrays, beta) + arrays.offset
 
@@ -107,7 +117,14 @@ def conditional_mode(
 
     def direction(u):
         eta = eta0 + sparse_matvec(arrays.z_idx, zl, u)
-        return _newton_direction(u, zl, eta, aux, arrays, layout, family, link, observed=False)
+        scoring = _newton_direction(u, zl, eta, aux, arrays, layout, family, link, observed=False)
+        if not family.observed_curvature:
+            return scoring
+        # Fisher scoring converges only linearly under a non-canonical link, and stalled
+        # short of PIRLS_TOL (beta, probit, a vector term); Newton's step wherever the
+        # observed penalised Hessian is positive definite (its Cholesky factor finite)
+        newton = _newton_direction(u, zl, eta, aux, arrays, layout, family, link, observed=True)
+        return jnp.where(jnp.all(jnp.isfinite(newton)), newton, scoring)
 
     return _scoring(jnp.zeros(layout.n_random, dtype=zl.dtype), penalised, direction)
 
@@ -120,7 +137,7 @@ def conditional_fit(
     u, converged = conditional_mode(beta, theta, aux, arrays, layout, family, link)
     zl = z_lambda_values(arrays.z_val, covariance_factors(theta, layout), layout)
     eta = fixed_predictor(arrays, beta) + arrays.offset + sparse_matvec(arrays.z_idx, zl, u)
-    w = row_weights(arrays) * family.fisher_weight(eta, aux, arrays.trials, link)
+    w = laplace_weights(eta, aux, arrays, family, link)
     return u, eta, factor_penalised_gram(arrays, zl, w, layout), converged
 
 
@@ -161,7 +178,7 @@ def laplace_deviance(
 
 def _approximate_deviance(u, zl, beta, aux, arrays, layout, family, link, nagq):
     eta = fixed_predictor(arrays, beta) + arrays.offset + sparse_matvec(arrays.z_idx, zl, u)
-    w = row_weights(arrays) * family.fisher_weight(eta, aux, arrays.trials, link)
+    w = laplace_weights(eta, aux, arrays, family, link)
     q = layout.n_random
     if nagq == 1:
         loglik = jnp.sum(row_logliks(eta, aux, arrays, family, link))

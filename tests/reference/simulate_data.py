@@ -165,6 +165,25 @@ def families(seed: int, n: int = 400, n_g: int = 30) -> pd.DataFrame:
     )
 
 
+def proportions(seed: int, n_g: int = 25, n_per: int = 12) -> pd.DataFrame:
+    """Beta responses (issue 30) on one design: y_logit with a random intercept per group,
+    y_probit with correlated random intercepts and slopes in x; precision phi 8 and 15."""
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(n_g), n_per)
+    x = rng.normal(size=g.size)
+    b = rng.normal(size=(n_g, 2)) @ np.array([[0.6, 0.0], [0.1, 0.25]]).T
+    mu_logit = 1 / (1 + np.exp(-(-0.4 + 0.8 * x + b[g, 0])))
+    mu_probit = ndtr(0.3 - 0.3 * x + 0.6 * b[g, 0] + b[g, 1] * x)
+    return pd.DataFrame(
+        {
+            "y_logit": rng.beta(mu_logit * 8, (1 - mu_logit) * 8),
+            "y_probit": rng.beta(mu_probit * 15, (1 - mu_probit) * 15),
+            "x": x,
+            "g": [f"g{i:02d}" for i in g],
+        }
+    ).round(8)
+
+
 if __name__ == "__main__":
     ticks_like(1).to_csv("data/ticks_sim.csv", index=False)
     growth(12).to_csv("data/growth_sim.csv", index=False)
@@ -173,3 +192,4 @@ if __name__ == "__main__":
     serial(3).to_csv("data/serial_sim.csv", index=False)
     gamma_counts(1).to_csv("data/gamma_sim.csv", index=False)
     families(11).to_csv("data/families_sim.csv", index=False)
+    proportions(30).to_csv("data/proportions_sim.csv", index=False)
