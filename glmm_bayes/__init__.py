@@ -60,6 +60,8 @@ __all__ = [
     "anova",
     "batch_on_ray",
     "compare",
+    "exact_lrt",
+    "exact_rlrt",
     "list_datasets",
     "load_dataset",
     "load_posterior",
@@ -87,6 +89,7 @@ _LAZY = {
     ),
     "Model": ".model",
     "batch_on_ray": ".ray_batch",
+    **dict.fromkeys(["exact_lrt", "exact_rlrt"], ".results.exact_lrt"),
     **dict.fromkeys(
         ["FrequentistFit", "Posterior", "anova", "compare", "load_posterior", "loo_compare", "lrt"],
         ".results",

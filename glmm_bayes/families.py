@@ -172,9 +172,7 @@ def _beta_logpdf(y, eta, aux, trials, link):
     """Beta(mu phi, (1 - mu) phi), mean mu and variance mu (1 - mu) / (1 + phi) (glmmTMB's
     beta_family, brms's beta); log mu and log(1 - mu) from the link, stably."""
     a, b = link.inverse(eta) * aux, (1 - link.inverse(eta)) * aux
-    return (
-        gammaln(aux) - gammaln(a) - gammaln(b) + (a - 1) * jnp.log(y) + (b - 1) * jnp.log1p(-y)
-    )
+    return gammaln(aux) - gammaln(a) - gammaln(b) + (a - 1) * jnp.log(y) + (b - 1) * jnp.log1p(-y)
 
 
 def _beta_deviance(y, mu, trials, aux):
