@@ -39,11 +39,13 @@ from .design import build_model_spec, response_batch
 from .errors import FitError, GlmmBayesWarning, ModelError, SamplingWarning, integer_argument
 from .families import is_linear_gaussian
 from .frequentist.laplace import fit_glmm
+from .frequentist.pql import fit_pql
 from .frequentist.reml import fit_lmm
 from .numerics import float64, sampling_precision
 from .progress import progress_bar
 from .results import BatchFits, BatchPosterior, FrequentistFit, Posterior
 from .results.posterior import lme4_draws, point_values, posterior_tree
+from .results.pql import PQLFit
 
 LOGLIK_STORED_VALUES = 25_000_000  # draws x rows that `sample` stores by default
 
@@ -359,6 +361,14 @@ class Model:
                 self.spec, self.parameters, *self.engine_data(), nagq=nagq, control=self.control
             ),
         )
+
+    @float64
+    def fit_pql(self, niter: int = 10) -> PQLFit:
+        """Penalised quasi-likelihood, as MASS::glmmPQL: at most `niter` ML fits of a weighted
+        LMM to the working response (`frequentist.pql`); bernoulli, binomial and poisson
+        families. A quasi-likelihood fit: Wald tests, no logLik, AIC or LRT."""
+        niter = integer_argument("niter", niter, 1)
+        return PQLFit(self, *fit_pql(self, niter))
 
     # ---- batch jobs: one design, many responses
     def _with_response(self, y: np.ndarray) -> Model:

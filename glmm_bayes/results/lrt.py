@@ -55,6 +55,9 @@ def lrt(*fits, nsim: int = 0, seed: int = 0, progress: bool = False) -> pd.DataF
     parameters are added, and p_bootstrap with `nsim` (two models)."""
     if len(fits) < 2:
         raise ModelError("lrt/anova needs at least two fits to compare")
+    for fit in fits:
+        if getattr(fit, "kind", None) == "pql":
+            fit.loglik  # raises: a quasi-likelihood has none  # noqa: B018
     if any(getattr(f, "kind", None) != "frequentist" for f in fits):
         raise ModelError(
             "lrt/anova compares frequentist fits (fit_reml, fit_ml, fit_laplace); "
