@@ -77,6 +77,7 @@ __all__ = [
     "plot_residuals",
     "plot_shrinkage",
     "plot_trace",
+    "sbc",
     "use_compilation_cache",
     "use_cpu_cores",
 ]
@@ -90,6 +91,7 @@ _LAZY = {
     "Model": ".model",
     "batch_on_ray": ".ray_batch",
     **dict.fromkeys(["exact_lrt", "exact_rlrt"], ".results.exact_lrt"),
+    "sbc": ".results.sbc",
     **dict.fromkeys(
         ["FrequentistFit", "Posterior", "anova", "compare", "load_posterior", "loo_compare", "lrt"],
         ".results",
