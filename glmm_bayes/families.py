@@ -9,7 +9,7 @@ weight w = (dmu/deta)^2 / Var(y) used by penalised IRLS and the Laplace curvatur
 formula for every family, taken in logs; the unit deviance (R's family$dev.resids, without
 the dispersion), the NumPyro distribution for the program, and a check of the response values.
 `aux` is the family's dispersion parameter (`AuxParameter`): sigma (gaussian), shape
-(negative binomial, gamma) or the precision phi (beta).
+(negative binomial, gamma) or the precision phi (beta, beta-binomial).
 """
 
 from __future__ import annotations
@@ -186,6 +186,27 @@ def _beta_deviance(y, mu, trials, aux):
     return 2 * (logpdf(y) - logpdf(mu))
 
 
+def _beta_binomial_logpmf(y, eta, aux, trials, link):
+    """BetaBinomial(trials, mu phi, (1 - mu) phi), without log C(trials, y) (glmmTMB's
+    betabinomial: mean trials mu, variance trials mu (1 - mu) (phi + trials) / (phi + 1))."""
+    a, b = link.inverse(eta) * aux, (1 - link.inverse(eta)) * aux
+    return (
+        gammaln(y + a)
+        + gammaln(trials - y + b)
+        - gammaln(trials + aux)
+        - (gammaln(a) + gammaln(b) - gammaln(aux))
+    )
+
+
+def _beta_binomial_deviance(y, mu, trials, aux):
+    """2 (log p(y | mu = y / trials) - log p(y | mu)); the saturated term is 0 where y is 0 or
+    trials (there mu = y / trials puts all the mass on y)."""
+    logp = lambda m: _beta_binomial_logpmf(y, m, aux, trials, LINKS["identity"])  # noqa: E731
+    inside = (y > 0) & (y < trials)
+    saturated = jnp.where(inside, logp(jnp.where(inside, y / trials, 0.5)), 0.0)
+    return 2 * (saturated - logp(mu))
+
+
 def _binomial_deviance(y, mu, trials, aux):
     return 2 * (xlogy(y, y / (trials * mu)) + xlogy(trials - y, (trials - y) / (trials * (1 - mu))))
 
@@ -288,6 +309,9 @@ SIGMA = AuxParameter("sigma", lambda s_y: ("exponential", (1.0 / s_y,)), _residu
 SHAPE = AuxParameter("shape", lambda s_y: ("gamma", (0.01, 0.01)), _gamma_shape)
 #: brms's default for the precision of the beta family
 PHI = AuxParameter("phi", SHAPE.default_prior, _beta_precision)
+#: the beta-binomial's phi from its GLM start is not a moment of y alone (it needs the
+#: trials); the Laplace fit starts it at 10, between binomial-like and strongly overdispersed
+BB_PHI = AuxParameter("phi", SHAPE.default_prior, lambda y, mu: 10.0, initial=10.0)
 #: the negative binomial starts as a Poisson (shape -> infinity)
 NB_SHAPE = AuxParameter("shape", SHAPE.default_prior, _negbinomial_shape, initial=1e6)
 
@@ -431,6 +455,24 @@ FAMILIES = {
         _check_positive,
         _gamma_log_variance,
     ),
+    "beta_binomial": Family(
+        "beta_binomial",
+        "logit",
+        ("logit", "probit", "cloglog"),
+        BB_PHI,
+        _beta_binomial_logpmf,
+        lambda mu, aux, n: n * mu * (1 - mu) * (aux + n) / (aux + 1),
+        _beta_binomial_deviance,
+        lambda mu, aux, n: dist.BetaBinomial(mu * aux, (1 - mu) * aux, n),
+        _check_counts,
+        # the binomial's (phi -> infinity): the GLM start's and the fallback steps' weights;
+        # the Laplace curvature is the observed one
+        _binomial_log_variance,
+        uses_trials=True,
+        log_norm=_binomial_log_norm,
+        discrete=True,
+        observed_curvature=True,
+    ),
     "beta": Family(
         "beta",
         "logit",
@@ -452,6 +494,7 @@ _ALIASES = {
     "nb": "negbinomial",
     "neg_binomial": "negbinomial",
     "logistic": "bernoulli",
+    "betabinomial": "beta_binomial",
 }
 
 

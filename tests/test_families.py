@@ -50,6 +50,13 @@ CASES = {  # family: (y, trials, mu, aux, dispersion dividing the unit deviance)
     ),
     "gamma": (RNG.gamma(2.0, 1.5, 20), np.ones(20), RNG.uniform(0.5, 6, 20), 3.0, 1 / 3.0),
     "beta": (RNG.beta(2.0, 3.0, 20), np.ones(20), RNG.uniform(0.05, 0.95, 20), 6.0, 1.0),
+    "beta_binomial": (
+        np.arange(20) % 7,
+        np.full(20, 6.0) + (np.arange(20) % 7 == 6),
+        RNG.uniform(0.05, 0.95, 20),
+        4.0,
+        1.0,
+    ),
 }
 
 
@@ -249,63 +256,90 @@ def test_nagq0_is_refused_where_glmer_has_no_such_fit():
 
 GLMMTMB = json.loads((Path(__file__).parent / "reference" / "glmmtmb_families.json").read_text())
 PROPORTIONS = pd.read_csv(Path(__file__).parent / "reference" / "data" / "proportions_sim.csv")
-GLMMTMB_FITS = {  # key of glmmtmb_families.json: (formula, family, link)
-    "beta_logit": ("y_logit ~ x + (1 | g)", "beta", None),
-    "beta_probit": ("y_probit ~ x + (x | g)", "beta", "probit"),
+TRIALS = pd.read_csv(Path(__file__).parent / "reference" / "data" / "trials_sim.csv")
+GLMMTMB_FITS = {  # key of glmmtmb_families.json: (formula, family, link, data)
+    "beta_logit": ("y_logit ~ x + (1 | g)", "beta", None, PROPORTIONS),
+    "beta_probit": ("y_probit ~ x + (x | g)", "beta", "probit", PROPORTIONS),
+    "beta_binomial": ("cbind(k, fail) ~ x + (1 | g)", "beta_binomial", None, TRIALS),
+    "beta_binomial_slopes": ("cbind(k, fail) ~ x + (x | g)", "beta_binomial", None, TRIALS),
 }
 
 
-@pytest.fixture(scope="module")
-def beta_logit():
-    formula, family, link = GLMMTMB_FITS["beta_logit"]
-    return gb.Model(formula, PROPORTIONS, family=family, link=link).fit_laplace()
+_FITTED: dict = {}
+
+
+def glmmtmb_fit(key: str):
+    """The Laplace fit of a GLMMTMB_FITS model, made once per session."""
+    if key not in _FITTED:
+        formula, family, link, data = GLMMTMB_FITS[key]
+        _FITTED[key] = gb.Model(formula, data, family=family, link=link).fit_laplace()
+    return _FITTED[key]
 
 
 @pytest.mark.parametrize("key", sorted(GLMMTMB_FITS))
-def test_laplace_fit_of_the_beta_family_matches_glmmtmb(key):
+def test_laplace_fit_of_the_beta_families_matches_glmmtmb(key):
     """glmmTMB 1.1.5, whose Laplace approximation uses the observed curvature of the log density
-    (`Family.observed_curvature`; the Fisher weight differs from it under the beta's links).
-    Seen: logLik within 3e-12 relative, fixed effects 4e-7, SEs 3e-7, sds, correlation and phi
-    1.3e-7: both optimisers stop within ~1e-7 of the optimum, and the logLik is flat there.
-    Asserted: logLik 1e-10, the rest 5e-6 relative (issue 30 asks 1e-5 and 1e-3)."""
-    formula, family, link = GLMMTMB_FITS[key]
+    (`Family.observed_curvature`; the Fisher weight differs from it under these families).
+    Seen: logLik within 1e-11 relative; beta: fixed effects, SEs, sds, correlation and phi
+    within 4e-7; beta-binomial: within 1.8e-5 (1.4e-6 absolute for an intercept of 0.09), where
+    glmmTMB's optimiser stops with the logLik flat to 1e-11. Asserted: logLik 1e-10, the rest
+    5e-5 relative (1e-5 absolute for the fixed effects); issue 30 asks 1e-5 and 1e-3."""
+    formula, family, link, data = GLMMTMB_FITS[key]
     ref = GLMMTMB[key]
-    fit = gb.Model(formula, PROPORTIONS, family=family, link=link).fit_laplace()
+    fit = gb.Model(formula, data, family=family, link=link).fit_laplace()
     np.testing.assert_allclose(fit.loglik, ref["logLik"], rtol=1e-10)
-    np.testing.assert_allclose(fit.fixef["estimate"], list(ref["fixef"].values()), rtol=5e-6)
-    np.testing.assert_allclose(fit.fixef["std_error"], list(ref["se"].values()), rtol=5e-6)
+    fixef = list(ref["fixef"].values())
+    np.testing.assert_allclose(fit.fixef["estimate"], fixef, rtol=5e-5, atol=1e-5)
+    np.testing.assert_allclose(fit.fixef["std_error"], list(ref["se"].values()), rtol=5e-5)
     population = fit.population["estimate"]
     sds = population[[n for n in population.index if n.startswith("sd(")]]
-    np.testing.assert_allclose(sds, np.atleast_1d(ref["sd"]), rtol=5e-6)
+    np.testing.assert_allclose(sds, np.atleast_1d(ref["sd"]), rtol=5e-5)
     cors = population[[n for n in population.index if n.startswith("cor(")]]
-    np.testing.assert_allclose(cors, np.atleast_1d(ref["cor"]), rtol=5e-6)
-    np.testing.assert_allclose(population["phi"], ref["phi"], rtol=5e-6)
+    np.testing.assert_allclose(cors, np.atleast_1d(ref["cor"]), rtol=5e-5)
+    np.testing.assert_allclose(population["phi"], ref["phi"], rtol=5e-5)
 
 
-def test_beta_fits_recover_their_simulated_parameters(beta_logit):
-    """40 responses simulated from the beta_logit fit (new b each, as lme4's simulate) and fitted
-    again: the mean of each estimate lies within 4 Monte Carlo sds (sd / sqrt(40)) of the
-    value simulated from. ML's bias in the sd with 25 groups (a few %) is well inside that."""
-    truth = beta_logit.population["estimate"]
-    model = gb.Model("y_logit ~ x + (1 | g)", PROPORTIONS, family="beta")
-    batch = model.fit_laplace_batch(beta_logit.simulate(40, seed=1), progress=False)
+@pytest.mark.parametrize("key", ["beta_logit", "beta_binomial"])
+def test_beta_fits_recover_their_simulated_parameters(key):
+    """40 responses simulated from the fit (new b each, as lme4's simulate) and fitted again:
+    the mean of each estimate lies within 4 Monte Carlo sds (sd / sqrt(40)) of the value
+    simulated from. ML's bias in the sd with 25-30 groups (a few %) is well inside that."""
+    fit = glmmtmb_fit(key)
+    truth = fit.population["estimate"]
+    batch = fit.model.fit_laplace_batch(fit.simulate(40, seed=1), progress=False)
     assert batch.status["converged"].all()
     estimates = pd.DataFrame(
-        [fit.population["estimate"] for fit in batch.fits], columns=truth.index
+        [refit.population["estimate"] for refit in batch.fits], columns=truth.index
     )
     gap = (estimates.mean() - truth).abs()
     assert (gap < 4 * estimates.std(ddof=1) / np.sqrt(len(estimates))).all(), gap
 
 
-def test_beta_predictions_are_the_mean_of_simulated_responses(beta_logit):
-    """predict() on the response scale is E[y | b] = mu; 2,000 responses simulated given the
-    conditional modes (re_form=None) average to it within 4.5 Monte Carlo sds per row, the sd
-    being sqrt(mu (1 - mu) / (1 + phi) / 2000) (300 rows: a false alarm ~0.2% of runs)."""
-    mu = predicted(beta_logit)
-    phi = beta_logit.population.loc["phi", "estimate"]
-    mean = beta_logit.simulate(2000, seed=2, re_form=None).to_numpy().mean(axis=1)
-    mcse = np.sqrt(mu * (1 - mu) / (1 + phi) / 2000)
-    assert np.all(np.abs(mean - mu) < 4.5 * mcse)
+@pytest.mark.parametrize("key", ["beta_logit", "beta_binomial"])
+def test_beta_predictions_are_the_mean_of_simulated_responses(key):
+    """predict() on the response scale is E[y | b] (a proportion of the trials for the
+    beta-binomial); 2,000 responses simulated given the conditional modes (re_form=None)
+    average to it within 4.5 Monte Carlo sds per row, the sd being sqrt(Var(y) / 2000) from the
+    family's variance (240-300 rows: a false alarm in ~0.2% of seeds)."""
+    fit = glmmtmb_fit(key)
+    spec, phi = fit.spec, fit.population.loc["phi", "estimate"]
+    mu = predicted(fit)
+    mean = fit.simulate(2000, seed=2, re_form=None).to_numpy().mean(axis=1) / spec.trials
+    variance = np.asarray(spec.family.variance(mu, phi, spec.trials)) / spec.trials**2
+    assert np.all(np.abs(mean - mu) < 4.5 * np.sqrt(variance / 2000))
+
+
+def test_beta_binomial_takes_successes_of_trials_and_refuses_a_proportion_alone():
+    """As the binomial family: cbind(successes, failures), or a proportion with the trials as
+    weights; the two give one fit."""
+    data = TRIALS.assign(
+        p=TRIALS["k"] / (TRIALS["k"] + TRIALS["fail"]), n=TRIALS["k"] + TRIALS["fail"]
+    )
+    counts = gb.Model("cbind(k, fail) ~ x + (1 | g)", data, family="beta_binomial").fit_laplace()
+    weighted = gb.Model("p ~ x + (1 | g)", data, family="beta_binomial", weights="n")
+    np.testing.assert_allclose(weighted.fit_laplace().loglik, counts.loglik, rtol=1e-10)
+    with pytest.raises(gb.DataError):
+        gb.Model("p ~ x + (1 | g)", data, family="beta_binomial")
 
 
 def test_a_beta_response_outside_the_open_unit_interval_or_a_wrong_prior_is_refused():
@@ -327,7 +361,7 @@ def test_a_beta_response_outside_the_open_unit_interval_or_a_wrong_prior_is_refu
 
 
 @pytest.mark.slow
-def test_nuts_on_a_beta_model_agrees_with_its_laplace_fit(beta_logit):
+def test_nuts_on_a_beta_model_agrees_with_its_laplace_fit():
     """NUTS with the default priors (weak beside 300 rows) against glmmTMB's Laplace estimates
     (checked equal to ours above): each posterior mean within 1 posterior sd of the ML estimate
     (the gap is the posterior's skew and the prior, a fraction of an sd), and phi's prior
@@ -338,5 +372,5 @@ def test_nuts_on_a_beta_model_agrees_with_its_laplace_fit(beta_logit):
     post = model.sample(seed=1, progress=False)
     assert post.diagnostics()["r_hat"].max() < 1.01
     table = post.population
-    gap = (table["estimate"] - beta_logit.population["estimate"]).abs()
+    gap = (table["estimate"] - glmmtmb_fit("beta_logit").population["estimate"]).abs()
     assert (gap < table["sd"]).all(), gap

@@ -10,7 +10,8 @@ s_x the sd of a design column (1 for a constant column):
     sd of a random-effect column z              half_student_t(3, 2.5 s_y / s_z)
     correlations of a term                      lkj(1)   (uniform over correlation matrices)
     sigma (gaussian)                            exponential(1 / s_y)
-    shape (negative binomial, gamma), phi (beta) gamma(0.01, 0.01)  (as brms)
+    shape (negbinomial, gamma), phi (beta,      gamma(0.01, 0.01)   (as brms)
+      beta_binomial)
     phi (AR1, CAR1), rho (compound symmetry)    uniform over the parameter's interval
     range (Gaussian correlation)                lognormal(log(median lag), 1)
     sigma_ratio(by=level) (VarIdent)            lognormal(0, 1)

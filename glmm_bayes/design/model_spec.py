@@ -528,7 +528,7 @@ def build_model_spec(
             )
         trials = vectors[f"trials {response.trials!r}"]
         _check_trials(y, trials, response.expr)
-    elif fam.name == "binomial":
+    elif fam.uses_trials and fam.name != "bernoulli":  # binomial, beta_binomial
         y, trials, weights_column = _binomial_from_proportions(
             y, frame, weights_column, response.expr
         )

@@ -184,6 +184,22 @@ def proportions(seed: int, n_g: int = 25, n_per: int = 12) -> pd.DataFrame:
     ).round(8)
 
 
+def overdispersed_trials(seed: int, n_g: int = 30, n_per: int = 8) -> pd.DataFrame:
+    """Beta-binomial successes of 5 to 20 trials (issue 30): logit mean with a random
+    intercept and slope in x per group, precision phi 6 (about 1.5 to 3 times the binomial's
+    variance)."""
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(n_g), n_per)
+    x = rng.normal(size=g.size)
+    trials = rng.integers(5, 21, g.size)
+    b = rng.normal(size=(n_g, 2)) * np.array([0.7, 0.3])
+    mu = 1 / (1 + np.exp(-(0.2 + 0.6 * x + b[g, 0] + b[g, 1] * x)))
+    k = rng.binomial(trials, rng.beta(mu * 6, (1 - mu) * 6))
+    return pd.DataFrame(
+        {"k": k, "fail": trials - k, "x": x.round(6), "g": [f"g{i:02d}" for i in g]}
+    )
+
+
 if __name__ == "__main__":
     ticks_like(1).to_csv("data/ticks_sim.csv", index=False)
     growth(12).to_csv("data/growth_sim.csv", index=False)
@@ -193,3 +209,4 @@ if __name__ == "__main__":
     gamma_counts(1).to_csv("data/gamma_sim.csv", index=False)
     families(11).to_csv("data/families_sim.csv", index=False)
     proportions(30).to_csv("data/proportions_sim.csv", index=False)
+    overdispersed_trials(31).to_csv("data/trials_sim.csv", index=False)
