@@ -17,6 +17,7 @@ from numpyro.infer import Predictive
 
 from .bayes.batch_nuts import run_nuts_batch
 from .bayes.map import fit_map
+from .bayes.nested_laplace import fit_nested_laplace
 from .bayes.nuts import NutsSettings, run_nuts
 from .bayes.pointwise import pointwise_loglik
 from .bayes.priors import prior_table, resolve_priors
@@ -39,7 +40,7 @@ from .design import build_model_spec, response_batch
 from .errors import FitError, GlmmBayesWarning, ModelError, SamplingWarning, integer_argument
 from .families import is_linear_gaussian
 from .frequentist.laplace import fit_glmm
-from .frequentist.pql import fit_pql
+from .frequentist.pql import WORKING_WEIGHT, fit_pql
 from .frequentist.reml import fit_lmm
 from .numerics import float64, sampling_precision
 from .progress import progress_bar
@@ -311,6 +312,27 @@ class Model:
             self, samples, stats, self._log_likelihood(samples), "MAP", points
         )
 
+    @float64
+    def fit_nested_laplace(self, draws: int = 4000, seed: int = 0) -> Posterior:
+        """INLA's nested Laplace (`bayes.nested_laplace`): p(psi | y) for the covariance and
+        family parameters on a grid, the fixed effects' conditional Gaussians mixed over it, b
+        drawn given each draw; a `Posterior` of `draws` independent draws. Up to 4 such
+        parameters (a grid of at most 6,561 points)."""
+        draws, seed = integer_argument("draws", draws, 1), integer_argument("seed", seed, 0)
+        statistics = self._sampler_kwargs(integrate=True).get("statistics")
+        samples, _, _ = fit_nested_laplace(
+            self.structure,
+            **self.model_kwargs,
+            draws=draws,
+            seed=seed,
+            control=self.control,
+            statistics=statistics,
+        )
+        stats = {"diverging": np.zeros((1, draws), dtype=bool)}
+        return Posterior.from_samples(
+            self, samples, stats, self._log_likelihood(samples), "nested Laplace"
+        )
+
     # ---- frequentist engines
     def engine_data(self) -> tuple:
         """The layout and arrays every engine shares (built once per model and precision)."""
@@ -368,7 +390,11 @@ class Model:
         LMM to the working response (`frequentist.pql`); bernoulli, binomial and poisson
         families. A quasi-likelihood fit: Wald tests, no logLik, AIC or LRT."""
         niter = integer_argument("niter", niter, 1)
-        return PQLFit(self, *fit_pql(self, niter))
+
+        def fit_working(formula, data):
+            return Model(formula, data, weights=WORKING_WEIGHT, control=self.control).fit_ml()
+
+        return PQLFit(self, *fit_pql(self.spec, self.control, fit_working, niter))
 
     # ---- batch jobs: one design, many responses
     def _with_response(self, y: np.ndarray) -> Model:

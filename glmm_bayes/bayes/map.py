@@ -35,7 +35,7 @@ def _unravel(x, shapes: tuple) -> dict:
     return {name: part.reshape(shape) for (name, shape), part in zip(shapes, parts)}
 
 
-def _potential(x, data, *, structure: ProgramStructure, shapes: tuple):
+def potential(x, data, *, structure: ProgramStructure, shapes: tuple):
     """-log p(x | y) up to a constant, x the flat unconstrained parameters."""
     return potential_energy(
         partial(marginal_model, structure=structure), (), data, _unravel(x, shapes)
@@ -53,13 +53,8 @@ def _start(data, *, structure: ProgramStructure):
     )
 
 
-def _gaussian_draws(
-    seed, mode, chol, data, *, structure: ProgramStructure, shapes: tuple, draws: int
-):
-    """The constrained and deterministic sites at the mode (row 0) and at `draws` draws of
-    N(mode, chol chol') (rows 1...)."""
-    eps = jax.random.normal(jax.random.split(jax.random.PRNGKey(seed))[1], (draws, mode.size))
-    x = jnp.concatenate([mode[None, :], mode + eps @ chol.T])
+def constrained_sites(x, data, *, structure: ProgramStructure, shapes: tuple):
+    """The constrained and deterministic sites at each row of `x` (flat unconstrained points)."""
     return jax.vmap(
         lambda z: constrain_fn(
             partial(marginal_model, structure=structure),
@@ -69,6 +64,48 @@ def _gaussian_draws(
             return_deterministic=True,
         )
     )(x)
+
+
+def _gaussian_draws(
+    seed, mode, chol, data, *, structure: ProgramStructure, shapes: tuple, draws: int
+):
+    """The constrained and deterministic sites at the mode (row 0) and at `draws` draws of
+    N(mode, chol chol') (rows 1...)."""
+    eps = jax.random.normal(jax.random.split(jax.random.PRNGKey(seed))[1], (draws, mode.size))
+    x = jnp.concatenate([mode[None, :], mode + eps @ chol.T])
+    return constrained_sites(x, data, structure=structure, shapes=shapes)
+
+
+def posterior_mode(
+    structure: ProgramStructure,
+    arrays: ModelArrays,
+    priors: PriorValues,
+    control: Control,
+    statistics: GroupStatistics | None = None,
+    what: str = "MAP fit",
+):
+    """The mode of the potential in the unconstrained space, checked: (data, shapes (the
+    sites' (name, shape) in the flat vector's order), the flat coordinates' names, the
+    optimiser's record, the Hessian there)."""
+    data = {"arrays": arrays, "priors": priors, "statistics": statistics}
+    start = compiled(bind(_start, structure=structure))(data)
+    shapes = tuple((name, tuple(np.shape(value))) for name, value in sorted(start.items()))
+    x0 = np.concatenate([np.ravel(start[name]) for name, _ in shapes])
+    names = [
+        name if not shape else f"{name}[{i}]"
+        for name, shape in shapes
+        for i in range(int(np.prod(shape)))
+    ]
+    objective = bind(potential, structure=structure, shapes=shapes)
+    opt, H = settle(
+        objective,
+        minimize_jax(objective, x0, args=(data,), max_iter=control.max_iter),
+        (data,),
+        names,
+        control,
+    )
+    check_optimum(opt, H, names, control, what)
+    return data, shapes, names, opt, H
 
 
 def fit_map(
@@ -89,25 +126,8 @@ def fit_map(
     Every step is compiled once per program (structure and data shapes): a refit, on these
     data or others, reuses them.
     """
-    data = {"arrays": arrays, "priors": priors, "statistics": statistics}
-    start = compiled(bind(_start, structure=structure))(data)
-    shapes = tuple((name, tuple(np.shape(value))) for name, value in sorted(start.items()))
-    x0 = np.concatenate([np.ravel(start[name]) for name, _ in shapes])
-    names = [
-        name if not shape else f"{name}[{i}]"
-        for name, shape in shapes
-        for i in range(int(np.prod(shape)))
-    ]
-    objective = bind(_potential, structure=structure, shapes=shapes)
-    opt, H = settle(
-        objective,
-        minimize_jax(objective, x0, args=(data,), max_iter=control.max_iter),
-        (data,),
-        names,
-        control,
-    )
+    data, shapes, _, opt, H = posterior_mode(structure, arrays, priors, control, statistics)
     mode = opt.x
-    check_optimum(opt, H, names, control, "MAP fit")
     try:
         chol = np.linalg.cholesky(np.linalg.inv(H))
     except np.linalg.LinAlgError:

@@ -29,12 +29,10 @@ def _working_quantities(eta, trials, family, link):
     return link.inverse(eta), link.mu_eta(eta), family.fisher_weight(eta, 1.0, trials, link)
 
 
-def fit_pql(model, niter: int = 10):
-    """The last working LMM fit (a `FrequentistFit` of the gaussian working model), the
-    number of fits made, and whether eta settled within `niter` of them."""
-    from ..model import Model  # the working models are Models of their own
-
-    spec = model.spec
+def fit_pql(spec, control, fit_working, niter: int = 10):
+    """The last working LMM fit, the number of fits made, and whether eta settled within
+    `niter` of them. `fit_working(formula, data)`: the ML fit of the gaussian model `formula`
+    on `data` with prior weights from the column WORKING_WEIGHT (a `FrequentistFit`)."""
     if spec.family.aux is not None or spec.family.residual_sd:
         raise ModelError(
             "fit_pql applies to the bernoulli, binomial and poisson families (glmmPQL's "
@@ -53,11 +51,11 @@ def fit_pql(model, niter: int = 10):
                 WORKING_WEIGHT: weight * spec.residual.weights,
             }
         )
-        working = Model(formula, data, weights=WORKING_WEIGHT, control=model.control).fit_ml()
+        working = fit_working(formula, data)
         eta_old, eta = eta, working.predict()["prediction"].to_numpy()
         if np.sum((eta - eta_old) ** 2) < PQL_TOL * np.sum(eta**2):
             return working, fits, True
-    model.control.report(
+    control.report(
         "convergence",
         ConvergenceWarning,
         f"PQL: the linear predictor still changed after {niter} working fits; raise niter",
