@@ -40,11 +40,13 @@ from .design import build_model_spec, response_batch
 from .errors import FitError, GlmmBayesWarning, ModelError, SamplingWarning, integer_argument
 from .families import is_linear_gaussian
 from .frequentist.laplace import fit_glmm
+from .frequentist.mcml import fit_mcml
 from .frequentist.pql import WORKING_WEIGHT, fit_pql
 from .frequentist.reml import fit_lmm
 from .numerics import float64, sampling_precision
 from .progress import progress_bar
 from .results import BatchFits, BatchPosterior, FrequentistFit, Posterior
+from .results.mcml import MCMLFit
 from .results.posterior import lme4_draws, point_values, posterior_tree
 from .results.pql import PQLFit
 
@@ -395,6 +397,17 @@ class Model:
             return Model(formula, data, weights=WORKING_WEIGHT, control=self.control).fit_ml()
 
         return PQLFit(self, *fit_pql(self.spec, self.control, fit_working, niter))
+
+    @float64
+    def fit_mcml(self, m: int = 20_000, seed: int = 0) -> MCMLFit:
+        """Monte Carlo maximum likelihood, as the glmm package (`frequentist.mcml`): `m` draws
+        of b from a t proposal at the Laplace fit's conditional modes, re-centred once; scalar
+        random-effect terms, families without a dispersion parameter. `fit.mcse` gives each
+        estimate's Monte Carlo standard error."""
+        m, seed = integer_argument("m", m, 100), integer_argument("seed", seed, 0)
+        layout, arrays = self.engine_data()
+        laplace = self.fit_laplace().estimate
+        return MCMLFit(self, *fit_mcml(self.spec, layout, arrays, laplace, m, seed))
 
     # ---- batch jobs: one design, many responses
     def _with_response(self, y: np.ndarray) -> Model:

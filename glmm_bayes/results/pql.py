@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ..errors import ModelError
 from ..frequentist.pql import WORKING_RESPONSE, WORKING_WEIGHT
+from .tables import wald_table
 
 
 class PQLFit:
@@ -33,19 +33,7 @@ class PQLFit:
     @property
     def fixef(self) -> pd.DataFrame:
         """estimate, std_error, z_value, p_value and the 95% Wald interval."""
-        beta = self.working.fixef["estimate"]
-        se = np.sqrt(np.diag(self.vcov))
-        z, half = beta / se, stats.norm.ppf(0.975) * se
-        return pd.DataFrame(
-            {
-                "estimate": beta,
-                "std_error": se,
-                "z_value": z,
-                "p_value": 2 * stats.norm.sf(np.abs(z)),
-                "lower": beta - half,
-                "upper": beta + half,
-            }
-        )
+        return wald_table(self.working.fixef["estimate"], self.vcov, self.spec.fixed_names)
 
     @property
     def varcorr(self) -> pd.DataFrame:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from ..design import ModelSpec
 
@@ -81,3 +82,21 @@ def ranef_tables(spec: ModelSpec, values, cond_sd) -> dict[str, pd.DataFrame]:
             frame if term.factor not in out else pd.concat([out[term.factor], frame], axis=1)
         )
     return {k: v[["condval", "condsd"]] for k, v in out.items()}
+
+
+def wald_table(beta, vcov, names) -> pd.DataFrame:
+    """estimate, std_error, z_value, p_value and the 95% Wald interval of each coefficient."""
+    beta = np.asarray(beta, dtype=float)
+    se = np.sqrt(np.diag(np.asarray(vcov, dtype=float)))
+    z, half = beta / se, stats.norm.ppf(0.975) * se
+    return pd.DataFrame(
+        {
+            "estimate": beta,
+            "std_error": se,
+            "z_value": z,
+            "p_value": 2 * stats.norm.sf(np.abs(z)),
+            "lower": beta - half,
+            "upper": beta + half,
+        },
+        index=list(names),
+    )
