@@ -34,10 +34,11 @@ from .map import constrained_sites, posterior_mode, potential
 from .program import PriorValues, ProgramStructure, standardised_name
 from .random_effects import draw_random_effects_for
 
-GRID_POINTS = {1: 41, 2: 25, 3: 13, 4: 9}  # points per axis by the number of psi coordinates
+GRID_POINTS = {1: 41, 2: 17, 3: 11, 4: 9}  # points per axis by the number of psi coordinates
 LOG_DROP = 9.0  # an axis ends where log p(psi | y) is this far below the mode (e^-9 ~ 1e-4)
 MAX_REACH = 12  # the probes along each axis, at 1 ... 12 marginal sds
-NEWTON_STEPS = 12  # Newton steps to beta*(psi) from the joint mode's beta
+NEWTON_STEPS = 3  # Newton steps to beta*(psi) from its linear prediction off the joint mode
+SETTLED = 1e-3  # largest half squared Newton decrement (the log density's error) accepted
 HESSIAN_STEP = 1e-4  # central differences of the gradient in the unit-scale beta coordinates
 GRID_BATCH = 256  # grid points evaluated together
 
@@ -47,7 +48,8 @@ def _conditional(psi, beta0, data, *, structure, shapes, beta_at, psi_at):
     H_bb is the central difference of the exact gradient (a GLMM's marginal potential has
     exact first derivatives, but its autodiff second derivatives miss the mode's own second
     order: Newton on them crept, and their log-determinant is biased); the last step's are
-    reported."""
+    reported, and the point counts only where the last step's half squared Newton decrement,
+    the error it left in log p(psi | y) to first order, is below SETTLED."""
 
     def energy(beta):
         x = jnp.zeros(len(beta_at) + len(psi_at), beta.dtype)
@@ -68,14 +70,14 @@ def _conditional(psi, beta0, data, *, structure, shapes, beta_at, psi_at):
     start = (beta0, jnp.full(p, jnp.inf, beta0.dtype), jnp.eye(p, dtype=beta0.dtype))
     (beta, gradient, hessian), _ = jax.lax.scan(step, start, None, length=NEWTON_STEPS)
     sign, logdet = jnp.linalg.slogdet(hessian)
-    settled = jnp.max(jnp.abs(gradient)) < 1e-6 * (1 + jnp.max(jnp.abs(beta)))
+    settled = 0.5 * gradient @ jnp.linalg.solve(hessian, gradient) < SETTLED
     value = -energy(beta) - 0.5 * logdet
     return beta, hessian, jnp.where(settled & (sign > 0) & jnp.isfinite(value), value, -jnp.inf)
 
 
-def _on_grid(grid, beta0, data, *, structure, shapes, beta_at, psi_at):
+def _on_grid(grid, starts, data, *, structure, shapes, beta_at, psi_at):
     one = partial(_conditional, structure=structure, shapes=shapes, beta_at=beta_at, psi_at=psi_at)
-    return jax.lax.map(lambda psi: one(psi, beta0, data), grid, batch_size=GRID_BATCH)
+    return jax.lax.map(lambda a: one(*a, data), (grid, starts), batch_size=GRID_BATCH)
 
 
 def _cell_slopes(logp: np.ndarray, d: int, step: np.ndarray) -> np.ndarray:
@@ -135,10 +137,15 @@ def fit_nested_laplace(
     )
     size = GRID_POINTS[d] ** d
 
+    # beta*(psi) to first order: beta* - H_bb^-1 H_bpsi (psi - psi*), Newton's start
+    slope = -np.linalg.solve(H[np.ix_(beta_at, beta_at)], H[np.ix_(beta_at, psi_at)])
+
     def evaluate(z):  # padded to one grid size, so that one executable serves every call
         padded = np.zeros((size, d))
         padded[: len(z)] = z
-        out = program(opt.x[list(psi_at)] + padded @ scale.T, opt.x[list(beta_at)], data)
+        shift = padded @ scale.T
+        starts = opt.x[list(beta_at)] + shift @ slope.T
+        out = program(opt.x[list(psi_at)] + shift, starts, data)
         return [np.asarray(a)[: len(z)] for a in out]
 
     reach = np.arange(1, MAX_REACH + 1)
