@@ -298,20 +298,8 @@ class Model:
     @float64
     def fit_map(self, draws: int = 1000, seed: int = 0) -> Posterior:
         """Posterior mode (u integrated out) and draws from its Gaussian approximation."""
-        draws, seed = integer_argument("draws", draws, 1), integer_argument("seed", seed, 0)
-        statistics = self._sampler_kwargs(integrate=True).get("statistics")
-        samples, at_mode, _ = fit_map(
-            self.structure,
-            **self.model_kwargs,
-            draws=draws,
-            seed=seed,
-            control=self.control,
-            statistics=statistics,
-        )
-        points = point_values(self, at_mode)
-        stats = {"diverging": np.zeros((1, draws), dtype=bool)}
-        return Posterior.from_samples(
-            self, samples, stats, self._log_likelihood(samples), "MAP", points
+        return self._independent_posterior(
+            fit_map, draws, seed, "MAP", lambda at_mode: point_values(self, at_mode)
         )
 
     @float64
@@ -320,19 +308,29 @@ class Model:
         family parameters on a grid, the fixed effects' conditional Gaussians mixed over it, b
         drawn given each draw; a `Posterior` of `draws` independent draws. Up to 4 such
         parameters (a grid of at most 6,561 points)."""
+        return self._independent_posterior(fit_nested_laplace, draws, seed, "nested Laplace")
+
+    def _independent_posterior(self, engine, draws, seed, method: str, points=None) -> Posterior:
+        """A `Posterior` of `draws` independent draws made by `engine` (`bayes.map.fit_map`,
+        `bayes.nested_laplace.fit_nested_laplace`) on the program with u integrated out;
+        `points` maps the engine's second output to the table's point estimates."""
         draws, seed = integer_argument("draws", draws, 1), integer_argument("seed", seed, 0)
-        statistics = self._sampler_kwargs(integrate=True).get("statistics")
-        samples, _, _ = fit_nested_laplace(
+        samples, extra, _ = engine(
             self.structure,
             **self.model_kwargs,
             draws=draws,
             seed=seed,
             control=self.control,
-            statistics=statistics,
+            statistics=self._sampler_kwargs(integrate=True).get("statistics"),
         )
         stats = {"diverging": np.zeros((1, draws), dtype=bool)}
         return Posterior.from_samples(
-            self, samples, stats, self._log_likelihood(samples), "nested Laplace"
+            self,
+            samples,
+            stats,
+            self._log_likelihood(samples),
+            method,
+            points(extra) if points else None,
         )
 
     # ---- frequentist engines
