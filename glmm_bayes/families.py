@@ -8,7 +8,8 @@ It also gives log Var(y) in terms of the link's stable log mu and log(1 - mu), s
 weight w = (dmu/deta)^2 / Var(y) used by penalised IRLS and the Laplace curvature is one
 formula for every family, taken in logs; the unit deviance (R's family$dev.resids, without
 the dispersion), the NumPyro distribution for the program, and a check of the response values.
-`aux` is the family's dispersion parameter (`AuxParameter`): sigma (gaussian), shape
+`aux` is the family's dispersion parameter (`AuxParameter`): sigma (gaussian, and the sd of
+log y for the lognormal), shape
 (negative binomial, gamma) or the precision phi (beta, beta-binomial).
 """
 
@@ -132,6 +133,12 @@ def _binomial_logpmf(y, eta, aux, trials, link):
     return y * link.log_mu(eta) + (trials - y) * link.log1m_mu(eta)
 
 
+def _lognormal_mean(eta, v, aux):
+    """E[y] = exp(eta + (v + sigma^2) / 2), with v the variance of the random effects
+    integrated out (0 for a conditional prediction)."""
+    return jnp.exp(eta + (v + aux**2) / 2)
+
+
 def _poisson_logpmf(y, eta, aux, trials, link):
     return y * link.log_mu(eta) - link.inverse(eta)
 
@@ -149,6 +156,11 @@ def _no_log_norm(y, trials):
 def _binomial_log_norm(y, trials):
     """log C(trials, y)."""
     return special.gammaln(trials + 1) - special.gammaln(y + 1) - special.gammaln(trials - y + 1)
+
+
+def _log_y_log_norm(y, trials):
+    """-log y, the Jacobian of y -> log y."""
+    return -np.log(np.asarray(y, dtype=float))
 
 
 def _count_log_norm(y, trials):
@@ -234,7 +246,9 @@ def _check_binary(y, name):
 
 def _check_positive(y, name):
     if np.any(y <= 0):
-        raise DataError(f"gamma response {name!r} must be positive; found {float(y[y <= 0][0])}")
+        raise DataError(
+            f"response {name!r} must be positive for this family; found {float(y[y <= 0][0])}"
+        )
 
 
 def _check_unit_interval(y, name):
@@ -345,6 +359,17 @@ class Family:
     #: the Laplace approximation's curvature: -d^2 log p / d eta^2 at the mode (glmmTMB's)
     #: rather than the Fisher weight (glmer's, which equals it under a canonical link)
     observed_curvature: bool = False
+    #: y -> the scale on which the family's log density is written where that is not y's (the
+    #: lognormal's log y): the model's arrays, the GLM start, the parameter scales and the
+    #: default priors hold y there, `log_norm` the Jacobian; `distribution` draws y itself
+    location: Callable | None = None
+    #: (eta, v, aux) -> E[y] where it is not g^{-1}(eta) averaged over the random effects'
+    #: variance v (the lognormal's exp(eta + (v + sigma^2) / 2))
+    response_mean: Callable | None = None
+
+    def on_location_scale(self, y):
+        """y on the scale of the log density (see `location`)."""
+        return y if self.location is None else self.location(np.asarray(y, dtype=float))
 
     @property
     def aux_name(self) -> str | None:
@@ -454,6 +479,26 @@ FAMILIES = {
         lambda mu, aux, n: dist.Gamma(aux, aux / mu),
         _check_positive,
         _gamma_log_variance,
+    ),
+    # a gaussian model of log y (the Jacobian -log y in log_norm): REML, ML, the exact
+    # marginalisation and t tests apply on that scale
+    "lognormal": Family(
+        "lognormal",
+        "identity",
+        ("identity",),
+        SIGMA,
+        _gaussian_logpdf,
+        # of E[y] = m: (exp(sigma^2) - 1) m^2
+        lambda m, aux, n: jnp.expm1(aux**2) * m**2,
+        # (log y - E[log y])^2 with E[log y] = log E[y] - sigma^2 / 2
+        lambda y, m, n, aux: (jnp.log(y) - jnp.log(m) + aux**2 / 2) ** 2,
+        lambda mu, aux, n: dist.LogNormal(mu, aux),
+        _check_positive,
+        _gaussian_log_variance,
+        log_norm=_log_y_log_norm,
+        residual_sd=True,
+        location=np.log,
+        response_mean=_lognormal_mean,
     ),
     "beta_binomial": Family(
         "beta_binomial",

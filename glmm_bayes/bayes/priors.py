@@ -1,15 +1,15 @@
 """Priors: the parameter table of a model, data-scaled defaults, and user overrides.
 
 Default rule (weakly informative, on the scale of the data, after rstanarm's autoscale and
-brms's defaults). Let s_y = sd(y) for gaussian models and 1 otherwise (the link scale), and
-s_x the sd of a design column (1 for a constant column):
+brms's defaults). Let s_y = sd(y) for gaussian models (sd(log y) for lognormal ones) and 1
+otherwise (the link scale), and s_x the sd of a design column (1 for a constant column):
 
-    Intercept (at the means of the predictors)  student_t(3, m, 2.5 s_y), m = mean(y) (gaussian)
-                                                or 0
+    Intercept (at the means of the predictors)  student_t(3, m, 2.5 s_y), m = mean(y) (gaussian;
+                                                mean(log y) lognormal) or 0
     fixed coefficient of column x               normal(0, 2.5 s_y / s_x)
     sd of a random-effect column z              half_student_t(3, 2.5 s_y / s_z)
     correlations of a term                      lkj(1)   (uniform over correlation matrices)
-    sigma (gaussian)                            exponential(1 / s_y)
+    sigma (gaussian, lognormal)                 exponential(1 / s_y)
     shape (negbinomial, gamma), phi (beta,      gamma(0.01, 0.01)   (as brms)
       beta_binomial)
     phi (AR1, CAR1), rho (compound symmetry)    uniform over the parameter's interval
@@ -219,10 +219,20 @@ class Parameter:
         )
 
 
+def _in_y_units(family) -> bool:
+    """The linear predictor is in y's units (gaussian; the lognormal's in log y's): the default
+    priors are scaled by s_y and the Intercept's centred on mean(y), as brms's."""
+    return family.residual_sd or family.location is not None
+
+
+def _location_response(spec: ModelSpec) -> np.ndarray:
+    return spec.family.on_location_scale(spec.y)
+
+
 def _default_prior(param: PopulationParameter, spec: ModelSpec, s_y: float, lag: float) -> Prior:
     """The default prior of one population parameter (see the module docstring)."""
     if param.cls == "Intercept":
-        centre = float(np.mean(spec.y)) if spec.family.residual_sd else 0.0
+        centre = float(np.mean(_location_response(spec))) if _in_y_units(spec.family) else 0.0
         return Prior("student_t", (3.0, centre, 2.5 * s_y))
     if param.cls == "fixed":
         column = spec.X[:, spec.fixed_names.index(param.coef)]
@@ -246,7 +256,7 @@ def default_parameters(spec: ModelSpec, parameters: ParameterMap | None = None) 
     """One prior per sample site of the program, with the defaults (see the module docstring):
     every population parameter's, except that a term's correlations share one lkj prior."""
     parameters = parameters or ParameterMap.from_spec(spec)
-    s_y = column_scale(spec.y) if spec.family.residual_sd else 1.0
+    s_y = column_scale(_location_response(spec)) if _in_y_units(spec.family) else 1.0
     layout = ResidualLayout.from_spec(spec.residual, gaussian=True)
     lag = layout.lag if layout is not None else 1.0
     out = {}

@@ -36,11 +36,12 @@ class ParameterScales(NamedTuple):
 def link_scale(spec: ModelSpec) -> float:
     """s_eta, the units of eta = g(mu): those of y under the identity link, of 1 / y under the
     inverse link (by the delta method, s_y / ybar^2), none under the other links."""
-    s_y = column_scale(spec.y)
+    y = spec.family.on_location_scale(spec.y)
+    s_y = column_scale(y)
     if spec.link.name == "identity":
         return s_y
     if spec.link.name == "inverse":
-        return s_y / max(float(np.mean(np.abs(spec.y))), s_y) ** 2
+        return s_y / max(float(np.mean(np.abs(y))), s_y) ** 2
     return 1.0
 
 
@@ -65,8 +66,9 @@ def glm_start(spec: ModelSpec) -> tuple[np.ndarray, float]:
     """beta of the GLM without random effects (IRLS with the family's Fisher weights, from R's
     family$initialize means), and a moment estimate of the family's aux parameter."""
     family, link = spec.family, spec.link
-    n = spec.trials if family.uses_trials else np.ones_like(spec.y)
-    mean = (spec.y + 0.5) / (n + 1.0) if family.uses_trials else spec.y
+    y = family.on_location_scale(spec.y)
+    n = spec.trials if family.uses_trials else np.ones_like(y)
+    mean = (y + 0.5) / (n + 1.0) if family.uses_trials else y
     if link.name in ("log", "inverse"):
         mean = np.maximum(mean, family.mean_floor)
     at = compiled(bind(_irls_quantities, family=family, link=link))
@@ -75,7 +77,7 @@ def glm_start(spec: ModelSpec) -> tuple[np.ndarray, float]:
     aux = family.aux.initial if family.aux is not None else 1.0
     for _ in range(GLM_MAX_ITER):
         mu, dmu, w = (np.asarray(a) for a in at(eta, aux, spec.trials))
-        working = eta - spec.offset + (spec.y - n * mu) / (n * dmu)
+        working = eta - spec.offset + (y - n * mu) / (n * dmu)
         ok = np.isfinite(w) & np.isfinite(working) & (w > 0)
         root = np.sqrt(w[ok])
         new = np.linalg.lstsq(spec.X[ok] * root[:, None], working[ok] * root, rcond=None)[0]
@@ -88,7 +90,7 @@ def glm_start(spec: ModelSpec) -> tuple[np.ndarray, float]:
             break
     mu = np.asarray(at(eta, aux, spec.trials)[0])
     if family.aux is not None:
-        aux = family.aux.moment(spec.y, mu)
+        aux = family.aux.moment(y, mu)
     return beta, aux
 
 
@@ -97,7 +99,8 @@ def constant_start(spec: ModelSpec) -> np.ndarray:
     families): the least-squares fit of g(ybar) - offset by X, the intercept alone where X has
     one. The fallback start where the GLM's own estimates give a non-finite deviance."""
     family, link = spec.family, spec.link
-    ybar = np.sum(spec.y) / np.sum(spec.trials) if family.uses_trials else np.mean(spec.y)
+    y = family.on_location_scale(spec.y)
+    ybar = np.sum(y) / np.sum(spec.trials) if family.uses_trials else np.mean(y)
     if family.uses_trials:
         ybar = np.clip(ybar, 1e-4, 1 - 1e-4)
     elif link.name in ("log", "inverse"):

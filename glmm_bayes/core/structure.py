@@ -340,11 +340,14 @@ def model_arrays(spec: ModelSpec, layout: RandomEffectsLayout, dtype=None) -> Mo
 
 
 def with_response(arrays: ModelArrays, y, family) -> ModelArrays:
-    """The same design with another response vector (and its `Family.log_norm`)."""
-    log_norm = family.log_norm(np.asarray(y, dtype=float), np.asarray(arrays.trials, dtype=float))
+    """The same design with another response vector y, held on the scale of the family's log
+    density (`Family.on_location_scale`), and its `Family.log_norm`."""
+    y = np.asarray(y, dtype=float)
+    log_norm = family.log_norm(y, np.asarray(arrays.trials, dtype=float))
     dtype = arrays.trials.dtype
     return arrays._replace(
-        y=jnp.asarray(y, dtype=dtype), log_norm=jnp.asarray(log_norm, dtype=dtype)
+        y=jnp.asarray(family.on_location_scale(y), dtype=dtype),
+        log_norm=jnp.asarray(log_norm, dtype=dtype),
     )
 
 

@@ -173,10 +173,11 @@ def check_structures(correlation, variance, weights, data: pd.DataFrame, family,
     for what, structure in (("correlation", correlation), ("variance", variance)):
         if structure is None:
             continue
-        if not family.residual_sd:
+        if not family.residual_sd or family.location is not None:
             raise ModelError(
                 f"{what}={structure!r} applies to gaussian models (nlme's lme); this "
                 f"model is {family.name}"
+                + (" (fit log(y) with the gaussian family)" if family.location else "")
             )
         for col in structure.columns():
             if not isinstance(col, str) or col not in data.columns:

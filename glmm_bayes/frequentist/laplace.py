@@ -165,7 +165,8 @@ def _at_estimate(beta, theta, aux, arrays, layout, family, link):
     u, eta, chol, converged = conditional_fit(beta, theta, aux, arrays, layout, family, link)
     factors = covariance_factors(theta, layout)
     cond = conditional_covariances(inverse_diagonal_blocks(chol, layout), factors)
-    return u, link.inverse(eta), cond, converged
+    fitted = family.response_mean(eta, 0.0, aux) if family.response_mean else link.inverse(eta)
+    return u, fitted, cond, converged
 
 
 def _estimate(spec, layout, arrays, beta, theta, aux, vcov, opt, x, singular, nagq, control):

@@ -75,7 +75,10 @@ def _exact_test(fit, method: str, nsim: int, seed: int) -> ExactTest:
     if fit.method != wanted:
         fit = fit.model.fit_reml() if reml else fit.model.fit_ml()
     spec = fit.spec
-    statistic = max(0.0, 2 * (fit.loglik - _linear_model_loglik(spec.X, spec.y, reml)))
+    y, family = spec.y, spec.family
+    null_loglik = _linear_model_loglik(spec.X, family.on_location_scale(y), reml)
+    jacobian = float(np.sum(family.log_norm(y, spec.trials)))  # the lognormal's; else 0
+    statistic = max(0.0, 2 * (fit.loglik - null_loglik - jacobian))
     mu, xi = _spectrum(spec.X, term)
     n, p = spec.X.shape
     null = _simulate_null(mu, mu if reml else xi, n - p if reml else n, n - p - mu.size, nsim, seed)

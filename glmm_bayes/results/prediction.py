@@ -7,6 +7,8 @@ posterior. On rows with design X, Z_k (`design.newdata.Rows`):
     eta = X beta + offset + sum_{k kept} Z_k b_k          (conditional; lme4's re.form)
     E[y] = E_{b ~ N(0, Cov)}[g^{-1}(eta + sum_{k dropped} Z_k b_k)]   (marginal=True)
 
+(or the family's own `response_mean`, the lognormal's exp(eta + (v + sigma^2) / 2)).
+
 The marginal mean integrates the dropped terms' v_i = sum_k z_ik' Cov_k z_ik out:
 exp(eta + v / 2) for the log link, eta for the identity, and otherwise the trapezoidal rule in
 z = e / sqrt(v) on [-10, 10] with step 0.04. For an integrand analytic in a strip |Im z| < d
@@ -198,8 +200,11 @@ def prediction_map(
     eta = linear_predictor(spec, rows, draws, keep, new_levels, rng)
     if scale == "link":
         return eta, lambda e: e, rows
+    v = dropped_variance(spec, rows, draws, keep) if marginal else 0.0
+    if spec.family.response_mean is not None:
+        aux = np.asarray(draws.aux)[:, None]
+        return eta, lambda e: np.asarray(spec.family.response_mean(e, v, aux)), rows
     if marginal:
-        v = dropped_variance(spec, rows, draws, keep)
         return eta, lambda e: marginal_mean(spec.link, e, v), rows
     return eta, lambda e: np.asarray(spec.link.inverse(e)), rows
 

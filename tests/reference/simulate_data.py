@@ -200,6 +200,21 @@ def overdispersed_trials(seed: int, n_g: int = 30, n_per: int = 8) -> pd.DataFra
     )
 
 
+def continuous(seed: int, n_g: int = 24, n_per: int = 10) -> pd.DataFrame:
+    """Positive and heavy-tailed responses (issue 30) on one design: y_lognormal with log y ~
+    N(1 + 0.4 x + b, 0.5^2), correlated random intercepts and slopes in x (sds 0.5, 0.2,
+    correlation 0.4); y_t = 2 + 0.5 x + b + 0.8 t_4, a random intercept of sd 1."""
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(n_g), n_per)
+    x = rng.normal(size=g.size)
+    b = rng.normal(size=(n_g, 2)) @ np.array([[0.5, 0.0], [0.08, 0.183]]).T
+    log_y = 1 + 0.4 * x + b[g, 0] + b[g, 1] * x + rng.normal(0, 0.5, g.size)
+    y_t = 2 + 0.5 * x + rng.normal(0, 1.0, n_g)[g] + 0.8 * rng.standard_t(4, g.size)
+    return pd.DataFrame(
+        {"y_lognormal": np.exp(log_y), "y_t": y_t, "x": x, "g": [f"g{i:02d}" for i in g]}
+    ).round(8)
+
+
 if __name__ == "__main__":
     ticks_like(1).to_csv("data/ticks_sim.csv", index=False)
     growth(12).to_csv("data/growth_sim.csv", index=False)
@@ -210,3 +225,4 @@ if __name__ == "__main__":
     families(11).to_csv("data/families_sim.csv", index=False)
     proportions(30).to_csv("data/proportions_sim.csv", index=False)
     overdispersed_trials(31).to_csv("data/trials_sim.csv", index=False)
+    continuous(32).to_csv("data/continuous_sim.csv", index=False)
