@@ -14,7 +14,7 @@ A model file (see models/*.toml and docs/guide.md):
 
     data = "sleepstudy"                 # a bundled dataset, or a CSV path relative to the file
     formula = "Reaction ~ Days + (Days | Subject)"
-    family = "gaussian"                 # optional; link = "..." optional
+    family = "gaussian"                 # optional; link = "..." optional; df = 4 (student_t)
     methods = ["nuts", "reml"]          # what --method all runs (default: nuts + the ML method)
     [priors]                            # optional overrides, as Model(priors=...)
     Days = "normal(0, 10)"
@@ -63,6 +63,7 @@ SCHEMA = {
     "formula": str,
     "family": str,
     "link": str,
+    "df": float,
     "methods": list,
     "priors": dict,
     "sampler": dict,
@@ -212,6 +213,7 @@ def _model(spec: dict, base: Path) -> Model:
         _data(spec, base),
         family=spec.get("family", "gaussian"),
         link=spec.get("link"),
+        df=spec.get("df"),
         priors=spec.get("priors"),
         control=spec.get("control"),
         **_residual_structures(spec),

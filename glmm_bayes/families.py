@@ -133,6 +133,40 @@ def _binomial_logpmf(y, eta, aux, trials, link):
     return y * link.log_mu(eta) + (trials - y) * link.log1m_mu(eta)
 
 
+@dataclass(frozen=True)
+class StudentT:
+    """The Student-t density of y with location mu, scale sigma (aux) and `df` degrees of
+    freedom, fixed (brms's student_t with a constant nu; glmmTMB's t_family with psi mapped);
+    the family's functions in one place, hashable by df (a static argument of compiled code)."""
+
+    df: float
+
+    def logpdf(self, y, eta, aux, trials, link):
+        nu, r = self.df, (y - link.inverse(eta)) / aux
+        const = gammaln((nu + 1) / 2) - gammaln(nu / 2) - 0.5 * jnp.log(nu * jnp.pi)
+        return const - jnp.log(aux) - (nu + 1) / 2 * jnp.log1p(r * r / nu)
+
+    def unit_deviance(self, y, mu, trials, aux):
+        """2 (log p(y | mu = y) - log p(y | mu)) = (df + 1) log(1 + r^2 / df), r = (y - mu) /
+        sigma."""
+        r = (y - mu) / aux
+        return (self.df + 1) * jnp.log1p(r * r / self.df)
+
+    def variance(self, mu, aux, trials):
+        """sigma^2 df / (df - 2), infinite for df <= 2."""
+        ratio = self.df / (self.df - 2) if self.df > 2 else jnp.inf
+        return aux**2 * ratio * jnp.ones_like(mu)
+
+    def log_unit_variance(self, eta, aux, link):
+        """The inverse of the location's Fisher information (df + 1) / ((df + 3) sigma^2), so that
+        `Family.fisher_weight` is the expected curvature (scoring steps; the Laplace curvature
+        is the observed one)."""
+        return (2 * jnp.log(aux) + jnp.log((self.df + 3) / (self.df + 1))) * jnp.ones_like(eta)
+
+    def distribution(self, mu, aux, trials):
+        return dist.StudentT(self.df, mu, aux)
+
+
 def _lognormal_mean(eta, v, aux):
     """E[y] = exp(eta + (v + sigma^2) / 2), with v the variance of the random effects
     integrated out (0 for a conditional prediction)."""
@@ -366,6 +400,11 @@ class Family:
     #: (eta, v, aux) -> E[y] where it is not g^{-1}(eta) averaged over the random effects'
     #: variance v (the lognormal's exp(eta + (v + sigma^2) / 2))
     response_mean: Callable | None = None
+    #: mu and aux are in y's units (or log y's: the lognormal's): the default priors are
+    #: scaled by sd(y) and the Intercept's centred on mean(y), as brms's
+    y_units: bool = False
+    #: a family parameter fixed by the user, by name (the Student-t's df)
+    fixed: tuple[tuple[str, float], ...] = ()
 
     def on_location_scale(self, y):
         """y on the scale of the log density (see `location`)."""
@@ -405,6 +444,7 @@ FAMILIES = {
         _check_finite,
         _gaussian_log_variance,
         residual_sd=True,
+        y_units=True,
     ),
     "bernoulli": Family(
         "bernoulli",
@@ -497,6 +537,7 @@ FAMILIES = {
         _gaussian_log_variance,
         log_norm=_log_y_log_norm,
         residual_sd=True,
+        y_units=True,
         location=np.log,
         response_mean=_lognormal_mean,
     ),
@@ -540,17 +581,60 @@ _ALIASES = {
     "neg_binomial": "negbinomial",
     "logistic": "bernoulli",
     "betabinomial": "beta_binomial",
+    "t": "student_t",
+    "studentt": "student_t",
 }
 
 
-def resolve_family(family: str, link: str | None) -> tuple[Family, Link]:
-    """Look up a family and link by name; a wrong combination is a `FamilyError`."""
+def student_t_family(df) -> Family:
+    """The Student-t family with `df` fixed (a positive number): identity, log or inverse link,
+    scale sigma; its Laplace curvature the observed one (glmmTMB's), which is negative for rows
+    with |y - mu| > sqrt(df) sigma."""
+    if isinstance(df, bool) or not isinstance(df, int | float) or not np.isfinite(df) or df <= 0:
+        raise FamilyError(f"df must be a positive number, got {df!r}")
+    t = StudentT(float(df))
+    return Family(
+        "student_t",
+        "identity",
+        ("identity", "log", "inverse"),
+        SIGMA,
+        t.logpdf,
+        t.variance,
+        t.unit_deviance,
+        t.distribution,
+        _check_finite,
+        t.log_unit_variance,
+        observed_curvature=True,
+        y_units=True,
+        fixed=(("df", float(df)),),
+    )
+
+
+#: families with a parameter the user fixes, built per model: name -> (parameter, builder)
+FIXED_PARAMETER_FAMILIES = {"student_t": ("df", student_t_family)}
+
+
+def resolve_family(family: str, link: str | None, df=None) -> tuple[Family, Link]:
+    """Look up a family and link by name (with the Student-t's `df`); a wrong combination is a
+    `FamilyError`."""
     if not isinstance(family, str):
         raise FamilyError(f"family must be a name such as 'gaussian', got {family!r}")
     key = _ALIASES.get(family.lower(), family.lower())
-    if key not in FAMILIES:
-        raise FamilyError(f"unknown family {family!r}; known: {', '.join(FAMILIES)}")
-    fam = FAMILIES[key]
+    if key in FIXED_PARAMETER_FAMILIES:
+        name, build = FIXED_PARAMETER_FAMILIES[key]
+        if df is None:
+            raise FamilyError(
+                f"family {key!r} needs its {name} fixed: {name}=4, for instance "
+                f"(estimating {name} is not available yet)"
+            )
+        fam = build(df)
+    elif key in FAMILIES:
+        if df is not None:
+            raise FamilyError(f"df= applies to family 'student_t', not {key!r}")
+        fam = FAMILIES[key]
+    else:
+        known = ", ".join([*FAMILIES, *FIXED_PARAMETER_FAMILIES])
+        raise FamilyError(f"unknown family {family!r}; known: {known}")
     link_name = fam.default_link if link is None else str(link).lower()
     if link_name not in LINKS:
         raise FamilyError(f"unknown link {link!r}; known: {', '.join(LINKS)}")

@@ -13,7 +13,7 @@ import pytest
 from conftest import predicted
 
 import glmm_bayes as gb
-from glmm_bayes.families import FAMILIES, LINKS, log_sigmoid
+from glmm_bayes.families import FAMILIES, LINKS, log_sigmoid, student_t_family
 
 pytestmark = pytest.mark.usefixtures("float64")  # calls engine functions directly
 
@@ -51,6 +51,7 @@ CASES = {  # family: (y, trials, mu, aux, dispersion dividing the unit deviance)
     "gamma": (RNG.gamma(2.0, 1.5, 20), np.ones(20), RNG.uniform(0.5, 6, 20), 3.0, 1 / 3.0),
     # the lognormal's mu is E[log y]
     "lognormal": (RNG.lognormal(1.0, 0.6, 20), np.ones(20), RNG.normal(1.0, 0.5, 20), 0.6, 0.36),
+    "student_t": (RNG.standard_t(4.5, 20), np.ones(20), RNG.normal(size=20), 1.3, 1.0),
     "beta": (RNG.beta(2.0, 3.0, 20), np.ones(20), RNG.uniform(0.05, 0.95, 20), 6.0, 1.0),
     "beta_binomial": (
         np.arange(20) % 7,
@@ -62,11 +63,17 @@ CASES = {  # family: (y, trials, mu, aux, dispersion dividing the unit deviance)
 }
 
 
+def family_of(name: str):
+    """The table's row; the Student-t with df = 4.5."""
+    return student_t_family(4.5) if name == "student_t" else FAMILIES[name]
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_log_density_matches_numpyro(name):
     """logpdf + log_norm (the data-only terms, computed once per dataset) is the full density
     (the lognormal's logpdf is the normal density of log y, log_norm its Jacobian)."""
-    family, link = FAMILIES[name], LINKS[FAMILIES[name].default_link]
+    family = family_of(name)
+    link = LINKS[family.default_link]
     y, n, mu, aux, _ = CASES[name]
     eta = jnp.asarray(link.link(mu))
     on_scale = jnp.asarray(family.on_location_scale(y))  # log y for the lognormal
@@ -79,7 +86,7 @@ def test_log_density_matches_numpyro(name):
 def test_unit_deviance_is_the_saturated_log_likelihood_ratio(name):
     """d(y, mu) / dispersion = 2 [log p(y | mu = y) - log p(y | mu)], away from y on a boundary
     (the lognormal's: d of y and E[y], the saturated location log y)."""
-    family, identity = FAMILIES[name], LINKS["identity"]
+    family, identity = family_of(name), LINKS["identity"]
     y, n, mu, aux, dispersion = CASES[name]
     inside = (y > 0) & (y < n) if family.uses_trials else (y > 0)
     y, n, mu = y[inside], n[inside], mu[inside]
@@ -277,6 +284,15 @@ GLMMTMB_FITS = {  # key of glmmtmb_families.json: (formula, family, link, data)
         gb.load_dataset("sleepstudy"),
     ),
     "lognormal_slopes": ("y_lognormal ~ x + (x | g)", "lognormal", None, CONTINUOUS),
+    # df fixed at glmmTMB's: its estimate, or the value it was fixed at (student_t_df4)
+    "student_t": ("y_t ~ x + (1 | g)", "student_t", None, CONTINUOUS),
+    "student_t_df4": ("y_t ~ x + (1 | g)", "student_t", None, CONTINUOUS),
+    "student_t_sleepstudy": (
+        "Reaction ~ Days + (Days | Subject)",
+        "student_t",
+        None,
+        gb.load_dataset("sleepstudy"),
+    ),
 }
 
 
@@ -286,9 +302,14 @@ _FITTED: dict = {}
 def glmmtmb_fit(key: str):
     """The Laplace fit of a GLMMTMB_FITS model, made once per session."""
     if key not in _FITTED:
-        formula, family, link, data = GLMMTMB_FITS[key]
-        _FITTED[key] = gb.Model(formula, data, family=family, link=link).fit_laplace()
+        _FITTED[key] = glmmtmb_model(key).fit_laplace()
     return _FITTED[key]
+
+
+def glmmtmb_model(key: str, **kwargs) -> gb.Model:
+    formula, family, link, data = GLMMTMB_FITS[key]
+    df = GLMMTMB[key].get("df")
+    return gb.Model(formula, data, family=family, link=link, df=df, **kwargs)
 
 
 @pytest.mark.parametrize("key", sorted(GLMMTMB_FITS))
@@ -298,25 +319,31 @@ def test_laplace_fit_of_the_glmmtmb_families_matches_glmmtmb(key):
     Seen: logLik within 1e-11 relative; beta: fixed effects, SEs, sds, correlation and phi
     within 4e-7; beta-binomial: within 1.8e-5 (1.4e-6 absolute for an intercept of 0.09), where
     glmmTMB's optimiser stops with the logLik flat to 1e-11. The lognormal against glmmTMB's ML
-    fit of log y (its logLik less sum(log y)), where Laplace is exact. Asserted: logLik 1e-10,
-    the rest 5e-5 relative (1e-5 absolute for the fixed effects); issue 30 asks 1e-5 and 1e-3."""
-    formula, family, link, data = GLMMTMB_FITS[key]
+    fit of log y (its logLik less sum(log y)), where Laplace is exact. The Student-t with df
+    fixed at glmmTMB's (mapped at 4, or its estimate: then the other parameters' optimum is
+    glmmTMB's, though not its SEs); seen within 4e-7 but for sleepstudy's correlation of -0.084
+    (5.8e-6 absolute: glmmTMB's optimiser stopping at a logLik flat to 1e-10). Asserted: logLik
+    1e-10, the rest 5e-5 relative (1e-5 absolute for the fixed effects and correlations);
+    issue 30 asks 1e-5 and 1e-3."""
     ref = GLMMTMB[key]
-    fit = gb.Model(formula, data, family=family, link=link).fit_laplace()
+    fit = glmmtmb_fit(key)
     np.testing.assert_allclose(fit.loglik, ref["logLik"], rtol=1e-10)
     fixef = list(ref["fixef"].values())
     np.testing.assert_allclose(fit.fixef["estimate"], fixef, rtol=5e-5, atol=1e-5)
-    np.testing.assert_allclose(fit.fixef["std_error"], list(ref["se"].values()), rtol=5e-5)
+    if not ref.get("df_estimated"):  # glmmTMB's SEs then carry df's uncertainty too
+        np.testing.assert_allclose(fit.fixef["std_error"], list(ref["se"].values()), rtol=5e-5)
     population = fit.population["estimate"]
     sds = population[[n for n in population.index if n.startswith("sd(")]]
     np.testing.assert_allclose(sds, np.atleast_1d(ref["sd"]), rtol=5e-5)
     cors = population[[n for n in population.index if n.startswith("cor(")]]
-    np.testing.assert_allclose(cors, np.atleast_1d(ref["cor"]), rtol=5e-5)
+    np.testing.assert_allclose(cors, np.atleast_1d(ref["cor"]), rtol=5e-5, atol=1e-5)
     aux = fit.spec.family.aux_name
     np.testing.assert_allclose(population[aux], ref[aux], rtol=5e-5)
 
 
-@pytest.mark.parametrize("key", ["beta_logit", "beta_binomial", "lognormal_slopes"])
+@pytest.mark.parametrize(
+    "key", ["beta_logit", "beta_binomial", "lognormal_slopes", "student_t_df4"]
+)
 def test_fits_of_the_new_families_recover_their_simulated_parameters(key):
     """40 responses simulated from the fit (new b each, as lme4's simulate) and fitted again:
     the mean of each estimate lies within 4 Monte Carlo sds (sd / sqrt(40)) of the value
@@ -332,7 +359,9 @@ def test_fits_of_the_new_families_recover_their_simulated_parameters(key):
     assert (gap < 4 * estimates.std(ddof=1) / np.sqrt(len(estimates))).all(), gap
 
 
-@pytest.mark.parametrize("key", ["beta_logit", "beta_binomial", "lognormal_slopes"])
+@pytest.mark.parametrize(
+    "key", ["beta_logit", "beta_binomial", "lognormal_slopes", "student_t_df4"]
+)
 def test_predictions_of_the_new_families_are_the_mean_of_simulated_responses(key):
     """predict() on the response scale is E[y | b] (a proportion of the trials for the
     beta-binomial, exp(mu + sigma^2 / 2) for the lognormal); 2,000 responses simulated given the
@@ -415,6 +444,18 @@ PARAMETER_PRIOR = {
 }
 
 
+def test_the_student_t_needs_a_positive_df_and_only_it_takes_one():
+    data = CONTINUOUS
+    for kwargs, message in (
+        ({"family": "student_t"}, "needs its df fixed: df=4"),
+        ({"family": "student_t", "df": 0}, "df must be a positive number, got 0"),
+        ({"family": "t", "df": "4"}, "df must be a positive number, got '4'"),
+        ({"family": "gaussian", "df": 4}, "df= applies to family 'student_t', not 'gaussian'"),
+    ):
+        with pytest.raises(gb.FamilyError, match=message):
+            gb.Model("y_t ~ x + (1 | g)", data, **kwargs)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("key", sorted(PARAMETER_PRIOR))
 def test_nuts_on_a_new_family_agrees_with_its_laplace_fit(key):
@@ -422,8 +463,7 @@ def test_nuts_on_a_new_family_agrees_with_its_laplace_fit(key):
     estimates (checked equal to ours above): each posterior mean within 1 posterior sd of the
     ML estimate (the gap is the posterior's skew and the prior, a fraction of an sd), and the
     family parameter's prior overridden by class."""
-    formula, family, link, data = GLMMTMB_FITS[key]
-    model = gb.Model(formula, data, family=family, link=link, priors=PARAMETER_PRIOR[key])
+    model = glmmtmb_model(key, priors=PARAMETER_PRIOR[key])
     post = model.sample(seed=1, progress=False)
     assert post.diagnostics()["r_hat"].max() < 1.01
     table = post.population

@@ -219,12 +219,6 @@ class Parameter:
         )
 
 
-def _in_y_units(family) -> bool:
-    """The linear predictor is in y's units (gaussian; the lognormal's in log y's): the default
-    priors are scaled by s_y and the Intercept's centred on mean(y), as brms's."""
-    return family.residual_sd or family.location is not None
-
-
 def _location_response(spec: ModelSpec) -> np.ndarray:
     return spec.family.on_location_scale(spec.y)
 
@@ -232,7 +226,7 @@ def _location_response(spec: ModelSpec) -> np.ndarray:
 def _default_prior(param: PopulationParameter, spec: ModelSpec, s_y: float, lag: float) -> Prior:
     """The default prior of one population parameter (see the module docstring)."""
     if param.cls == "Intercept":
-        centre = float(np.mean(_location_response(spec))) if _in_y_units(spec.family) else 0.0
+        centre = float(np.mean(_location_response(spec))) if spec.family.y_units else 0.0
         return Prior("student_t", (3.0, centre, 2.5 * s_y))
     if param.cls == "fixed":
         column = spec.X[:, spec.fixed_names.index(param.coef)]
@@ -256,7 +250,7 @@ def default_parameters(spec: ModelSpec, parameters: ParameterMap | None = None) 
     """One prior per sample site of the program, with the defaults (see the module docstring):
     every population parameter's, except that a term's correlations share one lkj prior."""
     parameters = parameters or ParameterMap.from_spec(spec)
-    s_y = column_scale(_location_response(spec)) if _in_y_units(spec.family) else 1.0
+    s_y = column_scale(_location_response(spec)) if spec.family.y_units else 1.0
     layout = ResidualLayout.from_spec(spec.residual, gaussian=True)
     lag = layout.lag if layout is not None else 1.0
     out = {}

@@ -502,13 +502,14 @@ def build_model_spec(
     variance=None,
     weights=None,
     cov: dict | None = None,
+    df=None,
 ) -> ModelSpec:
     """Formula + data + family (+ residual structure, `design.residual`) -> `ModelSpec`. The
     input DataFrame is never modified."""
     control = control or Control()
     if not isinstance(data, pd.DataFrame):
         raise DataError(f"data must be a pandas DataFrame, got {type(data).__name__}")
-    fam, lnk = resolve_family(family, link)
+    fam, lnk = resolve_family(family, link, df)
     parsed = parse_formula(formula)
     check_identifiers(parsed.text.replace("||", "|"), data.columns)
     if not parsed.random:

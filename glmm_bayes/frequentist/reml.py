@@ -76,7 +76,7 @@ def fit_lmm(
         modes=modes,
         cond_cov=cond,
         fitted=np.asarray(fitted),
-        loglik=-opt.fun / 2 + float(np.sum(arrays.log_norm)),  # the lognormal's Jacobian
+        loglik=-opt.fun / 2 + float(np.sum(np.asarray(arrays.log_norm))),  # lognormal: Jacobian
         objective=opt.fun,
         n_params=n_params,
         n_obs=n,

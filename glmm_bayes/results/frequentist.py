@@ -22,7 +22,7 @@ from .prediction import (
     prediction_terms,
     simulate_responses,
 )
-from .tables import ranef_tables, varcorr_table
+from .tables import family_line, ranef_tables, varcorr_table
 from .variance_decomposition import variance_components
 
 
@@ -441,7 +441,7 @@ class FrequentistFit:
         lines = [
             f"{'Linear' if spec.family.residual_sd else 'Generalized linear'} mixed model "
             f"fit by {self.method} ['glmm_bayes']",
-            f"Family: {spec.family.name} ( {spec.link.name} )",
+            family_line(spec),
             f"Formula: {spec.formula}",
             "",
         ]

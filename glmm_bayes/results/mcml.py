@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.parameters import sd_name
-from .tables import varcorr_table, wald_table
+from .tables import family_line, varcorr_table, wald_table
 
 
 class MCMLFit:
@@ -77,7 +77,7 @@ class MCMLFit:
         return "\n".join(
             [
                 "Generalized linear mixed model fit by Monte Carlo ML ['glmm_bayes']",
-                f"Family: {self.spec.family.name} ( {self.spec.link.name} )",
+                family_line(self.spec),
                 f"Formula: {self.spec.formula}",
                 f"{self.m:,} draws of b, {self.ess:,.0f} effective at the maximum",
                 "",

@@ -25,7 +25,7 @@ from .prediction import (
     prediction_map,
     simulate_responses,
 )
-from .tables import population_table, ranef_tables, varcorr_table
+from .tables import family_line, population_table, ranef_tables, varcorr_table
 from .variance_decomposition import variance_components
 
 
@@ -378,7 +378,7 @@ class Posterior:
         spec = self.spec
         lines = [
             f"{self.method} posterior ['glmm_bayes']",
-            f"Family: {spec.family.name} ( {spec.link.name} )",
+            family_line(spec),
             f"Formula: {spec.formula}",
             f"Draws: {chains} chains x {draws}; divergences: {self.divergences}",
             f"Number of obs: {spec.n_obs}, groups:  "

@@ -12,7 +12,7 @@ import pandas as pd
 
 from ..errors import ModelError
 from ..frequentist.pql import WORKING_RESPONSE, WORKING_WEIGHT
-from .tables import wald_table
+from .tables import family_line, wald_table
 
 
 class PQLFit:
@@ -98,7 +98,7 @@ class PQLFit:
         return "\n".join(
             [
                 "Generalized linear mixed model fit by PQL (MASS::glmmPQL) ['glmm_bayes']",
-                f"Family: {spec.family.name} ( {spec.link.name} )",
+                family_line(spec),
                 f"Formula: {spec.formula}",
                 f"{self.fits} working LMM fits{settled}; dispersion sigma = {self.sigma:.4g}",
                 "",

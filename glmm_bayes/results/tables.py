@@ -14,6 +14,12 @@ from ..design import ModelSpec
 INTERVAL = (0.025, 0.975)
 
 
+def family_line(spec: ModelSpec) -> str:
+    """The summaries' family line, lme4's, with the parameters the user fixed (df = 4)."""
+    fixed = ", ".join(f"{name} = {value:g}" for name, value in spec.family.fixed)
+    return f"Family: {spec.family.name}{f' ({fixed})' if fixed else ''} ( {spec.link.name} )"
+
+
 def _summarise(values: np.ndarray, point=None) -> dict:
     flat = np.asarray(values).reshape(-1)
     estimate = flat.mean() if point is None else point

@@ -5,7 +5,7 @@
 # The lognormal here is brms's (log y ~ N(mu, sigma^2)); glmmTMB's lognormal family is another
 # parametrisation (mean and sd of y), so its fits are glmmTMB's gaussian fits of log y, whose
 # log-likelihood less sum(log y) (the Jacobian) is the lognormal's. The Student-t's df is
-# exp(psi), glmmTMB 1.1.5's parameter for it.
+# exp(psi), glmmTMB 1.1.5's parameter for it: estimated, or fixed by mapping psi.
 # glmmTMB's Laplace uses the observed curvature of the log density (TMB's Hessian), which the
 # families here ask for (`Family.observed_curvature`).
 suppressMessages(library(glmmTMB))
@@ -24,7 +24,10 @@ summarise <- function(m, jacobian = 0) {
        converged = m$fit$convergence == 0 && m$sdr$pdHess)
   name <- if (family(m)$family %in% c("gaussian", "t")) "sigma" else "phi"
   out[[name]] <- sigma(m)
-  if (family(m)$family == "t") out$df <- exp(m$fit$par[["psi"]])
+  if (family(m)$family == "t") {
+    out$df_estimated <- "psi" %in% names(m$fit$par)
+    out$df <- if (out$df_estimated) exp(m$fit$par[["psi"]]) else exp(m$obj$env$parList()$psi)
+  }
   out
 }
 lognormal <- function(formula, data, y) {
@@ -41,6 +44,8 @@ fits <- c(lapply(fits, summarise), list(
   lognormal_slopes = lognormal(log(y_lognormal) ~ x + (x | g), continuous,
                                continuous$y_lognormal),
   student_t = summarise(glmmTMB(y_t ~ x + (1 | g), continuous, family = t_family())),
+  student_t_df4 = summarise(glmmTMB(y_t ~ x + (1 | g), continuous, family = t_family(),
+                                    start = list(psi = log(4)), map = list(psi = factor(NA)))),
   student_t_sleepstudy = summarise(glmmTMB(Reaction ~ Days + (Days | Subject), sleepstudy,
                                            family = t_family()))))
 cat(jsonlite::toJSON(c(list(glmmTMB = as.character(packageVersion("glmmTMB")), R = R.version.string),
