@@ -107,6 +107,15 @@ def test_fit_laplace_with_nagq_from_the_spec(capsys):
     assert "AGQ(10)" in capsys.readouterr().out
 
 
+def test_a_model_file_takes_the_new_families_and_the_student_t_df(tmp_path, capsys):
+    spec = tmp_path / "t.toml"
+    spec.write_text(SPEC + 'family = "student_t"\ndf = 4\n')
+    assert main(["fit", str(spec), "--method", "laplace", "--intervals", "wald"]) == 0
+    assert "[student_t]" in capsys.readouterr().out
+    spec.write_text(SPEC + 'family = "lognormal"\n')  # a gaussian model of log y: REML
+    assert main(["fit", str(spec), "--method", "reml", "--intervals", "wald"]) == 0
+
+
 def test_bad_spec_is_a_clear_error(tmp_path, capsys):
     spec = tmp_path / "bad.toml"
     spec.write_text('data = "sleepstudy"\nformula = "Reaction ~ Dayz + (1 | Subject)"\n')
@@ -125,6 +134,9 @@ SPEC = 'data = "sleepstudy"\nformula = "Reaction ~ Days + (1 | Subject)"\n'
         (SPEC + "[sampler]\ndraws = 0\n", "draws must be at least 1"),
         (SPEC + 'methods = "reml"\n', "'methods' must be list"),
         (SPEC + 'methods = ["rmel"]\n', "unknown method"),
+        (SPEC + 'family = "student_t"\n', "needs its df fixed: df=4"),
+        (SPEC + 'family = "student_t"\ndf = "4"\n', "'df' must be float"),
+        (SPEC + "df = 4\n", "df= applies to family 'student_t', not 'gaussian'"),
         (
             'data = "."\nformula = "Reaction ~ Days + (1 | Subject)"\n',
             "is neither a bundled dataset",

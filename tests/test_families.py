@@ -441,6 +441,7 @@ def test_a_lognormal_model_is_the_gaussian_model_of_log_y():
 PARAMETER_PRIOR = {
     "beta_logit": {"phi": "gamma(0.01, 0.01)"},
     "lognormal_slopes": {"sigma": "exponential(1)"},
+    "student_t_df4": {"sigma": "exponential(1)"},
 }
 
 
