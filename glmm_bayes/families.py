@@ -8,8 +8,8 @@ It also gives log Var(y) in terms of the link's stable log mu and log(1 - mu), s
 weight w = (dmu/deta)^2 / Var(y) used by penalised IRLS and the Laplace curvature is one
 formula for every family, taken in logs; the unit deviance (R's family$dev.resids, without
 the dispersion), the NumPyro distribution for the program, and a check of the response values.
-`aux` is the family's dispersion parameter (`AuxParameter`): sigma (gaussian, and the sd of
-log y for the lognormal), shape
+`aux` holds the family's parameters beside mu (`AuxParameter`s, packed by `pack_aux`): sigma
+(gaussian, and the sd of log y for the lognormal; the Student-t's scale, with its df), shape
 (negative binomial, gamma) or the precision phi (beta, beta-binomial).
 """
 
@@ -135,36 +135,44 @@ def _binomial_logpmf(y, eta, aux, trials, link):
 
 @dataclass(frozen=True)
 class StudentT:
-    """The Student-t density of y with location mu, scale sigma (aux) and `df` degrees of
-    freedom, fixed (brms's student_t with a constant nu; glmmTMB's t_family with psi mapped);
-    the family's functions in one place, hashable by df (a static argument of compiled code)."""
+    """The Student-t density of y with location mu, scale sigma and df degrees of freedom: df
+    estimated (aux = (sigma, df) on a last axis; glmmTMB's t_family, brms's student_t) or fixed
+    (`df`; aux = sigma). Hashable by df: a static argument of compiled code."""
 
-    df: float
+    df: float | None = None
+
+    def scale_and_df(self, aux):
+        return (aux[..., 0], aux[..., 1]) if self.df is None else (aux, self.df)
 
     def logpdf(self, y, eta, aux, trials, link):
-        nu, r = self.df, (y - link.inverse(eta)) / aux
+        sigma, nu = self.scale_and_df(aux)
+        r = (y - link.inverse(eta)) / sigma
         const = gammaln((nu + 1) / 2) - gammaln(nu / 2) - 0.5 * jnp.log(nu * jnp.pi)
-        return const - jnp.log(aux) - (nu + 1) / 2 * jnp.log1p(r * r / nu)
+        return const - jnp.log(sigma) - (nu + 1) / 2 * jnp.log1p(r * r / nu)
 
     def unit_deviance(self, y, mu, trials, aux):
         """2 (log p(y | mu = y) - log p(y | mu)) = (df + 1) log(1 + r^2 / df), r = (y - mu) /
         sigma."""
-        r = (y - mu) / aux
-        return (self.df + 1) * jnp.log1p(r * r / self.df)
+        sigma, nu = self.scale_and_df(aux)
+        r = (y - mu) / sigma
+        return (nu + 1) * jnp.log1p(r * r / nu)
 
     def variance(self, mu, aux, trials):
         """sigma^2 df / (df - 2), infinite for df <= 2."""
-        ratio = self.df / (self.df - 2) if self.df > 2 else jnp.inf
-        return aux**2 * ratio * jnp.ones_like(mu)
+        sigma, nu = self.scale_and_df(aux)
+        ratio = jnp.where(nu > 2, nu / jnp.where(nu > 2, nu - 2, 1.0), jnp.inf)
+        return sigma**2 * ratio * jnp.ones_like(mu)
 
     def log_unit_variance(self, eta, aux, link):
         """The inverse of the location's Fisher information (df + 1) / ((df + 3) sigma^2), so that
         `Family.fisher_weight` is the expected curvature (scoring steps; the Laplace curvature
         is the observed one)."""
-        return (2 * jnp.log(aux) + jnp.log((self.df + 3) / (self.df + 1))) * jnp.ones_like(eta)
+        sigma, nu = self.scale_and_df(aux)
+        return (2 * jnp.log(sigma) + jnp.log((nu + 3) / (nu + 1))) * jnp.ones_like(eta)
 
     def distribution(self, mu, aux, trials):
-        return dist.StudentT(self.df, mu, aux)
+        sigma, nu = self.scale_and_df(aux)
+        return dist.StudentT(nu, mu, sigma)
 
 
 def _lognormal_mean(eta, v, aux):
@@ -360,6 +368,8 @@ PHI = AuxParameter("phi", SHAPE.default_prior, _beta_precision)
 #: the beta-binomial's phi from its GLM start is not a moment of y alone (it needs the
 #: trials); the Laplace fit starts it at 10, between binomial-like and strongly overdispersed
 BB_PHI = AuxParameter("phi", SHAPE.default_prior, lambda y, mu: 10.0, initial=10.0)
+#: the Student-t's degrees of freedom: brms's gamma(2, 0.1) prior (mean 20), started at 10
+DF = AuxParameter("df", lambda s_y: ("gamma", (2.0, 0.1)), lambda y, mu: 10.0, initial=10.0)
 #: the negative binomial starts as a Poisson (shape -> infinity)
 NB_SHAPE = AuxParameter("shape", SHAPE.default_prior, _negbinomial_shape, initial=1e6)
 
@@ -372,7 +382,7 @@ class Family:
     name: str
     default_link: str
     links: tuple[str, ...]
-    aux: AuxParameter | None  # the dispersion parameter, if the family has one
+    aux: tuple[AuxParameter, ...]  # the family's parameters beside mu
     logpdf: Callable  # (y, eta, aux, trials, link) -> log p - log_norm
     variance: Callable  # (mu, aux, trials) -> Var(y)
     unit_deviance: Callable  # (y, mu, trials, aux) -> d(y, mu)
@@ -411,8 +421,8 @@ class Family:
         return y if self.location is None else self.location(np.asarray(y, dtype=float))
 
     @property
-    def aux_name(self) -> str | None:
-        return self.aux.name if self.aux is not None else None
+    def aux_names(self) -> tuple[str, ...]:
+        return tuple(a.name for a in self.aux)
 
     def fisher_weight(self, eta, aux, trials, link):
         """w = (d E[y] / d eta)^2 / Var(y) = n exp(2 log|dmu/deta| - log V(mu)): the PIRLS
@@ -422,6 +432,15 @@ class Family:
         shape / eta^2 does)."""
         n = trials if self.uses_trials else 1.0
         return n * jnp.exp(2 * link.log_mu_eta(eta) - self.log_unit_variance(eta, aux, link))
+
+
+def pack_aux(values, xp=jnp):
+    """The `aux` argument of a family's functions from its parameters' values, in the order of
+    `Family.aux`: 1.0 without one, the value itself for one, and several stacked on a last
+    axis (..., k), which the family's functions index (the Student-t's sigma, df)."""
+    if not values:
+        return 1.0
+    return values[0] if len(values) == 1 else xp.stack(values, axis=-1)
 
 
 def is_linear_gaussian(family: Family, link: Link) -> bool:
@@ -436,7 +455,7 @@ FAMILIES = {
         "gaussian",
         "identity",
         ("identity", "log", "inverse"),
-        SIGMA,
+        (SIGMA,),
         _gaussian_logpdf,
         lambda mu, aux, n: aux**2 * jnp.ones_like(mu),
         lambda y, mu, n, aux: (y - mu) ** 2,
@@ -450,7 +469,7 @@ FAMILIES = {
         "bernoulli",
         "logit",
         ("logit", "probit", "cloglog"),
-        None,
+        (),
         _binomial_logpmf,
         lambda mu, aux, n: mu * (1 - mu),
         _binomial_deviance,
@@ -466,7 +485,7 @@ FAMILIES = {
         "binomial",
         "logit",
         ("logit", "probit", "cloglog"),
-        None,
+        (),
         _binomial_logpmf,
         lambda mu, aux, n: n * mu * (1 - mu),
         _binomial_deviance,
@@ -482,7 +501,7 @@ FAMILIES = {
         "poisson",
         "log",
         ("log", "identity"),
-        None,
+        (),
         _poisson_logpmf,
         lambda mu, aux, n: mu,
         lambda y, mu, n, aux: 2 * (xlogy(y, y / mu) - (y - mu)),
@@ -497,7 +516,7 @@ FAMILIES = {
         "negbinomial",
         "log",
         ("log", "identity"),
-        NB_SHAPE,
+        (NB_SHAPE,),
         _negbinomial_logpmf,
         lambda mu, aux, n: mu + mu**2 / aux,
         _negbinomial_deviance,
@@ -512,7 +531,7 @@ FAMILIES = {
         "gamma",
         "inverse",
         ("inverse", "log", "identity"),
-        SHAPE,
+        (SHAPE,),
         _gamma_logpdf,
         lambda mu, aux, n: mu**2 / aux,
         lambda y, mu, n, aux: -2 * (jnp.log(y / mu) - (y - mu) / mu),
@@ -526,7 +545,7 @@ FAMILIES = {
         "lognormal",
         "identity",
         ("identity",),
-        SIGMA,
+        (SIGMA,),
         _gaussian_logpdf,
         # of E[y] = m: (exp(sigma^2) - 1) m^2
         lambda m, aux, n: jnp.expm1(aux**2) * m**2,
@@ -545,7 +564,7 @@ FAMILIES = {
         "beta_binomial",
         "logit",
         ("logit", "probit", "cloglog"),
-        BB_PHI,
+        (BB_PHI,),
         _beta_binomial_logpmf,
         lambda mu, aux, n: n * mu * (1 - mu) * (aux + n) / (aux + 1),
         _beta_binomial_deviance,
@@ -563,7 +582,7 @@ FAMILIES = {
         "beta",
         "logit",
         ("logit", "probit", "cloglog"),
-        PHI,
+        (PHI,),
         _beta_logpdf,
         lambda mu, aux, n: mu * (1 - mu) / (1 + aux),
         _beta_deviance,
@@ -586,18 +605,20 @@ _ALIASES = {
 }
 
 
-def student_t_family(df) -> Family:
-    """The Student-t family with `df` fixed (a positive number): identity, log or inverse link,
-    scale sigma; its Laplace curvature the observed one (glmmTMB's), which is negative for rows
-    with |y - mu| > sqrt(df) sigma."""
-    if isinstance(df, bool) or not isinstance(df, int | float) or not np.isfinite(df) or df <= 0:
+def student_t_family(df=None) -> Family:
+    """The Student-t family: location mu (identity, log or inverse link), scale `sigma` and
+    `df` estimated (None) or fixed (a positive number). Its Laplace curvature is the observed
+    one (glmmTMB's), which is negative for rows with |y - mu| > sqrt(df) sigma."""
+    if df is not None and (
+        isinstance(df, bool) or not isinstance(df, int | float) or not np.isfinite(df) or df <= 0
+    ):
         raise FamilyError(f"df must be a positive number, got {df!r}")
-    t = StudentT(float(df))
+    t = StudentT(None if df is None else float(df))
     return Family(
         "student_t",
         "identity",
         ("identity", "log", "inverse"),
-        SIGMA,
+        (SIGMA, DF) if df is None else (SIGMA,),
         t.logpdf,
         t.variance,
         t.unit_deviance,
@@ -606,12 +627,12 @@ def student_t_family(df) -> Family:
         t.log_unit_variance,
         observed_curvature=True,
         y_units=True,
-        fixed=(("df", float(df)),),
+        fixed=() if df is None else (("df", float(df)),),
     )
 
 
-#: families with a parameter the user fixes, built per model: name -> (parameter, builder)
-FIXED_PARAMETER_FAMILIES = {"student_t": ("df", student_t_family)}
+#: families built per model from a parameter the user may fix (df=)
+FIXED_PARAMETER_FAMILIES = {"student_t": student_t_family}
 
 
 def resolve_family(family: str, link: str | None, df=None) -> tuple[Family, Link]:
@@ -621,13 +642,7 @@ def resolve_family(family: str, link: str | None, df=None) -> tuple[Family, Link
         raise FamilyError(f"family must be a name such as 'gaussian', got {family!r}")
     key = _ALIASES.get(family.lower(), family.lower())
     if key in FIXED_PARAMETER_FAMILIES:
-        name, build = FIXED_PARAMETER_FAMILIES[key]
-        if df is None:
-            raise FamilyError(
-                f"family {key!r} needs its {name} fixed: {name}=4, for instance "
-                f"(estimating {name} is not available yet)"
-            )
-        fam = build(df)
+        fam = FIXED_PARAMETER_FAMILIES[key](df)
     elif key in FAMILIES:
         if df is not None:
             raise FamilyError(f"df= applies to family 'student_t', not {key!r}")

@@ -134,7 +134,6 @@ SPEC = 'data = "sleepstudy"\nformula = "Reaction ~ Days + (1 | Subject)"\n'
         (SPEC + "[sampler]\ndraws = 0\n", "draws must be at least 1"),
         (SPEC + 'methods = "reml"\n', "'methods' must be list"),
         (SPEC + 'methods = ["rmel"]\n', "unknown method"),
-        (SPEC + 'family = "student_t"\n', "needs its df fixed: df=4"),
         (SPEC + 'family = "student_t"\ndf = "4"\n', "'df' must be float"),
         (SPEC + "df = 4\n", "df= applies to family 'student_t', not 'gaussian'"),
         (

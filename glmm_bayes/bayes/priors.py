@@ -12,6 +12,7 @@ otherwise (the link scale), and s_x the sd of a design column (1 for a constant 
     sigma (gaussian, lognormal)                 exponential(1 / s_y)
     shape (negbinomial, gamma), phi (beta,      gamma(0.01, 0.01)   (as brms)
       beta_binomial)
+    df (student_t)                              gamma(2, 0.1)       (as brms)
     phi (AR1, CAR1), rho (compound symmetry)    uniform over the parameter's interval
     range (Gaussian correlation)                lognormal(log(median lag), 1)
     sigma_ratio(by=level) (VarIdent)            lognormal(0, 1)
@@ -42,7 +43,7 @@ from ..core.residual import ResidualLayout
 from ..design import ModelSpec, column_scale
 from ..errors import PriorError
 
-_POSITIVE_CLASSES = {"sd", "sigma", "shape", "phi", "range", "sigma_ratio"}
+_POSITIVE_CLASSES = {"sd", "sigma", "shape", "phi", "df", "range", "sigma_ratio"}
 
 
 @dataclass(frozen=True)
@@ -237,8 +238,9 @@ def _default_prior(param: PopulationParameter, spec: ModelSpec, s_y: float, lag:
         return Prior("half_student_t", (3.0, 2.5 * s_y / column_scale(column)))
     if param.cls == "cor":
         return Prior("lkj", (1.0,))
-    if param.cls == spec.family.aux_name:
-        return Prior(*spec.family.aux.default_prior(s_y))
+    for aux in spec.family.aux:
+        if param.cls == aux.name:
+            return Prior(*aux.default_prior(s_y))
     if param.cls == "sigma_ratio":
         return Prior("lognormal", (0.0, 1.0))
     if param.cls == "range":

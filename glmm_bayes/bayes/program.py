@@ -242,7 +242,7 @@ def population_from_sites(sites: dict, structure: ProgramStructure, X=None):
             centred_design(jnp.asarray(X), structure.intercept_index)[1],
             structure.intercept_index,
         )
-    return coefs, factors, (sites[parameters.aux] if parameters.aux else 1.0)
+    return coefs, factors, parameters.aux_from_sites(sites)
 
 
 def population_of_draws(sites: dict, structure: ProgramStructure, X) -> tuple:

@@ -24,7 +24,7 @@ class Estimate:
     vcov: np.ndarray
     theta: np.ndarray
     factors: list
-    aux: float | None
+    aux: float | np.ndarray | None  # the family's parameters (several: an array, `pack_aux`)
     modes: list
     cond_cov: list
     fitted: np.ndarray

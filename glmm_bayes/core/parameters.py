@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..design import ModelSpec
+from ..families import pack_aux
 from .residual import ResidualLayout
 from .structure import RandomEffectsLayout, TermLayout
 
@@ -72,7 +73,7 @@ class ParameterMap:
     parameters: tuple[PopulationParameter, ...]
     fixed_names: tuple[str, ...]
     terms: tuple[TermLayout, ...]  # the layout's: label, column names, isotropic
-    aux: str | None
+    aux: tuple[str, ...]  # the family's parameters (`Family.aux`)
     residual_names: tuple[str, ...]
 
     @classmethod
@@ -100,9 +101,8 @@ class ParameterMap:
                 )
                 for r, c in t.pairs
             ]
-        aux = spec.family.aux_name
-        if aux is not None:
-            params.append(PopulationParameter(aux, aux, aux, 0.0))
+        aux = spec.family.aux_names
+        params += [PopulationParameter(name, name, name, 0.0) for name in aux]
         layout = ResidualLayout.from_spec(spec.residual, gaussian=True)
         residual = () if layout is None else layout.names
         if layout is not None:
@@ -163,15 +163,16 @@ class ParameterMap:
                 out[cor_pair_name(t.names[c], t.names[r], t.label)] = cov[..., r, c] / (
                     sd[..., r] * sd[..., c]
                 )
-        if self.aux is not None:
-            out[self.aux] = np.asarray(aux)
+        if self.aux:
+            parts = [aux] if len(self.aux) == 1 else np.moveaxis(np.asarray(aux), -1, 0)
+            out.update({name: np.asarray(v) for name, v in zip(self.aux, parts)})
         for j, name in enumerate(self.residual_names):
             out[name] = np.asarray(residual)[..., j]
         return out
 
     def unpack(self, phi):
-        """phi -> (beta, [T_k] as the engines take them, aux (1 without one), the residual
-        structure's parameters or None); a pure JAX function of phi."""
+        """phi -> (beta, [T_k] as the engines take them, aux (1 without one; several on a last
+        axis), the residual structure's parameters or None); a pure JAX function of phi."""
         p = len(self.fixed_names)
         pos, factors = p, []
         for t in self.terms:
@@ -183,12 +184,17 @@ class ParameterMap:
                 else factor_from_sd_cor(sd, cor, k)
             )
             pos += k + len(t.pairs)
-        aux = phi[pos] if self.aux is not None else 1.0
-        pos += self.aux is not None
+        k = len(self.aux)
+        aux = 1.0 if k == 0 else (phi[pos] if k == 1 else phi[pos : pos + k])
+        pos += k
         residual = phi[pos:] if self.residual_names else None
         return phi[:p], factors, aux, residual
 
     # ---- program sites
+    def aux_from_sites(self, sites, xp=jnp):
+        """The family's `aux` (`families.pack_aux`) from the sites, or any mapping by name."""
+        return pack_aux([xp.asarray(sites[name]) for name in self.aux], xp)
+
     def factors_from_sites(self, sites: dict) -> list:
         """[T_k = diag(sd_k) L_k] from the program's sites (any leading sample axes)."""
         out = []

@@ -21,6 +21,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..design import ModelSpec, column_scale
+from ..families import pack_aux
 from .compiled import bind, compiled
 from .structure import tril_column_major
 
@@ -62,9 +63,10 @@ def _irls_quantities(eta, aux, trials, family, link):
     return link.inverse(eta), link.mu_eta(eta), family.fisher_weight(eta, aux, trials, link)
 
 
-def glm_start(spec: ModelSpec) -> tuple[np.ndarray, float]:
+def glm_start(spec: ModelSpec) -> tuple[np.ndarray, list[float]]:
     """beta of the GLM without random effects (IRLS with the family's Fisher weights, from R's
-    family$initialize means), and a moment estimate of the family's aux parameter."""
+    family$initialize means), and a start for each of the family's parameters (a moment
+    estimate)."""
     family, link = spec.family, spec.link
     y = family.on_location_scale(spec.y)
     n = spec.trials if family.uses_trials else np.ones_like(y)
@@ -74,7 +76,7 @@ def glm_start(spec: ModelSpec) -> tuple[np.ndarray, float]:
     at = compiled(bind(_irls_quantities, family=family, link=link))
     eta = np.clip(np.asarray(link.link(mean), dtype=float), -ETA_LIMIT, ETA_LIMIT)
     beta = np.zeros(spec.X.shape[1])
-    aux = family.aux.initial if family.aux is not None else 1.0
+    aux = pack_aux([a.initial for a in family.aux], np)
     for _ in range(GLM_MAX_ITER):
         mu, dmu, w = (np.asarray(a) for a in at(eta, aux, spec.trials))
         working = eta - spec.offset + (y - n * mu) / (n * dmu)
@@ -89,9 +91,7 @@ def glm_start(spec: ModelSpec) -> tuple[np.ndarray, float]:
         if done:
             break
     mu = np.asarray(at(eta, aux, spec.trials)[0])
-    if family.aux is not None:
-        aux = family.aux.moment(y, mu)
-    return beta, aux
+    return beta, [a.moment(y, mu) for a in family.aux]
 
 
 def constant_start(spec: ModelSpec) -> np.ndarray:

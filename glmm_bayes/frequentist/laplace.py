@@ -34,21 +34,23 @@ from ..core.structure import (
 )
 from ..design import ModelSpec
 from ..errors import ConvergenceWarning, ModelError
+from ..families import pack_aux
 from .separation import warn_separation
 
 
-def _unpack(x, p: int, n_theta: int, has_aux: bool):
-    """(beta, theta, aux) from the optimiser's x (log aux last): NumPy for NumPy's x."""
-    exp = np.exp if isinstance(x, np.ndarray) else jnp.exp
+def _unpack(x, p: int, n_theta: int, n_aux: int):
+    """(beta, theta, aux) from the optimiser's x (the logs of the family's parameters last):
+    NumPy for NumPy's x."""
+    xp = np if isinstance(x, np.ndarray) else jnp
     beta, theta = x[:p], x[p : p + n_theta]
-    aux = exp(x[p + n_theta]) if has_aux else 1.0
-    return beta, theta, aux
+    logs = x[p + n_theta : p + n_theta + n_aux]
+    return beta, theta, pack_aux([xp.exp(logs[j]) for j in range(n_aux)], xp)
 
 
-def _objective(x, arrays, layout, family, link, nagq, p, has_aux):
+def _objective(x, arrays, layout, family, link, nagq, p, n_aux):
     """The deviance over x = (beta, theta, log aux), theta lme4's: relative to sigma for gaussian
     families (T_k = sigma theta_k), the absolute factor otherwise."""
-    beta, theta, aux = _unpack(x, p, layout.n_theta, has_aux)
+    beta, theta, aux = _unpack(x, p, layout.n_theta, n_aux)
     absolute = theta * aux if family.residual_sd else theta
     return laplace_deviance(beta, absolute, aux, arrays, layout, family, link, nagq)
 
@@ -76,10 +78,11 @@ def check_nagq(spec: ModelSpec, nagq: int) -> None:
             f"nagq={nagq} needs exactly one scalar random-effect term such as "
             f"(1 | g); this model has {', '.join(t.label + str(list(t.names)) for t in spec.terms)}"
         )
-    if nagq == 0 and spec.family.aux is not None:
+    if nagq == 0 and spec.family.aux:
         raise ModelError(
             f"nagq=0 (beta inside PIRLS) is for families without a dispersion parameter, as "
-            f"glmer's; this model is {spec.family.name} with {spec.family.aux_name}: use nagq=1"
+            f"glmer's; this model is {spec.family.name} with "
+            f"{', '.join(spec.family.aux_names)}: use nagq=1"
         )
 
 
@@ -105,23 +108,23 @@ def fit_glmm(
     if nagq == 0:
         return _fit_beta_in_pirls(spec, parameters, layout, arrays, control, what)
     family, link = spec.family, spec.link
-    has_aux = family.aux_name is not None
+    n_aux = len(family.aux)
     p = spec.X.shape[1]
     beta0, aux0 = glm_start(spec)
-    x0 = np.concatenate([beta0, layout.theta_initial(), [np.log(aux0)] if has_aux else []])
+    x0 = np.concatenate([beta0, layout.theta_initial(), np.log(aux0)])
     scales = parameter_scales(spec)
-    scale = np.concatenate([scales.beta, scales.theta, [1.0] if has_aux else []])
-    edge = np.concatenate([np.zeros(p, bool), layout.diagonal_mask(), np.zeros(int(has_aux), bool)])
+    scale = np.concatenate([scales.beta, scales.theta, np.ones(n_aux)])
+    edge = np.concatenate([np.zeros(p, bool), layout.diagonal_mask(), np.zeros(n_aux, bool)])
     objective = bind(
-        _objective, layout=layout, family=family, link=link, nagq=nagq, p=p, has_aux=has_aux
+        _objective, layout=layout, family=family, link=link, nagq=nagq, p=p, n_aux=n_aux
     )
     x0 = _finite_start(objective, x0, constant_start(spec), arrays)
     theta_names = parameters.theta_names()
-    names = list(parameters.fixed_names) + theta_names + ([parameters.aux] if has_aux else [])
+    names = list(parameters.fixed_names) + theta_names + list(parameters.aux)
     # vcov(beta) from the Hessian of the deviance in (beta, theta), as lme4's use.hessian = TRUE
     # (signing theta's columns below flips rows and columns of H outside beta's block)
     opt, H = optimize_and_settle(objective, x0, (arrays,), names, control, edge, scale, what)
-    beta, theta, aux = _unpack(opt.x, p, layout.n_theta, has_aux)
+    beta, theta, aux = _unpack(opt.x, p, layout.n_theta, n_aux)
     theta = canonical_theta(theta, layout)
     x = np.concatenate([beta, theta, opt.x[p + layout.n_theta :]])
     singular = singular_terms(theta, theta_names, layout, control.singular_tol)
@@ -174,8 +177,6 @@ def _estimate(spec, layout, arrays, beta, theta, aux, vcov, opt, x, singular, na
     and the fitted means at (beta, theta, aux)."""
     family, link = spec.family, spec.link
     what = f"{_method(nagq)} fit"
-    has_aux = family.aux is not None
-
     absolute = np.asarray(theta * float(aux) if family.residual_sd else theta, dtype=float)
     u, fitted, cond, converged = compiled(
         bind(_at_estimate, layout=layout, family=family, link=link)
@@ -197,7 +198,7 @@ def _estimate(spec, layout, arrays, beta, theta, aux, vcov, opt, x, singular, na
         vcov=vcov,
         theta=np.asarray(theta),
         factors=[np.asarray(T) for T in factors],
-        aux=float(aux) if has_aux else None,
+        aux=None if not family.aux else np.asarray(aux, dtype=float)[()],
         modes=modes,
         cond_cov=[np.asarray(c) for c in cond],
         fitted=np.asarray(fitted),

@@ -125,7 +125,7 @@ def fit_mcml(spec, layout: RandomEffectsLayout, arrays: ModelArrays, laplace, m:
             "fit_mcml takes scalar random-effect terms, such as (1 | g), without residual "
             "structure (the glmm package's variance components)"
         )
-    if spec.family.aux is not None:
+    if spec.family.aux:
         raise ModelError(
             "fit_mcml applies to families without a dispersion parameter (bernoulli, "
             f"binomial, poisson); this model is {spec.family.name}"

@@ -33,7 +33,7 @@ def fit_pql(spec, control, fit_working, niter: int = 10):
     """The last working LMM fit, the number of fits made, and whether eta settled within
     `niter` of them. `fit_working(formula, data)`: the ML fit of the gaussian model `formula`
     on `data` with prior weights from the column WORKING_WEIGHT (a `FrequentistFit`)."""
-    if spec.family.aux is not None or spec.family.residual_sd:
+    if spec.family.aux or spec.family.residual_sd:
         raise ModelError(
             "fit_pql applies to the bernoulli, binomial and poisson families (glmmPQL's "
             f"quasi-likelihood without a family parameter); this model is {spec.family.name}"

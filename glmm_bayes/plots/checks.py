@@ -59,7 +59,7 @@ def fitted_mean(fit) -> np.ndarray:
 def pearson_residuals(fit) -> np.ndarray:
     spec = fit.spec
     mu = _point_prediction(fit)
-    aux = fit.population.loc[spec.family.aux_name, "estimate"] if spec.family.aux_name else 1.0
+    aux = fit.model.parameters.aux_from_sites(fit.population["estimate"], np)
     variance = np.asarray(spec.family.variance(mu, aux, spec.trials))
     return (spec.y - _in_response_units(fit, mu)) / np.sqrt(variance)
 

@@ -207,7 +207,8 @@ class Posterior:
     def parameter_draws(self) -> ParameterDraws:
         """Every draw (chains x draws flattened): beta, Cov(b_k), b_k, aux."""
         terms = self.spec.terms
-        aux = self._draws.get(self.spec.family.aux_name) if self.spec.family.aux_name else None
+        parameters = self.model.parameters
+        aux = parameters.aux_from_sites(self._draws, np) if parameters.aux else None
         b = [self._flat(self._draws["b"][t.label]) for t in terms] if self._draws["b"] else []
         residual = self._draws.get("residual")
         return ParameterDraws(
@@ -410,7 +411,7 @@ def _as_series(ds: xr.Dataset) -> pd.Series:
 def lme4_draws(spec: ModelSpec, structure: ProgramStructure, samples: dict) -> dict:
     """Samples of the NumPyro program's sites (chains, draws, ...) -> lme4-scale quantities:
     "fixef" (p), "cov" and "b" by term label ((q, q) and (n_k, q)), aux by name, "residual"."""
-    beta, factors, aux = population_of_draws(samples, structure, spec.X)
+    beta, factors, _ = population_of_draws(samples, structure, spec.X)
     draws = {"fixef": beta, "cov": {}, "b": {}}
     for term, T in zip(spec.terms, factors):
         draws["cov"][term.label] = T @ np.swapaxes(T, -1, -2)
@@ -422,8 +423,7 @@ def lme4_draws(spec: ModelSpec, structure: ProgramStructure, samples: dict) -> d
                 ]
             else:
                 draws["b"][term.label] = z @ np.swapaxes(T, -1, -2)
-    if spec.family.aux_name:
-        draws[spec.family.aux_name] = aux
+    draws.update({name: np.asarray(samples[name]) for name in spec.family.aux_names})
     if (residual := residual_from_sites(samples, structure)) is not None:
         draws["residual"] = np.asarray(residual)
     return draws
@@ -453,7 +453,7 @@ def posterior_tree(model, draws: dict, group: str):
     one variable per population parameter, named by the `ParameterMap`, then b(label) per term
     with dims (label, coef(label)); and the observed data, in the response's own type."""
     spec, parameters = model.spec, model.parameters
-    aux = draws.get(parameters.aux) if parameters.aux else None
+    aux = parameters.aux_from_sites(draws, np)
     values = parameters.values(
         draws["fixef"], [draws["cov"][t.label] for t in spec.terms], aux, draws.get("residual")
     )
@@ -497,8 +497,7 @@ def draws_of(parameters: ParameterMap, spec: ModelSpec, dataset) -> dict:
         draws["cov"][t.label] = sd[..., :, None] * cor * sd[..., None, :]
         if ranef_name(t.label) in dataset:
             draws["b"][t.label] = np.asarray(dataset[ranef_name(t.label)], dtype=float)
-    if parameters.aux:
-        draws[parameters.aux] = value(parameters.aux)
+    draws.update({name: value(name) for name in parameters.aux})
     if parameters.residual_names:
         draws["residual"] = np.stack([value(n) for n in parameters.residual_names], axis=-1)
     return draws
@@ -507,7 +506,7 @@ def draws_of(parameters: ParameterMap, spec: ModelSpec, dataset) -> dict:
 def point_values(model, sites: dict) -> dict[str, float]:
     """Population parameters at one value of the program's sites (e.g. the posterior mode)."""
     d = lme4_draws(model.spec, model.structure, {k: np.asarray(v) for k, v in sites.items()})
-    aux = d.get(model.parameters.aux) if model.parameters.aux else None
+    aux = model.parameters.aux_from_sites(d, np)
     values = model.parameters.values(
         d["fixef"], [d["cov"][t.label] for t in model.spec.terms], aux, d.get("residual")
     )
