@@ -15,6 +15,7 @@ A model file (see models/*.toml and docs/guide.md):
     data = "sleepstudy"                 # a bundled dataset, or a CSV path relative to the file
     formula = "Reaction ~ Days + (Days | Subject)"
     family = "gaussian"                 # optional; link = "..." optional; df = 4 (student_t)
+    zi = "~ x"                          # optional zero inflation (poisson, negbinomial)
     methods = ["nuts", "reml"]          # what --method all runs (default: nuts + the ML method)
     [priors]                            # optional overrides, as Model(priors=...)
     Days = "normal(0, 10)"
@@ -64,6 +65,7 @@ SCHEMA = {
     "family": str,
     "link": str,
     "df": float,
+    "zi": str,
     "methods": list,
     "priors": dict,
     "sampler": dict,
@@ -214,6 +216,7 @@ def _model(spec: dict, base: Path) -> Model:
         family=spec.get("family", "gaussian"),
         link=spec.get("link"),
         df=spec.get("df"),
+        zi=spec.get("zi"),
         priors=spec.get("priors"),
         control=spec.get("control"),
         **_residual_structures(spec),

@@ -15,6 +15,7 @@ the dispersion), the NumPyro distribution for the program, and a check of the re
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -173,6 +174,66 @@ class StudentT:
     def distribution(self, mu, aux, trials):
         sigma, nu = self.scale_and_df(aux)
         return dist.StudentT(nu, mu, sigma)
+
+
+@dataclass(frozen=True)
+class ZeroInflated:
+    """A count family with structural zeros of probability p = logit^-1(X_zi gamma) (glmmTMB's
+    ziformula, brms's zero_inflated_*): p(0) = p + (1 - p) f(0), p(y) = (1 - p) f(y) for y > 0,
+    E[y] = (1 - p) mu. Its functions take the base's aux and the rows' logit p together
+    (`Family.rows`). The base's log_norm is 0 at y = 0 (-log 0!), so that f(0) = exp(logpdf)
+    there."""
+
+    base: Family
+
+    def logpdf(self, y, eta, aux, trials, link):
+        base_aux, zi = aux
+        log_f = self.base.logpdf(y, eta, base_aux, trials, link)
+        log_kept = log_sigmoid(-zi)
+        return jnp.where(y == 0, jnp.logaddexp(log_sigmoid(zi), log_kept + log_f), log_kept + log_f)
+
+    def variance(self, m, aux, trials):
+        """Var(y) = (1 - p) (V(mu) + p mu^2) at E[y] = m = (1 - p) mu."""
+        base_aux, zi = aux
+        p = jax.nn.sigmoid(zi)
+        mu = m / (1 - p)
+        return (1 - p) * (self.base.variance(mu, base_aux, trials) + p * mu**2)
+
+    def distribution(self, mu, aux, trials):
+        base_aux, zi = aux
+        base = self.base.distribution(mu, base_aux, trials)
+        return dist.ZeroInflatedDistribution(
+            base, gate_logits=jnp.broadcast_to(zi, base.batch_shape)
+        )
+
+    def log_unit_variance(self, eta, aux, link):
+        """The base family's: the scoring steps' weights (the Laplace curvature is observed)."""
+        return self.base.log_unit_variance(eta, aux[0], link)
+
+    def response_mean(self, eta, v, aux):
+        """E[y] = (1 - p) E[mu], E[mu] = exp(eta + v / 2) under the log link."""
+        return jax.nn.sigmoid(-aux[1]) * jnp.exp(eta + v / 2)
+
+
+#: the families `zero_inflated` takes (with the log link)
+ZERO_INFLATABLE = ("poisson", "negbinomial")
+
+
+def zero_inflated(base: Family) -> Family:
+    """`base` (poisson or negbinomial, log link) with zero inflation (`ZeroInflated`)."""
+    z = ZeroInflated(base)
+    return dataclasses.replace(
+        base,
+        logpdf=z.logpdf,
+        variance=z.variance,
+        unit_deviance=None,  # glmmTMB's has none either: the fit's deviance is -2 log L
+        distribution=z.distribution,
+        log_unit_variance=z.log_unit_variance,
+        links=("log",),
+        observed_curvature=True,
+        response_mean=z.response_mean,
+        base=base,
+    )
 
 
 def _lognormal_mean(eta, v, aux):
@@ -385,7 +446,7 @@ class Family:
     aux: tuple[AuxParameter, ...]  # the family's parameters beside mu
     logpdf: Callable  # (y, eta, aux, trials, link) -> log p - log_norm
     variance: Callable  # (mu, aux, trials) -> Var(y)
-    unit_deviance: Callable  # (y, mu, trials, aux) -> d(y, mu)
+    unit_deviance: Callable | None  # (y, mu, trials, aux) -> d(y, mu); None: zero-inflated
     distribution: Callable  # (mu, aux, trials) -> numpyro distribution
     check_response: Callable  # (y, name) -> None or raises DataError
     log_unit_variance: Callable  # (eta, aux, link) -> log Var(y) per trial
@@ -415,6 +476,8 @@ class Family:
     y_units: bool = False
     #: a family parameter fixed by the user, by name (the Student-t's df)
     fixed: tuple[tuple[str, float], ...] = ()
+    #: the count family a zero-inflated one wraps (`zero_inflated`), else None
+    base: Family | None = None
 
     def on_location_scale(self, y):
         """y on the scale of the log density (see `location`)."""
@@ -423,6 +486,17 @@ class Family:
     @property
     def aux_names(self) -> tuple[str, ...]:
         return tuple(a.name for a in self.aux)
+
+    def rows(self, aux, X_zi=None):
+        """The `aux` this family's functions take on rows with zero-inflation design X_zi: for a
+        zero-inflated family, aux (..., k + p_zi) (its base's k parameters, then the
+        zero-inflation coefficients gamma) becomes (the base's aux, X_zi gamma) with the base's
+        part on a trailing axis of 1 to meet the rows; other families' aux as it is."""
+        if self.base is None:
+            return aux
+        k = len(self.aux)
+        base = pack_aux([aux[..., j, None] for j in range(k)])
+        return base, jnp.einsum("...j,nj->...n", aux[..., k:], X_zi)
 
     def fisher_weight(self, eta, aux, trials, link):
         """w = (d E[y] / d eta)^2 / Var(y) = n exp(2 log|dmu/deta| - log V(mu)): the PIRLS

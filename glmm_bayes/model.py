@@ -79,6 +79,7 @@ class Model:
         weights=None,
         cov: dict | None = None,
         df: float | None = None,
+        zi: str | None = None,
     ):
         """correlation: `AR1`, `CAR1`, `GaussianCorrelation` or `CompoundSymmetry` among the
         residuals of each group; variance: `VarIdent(by=...)`, a residual sd per level;
@@ -86,7 +87,9 @@ class Model:
         sigma^2 / w for gaussian models; glm's weights of the log-likelihood terms otherwise);
         cov: {grouping factor: K}, a scalar term whose levels are correlated through the known
         PSD matrix K (a DataFrame labelled by level, or an array in sorted level order):
-        b ~ N(0, sd^2 K); df: the degrees of freedom of family="student_t", fixed."""
+        b ~ N(0, sd^2 K); df: the degrees of freedom of family="student_t", fixed; zi: a
+        one-sided formula ("~ x") for the probability of a structural zero (logit link) of a
+        poisson or negbinomial model, glmmTMB's ziformula."""
         self.control = Control.coerce(control)
         self.spec = build_model_spec(
             formula,
@@ -99,6 +102,7 @@ class Model:
             weights=weights,
             cov=cov,
             df=df,
+            zi=zi,
         )
         self.parameters = ParameterMap.from_spec(self.spec)
         self._parameters = resolve_priors(self.spec, priors, self.parameters)

@@ -114,6 +114,10 @@ def test_a_model_file_takes_the_new_families_and_the_student_t_df(tmp_path, caps
     assert "[student_t]" in capsys.readouterr().out
     spec.write_text(SPEC + 'family = "lognormal"\n')  # a gaussian model of log y: REML
     assert main(["fit", str(spec), "--method", "reml", "--intervals", "wald"]) == 0
+    counts = 'data = "RIKZ"\nformula = "Richness ~ NAP + (1 | Beach)"\n'
+    spec.write_text(counts + 'family = "poisson"\nzi = "~ 1"\n')
+    assert main(["fit", str(spec), "--method", "laplace", "--intervals", "wald"]) == 0
+    assert "zi_(Intercept)" in capsys.readouterr().out
 
 
 def test_bad_spec_is_a_clear_error(tmp_path, capsys):

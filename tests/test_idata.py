@@ -169,8 +169,8 @@ def test_a_family_parameter_is_one_entry_in_the_family_table(monkeypatch, sleeps
     entry of the family table and nothing else. The map, the priors, the program, the Laplace
     fit and the posterior all carry "tau"; the Laplace estimate is the gaussian one."""
     gaussian = FAMILIES["gaussian"]
-    tau = AuxParameter("tau", lambda s_y: ("half_normal", (3.0 * s_y,)), gaussian.aux.moment)
-    toy = Family(**{**gaussian.__dict__, "name": "toy", "aux": tau})
+    tau = AuxParameter("tau", lambda s_y: ("half_normal", (3.0 * s_y,)), gaussian.aux[0].moment)
+    toy = Family(**{**gaussian.__dict__, "name": "toy", "aux": (tau,)})
     monkeypatch.setitem(FAMILIES, "toy", toy)
     m = gb.Model("Reaction ~ Days + (1 | Subject)", sleepstudy, family="toy")
     assert m.parameters.names[-1] == "tau" and m.parameters["tau"].positive

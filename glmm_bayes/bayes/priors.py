@@ -10,6 +10,7 @@ otherwise (the link scale), and s_x the sd of a design column (1 for a constant 
     sd of a random-effect column z              half_student_t(3, 2.5 s_y / s_z)
     correlations of a term                      lkj(1)   (uniform over correlation matrices)
     sigma (gaussian, lognormal)                 exponential(1 / s_y)
+    zero inflation zi_(Intercept), zi_x         logistic(0, 1), normal(0, 2.5 / s_x)
     shape (negbinomial, gamma), phi (beta,      gamma(0.01, 0.01)   (as brms)
       beta_binomial)
     df (student_t)                              gamma(2, 0.1)       (as brms)
@@ -107,6 +108,7 @@ _CONSTRUCTORS = {
     "normal": lambda mu, s, dimension=None: dist.Normal(mu, s),
     "student_t": lambda df, mu, s, dimension=None: dist.StudentT(df, mu, s),
     "cauchy": lambda mu, s, dimension=None: dist.Cauchy(mu, s),
+    "logistic": lambda mu, s, dimension=None: dist.Logistic(mu, s),
     "half_normal": lambda s, dimension=None: dist.HalfNormal(s),
     "half_cauchy": lambda s, dimension=None: dist.HalfCauchy(s),
     "half_student_t": lambda df, s, dimension=None: _folded(dist.StudentT(df, 0.0, s)),
@@ -121,6 +123,7 @@ _TYPICAL = {
     "normal": lambda mu, s: mu,
     "student_t": lambda df, mu, s: mu,
     "cauchy": lambda mu, s: mu,
+    "logistic": lambda mu, s: mu,
     "half_normal": lambda s: stats.halfnorm.median(scale=s),
     "half_cauchy": lambda s: s,
     "half_student_t": lambda df, s: s * stats.t.ppf(0.75, df),
@@ -135,6 +138,7 @@ _ARGUMENTS = {
     "normal": ("mu", "sigma+"),
     "student_t": ("df+", "mu", "sigma+"),
     "cauchy": ("mu", "sigma+"),
+    "logistic": ("mu", "sigma+"),
     "half_normal": ("sigma+",),
     "half_cauchy": ("sigma+",),
     "half_student_t": ("df+", "sigma+"),
@@ -238,6 +242,11 @@ def _default_prior(param: PopulationParameter, spec: ModelSpec, s_y: float, lag:
         return Prior("half_student_t", (3.0, 2.5 * s_y / column_scale(column)))
     if param.cls == "cor":
         return Prior("lkj", (1.0,))
+    if param.cls == "zi":  # brms's: logistic(0, 1) is a uniform prior on a constant p
+        if param.coef == "(Intercept)":
+            return Prior("logistic", (0.0, 1.0))
+        column = spec.zi.matrix[:, spec.zi.names.index(param.coef)]
+        return Prior("normal", (0.0, 2.5 / column_scale(column)))
     for aux in spec.family.aux:
         if param.cls == aux.name:
             return Prior(*aux.default_prior(s_y))

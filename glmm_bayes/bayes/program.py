@@ -288,7 +288,7 @@ def hierarchical_model(
             structure.family,
             structure.link,
             eta,
-            aux,
+            structure.family.rows(aux, arrays.X_zi),
             arrays.trials,
             row_weights(arrays),
             arrays.log_norm,

@@ -36,6 +36,7 @@ class Estimate:
     singular: bool
     nagq: int = 1  # quadrature nodes of a Laplace (1) or AGQ fit
     residual: dict = field(default_factory=dict)  # residual structure's natural parameters
+    vcov_zi: np.ndarray | None = None  # of the zero-inflation coefficients, from the Hessian
 
     @property
     def converged(self) -> bool:

@@ -58,16 +58,18 @@ def laplace_weights(eta, aux, arrays: ModelArrays, family: Family, link: Link):
     for it (`Family.observed_curvature`) the observed -d^2 log p / d eta^2 (glmmTMB's)."""
     if family.observed_curvature:
         return _score_and_curvature(arrays, eta, aux, family, link)[1]
+    return fisher_weights(eta, aux, arrays, family, link)
+
+
+def fisher_weights(eta, aux, arrays: ModelArrays, family: Family, link: Link):
+    """The rows' Fisher weights, times their prior weights."""
+    aux = family.rows(aux, arrays.X_zi)
     return row_weights(arrays) * family.fisher_weight(eta, aux, arrays.trials, link)
 
 
 def _newton_direction(u, zl, eta, aux, arrays, layout, family, link, observed: bool):
     score, observed_w = _score_and_curvature(arrays, eta, aux, family, link)
-    w = (
-        observed_w
-        if observed
-        else row_weights(arrays) * family.fisher_weight(eta, aux, arrays.trials, link)
-    )
+    w = observed_w if observed else fisher_weights(eta, aux, arrays, family, link)
     gradient = sparse_rmatvec(arrays.z_idx, zl, score, layout.n_random) - u
     return solve(factor_penalised_gram(arrays, zl, w, layout), gradient)
 

@@ -39,6 +39,11 @@ def sd_name(coef: str, group: str) -> str:
     return f"sd({coef}|{group})"
 
 
+def zi_name(coef: str) -> str:
+    """A zero-inflation coefficient's name (brms's zi_x, glmmTMB's zi~x)."""
+    return f"zi_{coef}"
+
+
 def cor_name(group: str) -> str:
     """The program's site for a term's correlations (its LKJ Cholesky factor)."""
     return f"cor({group})"
@@ -73,8 +78,10 @@ class ParameterMap:
     parameters: tuple[PopulationParameter, ...]
     fixed_names: tuple[str, ...]
     terms: tuple[TermLayout, ...]  # the layout's: label, column names, isotropic
-    aux: tuple[str, ...]  # the family's parameters (`Family.aux`)
+    aux: tuple[str, ...]  # the family's parameters (`Family.aux`), then zero inflation's
     residual_names: tuple[str, ...]
+    #: aux is always stacked on a last axis (a zero-inflated family's, `Family.rows`)
+    stacked: bool = False
 
     @classmethod
     def from_spec(cls, spec: ModelSpec) -> ParameterMap:
@@ -101,15 +108,18 @@ class ParameterMap:
                 )
                 for r, c in t.pairs
             ]
-        aux = spec.family.aux_names
-        params += [PopulationParameter(name, name, name, 0.0) for name in aux]
+        params += [PopulationParameter(name, name, name, 0.0) for name in spec.family.aux_names]
+        zi_names = spec.zi.names if spec.zi is not None else ()
+        params += [PopulationParameter(zi_name(c), "zi", zi_name(c), coef=c) for c in zi_names]
+        aux = spec.family.aux_names + tuple(zi_name(c) for c in zi_names)
         layout = ResidualLayout.from_spec(spec.residual, gaussian=True)
         residual = () if layout is None else layout.names
         if layout is not None:
             for name, lo, hi, kind in zip(layout.names, *layout.bounds(), layout.classes()):
                 group = spec.residual.variance.by if kind == "sigma_ratio" else None
                 params.append(PopulationParameter(name, kind, name, float(lo), float(hi), group))
-        return cls(tuple(params), tuple(spec.fixed_names), terms, aux, tuple(residual))
+        stacked = spec.zi is not None
+        return cls(tuple(params), tuple(spec.fixed_names), terms, aux, tuple(residual), stacked)
 
     # ---- names
     @property
@@ -164,7 +174,7 @@ class ParameterMap:
                     sd[..., r] * sd[..., c]
                 )
         if self.aux:
-            parts = [aux] if len(self.aux) == 1 else np.moveaxis(np.asarray(aux), -1, 0)
+            parts = np.moveaxis(np.asarray(aux), -1, 0) if self._stacks else [aux]
             out.update({name: np.asarray(v) for name, v in zip(self.aux, parts)})
         for j, name in enumerate(self.residual_names):
             out[name] = np.asarray(residual)[..., j]
@@ -185,15 +195,30 @@ class ParameterMap:
             )
             pos += k + len(t.pairs)
         k = len(self.aux)
-        aux = 1.0 if k == 0 else (phi[pos] if k == 1 else phi[pos : pos + k])
+        aux = 1.0 if k == 0 else (phi[pos : pos + k] if self._stacks else phi[pos])
         pos += k
         residual = phi[pos:] if self.residual_names else None
         return phi[:p], factors, aux, residual
 
     # ---- program sites
+    @property
+    def zi_names(self) -> tuple[str, ...]:
+        """The zero-inflation coefficients' names (the last of `aux`)."""
+        return tuple(p.name for p in self.parameters if p.cls == "zi")
+
+    @property
+    def _stacks(self) -> bool:
+        return self.stacked or len(self.aux) > 1
+
+    def pack_aux(self, values, xp=jnp):
+        """The family's `aux` from one value per name of `aux`: 1.0 without any, the value
+        itself for one, else stacked on a last axis (`families.pack_aux`; always for a
+        zero-inflated family)."""
+        return xp.stack(values, axis=-1) if self.stacked else pack_aux(values, xp)
+
     def aux_from_sites(self, sites, xp=jnp):
-        """The family's `aux` (`families.pack_aux`) from the sites, or any mapping by name."""
-        return pack_aux([xp.asarray(sites[name]) for name in self.aux], xp)
+        """The family's `aux` from the sites, or any mapping by name."""
+        return self.pack_aux([xp.asarray(sites[name]) for name in self.aux], xp)
 
     def factors_from_sites(self, sites: dict) -> list:
         """[T_k = diag(sd_k) L_k] from the program's sites (any leading sample axes)."""

@@ -67,7 +67,7 @@ def glm_start(spec: ModelSpec) -> tuple[np.ndarray, list[float]]:
     """beta of the GLM without random effects (IRLS with the family's Fisher weights, from R's
     family$initialize means), and a start for each of the family's parameters (a moment
     estimate)."""
-    family, link = spec.family, spec.link
+    family, link = spec.family.base or spec.family, spec.link  # zero inflation aside
     y = family.on_location_scale(spec.y)
     n = spec.trials if family.uses_trials else np.ones_like(y)
     mean = (y + 0.5) / (n + 1.0) if family.uses_trials else y

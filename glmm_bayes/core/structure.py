@@ -315,6 +315,7 @@ class ModelArrays(NamedTuple):
     z_val: jnp.ndarray
     residual: ResidualArrays | None = None  # where `layout.residual` is not None
     pattern: BlockPattern | None = None  # `off_diagonal_pattern`
+    X_zi: jnp.ndarray | None = None  # the zero-inflation design (`Family.rows`)
 
 
 def model_arrays(spec: ModelSpec, layout: RandomEffectsLayout, dtype=None) -> ModelArrays:
@@ -335,6 +336,7 @@ def model_arrays(spec: ModelSpec, layout: RandomEffectsLayout, dtype=None) -> Mo
         as_float(z_values(spec)),
         residual,
         off_diagonal_pattern(z_idx, layout),
+        as_float(spec.zi.matrix) if spec.zi is not None else None,
     )
     return with_response(design, spec.y, spec.family)
 
@@ -353,6 +355,7 @@ def with_response(arrays: ModelArrays, y, family) -> ModelArrays:
 
 def row_logliks(eta, aux, arrays: ModelArrays, family, link):
     """log p(y_i | eta_i, aux) of every row (eta may have leading axes), times its weight."""
+    aux = family.rows(aux, arrays.X_zi)
     return row_weights(arrays) * (
         family.logpdf(arrays.y, eta, aux, arrays.trials, link) + arrays.log_norm
     )

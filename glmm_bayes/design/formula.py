@@ -218,6 +218,32 @@ def check_identifiers(text: str, columns) -> None:
             )
 
 
+def referenced_columns(text: str) -> set[str]:
+    """The data columns an expression reads (names not called as functions or keywords)."""
+    found = tokens(text)
+    names = set()
+    for i, (kind, tok) in enumerate(found):
+        following = found[i + 1][1] if i + 1 < len(found) else ""
+        if kind == "quoted":
+            names.add(tok[1:-1])
+        elif kind == "name" and following not in ("(", "=") and tok not in ALLOWED_CONSTANTS:
+            names.add(tok)
+    return names
+
+
+def one_sided(text, what: str) -> str:
+    """The right-hand side of a one-sided formula such as "~ x" (zi=)."""
+    if not isinstance(text, str) or text.count("~") != 1 or text.split("~")[0].strip():
+        raise FormulaError(f"{what} must be a one-sided formula such as '~ x', got {text!r}")
+    rhs = text.split("~")[1].strip()
+    if not rhs:
+        raise FormulaError(f"{what} {text!r} has no terms ('~ 1' for a constant)")
+    if "|" in rhs:
+        raise FormulaError(f"{what} {text!r} takes fixed effects only, no (... | group) term")
+    _check_parentheses(rhs)
+    return rhs.replace("^", "**")
+
+
 def parse_formula(text: str) -> ParsedFormula:
     """Parse an lme4 formula into response, fixed part, random terms and offsets."""
     if not isinstance(text, str) or text.count("~") != 1:

@@ -18,8 +18,15 @@ import pandas as pd
 
 from ..control import Control, warn
 from ..errors import DataError, DataWarning, FamilyError, FormulaError, ModelError
-from ..families import Family, Link, resolve_family
-from .formula import ParsedFormula, check_identifiers, parse_formula, tokens
+from ..families import ZERO_INFLATABLE, Family, Link, resolve_family, zero_inflated
+from .formula import (
+    ParsedFormula,
+    check_identifiers,
+    one_sided,
+    parse_formula,
+    referenced_columns,
+    tokens,
+)
 from .relatedness import check_cov_keys, relatedness_factor
 from .residual import (
     ResidualSpec,
@@ -87,6 +94,9 @@ class ModelSpec:
     parsed: ParsedFormula = field(repr=False, compare=False)
     designs: tuple[Design, ...] = field(repr=False, compare=False)  # fixed, then per (expr | g)
     residual: ResidualSpec = field(repr=False, compare=False)  # Var(e) = sigma^2 S C S
+    #: the zero-inflation design X_zi (zi=; its rows and columns) or None
+    zi: Design | None = field(default=None, repr=False, compare=False)
+    zi_formula: str | None = None
 
     @property
     def n_obs(self) -> int:
@@ -503,6 +513,7 @@ def build_model_spec(
     weights=None,
     cov: dict | None = None,
     df=None,
+    zi: str | None = None,
 ) -> ModelSpec:
     """Formula + data + family (+ residual structure, `design.residual`) -> `ModelSpec`. The
     input DataFrame is never modified."""
@@ -512,11 +523,22 @@ def build_model_spec(
     fam, lnk = resolve_family(family, link, df)
     parsed = parse_formula(formula)
     check_identifiers(parsed.text.replace("||", "|"), data.columns)
+    zi_rhs = None
+    if zi is not None:
+        zi_rhs = one_sided(zi, "zi=")
+        if fam.name not in ZERO_INFLATABLE or lnk.name != "log":
+            raise ModelError(
+                f"zi= applies to the {' and '.join(ZERO_INFLATABLE)} families with the log "
+                f"link; this model is {fam.name} ({lnk.name})"
+            )
+        check_identifiers(zi_rhs, data.columns)
+        fam = zero_inflated(fam)
     if not parsed.random:
         raise FormulaError(f"formula {formula!r} has no random-effect term such as (1 | group)")
     check_structures(correlation, variance, weights, data, fam, lnk)
     data, weights_column = weights_frame(data, weights)
     extra = residual_columns(correlation, variance, weights_column)
+    extra += sorted(referenced_columns(zi_rhs)) if zi_rhs else []
     frame, (vectors, fixed, designs) = _drop_non_finite(parsed, _clean_data(parsed, data, extra))
 
     response = parsed.response
@@ -570,9 +592,26 @@ def build_model_spec(
         parsed,
         (fixed, *designs),
         residual,
+        _zero_inflation_design(zi_rhs, frame) if zi_rhs else None,
+        zi,
     )
     _check_identifiable(spec, control)
     return spec
+
+
+def _zero_inflation_design(rhs: str, frame: pd.DataFrame) -> Design:
+    """X_zi on the model's rows, full rank and finite."""
+    design = _design(rhs, frame)
+    if not np.all(np.isfinite(design.matrix)):
+        raise DataError(f"the zero-inflation formula '~ {rhs}' gives NaN or infinite values")
+    if design.matrix.shape[1] == 0:
+        raise FormulaError(f"the zero-inflation formula '~ {rhs}' has no columns")
+    if aliased := _aliased_columns(design.matrix, design.names):
+        raise ModelError(
+            f"zero-inflation model matrix is rank deficient: {', '.join(aliased)} is a linear "
+            "combination of the other columns"
+        )
+    return design
 
 
 def _check_variation(y, offset, family, name: str) -> None:

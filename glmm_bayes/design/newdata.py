@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, FormulaError
-from .formula import ALLOWED_CONSTANTS, parse_formula, tokens
+from .formula import parse_formula, referenced_columns
 from .model_spec import ModelSpec, RandomEffectTerm, _evaluate, group_labels, term_blocks
 
 
@@ -29,6 +29,7 @@ class Rows:
     offset: np.ndarray
     trials: np.ndarray | None
     terms: tuple[RandomEffectTerm | None, ...]
+    X_zi: np.ndarray | None = None  # the zero-inflation design, for zi= models
 
     @property
     def n(self) -> int:
@@ -59,18 +60,6 @@ def kept_terms(spec: ModelSpec, re_form) -> tuple[bool, ...]:
             f"does not have; its factors are {sorted(factors)}"
         )
     return tuple(term.factor in groups for term in spec.terms)
-
-
-def _referenced_columns(text: str) -> set[str]:
-    found = tokens(text)
-    names = set()
-    for i, (kind, tok) in enumerate(found):
-        following = found[i + 1][1] if i + 1 < len(found) else ""
-        if kind == "quoted":
-            names.add(tok[1:-1])
-        elif kind == "name" and following not in ("(", "=") and tok not in ALLOWED_CONSTANTS:
-            names.add(tok)
-    return names
 
 
 def _check_columns(newdata: pd.DataFrame, needed: dict[str, str], fitted: pd.DataFrame) -> None:
@@ -127,23 +116,25 @@ def model_rows(
             else None
             for t, g, c in zip(spec.terms, grouped, columns)
         )
-        return Rows(spec.X, spec.offset, spec.trials, terms)
+        return Rows(spec.X, spec.offset, spec.trials, terms, spec.zi and spec.zi.matrix)
     if not isinstance(newdata, pd.DataFrame):
         raise DataError(f"newdata must be a pandas DataFrame, got {type(newdata).__name__}")
     if len(newdata) == 0:
         raise DataError("newdata has no rows")
     parsed = spec.parsed
     needed: dict[str, str] = {}
-    for role, text in [("fixed effects", parsed.fixed)] + [
-        (f"offset({o})", o) for o in parsed.offsets
-    ]:
-        needed.update({c: needed.get(c, role) for c in _referenced_columns(text)})
+    for role, text in (
+        [("fixed effects", parsed.fixed)]
+        + [(f"offset({o})", o) for o in parsed.offsets]
+        + ([("zero inflation", spec.zi_formula.split("~")[1])] if spec.zi is not None else [])
+    ):
+        needed.update({c: needed.get(c, role) for c in referenced_columns(text)})
     blocks = [term_blocks(s, len(d.names)) for s, d in zip(parsed.random, spec.designs[1:])]
     owner = [i for i, b in enumerate(blocks) for _ in b]  # each term's (expr | g)
     uses = lambda flags, i: any(f for f, o in zip(flags, owner) if o == i)
     for i, syntax in enumerate(parsed.random):
         role = f"term ({syntax.expr} | {syntax.group})"
-        names = (_referenced_columns(syntax.expr) if uses(columns, i) else set()) | (
+        names = (referenced_columns(syntax.expr) if uses(columns, i) else set()) | (
             set(syntax.group.split(":")) if uses(grouped, i) else set()
         )
         needed.update({c: needed.get(c, role) for c in names})
@@ -167,7 +158,8 @@ def model_rows(
                 terms.append(term.on_rows(Z[:, cols], index, levels, known))
             else:
                 terms.append(term.on_rows(Z[:, cols]) if c else None)
-    return Rows(X, offset, trials, tuple(terms))
+    X_zi = _evaluate_design(spec.zi, frame, "zero inflation") if spec.zi is not None else None
+    return Rows(X, offset, trials, tuple(terms), X_zi)
 
 
 def _new_trials(spec: ModelSpec, frame: pd.DataFrame, required: bool) -> np.ndarray | None:
@@ -176,7 +168,7 @@ def _new_trials(spec: ModelSpec, frame: pd.DataFrame, required: bool) -> np.ndar
     expr = spec.parsed.response.trials
     if expr is None:
         return np.ones(len(frame))
-    missing = sorted(_referenced_columns(expr) - set(map(str, frame.columns)))
+    missing = sorted(referenced_columns(expr) - set(map(str, frame.columns)))
     if missing:
         if required:
             raise DataError(

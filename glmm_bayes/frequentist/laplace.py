@@ -4,6 +4,8 @@ likelihood of `core.glmm_deviance` jointly over (beta, theta, log aux), from a G
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import jax.numpy as jnp
 import numpy as np
 
@@ -34,23 +36,24 @@ from ..core.structure import (
 )
 from ..design import ModelSpec
 from ..errors import ConvergenceWarning, ModelError
-from ..families import pack_aux
 from .separation import warn_separation
 
 
-def _unpack(x, p: int, n_theta: int, n_aux: int):
-    """(beta, theta, aux) from the optimiser's x (the logs of the family's parameters last):
-    NumPy for NumPy's x."""
+def _unpack(x, parameters: ParameterMap, n_theta: int, n_positive: int):
+    """(beta, theta, aux) from the optimiser's x = (beta, theta, the logs of the family's
+    parameters, the zero-inflation coefficients): NumPy for NumPy's x."""
     xp = np if isinstance(x, np.ndarray) else jnp
-    beta, theta = x[:p], x[p : p + n_theta]
-    logs = x[p + n_theta : p + n_theta + n_aux]
-    return beta, theta, pack_aux([xp.exp(logs[j]) for j in range(n_aux)], xp)
+    p = len(parameters.fixed_names)
+    beta, theta, tail = x[:p], x[p : p + n_theta], x[p + n_theta :]
+    values = [xp.exp(tail[j]) if j < n_positive else tail[j] for j in range(len(parameters.aux))]
+    return beta, theta, parameters.pack_aux(values, xp)
 
 
-def _objective(x, arrays, layout, family, link, nagq, p, n_aux):
-    """The deviance over x = (beta, theta, log aux), theta lme4's: relative to sigma for gaussian
-    families (T_k = sigma theta_k), the absolute factor otherwise."""
-    beta, theta, aux = _unpack(x, p, layout.n_theta, n_aux)
+def _objective(x, arrays, layout, family, link, nagq, parameters):
+    """The deviance over x = (beta, theta, log aux, zero inflation's gamma), theta lme4's:
+    relative to sigma for gaussian families (T_k = sigma theta_k), the absolute factor
+    otherwise."""
+    beta, theta, aux = _unpack(x, parameters, layout.n_theta, len(family.aux))
     absolute = theta * aux if family.residual_sd else theta
     return laplace_deviance(beta, absolute, aux, arrays, layout, family, link, nagq)
 
@@ -78,11 +81,11 @@ def check_nagq(spec: ModelSpec, nagq: int) -> None:
             f"nagq={nagq} needs exactly one scalar random-effect term such as "
             f"(1 | g); this model has {', '.join(t.label + str(list(t.names)) for t in spec.terms)}"
         )
-    if nagq == 0 and spec.family.aux:
+    if nagq == 0 and (spec.family.aux or spec.zi is not None):
         raise ModelError(
             f"nagq=0 (beta inside PIRLS) is for families without a dispersion parameter, as "
             f"glmer's; this model is {spec.family.name} with "
-            f"{', '.join(spec.family.aux_names)}: use nagq=1"
+            f"{', '.join(spec.family.aux_names) or 'zero inflation'}: use nagq=1"
         )
 
 
@@ -108,15 +111,16 @@ def fit_glmm(
     if nagq == 0:
         return _fit_beta_in_pirls(spec, parameters, layout, arrays, control, what)
     family, link = spec.family, spec.link
-    n_aux = len(family.aux)
+    n_aux = len(parameters.aux)
     p = spec.X.shape[1]
     beta0, aux0 = glm_start(spec)
-    x0 = np.concatenate([beta0, layout.theta_initial(), np.log(aux0)])
+    zi0 = np.zeros(n_aux - len(aux0))  # zero inflation from p = 1/2
+    x0 = np.concatenate([beta0, layout.theta_initial(), np.log(aux0), zi0])
     scales = parameter_scales(spec)
     scale = np.concatenate([scales.beta, scales.theta, np.ones(n_aux)])
     edge = np.concatenate([np.zeros(p, bool), layout.diagonal_mask(), np.zeros(n_aux, bool)])
     objective = bind(
-        _objective, layout=layout, family=family, link=link, nagq=nagq, p=p, n_aux=n_aux
+        _objective, layout=layout, family=family, link=link, nagq=nagq, parameters=parameters
     )
     x0 = _finite_start(objective, x0, constant_start(spec), arrays)
     theta_names = parameters.theta_names()
@@ -124,17 +128,19 @@ def fit_glmm(
     # vcov(beta) from the Hessian of the deviance in (beta, theta), as lme4's use.hessian = TRUE
     # (signing theta's columns below flips rows and columns of H outside beta's block)
     opt, H = optimize_and_settle(objective, x0, (arrays,), names, control, edge, scale, what)
-    beta, theta, aux = _unpack(opt.x, p, layout.n_theta, n_aux)
+    beta, theta, aux = _unpack(opt.x, parameters, layout.n_theta, len(family.aux))
     theta = canonical_theta(theta, layout)
     x = np.concatenate([beta, theta, opt.x[p + layout.n_theta :]])
     singular = singular_terms(theta, theta_names, layout, control.singular_tol)
     free = check_fit(opt, x, H, names, edge, singular, control, what)
     # invert in the scaled coordinates, where the blocks of H are of comparable size
     D = scale[free]
-    vcov = (2 * D[:, None] * np.linalg.pinv(H[np.ix_(free, free)] * np.outer(D, D)) * D[None, :])[
-        :p, :p
-    ]
-    return _estimate(spec, layout, arrays, beta, theta, aux, vcov, opt, x, singular, nagq, control)
+    cov = 2 * D[:, None] * np.linalg.pinv(H[np.ix_(free, free)] * np.outer(D, D)) * D[None, :]
+    n_zi = n_aux - len(family.aux)  # the zero-inflation coefficients, last in x (never on an edge)
+    estimate = _estimate(
+        spec, layout, arrays, beta, theta, aux, cov[:p, :p], opt, x, singular, nagq, control
+    )
+    return replace(estimate, vcov_zi=cov[-n_zi:, -n_zi:]) if n_zi else estimate
 
 
 def _fit_beta_in_pirls(spec, parameters, layout, arrays, control, what) -> Estimate:
@@ -168,7 +174,11 @@ def _at_estimate(beta, theta, aux, arrays, layout, family, link):
     u, eta, chol, converged = conditional_fit(beta, theta, aux, arrays, layout, family, link)
     factors = covariance_factors(theta, layout)
     cond = conditional_covariances(inverse_diagonal_blocks(chol, layout), factors)
-    fitted = family.response_mean(eta, 0.0, aux) if family.response_mean else link.inverse(eta)
+    fitted = (
+        family.response_mean(eta, 0.0, family.rows(aux, arrays.X_zi))
+        if family.response_mean
+        else link.inverse(eta)
+    )
     return u, fitted, cond, converged
 
 
@@ -198,7 +208,7 @@ def _estimate(spec, layout, arrays, beta, theta, aux, vcov, opt, x, singular, na
         vcov=vcov,
         theta=np.asarray(theta),
         factors=[np.asarray(T) for T in factors],
-        aux=None if not family.aux else np.asarray(aux, dtype=float)[()],
+        aux=np.asarray(aux, dtype=float)[()] if family.aux or spec.zi is not None else None,
         modes=modes,
         cond_cov=[np.asarray(c) for c in cond],
         fitted=np.asarray(fitted),

@@ -125,10 +125,11 @@ def fit_mcml(spec, layout: RandomEffectsLayout, arrays: ModelArrays, laplace, m:
             "fit_mcml takes scalar random-effect terms, such as (1 | g), without residual "
             "structure (the glmm package's variance components)"
         )
-    if spec.family.aux:
+    if spec.family.aux or spec.zi is not None:
         raise ModelError(
-            "fit_mcml applies to families without a dispersion parameter (bernoulli, "
-            f"binomial, poisson); this model is {spec.family.name}"
+            "fit_mcml applies to families without a dispersion parameter or zero inflation "
+            f"(bernoulli, binomial, poisson); this model is {spec.family.name}"
+            + (" with zero inflation" if spec.zi is not None else "")
         )
     if layout.n_random > MAX_RANDOM:
         raise ModelError(f"fit_mcml's proposal is dense: at most {MAX_RANDOM} random effects")

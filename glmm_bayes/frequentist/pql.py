@@ -33,10 +33,11 @@ def fit_pql(spec, control, fit_working, niter: int = 10):
     """The last working LMM fit, the number of fits made, and whether eta settled within
     `niter` of them. `fit_working(formula, data)`: the ML fit of the gaussian model `formula`
     on `data` with prior weights from the column WORKING_WEIGHT (a `FrequentistFit`)."""
-    if spec.family.aux or spec.family.residual_sd:
+    if spec.family.aux or spec.family.residual_sd or spec.zi is not None:
         raise ModelError(
             "fit_pql applies to the bernoulli, binomial and poisson families (glmmPQL's "
             f"quasi-likelihood without a family parameter); this model is {spec.family.name}"
+            + (" with zero inflation" if spec.zi is not None else "")
         )
     n = spec.trials if spec.family.uses_trials else np.ones_like(spec.y)
     at = compiled(bind(_working_quantities, family=spec.family, link=spec.link))

@@ -118,6 +118,31 @@ class FrequentistFit:
         sds = [np.sqrt(np.diagonal(c, axis1=-2, axis2=-1)) for c in self.estimate.cond_cov]
         return ranef_tables(self.spec, self.estimate.modes, sds)
 
+    def _standard_errors(self) -> dict[str, float]:
+        """Wald standard errors of the fixed effects and zero-inflation coefficients."""
+        names = list(self.spec.fixed_names)
+        variances = list(np.diag(self.estimate.vcov))
+        if self.estimate.vcov_zi is not None:
+            names += list(self.model.parameters.zi_names)
+            variances += list(np.diag(self.estimate.vcov_zi))
+        return dict(zip(names, np.sqrt(variances)))
+
+    @property
+    def zero_inflation(self) -> pd.DataFrame:
+        """The zero-inflation coefficients (logit scale): estimate, std_error, z_value,
+        p_value and 95% Wald interval, as glmmTMB's "Zero-inflation model" table."""
+        if self.estimate.vcov_zi is None:
+            raise ModelError("this model has no zero inflation (Model(..., zi='~ x'))")
+        estimates, se = self._estimates(), self._standard_errors()
+        names = list(self.model.parameters.zi_names)
+        frame = pd.DataFrame(
+            {"estimate": [estimates[n] for n in names], "std_error": [se[n] for n in names]},
+            index=names,
+        )
+        frame["z_value"] = frame["estimate"] / frame["std_error"]
+        frame["p_value"] = 2 * stats.norm.sf(np.abs(frame["z_value"]))
+        return frame.join(self.confint(method="wald", parm=names))
+
     def _estimates(self) -> dict[str, float]:
         values = self.model.parameters.values(
             self.estimate.beta,
@@ -199,7 +224,7 @@ class FrequentistFit:
     ) -> pd.DataFrame:
         if method == "wald":
             crit = stats.norm.ppf(0.5 + level / 2)
-            se = dict(zip(self.spec.fixed_names, np.sqrt(np.diag(self.estimate.vcov))))
+            se = self._standard_errors()
             estimates = self._estimates()
             rows = {
                 n: (estimates[n] - crit * se[n], estimates[n] + crit * se[n])
@@ -398,10 +423,11 @@ class FrequentistFit:
     @property
     def deviance(self) -> float | None:
         """As lme4's deviance(): -2 log L for ML fits, None for REML fits, and for GLMMs the
-        conditional deviance sum_i d(y_i, mu_i) at the conditional modes (not -2 log L)."""
+        conditional deviance sum_i d(y_i, mu_i) at the conditional modes (not -2 log L); for
+        zero-inflated families, which have no unit deviance, -2 log L (glmmTMB's summary)."""
         if self.method == "REML":
             return None
-        if self.spec.family.residual_sd:
+        if self.spec.family.residual_sd or self.spec.family.unit_deviance is None:
             return -2 * self.loglik
         spec = self.spec
         return float(
@@ -431,8 +457,7 @@ class FrequentistFit:
         upper (`population`'s intervals), as a posterior's summary(); `print(fit)` gives the
         text laid out as lme4's print(summary(fit))."""
         frame = self.population
-        se = pd.Series(np.sqrt(np.diag(self.estimate.vcov)), index=list(self.spec.fixed_names))
-        frame.insert(1, "std_error", se.reindex(frame.index))
+        frame.insert(1, "std_error", pd.Series(self._standard_errors()).reindex(frame.index))
         return frame
 
     def __str__(self) -> str:
@@ -467,6 +492,14 @@ class FrequentistFit:
             .to_string(float_format=lambda v: f"{v:.5g}")
             .splitlines()
         ]
+        if self.estimate.vcov_zi is not None:
+            lines += ["", "Zero-inflation model:"]
+            lines += [
+                "  " + line
+                for line in self.zero_inflation.drop(columns=["lower", "upper"])
+                .to_string(float_format=lambda v: f"{v:.5g}")
+                .splitlines()
+            ]
         if self.singular:
             lines += ["", "boundary (singular) fit: see help('isSingular')"]
         if not self.estimate.converged:

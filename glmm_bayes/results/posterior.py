@@ -266,12 +266,13 @@ class Posterior:
                 raise ModelError("predictive=True needs the binomial trials in newdata")
             out = draw_responses(
                 self.spec,
-                out,
+                np.asarray(self.spec.link.inverse(eta)),  # the family's mu, not always E[y]
                 draws.aux,
                 rows.trials,
                 int(rng.integers(2**31)),
                 draws.residual,
                 newdata,
+                rows.X_zi,
             )
         if interval is None:
             return out
@@ -423,7 +424,7 @@ def lme4_draws(spec: ModelSpec, structure: ProgramStructure, samples: dict) -> d
                 ]
             else:
                 draws["b"][term.label] = z @ np.swapaxes(T, -1, -2)
-    draws.update({name: np.asarray(samples[name]) for name in spec.family.aux_names})
+    draws.update({name: np.asarray(samples[name]) for name in structure.parameters.aux})
     if (residual := residual_from_sites(samples, structure)) is not None:
         draws["residual"] = np.asarray(residual)
     return draws

@@ -202,19 +202,36 @@ def prediction_map(
         return eta, lambda e: e, rows
     v = dropped_variance(spec, rows, draws, keep) if marginal else 0.0
     if spec.family.response_mean is not None:
-        aux = np.asarray(draws.aux)[:, None]
+        aux = aux_on_rows(spec, draws.aux, rows.X_zi)
         return eta, lambda e: np.asarray(spec.family.response_mean(e, v, aux)), rows
     if marginal:
         return eta, lambda e: marginal_mean(spec.link, e, v), rows
     return eta, lambda e: np.asarray(spec.link.inverse(e)), rows
 
 
+def aux_on_rows(spec: ModelSpec, aux, X_zi) -> object:
+    """Draws of the family's aux (S, ...) as its functions take them against (S, n) rows: one
+    value per draw on an axis of 1, or a zero-inflated family's `Family.rows`."""
+    if aux is None:
+        return 1.0
+    aux = np.asarray(aux)
+    return spec.family.rows(aux, X_zi) if spec.family.base is not None else aux[:, None]
+
+
 def draw_responses(
-    spec: ModelSpec, mu: np.ndarray, aux, trials: np.ndarray, seed: int, residual=None, newdata=None
+    spec: ModelSpec,
+    mu: np.ndarray,
+    aux,
+    trials: np.ndarray,
+    seed: int,
+    residual=None,
+    newdata=None,
+    X_zi=None,
 ) -> np.ndarray:
-    """y ~ family(mu, aux, trials), elementwise over (S, n); for a gaussian model with a residual
-    structure, y = mu + sigma S L z per draw, with the structure's parameters `residual` (S, r)
-    on the rows of `newdata` (None: the fitted rows)."""
+    """y ~ family(mu, aux, trials), elementwise over (S, n), with the zero-inflation design
+    X_zi of the rows where the model has one; for a gaussian model with a residual structure,
+    y = mu + sigma S L z per draw, with the structure's parameters `residual` (S, r) on the
+    rows of `newdata` (None: the fitted rows)."""
     if spec.family.residual_sd and not spec.residual.is_trivial:
         res = residual_on(spec.residual, newdata)
         layout, arrays = ResidualLayout.from_spec(res, gaussian=True), residual_arrays(res)
@@ -228,7 +245,7 @@ def draw_responses(
             "log-likelihood terms and have no generative meaning here (as R's family$simulate)",
             DataWarning,
         )
-    aux = 1.0 if aux is None else np.asarray(aux)[:, None]
+    aux = aux_on_rows(spec, aux, X_zi)
     trials = np.asarray(trials).astype(np.int64) if spec.family.uses_trials else trials
     distribution = spec.family.distribution(mu, aux, trials)
     return np.asarray(distribution.sample(jax.random.PRNGKey(seed)), dtype=float)
@@ -250,6 +267,7 @@ def simulate_responses(
         int(rng.integers(2**31)),
         draws.residual,
         newdata,
+        rows.X_zi,
     )
     index = newdata.index if newdata is not None else spec.data.index
     return pd.DataFrame(y.T, index=index, columns=[f"sim_{i + 1}" for i in range(n)])

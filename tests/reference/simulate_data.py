@@ -215,6 +215,22 @@ def continuous(seed: int, n_g: int = 24, n_per: int = 10) -> pd.DataFrame:
     ).round(8)
 
 
+def zero_inflated_counts(seed: int, n_g: int = 30, n_per: int = 10) -> pd.DataFrame:
+    """Zero-inflated negative-binomial counts (issue 30): log mu = 0.8 + 0.5 x + b with
+    correlated random intercepts and slopes in x per group (sds 0.6, 0.3, correlation -0.3),
+    shape 2; structural zeros with logit p = -1 + 0.8 z."""
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(n_g), n_per)
+    x, z = rng.normal(size=g.size), rng.normal(size=g.size)
+    b = rng.normal(size=(n_g, 2)) @ np.array([[0.6, 0.0], [-0.09, 0.286]]).T
+    mu = np.exp(0.8 + 0.5 * x + b[g, 0] + b[g, 1] * x)
+    counts = rng.poisson(rng.gamma(2.0, mu / 2.0))
+    zero = rng.uniform(size=g.size) < 1 / (1 + np.exp(-(-1 + 0.8 * z)))
+    return pd.DataFrame(
+        {"y": np.where(zero, 0, counts), "x": x, "z": z, "g": [f"g{i:02d}" for i in g]}
+    ).round(8)
+
+
 if __name__ == "__main__":
     ticks_like(1).to_csv("data/ticks_sim.csv", index=False)
     growth(12).to_csv("data/growth_sim.csv", index=False)
@@ -226,3 +242,4 @@ if __name__ == "__main__":
     proportions(30).to_csv("data/proportions_sim.csv", index=False)
     overdispersed_trials(31).to_csv("data/trials_sim.csv", index=False)
     continuous(32).to_csv("data/continuous_sim.csv", index=False)
+    zero_inflated_counts(33).to_csv("data/zero_inflated_sim.csv", index=False)
