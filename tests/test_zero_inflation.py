@@ -14,7 +14,7 @@ from glmm_bayes.results.prediction import aux_on_rows
 
 REFERENCE = Path(__file__).parent / "reference"
 GLMMTMB = json.loads((REFERENCE / "glmmtmb_zero_inflation.json").read_text())
-SALAMANDERS = pd.read_csv(REFERENCE / "data" / "salamanders_glmmtmb.csv")
+SALAMANDERS = gb.load_dataset("Salamanders")
 SIMULATED = pd.read_csv(REFERENCE / "data" / "zero_inflated_sim.csv")
 FITS = {  # key of glmmtmb_zero_inflation.json: (formula, family, zi, data)
     "zip_salamanders": ("count ~ mined + (1 | site)", "poisson", "~ mined", SALAMANDERS),

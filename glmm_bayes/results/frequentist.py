@@ -481,7 +481,8 @@ class FrequentistFit:
         lines += [
             "  " + line
             for line in vc[["grp", "var1", "var2", "vcov", "sdcor"]]
-            .to_string(index=False, na_rep="")
+            .fillna("")
+            .to_string(index=False)
             .splitlines()
         ]
         groups = ", ".join(f"{f}, {terms[0].n_levels}" for f, terms in spec.factors.items())

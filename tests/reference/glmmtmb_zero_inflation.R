@@ -1,15 +1,16 @@
 # glmmTMB's Laplace ML fits of zero-inflated counts (issue 30; run: Rscript
 # glmmtmb_zero_inflation.R > glmmtmb_zero_inflation.json). Debian packages r-base-core,
-# r-cran-glmmtmb; R 4.2.2, glmmTMB 1.1.5. data/salamanders_glmmtmb.csv is glmmTMB's Salamanders
-# (Price et al. 2016; its columns site, mined, cover, spp, count), written by this script;
-# data/zero_inflated_sim.csv is made by simulate_data.py.
+# r-cran-glmmtmb; R 4.2.2, glmmTMB 1.1.5. The package's dataset Salamanders
+# (glmm_bayes/datasets/Salamanders.csv) is glmmTMB's (Price et al. 2016; its columns site,
+# mined, cover, spp, count), written by this script; data/zero_inflated_sim.csv is made by
+# simulate_data.py.
 # The factors are releveled alphabetically, as the package orders a column's levels, so that
 # the coefficients have the same names (minedyes, sppDF, ...).
 suppressMessages(library(glmmTMB))
 data(Salamanders, package = "glmmTMB")
-write.csv(Salamanders[, c("site", "mined", "cover", "spp", "count")],
-          "data/salamanders_glmmtmb.csv", row.names = FALSE)
-sal <- read.csv("data/salamanders_glmmtmb.csv", stringsAsFactors = TRUE)
+bundled <- "../../glmm_bayes/datasets/Salamanders.csv"
+write.csv(Salamanders[, c("site", "mined", "cover", "spp", "count")], bundled, row.names = FALSE)
+sal <- read.csv(bundled, stringsAsFactors = TRUE)
 sim <- read.csv("data/zero_inflated_sim.csv")
 sim$g <- factor(sim$g)
 summarise <- function(m) {
