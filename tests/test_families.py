@@ -373,7 +373,8 @@ def test_predictions_of_the_new_families_are_the_mean_of_simulated_responses(key
     aux = fit.model.parameters.aux_from_sites(fit.population["estimate"], np)
     mu = predicted(fit)
     mean = fit.simulate(2000, seed=2, re_form=None).to_numpy().mean(axis=1) / spec.trials
-    variance = np.asarray(spec.family.variance(mu, aux, spec.trials)) / spec.trials**2
+    at = spec.link.inverse(predicted(fit, scale="link"))  # the variance's argument
+    variance = np.asarray(spec.family.variance(at, aux, spec.trials)) / spec.trials**2
     assert np.all(np.abs(mean - mu) < 4.5 * np.sqrt(variance / 2000))
 
 

@@ -526,13 +526,18 @@ def build_model_spec(
     zi_rhs = None
     if zi is not None:
         zi_rhs = one_sided(zi, "zi=")
-        if fam.name not in ZERO_INFLATABLE or lnk.name != "log":
+        if fam.zero_model != "hurdle" and (fam.name not in ZERO_INFLATABLE or lnk.name != "log"):
             raise ModelError(
                 f"zi= applies to the {' and '.join(ZERO_INFLATABLE)} families with the log "
-                f"link; this model is {fam.name} ({lnk.name})"
+                f"link, and to the hurdle families; this model is {fam.name} ({lnk.name})"
             )
         check_identifiers(zi_rhs, data.columns)
-        fam = zero_inflated(fam)
+        fam = fam if fam.zero_model == "hurdle" else zero_inflated(fam)
+    elif fam.zero_model == "hurdle":
+        raise ModelError(
+            f"family {fam.name!r} needs the formula of its zero part's probability: zi='~ 1' "
+            "for a constant, zi='~ x' for one that depends on x"
+        )
     if not parsed.random:
         raise FormulaError(f"formula {formula!r} has no random-effect term such as (1 | group)")
     check_structures(correlation, variance, weights, data, fam, lnk)

@@ -57,11 +57,19 @@ def fitted_mean(fit) -> np.ndarray:
 
 
 def pearson_residuals(fit) -> np.ndarray:
-    spec = fit.spec
-    mu = _point_prediction(fit)
+    """(y - E[y]) / sd(y), with Var(y) the family's at the link's mean g^{-1}(eta) (E[y] itself
+    but for the lognormal, zero-inflated and hurdle families)."""
+    spec, family = fit.spec, fit.spec.family
+    expected = _point_prediction(fit)
+    mu = (
+        expected
+        if family.response_mean is None
+        else np.asarray(spec.link.inverse(_point_prediction(fit, scale="link")))
+    )
     aux = fit.model.parameters.aux_from_sites(fit.population["estimate"], np)
-    variance = np.asarray(spec.family.variance(mu, aux, spec.trials))
-    return (spec.y - _in_response_units(fit, mu)) / np.sqrt(variance)
+    aux = family.rows(aux, spec.zi.matrix) if spec.zi is not None else aux
+    variance = np.asarray(family.variance(mu, aux, spec.trials))
+    return (spec.y - _in_response_units(fit, expected)) / np.sqrt(variance)
 
 
 def plot_residuals(fit) -> Figure:

@@ -18,7 +18,7 @@ def family_line(spec: ModelSpec) -> str:
     """The summaries' family line, lme4's, with the parameters the user fixed (df = 4) and the
     zero-inflation formula."""
     fixed = ", ".join(f"{name} = {value:g}" for name, value in spec.family.fixed)
-    zi = f", zero-inflated: {spec.zi_formula}" if spec.zi is not None else ""
+    zi = f", {spec.family.zero_model}: {spec.zi_formula}" if spec.zi is not None else ""
     return f"Family: {spec.family.name}{f' ({fixed})' if fixed else ''} ( {spec.link.name} ){zi}"
 
 
