@@ -5,6 +5,7 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import glmm_bayes as gb
@@ -57,6 +58,20 @@ def compiles_during(run) -> tuple[list, object]:
 def predicted(fit, *args, **kwargs) -> np.ndarray:
     """A point fit's predictions as an array (its `predict` returns newdata plus them)."""
     return fit.predict(*args, **kwargs)["prediction"].to_numpy()
+
+
+def assert_recovers_its_parameters(fit, n: int, seed: int = 1) -> None:
+    """n responses simulated from `fit` (new b each, as lme4's simulate) and fitted again by
+    Laplace: the mean of each estimate lies within 4 Monte Carlo sds (sd / sqrt(n)) of the
+    value simulated from."""
+    truth = fit.population["estimate"]
+    batch = fit.model.fit_laplace_batch(fit.simulate(n, seed=seed), progress=False)
+    assert batch.status["converged"].all()
+    estimates = pd.DataFrame(
+        [refit.population["estimate"] for refit in batch.fits], columns=truth.index
+    )
+    gap = (estimates.mean() - truth).abs()
+    assert (gap < 4 * estimates.std(ddof=1) / np.sqrt(len(estimates))).all(), gap
 
 
 def in_single_precision(values) -> bool:

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import predicted
+from conftest import assert_recovers_its_parameters, predicted
 
 import glmm_bayes as gb
 from glmm_bayes.families import FAMILIES, LINKS, log_sigmoid, student_t_family
@@ -345,18 +345,10 @@ def test_laplace_fit_of_the_glmmtmb_families_matches_glmmtmb(key):
     "key", ["beta_logit", "beta_binomial", "lognormal_slopes", "student_t_df4"]
 )
 def test_fits_of_the_new_families_recover_their_simulated_parameters(key):
-    """40 responses simulated from the fit (new b each, as lme4's simulate) and fitted again:
-    the mean of each estimate lies within 4 Monte Carlo sds (sd / sqrt(40)) of the value
-    simulated from. ML's bias in the sd with 25-30 groups (a few %) is well inside that."""
-    fit = glmmtmb_fit(key)
-    truth = fit.population["estimate"]
-    batch = fit.model.fit_laplace_batch(fit.simulate(40, seed=1), progress=False)
-    assert batch.status["converged"].all()
-    estimates = pd.DataFrame(
-        [refit.population["estimate"] for refit in batch.fits], columns=truth.index
-    )
-    gap = (estimates.mean() - truth).abs()
-    assert (gap < 4 * estimates.std(ddof=1) / np.sqrt(len(estimates))).all(), gap
+    """40 responses simulated from the fit and fitted again (`assert_recovers_its_parameters`:
+    within 4 Monte Carlo sds). ML's bias in the sd with 25-30 groups (a few %) is well inside
+    that."""
+    assert_recovers_its_parameters(glmmtmb_fit(key), 40)
 
 
 @pytest.mark.parametrize(

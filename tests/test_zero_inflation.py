@@ -11,6 +11,7 @@ import numpy as np
 import numpyro.distributions as dist
 import pandas as pd
 import pytest
+from conftest import assert_recovers_its_parameters
 
 import glmm_bayes as gb
 from glmm_bayes.families import HurdleCount
@@ -193,14 +194,7 @@ def test_nuts_on_a_zero_inflated_model_agrees_with_its_laplace_fit():
 
 @pytest.mark.slow
 def test_zero_inflated_fits_recover_their_simulated_parameters():
-    """30 responses simulated from the ZIP fit (new b each) and fitted again: the mean of
-    each estimate lies within 4 Monte Carlo sds of the value simulated from."""
-    fit = laplace_fit("zip_salamanders")
-    truth = fit.population["estimate"]
-    batch = fit.model.fit_laplace_batch(fit.simulate(30, seed=1), progress=False)
-    assert batch.status["converged"].all()
-    estimates = pd.DataFrame(
-        [refit.population["estimate"] for refit in batch.fits], columns=truth.index
-    )
-    gap = (estimates.mean() - truth).abs()
-    assert (gap < 4 * estimates.std(ddof=1) / np.sqrt(len(estimates))).all(), gap
+    """30 responses simulated from the ZIP and hurdle Poisson fits and fitted again
+    (`assert_recovers_its_parameters`: within 4 Monte Carlo sds)."""
+    for key in ("zip_salamanders", "hurdle_poisson"):
+        assert_recovers_its_parameters(laplace_fit(key), 30)
