@@ -198,6 +198,13 @@ def _log1mexp(x):
     return jnp.where(x > -np.log(2.0), jnp.log(-jnp.expm1(x)), jnp.log1p(-jnp.exp(x)))
 
 
+def _hurdle_log_prob(y, log_f, log_f0, gate_logits):
+    """log p(y) of a hurdle count: log p at 0, log(1 - p) + log f(y) - log(1 - f(0)) above,
+    from the count part's log f(y) and log f(0) and p = logit^-1(gate_logits)."""
+    positive = log_sigmoid(-gate_logits) + log_f - _log1mexp(log_f0)
+    return jnp.where(y == 0, log_sigmoid(gate_logits), positive)
+
+
 class HurdleCount(dist.Distribution):
     """0 with probability p = logit^-1(gate_logits), else a draw of `base` truncated to y > 0,
     by inversion: the first k >= 1 whose cumulative probability f(1) + ... + f(k) reaches
@@ -212,9 +219,8 @@ class HurdleCount(dist.Distribution):
         super().__init__(batch_shape=jnp.shape(gate_logits))
 
     def log_prob(self, value):
-        log_f, log_f0 = self.base.log_prob(value), self.base.log_prob(jnp.zeros_like(value))
-        positive = log_sigmoid(-self.gate_logits) + log_f - _log1mexp(log_f0)
-        return jnp.where(value == 0, log_sigmoid(self.gate_logits), positive)
+        log_f0 = self.base.log_prob(jnp.zeros_like(value))
+        return _hurdle_log_prob(value, self.base.log_prob(value), log_f0, self.gate_logits)
 
     def sample(self, key, sample_shape=()):
         shape = sample_shape + self.batch_shape
@@ -236,13 +242,29 @@ class HurdleCount(dist.Distribution):
 
 
 @dataclass(frozen=True)
-class Hurdle:
-    """A hurdle count family (glmmTMB's truncated_poisson / truncated_nbinom2 with ziformula,
-    brms's hurdle_*): p(0) = p = logit^-1(X_zi gamma), p(y) = (1 - p) f(y) / (1 - f(0)) for
-    y > 0, E[y] = (1 - p) mu / (1 - f(0)). Its functions take the base's aux and the rows'
-    logit p together (`Family.rows`)."""
+class _ZeroPart:
+    """What the zero-inflated and hurdle wrappers of a count family share: their functions take
+    the base's aux and the rows' logit p together (`Family.rows`), the scoring weights are the
+    base's (the Laplace curvature is the observed one), and `distribution` gates the base's."""
 
     base: Family
+
+    def log_unit_variance(self, eta, aux, link):
+        return self.base.log_unit_variance(eta, aux[0], link)
+
+    def distribution(self, mu, aux, trials):
+        base_aux, zi = aux
+        base = self.base.distribution(mu, base_aux, trials)
+        return self._gated(base, jnp.broadcast_to(zi, base.batch_shape))
+
+
+@dataclass(frozen=True)
+class Hurdle(_ZeroPart):
+    """A hurdle count family (glmmTMB's truncated_poisson / truncated_nbinom2 with ziformula,
+    brms's hurdle_*): p(0) = p = logit^-1(X_zi gamma), p(y) = (1 - p) f(y) / (1 - f(0)) for
+    y > 0, E[y] = (1 - p) mu / (1 - f(0))."""
+
+    _gated = HurdleCount
 
     def _log_f0(self, eta, base_aux, trials, link):
         return self.base.logpdf(jnp.zeros_like(eta), eta, base_aux, trials, link)
@@ -250,51 +272,43 @@ class Hurdle:
     def logpdf(self, y, eta, aux, trials, link):
         base_aux, zi = aux
         log_f = self.base.logpdf(y, eta, base_aux, trials, link)
-        positive = log_sigmoid(-zi) + log_f - _log1mexp(self._log_f0(eta, base_aux, trials, link))
-        return jnp.where(y == 0, log_sigmoid(zi), positive)
+        return _hurdle_log_prob(y, log_f, self._log_f0(eta, base_aux, trials, link), zi)
 
-    def _conditional_mean(self, eta, base_aux, zi):
-        """(1 - p) mu / (1 - f(0)) under the log link."""
+    def _positive_scale(self, eta, base_aux, zi):
+        """(1 - p) / (1 - f(0)), which turns the count part's moments into y's (log link)."""
         log_f0 = self._log_f0(eta, base_aux, 1.0, LINKS["log"])
-        return jnp.exp(log_sigmoid(-zi) + eta - _log1mexp(log_f0))
+        return jnp.exp(log_sigmoid(-zi) - _log1mexp(log_f0))
 
     def variance(self, mu, aux, trials):
         """Var(y) at the count part's mean mu: E[y^2] - E[y]^2 with E[y^k] the count part's
         k-th moment times (1 - p) / (1 - f(0))."""
         base_aux, zi = aux
-        eta = jnp.log(mu)
-        scale = jnp.exp(
-            log_sigmoid(-zi) - _log1mexp(self._log_f0(eta, base_aux, 1.0, LINKS["log"]))
-        )
+        scale = self._positive_scale(jnp.log(mu), base_aux, zi)
         second = self.base.variance(mu, base_aux, trials) + mu**2
         return scale * second - (scale * mu) ** 2
-
-    def distribution(self, mu, aux, trials):
-        base_aux, zi = aux
-        base = self.base.distribution(mu, base_aux, trials)
-        return HurdleCount(base, jnp.broadcast_to(zi, base.batch_shape))
-
-    def log_unit_variance(self, eta, aux, link):
-        """The base family's: the scoring steps' weights (the Laplace curvature is observed)."""
-        return self.base.log_unit_variance(eta, aux[0], link)
 
     def response_mean(self, eta, v, aux):
         """E[y] given eta, averaged over e ~ N(0, v) of the random effects integrated out."""
         base_aux, zi = aux
+
+        def conditional(e):
+            return self._positive_scale(e, base_aux, zi) * jnp.exp(e)
+
         if np.ndim(v) == 0 and v == 0:
-            return self._conditional_mean(eta, base_aux, zi)
-        return normal_expectation(lambda e: self._conditional_mean(e, base_aux, zi), eta, v)
+            return conditional(eta)
+        return normal_expectation(conditional, eta, v)
 
 
 @dataclass(frozen=True)
-class ZeroInflated:
+class ZeroInflated(_ZeroPart):
     """A count family with structural zeros of probability p = logit^-1(X_zi gamma) (glmmTMB's
     ziformula, brms's zero_inflated_*): p(0) = p + (1 - p) f(0), p(y) = (1 - p) f(y) for y > 0,
-    E[y] = (1 - p) mu. Its functions take the base's aux and the rows' logit p together
-    (`Family.rows`). The base's log_norm is 0 at y = 0 (-log 0!), so that f(0) = exp(logpdf)
-    there."""
+    E[y] = (1 - p) mu. The base's log_norm is 0 at y = 0 (-log 0!), so that f(0) =
+    exp(logpdf) there."""
 
-    base: Family
+    @staticmethod
+    def _gated(base, gate_logits):
+        return dist.ZeroInflatedDistribution(base, gate_logits=gate_logits)
 
     def logpdf(self, y, eta, aux, trials, link):
         base_aux, zi = aux
@@ -307,17 +321,6 @@ class ZeroInflated:
         base_aux, zi = aux
         p = jax.nn.sigmoid(zi)
         return (1 - p) * (self.base.variance(mu, base_aux, trials) + p * mu**2)
-
-    def distribution(self, mu, aux, trials):
-        base_aux, zi = aux
-        base = self.base.distribution(mu, base_aux, trials)
-        return dist.ZeroInflatedDistribution(
-            base, gate_logits=jnp.broadcast_to(zi, base.batch_shape)
-        )
-
-    def log_unit_variance(self, eta, aux, link):
-        """The base family's: the scoring steps' weights (the Laplace curvature is observed)."""
-        return self.base.log_unit_variance(eta, aux[0], link)
 
     def response_mean(self, eta, v, aux):
         """E[y] = (1 - p) E[mu], E[mu] = exp(eta + v / 2) under the log link."""

@@ -80,8 +80,6 @@ class ParameterMap:
     terms: tuple[TermLayout, ...]  # the layout's: label, column names, isotropic
     aux: tuple[str, ...]  # the family's parameters (`Family.aux`), then zero inflation's
     residual_names: tuple[str, ...]
-    #: aux is always stacked on a last axis (a zero-inflated family's, `Family.rows`)
-    stacked: bool = False
 
     @classmethod
     def from_spec(cls, spec: ModelSpec) -> ParameterMap:
@@ -118,8 +116,7 @@ class ParameterMap:
             for name, lo, hi, kind in zip(layout.names, *layout.bounds(), layout.classes()):
                 group = spec.residual.variance.by if kind == "sigma_ratio" else None
                 params.append(PopulationParameter(name, kind, name, float(lo), float(hi), group))
-        stacked = spec.zi is not None
-        return cls(tuple(params), tuple(spec.fixed_names), terms, aux, tuple(residual), stacked)
+        return cls(tuple(params), tuple(spec.fixed_names), terms, aux, tuple(residual))
 
     # ---- names
     @property
@@ -208,13 +205,13 @@ class ParameterMap:
 
     @property
     def _stacks(self) -> bool:
-        return self.stacked or len(self.aux) > 1
+        return len(self.aux) > 1 or bool(self.zi_names)
 
     def pack_aux(self, values, xp=jnp):
         """The family's `aux` from one value per name of `aux`: 1.0 without any, the value
-        itself for one, else stacked on a last axis (`families.pack_aux`; always for a
-        zero-inflated family)."""
-        return xp.stack(values, axis=-1) if self.stacked else pack_aux(values, xp)
+        itself for one, else stacked on a last axis (`families.pack_aux`; always with zero
+        inflation, whose `Family.rows` splits it)."""
+        return xp.stack(values, axis=-1) if self.zi_names else pack_aux(values, xp)
 
     def aux_from_sites(self, sites, xp=jnp):
         """The family's `aux` from the sites, or any mapping by name."""
