@@ -167,6 +167,29 @@ def test_zero_inflation_misuse_is_a_clear_error(kwargs, error, message):
         gb.Model("count ~ mined + (1 | site)", SALAMANDERS, **kwargs)
 
 
+def test_a_zero_part_with_no_zeros_to_explain_warns():
+    """Poisson counts in the hundreds with no zero at all: the zero-inflation logit runs off to
+    -infinity (the optimiser stops near -30) and the fit says so instead of returning a
+    meaningless coefficient silently; with the check set to "stop" it raises."""
+    rng = np.random.default_rng(0)
+    g = np.repeat(np.arange(20), 10)
+    x = rng.normal(size=g.size)
+    y = rng.poisson(np.exp(5 + 0.3 * x + rng.normal(0, 0.5, 20)[g]))
+    assert y.min() > 0
+    data = pd.DataFrame({"y": y, "x": x, "g": g.astype(str)})
+    with pytest.warns(gb.SeparationWarning, match=r"zero part's probability runs to 0"):
+        fit = gb.Model("y ~ x + (1 | g)", data, family="poisson", zi="~ 1").fit_laplace()
+    assert fit.population.loc["zi_(Intercept)", "estimate"] < -15
+    with pytest.raises(gb.FitError, match="zero part"):
+        gb.Model(
+            "y ~ x + (1 | g)",
+            data,
+            family="poisson",
+            zi="~ 1",
+            control={"check_separation": "stop"},
+        ).fit_laplace()
+
+
 def test_estimators_without_zero_inflation_say_so():
     zip_model = model("zip_salamanders")
     with pytest.raises(gb.ModelError, match="nagq=0.*zero inflation"):

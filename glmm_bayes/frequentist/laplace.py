@@ -36,7 +36,7 @@ from ..core.structure import (
 )
 from ..design import ModelSpec
 from ..errors import ConvergenceWarning, ModelError
-from .separation import warn_separation
+from .separation import warn_separation, warn_zero_part_at_boundary
 
 
 def _unpack(x, parameters: ParameterMap, n_theta: int, n_positive: int):
@@ -140,7 +140,10 @@ def fit_glmm(
     estimate = _estimate(
         spec, layout, arrays, beta, theta, aux, cov[:p, :p], opt, x, singular, nagq, control
     )
-    return replace(estimate, vcov_zi=cov[-n_zi:, -n_zi:]) if n_zi else estimate
+    if not n_zi:
+        return estimate
+    warn_zero_part_at_boundary(spec, opt.x[-n_zi:], control, what)
+    return replace(estimate, vcov_zi=cov[-n_zi:, -n_zi:])
 
 
 def _fit_beta_in_pirls(spec, parameters, layout, arrays, control, what) -> Estimate:

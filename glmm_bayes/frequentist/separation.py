@@ -74,3 +74,25 @@ def warn_separation(spec: ModelSpec, control: Control, what: str) -> None:
             "estimates and standard errors are meaningless. Use priors (fit_map() or "
             "sample()) or remove the term",
         )
+
+
+#: |logit p| of the zero part beyond which its probability has run to 0 or 1 (p < 3e-7)
+ZERO_PART_LOGIT_LIMIT = 15.0
+
+
+def warn_zero_part_at_boundary(spec: ModelSpec, gamma: np.ndarray, control: Control, what: str):
+    """The zero part's separation: where the data give the zero-inflation (or hurdle) part no
+    zeros to explain, or nothing but zeros, its logit X_zi gamma runs off to -+infinity and the
+    optimiser stops somewhere along the way."""
+    logit = spec.zi.matrix @ np.asarray(gamma, dtype=float)
+    beyond = np.abs(logit) > ZERO_PART_LOGIT_LIMIT
+    if beyond.any():
+        control.report(
+            "separation",
+            SeparationWarning,
+            f"{what}: the zero part's probability runs to {0 if logit[beyond][0] < 0 else 1} "
+            f"(logit {logit[beyond][0]:.1f}) on {int(beyond.sum())} of {len(logit)} rows: its "
+            f"coefficients ({spec.zi_formula}) go to +-infinity and their estimates and standard "
+            "errors are meaningless. Simplify zi= (or drop it where the data have no excess "
+            "zeros) or use priors (fit_map() or sample())",
+        )
