@@ -16,6 +16,7 @@ A model file (see models/*.toml and docs/guide.md):
     formula = "Reaction ~ Days + (Days | Subject)"
     family = "gaussian"                 # optional; link = "..." optional; df = 4 (student_t)
     zi = "~ x"                          # optional zero inflation (poisson, negbinomial)
+    dispersion = "~ x"                  # optional: log sigma (shape, phi) depends on x
     methods = ["nuts", "reml"]          # what --method all runs (default: nuts + the ML method)
     [priors]                            # optional overrides, as Model(priors=...)
     Days = "normal(0, 10)"
@@ -66,6 +67,7 @@ SCHEMA = {
     "link": str,
     "df": float,
     "zi": str,
+    "dispersion": str,
     "methods": list,
     "priors": dict,
     "sampler": dict,
@@ -217,6 +219,7 @@ def _model(spec: dict, base: Path) -> Model:
         link=spec.get("link"),
         df=spec.get("df"),
         zi=spec.get("zi"),
+        dispersion=spec.get("dispersion"),
         priors=spec.get("priors"),
         control=spec.get("control"),
         **_residual_structures(spec),

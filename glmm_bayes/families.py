@@ -606,16 +606,31 @@ class Family:
     def aux_names(self) -> tuple[str, ...]:
         return tuple(a.name for a in self.aux)
 
-    def rows(self, aux, X_zi=None):
-        """The `aux` this family's functions take on rows with zero-inflation design X_zi: for a
-        zero-inflated family, aux (..., k + p_zi) (its base's k parameters, then the
-        zero-inflation coefficients gamma) becomes (the base's aux, X_zi gamma) with the base's
-        part on a trailing axis of 1 to meet the rows; other families' aux as it is."""
-        if self.base is None:
+    def rows(self, aux, designs):
+        """The `aux` this family's functions take on the rows of `designs` (the model's arrays,
+        `Rows` or `ModelSpec`: anything with X_disp and X_zi, None where the model has no such
+        formula). With a dispersion formula, aux (..., d + ...) starts with its coefficients
+        delta and the first parameter (sigma, shape or phi) is exp(X_disp delta) per row; a
+        zero-inflated or hurdle family's ends with the coefficients gamma and becomes (the
+        base's aux, X_zi gamma). The parameters then take a trailing axis of the rows (their
+        own, or 1); without either formula aux is returned as it is."""
+        X_disp, X_zi = designs.X_disp, designs.X_zi
+        if X_disp is None and self.base is None:
             return aux
         k = len(self.aux)
-        base = pack_aux([aux[..., j, None] for j in range(k)])
-        return base, jnp.einsum("...j,nj->...n", aux[..., k:], X_zi)
+        d = min(k, 1) if X_disp is None else X_disp.shape[1]
+        values = [aux[..., d + j, None] for j in range(k - 1)]
+        if k:
+            first = (
+                aux[..., 0, None]
+                if X_disp is None
+                else jnp.exp(jnp.einsum("...j,nj->...n", aux[..., :d], X_disp))
+            )
+            values = jnp.broadcast_arrays(first, *values)
+        base = pack_aux(list(values))
+        if self.base is None:
+            return base
+        return base, jnp.einsum("...j,nj->...n", aux[..., d + max(k - 1, 0) :], X_zi)
 
     def fisher_weight(self, eta, aux, trials, link):
         """w = (d E[y] / d eta)^2 / Var(y) = n exp(2 log|dmu/deta| - log V(mu)): the PIRLS
@@ -634,6 +649,26 @@ def pack_aux(values, xp=jnp):
     if not values:
         return 1.0
     return values[0] if len(values) == 1 else xp.stack(values, axis=-1)
+
+
+#: a dispersion formula models the first of these families' parameters (sigma, shape, phi)
+DISPERSION_FAMILIES = (
+    "gaussian",
+    "student_t",
+    "lognormal",
+    "negbinomial",
+    "gamma",
+    "beta",
+    "beta_binomial",
+)
+
+
+def with_dispersion(family: Family) -> Family:
+    """`family` with its first parameter exp(X_disp delta) per row (`Family.rows`), as
+    glmmTMB's dispformula: a gaussian one is then no longer y = X beta + Z b + sigma e, so
+    theta is the absolute factor, the fit Laplace's (exact for the identity link) and the tests
+    z tests; the Laplace curvature is the observed one, glmmTMB's."""
+    return dataclasses.replace(family, residual_sd=False, observed_curvature=True)
 
 
 def is_linear_gaussian(family: Family, link: Link) -> bool:

@@ -80,6 +80,7 @@ class Model:
         cov: dict | None = None,
         df: float | None = None,
         zi: str | None = None,
+        dispersion: str | None = None,
     ):
         """correlation: `AR1`, `CAR1`, `GaussianCorrelation` or `CompoundSymmetry` among the
         residuals of each group; variance: `VarIdent(by=...)`, a residual sd per level;
@@ -89,7 +90,9 @@ class Model:
         PSD matrix K (a DataFrame labelled by level, or an array in sorted level order):
         b ~ N(0, sd^2 K); df: the degrees of freedom of family="student_t", fixed; zi: a
         one-sided formula ("~ x") for the probability of a structural zero (logit link) of a
-        poisson or negbinomial model, glmmTMB's ziformula."""
+        poisson or negbinomial model, glmmTMB's ziformula; dispersion: a one-sided formula
+        for the log of the family's dispersion parameter (sigma, shape or phi), glmmTMB's
+        dispformula, brms's sigma ~ x."""
         self.control = Control.coerce(control)
         self.spec = build_model_spec(
             formula,
@@ -103,6 +106,7 @@ class Model:
             cov=cov,
             df=df,
             zi=zi,
+            dispersion=dispersion,
         )
         self.parameters = ParameterMap.from_spec(self.spec)
         self._parameters = resolve_priors(self.spec, priors, self.parameters)
@@ -345,6 +349,13 @@ class Model:
         return self.structure.layout, self.model_kwargs["arrays"]
 
     def _require_gaussian(self, method: str) -> None:
+        if self.spec.dispersion is not None:
+            raise ModelError(
+                f"{method} needs one residual sd; this model's depends on "
+                f"{self.spec.dispersion_formula}: fit it by ML with fit_ml() (exact Laplace)"
+                if method == "REML"
+                else f"{method} applies to gaussian models: use fit_laplace()"
+            )
         if not is_linear_gaussian(self.spec.family, self.spec.link):
             raise ModelError(
                 f"{method} applies to gaussian models with the identity link; this "
@@ -364,7 +375,10 @@ class Model:
 
     @float64
     def fit_ml(self) -> FrequentistFit:
-        """Maximum likelihood fit (lmer(REML = FALSE)), gaussian models only."""
+        """Maximum likelihood fit (lmer(REML = FALSE)), gaussian models only; with a
+        dispersion formula the Laplace fit, which is exact for the identity link."""
+        if self.spec.dispersion is not None and self.spec.family.name in ("gaussian", "lognormal"):
+            return self.fit_laplace()
         self._require_gaussian("ML")
         return FrequentistFit(
             self,

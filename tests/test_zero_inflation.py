@@ -96,7 +96,7 @@ def test_predictions_are_the_mean_of_simulated_responses(key):
     mu = fit.predict()["prediction"].to_numpy()
     aux = fit.model.parameters.aux_from_sites(fit.population["estimate"], np)
     count_mean = np.exp(fit.predict(scale="link")["prediction"].to_numpy())
-    rows = aux_on_rows(spec, aux[None], spec.zi.matrix)
+    rows = aux_on_rows(spec, aux[None], spec)
     variance = np.asarray(spec.family.variance(count_mean, rows, spec.trials))[0]
     mean = fit.simulate(2000, seed=2, re_form=None).to_numpy().mean(axis=1)
     assert np.all(np.abs(mean - mu) < 4.5 * np.sqrt(variance / 2000))

@@ -11,6 +11,8 @@ otherwise (the link scale), and s_x the sd of a design column (1 for a constant 
     correlations of a term                      lkj(1)   (uniform over correlation matrices)
     sigma (gaussian, lognormal)                 exponential(1 / s_y)
     zero inflation zi_(Intercept), zi_x         logistic(0, 1), normal(0, 2.5 / s_x)
+    dispersion sigma_(Intercept), sigma_x       student_t(3, log s_y, 2.5), normal(0, 2.5 / s_x)
+      (shape_..., phi_...: the log of the family's first parameter)
     shape (negbinomial, gamma), phi (beta,      gamma(0.01, 0.01)   (as brms)
       beta_binomial)
     df (student_t)                              gamma(2, 0.1)       (as brms)
@@ -24,8 +26,9 @@ reported `(Intercept)` is transformed back to the uncentred design.
 Overrides are keyed by parameter name as every table names it (`"Days"`, `"sd(Days|Subject)"`,
 `"sigma"`; a term's correlations share one lkj prior, keyed by the pair's name where the term has
 one pair, or by `"cor(Subject)"`) or by class (`"fixed"`, `"Intercept"`, `"sd"`, `"cor"`,
-`"sigma"`, `"shape"`), optionally for one grouping factor (`"sd|Subject"`, `"cor|Subject"`);
-the most specific key wins. The parameters themselves come from the `ParameterMap`.
+`"sigma"`, `"shape"`, `"zi"`, `"dispersion"`), optionally for one grouping factor
+(`"sd|Subject"`, `"cor|Subject"`); the most specific key wins. The parameters themselves come
+from the `ParameterMap`.
 """
 
 from __future__ import annotations
@@ -246,6 +249,11 @@ def _default_prior(param: PopulationParameter, spec: ModelSpec, s_y: float, lag:
         if param.coef == "(Intercept)":
             return Prior("logistic", (0.0, 1.0))
         column = spec.zi.matrix[:, spec.zi.names.index(param.coef)]
+        return Prior("normal", (0.0, 2.5 / column_scale(column)))
+    if param.cls == "dispersion":  # log sigma (shape, phi) = X_disp delta
+        if param.coef == "(Intercept)":  # brms's student_t(3, 0, 2.5), centred on log sd(y)
+            return Prior("student_t", (3.0, float(np.log(s_y)), 2.5))
+        column = spec.dispersion.matrix[:, spec.dispersion.names.index(param.coef)]
         return Prior("normal", (0.0, 2.5 / column_scale(column)))
     for aux in spec.family.aux:
         if param.cls == aux.name:

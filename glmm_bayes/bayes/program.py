@@ -288,7 +288,7 @@ def hierarchical_model(
             structure.family,
             structure.link,
             eta,
-            structure.family.rows(aux, arrays.X_zi),
+            structure.family.rows(aux, arrays),
             arrays.trials,
             row_weights(arrays),
             arrays.log_norm,

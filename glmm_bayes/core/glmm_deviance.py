@@ -63,7 +63,7 @@ def laplace_weights(eta, aux, arrays: ModelArrays, family: Family, link: Link):
 
 def fisher_weights(eta, aux, arrays: ModelArrays, family: Family, link: Link):
     """The rows' Fisher weights, times their prior weights."""
-    aux = family.rows(aux, arrays.X_zi)
+    aux = family.rows(aux, arrays)
     return row_weights(arrays) * family.fisher_weight(eta, aux, arrays.trials, link)
 
 

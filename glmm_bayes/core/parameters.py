@@ -2,8 +2,9 @@
 
 `ParameterMap.from_spec` lists every population parameter once, in the natural order
 
-    fixed effects, then per term its sds and correlations, then the family's aux, then the
-    residual structure's parameters,
+    fixed effects, then per term its sds and correlations, then the family's aux (a dispersion
+    formula's coefficients in place of its first), then the zero-inflation coefficients, then
+    the residual structure's parameters,
 
 each with its one name ("(Intercept)", "Days", "sd(Days|Subject)",
 "cor((Intercept),Days|Subject)", "sigma"), class, bounds and the program's sample site that
@@ -42,6 +43,12 @@ def sd_name(coef: str, group: str) -> str:
 def zi_name(coef: str) -> str:
     """A zero-inflation coefficient's name (brms's zi_x, glmmTMB's zi~x)."""
     return f"zi_{coef}"
+
+
+def dispersion_name(parameter: str, coef: str) -> str:
+    """A dispersion coefficient's name: the family parameter's, then the column (brms's
+    sigma_x, glmmTMB's d~x): sigma_(Intercept) is log sigma where the covariates are 0."""
+    return f"{parameter}_{coef}"
 
 
 def cor_name(group: str) -> str:
@@ -106,10 +113,15 @@ class ParameterMap:
                 )
                 for r, c in t.pairs
             ]
-        params += [PopulationParameter(name, name, name, 0.0) for name in spec.family.aux_names]
+        family = list(spec.family.aux_names)
+        if spec.dispersion is not None:  # the first family parameter is exp(X_disp delta)
+            modelled = family.pop(0)
+            names = [(dispersion_name(modelled, c), c) for c in spec.dispersion.names]
+            params += [PopulationParameter(n, "dispersion", n, coef=c) for n, c in names]
+        params += [PopulationParameter(name, name, name, 0.0) for name in family]
         zi_names = spec.zi.names if spec.zi is not None else ()
         params += [PopulationParameter(zi_name(c), "zi", zi_name(c), coef=c) for c in zi_names]
-        aux = spec.family.aux_names + tuple(zi_name(c) for c in zi_names)
+        aux = tuple(p.name for p in params if p.cls in ("dispersion", "zi", *family))
         layout = ResidualLayout.from_spec(spec.residual, gaussian=True)
         residual = () if layout is None else layout.names
         if layout is not None:
@@ -204,14 +216,24 @@ class ParameterMap:
         return tuple(p.name for p in self.parameters if p.cls == "zi")
 
     @property
+    def dispersion_names(self) -> tuple[str, ...]:
+        """The dispersion formula's coefficients' names (the first of `aux`)."""
+        return tuple(p.name for p in self.parameters if p.cls == "dispersion")
+
+    @property
+    def submodel_names(self) -> tuple[str, ...]:
+        """The coefficients of the dispersion and zero-inflation formulas, in `aux`'s order."""
+        return tuple(n for n in self.aux if self[n].cls in ("dispersion", "zi"))
+
+    @property
     def _stacks(self) -> bool:
-        return len(self.aux) > 1 or bool(self.zi_names)
+        return len(self.aux) > 1 or bool(self.zi_names or self.dispersion_names)
 
     def pack_aux(self, values, xp=jnp):
         """The family's `aux` from one value per name of `aux`: 1.0 without any, the value
-        itself for one, else stacked on a last axis (`families.pack_aux`; always with zero
-        inflation, whose `Family.rows` splits it)."""
-        return xp.stack(values, axis=-1) if self.zi_names else pack_aux(values, xp)
+        itself for one, else stacked on a last axis (`families.pack_aux`; always with a
+        dispersion or zero-inflation formula, whose coefficients `Family.rows` applies)."""
+        return xp.stack(values, axis=-1) if self._stacks else pack_aux(values, xp)
 
     def aux_from_sites(self, sites, xp=jnp):
         """The family's `aux` from the sites, or any mapping by name."""

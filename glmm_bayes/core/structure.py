@@ -316,6 +316,7 @@ class ModelArrays(NamedTuple):
     residual: ResidualArrays | None = None  # where `layout.residual` is not None
     pattern: BlockPattern | None = None  # `off_diagonal_pattern`
     X_zi: jnp.ndarray | None = None  # the zero-inflation design (`Family.rows`)
+    X_disp: jnp.ndarray | None = None  # the dispersion design (`Family.rows`)
 
 
 def model_arrays(spec: ModelSpec, layout: RandomEffectsLayout, dtype=None) -> ModelArrays:
@@ -336,7 +337,8 @@ def model_arrays(spec: ModelSpec, layout: RandomEffectsLayout, dtype=None) -> Mo
         as_float(z_values(spec)),
         residual,
         off_diagonal_pattern(z_idx, layout),
-        as_float(spec.zi.matrix) if spec.zi is not None else None,
+        None if spec.X_zi is None else as_float(spec.X_zi),
+        None if spec.X_disp is None else as_float(spec.X_disp),
     )
     return with_response(design, spec.y, spec.family)
 
@@ -355,7 +357,7 @@ def with_response(arrays: ModelArrays, y, family) -> ModelArrays:
 
 def row_logliks(eta, aux, arrays: ModelArrays, family, link):
     """log p(y_i | eta_i, aux) of every row (eta may have leading axes), times its weight."""
-    aux = family.rows(aux, arrays.X_zi)
+    aux = family.rows(aux, arrays)
     return row_weights(arrays) * (
         family.logpdf(arrays.y, eta, aux, arrays.trials, link) + arrays.log_norm
     )

@@ -18,7 +18,15 @@ import pandas as pd
 
 from ..control import Control, warn
 from ..errors import DataError, DataWarning, FamilyError, FormulaError, ModelError
-from ..families import ZERO_INFLATABLE, Family, Link, resolve_family, zero_inflated
+from ..families import (
+    DISPERSION_FAMILIES,
+    ZERO_INFLATABLE,
+    Family,
+    Link,
+    resolve_family,
+    with_dispersion,
+    zero_inflated,
+)
 from .formula import (
     ParsedFormula,
     check_identifiers,
@@ -97,6 +105,17 @@ class ModelSpec:
     #: the zero-inflation design X_zi (zi=; its rows and columns) or None
     zi: Design | None = field(default=None, repr=False, compare=False)
     zi_formula: str | None = None
+    #: the dispersion design X_disp (dispersion=) or None
+    dispersion: Design | None = field(default=None, repr=False, compare=False)
+    dispersion_formula: str | None = None
+
+    @property
+    def X_zi(self) -> np.ndarray | None:
+        return None if self.zi is None else self.zi.matrix
+
+    @property
+    def X_disp(self) -> np.ndarray | None:
+        return None if self.dispersion is None else self.dispersion.matrix
 
     @property
     def n_obs(self) -> int:
@@ -514,6 +533,7 @@ def build_model_spec(
     cov: dict | None = None,
     df=None,
     zi: str | None = None,
+    dispersion: str | None = None,
 ) -> ModelSpec:
     """Formula + data + family (+ residual structure, `design.residual`) -> `ModelSpec`. The
     input DataFrame is never modified."""
@@ -538,12 +558,29 @@ def build_model_spec(
             f"family {fam.name!r} needs the formula of its zero part's probability: zi='~ 1' "
             "for a constant, zi='~ x' for one that depends on x"
         )
+    disp_rhs = None
+    if dispersion is not None:
+        disp_rhs = one_sided(dispersion, "dispersion=")
+        if (fam.base or fam).name not in DISPERSION_FAMILIES:
+            raise ModelError(
+                f"dispersion= applies to the families with a dispersion parameter "
+                f"({', '.join(DISPERSION_FAMILIES)}); this model is {fam.name}"
+            )
+        if correlation is not None or variance is not None or weights is not None:
+            raise ModelError(
+                "dispersion= models the residual sd itself: it does not combine with a "
+                "correlation, variance or weights structure (put their covariates into "
+                "the dispersion formula)"
+            )
+        check_identifiers(disp_rhs, data.columns)
+        fam = with_dispersion(fam)
     if not parsed.random:
         raise FormulaError(f"formula {formula!r} has no random-effect term such as (1 | group)")
     check_structures(correlation, variance, weights, data, fam, lnk)
     data, weights_column = weights_frame(data, weights)
     extra = residual_columns(correlation, variance, weights_column)
     extra += sorted(referenced_columns(zi_rhs)) if zi_rhs else []
+    extra += sorted(referenced_columns(disp_rhs)) if disp_rhs else []
     frame, (vectors, fixed, designs) = _drop_non_finite(parsed, _clean_data(parsed, data, extra))
 
     response = parsed.response
@@ -597,23 +634,25 @@ def build_model_spec(
         parsed,
         (fixed, *designs),
         residual,
-        _zero_inflation_design(zi_rhs, frame) if zi_rhs else None,
+        _submodel_design(zi_rhs, frame, "zero-inflation") if zi_rhs else None,
         zi,
+        _submodel_design(disp_rhs, frame, "dispersion") if disp_rhs else None,
+        dispersion,
     )
     _check_identifiable(spec, control)
     return spec
 
 
-def _zero_inflation_design(rhs: str, frame: pd.DataFrame) -> Design:
-    """X_zi on the model's rows, full rank and finite."""
+def _submodel_design(rhs: str, frame: pd.DataFrame, what: str) -> Design:
+    """The zero-inflation or dispersion design on the model's rows, full rank and finite."""
     design = _design(rhs, frame)
     if not np.all(np.isfinite(design.matrix)):
-        raise DataError(f"the zero-inflation formula '~ {rhs}' gives NaN or infinite values")
+        raise DataError(f"the {what} formula '~ {rhs}' gives NaN or infinite values")
     if design.matrix.shape[1] == 0:
-        raise FormulaError(f"the zero-inflation formula '~ {rhs}' has no columns")
+        raise FormulaError(f"the {what} formula '~ {rhs}' has no columns")
     if aliased := _aliased_columns(design.matrix, design.names):
         raise ModelError(
-            f"zero-inflation model matrix is rank deficient: {', '.join(aliased)} is a linear "
+            f"{what} model matrix is rank deficient: {', '.join(aliased)} is a linear "
             "combination of the other columns"
         )
     return design

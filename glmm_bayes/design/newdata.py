@@ -30,6 +30,7 @@ class Rows:
     trials: np.ndarray | None
     terms: tuple[RandomEffectTerm | None, ...]
     X_zi: np.ndarray | None = None  # the zero-inflation design, for zi= models
+    X_disp: np.ndarray | None = None  # the dispersion design, for dispersion= models
 
     @property
     def n(self) -> int:
@@ -116,7 +117,7 @@ def model_rows(
             else None
             for t, g, c in zip(spec.terms, grouped, columns)
         )
-        return Rows(spec.X, spec.offset, spec.trials, terms, spec.zi and spec.zi.matrix)
+        return Rows(spec.X, spec.offset, spec.trials, terms, spec.X_zi, spec.X_disp)
     if not isinstance(newdata, pd.DataFrame):
         raise DataError(f"newdata must be a pandas DataFrame, got {type(newdata).__name__}")
     if len(newdata) == 0:
@@ -126,7 +127,7 @@ def model_rows(
     for role, text in (
         [("fixed effects", parsed.fixed)]
         + [(f"offset({o})", o) for o in parsed.offsets]
-        + ([("zero inflation", spec.zi_formula.split("~")[1])] if spec.zi is not None else [])
+        + [(role, f.split("~")[1]) for role, f in _submodel_formulas(spec)]
     ):
         needed.update({c: needed.get(c, role) for c in referenced_columns(text)})
     blocks = [term_blocks(s, len(d.names)) for s, d in zip(parsed.random, spec.designs[1:])]
@@ -158,8 +159,17 @@ def model_rows(
                 terms.append(term.on_rows(Z[:, cols], index, levels, known))
             else:
                 terms.append(term.on_rows(Z[:, cols]) if c else None)
-    X_zi = _evaluate_design(spec.zi, frame, "zero inflation") if spec.zi is not None else None
-    return Rows(X, offset, trials, tuple(terms), X_zi)
+    X_zi, X_disp = (
+        None if design is None else _evaluate_design(design, frame, role)
+        for design, role in ((spec.zi, "zero inflation"), (spec.dispersion, "dispersion"))
+    )
+    return Rows(X, offset, trials, tuple(terms), X_zi, X_disp)
+
+
+def _submodel_formulas(spec: ModelSpec) -> list[tuple[str, str]]:
+    """(role, formula) of the model's zero-inflation and dispersion formulas."""
+    pairs = (("zero inflation", spec.zi_formula), ("dispersion", spec.dispersion_formula))
+    return [(role, formula) for role, formula in pairs if formula is not None]
 
 
 def _new_trials(spec: ModelSpec, frame: pd.DataFrame, required: bool) -> np.ndarray | None:

@@ -39,21 +39,36 @@ from ..errors import ConvergenceWarning, ModelError
 from .separation import warn_separation, warn_zero_part_at_boundary
 
 
-def _unpack(x, parameters: ParameterMap, n_theta: int, n_positive: int):
-    """(beta, theta, aux) from the optimiser's x = (beta, theta, the logs of the family's
-    parameters, the zero-inflation coefficients): NumPy for NumPy's x."""
+def _unpack(x, parameters: ParameterMap, n_theta: int):
+    """(beta, theta, aux) from the optimiser's x = (beta, theta, aux's coordinates: the logs
+    of the family's parameters, the dispersion and zero-inflation coefficients as they are):
+    NumPy for NumPy's x."""
     xp = np if isinstance(x, np.ndarray) else jnp
     p = len(parameters.fixed_names)
     beta, theta, tail = x[:p], x[p : p + n_theta], x[p + n_theta :]
-    values = [xp.exp(tail[j]) if j < n_positive else tail[j] for j in range(len(parameters.aux))]
+    values = [
+        xp.exp(tail[j]) if parameters[name].positive else tail[j]
+        for j, name in enumerate(parameters.aux)
+    ]
     return beta, theta, parameters.pack_aux(values, xp)
 
 
+def _aux_start(spec: ModelSpec, parameters: ParameterMap, family_values) -> np.ndarray:
+    """aux's coordinates at the start: the logs of the GLM's moment estimates of the family's
+    parameters; a dispersion formula's delta with X_disp delta = that of its first (least
+    squares); zero inflation at p = 1/2."""
+    start = dict(zip(spec.family.aux_names, np.log(family_values)))
+    if spec.dispersion is not None:
+        first = np.full(spec.n_obs, start[spec.family.aux_names[0]])
+        delta = np.linalg.lstsq(spec.X_disp, first, rcond=None)[0]
+        start.update(zip(parameters.dispersion_names, delta))
+    return np.array([start.get(name, 0.0) for name in parameters.aux])
+
+
 def _objective(x, arrays, layout, family, link, nagq, parameters):
-    """The deviance over x = (beta, theta, log aux, zero inflation's gamma), theta lme4's:
-    relative to sigma for gaussian families (T_k = sigma theta_k), the absolute factor
-    otherwise."""
-    beta, theta, aux = _unpack(x, parameters, layout.n_theta, len(family.aux))
+    """The deviance over x = (beta, theta, aux's coordinates), theta lme4's: relative to sigma
+    for gaussian families (T_k = sigma theta_k), the absolute factor otherwise."""
+    beta, theta, aux = _unpack(x, parameters, layout.n_theta)
     absolute = theta * aux if family.residual_sd else theta
     return laplace_deviance(beta, absolute, aux, arrays, layout, family, link, nagq)
 
@@ -114,8 +129,7 @@ def fit_glmm(
     n_aux = len(parameters.aux)
     p = spec.X.shape[1]
     beta0, aux0 = glm_start(spec)
-    zi0 = np.zeros(n_aux - len(aux0))  # zero inflation from p = 1/2
-    x0 = np.concatenate([beta0, layout.theta_initial(), np.log(aux0), zi0])
+    x0 = np.concatenate([beta0, layout.theta_initial(), _aux_start(spec, parameters, aux0)])
     scales = parameter_scales(spec)
     scale = np.concatenate([scales.beta, scales.theta, np.ones(n_aux)])
     edge = np.concatenate([np.zeros(p, bool), layout.diagonal_mask(), np.zeros(n_aux, bool)])
@@ -128,7 +142,7 @@ def fit_glmm(
     # vcov(beta) from the Hessian of the deviance in (beta, theta), as lme4's use.hessian = TRUE
     # (signing theta's columns below flips rows and columns of H outside beta's block)
     opt, H = optimize_and_settle(objective, x0, (arrays,), names, control, edge, scale, what)
-    beta, theta, aux = _unpack(opt.x, parameters, layout.n_theta, len(family.aux))
+    beta, theta, aux = _unpack(opt.x, parameters, layout.n_theta)
     theta = canonical_theta(theta, layout)
     x = np.concatenate([beta, theta, opt.x[p + layout.n_theta :]])
     singular = singular_terms(theta, theta_names, layout, control.singular_tol)
@@ -136,14 +150,16 @@ def fit_glmm(
     # invert in the scaled coordinates, where the blocks of H are of comparable size
     D = scale[free]
     cov = 2 * D[:, None] * np.linalg.pinv(H[np.ix_(free, free)] * np.outer(D, D)) * D[None, :]
-    n_zi = n_aux - len(family.aux)  # the zero-inflation coefficients, last in x (never on an edge)
     estimate = _estimate(
         spec, layout, arrays, beta, theta, aux, cov[:p, :p], opt, x, singular, nagq, control
     )
-    if not n_zi:
+    # the dispersion and zero-inflation coefficients (in aux, never on an edge)
+    submodel = [int(np.sum(free[: names.index(n)])) for n in parameters.submodel_names]
+    if not submodel:
         return estimate
-    warn_zero_part_at_boundary(spec, opt.x[-n_zi:], control, what)
-    return replace(estimate, vcov_zi=cov[-n_zi:, -n_zi:])
+    if parameters.zi_names:
+        warn_zero_part_at_boundary(spec, opt.x[-len(parameters.zi_names) :], control, what)
+    return replace(estimate, vcov_submodels=cov[np.ix_(submodel, submodel)])
 
 
 def _fit_beta_in_pirls(spec, parameters, layout, arrays, control, what) -> Estimate:
@@ -178,7 +194,7 @@ def _at_estimate(beta, theta, aux, arrays, layout, family, link):
     factors = covariance_factors(theta, layout)
     cond = conditional_covariances(inverse_diagonal_blocks(chol, layout), factors)
     fitted = (
-        family.response_mean(eta, 0.0, family.rows(aux, arrays.X_zi))
+        family.response_mean(eta, 0.0, family.rows(aux, arrays))
         if family.response_mean
         else link.inverse(eta)
     )

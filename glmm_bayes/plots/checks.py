@@ -67,7 +67,7 @@ def pearson_residuals(fit) -> np.ndarray:
         else np.asarray(spec.link.inverse(_point_prediction(fit, scale="link")))
     )
     aux = fit.model.parameters.aux_from_sites(fit.population["estimate"], np)
-    aux = family.rows(aux, spec.zi.matrix) if spec.zi is not None else aux
+    aux = family.rows(aux, spec)
     variance = np.asarray(family.variance(mu, aux, spec.trials))
     return (spec.y - _in_response_units(fit, expected)) / np.sqrt(variance)
 

@@ -119,29 +119,42 @@ class FrequentistFit:
         return ranef_tables(self.spec, self.estimate.modes, sds)
 
     def _standard_errors(self) -> dict[str, float]:
-        """Wald standard errors of the fixed effects and zero-inflation coefficients."""
+        """Wald standard errors of the fixed effects and of the dispersion and zero-inflation
+        coefficients."""
         names = list(self.spec.fixed_names)
         variances = list(np.diag(self.estimate.vcov))
-        if self.estimate.vcov_zi is not None:
-            names += list(self.model.parameters.zi_names)
-            variances += list(np.diag(self.estimate.vcov_zi))
+        if self.estimate.vcov_submodels is not None:
+            names += list(self.model.parameters.submodel_names)
+            variances += list(np.diag(self.estimate.vcov_submodels))
         return dict(zip(names, np.sqrt(variances)))
 
     @property
     def zero_inflation(self) -> pd.DataFrame:
         """The zero-inflation coefficients (logit scale): estimate, std_error, z_value,
         p_value and 95% Wald interval, as glmmTMB's "Zero-inflation model" table."""
-        if self.estimate.vcov_zi is None:
+        names = self.model.parameters.zi_names
+        if not names:
             raise ModelError("this model has no zero inflation (Model(..., zi='~ x'))")
+        return self._wald_table(names)
+
+    @property
+    def dispersion(self) -> pd.DataFrame:
+        """The dispersion formula's coefficients (log scale of sigma, shape or phi): estimate,
+        std_error, z_value, p_value and 95% Wald interval, as glmmTMB's "Dispersion model"."""
+        names = self.model.parameters.dispersion_names
+        if not names:
+            raise ModelError("this model has no dispersion formula (Model(..., dispersion='~ x'))")
+        return self._wald_table(names)
+
+    def _wald_table(self, names) -> pd.DataFrame:
         estimates, se = self._estimates(), self._standard_errors()
-        names = list(self.model.parameters.zi_names)
         frame = pd.DataFrame(
             {"estimate": [estimates[n] for n in names], "std_error": [se[n] for n in names]},
-            index=names,
+            index=list(names),
         )
         frame["z_value"] = frame["estimate"] / frame["std_error"]
         frame["p_value"] = 2 * stats.norm.sf(np.abs(frame["z_value"]))
-        return frame.join(self.confint(method="wald", parm=names))
+        return frame.join(self.confint(method="wald", parm=list(names)))
 
     def _estimates(self) -> dict[str, float]:
         values = self.model.parameters.values(
@@ -424,10 +437,12 @@ class FrequentistFit:
     def deviance(self) -> float | None:
         """As lme4's deviance(): -2 log L for ML fits, None for REML fits, and for GLMMs the
         conditional deviance sum_i d(y_i, mu_i) at the conditional modes (not -2 log L); for
-        zero-inflated families, which have no unit deviance, -2 log L (glmmTMB's summary)."""
+        zero-inflated families, which have no unit deviance, and with a dispersion formula
+        -2 log L (glmmTMB's summary)."""
         if self.method == "REML":
             return None
-        if self.spec.family.residual_sd or self.spec.family.unit_deviance is None:
+        family = self.spec.family
+        if family.residual_sd or family.unit_deviance is None or self.spec.dispersion is not None:
             return -2 * self.loglik
         spec = self.spec
         return float(
@@ -493,14 +508,19 @@ class FrequentistFit:
             .to_string(float_format=lambda v: f"{v:.5g}")
             .splitlines()
         ]
-        if self.estimate.vcov_zi is not None:
-            lines += ["", "Zero-inflation model:"]
-            lines += [
-                "  " + line
-                for line in self.zero_inflation.drop(columns=["lower", "upper"])
-                .to_string(float_format=lambda v: f"{v:.5g}")
-                .splitlines()
-            ]
+        for title, names, table in (
+            ("Dispersion model", self.model.parameters.dispersion_names, "dispersion"),
+            ("Zero-inflation model", self.model.parameters.zi_names, "zero_inflation"),
+        ):
+            if names:
+                lines += ["", f"{title}:"]
+                lines += [
+                    "  " + line
+                    for line in getattr(self, table)
+                    .drop(columns=["lower", "upper"])
+                    .to_string(float_format=lambda v: f"{v:.5g}")
+                    .splitlines()
+                ]
         if self.singular:
             lines += ["", "boundary (singular) fit: see help('isSingular')"]
         if not self.estimate.converged:

@@ -272,7 +272,7 @@ class Posterior:
                 int(rng.integers(2**31)),
                 draws.residual,
                 newdata,
-                rows.X_zi,
+                rows,
             )
         if interval is None:
             return out

@@ -194,20 +194,23 @@ def prediction_map(
         return eta, lambda e: e, rows
     v = dropped_variance(spec, rows, draws, keep) if marginal else 0.0
     if spec.family.response_mean is not None:
-        aux = aux_on_rows(spec, draws.aux, rows.X_zi)
+        aux = aux_on_rows(spec, draws.aux, rows)
         return eta, lambda e: np.asarray(spec.family.response_mean(e, v, aux)), rows
     if marginal:
         return eta, lambda e: marginal_mean(spec.link, e, v), rows
     return eta, lambda e: np.asarray(spec.link.inverse(e)), rows
 
 
-def aux_on_rows(spec: ModelSpec, aux, X_zi) -> object:
+def aux_on_rows(spec: ModelSpec, aux, rows: Rows) -> object:
     """Draws of the family's aux (S, ...) as its functions take them against (S, n) rows: one
-    value per draw on an axis of 1, or a zero-inflated family's `Family.rows`."""
+    value per draw on an axis of 1, or with a dispersion or zero-inflation formula
+    `Family.rows` on the `rows`."""
     if aux is None:
         return 1.0
     aux = np.asarray(aux)
-    return spec.family.rows(aux, X_zi) if spec.family.base is not None else aux[:, None]
+    if spec.family.base is None and rows.X_disp is None:
+        return aux[:, None]
+    return spec.family.rows(aux, rows)
 
 
 def draw_responses(
@@ -218,10 +221,10 @@ def draw_responses(
     seed: int,
     residual=None,
     newdata=None,
-    X_zi=None,
+    rows: Rows | None = None,
 ) -> np.ndarray:
-    """y ~ family(mu, aux, trials), elementwise over (S, n), with the zero-inflation design
-    X_zi of the rows where the model has one; for a gaussian model with a residual structure,
+    """y ~ family(mu, aux, trials), elementwise over (S, n), on `rows` (their zero-inflation
+    and dispersion designs; None: the fitted rows); for a gaussian model with a residual structure,
     y = mu + sigma S L z per draw, with the structure's parameters `residual` (S, r) on the
     rows of `newdata` (None: the fitted rows)."""
     if spec.family.residual_sd and not spec.residual.is_trivial:
@@ -237,7 +240,7 @@ def draw_responses(
             "log-likelihood terms and have no generative meaning here (as R's family$simulate)",
             DataWarning,
         )
-    aux = aux_on_rows(spec, aux, X_zi)
+    aux = aux_on_rows(spec, aux, spec if rows is None else rows)
     trials = np.asarray(trials).astype(np.int64) if spec.family.uses_trials else trials
     distribution = spec.family.distribution(mu, aux, trials)
     return np.asarray(distribution.sample(jax.random.PRNGKey(seed)), dtype=float)
@@ -259,7 +262,7 @@ def simulate_responses(
         int(rng.integers(2**31)),
         draws.residual,
         newdata,
-        rows.X_zi,
+        rows,
     )
     index = newdata.index if newdata is not None else spec.data.index
     return pd.DataFrame(y.T, index=index, columns=[f"sim_{i + 1}" for i in range(n)])

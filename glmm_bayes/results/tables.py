@@ -19,7 +19,10 @@ def family_line(spec: ModelSpec) -> str:
     zero-inflation formula."""
     fixed = ", ".join(f"{name} = {value:g}" for name, value in spec.family.fixed)
     zi = f", {spec.family.zero_model}: {spec.zi_formula}" if spec.zi is not None else ""
-    return f"Family: {spec.family.name}{f' ({fixed})' if fixed else ''} ( {spec.link.name} ){zi}"
+    disp = f", dispersion: {spec.dispersion_formula}" if spec.dispersion is not None else ""
+    return (
+        f"Family: {spec.family.name}{f' ({fixed})' if fixed else ''} ( {spec.link.name} ){disp}{zi}"
+    )
 
 
 def _summarise(values: np.ndarray, point=None) -> dict:

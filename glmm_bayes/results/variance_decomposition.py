@@ -28,7 +28,11 @@ from ..numerics import float64
 
 def residual_variance(spec: ModelSpec, aux, residual=None) -> np.ndarray:
     """var_e over the draw axes; `residual`: the residual structure's natural parameters
-    (..., r)."""
+    (..., r). With a dispersion formula, the mean of sigma_i^2 = exp(2 x_i' delta) over the
+    rows (as the mean s_i^2 of a VarIdent structure)."""
+    gaussian = spec.family.name == "gaussian" and spec.link.name == "identity"
+    if spec.dispersion is not None and gaussian:
+        return np.mean(np.exp(2 * np.asarray(aux) @ spec.X_disp.T), axis=-1)
     if is_linear_gaussian(spec.family, spec.link):
         return np.asarray(aux) ** 2 * _mean_relative_variance(spec, residual)
     if (latent := dict(spec.family.latent_variance).get(spec.link.name)) is not None:

@@ -231,6 +231,42 @@ def zero_inflated_counts(seed: int, n_g: int = 30, n_per: int = 10) -> pd.DataFr
     ).round(8)
 
 
+def heteroscedastic(seed: int, n_g: int = 30, n_per: int = 12) -> pd.DataFrame:
+    """Responses whose dispersion depends on covariates (issue 30), one design: x ~ N(0, 1), f
+    in {a, b}, a random intercept of sd 0.6 per group g. log sigma, log shape and log phi are
+    linear in f and x:
+        y_gaussian  1 + 0.5 x + b + sigma e,        log sigma = -0.3 + 0.6 [f = b] + 0.3 x
+        y_t         2 + 0.5 x + b + sigma t_5,      log sigma = -0.5 + 0.5 [f = b]
+        y_nb        NB(exp(1 + 0.4 x + b), shape),  log shape = 0.5 + 1.0 [f = b]
+        y_gamma     Gamma(mean exp(1 + 0.3 x + b), shape), log shape = 1 + 0.7 [f = b]
+        y_beta      Beta(mean logit^-1(-0.3 + 0.6 x + b), phi), log phi = 2 + 0.8 x."""
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(n_g), n_per)
+    x = rng.normal(size=g.size)
+    fb = rng.integers(0, 2, g.size)
+    b = lambda: rng.normal(0, 0.6, n_g)[g]
+    y_gaussian = 1 + 0.5 * x + b() + np.exp(-0.3 + 0.6 * fb + 0.3 * x) * rng.normal(size=g.size)
+    y_t = 2 + 0.5 * x + b() + np.exp(-0.5 + 0.5 * fb) * rng.standard_t(5, g.size)
+    mu, shape = np.exp(1 + 0.4 * x + b()), np.exp(0.5 + 1.0 * fb)
+    y_nb = rng.poisson(rng.gamma(shape, mu / shape))
+    mu, shape = np.exp(1 + 0.3 * x + b()), np.exp(1 + 0.7 * fb)
+    y_gamma = rng.gamma(shape, mu / shape)
+    mu, phi = 1 / (1 + np.exp(-(-0.3 + 0.6 * x + b()))), np.exp(2 + 0.8 * x)
+    y_beta = np.clip(rng.beta(mu * phi, (1 - mu) * phi), 1e-6, 1 - 1e-6)
+    return pd.DataFrame(
+        {
+            "y_gaussian": y_gaussian,
+            "y_t": y_t,
+            "y_nb": y_nb,
+            "y_gamma": y_gamma,
+            "y_beta": y_beta,
+            "x": x,
+            "f": np.where(fb == 1, "b", "a"),
+            "g": [f"g{i:02d}" for i in g],
+        }
+    ).round(8)
+
+
 if __name__ == "__main__":
     ticks_like(1).to_csv("data/ticks_sim.csv", index=False)
     growth(12).to_csv("data/growth_sim.csv", index=False)
@@ -243,3 +279,4 @@ if __name__ == "__main__":
     overdispersed_trials(31).to_csv("data/trials_sim.csv", index=False)
     continuous(32).to_csv("data/continuous_sim.csv", index=False)
     zero_inflated_counts(33).to_csv("data/zero_inflated_sim.csv", index=False)
+    heteroscedastic(34).to_csv("data/dispersion_sim.csv", index=False)
