@@ -18,12 +18,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
 from jax.scipy.special import gammaln, log_ndtr, ndtr, xlogy
+from jax.scipy.special import ndtri as jsp_ndtri
 from scipy import special
 from scipy.special import ndtri
 
@@ -353,6 +355,145 @@ def zero_inflated(base: Family, hurdle: bool = False) -> Family:
     )
 
 
+#: |a| beyond which F(a) is 0 or 1 in double precision under the logit and probit links: the
+#: open ends of the first and last categories (finite, so that no gradient meets inf - inf)
+_OPEN_END = 1e10
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(2,))
+def _log_between(a, b, link: Link):
+    """log(F(b) - F(a)) for a < b, F the link's inverse (a symmetric latent cdf: logistic or
+    normal), from the lower tail: log F(b) + log(1 - F(a) / F(b)) after reflecting (a, b) to
+    (-b, -a) where a + b > 0. Its derivative (f(b) db - f(a) da) / (F(b) - F(a)) is given
+    directly (f the latent density), so autodiff never enters log F (log_ndtr)."""
+    flip = a + b > 0
+    lo, hi = jnp.where(flip, -b, a), jnp.where(flip, -a, b)
+    return link.log_mu(hi) + _log1mexp(link.log_mu(lo) - link.log_mu(hi))
+
+
+@_log_between.defjvp
+def _log_between_jvp(link, primals, tangents):
+    (a, b), (da, db) = primals, tangents
+    out = _log_between(a, b, link)
+    return out, jnp.exp(link.log_mu_eta(b) - out) * db - jnp.exp(link.log_mu_eta(a) - out) * da
+
+
+def _log_interval(a, b, link: Link):
+    """log(F(b) - F(a)), -inf where b <= a (thresholds out of order)."""
+    ordered = b > a
+    b = jnp.where(ordered, b, a + 1.0)  # keeps the branch not taken finite
+    return jnp.where(ordered, _log_between(a, b, link), -jnp.inf)
+
+
+@dataclass(frozen=True)
+class Cumulative:
+    """The cumulative-link ordinal family (ordinal's clmm, brms's cumulative): a response of K
+    ordered categories coded 0, ..., K - 1 with P(y <= k) = F(tau_k - eta), thresholds tau_0 <
+    ... < tau_{K-2} in aux (..., K - 1) and eta = X beta + Z b without an intercept. Its
+    functions of mu recover eta = g(mu) with the model's link."""
+
+    levels: tuple[str, ...]
+    link: Link
+
+    def _eta(self, mu):
+        """eta = g(mu), traceable (the functions of mu are given the link's mean)."""
+        return jnp.log(mu) - jnp.log1p(-mu) if self.link.name == "logit" else jsp_ndtri(mu)
+
+    def log_probs(self, eta, aux):
+        """log P(y = k), k = 0, ..., K - 1, on a last axis (aux broadcast against eta)."""
+        cuts = [aux[..., j] - eta for j in range(len(self.levels) - 1)]
+        cuts = jnp.broadcast_arrays(*cuts)
+        lower = [jnp.full_like(cuts[0], -_OPEN_END), *cuts]
+        upper = [*cuts, jnp.full_like(cuts[0], _OPEN_END)]
+        return jnp.stack([_log_interval(a, b, self.link) for a, b in zip(lower, upper)], -1)
+
+    def logpdf(self, y, eta, aux, trials, link):
+        """log P(y) = log(F(tau_y - eta) - F(tau_{y-1} - eta)), the open ends at +-infinity."""
+        last = len(self.levels) - 1
+        lower = jnp.where(y == 0, -_OPEN_END, 0.0)
+        upper = jnp.where(y == last, _OPEN_END, 0.0)
+        for j in range(last):
+            lower = lower + jnp.where(y == j + 1, aux[..., j] - eta, 0.0)
+            upper = upper + jnp.where(y == j, aux[..., j] - eta, 0.0)
+        return _log_interval(lower, upper, self.link)
+
+    def _moments(self, eta, aux):
+        p = jnp.exp(self.log_probs(eta, aux))
+        k = jnp.arange(len(self.levels), dtype=p.dtype)
+        mean = jnp.sum(k * p, axis=-1)
+        return mean, jnp.sum(k**2 * p, axis=-1) - mean**2
+
+    def variance(self, mu, aux, trials):
+        """Var(y) of the category's code at mu = g^{-1}(eta)."""
+        return self._moments(self._eta(mu), aux)[1]
+
+    def response_mean(self, eta, v, aux):
+        """E[y], the mean category code, averaged over e ~ N(0, v) of the random effects
+        integrated out."""
+        if np.ndim(v) == 0 and v == 0:
+            return self._moments(eta, aux)[0]
+        return normal_expectation(lambda e: self._moments(e, aux)[0], eta, v)
+
+    def distribution(self, mu, aux, trials):
+        return dist.Categorical(logits=self.log_probs(self._eta(mu), aux))
+
+    def log_unit_variance(self, eta, aux, link):
+        """log V with (dmu/deta)^2 / V the expected information about eta, sum_k (f(c_k) -
+        f(c_{k-1}))^2 / P(y = k) (f the latent density, c_k = tau_k - eta): the Fisher weight of
+        the fallback steps; the Laplace curvature is the observed one."""
+        cuts = jnp.stack(
+            jnp.broadcast_arrays(*[aux[..., j] - eta for j in range(len(self.levels) - 1)]), -1
+        )
+        density = jnp.exp(link.log_mu_eta(cuts))
+        zero = jnp.zeros_like(density[..., :1])
+        change = jnp.concatenate([density, zero], -1) - jnp.concatenate([zero, density], -1)
+        information = jnp.sum(change**2 * jnp.exp(-self.log_probs(eta, aux)), axis=-1)
+        return 2 * link.log_mu_eta(eta) - jnp.log(information)
+
+
+def _threshold_start(j: int, link: Link) -> Callable:
+    """The j-th threshold's start: g(P(y <= j)) over the sample."""
+    return lambda y, mu: float(link.link(np.clip(np.mean(y <= j), 1e-4, 1 - 1e-4)))
+
+
+def cumulative_family(levels: tuple[str, ...] = (), link: Link | None = None) -> Family:
+    """The cumulative ordinal family for the response's ordered categories `levels` (at least
+    3) under `link` (logit or probit): its parameters are the K - 1 thresholds, named as
+    ordinal's ("1|2", "2|3", ...), class `threshold`, one ordered sample site; a model builds
+    it once it has read the response (without `levels`: the table's entry, for its links)."""
+    link = link or LINKS["logit"]
+    c = Cumulative(tuple(levels), link)
+    thresholds = tuple(
+        AuxParameter(
+            f"{levels[j]}|{levels[j + 1]}",
+            lambda s_y: ("student_t", (3.0, 0.0, 2.5)),  # brms's for the thresholds
+            _threshold_start(j, link),
+            initial=float(j),
+            lower=-np.inf,
+            cls="threshold",
+        )
+        for j in range(len(levels) - 1)
+    )
+    return Family(
+        "cumulative",
+        "logit",
+        ("logit", "probit"),
+        thresholds,
+        c.logpdf,
+        c.variance,
+        None,  # the fit's deviance is -2 log L, as clmm's
+        c.distribution,
+        lambda y, name: None,  # the codes are made from the categories (`ordinal_response`)
+        c.log_unit_variance,
+        discrete=True,
+        latent_variance=_LATENT,  # the latent error's, as for binomial models
+        observed_curvature=True,
+        response_mean=c.response_mean,
+        categories=tuple(levels),
+        category_log_probs=c.log_probs,
+    )
+
+
 def _lognormal_mean(eta, v, aux):
     """E[y] = exp(eta + (v + sigma^2) / 2), with v the variance of the random effects
     integrated out (0 for a conditional prediction)."""
@@ -508,15 +649,19 @@ def _beta_log_variance(eta, aux, link):
 
 @dataclass(frozen=True)
 class AuxParameter:
-    """A family's dispersion parameter (positive): its name, which is also its class in the
-    priors, its default prior as (prior, arguments) given s_y (the response's sd for gaussian
-    models, else 1), where the GLM start begins it, and its moment estimate from y and the
-    GLM's fitted mu, which starts the Laplace fit."""
+    """A family's parameter beside mu (a dispersion parameter, positive, or a threshold): its
+    name, which is also its class in the priors unless `cls` says otherwise, its default prior
+    as (prior, arguments) given s_y (the response's sd for gaussian models, else 1), where the
+    GLM start begins it, and its moment estimate from y and the GLM's fitted mu, which starts
+    the Laplace fit. Parameters of one class other than their name are one ordered sample
+    site (the cumulative's thresholds)."""
 
     name: str
     default_prior: Callable  # s_y -> (prior name, arguments)
-    moment: Callable  # (y, mu) -> a positive estimate
+    moment: Callable  # (y, mu) -> an estimate
     initial: float = 1.0  # before the GLM's mu is known
+    lower: float = 0.0  # positive, or -inf (the cumulative's thresholds)
+    cls: str | None = None  # its class in the priors where it is not its name
 
 
 def _residual_sd(y, mu):
@@ -597,6 +742,11 @@ class Family:
     #: the count family a zero-inflated or hurdle one wraps (`zero_inflated`), else None
     base: Family | None = None
     zero_model: str | None = None  # "zero-inflated" or "hurdle"
+    #: the ordered categories of a cumulative family's response (coded 0, ..., K - 1); the
+    #: GLM start is then beta = 0 with the thresholds at their moments
+    categories: tuple[str, ...] = ()
+    #: (eta, aux) -> log P(y = k) on a last axis of the categories (cumulative families)
+    category_log_probs: Callable | None = None
 
     def on_location_scale(self, y):
         """y on the scale of the log density (see `location`)."""
@@ -830,6 +980,7 @@ _ALIASES = {
     "betabinomial": "beta_binomial",
     "t": "student_t",
     "studentt": "student_t",
+    "ordinal": "cumulative",
 }
 
 
@@ -861,6 +1012,8 @@ def student_t_family(df=None) -> Family:
 
 #: families built per model from a parameter the user may fix (df=)
 FIXED_PARAMETER_FAMILIES = {"student_t": student_t_family}
+#: families built per model from the response's categories (`design.model_spec`)
+CATEGORICAL_FAMILIES = {"cumulative": cumulative_family}
 
 
 def resolve_family(family: str, link: str | None, df=None) -> tuple[Family, Link]:
@@ -875,10 +1028,14 @@ def resolve_family(family: str, link: str | None, df=None) -> tuple[Family, Link
         fam = FIXED_PARAMETER_FAMILIES[key](df)
     elif key in HURDLE_FAMILIES:
         fam = zero_inflated(FAMILIES[HURDLE_FAMILIES[key]], hurdle=True)
+    elif key in CATEGORICAL_FAMILIES:
+        fam = CATEGORICAL_FAMILIES[key]()
     elif key in FAMILIES:
         fam = FAMILIES[key]
     else:
-        known = ", ".join([*FAMILIES, *FIXED_PARAMETER_FAMILIES, *HURDLE_FAMILIES])
+        known = ", ".join(
+            [*FAMILIES, *FIXED_PARAMETER_FAMILIES, *HURDLE_FAMILIES, *CATEGORICAL_FAMILIES]
+        )
         raise FamilyError(f"unknown family {family!r}; known: {known}")
     link_name = fam.default_link if link is None else str(link).lower()
     if link_name not in LINKS:

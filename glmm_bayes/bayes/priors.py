@@ -40,6 +40,7 @@ import jax
 import numpy as np
 import numpyro.distributions as dist
 import pandas as pd
+from jax.scipy.special import gammaln
 from scipy import stats
 
 from ..core.parameters import ParameterMap, PopulationParameter
@@ -101,6 +102,32 @@ def distribution_numbers(distribution) -> tuple | None:
     ):
         return None
     return tuple(np.asarray(leaf, dtype=float) for leaf in leaves)
+
+
+class OrderedVector(dist.Distribution):
+    """k values of the scalar prior `base`, each with that prior, restricted to increasing
+    order (brms's prior on ordinal thresholds): density k! prod_j base(x_j) on x_1 < ... <
+    x_k; a draw is k sorted draws of `base`. numpyro moves it in its ordered transform's
+    unconstrained space (x_1, log(x_j - x_{j-1}))."""
+
+    support = dist.constraints.ordered_vector
+
+    def __init__(self, base, k: int):
+        self.base, self.k = base, k
+        super().__init__(batch_shape=(), event_shape=(k,))
+
+    def sample(self, key, sample_shape=()):
+        return jax.numpy.sort(self.base.sample(key, sample_shape + (self.k,)), axis=-1)
+
+    def log_prob(self, value):
+        return jax.numpy.sum(self.base.log_prob(value), axis=-1) + gammaln(self.k + 1.0)
+
+    def tree_flatten(self):
+        return (self.base,), self.k
+
+    @classmethod
+    def tree_unflatten(cls, k, children):
+        return cls(children[0], k)
 
 
 def _folded(base):
@@ -256,7 +283,7 @@ def _default_prior(param: PopulationParameter, spec: ModelSpec, s_y: float, lag:
         column = spec.dispersion.matrix[:, spec.dispersion.names.index(param.coef)]
         return Prior("normal", (0.0, 2.5 / column_scale(column)))
     for aux in spec.family.aux:
-        if param.cls == aux.name:
+        if param.cls == (aux.cls or aux.name):
             return Prior(*aux.default_prior(s_y))
     if param.cls == "sigma_ratio":
         return Prior("lognormal", (0.0, 1.0))
@@ -279,7 +306,7 @@ def default_parameters(spec: ModelSpec, parameters: ParameterMap | None = None) 
         dimension = (
             len(next(t for t in parameters.terms if t.label == param.group).names)
             if param.cls == "cor"
-            else None
+            else parameters.ordered_sites.get(param.site)
         )
         out[param.site] = Parameter(
             param.site,

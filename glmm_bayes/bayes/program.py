@@ -35,7 +35,7 @@ from ..core.scaling import parameter_scales
 from ..core.structure import RandomEffectsLayout, factors_to_theta, fixed_predictor, row_weights
 from ..design import ModelSpec
 from ..families import Family, Link
-from .priors import DistributionForm, Parameter, Prior, PriorForm
+from .priors import DistributionForm, OrderedVector, Parameter, Prior, PriorForm
 
 
 class FamilyLikelihood(dist.Distribution):
@@ -108,11 +108,13 @@ class ProgramStructure:
     def prior(self, name: str, priors: PriorValues):
         """The prior distribution of site `name`, with its arguments from `priors`."""
         form = dict(self.prior_forms)[name]
-        return (
+        prior = (
             form.distribution(priors.arguments[name])
             if isinstance(form, (PriorForm, DistributionForm))
             else form
         )
+        k = self.parameters.ordered_sites.get(name)
+        return prior if k is None else OrderedVector(prior, k)
 
     @property
     def fixed_names(self) -> tuple[str, ...]:
@@ -175,6 +177,10 @@ def prior_values(spec: ModelSpec, parameters: list[Parameter]) -> PriorValues:
             initial[standardised_name(param.name)] = np.asarray(typical / scales[param.name])
         else:
             initial[param.name] = np.asarray(typical)
+    # an ordered site (the thresholds) starts at its parameters' moments, in order
+    for site in {a.cls for a in spec.family.aux if a.cls}:
+        starts = [a.moment(spec.y, None) for a in spec.family.aux if a.cls == site]
+        initial[site] = np.asarray(starts, dtype=float)
     return PriorValues(arguments, fixed_scales, initial)
 
 

@@ -36,9 +36,9 @@ class Estimate:
     singular: bool
     nagq: int = 1  # quadrature nodes of a Laplace (1) or AGQ fit
     residual: dict = field(default_factory=dict)  # residual structure's natural parameters
-    #: of the dispersion and zero-inflation coefficients (`ParameterMap.submodel_names`), from
-    #: the Hessian
-    vcov_submodels: np.ndarray | None = None
+    #: of the dispersion and zero-inflation coefficients and the thresholds
+    #: (`ParameterMap.aux_coefficients`), from the Hessian
+    vcov_aux_coefficients: np.ndarray | None = None
 
     @property
     def converged(self) -> bool:

@@ -113,22 +113,27 @@ class ParameterMap:
                 )
                 for r, c in t.pairs
             ]
-        family = list(spec.family.aux_names)
+        family, aux = list(spec.family.aux), []
         if spec.dispersion is not None:  # the first family parameter is exp(X_disp delta)
-            modelled = family.pop(0)
+            modelled = family.pop(0).name
             names = [(dispersion_name(modelled, c), c) for c in spec.dispersion.names]
-            params += [PopulationParameter(n, "dispersion", n, coef=c) for n, c in names]
-        params += [PopulationParameter(name, name, name, 0.0) for name in family]
+            aux += [PopulationParameter(n, "dispersion", n, coef=c) for n, c in names]
+        # a class other than its name: one (ordered) site for the class, as the thresholds'
+        aux += [
+            PopulationParameter(a.name, a.cls or a.name, a.cls or a.name, a.lower) for a in family
+        ]
         zi_names = spec.zi.names if spec.zi is not None else ()
-        params += [PopulationParameter(zi_name(c), "zi", zi_name(c), coef=c) for c in zi_names]
-        aux = tuple(p.name for p in params if p.cls in ("dispersion", "zi", *family))
+        aux += [PopulationParameter(zi_name(c), "zi", zi_name(c), coef=c) for c in zi_names]
+        params += aux
         layout = ResidualLayout.from_spec(spec.residual, gaussian=True)
         residual = () if layout is None else layout.names
         if layout is not None:
             for name, lo, hi, kind in zip(layout.names, *layout.bounds(), layout.classes()):
                 group = spec.residual.variance.by if kind == "sigma_ratio" else None
                 params.append(PopulationParameter(name, kind, name, float(lo), float(hi), group))
-        return cls(tuple(params), tuple(spec.fixed_names), terms, aux, tuple(residual))
+        return cls(
+            tuple(params), tuple(spec.fixed_names), terms, tuple(p.name for p in aux), residual
+        )
 
     # ---- names
     @property
@@ -221,9 +226,17 @@ class ParameterMap:
         return tuple(p.name for p in self.parameters if p.cls == "dispersion")
 
     @property
-    def submodel_names(self) -> tuple[str, ...]:
-        """The coefficients of the dispersion and zero-inflation formulas, in `aux`'s order."""
-        return tuple(n for n in self.aux if self[n].cls in ("dispersion", "zi"))
+    def ordered_sites(self) -> dict[str, int]:
+        """The sites holding several of the family's parameters, increasing (the cumulative's
+        thresholds), by name: how many."""
+        sites = [self[name].site for name in self.aux if self[name].site != name]
+        return {site: sites.count(site) for site in sites}
+
+    @property
+    def aux_coefficients(self) -> tuple[str, ...]:
+        """The unbounded parameters in `aux`, which have Wald standard errors as the fixed
+        effects do: the dispersion and zero-inflation coefficients and the thresholds."""
+        return tuple(n for n in self.aux if self[n].lower == -np.inf)
 
     @property
     def _stacks(self) -> bool:
@@ -237,7 +250,16 @@ class ParameterMap:
 
     def aux_from_sites(self, sites, xp=jnp):
         """The family's `aux` from the sites, or any mapping by name."""
-        return self.pack_aux([xp.asarray(sites[name]) for name in self.aux], xp)
+        return self.pack_aux([self.site_value(sites, name, xp) for name in self.aux], xp)
+
+    def site_value(self, sites, name: str, xp=jnp):
+        """A parameter's value from a mapping by its name, or from the program's site it shares
+        with others of its class (the thresholds' ordered vector: its place among them)."""
+        if name in sites:
+            return xp.asarray(sites[name])
+        site = self[name].site
+        members = [p.name for p in self.parameters if p.site == site]
+        return xp.asarray(sites[site])[..., members.index(name)]
 
     def factors_from_sites(self, sites: dict) -> list:
         """[T_k = diag(sd_k) L_k] from the program's sites (any leading sample axes)."""

@@ -66,9 +66,11 @@ def _irls_quantities(eta, aux, trials, family, link):
 def glm_start(spec: ModelSpec) -> tuple[np.ndarray, list[float]]:
     """beta of the GLM without random effects (IRLS with the family's Fisher weights, from R's
     family$initialize means), and a start for each of the family's parameters (a moment
-    estimate)."""
+    estimate). A cumulative family starts from beta = 0 and its thresholds' moments."""
     family, link = spec.family.base or spec.family, spec.link  # zero inflation aside
     y = family.on_location_scale(spec.y)
+    if family.categories:
+        return np.zeros(spec.X.shape[1]), [a.moment(y, None) for a in family.aux]
     n = spec.trials if family.uses_trials else np.ones_like(y)
     mean = (y + 0.5) / (n + 1.0) if family.uses_trials else y
     if link.name in ("log", "inverse"):
@@ -97,8 +99,11 @@ def glm_start(spec: ModelSpec) -> tuple[np.ndarray, list[float]]:
 def constant_start(spec: ModelSpec) -> np.ndarray:
     """beta of a constant linear predictor eta = g(ybar) (ybar a proportion for binomial
     families): the least-squares fit of g(ybar) - offset by X, the intercept alone where X has
-    one. The fallback start where the GLM's own estimates give a non-finite deviance."""
+    one (0 for a cumulative family). The fallback start where the GLM's own estimates give a
+    non-finite deviance."""
     family, link = spec.family, spec.link
+    if family.categories:  # the thresholds hold the constant (`glm_start`)
+        return np.zeros(spec.X.shape[1])
     y = family.on_location_scale(spec.y)
     ybar = np.sum(y) / np.sum(spec.trials) if family.uses_trials else np.mean(y)
     if family.uses_trials:

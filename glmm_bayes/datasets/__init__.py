@@ -13,6 +13,7 @@ _CATEGORICAL = {  # grouping columns stored as numbers in the CSVs
     "ctsib": ["Subject"],
     "Ovary": ["Mare"],
     "InstEval": ["s", "d", "dept", "service", "studage", "lectage"],
+    "wine": ["bottle", "judge"],
 }
 
 

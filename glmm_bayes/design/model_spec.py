@@ -19,6 +19,7 @@ import pandas as pd
 from ..control import Control, warn
 from ..errors import DataError, DataWarning, FamilyError, FormulaError, ModelError
 from ..families import (
+    CATEGORICAL_FAMILIES,
     DISPERSION_FAMILIES,
     ZERO_INFLATABLE,
     Family,
@@ -543,6 +544,9 @@ def build_model_spec(
     fam, lnk = resolve_family(family, link, df)
     parsed = parse_formula(formula)
     check_identifiers(parsed.text.replace("||", "|"), data.columns)
+    if fam.name in CATEGORICAL_FAMILIES:
+        data, categories = _ordinal_response(data, parsed.response)
+        fam = CATEGORICAL_FAMILIES[fam.name](categories, lnk)
     zi_rhs = None
     if zi is not None:
         zi_rhs = one_sided(zi, "zi=")
@@ -600,9 +604,14 @@ def build_model_spec(
     else:
         trials = np.ones_like(y)
     fam.check_response(y, response.expr)
+    if fam.categories:
+        _check_categories(y, fam.categories, response.expr)
     offset = sum((vectors[f"offset({o})"] for o in parsed.offsets), np.zeros_like(y))
     _check_variation(y, offset, fam, response.expr)
     X, fixed_names = fixed.matrix, fixed.names
+    if fam.categories and "(Intercept)" in fixed_names:  # the thresholds take its place
+        keep = [j for j, name in enumerate(fixed_names) if name != "(Intercept)"]
+        X, fixed_names = X[:, keep], tuple(fixed_names[j] for j in keep)
     if aliased := _aliased_columns(X, fixed_names):
         raise ModelError(
             f"fixed-effect model matrix is rank deficient: {', '.join(aliased)} "
@@ -643,6 +652,84 @@ def build_model_spec(
     return spec
 
 
+def _ordinal_response(data: pd.DataFrame, response) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """A copy of `data` with a cumulative model's response as the codes 0, ..., K - 1 of its
+    ordered categories (NaN where missing), and the categories: a pandas Categorical in the
+    order of its categories, or numbers in increasing order. Text has no known order."""
+    name = response.expr
+    if response.trials is not None or name not in data.columns:
+        raise FormulaError(
+            f"the response of a cumulative model is one column of ordered categories, got {name!r}"
+        )
+    values = data[name]
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        categories = [str(c) for c in values.cat.categories]
+        codes = values.cat.codes.to_numpy().astype(float)
+        codes[codes < 0] = np.nan
+    elif pd.api.types.is_numeric_dtype(values) and values.dtype != bool:
+        numbers = np.sort(values.dropna().unique())
+        categories = [f"{v:g}" for v in numbers]
+        codes = np.searchsorted(numbers, values.to_numpy(dtype=float)).astype(float)
+        codes[values.isna().to_numpy()] = np.nan
+    else:
+        raise DataError(
+            f"response {name!r} of a cumulative model must be a pandas Categorical (in the "
+            f"order of its categories) or numbers; the order of {values.dtype} values is not "
+            f"known: pd.Categorical(values, categories=[...], ordered=True)"
+        )
+    if len(categories) < 3:
+        raise DataError(
+            f"a cumulative model needs a response of 3 or more ordered categories; {name!r} "
+            f"has {len(categories)} ({', '.join(categories)}): use family='bernoulli' for two"
+        )
+    return data.assign(**{name: codes}), tuple(categories)
+
+
+def category_values(categories: tuple[str, ...], codes: np.ndarray) -> np.ndarray:
+    """A cumulative model's codes 0, ..., K - 1 as its categories: numbers where every
+    category is one (the response was numeric), else the labels."""
+    try:
+        values = np.array([float(c) for c in categories])
+    except ValueError:
+        values = np.array(categories, dtype=object)
+    return values[np.asarray(codes, dtype=int)]
+
+
+def _category_codes(responses, spec: ModelSpec) -> pd.DataFrame:
+    """Responses of a cumulative model given as its categories (numbers or labels, as
+    `simulate` gives them; one column per dataset) -> their codes 0, ..., K - 1."""
+    frame = (
+        responses
+        if isinstance(responses, pd.DataFrame)
+        else pd.DataFrame(np.atleast_2d(np.asarray(responses)).T)
+    )
+    lookup = {c: k for k, c in enumerate(spec.family.categories)}
+
+    def code(value) -> int:
+        number = isinstance(value, int | float | np.number) and not isinstance(value, bool)
+        return lookup.get(f"{value:g}" if number else str(value), -1)
+
+    codes = frame.map(code)
+    if (codes < 0).to_numpy().any():
+        bad = frame.to_numpy()[codes.to_numpy() < 0][0]
+        raise DataError(
+            f"response {spec.response_name!r} has category {bad!r}, not one of the model's "
+            f"{', '.join(spec.family.categories)}"
+        )
+    return codes.astype(float)
+
+
+def _check_categories(y: np.ndarray, categories: tuple[str, ...], name: str) -> None:
+    """Every category observed on the model's rows: a threshold between empty categories has
+    no information (clm drops such levels; here they must be dropped by the user)."""
+    if empty := [c for k, c in enumerate(categories) if not np.any(y == k)]:
+        raise DataError(
+            f"category {empty[0]!r} of response {name!r} has no observations on the model's "
+            "rows, so its thresholds are not identified; drop it from the categories "
+            "(values.cat.remove_unused_categories())"
+        )
+
+
 def _submodel_design(rhs: str, frame: pd.DataFrame, what: str) -> Design:
     """The zero-inflation or dispersion design on the model's rows, full rank and finite."""
     design = _design(rhs, frame)
@@ -674,6 +761,8 @@ def response_batch(spec: ModelSpec, responses) -> np.ndarray:
     DataFrame with one column per dataset and one row per row of the model (after rows with
     missing values were dropped). Each is checked as the model's own response is."""
     labels = None
+    if spec.family.categories:
+        responses = _category_codes(responses, spec)
     if isinstance(responses, pd.DataFrame):
         labels = [str(c) for c in responses.columns]
         if not all(pd.api.types.is_numeric_dtype(t) for t in responses.dtypes):

@@ -142,6 +142,8 @@ def model_rows(
     _check_columns(newdata, needed, spec.data)
     frame = newdata.reset_index(drop=True)
     X = _evaluate_design(spec.designs[0], frame, "fixed effects")
+    # the model's columns (the cumulative family's X lacks the intercept its design has)
+    X = X[:, [spec.designs[0].names.index(name) for name in spec.fixed_names]]
     offset = sum((_evaluate(o, frame, "offset") for o in parsed.offsets), np.zeros(len(frame)))
     trials = _new_trials(spec, frame, require_trials)
     terms, fitted = [], iter(zip(spec.terms, grouped, columns))

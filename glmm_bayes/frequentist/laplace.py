@@ -54,10 +54,12 @@ def _unpack(x, parameters: ParameterMap, n_theta: int):
 
 
 def _aux_start(spec: ModelSpec, parameters: ParameterMap, family_values) -> np.ndarray:
-    """aux's coordinates at the start: the logs of the GLM's moment estimates of the family's
-    parameters; a dispersion formula's delta with X_disp delta = that of its first (least
-    squares); zero inflation at p = 1/2."""
-    start = dict(zip(spec.family.aux_names, np.log(family_values)))
+    """aux's coordinates at the start: the GLM's moment estimates of the family's parameters
+    (logs of the positive ones); a dispersion formula's delta with X_disp delta = that of its
+    first (least squares); zero inflation at p = 1/2."""
+    start = {
+        a.name: np.log(v) if a.lower == 0 else v for a, v in zip(spec.family.aux, family_values)
+    }
     if spec.dispersion is not None:
         first = np.full(spec.n_obs, start[spec.family.aux_names[0]])
         delta = np.linalg.lstsq(spec.X_disp, first, rcond=None)[0]
@@ -153,13 +155,13 @@ def fit_glmm(
     estimate = _estimate(
         spec, layout, arrays, beta, theta, aux, cov[:p, :p], opt, x, singular, nagq, control
     )
-    # the dispersion and zero-inflation coefficients (in aux, never on an edge)
-    submodel = [int(np.sum(free[: names.index(n)])) for n in parameters.submodel_names]
-    if not submodel:
+    # the dispersion and zero-inflation coefficients and thresholds (in aux, never on an edge)
+    coefficients = [int(np.sum(free[: names.index(n)])) for n in parameters.aux_coefficients]
+    if not coefficients:
         return estimate
     if parameters.zi_names:
         warn_zero_part_at_boundary(spec, opt.x[-len(parameters.zi_names) :], control, what)
-    return replace(estimate, vcov_submodels=cov[np.ix_(submodel, submodel)])
+    return replace(estimate, vcov_aux_coefficients=cov[np.ix_(coefficients, coefficients)])
 
 
 def _fit_beta_in_pirls(spec, parameters, layout, arrays, control, what) -> Estimate:

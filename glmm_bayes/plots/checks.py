@@ -40,6 +40,11 @@ def _grid(n_panels: int, ncols: int, width: float = 3.6, height: float = 3.0, sh
 
 def _point_prediction(fit, **kwargs) -> np.ndarray:
     """`fit.predict(**kwargs)`'s prediction, averaged over the draws for a posterior."""
+    if fit.spec.family.categories and kwargs.get("scale") != "link":
+        raise ModelError(
+            "a cumulative model predicts a probability per category, not one mean to take "
+            "residuals from: check it with plot_ppc(posterior), bars of the categories"
+        )
     prediction = fit.predict(**kwargs)
     if fit.kind == "frequentist":
         return prediction["prediction"].to_numpy()

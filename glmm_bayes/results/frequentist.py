@@ -17,6 +17,7 @@ from ..numerics import float64
 from .hypothesis import FixedEffectTests, hypothesis_matrix, term_hypotheses
 from .prediction import (
     ParameterDraws,
+    category_columns,
     prediction_frame,
     prediction_map,
     prediction_terms,
@@ -119,13 +120,12 @@ class FrequentistFit:
         return ranef_tables(self.spec, self.estimate.modes, sds)
 
     def _standard_errors(self) -> dict[str, float]:
-        """Wald standard errors of the fixed effects and of the dispersion and zero-inflation
-        coefficients."""
+        """Wald standard errors of the fixed effects and of `ParameterMap.aux_coefficients`."""
         names = list(self.spec.fixed_names)
         variances = list(np.diag(self.estimate.vcov))
-        if self.estimate.vcov_submodels is not None:
-            names += list(self.model.parameters.submodel_names)
-            variances += list(np.diag(self.estimate.vcov_submodels))
+        if self.estimate.vcov_aux_coefficients is not None:
+            names += list(self.model.parameters.aux_coefficients)
+            variances += list(np.diag(self.estimate.vcov_aux_coefficients))
         return dict(zip(names, np.sqrt(variances)))
 
     @property
@@ -144,6 +144,15 @@ class FrequentistFit:
         names = self.model.parameters.dispersion_names
         if not names:
             raise ModelError("this model has no dispersion formula (Model(..., dispersion='~ x'))")
+        return self._wald_table(names)
+
+    @property
+    def thresholds(self) -> pd.DataFrame:
+        """A cumulative model's thresholds: estimate, std_error, z_value, p_value and 95%
+        Wald interval, as clmm's "Threshold coefficients"."""
+        names = [a.name for a in self.spec.family.aux if a.cls == "threshold"]
+        if not names:
+            raise ModelError("this model has no thresholds (family='cumulative')")
         return self._wald_table(names)
 
     def _wald_table(self, names) -> pd.DataFrame:
@@ -326,6 +335,15 @@ class FrequentistFit:
         eta, transform, rows = prediction_map(
             self.spec, draws, newdata, re_form, scale, new_levels, marginal, rng
         )
+        if self.spec.family.categories and scale == "response":
+            if interval is not None:
+                raise ModelError(
+                    "intervals of category probabilities come from a posterior: "
+                    "fit_map() or sample(), then predict(interval=...)"
+                )
+            return prediction_frame(
+                self.spec, newdata, category_columns(self.spec, transform(eta)[0])
+            )
         columns = {"prediction": transform(eta)[0]}
         attrs = {}
         if interval is not None:
@@ -509,6 +527,7 @@ class FrequentistFit:
             .splitlines()
         ]
         for title, names, table in (
+            ("Threshold coefficients", self.spec.family.categories, "thresholds"),
             ("Dispersion model", self.model.parameters.dispersion_names, "dispersion"),
             ("Zero-inflation model", self.model.parameters.zi_names, "zero_inflation"),
         ):

@@ -174,8 +174,12 @@ def term_hypotheses(spec, type: int | str = 3) -> dict[str, np.ndarray]:
         raise ModelError(f"type must be 1 or 3, got {type!r}")
     sum_design = formulae.design_matrices(_sum_coded(spec), spec.data, na_action="error").common
     X_sum = np.asarray(sum_design.design_matrix, dtype=float)
-    T = np.linalg.lstsq(spec.X, X_sum, rcond=None)[0]  # X_sum = X T
-    to_sum = np.linalg.inv(T)  # beta_sum = T^{-1} beta
+    # a cumulative model's X lacks the intercept its design has (the thresholds stand in for
+    # it): beta_sum = T^{-1} (intercept, beta), whose intercept column is 0 in the other rows
+    dropped = int("(Intercept)" in design.term_columns and not spec.has_intercept)
+    X = np.column_stack([np.ones(spec.n_obs), spec.X]) if dropped else spec.X
+    T = np.linalg.lstsq(X, X_sum, rcond=None)[0]  # X_sum = X T
+    to_sum = np.linalg.inv(T)[:, dropped:]  # beta_sum = T^{-1} beta
     sum_terms = list(sum_design.terms.values())
     out, start = {}, 0
     for name, term in zip(design.term_columns, sum_terms):

@@ -19,6 +19,7 @@ from ..numerics import float64
 from .hypothesis import hypothesis_matrix
 from .prediction import (
     ParameterDraws,
+    category_columns,
     draw_responses,
     interval_frame,
     prediction_frame,
@@ -276,6 +277,14 @@ class Posterior:
             )
         if interval is None:
             return out
+        if out.ndim == 3:  # a cumulative model's category probabilities (draws, n, K)
+            columns = {}
+            for k, name in enumerate(category_columns(self.spec, out[0])):
+                summary = interval_frame(out[..., k], interval)
+                columns.update(
+                    {f"{name} {c}" if c != "estimate" else name: summary[c] for c in summary}
+                )
+            return prediction_frame(self.spec, newdata, columns)
         summary = interval_frame(out, interval).rename(columns={"estimate": "prediction"})
         return prediction_frame(self.spec, newdata, dict(summary.items()))
 
@@ -424,7 +433,8 @@ def lme4_draws(spec: ModelSpec, structure: ProgramStructure, samples: dict) -> d
                 ]
             else:
                 draws["b"][term.label] = z @ np.swapaxes(T, -1, -2)
-    draws.update({name: np.asarray(samples[name]) for name in structure.parameters.aux})
+    parameters = structure.parameters
+    draws.update({name: parameters.site_value(samples, name, np) for name in parameters.aux})
     if (residual := residual_from_sites(samples, structure)) is not None:
         draws["residual"] = np.asarray(residual)
     return draws

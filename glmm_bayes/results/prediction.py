@@ -26,7 +26,7 @@ import pandas as pd
 from ..control import warn
 from ..core.residual import ResidualLayout, color, residual_arrays
 from ..design import ModelSpec
-from ..design.model_spec import RandomEffectTerm
+from ..design.model_spec import RandomEffectTerm, category_values
 from ..design.newdata import Rows, kept_terms, model_rows
 from ..design.residual import residual_on
 from ..errors import DataError, DataWarning, ModelError
@@ -193,12 +193,38 @@ def prediction_map(
     if scale == "link":
         return eta, lambda e: e, rows
     v = dropped_variance(spec, rows, draws, keep) if marginal else 0.0
+    if spec.family.categories:
+        aux = aux_on_rows(spec, draws.aux, rows)
+        return eta, lambda e: category_probabilities(spec.family, e, v, aux), rows
     if spec.family.response_mean is not None:
         aux = aux_on_rows(spec, draws.aux, rows)
         return eta, lambda e: np.asarray(spec.family.response_mean(e, v, aux)), rows
     if marginal:
         return eta, lambda e: marginal_mean(spec.link, e, v), rows
     return eta, lambda e: np.asarray(spec.link.inverse(e)), rows
+
+
+def category_probabilities(family, eta, v, aux) -> np.ndarray:
+    """P(y = k) of a cumulative model's categories at eta (S, n), on a last axis, averaged
+    over e ~ N(0, v) of the random effects integrated out (v = 0: conditional)."""
+    probs = lambda e: np.exp(np.asarray(family.category_log_probs(e, aux)))
+    if np.ndim(v) == 0 and v == 0:
+        return probs(eta)
+    return np.stack(
+        [
+            normal_expectation(lambda e, k=k: probs(e)[..., k], eta, v)
+            for k in range(len(family.categories))
+        ],
+        axis=-1,
+    )
+
+
+def category_columns(spec: ModelSpec, probabilities: np.ndarray, suffix: str = "") -> dict:
+    """{"P(rating = 1)": P(y = 1) per row, ...} from probabilities (n, K)."""
+    return {
+        f"P({spec.response_name} = {c}){suffix}": probabilities[:, k]
+        for k, c in enumerate(spec.family.categories)
+    }
 
 
 def aux_on_rows(spec: ModelSpec, aux, rows: Rows) -> object:
@@ -265,6 +291,8 @@ def simulate_responses(
         rows,
     )
     index = newdata.index if newdata is not None else spec.data.index
+    if spec.family.categories:  # codes -> the response's categories
+        y = category_values(spec.family.categories, y)
     return pd.DataFrame(y.T, index=index, columns=[f"sim_{i + 1}" for i in range(n)])
 
 

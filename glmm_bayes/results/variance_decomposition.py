@@ -36,7 +36,7 @@ def residual_variance(spec: ModelSpec, aux, residual=None) -> np.ndarray:
     if is_linear_gaussian(spec.family, spec.link):
         return np.asarray(aux) ** 2 * _mean_relative_variance(spec, residual)
     if (latent := dict(spec.family.latent_variance).get(spec.link.name)) is not None:
-        return np.full(np.shape(aux) if aux is not None else (), latent)
+        return np.asarray(latent)
     raise ModelError(
         f"R2 and ICC are defined here for gaussian (identity) and binomial models; "
         f"this model is {spec.family.name} ({spec.link.name})"

@@ -267,6 +267,28 @@ def heteroscedastic(seed: int, n_g: int = 30, n_per: int = 12) -> pd.DataFrame:
     ).round(8)
 
 
+def ordinal(seed: int, n_g: int = 40, n_h: int = 8, n_per: int = 10) -> pd.DataFrame:
+    """Ordered categories 1-5 (issue 30): latent 0.8 x - 0.6 [f = b] + b_g + c_h + logistic
+    error, cut at -2, -0.5, 0.6, 2; a random intercept of sd 0.8 per group g crossed with one of
+    sd 0.4 per h; y_probit the same with a standard normal error."""
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(n_g), n_per)
+    h = rng.integers(0, n_h, g.size)
+    x, fb = rng.normal(size=g.size), rng.integers(0, 2, g.size)
+    mean = 0.8 * x - 0.6 * fb + rng.normal(0, 0.8, n_g)[g] + rng.normal(0, 0.4, n_h)[h]
+    cuts = np.array([-2.0, -0.5, 0.6, 2.0])
+    return pd.DataFrame(
+        {
+            "y": 1 + np.searchsorted(cuts, mean + rng.logistic(size=g.size)),
+            "y_probit": 1 + np.searchsorted(cuts, mean + rng.normal(size=g.size)),
+            "x": x,
+            "f": np.where(fb == 1, "b", "a"),
+            "g": [f"g{i:02d}" for i in g],
+            "h": [f"h{i}" for i in h],
+        }
+    ).round(8)
+
+
 if __name__ == "__main__":
     ticks_like(1).to_csv("data/ticks_sim.csv", index=False)
     growth(12).to_csv("data/growth_sim.csv", index=False)
@@ -280,3 +302,4 @@ if __name__ == "__main__":
     continuous(32).to_csv("data/continuous_sim.csv", index=False)
     zero_inflated_counts(33).to_csv("data/zero_inflated_sim.csv", index=False)
     heteroscedastic(34).to_csv("data/dispersion_sim.csv", index=False)
+    ordinal(35).to_csv("data/ordinal_sim.csv", index=False)
