@@ -19,7 +19,7 @@ summarise <- function(m, jacobian = 0) {
        disp = as.list(half * fixef(m)$disp),
        se_disp = as.list(setNames(half * sqrt(diag(vcov(m)$disp)), names(fixef(m)$disp))),
        sd = unname(attr(vc, "stddev")), cor = unname(attr(vc, "correlation")[lower.tri(vc)]),
-       logLik = as.numeric(logLik(m)) + jacobian,
+       zi = as.list(fixef(m)$zi), logLik = as.numeric(logLik(m)) + jacobian,
        converged = m$fit$convergence == 0 && m$sdr$pdHess)
 }
 fits <- list(
@@ -33,7 +33,9 @@ fits <- list(
   gamma = glmmTMB(y_gamma ~ x + (1 | g), dispformula = ~ f, sim, family = Gamma(link = "log")),
   beta = glmmTMB(y_beta ~ x + (1 | g), dispformula = ~ x, sim, family = beta_family()),
   beta_binomial = glmmTMB(cbind(k, fail) ~ x + (1 | g), dispformula = ~ x, trials,
-                          family = betabinomial()))
+                          family = betabinomial()),
+  zinb_salamanders = glmmTMB(count ~ mined + (1 | site), zi = ~ mined, dispformula = ~ mined,
+                             sal, family = nbinom2))
 out <- c(list(glmmTMB = as.character(packageVersion("glmmTMB")), R = R.version.string),
          lapply(fits, summarise))
 # brms's lognormal (log y ~ N(mu, sigma^2)): glmmTMB's gaussian fit of log y, its
