@@ -118,6 +118,13 @@ def test_a_model_file_takes_the_new_families_and_the_student_t_df(tmp_path, caps
     spec.write_text(counts + 'family = "poisson"\nzi = "~ 1"\n')
     assert main(["fit", str(spec), "--method", "laplace", "--intervals", "wald"]) == 0
     assert "zi_(Intercept)" in capsys.readouterr().out
+    spec.write_text(SPEC + 'dispersion = "~ Days"\n')  # an exact Laplace fit is its ML
+    assert main(["fit", str(spec), "--method", "ml", "--intervals", "wald"]) == 0
+    assert "sigma_Days" in capsys.readouterr().out
+    wine = 'data = "wine"\nformula = "rating ~ temp + contact + (1 | judge)"\n'
+    spec.write_text(wine + 'family = "cumulative"\n')
+    assert main(["fit", str(spec), "--method", "laplace", "--intervals", "wald"]) == 0
+    assert "4|5" in capsys.readouterr().out
 
 
 def test_bad_spec_is_a_clear_error(tmp_path, capsys):
