@@ -60,6 +60,20 @@ def predicted(fit, *args, **kwargs) -> np.ndarray:
     return fit.predict(*args, **kwargs)["prediction"].to_numpy()
 
 
+def assert_matches_reference(fit, ref: dict, loglik_rtol, rtol, atol, se_rtol, sd_atol) -> None:
+    """A fit against another program's (an R script's entry in tests/reference/): logLik; the
+    fixed effects' names, estimates and SEs; the random-effect sds and correlations."""
+    np.testing.assert_allclose(fit.loglik, ref["logLik"], rtol=loglik_rtol)
+    fixef = fit.fixef
+    assert list(fixef.index) == list(ref["fixef"])
+    np.testing.assert_allclose(fixef["estimate"], list(ref["fixef"].values()), rtol=rtol, atol=atol)
+    np.testing.assert_allclose(fixef["std_error"], list(ref["se"].values()), rtol=se_rtol)
+    population = fit.population["estimate"]
+    for prefix, key in (("sd(", "sd"), ("cor(", "cor")):
+        values = population[[n for n in population.index if n.startswith(prefix)]]
+        np.testing.assert_allclose(values, np.atleast_1d(ref[key]), rtol=rtol, atol=sd_atol)
+
+
 def assert_recovers_its_parameters(fit, n: int, seed: int = 1) -> None:
     """n responses simulated from `fit` (new b each, as lme4's simulate) and fitted again by
     Laplace: the mean of each estimate lies within 4 Monte Carlo sds (sd / sqrt(n)) of the
