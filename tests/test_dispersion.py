@@ -179,6 +179,20 @@ def test_dispersion_misuse_is_a_clear_error(kwargs, error, message):
         gb.Model("y_nb ~ x + (1 | g)", SIMULATED, **kwargs)
 
 
+def test_the_trials_as_weights_idiom_combines_with_a_dispersion_formula():
+    """A beta-binomial proportion with its trials as weights is the cbind() model (1e-10 in
+    logLik); a gaussian model's weights (variances sigma^2 / w) are refused beside it."""
+    trials = TRIALS.assign(
+        n=TRIALS["k"] + TRIALS["fail"], p=TRIALS["k"] / (TRIALS["k"] + TRIALS["fail"])
+    )
+    proportion = gb.Model(
+        "p ~ x + (1 | g)", trials, family="beta_binomial", weights="n", dispersion="~ x"
+    ).fit_laplace()
+    np.testing.assert_allclose(proportion.loglik, laplace_fit("beta_binomial").loglik, rtol=1e-10)
+    with pytest.raises(gb.ModelError, match="does not combine"):
+        gb.Model("y_gaussian ~ x + (1 | g)", SIMULATED, weights="x", dispersion="~ f")
+
+
 def test_estimators_that_need_one_dispersion_say_so():
     gaussian = model("gaussian")
     with pytest.raises(gb.ModelError, match="REML needs one residual sd"):

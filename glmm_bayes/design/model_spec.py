@@ -570,7 +570,7 @@ def build_model_spec(
                 f"dispersion= applies to the families with a dispersion parameter "
                 f"({', '.join(DISPERSION_FAMILIES)}); this model is {fam.name}"
             )
-        if correlation is not None or variance is not None or weights is not None:
+        if correlation is not None or variance is not None or (weights and fam.residual_sd):
             raise ModelError(
                 "dispersion= models the residual sd itself: it does not combine with a "
                 "correlation, variance or weights structure (put their covariates into "
