@@ -40,7 +40,11 @@ def laplace_fit(key: str):
     return _FITTED[key]
 
 
-@pytest.mark.parametrize("key", sorted(FITS))
+@pytest.mark.parametrize(
+    "key",
+    # the probit fits compile for ~12 s each (log_ndtr), so they run with the slow set
+    [pytest.param(k, marks=pytest.mark.slow) if "probit" in k else k for k in sorted(FITS)],
+)
 def test_fit_matches_clmm(key):
     """ordinal 2022.11.16's clmm (Laplace, or nAGQ = 10 adaptive quadrature), whose Laplace
     approximation takes the observed curvature as ours. Asserted: logLik 1e-7 relative (seen

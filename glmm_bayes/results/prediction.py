@@ -206,17 +206,12 @@ def prediction_map(
 
 def category_probabilities(family, eta, v, aux) -> np.ndarray:
     """P(y = k) of a cumulative model's categories at eta (S, n), on a last axis, averaged
-    over e ~ N(0, v) of the random effects integrated out (v = 0: conditional)."""
-    probs = lambda e: np.exp(np.asarray(family.category_log_probs(e, aux)))
+    over e ~ N(0, v) of the random effects integrated out (v = 0: conditional); one compiled
+    function of eta, which the quadrature calls at each of its nodes."""
+    probs = jax.jit(lambda e: jnp.exp(family.category_log_probs(e, aux)))
     if np.ndim(v) == 0 and v == 0:
-        return probs(eta)
-    return np.stack(
-        [
-            normal_expectation(lambda e, k=k: probs(e)[..., k], eta, v)
-            for k in range(len(family.categories))
-        ],
-        axis=-1,
-    )
+        return np.asarray(probs(eta))
+    return normal_expectation(probs, eta, v)
 
 
 def category_columns(spec: ModelSpec, probabilities: np.ndarray, suffix: str = "") -> dict:
