@@ -193,6 +193,19 @@ def test_the_trials_as_weights_idiom_combines_with_a_dispersion_formula():
         gb.Model("y_gaussian ~ x + (1 | g)", SIMULATED, weights="x", dispersion="~ f")
 
 
+def test_a_dispersion_that_runs_to_zero_is_reported():
+    """A level of the dispersion's covariate whose responses are one value (fitted exactly):
+    its sigma runs to 0, the likelihood is unbounded, and the fit says so (ConvergenceWarning
+    naming the formula; FitError with check_convergence="stop") instead of returning the
+    coefficient where the optimiser stopped (log sigma near -37) silently."""
+    data = SIMULATED.assign(y=np.where(SIMULATED["f"] == "a", 2.0, SIMULATED["y_gaussian"]))
+    with pytest.warns(gb.ConvergenceWarning, match=r"sigma runs to 0 .* ~ f"):
+        gb.Model("y ~ x + (1 | g)", data, dispersion="~ f").fit_ml()
+    stop = {"check_convergence": "stop"}
+    with pytest.raises(gb.FitError):
+        gb.Model("y ~ x + (1 | g)", data, dispersion="~ f", control=stop).fit_ml()
+
+
 def test_estimators_that_need_one_dispersion_say_so():
     gaussian = model("gaussian")
     with pytest.raises(gb.ModelError, match="REML needs one residual sd"):

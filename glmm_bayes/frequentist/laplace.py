@@ -36,7 +36,11 @@ from ..core.structure import (
 )
 from ..design import ModelSpec
 from ..errors import ConvergenceWarning, ModelError
-from .separation import warn_separation, warn_zero_part_at_boundary
+from .separation import (
+    warn_dispersion_at_boundary,
+    warn_separation,
+    warn_zero_part_at_boundary,
+)
 
 
 def _unpack(x, parameters: ParameterMap, n_theta: int):
@@ -161,6 +165,9 @@ def fit_glmm(
         return estimate
     if parameters.zi_names:
         warn_zero_part_at_boundary(spec, opt.x[-len(parameters.zi_names) :], control, what)
+    if parameters.dispersion_names:
+        delta = opt.x[[names.index(n) for n in parameters.dispersion_names]]
+        warn_dispersion_at_boundary(spec, delta, control, what)
     return replace(estimate, vcov_aux_coefficients=cov[np.ix_(coefficients, coefficients)])
 
 

@@ -18,7 +18,7 @@ from scipy.optimize import linprog
 
 from ..control import Control
 from ..design import ModelSpec, column_scale
-from ..errors import SeparationWarning
+from ..errors import ConvergenceWarning, SeparationWarning
 
 
 def separating_columns(spec: ModelSpec) -> list[str]:
@@ -95,4 +95,34 @@ def warn_zero_part_at_boundary(spec: ModelSpec, gamma: np.ndarray, control: Cont
             f"coefficients ({spec.zi_formula}) go to +-infinity and their estimates and standard "
             "errors are meaningless. Simplify zi= (or drop it where the data have no excess "
             "zeros) or use priors (fit_map() or sample())",
+        )
+
+
+#: |log| of a modelled dispersion (sigma relative to sd(y); shape, phi) beyond which it has run
+#: to 0 or infinity (a factor of 5e8)
+DISPERSION_LOG_LIMIT = 20.0
+
+
+def warn_dispersion_at_boundary(spec: ModelSpec, delta: np.ndarray, control: Control, what: str):
+    """A dispersion formula's boundary: where a level of its covariates has a response fitted
+    exactly (sigma -> 0, an unbounded likelihood) or no overdispersion left (shape, phi ->
+    infinity, the family's limit), X_disp delta runs off and the optimiser stops somewhere."""
+    name = spec.family.aux_names[0]
+    centre = (
+        np.log(column_scale(spec.family.on_location_scale(spec.y))) if spec.family.y_units else 0.0
+    )
+    log_value = spec.dispersion.matrix @ np.asarray(delta, dtype=float) - centre
+    beyond = np.abs(log_value) > DISPERSION_LOG_LIMIT
+    if beyond.any():
+        first = log_value[beyond][0]
+        control.report(
+            "convergence",
+            ConvergenceWarning,
+            f"{what}: the dispersion {name} runs to {'0' if first < 0 else 'infinity'} "
+            f"({name} / {'sd(y)' if spec.family.y_units else '1'} = exp({first:.1f})) on "
+            f"{int(beyond.sum())} of {len(log_value)} rows: the response is fitted exactly "
+            "there or has no dispersion left to model, the likelihood has no maximum in "
+            f"the coefficients of {spec.dispersion_formula}, and their estimates and "
+            "standard errors are meaningless. Simplify the dispersion formula or use priors "
+            "(fit_map() or sample())",
         )

@@ -126,7 +126,8 @@ class FrequentistFit:
         if self.estimate.vcov_aux_coefficients is not None:
             names += list(self.model.parameters.aux_coefficients)
             variances += list(np.diag(self.estimate.vcov_aux_coefficients))
-        return dict(zip(names, np.sqrt(variances)))
+        with np.errstate(invalid="ignore"):  # NaN where the Hessian is not positive definite
+            return dict(zip(names, np.sqrt(variances)))
 
     @property
     def zero_inflation(self) -> pd.DataFrame:
