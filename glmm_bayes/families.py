@@ -10,7 +10,8 @@ formula for every family, taken in logs; the unit deviance (R's family$dev.resid
 the dispersion), the NumPyro distribution for the program, and a check of the response values.
 `aux` holds the family's parameters beside mu (`AuxParameter`s, packed by `pack_aux`): sigma
 (gaussian, and the sd of log y for the lognormal; the Student-t's scale, with its df), shape
-(negative binomial, gamma) or the precision phi (beta, beta-binomial).
+(negative binomial, gamma), the precision phi (beta, beta-binomial) or the thresholds of the
+cumulative ordinal family; `Family.rows` applies a dispersion or zero-inflation formula.
 """
 
 from __future__ import annotations
@@ -484,7 +485,7 @@ def cumulative_family(levels: tuple[str, ...] = (), link: Link | None = None) ->
         c.variance,
         None,  # the fit's deviance is -2 log L, as clmm's
         c.distribution,
-        lambda y, name: None,  # the codes are made from the categories (`ordinal_response`)
+        lambda y, name: None,  # the codes are made from the categories (`design.model_spec`)
         c.log_unit_variance,
         discrete=True,
         latent_variance=_LATENT,  # the latent error's, as for binomial models
