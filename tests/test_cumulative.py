@@ -3,6 +3,7 @@ clmm on its wine data and on simulated crossed designs, category probabilities a
 simulated responses, NUTS against Laplace, and the errors for misuse."""
 
 import json
+from functools import cache
 from pathlib import Path
 
 import jax
@@ -25,7 +26,6 @@ FITS = {  # key of ordinal_clmm.json: (formula, link, data, nagq)
     "crossed": ("y ~ x + f + (1 | g) + (1 | h)", "logit", SIMULATED, 1),
     "crossed_probit": ("y_probit ~ x + f + (1 | g) + (1 | h)", "probit", SIMULATED, 1),
 }
-_FITTED: dict = {}
 
 
 def model(key: str, **kwargs) -> gb.Model:
@@ -33,11 +33,10 @@ def model(key: str, **kwargs) -> gb.Model:
     return gb.Model(formula, data, family="cumulative", link=link, **kwargs)
 
 
+@cache
 def laplace_fit(key: str):
     """The Laplace (or AGQ) fit of a FITS model, made once per session."""
-    if key not in _FITTED:
-        _FITTED[key] = model(key).fit_laplace(nagq=FITS[key][3])
-    return _FITTED[key]
+    return model(key).fit_laplace(nagq=FITS[key][3])
 
 
 @pytest.mark.parametrize(

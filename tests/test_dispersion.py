@@ -4,6 +4,7 @@ model without one, predictions and simulations against the per-row dispersion, N
 Laplace, and the errors for misuse."""
 
 import json
+from functools import cache
 from pathlib import Path
 
 import jax
@@ -50,7 +51,6 @@ FITS = {  # key of glmmtmb_dispersion.json: (formula, family, dispersion, data, 
     ),
 }
 ZERO_INFLATION = {"zinb_salamanders": "~ mined"}  # with a dispersion formula beside
-_FITTED: dict = {}
 
 
 def model(key: str, **kwargs) -> gb.Model:
@@ -59,11 +59,10 @@ def model(key: str, **kwargs) -> gb.Model:
     return gb.Model(formula, data, family, link, dispersion=dispersion, zi=zi, **kwargs)
 
 
+@cache
 def laplace_fit(key: str):
     """The Laplace fit of a FITS model, made once per session."""
-    if key not in _FITTED:
-        _FITTED[key] = model(key).fit_laplace()
-    return _FITTED[key]
+    return model(key).fit_laplace()
 
 
 @pytest.mark.parametrize("key", sorted(FITS))

@@ -3,6 +3,7 @@ data and on simulated correlated slopes, predictions against simulated responses
 Laplace, and the errors for misuse."""
 
 import json
+from functools import cache
 from pathlib import Path
 
 import jax
@@ -39,7 +40,6 @@ FITS = {  # key of glmmtmb_zero_inflation.json: (formula, family, zi, data)
         SALAMANDERS,
     ),
 }
-_FITTED: dict = {}
 
 
 def model(key: str, **kwargs) -> gb.Model:
@@ -47,11 +47,10 @@ def model(key: str, **kwargs) -> gb.Model:
     return gb.Model(formula, data, family=family, zi=zi, **kwargs)
 
 
+@cache
 def laplace_fit(key: str):
     """The Laplace fit of a FITS model, made once per session."""
-    if key not in _FITTED:
-        _FITTED[key] = model(key).fit_laplace()
-    return _FITTED[key]
+    return model(key).fit_laplace()
 
 
 @pytest.mark.parametrize("key", sorted(FITS))

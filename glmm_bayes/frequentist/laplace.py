@@ -163,11 +163,11 @@ def fit_glmm(
     coefficients = [int(np.sum(free[: names.index(n)])) for n in parameters.aux_coefficients]
     if not coefficients:
         return estimate
+    at = lambda group: opt.x[[names.index(n) for n in group]]
     if parameters.zi_names:
-        warn_zero_part_at_boundary(spec, opt.x[-len(parameters.zi_names) :], control, what)
+        warn_zero_part_at_boundary(spec, at(parameters.zi_names), control, what)
     if parameters.dispersion_names:
-        delta = opt.x[[names.index(n) for n in parameters.dispersion_names]]
-        warn_dispersion_at_boundary(spec, delta, control, what)
+        warn_dispersion_at_boundary(spec, at(parameters.dispersion_names), control, what)
     return replace(estimate, vcov_aux_coefficients=cov[np.ix_(coefficients, coefficients)])
 
 

@@ -214,10 +214,10 @@ def category_probabilities(family, eta, v, aux) -> np.ndarray:
     return normal_expectation(probs, eta, v)
 
 
-def category_columns(spec: ModelSpec, probabilities: np.ndarray, suffix: str = "") -> dict:
+def category_columns(spec: ModelSpec, probabilities: np.ndarray) -> dict:
     """{"P(rating = 1)": P(y = 1) per row, ...} from probabilities (n, K)."""
     return {
-        f"P({spec.response_name} = {c}){suffix}": probabilities[:, k]
+        f"P({spec.response_name} = {c})": probabilities[:, k]
         for k, c in enumerate(spec.family.categories)
     }
 
