@@ -1,17 +1,21 @@
-"""Chains on every CPU core, switched on only when asked.
+"""Every CPU core for independent pieces of work: threads by default, devices on request.
 
-XLA runs a chain's small operations on one core, and two chains run from threads on one CPU
-device contend inside the runtime (each ran ~6x slower than alone). Split into several CPU
-devices, chains run one per device at full speed (`chain_method="parallel"`, which "auto"
-picks when there are several devices), and `sample_batch` splits datasets over them. The
-number of CPU devices is fixed when JAX starts its backend, process-wide, so importing the
-package never sets it: a user calls `use_cpu_cores()` first thing, and the `glmm-bayes` command
-line, which owns its process, does.
+XLA runs a chain's small operations on one core. Independent pieces of one compiled program
+(blocks of chains, chunks of datasets) therefore run side by side from threads, one per core
+(`run_side_by_side`): the executable releases the GIL while it runs, and two VerbAgg-sized
+chains from two threads each ran at the speed of one alone (measured in
+benchmarks/README.md). This is the default on a CPU and changes nothing process-wide.
+
+`use_cpu_cores()` instead splits JAX's CPU platform into a device per core, process-wide and
+fixed when JAX starts its backend, so importing the package never sets it: chains and datasets
+are then split over the devices inside one program (`shard_map`).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import jax
 
@@ -23,6 +27,33 @@ def available_cores() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
+
+
+def thread_count(pieces: int, devices=None) -> int:
+    """How many threads run `pieces` independent calls of a program side by side: one per
+    available core (at most `pieces`) where the program runs on one CPU device, else 1 (an
+    accelerator runs its pieces vectorised, several devices split them inside the program)."""
+    devices = jax.local_devices() if devices is None else devices
+    if len(devices) != 1 or devices[0].platform != "cpu":
+        return 1
+    return max(1, min(available_cores(), pieces))
+
+
+def run_side_by_side(call: Callable, pieces: Iterable, threads: int) -> Iterator:
+    """call(piece) for each piece, `threads` at a time, yielded in order as they finish. Each
+    thread runs in the caller's JAX precision (64-bit mode and matmul precision are per thread
+    in JAX). Call it with an executable already compiled, so the threads only run it."""
+    x64, precision = jax.config.jax_enable_x64, jax.config.jax_default_matmul_precision
+
+    def run(piece):
+        with jax.enable_x64(x64), jax.default_matmul_precision(precision):
+            return call(piece)
+
+    if threads == 1:
+        yield from map(run, pieces)
+        return
+    with ThreadPoolExecutor(threads, thread_name_prefix="glmm_bayes") as pool:
+        yield from pool.map(run, pieces)
 
 
 def use_cpu_cores(n: int | None = None) -> int:

@@ -6,11 +6,13 @@ NUTS step costs every chain the longest tree among them all; a CPU gains nothing
 width and would pay that, so there the chunk's datasets and their chains run one after another
 inside the program (`jax.lax.map`), each at the cost of its own tree (measured in
 benchmarks/README.md). Dataset d is sampled from PRNGKey(seeds[d]) exactly as `nuts.run_nuts`
-samples one dataset with that seed and the device's default chain method (sequential on a CPU,
-vectorised elsewhere), so its draws do not depend on the batch or the chunk it is run in. With
-several local devices (GPUs, or CPU devices from `--xla_force_host_platform_device_count`),
-each chunk's datasets are split over them (`jax.shard_map` on a one-axis mesh): every device
-runs its own share of the datasets with no communication between them.
+samples one dataset with that seed (each chain with the key it has there, whatever the chain
+method), so its draws do not depend on the batch or the chunk it is run in. With
+several local devices (GPUs, or CPU devices from `use_cpu_cores`), each chunk's datasets are
+split over them (`jax.shard_map` on a one-axis mesh): every device runs its own share of the
+datasets with no communication between them. On one CPU device the chunk is split into a
+piece per core instead, the pieces run side by side from threads through one executable
+(`cpu_devices.run_side_by_side`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy as np
 from jax.sharding import Mesh, PartitionSpec
 
 from ..core.compiled import Bound, bind, compiled
+from ..cpu_devices import run_side_by_side, thread_count
 from ..progress import progress_bar
 from .nuts import NutsSettings, run_chains
 
@@ -67,23 +70,32 @@ def run_nuts_batch(
     """NUTS for each dataset d (model kwargs = shared + per_dataset[...][d]), started from
     PRNGKey(seeds[d]) around `initial_values` (as `nuts.run_nuts`). `per_dataset`: model
     kwargs whose leaves have a leading dataset axis.
-    `devices`: where the datasets run (default: every local device); `chunk_size` is rounded
-    up to a multiple of their number. Returns (samples {site: (datasets, chains, draws, ...)},
-    stats {name: (datasets, chains, draws)})."""
+    `devices`: where the datasets run (default: every local device); at most `chunk_size`
+    datasets are in memory at once, in calls of a multiple of the devices' number, run side by
+    side from a thread per core on one CPU device. Returns (samples {site: (datasets, chains,
+    draws, ...)}, stats {name: (datasets, chains, draws)})."""
     n_datasets = len(seeds)
     devices = tuple(jax.local_devices() if devices is None else devices)
-    chunk_size = -(-chunk_size // len(devices)) * len(devices)
+    threads = thread_count(min(chunk_size, n_datasets), devices)
+    piece = -(-chunk_size // (len(devices) * threads)) * len(devices)  # datasets per call
     run = compiled(
         bind(_run_sharded, model=model, settings=settings, chains=chains, devices=devices)
     )
-    outputs = []
-    starts = range(0, n_datasets, chunk_size)
-    for start in progress_bar(starts, desc="datasets", unit="chunk", disable=not progress):
-        index = np.arange(start, start + chunk_size).clip(max=n_datasets - 1)  # pad the last chunk
-        data = jax.tree_util.tree_map(lambda a: a[index], per_dataset)  # noqa: B023 (called at once)
-        out = jax.tree_util.tree_map(
-            np.asarray, run(np.asarray(seeds, np.uint32)[index], shared, data, initial_values)
-        )
-        used = min(chunk_size, n_datasets - start)
-        outputs.append(jax.tree_util.tree_map(lambda a: a[:used], out))  # noqa: B023 (called at once)
-    return jax.tree_util.tree_map(lambda *a: np.concatenate(a), *outputs)
+    seeds = np.asarray(seeds, np.uint32)
+    calls = []
+    for start in range(0, n_datasets, piece):
+        index = np.arange(start, start + piece).clip(max=n_datasets - 1)  # pad the last piece
+        data = jax.tree_util.tree_map(lambda a: np.asarray(a)[index], per_dataset)  # noqa: B023
+        calls.append((seeds[index], data, min(piece, n_datasets - start)))
+    executable = run.executable(calls[0][0], shared, calls[0][1], initial_values)
+
+    def one_call(call):
+        seeds, data, used = call
+        out = executable(seeds, shared, data, initial_values)
+        return jax.tree_util.tree_map(lambda a: np.asarray(a)[:used], out)
+
+    outputs = run_side_by_side(one_call, calls, threads)
+    bar = progress_bar(
+        outputs, total=len(calls), desc="datasets", unit="piece", disable=not progress
+    )
+    return jax.tree_util.tree_map(lambda *a: np.concatenate(a), *bar)

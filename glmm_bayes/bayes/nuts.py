@@ -3,16 +3,18 @@
 A chain is numpyro's functional NUTS kernel (`numpyro.infer.hmc.hmc`) on the program's
 potential, stepped by one `lax.scan` over warmup and draws (the kernel adapts the step size and
 mass matrix while its iteration count is below `warmup`), then mapped to the constrained sites.
-Chains run inside the same compiled program: one after another (`lax.map`), vectorised
-(`vmap`) or split over the local devices (`shard_map`; on a CPU, `use_cpu_cores` makes a
-device per core). The program is bound to the model's static structure by
-value (`compiled.bind`), so a second `sample` of a same-shaped model reuses the executable.
-Everything the sampler does happens in that one executable: there are no eager JAX operations,
+Chains run one after another (`lax.map`), vectorised (`vmap`), split over the local devices
+(`shard_map`; `use_cpu_cores` makes a device per CPU core) or, on one CPU device, in blocks
+run side by side from a thread per core (`cpu_devices.run_side_by_side`), every block through
+the same executable. The program is bound to the model's static structure by value
+(`compiled.bind`), so a second `sample` of a same-shaped model reuses the executable.
+Everything the sampler does happens in that executable: there are no eager JAX operations,
 each of which would otherwise be compiled on its own.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from functools import partial
 
@@ -29,6 +31,7 @@ from numpyro.infer.hmc import hmc
 from numpyro.infer.util import constrain_fn, potential_energy, unconstrain_fn
 
 from ..core.compiled import Bound, bind, compiled
+from ..cpu_devices import run_side_by_side, thread_count
 from ..errors import ModelError, integer_argument
 from ..progress import progress_bar
 
@@ -42,20 +45,21 @@ PROGRESS_EVERY = 50
 
 
 def resolve_chain_method(chain_method: str, chains: int) -> str:
-    """'auto': chains split over the local devices where there is a device per chain, or
-    several CPU devices (`use_cpu_cores`); else one after another on a CPU, where vectorised
-    chains wait at every step for the longest tree, and vectorised on an accelerator.
-    'parallel' on a single device falls back the same way."""
+    """'auto': chains side by side ('parallel') where there is a device per chain, or on a CPU
+    with several devices (`use_cpu_cores`) or several cores (threads); else one after another
+    on a CPU, where vectorised chains wait at every step for the longest tree, and vectorised
+    on an accelerator. 'parallel' falls back the same way where nothing can run side by side."""
     if chain_method not in CHAIN_METHODS:
         raise ModelError(
             f"chain_method must be one of {', '.join(CHAIN_METHODS)}, got {chain_method!r}"
         )
     on_cpu, devices = jax.default_backend() == "cpu", jax.local_device_count()
     fallback = "sequential" if on_cpu else "vectorized"
+    side_by_side = devices > 1 or thread_count(chains) > 1
     if chain_method == "auto":
-        splits = chains > 1 and (devices >= chains or (on_cpu and devices > 1))
+        splits = chains > 1 and (devices >= chains or (on_cpu and side_by_side))
         return "parallel" if splits else fallback
-    if chain_method == "parallel" and (devices == 1 or chains == 1):
+    if chain_method == "parallel" and (not side_by_side or chains == 1):
         return fallback
     return chain_method
 
@@ -254,6 +258,33 @@ def run_chains_of(keys, ids, kwargs, initial_values, model, settings):
     return jax.lax.map(lambda a: one(a[0], kwargs, initial_values, a[1]), (keys, ids))
 
 
+def _chain_block(seed, block, kwargs, initial_values, model, settings, chains, size):
+    """Chains block * size, ..., block * size + size - 1 of `run_chains`, each with its key and
+    id there, one after another; past the last chain it repeats the last (dropped by the
+    caller)."""
+    ids = jnp.minimum(block * size + jnp.arange(size), chains - 1)
+    keys = chain_keys(seed, chains)[ids]
+    return run_chains_of(keys, ids, kwargs, initial_values, model, settings)
+
+
+def _threaded_chains(seed, kwargs, initial_values, model, settings, chains):
+    """The chains in blocks run side by side from a thread per core (on one CPU device): the
+    blocks share one executable, each thread runs one block."""
+    threads = thread_count(chains)
+    size = -(-chains // threads)
+    run = compiled(bind(_chain_block, model=model, settings=settings, chains=chains, size=size))
+    seed, first = np.uint32(seed), np.int32(0)
+    executable = run.executable(seed, first, kwargs, initial_values)
+    blocks = run_side_by_side(
+        lambda block: jax.tree_util.tree_map(
+            np.asarray, executable(seed, np.int32(block), kwargs, initial_values)
+        ),
+        range(-(-chains // size)),
+        threads,
+    )
+    return jax.tree_util.tree_map(lambda *a: np.concatenate(a), *blocks)
+
+
 def run_nuts(
     model: Bound,
     model_kwargs: dict,
@@ -271,14 +302,18 @@ def run_nuts(
     chains = integer_argument("chains", chains, 1)
     seed = integer_argument("seed", seed, 0)
     method = resolve_chain_method(chain_method, chains)
+    initial_values = initial_values or {}
     with _ChainProgress(chains * (settings.warmup + settings.draws), progress):
-        if method == "parallel":  # compiled once per model shape, as the other methods
-            run = compiled(bind(_parallel_chains, model=model, settings=settings, chains=chains))
-        else:
-            run = compiled(
-                bind(run_chains, model=model, settings=settings, method=method, chains=chains)
-            )
-        out = run(np.uint32(seed), model_kwargs, initial_values or {})
+        if method == "parallel" and jax.local_device_count() == 1:
+            out = _threaded_chains(seed, model_kwargs, initial_values, model, settings, chains)
+        else:  # each compiled once per model shape
+            if method == "parallel":
+                function = bind(_parallel_chains, model=model, settings=settings, chains=chains)
+            else:
+                function = bind(
+                    run_chains, model=model, settings=settings, method=method, chains=chains
+                )
+            out = compiled(function)(np.uint32(seed), model_kwargs, initial_values)
         return jax.tree_util.tree_map(lambda a: np.asarray(a)[:chains], out)
 
 
@@ -289,6 +324,7 @@ class _ChainProgress:
 
     def __init__(self, total: int, enabled: bool):
         self.total, self.enabled, self.done = total, enabled, {}
+        self.lock = threading.Lock()
 
     def __enter__(self):
         if self.enabled:
@@ -297,10 +333,11 @@ class _ChainProgress:
         return self
 
     def update(self, chain, iteration):
-        for c, i in zip(np.ravel(chain), np.ravel(np.broadcast_to(iteration, np.shape(chain)))):
-            self.done[int(c)] = int(i)
-        self.bar.set_description("NUTS")
-        self.bar.update(sum(self.done.values()) - self.bar.n)
+        with self.lock:  # chains in threads report from several
+            for c, i in zip(np.ravel(chain), np.ravel(np.broadcast_to(iteration, np.shape(chain)))):
+                self.done[int(c)] = int(i)
+            self.bar.set_description("NUTS")
+            self.bar.update(sum(self.done.values()) - self.bar.n)
 
     def __exit__(self, *exc):
         if self.enabled:

@@ -71,13 +71,17 @@ class Program:
         self.executables: dict = {}
 
     def __call__(self, *args, **kwargs):
+        return self.executable(*args, **kwargs)(*args, **kwargs)
+
+    def executable(self, *args, **kwargs):
+        """The executable for these arguments' signature, compiled on first use."""
         key = _signature(args, kwargs)
         executable = self.executables.get(key)
         if executable is None:
             with serving():
                 executable = self.jitted.lower(*args, **kwargs).compile()
             self.executables[key] = executable
-        return executable(*args, **kwargs)
+        return executable
 
 
 _cache: OrderedDict = OrderedDict()
