@@ -587,3 +587,16 @@ def test_import_loads_no_engine_and_every_public_name_resolves():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["[]", "[]", "True"], out.stdout
+
+
+def test_a_frequentist_fit_and_its_tables_load_no_posterior_machinery():
+    """A REML fit, its summary and its tests leave scipy.stats and ArviZ's statistics (0.4 s to
+    import) unloaded: they load with the first posterior's diagnostics."""
+    code = (
+        "import sys, warnings, glmm_bayes as gb; warnings.simplefilter('ignore'); "
+        "fit = gb.Model('Yield ~ 1 + (1|Batch)', gb.load_dataset('Dyestuff')).fit_reml(); "
+        "str(fit); fit.summary(); fit.fixef_tests(); fit.confint(method='wald'); fit.anova(); "
+        "print([m for m in ('scipy.stats', 'arviz_stats') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["[]"], out.stdout

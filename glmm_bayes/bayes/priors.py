@@ -41,7 +41,7 @@ import numpy as np
 import numpyro.distributions as dist
 import pandas as pd
 from jax.scipy.special import gammaln
-from scipy import stats
+from scipy import special
 
 from ..core.parameters import ParameterMap, PopulationParameter
 from ..core.residual import ResidualLayout
@@ -154,12 +154,12 @@ _TYPICAL = {
     "student_t": lambda df, mu, s: mu,
     "cauchy": lambda mu, s: mu,
     "logistic": lambda mu, s: mu,
-    "half_normal": lambda s: stats.halfnorm.median(scale=s),
+    "half_normal": lambda s: s * special.ndtri(0.75),
     "half_cauchy": lambda s: s,
-    "half_student_t": lambda df, s: s * stats.t.ppf(0.75, df),
+    "half_student_t": lambda df, s: s * special.stdtrit(df, 0.75),
     "exponential": lambda rate: np.log(2.0) / rate,
     "gamma": lambda a, b: a / b,
-    "inv_gamma": lambda a, b: stats.invgamma.median(a, scale=b),
+    "inv_gamma": lambda a, b: b / special.gammaincinv(a, 0.5),
     "lognormal": lambda mu, s: np.exp(mu),
     "uniform": lambda lo, hi: 0.5 * (lo + hi),
 }

@@ -17,7 +17,7 @@ import warnings
 
 import jax.numpy as jnp
 import numpy as np
-from scipy import optimize, stats
+from scipy import optimize, special
 
 from ..core.compiled import bind
 from ..core.marginal import marginal_deviance
@@ -201,7 +201,7 @@ def profile_intervals(
         raise FitError(f"the deviance is not finite at the estimate ({best.message})")
     z_hat, d_min = np.asarray(best.x), float(best.fun)
     phi_hat = _from_free(z_hat, positive, scale, np)
-    crit = stats.chi2.ppf(level, 1)
+    crit = special.chdtri(1, 1 - level)  # the chi2(1) quantile
     hessian = hessian_fd(
         objective, phi_hat, args=(nothing, np.float64(0.0), nothing, np.ones(phi0.size), arrays)
     )

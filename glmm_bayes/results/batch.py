@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import arviz_stats
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -97,6 +96,8 @@ class BatchPosterior:
         return self._draws[name].to_numpy()
 
     def _diagnostics(self):
+        import arviz_stats  # with scipy.stats, 0.4 s: loaded on first use
+
         chains = self._draws.sizes["chain"]
         if chains < 2:
             return None, None

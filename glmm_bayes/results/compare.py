@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import arviz_stats
 import numpy as np
 import pandas as pd
 
@@ -50,6 +49,8 @@ def compare(*fits, intervals: str = "profile", names: list[str] | None = None) -
 def loo_compare(*posteriors, names: list[str] | None = None) -> pd.DataFrame:
     """PSIS-LOO comparison of posteriors of one response (ArviZ's compare): rank, elpd_loo,
     p_loo, elpd_diff, weight, dse and warning per model, best first."""
+    import arviz_stats  # with scipy.stats, 0.4 s: loaded on first use
+
     if len(posteriors) < 2 or any(getattr(p, "kind", None) != "bayesian" for p in posteriors):
         raise ModelError("loo_compare needs two or more posteriors (sample or fit_map results)")
     first = posteriors[0].spec

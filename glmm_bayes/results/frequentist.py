@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from ..core.estimate import Estimate
 from ..design.newdata import kept_terms
@@ -61,7 +61,7 @@ class FrequentistFit:
             frame["t_value"] = statistic
         else:
             frame["z_value"] = statistic
-            frame["p_value"] = 2 * stats.norm.sf(np.abs(statistic))
+            frame["p_value"] = 2 * special.ndtr(-np.abs(statistic))
         return frame.join(self.confint(method="wald", parm=list(self.spec.fixed_names)))
 
     @float64
@@ -163,7 +163,7 @@ class FrequentistFit:
             index=list(names),
         )
         frame["z_value"] = frame["estimate"] / frame["std_error"]
-        frame["p_value"] = 2 * stats.norm.sf(np.abs(frame["z_value"]))
+        frame["p_value"] = 2 * special.ndtr(-np.abs(frame["z_value"]))
         return frame.join(self.confint(method="wald", parm=list(names)))
 
     def _estimates(self) -> dict[str, float]:
@@ -203,7 +203,7 @@ class FrequentistFit:
             )
         # the fixed effects' t intervals; the profiles only for the other parameters
         tests = self.fixef_tests(ddf="Satterthwaite")
-        half = stats.t.ppf(0.5 + level / 2, tests["df"]) * tests["std_error"]
+        half = special.stdtrit(tests["df"], 0.5 + level / 2) * tests["std_error"]
         fixed = pd.DataFrame({"lower": tests["estimate"] - half, "upper": tests["estimate"] + half})
         others = [name for name in frame.index if name not in fixed.index]
         ends = pd.concat([fixed, self.confint(method="profile", level=level, parm=others)])
@@ -246,7 +246,7 @@ class FrequentistFit:
         self, method: str, level: float, names: list[str], nsim: int, seed: int
     ) -> pd.DataFrame:
         if method == "wald":
-            crit = stats.norm.ppf(0.5 + level / 2)
+            crit = special.ndtri(0.5 + level / 2)
             se = self._standard_errors()
             estimates = self._estimates()
             rows = {
@@ -360,7 +360,7 @@ class FrequentistFit:
                 columns["lower"], columns["upper"] = np.quantile(limits, [tail, 1 - tail], axis=0)
                 attrs["bootstrap"] = f"{len(limits)} of {bootstrap} refits succeeded"
             else:
-                crit = stats.norm.ppf(0.5 + interval / 2)
+                crit = special.ndtri(0.5 + interval / 2)
                 ends = [transform(eta - crit * se_eta)[0], transform(eta + crit * se_eta)[0]]
                 columns["lower"], columns["upper"] = np.sort(np.stack(ends), axis=0)
         frame = prediction_frame(self.spec, newdata, columns)

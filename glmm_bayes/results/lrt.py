@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from ..control import warn
 from ..errors import GlmmBayesWarning, ModelError, integer_argument
@@ -102,14 +102,14 @@ def lrt(*fits, nsim: int = 0, seed: int = 0, progress: bool = False) -> pd.DataF
                 chisq = np.nan
             else:
                 chisq = max(chisq, 0.0)  # the optimisers' tolerance below zero
-            row.update(Chisq=chisq, Df=df, p_value=stats.chi2.sf(chisq, df) if df > 0 else np.nan)
+            row.update(Chisq=chisq, Df=df, p_value=special.chdtrc(df, chisq) if df > 0 else np.nan)
             if (
                 df > 0
                 and small.spec.fixed_names == fit.spec.fixed_names
                 and small.spec.residual.parameter_names == fit.spec.residual.parameter_names
             ):
-                row["p_boundary"] = 0.5 * stats.chi2.sf(chisq, df) + (
-                    0.5 * stats.chi2.sf(chisq, df - 1) if df > 1 else 0.0
+                row["p_boundary"] = 0.5 * special.chdtrc(df, chisq) + (
+                    0.5 * special.chdtrc(df - 1, chisq) if df > 1 else 0.0
                 )
                 notes.append(
                     f"{fit.spec.formula!r} adds only covariance parameters: H0 is on the "

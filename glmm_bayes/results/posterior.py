@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import arviz_stats
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -147,6 +146,8 @@ class Posterior:
         """R-hat, bulk and tail ESS and MCSE of the mean per population parameter.
 
         `attrs["divergences"]` holds the number of divergent transitions."""
+        import arviz_stats  # with scipy.stats, 0.4 s: loaded on first use
+
         ds = xr.Dataset(
             {k: (("chain", "draw"), np.asarray(v)) for k, v in self._population.items()}
         )
@@ -331,6 +332,8 @@ class Posterior:
 
     def loo(self):
         """PSIS-LOO from the pointwise log-likelihood (ArviZ)."""
+        import arviz_stats  # with scipy.stats, 0.4 s: loaded on first use
+
         self.log_likelihood()
         return arviz_stats.loo(self.idata)
 
@@ -343,6 +346,8 @@ class Posterior:
     ) -> list[str]:
         """Stan's checks, for any number of chains: divergences, trees at the maximum depth,
         E-BFMI per chain, R-hat and bulk/tail ESS (below `ess_per_chain` x chains) per parameter."""
+        import arviz_stats  # with scipy.stats, 0.4 s: loaded on first use
+
         problems, stats = [], self.sample_stats
         chains, draws = np.shape(stats["diverging"])
         if self.divergences:

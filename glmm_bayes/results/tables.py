@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from ..design import ModelSpec
 
@@ -99,13 +99,13 @@ def wald_table(beta, vcov, names) -> pd.DataFrame:
     """estimate, std_error, z_value, p_value and the 95% Wald interval of each coefficient."""
     beta = np.asarray(beta, dtype=float)
     se = np.sqrt(np.diag(np.asarray(vcov, dtype=float)))
-    z, half = beta / se, stats.norm.ppf(0.975) * se
+    z, half = beta / se, special.ndtri(0.975) * se
     return pd.DataFrame(
         {
             "estimate": beta,
             "std_error": se,
             "z_value": z,
-            "p_value": 2 * stats.norm.sf(np.abs(z)),
+            "p_value": 2 * special.ndtr(-np.abs(z)),
             "lower": beta - half,
             "upper": beta + half,
         },
