@@ -1,5 +1,6 @@
-"""Batch jobs past one device: datasets split over local devices (JAX sharding) and chunks
-sent to Ray workers give the in-process batch's results."""
+"""Work past one core: chains and datasets run side by side from threads on one CPU device or
+split over local devices (JAX sharding), and chunks sent to Ray workers, give the results of
+running them one after another."""
 
 import json
 import os
@@ -13,8 +14,11 @@ import jax
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import in_single_precision
 
 import glmm_bayes as gb
+from glmm_bayes import cpu_devices
+from glmm_bayes.bayes.nuts import resolve_chain_method
 from glmm_bayes.cli import main
 from glmm_bayes.ray_batch import _run_chunk
 
@@ -127,6 +131,37 @@ def test_use_cpu_cores_splits_the_chains_over_cpu_devices_and_keeps_each_chain()
     np.testing.assert_allclose(out["auto"], out["sequential"], rtol=1e-9)
     assert np.ptp(np.asarray(out["auto"])[:, 0]) > 0  # three different chains
     assert "use_cpu_cores(3) must run before any JAX computation" in out["error"]
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_chains_and_datasets_from_threads_draw_what_one_after_another_draws(
+    dyestuff, monkeypatch, dtype
+):
+    """On one CPU device with two cores (forced here, so a one-core machine tests it too),
+    'auto' runs 3 chains in blocks of 2 from two threads (a padded fourth dropped) and a batch
+    of 3 datasets in pieces of 2: each chain with its own key, so the draws equal the
+    sequential ones (each chain's program is the same: rtol 1e-9 allows for rounding; a chain
+    or dataset in the wrong place is off by O(1)), in the precision asked for (the threads
+    inherit the caller's)."""
+    monkeypatch.setattr(cpu_devices, "available_cores", lambda: 2)
+    assert jax.local_device_count() == 1 and resolve_chain_method("auto", 3) == "parallel"
+    model, responses = dyestuff
+    kwargs = dict(draws=20, warmup=30, seed=5, progress=False, dtype=dtype)
+    single = {}
+    for method in ("auto", "sequential"):
+        post = model.sample(chains=3, log_likelihood=False, chain_method=method, **kwargs)
+        single[method] = post.population_draws()["sigma"]
+    np.testing.assert_allclose(single["auto"], single["sequential"], rtol=1e-9)
+    assert np.ptp(single["auto"][:, 0]) > 0  # three different chains
+    assert in_single_precision(single["auto"]) == (dtype == "float32")
+    batch = model.sample_batch(responses[:3], chains=2, **kwargs)
+    for d in range(3):
+        alone = model._with_response(responses[d]).sample(
+            chains=2, log_likelihood=False, chain_method="sequential", **{**kwargs, "seed": 5 + d}
+        )
+        np.testing.assert_allclose(
+            batch.draws("sigma")[d], alone.population_draws()["sigma"], rtol=1e-9
+        )
 
 
 def test_a_chunk_is_seeded_by_the_position_of_its_first_dataset(dyestuff):
