@@ -4,7 +4,8 @@ XLA runs a chain's small operations on one core. Independent pieces of one compi
 (blocks of chains, chunks of datasets) therefore run side by side from threads, one per core
 (`run_side_by_side`): the executable releases the GIL while it runs, and two VerbAgg-sized
 chains from two threads each ran at the speed of one alone (measured in
-benchmarks/README.md). This is the default on a CPU and changes nothing process-wide.
+benchmarks/README.md). This is the default on a CPU for programs whose operations XLA does not
+split over its own threads (`PARALLEL_LOOP_ELEMENTS`), and changes nothing process-wide.
 
 `use_cpu_cores()` instead splits JAX's CPU platform into a device per core, process-wide and
 fixed when JAX starts its backend, so importing the package never sets it: chains and datasets
@@ -29,12 +30,23 @@ def available_cores() -> int:
     return os.cpu_count() or 1
 
 
-def thread_count(pieces: int, devices=None) -> int:
+#: XLA's CPU runtime runs an element-wise loop over more elements than this on its own thread
+#: pool. Two programs with such loops run side by side from threads were slower than one after
+#: the other, and the process's memory grew by ~20 MB per NUTS iteration until it was killed
+#: (a Bernoulli GLMM of 16,500 rows: 5.5 GB after 200 iterations; of 16,384 rows: 0.65 GB,
+#: flat), so those run one after another.
+PARALLEL_LOOP_ELEMENTS = 1 << 14
+
+
+def thread_count(pieces: int, devices=None, loop_elements: int = 0) -> int:
     """How many threads run `pieces` independent calls of a program side by side: one per
-    available core (at most `pieces`) where the program runs on one CPU device, else 1 (an
+    available core (at most `pieces`) where the program runs on one CPU device and its widest
+    element-wise operation covers at most PARALLEL_LOOP_ELEMENTS (`loop_elements`), else 1 (an
     accelerator runs its pieces vectorised, several devices split them inside the program)."""
     devices = jax.local_devices() if devices is None else devices
     if len(devices) != 1 or devices[0].platform != "cpu":
+        return 1
+    if loop_elements > PARALLEL_LOOP_ELEMENTS:
         return 1
     return max(1, min(available_cores(), pieces))
 

@@ -197,6 +197,7 @@ class Model:
                 initial_values=kwargs["priors"].initial,
                 chain_method=chain_method,
                 progress=progress,
+                loop_elements=self.spec.row_elements,
             )
             if integrate:
                 samples.update(
@@ -529,6 +530,7 @@ class Model:
                 chunk_size=min(chunk_size, len(batch)),
                 progress=progress,
                 devices=devices,
+                loop_elements=self.spec.row_elements,
             )
         samples = {k: np.asarray(v, dtype=float) for k, v in samples.items()}
         coefs, factors, aux = population_of_draws(samples, self.structure, self.spec.X)

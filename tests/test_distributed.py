@@ -164,6 +164,22 @@ def test_chains_and_datasets_from_threads_draw_what_one_after_another_draws(
         )
 
 
+def test_programs_whose_loops_xla_splits_over_its_own_threads_run_one_after_another(
+    monkeypatch,
+):
+    """Above PARALLEL_LOOP_ELEMENTS elements per element-wise operation (rows x the widest
+    per-row block: a term's columns, a cumulative model's categories) XLA runs the loops on its
+    own threads, and programs run side by side from threads grew in memory without bound."""
+    monkeypatch.setattr(cpu_devices, "available_cores", lambda: 2)
+    limit = cpu_devices.PARALLEL_LOOP_ELEMENTS
+    assert resolve_chain_method("auto", 4, loop_elements=limit) == "parallel"
+    assert resolve_chain_method("auto", 4, loop_elements=limit + 1) == "sequential"
+    assert cpu_devices.thread_count(4, loop_elements=limit + 1) == 1
+    wine = gb.Model("rating ~ temp + (1 | judge)", gb.load_dataset("wine"), family="cumulative")
+    sleep = gb.Model("Reaction ~ Days + (Days | Subject)", gb.load_dataset("sleepstudy"))
+    assert (wine.spec.row_elements, sleep.spec.row_elements) == (72 * 5, 180 * 2)
+
+
 def test_a_chunk_is_seeded_by_the_position_of_its_first_dataset(dyestuff):
     """What a Ray worker runs: datasets 2 and 3 alone, as a chunk starting at 2, draw what
     they draw in the whole batch: the same chain, up to the rounding of a differently sized

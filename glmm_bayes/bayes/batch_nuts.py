@@ -66,17 +66,19 @@ def run_nuts_batch(
     chunk_size: int = 64,
     progress: bool = True,
     devices=None,
+    loop_elements: int = 0,
 ):
     """NUTS for each dataset d (model kwargs = shared + per_dataset[...][d]), started from
     PRNGKey(seeds[d]) around `initial_values` (as `nuts.run_nuts`). `per_dataset`: model
     kwargs whose leaves have a leading dataset axis.
     `devices`: where the datasets run (default: every local device); at most `chunk_size`
     datasets are in memory at once, in calls of a multiple of the devices' number, run side by
-    side from a thread per core on one CPU device. Returns (samples {site: (datasets, chains,
-    draws, ...)}, stats {name: (datasets, chains, draws)})."""
+    side from a thread per core on one CPU device (where `loop_elements`, the program's
+    widest element-wise operation, allows: `cpu_devices.thread_count`). Returns (samples
+    {site: (datasets, chains, draws, ...)}, stats {name: (datasets, chains, draws)})."""
     n_datasets = len(seeds)
     devices = tuple(jax.local_devices() if devices is None else devices)
-    threads = thread_count(min(chunk_size, n_datasets), devices)
+    threads = thread_count(min(chunk_size, n_datasets), devices, loop_elements)
     piece = -(-chunk_size // (len(devices) * threads)) * len(devices)  # datasets per call
     run = compiled(
         bind(_run_sharded, model=model, settings=settings, chains=chains, devices=devices)

@@ -44,18 +44,20 @@ INIT_RADIUS = 1.0
 PROGRESS_EVERY = 50
 
 
-def resolve_chain_method(chain_method: str, chains: int) -> str:
+def resolve_chain_method(chain_method: str, chains: int, loop_elements: int = 0) -> str:
     """'auto': chains side by side ('parallel') where there is a device per chain, or on a CPU
-    with several devices (`use_cpu_cores`) or several cores (threads); else one after another
-    on a CPU, where vectorised chains wait at every step for the longest tree, and vectorised
-    on an accelerator. 'parallel' falls back the same way where nothing can run side by side."""
+    with several devices (`use_cpu_cores`) or several cores (threads, for a program whose
+    widest element-wise operation covers `loop_elements`: `cpu_devices.thread_count`); else
+    one after another on a CPU, where vectorised chains wait at every step for the longest
+    tree, and vectorised on an accelerator. 'parallel' falls back the same way where nothing
+    can run side by side."""
     if chain_method not in CHAIN_METHODS:
         raise ModelError(
             f"chain_method must be one of {', '.join(CHAIN_METHODS)}, got {chain_method!r}"
         )
     on_cpu, devices = jax.default_backend() == "cpu", jax.local_device_count()
     fallback = "sequential" if on_cpu else "vectorized"
-    side_by_side = devices > 1 or thread_count(chains) > 1
+    side_by_side = devices > 1 or thread_count(chains, loop_elements=loop_elements) > 1
     if chain_method == "auto":
         splits = chains > 1 and (devices >= chains or (on_cpu and side_by_side))
         return "parallel" if splits else fallback
@@ -267,10 +269,9 @@ def _chain_block(seed, block, kwargs, initial_values, model, settings, chains, s
     return run_chains_of(keys, ids, kwargs, initial_values, model, settings)
 
 
-def _threaded_chains(seed, kwargs, initial_values, model, settings, chains):
-    """The chains in blocks run side by side from a thread per core (on one CPU device): the
+def _threaded_chains(seed, kwargs, initial_values, model, settings, chains, threads):
+    """The chains in blocks run side by side from `threads` threads (on one CPU device): the
     blocks share one executable, each thread runs one block."""
-    threads = thread_count(chains)
     size = -(-chains // threads)
     run = compiled(bind(_chain_block, model=model, settings=settings, chains=chains, size=size))
     seed, first = np.uint32(seed), np.int32(0)
@@ -295,17 +296,22 @@ def run_nuts(
     initial_values: dict | None = None,
     chain_method: str = "auto",
     progress: bool = True,
+    loop_elements: int = 0,
 ):
     """NUTS on the NumPyro program `model`, chains started around `initial_values` ({site:
     value}, `init_around`; traced, so other values reuse the compiled program); returns
-    (samples {site: (chains, draws, ...)}, stats {name: (chains, draws)})."""
+    (samples {site: (chains, draws, ...)}, stats {name: (chains, draws)}). `loop_elements`:
+    the program's widest element-wise operation (`resolve_chain_method`)."""
     chains = integer_argument("chains", chains, 1)
     seed = integer_argument("seed", seed, 0)
-    method = resolve_chain_method(chain_method, chains)
+    method = resolve_chain_method(chain_method, chains, loop_elements)
     initial_values = initial_values or {}
     with _ChainProgress(chains * (settings.warmup + settings.draws), progress):
         if method == "parallel" and jax.local_device_count() == 1:
-            out = _threaded_chains(seed, model_kwargs, initial_values, model, settings, chains)
+            threads = thread_count(chains, loop_elements=loop_elements)
+            out = _threaded_chains(
+                seed, model_kwargs, initial_values, model, settings, chains, threads
+            )
         else:  # each compiled once per model shape
             if method == "parallel":
                 function = bind(_parallel_chains, model=model, settings=settings, chains=chains)

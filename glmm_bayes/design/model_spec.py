@@ -123,6 +123,13 @@ class ModelSpec:
         return len(self.y)
 
     @property
+    def row_elements(self) -> int:
+        """The elements of the widest per-row array the programs compute on: n times the most
+        columns of one term's Z_k, or the categories of a categorical family."""
+        widths = [1, len(self.family.categories or ())] + [t.q for t in self.terms]
+        return self.n_obs * max(widths)
+
+    @property
     def has_intercept(self) -> bool:
         return "(Intercept)" in self.fixed_names
 
