@@ -9,7 +9,10 @@ repeats.
 - sleepstudy `Reaction ~ Days + (Days | Subject)`, REML;
 - a grouseticks-shaped Poisson GLMM, `TICKS ~ YEAR + HEIGHT + (1|BROOD) + (1|INDEX) +
   (1|LOCATION)` (403 rows, three crossed terms, one an observation-level term), Laplace, on
-  the simulated data frozen in tests/reference/data/ticks_sim.csv.
+  the simulated data frozen in tests/reference/data/ticks_sim.csv;
+- VerbAgg `r2 ~ Anger + Gender + btype + situ + (1|id) + (1|item)` (7,584 rows, 316 x 24
+  crossed), Bernoulli, Laplace: lme4's own VerbAgg data where R is present (written to a CSV
+  that both sides read), else `nuts_glmm.verbagg_like`'s simulated data of its design.
 
     python benchmarks/first_fit.py [--repeats 3]
 """
@@ -17,11 +20,14 @@ repeats.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 from pathlib import Path
 
 from common import print_table, run_fresh, run_r
+from nuts_glmm import FORMULA as VERBAGG_FORMULA
+from nuts_glmm import verbagg_like
 
 TICKS = Path(__file__).resolve().parent.parent / "tests" / "reference" / "data" / "ticks_sim.csv"
 SLEEP = "sleepstudy"
@@ -66,6 +72,14 @@ JOBS = {
         r_call="glmer(TICKS ~ YEAR + HEIGHT + (1|BROOD) + (1|INDEX) + (1|LOCATION), data, "
         "family = poisson)",
     ),
+    "VerbAgg Bernoulli, Laplace": dict(
+        load="pd.read_csv('{verbagg}')",
+        formula=VERBAGG_FORMULA,
+        family=', family="bernoulli"',
+        method="fit_laplace",
+        r_load="read.csv('{verbagg}', stringsAsFactors = TRUE)",
+        r_call=f"glmer({VERBAGG_FORMULA}, data, family = binomial)",
+    ),
 }
 
 
@@ -73,8 +87,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    verbagg = os.path.join(tempfile.mkdtemp(), "verbagg.csv")
+    exported = run_r(
+        f"v <- transform(lme4::VerbAgg, r2 = as.integer(r2 == 'Y')); "
+        f"write.csv(v, '{verbagg}', row.names = FALSE); cat('{{}}\\n')"
+    )
+    if exported is None:
+        verbagg_like().to_csv(verbagg, index=False)
     rows = [("job", "ours first", "ours later", "lme4", "first/lme4", "later/lme4")]
     for name, job in JOBS.items():
+        job = {k: v.replace("{verbagg}", verbagg) for k, v in job.items()}
         first, later, peer = [], [], []
         for _ in range(args.repeats):
             code = OURS.format(**job)

@@ -2,11 +2,12 @@
 random intercepts, 7,584 rows), NUTS 4 x (1000 + 1000), min bulk ESS of the population
 parameters per wall second of the whole fresh process, glmm_bayes vs Bambi + numpyro in the same
 run. The data are simulated with lme4's VerbAgg design and estimates (`verbagg_like`), so no R is
-needed. Each side runs twice: as imported (one CPU device, chains one after another), and
-with several CPU devices, where the chains run side by side (ours `gb.use_cpu_cores()`, a
-device per core; the peer `numpyro.set_host_device_count(4)`, numpyro's recipe of a device per
-chain). A single seed's min ESS varies by +-15% (seed to seed, on both sides), so every
-configuration runs with seeds 1..N (`--seeds`, default 3) and the table gives the means.
+needed. Each side runs twice: as imported (one CPU device: ours runs the chains in blocks
+from a thread per core, numpyro one after another), and with several CPU devices, where the
+chains run side by side inside the program (ours `gb.use_cpu_cores()`, a device per core; the
+peer `numpyro.set_host_device_count(4)`, numpyro's recipe of a device per chain). A single
+seed's min ESS varies by +-15% (seed to seed, on both sides), so every configuration runs with
+seeds 1..N (`--seeds`, default 3) and the table gives the means.
 
     python benchmarks/nuts_glmm.py [--draws 1000] [--seeds 3]
 """
@@ -30,8 +31,7 @@ import glmm_bayes as gb, pandas as pd
 if {cores}:
     gb.use_cpu_cores()
 m = gb.Model("{formula}", pd.read_csv("{csv}"), family="bernoulli")
-post = m.sample(draws={draws}, warmup={draws}, chains=4, seed={seed}, progress=False,
-                log_likelihood=False)
+post = m.sample(draws={draws}, warmup={draws}, chains=4, seed={seed}, progress=False)
 min_ess = float(post.diagnostics()["ess_bulk"].min())
 steps = float(post.idata.sample_stats["n_steps"].mean())
 print(json.dumps({{"min_ess": min_ess, "steps": steps, "inner_s": time.perf_counter() - start}}))
