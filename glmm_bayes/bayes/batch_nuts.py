@@ -84,10 +84,11 @@ def run_nuts_batch(
         bind(_run_sharded, model=model, settings=settings, chains=chains, devices=devices)
     )
     seeds = np.asarray(seeds, np.uint32)
+    per_dataset = jax.tree_util.tree_map(np.asarray, per_dataset)  # to the host once
     calls = []
     for start in range(0, n_datasets, piece):
         index = np.arange(start, start + piece).clip(max=n_datasets - 1)  # pad the last piece
-        data = jax.tree_util.tree_map(lambda a: np.asarray(a)[index], per_dataset)  # noqa: B023
+        data = jax.tree_util.tree_map(lambda a: a[index], per_dataset)  # noqa: B023
         calls.append((seeds[index], data, min(piece, n_datasets - start)))
     executable = run.executable(calls[0][0], shared, calls[0][1], initial_values)
 
