@@ -88,13 +88,13 @@ def run_nuts_batch(
     calls = []
     for start in range(0, n_datasets, piece):
         index = np.arange(start, start + piece).clip(max=n_datasets - 1)  # pad the last piece
-        data = jax.tree_util.tree_map(lambda a: a[index], per_dataset)  # noqa: B023
+        data = jax.tree_util.tree_map(lambda a: a[index], per_dataset)  # noqa: B023 (called at once)
         calls.append((seeds[index], data, min(piece, n_datasets - start)))
     executable = run.executable(calls[0][0], shared, calls[0][1], initial_values)
 
     def one_call(call):
-        seeds, data, used = call
-        out = executable(seeds, shared, data, initial_values)
+        call_seeds, data, used = call
+        out = executable(call_seeds, shared, data, initial_values)
         return jax.tree_util.tree_map(lambda a: np.asarray(a)[:used], out)
 
     outputs = run_side_by_side(one_call, calls, threads)
