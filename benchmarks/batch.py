@@ -6,6 +6,7 @@ what a compiled dataset costs (the loop's later fits; the batch called a second 
 
     python benchmarks/batch.py [--design sleepstudy|verbagg] [--datasets 64] [--draws 1000]
                                [--chunk-size 64] [--dtype float64] [--skip-frequentist]
+                               [--skip-nuts]
                                [--warm-cache] [--ray WORKERS]
 
 `--warm-cache` also times each batch in a second fresh process that reads its compiled program
@@ -105,6 +106,7 @@ def main() -> None:
     )
     parser.add_argument("--design", choices=sorted(DESIGNS), default="sleepstudy")
     parser.add_argument("--skip-frequentist", action="store_true")
+    parser.add_argument("--skip-nuts", action="store_true")
     parser.add_argument("--warm-cache", action="store_true")
     parser.add_argument("--ray", type=int, default=0, metavar="WORKERS")
     args = parser.parse_args()
@@ -148,7 +150,7 @@ def main() -> None:
     ]
     device = ""
     for name, single_job, batch_job in jobs:
-        if name == frequentist and args.skip_frequentist:
+        if args.skip_frequentist if name == frequentist else args.skip_nuts:
             continue
         cache = tempfile.mkdtemp(prefix="glmm_bayes_cache_") if args.warm_cache else None
         loop = run_fresh(LOOP.format(design=design, job=single_job))

@@ -39,10 +39,10 @@ from .core.structure import model_arrays, with_response
 from .design import build_model_spec, response_batch
 from .errors import FitError, GlmmBayesWarning, ModelError, SamplingWarning, integer_argument
 from .families import is_linear_gaussian
-from .frequentist.laplace import fit_glmm
+from .frequentist.laplace import fit_glmm, fit_glmm_batch
 from .frequentist.mcml import fit_mcml
 from .frequentist.pql import WORKING_WEIGHT, fit_pql
-from .frequentist.reml import fit_lmm
+from .frequentist.reml import fit_lmm, fit_lmm_batch
 from .numerics import float64, sampling_precision
 from .progress import progress_bar
 from .results import BatchFits, BatchPosterior, FrequentistFit, Posterior
@@ -388,16 +388,19 @@ class Model:
             ),
         )
 
-    @float64
-    def fit_laplace(self, nagq: int = 1) -> FrequentistFit:
-        """Marginal ML with u integrated out by Laplace (nagq = 1) or adaptive Gauss-Hermite
-        quadrature with nagq nodes (one scalar term); nagq = 0 is glmer's faster approximation
-        with beta found inside PIRLS and theta alone optimised (families without aux)."""
+    def _require_no_gaussian_residual_structure(self) -> None:
         if self.structure.layout.residual is not None and self.structure.layout.residual.gaussian:
             raise ModelError(
                 "this gaussian model has a residual structure (correlation, variance "
                 "or weights): fit it with fit_reml() or fit_ml(), which are exact"
             )
+
+    @float64
+    def fit_laplace(self, nagq: int = 1) -> FrequentistFit:
+        """Marginal ML with u integrated out by Laplace (nagq = 1) or adaptive Gauss-Hermite
+        quadrature with nagq nodes (one scalar term); nagq = 0 is glmer's faster approximation
+        with beta found inside PIRLS and theta alone optimised (families without aux)."""
+        self._require_no_gaussian_residual_structure()
         return FrequentistFit(
             self,
             fit_glmm(
@@ -436,15 +439,22 @@ class Model:
         other._arrays = {}
         return other
 
-    def _fit_batch(self, responses, fit, progress: bool) -> BatchFits:
+    @float64
+    def _fit_batch(self, responses, fit, progress: bool, search=None) -> BatchFits:
+        """`fit` of this model to each response. `search` (responses -> a finisher or None per
+        response, as `fit_lmm_batch`) searches all responses side by side first; `fit` then
+        fits one by one only those it left unfinished."""
+        responses = response_batch(self.spec, responses)
+        finishers = search(responses) if search else [None] * len(responses)
         fits, caught, errors = [], [], []
-        for y in progress_bar(
-            response_batch(self.spec, responses), desc="datasets", disable=not progress
+        for y, finish in progress_bar(
+            zip(responses, finishers), total=len(responses), desc="datasets", disable=not progress
         ):
             with warnings.catch_warnings(record=True) as record:
                 warnings.simplefilter("always", GlmmBayesWarning)
                 try:
-                    fits.append(fit(self._with_response(y)))
+                    model = self._with_response(y)
+                    fits.append(fit(model) if finish is None else FrequentistFit(model, finish()))
                     errors.append(None)
                 except FitError as error:
                     fits.append(None)
@@ -452,19 +462,40 @@ class Model:
             caught.append([w for w in record if issubclass(w.category, GlmmBayesWarning)])
         return BatchFits(fits, caught, errors)
 
+    def _lmm_search(self, reml: bool):
+        """The profiled deviance's side-by-side search for `_fit_batch`."""
+        return lambda responses: fit_lmm_batch(
+            self.spec, self.parameters, *self.engine_data(), responses, reml, self.control
+        )
+
     def fit_reml_batch(self, responses, progress: bool = True) -> BatchFits:
         """REML fit of every response in `responses` ((datasets, n) array, or a DataFrame with a
-        column per dataset) on this model's design. Each refit reuses the compiled criterion;
-        warnings are collected per dataset in `.status` instead of being raised."""
-        return self._fit_batch(responses, Model.fit_reml, progress)
+        column per dataset) on this model's design: the searches run side by side, one compiled
+        call per step for all datasets (`core.batch_optimize`), and a dataset whose search
+        needs more (a restart off the edge, a rescaled search) is fitted alone. Warnings are
+        collected per dataset in `.status` instead of being raised."""
+        self._require_gaussian("REML")
+        return self._fit_batch(responses, Model.fit_reml, progress, self._lmm_search(True))
 
     def fit_ml_batch(self, responses, progress: bool = True) -> BatchFits:
         """As `fit_reml_batch`, by maximum likelihood."""
-        return self._fit_batch(responses, Model.fit_ml, progress)
+        if self.spec.dispersion is not None:
+            return self._fit_batch(responses, Model.fit_ml, progress)
+        self._require_gaussian("ML")
+        return self._fit_batch(responses, Model.fit_ml, progress, self._lmm_search(False))
 
     def fit_laplace_batch(self, responses, nagq: int = 1, progress: bool = True) -> BatchFits:
-        """As `fit_reml_batch`, by Laplace / adaptive Gauss-Hermite (`fit_laplace`)."""
-        return self._fit_batch(responses, lambda m: m.fit_laplace(nagq=nagq), progress)
+        """As `fit_reml_batch`, by Laplace / adaptive Gauss-Hermite (`fit_laplace`; nagq = 0
+        fits one by one)."""
+
+        self._require_no_gaussian_residual_structure()
+
+        def search(responses):
+            return fit_glmm_batch(
+                self.spec, self.parameters, *self.engine_data(), responses, nagq, self.control
+            )
+
+        return self._fit_batch(responses, lambda m: m.fit_laplace(nagq=nagq), progress, search)
 
     @float64
     def sample_batch(

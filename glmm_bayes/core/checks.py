@@ -11,7 +11,8 @@ the objective is flat to first order there. Failures warn (or raise) through `Co
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -184,19 +185,31 @@ def check_singular(singular_terms: list[str], control: Control, what: str) -> No
         )
 
 
-def optimize_and_settle(
-    objective, x0, args: tuple, names: list[str], control: Control, edge, scale, what: str
-) -> tuple[OptSummary, np.ndarray]:
+@dataclass(frozen=True)
+class Search:
+    """What a frequentist fitter minimises: the objective (a `compiled.bind`ing of f(x, *args)),
+    its start, the coordinates' names, which are diagonals of Lambda (`edge`), their scales,
+    and what the fit is called in messages."""
+
+    objective: Callable
+    x0: np.ndarray
+    names: list[str]
+    edge: np.ndarray
+    scale: np.ndarray
+    what: str
+
+
+def optimize_and_settle(search: Search, args: tuple, control: Control):
     """The frequentist fitters' search: minimise from x0 with lme4's restart off the edge,
     refuse a non-finite end point (`check_finite`), then `settle` it. (OptSummary, Hessian)."""
     opt = minimize_with_edge_restart(
-        objective,
-        x0,
-        edge,
+        search.objective,
+        search.x0,
+        search.edge,
         args=args,
-        scale=scale,
+        scale=search.scale,
         max_iter=control.max_iter,
         restart=control.restart_edge,
     )
-    check_finite(opt, what)
-    return settle(objective, opt, args, names, control, edge, scale)
+    check_finite(opt, search.what)
+    return settle(search.objective, opt, args, search.names, control, search.edge, search.scale)

@@ -24,8 +24,10 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import jax
+import jax.numpy as jnp
 
 from ..compilation_cache import serving
 
@@ -53,7 +55,31 @@ def bind(func: Callable, **static) -> Bound:
 _TRANSFORMS = {
     "value": lambda f: f,
     "value_and_grad": jax.value_and_grad,
+    "value_and_grad_batch": lambda f: partial(_map_value_and_grad, jax.value_and_grad(f)),
 }
+
+
+def _map_value_and_grad(value_and_grad, x, responses, args, active):
+    """value_and_grad(x_d, response_d, args) for each row d where active_d (zeros elsewhere), as
+    `batch_optimize` asks. On a CPU a loop inside one program (`lax.map`) that skips the
+    inactive rows: it traces and compiles as one point does (vmap's tracing took 0.5 s more for
+    sleepstudy's REML criterion) and runs as fast as vmap there. On an accelerator vmap, whose
+    rows run in parallel (all of them)."""
+    at = lambda x_d, response_d: value_and_grad(x_d, response_d, args)
+    if not loops_over_rows():
+        return jax.vmap(at)(x, responses)
+
+    def row(inputs):
+        x_d, response_d, active_d = inputs
+        skip = lambda x_d, _: (jnp.zeros((), x_d.dtype), jnp.zeros_like(x_d))
+        return jax.lax.cond(active_d, at, skip, x_d, response_d)
+
+    return jax.lax.map(row, (x, responses, active))
+
+
+def loops_over_rows() -> bool:
+    """Whether a batch of rows runs as a loop (on a CPU) rather than vectorised."""
+    return jax.default_backend() == "cpu"
 
 
 def _signature(args, kwargs) -> tuple:
@@ -89,7 +115,8 @@ _evicted = 0  # programs dropped since JAX's caches were last cleared
 
 
 def compiled(bound: Bound, kind: str = "value") -> Program:
-    """The compiled `kind` ("value" or "value_and_grad" in the first argument) of `bound`,
+    """The compiled `kind` (a key of `_TRANSFORMS`: the value, or with its gradient in the
+    first argument, of one point or of a batch) of `bound`,
     shared by every equal binding while it stays among the MAX_COMPILED most recently used."""
     key = (bound, kind)
     if key in _cache:

@@ -5,12 +5,14 @@ likelihood of `core.glmm_deviance` jointly over (beta, theta, log aux), from a G
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 
 import jax.numpy as jnp
 import numpy as np
 
 from ..control import Control
-from ..core.checks import check_fit, optimize_and_settle
+from ..core.batch_optimize import responses_of, settle_batch
+from ..core.checks import Search, check_fit, optimize_and_settle
 from ..core.cholesky import inverse_diagonal_blocks
 from ..core.compiled import bind, compiled
 from ..core.estimate import Estimate
@@ -33,6 +35,7 @@ from ..core.structure import (
     singular_terms,
     split_by_term,
     user_terms,
+    with_response,
 )
 from ..design import ModelSpec
 from ..errors import ConvergenceWarning, ModelError
@@ -114,6 +117,32 @@ def _method(nagq: int) -> str:
     return {0: "Laplace(nAGQ=0)", 1: "Laplace"}.get(nagq, f"AGQ({nagq})")
 
 
+def _search(spec: ModelSpec, parameters: ParameterMap, layout, arrays, nagq: int) -> Search:
+    """The Laplace / AGQ deviance over x = (beta, theta, aux's coordinates), from the GLM's
+    estimates (`_finite_start`), in coordinates scaled to the data."""
+    n_aux = len(parameters.aux)
+    p = spec.X.shape[1]
+    beta0, aux0 = glm_start(spec)
+    x0 = np.concatenate([beta0, layout.theta_initial(), _aux_start(spec, parameters, aux0)])
+    scales = parameter_scales(spec)
+    objective = bind(
+        _objective,
+        layout=layout,
+        family=spec.family,
+        link=spec.link,
+        nagq=nagq,
+        parameters=parameters,
+    )
+    return Search(
+        objective=objective,
+        x0=_finite_start(objective, x0, constant_start(spec), arrays),
+        names=list(parameters.fixed_names) + parameters.theta_names() + list(parameters.aux),
+        edge=np.concatenate([np.zeros(p, bool), layout.diagonal_mask(), np.zeros(n_aux, bool)]),
+        scale=np.concatenate([scales.beta, scales.theta, np.ones(n_aux)]),
+        what=f"{_method(nagq)} fit",
+    )
+
+
 def fit_glmm(
     spec: ModelSpec,
     parameters: ParameterMap,
@@ -127,31 +156,68 @@ def fit_glmm(
     control = control or Control()
     check_nagq(spec, nagq)
     nagq = int(nagq)
-    what = f"{_method(nagq)} fit"
-    warn_separation(spec, control, what)
+    warn_separation(spec, control, f"{_method(nagq)} fit")
     if nagq == 0:
-        return _fit_beta_in_pirls(spec, parameters, layout, arrays, control, what)
-    family, link = spec.family, spec.link
-    n_aux = len(parameters.aux)
-    p = spec.X.shape[1]
-    beta0, aux0 = glm_start(spec)
-    x0 = np.concatenate([beta0, layout.theta_initial(), _aux_start(spec, parameters, aux0)])
-    scales = parameter_scales(spec)
-    scale = np.concatenate([scales.beta, scales.theta, np.ones(n_aux)])
-    edge = np.concatenate([np.zeros(p, bool), layout.diagonal_mask(), np.zeros(n_aux, bool)])
-    objective = bind(
-        _objective, layout=layout, family=family, link=link, nagq=nagq, parameters=parameters
+        return _fit_beta_in_pirls(spec, parameters, layout, arrays, control, _method(0) + " fit")
+    search = _search(spec, parameters, layout, arrays, nagq)
+    opt, H = optimize_and_settle(search, (arrays,), control)
+    return _joint_estimate(spec, parameters, layout, arrays, nagq, control, search, opt, H)
+
+
+def fit_glmm_batch(
+    spec: ModelSpec,
+    parameters: ParameterMap,
+    layout: RandomEffectsLayout,
+    arrays: ModelArrays,
+    responses: np.ndarray,
+    nagq: int = 1,
+    control: Control | None = None,
+) -> list:
+    """`fit_glmm` of each row of `responses` (D, n), searched side by side
+    (`core.batch_optimize`, nagq >= 1): for each response, a function that checks separation,
+    assembles its estimate and raises its warnings when called, or None where its search must
+    go on one by one."""
+    control = control or Control()
+    check_nagq(spec, nagq)
+    nagq = int(nagq)
+    if nagq == 0:  # the search's arguments hold each response's own GLM beta
+        return [None] * len(responses)
+    specs = [replace(spec, y=np.asarray(y, dtype=float)) for y in responses]
+    datasets = [with_response(arrays, y, spec.family) for y in responses]
+    searches = [_search(s, parameters, layout, a, nagq) for s, a in zip(specs, datasets)]
+    ends = settle_batch(
+        searches[0].objective,
+        np.array([search.x0 for search in searches]),
+        responses_of(spec.family, spec.trials, responses),
+        (arrays,),
+        searches[0].names,
+        control,
+        searches[0].edge,
+        np.array([search.scale for search in searches]),
+        spec.row_elements,
     )
-    x0 = _finite_start(objective, x0, constant_start(spec), arrays)
-    theta_names = parameters.theta_names()
-    names = list(parameters.fixed_names) + theta_names + list(parameters.aux)
-    # vcov(beta) from the Hessian of the deviance in (beta, theta), as lme4's use.hessian = TRUE
-    # (signing theta's columns below flips rows and columns of H outside beta's block)
-    opt, H = optimize_and_settle(objective, x0, (arrays,), names, control, edge, scale, what)
+
+    def finish(spec, arrays, search, opt, H):
+        warn_separation(spec, control, search.what)
+        return _joint_estimate(spec, parameters, layout, arrays, nagq, control, search, opt, H)
+
+    return [
+        None if end is None else partial(finish, s, a, search, *end)
+        for s, a, search, end in zip(specs, datasets, searches, ends)
+    ]
+
+
+def _joint_estimate(spec, parameters, layout, arrays, nagq, control, search, opt, H) -> Estimate:
+    """Check the optimum `opt` (Hessian H) of the joint search and assemble the estimates
+    there: vcov(beta) from the Hessian of the deviance in (beta, theta), as lme4's
+    use.hessian = TRUE (signing theta's columns flips rows and columns of H outside beta's
+    block)."""
+    names, edge, scale, what = search.names, search.edge, search.scale, search.what
+    p = spec.X.shape[1]
     beta, theta, aux = _unpack(opt.x, parameters, layout.n_theta)
     theta = canonical_theta(theta, layout)
     x = np.concatenate([beta, theta, opt.x[p + layout.n_theta :]])
-    singular = singular_terms(theta, theta_names, layout, control.singular_tol)
+    singular = singular_terms(theta, parameters.theta_names(), layout, control.singular_tol)
     free = check_fit(opt, x, H, names, edge, singular, control, what)
     # invert in the scaled coordinates, where the blocks of H are of comparable size
     D = scale[free]
@@ -181,9 +247,8 @@ def _fit_beta_in_pirls(spec, parameters, layout, arrays, control, what) -> Estim
     edge, scale = layout.diagonal_mask(), parameter_scales(spec).theta
     args = (beta0, arrays)
     names = parameters.theta_names()
-    opt, H = optimize_and_settle(
-        objective, layout.theta_initial(), args, names, control, edge, scale, what
-    )
+    search = Search(objective, layout.theta_initial(), names, edge, scale, what)
+    opt, H = optimize_and_settle(search, args, control)
     theta = canonical_theta(opt.x, layout)
     singular = singular_terms(theta, names, layout, control.singular_tol)
     check_fit(opt, theta, H, names, edge, singular, control, what)

@@ -4,10 +4,13 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from ..control import Control
-from ..core.checks import check_fit, optimize_and_settle
+from ..core.batch_optimize import responses_of, settle_batch
+from ..core.checks import Search, check_fit, optimize_and_settle
 from ..core.compiled import bind, compiled
 from ..core.estimate import Estimate
 from ..core.lmm_deviance import profiled_deviance, solution_at
@@ -20,8 +23,31 @@ from ..core.structure import (
     singular_terms,
     split_by_term,
     user_terms,
+    with_response,
 )
 from ..design import ModelSpec
+
+
+def _search(spec: ModelSpec, parameters: ParameterMap, layout: RandomEffectsLayout, reml: bool):
+    """The profiled deviance over x = (theta unbounded, the residual structure's free
+    parameters), its start, names, edge mask (the diagonals of Lambda) and scales."""
+    residual_names = layout.residual.names if layout.residual else ()
+    x0 = np.concatenate(
+        [layout.theta_initial()]
+        + (
+            [np.asarray(layout.residual.to_free(layout.residual.initial()))]
+            if layout.residual
+            else []
+        )
+    )
+    return Search(
+        objective=bind(profiled_deviance, layout=layout),
+        x0=x0,
+        names=parameters.theta_names() + [f"free({name})" for name in residual_names],
+        edge=np.concatenate([layout.diagonal_mask(), np.zeros(len(residual_names), bool)]),
+        scale=np.concatenate([parameter_scales(spec).theta, np.ones(len(residual_names))]),
+        what="REML fit" if reml else "ML fit",
+    )
 
 
 def fit_lmm(
@@ -35,26 +61,63 @@ def fit_lmm(
     """Minimise the profiled deviance over theta (unbounded, then signed as lme4's), check the
     optimum, and assemble lme4's estimates there."""
     control = control or Control()
-    what = "REML fit" if reml else "ML fit"
-    objective, args = bind(profiled_deviance, layout=layout), (arrays, np.bool_(reml))
-    residual_names = layout.residual.names if layout.residual else ()
-    x0 = np.concatenate(
-        [layout.theta_initial()]
-        + (
-            [np.asarray(layout.residual.to_free(layout.residual.initial()))]
-            if layout.residual
-            else []
-        )
+    search = _search(spec, parameters, layout, reml)
+    args = (arrays, np.bool_(reml))
+    opt, H = optimize_and_settle(search, args, control)
+    return _estimate(spec, parameters, layout, arrays, reml, control, search, opt, H)
+
+
+def fit_lmm_batch(
+    spec: ModelSpec,
+    parameters: ParameterMap,
+    layout: RandomEffectsLayout,
+    arrays: ModelArrays,
+    responses: np.ndarray,
+    reml: bool = True,
+    control: Control | None = None,
+) -> list:
+    """`fit_lmm` of each row of `responses` (D, n), searched side by side
+    (`core.batch_optimize`): for each response, a function that assembles its estimate (and
+    raises its warnings when called), or None where its search must go on one by one."""
+    control = control or Control()
+    search = _search(spec, parameters, layout, reml)
+    ends = settle_batch(
+        search.objective,
+        np.tile(search.x0, (len(responses), 1)),
+        responses_of(spec.family, spec.trials, responses),
+        (arrays, np.bool_(reml)),
+        search.names,
+        control,
+        search.edge,
+        search.scale,
+        spec.row_elements,
     )
-    edge = np.concatenate([layout.diagonal_mask(), np.zeros(len(residual_names), bool)])
-    scale = np.concatenate([parameter_scales(spec).theta, np.ones(len(residual_names))])
-    theta_names = parameters.theta_names()
-    names = theta_names + [f"free({name})" for name in residual_names]
-    opt, H = optimize_and_settle(objective, x0, args, names, control, edge, scale, what)
+    return [
+        None
+        if end is None
+        else partial(
+            _estimate,
+            spec,
+            parameters,
+            layout,
+            with_response(arrays, y, spec.family),
+            reml,
+            control,
+            search,
+            *end,
+        )
+        for y, end in zip(responses, ends)
+    ]
+
+
+def _estimate(spec, parameters, layout, arrays, reml, control, search, opt, H) -> Estimate:
+    """Check the optimum `opt` (Hessian H) and assemble lme4's estimates there."""
+    residual_names = layout.residual.names if layout.residual else ()
     theta = canonical_theta(opt.x[: layout.n_theta], layout)
     x = np.concatenate([theta, opt.x[layout.n_theta :]])
+    theta_names = parameters.theta_names()
     singular = singular_terms(theta, theta_names, layout, control.singular_tol)
-    check_fit(opt, x, H, names, edge, singular, control, what)
+    check_fit(opt, x, H, search.names, search.edge, singular, control, search.what)
     pls, rel, cond, fitted, residual = compiled(bind(solution_at, layout=layout))(x, arrays)
     n, p = spec.X.shape
     sigma2 = float(pls.r2) / (n - p if reml else n)

@@ -382,17 +382,22 @@ class FrequentistFit:
             return model.fit_ml()
         return model.fit_laplace(nagq=self.estimate.nagq)
 
+    def refit_batch(self, responses, progress: bool = True):
+        """This fit's method applied to each response on the same design (`BatchFits`, as
+        `Model.fit_reml_batch` and its siblings)."""
+        if self.method == "REML":
+            return self.model.fit_reml_batch(responses, progress)
+        if self.method == "ML":
+            return self.model.fit_ml_batch(responses, progress)
+        return self.model.fit_laplace_batch(responses, self.estimate.nagq, progress)
+
     def _bootstrap_refits(self, nsim: int, seed: int, keep: tuple[bool, ...]) -> list:
         """This fit's method on `nsim` responses simulated from it (bootMer), keeping the
         conditional modes of the terms in `keep` and drawing the others anew; the refits that
         succeeded."""
         draws = self.parameter_draws().subset(np.zeros(nsim, dtype=int))
         responses = simulate_responses(self.spec, draws, nsim, seed, None, keep).to_numpy().T
-        return [
-            f
-            for f in self.model._fit_batch(responses, self.refit, progress=False).fits
-            if f is not None
-        ]
+        return [f for f in self.refit_batch(responses, progress=False).fits if f is not None]
 
     def _bootstrap_predictions(self, nsim, seed, newdata, re_form, scale, new_levels, marginal):
         fits = self._bootstrap_refits(nsim, seed, prediction_terms(self.spec, re_form, marginal))

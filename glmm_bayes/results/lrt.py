@@ -133,8 +133,8 @@ def _bootstrap_p(small, big, nsim: int, seed: int, progress: bool) -> tuple[floa
     draws = small.parameter_draws().subset(np.zeros(nsim, dtype=int))
     keep = (False,) * len(small.spec.terms)
     responses = simulate_responses(small.spec, draws, nsim, seed, None, keep).to_numpy().T
-    fits_small = small.model._fit_batch(responses, small.refit, progress).fits
-    fits_big = big.model._fit_batch(responses, big.refit, progress).fits
+    fits_small = small.refit_batch(responses, progress).fits
+    fits_big = big.refit_batch(responses, progress).fits
     ratios = np.array(
         [
             2 * (b.loglik - s.loglik)
