@@ -5,7 +5,7 @@ A batch job refits one design to D responses. Fitted one by one, each of a small
 whose arithmetic takes ~0.03 ms). `minimize_batch` instead runs BFGS with a backtracking
 (Armijo) line search for every response side by side in NumPy, and evaluates the objective and
 its gradient at the trial points of all responses still searching in one program call per
-round (per core on a CPU: `_Evaluator`). It works in the scaled coordinates
+round (per core on a CPU: `Evaluator`). It works in the scaled coordinates
 z = (x - x0) / scale of `minimize_jax`; a non-finite value rejects a trial point as the line
 search backs off.
 
@@ -18,12 +18,13 @@ batch returns what the single fits return, to the optimisers' tolerance.
 
 from __future__ import annotations
 
+import jax
 import numpy as np
 
 from ..control import Control
 from ..cpu_devices import run_side_by_side, thread_count
 from .checks import free_coordinates, optimum_problem
-from .compiled import bind, compiled, loops_over_rows
+from .compiled import bind, compiled
 from .optimize import EDGE, OptSummary
 
 #: Armijo's sufficient decrease, and how often a line search halves its step before it stops.
@@ -48,7 +49,13 @@ def responses_of(family, trials, responses: np.ndarray) -> tuple[np.ndarray, np.
     )
 
 
-class _Evaluator:
+def loops_over_rows() -> bool:
+    """Whether the rows of a batch run as a loop (on a CPU, where that is as fast as vmap and
+    compiles faster) rather than vectorised (on an accelerator)."""
+    return jax.default_backend() == "cpu"
+
+
+class Evaluator:
     """Value and gradient (x's coordinates) of the objective at D points, one per response,
     in calls of a program compiled once per model shape and piece size: on one CPU device the
     rows split into a piece per core, run side by side from threads (`cpu_devices.thread_count`,
@@ -57,9 +64,13 @@ class _Evaluator:
     reuse a compiled program (a CPU skips the padding; an accelerator computes it)."""
 
     def __init__(self, objective, responses, args, loop_elements: int = 0):
-        self.program = compiled(bind(_at_response, objective=objective), "value_and_grad_batch")
+        loops = loops_over_rows()
+        self.program = compiled(
+            bind(_at_response, objective=objective),
+            "value_and_grad_loop" if loops else "value_and_grad_vmap",
+        )
         D = len(responses[0])
-        self.threads = thread_count(D, loop_elements=loop_elements) if loops_over_rows() else 1
+        self.threads = thread_count(D, loop_elements=loop_elements) if loops else 1
         # the rows of each thread's piece: a near-equal share, padded by repeating its last row
         shares = np.array_split(np.arange(D), self.threads)
         piece = 1 << (len(shares[0]) - 1).bit_length()
@@ -89,7 +100,7 @@ class _Evaluator:
 
 
 def minimize_batch(
-    evaluate: _Evaluator,
+    evaluate: Evaluator,
     x0: np.ndarray,
     scale: np.ndarray,
     max_iter: int = 2000,
@@ -180,7 +191,7 @@ def minimize_batch(
 
 
 def hessian_batch(
-    evaluate: _Evaluator, x: np.ndarray, scale: np.ndarray, rows: np.ndarray, step: float = 1e-5
+    evaluate: Evaluator, x: np.ndarray, scale: np.ndarray, rows: np.ndarray, step: float = 1e-5
 ) -> np.ndarray:
     """The Hessian (D, k, k) of each row in `rows` (zeros elsewhere) by central differences of
     the gradient, `hessian_fd`'s steps (`scale` (k,) or (D, k)); rows that meet a non-finite
@@ -212,7 +223,7 @@ def settle_batch(
     (`optimize_and_settle`: a restart off the edge, a search in the curvature's units) or
     refuse it: the caller fits those one by one. `loop_elements`: the model's `row_elements`
     (`cpu_devices.thread_count`)."""
-    evaluate = _Evaluator(objective, responses, args, loop_elements)
+    evaluate = Evaluator(objective, responses, args, loop_elements)
     opts = minimize_batch(evaluate, x0, scale, control.max_iter)
     x = np.array([opt.x for opt in opts])
     candidates = np.array(

@@ -24,7 +24,6 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -52,34 +51,37 @@ def bind(func: Callable, **static) -> Bound:
     return Bound(func, tuple(sorted(static.items())))
 
 
+def _each_row_in_a_loop(value_and_grad):
+    """f(x, responses, args, asked) = value_and_grad(x_d, response_d, args) for each row d
+    asked for (zeros elsewhere): a loop inside one program (`lax.map`) that skips the rows not
+    asked for. It traces and compiles as one point does (vmap's tracing took 0.5 s more for
+    sleepstudy's REML criterion) and on a CPU runs as fast as vmap."""
+
+    def each_row(x, responses, args, asked):
+        def row(inputs):
+            x_d, response_d, asked_d = inputs
+            skip = lambda x_d, _: (jnp.zeros((), x_d.dtype), jnp.zeros_like(x_d))
+            at = lambda x_d, response_d: value_and_grad(x_d, response_d, args)
+            return jax.lax.cond(asked_d, at, skip, x_d, response_d)
+
+        return jax.lax.map(row, (x, responses, asked))
+
+    return each_row
+
+
+def _each_row_vectorised(value_and_grad):
+    """As `_each_row_in_a_loop`, by vmap: every row, in parallel on an accelerator."""
+    vectorised = jax.vmap(value_and_grad, in_axes=(0, 0, None))
+    return lambda x, responses, args, asked: vectorised(x, responses, args)
+
+
 _TRANSFORMS = {
     "value": lambda f: f,
     "value_and_grad": jax.value_and_grad,
-    "value_and_grad_batch": lambda f: partial(_map_value_and_grad, jax.value_and_grad(f)),
+    # f(x, response, args) at D points and responses (`batch_optimize`)
+    "value_and_grad_loop": lambda f: _each_row_in_a_loop(jax.value_and_grad(f)),
+    "value_and_grad_vmap": lambda f: _each_row_vectorised(jax.value_and_grad(f)),
 }
-
-
-def _map_value_and_grad(value_and_grad, x, responses, args, active):
-    """value_and_grad(x_d, response_d, args) for each row d where active_d (zeros elsewhere), as
-    `batch_optimize` asks. On a CPU a loop inside one program (`lax.map`) that skips the
-    inactive rows: it traces and compiles as one point does (vmap's tracing took 0.5 s more for
-    sleepstudy's REML criterion) and runs as fast as vmap there. On an accelerator vmap, whose
-    rows run in parallel (all of them)."""
-    at = lambda x_d, response_d: value_and_grad(x_d, response_d, args)
-    if not loops_over_rows():
-        return jax.vmap(at)(x, responses)
-
-    def row(inputs):
-        x_d, response_d, active_d = inputs
-        skip = lambda x_d, _: (jnp.zeros((), x_d.dtype), jnp.zeros_like(x_d))
-        return jax.lax.cond(active_d, at, skip, x_d, response_d)
-
-    return jax.lax.map(row, (x, responses, active))
-
-
-def loops_over_rows() -> bool:
-    """Whether a batch of rows runs as a loop (on a CPU) rather than vectorised."""
-    return jax.default_backend() == "cpu"
 
 
 def _signature(args, kwargs) -> tuple:
