@@ -11,8 +11,6 @@ name that needs them is first used (`gb.Model`, `gb.compare`, ...), and matplotl
 first plot, so `import glmm_bayes` is quick.
 """
 
-from importlib import import_module
-
 from . import progress  # noqa: F401 (first: loads tqdm.auto before numpyro, see progress.py)
 from .control import Control
 from .datasets import list_datasets, load_dataset
@@ -32,6 +30,7 @@ from .errors import (
     SeparationWarning,
     SingularFitWarning,
 )
+from .lazy_modules import lazy_attributes
 
 __all__ = [
     "AR1",
@@ -102,12 +101,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(import_module(_LAZY[name], __name__), name)
-        globals()[name] = value  # later lookups skip this function
-        return value
-    raise AttributeError(f"module 'glmm_bayes' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 def __dir__() -> list[str]:

@@ -24,13 +24,13 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 import numpy as np
-import numpyro.distributions as dist
 from jax.scipy.special import gammaln, log_ndtr, ndtr, xlogy
 from jax.scipy.special import ndtri as jsp_ndtri
 from scipy import special
 from scipy.special import ndtri
 
 from .errors import DataError, FamilyError
+from .lazy_modules import numpyro_distributions as dist
 
 
 @dataclass(frozen=True)
@@ -209,42 +209,6 @@ def _hurdle_log_prob(y, log_f, log_f0, gate_logits):
     return jnp.where(y == 0, log_sigmoid(gate_logits), positive)
 
 
-class HurdleCount(dist.Distribution):
-    """0 with probability p = logit^-1(gate_logits), else a draw of `base` truncated to y > 0,
-    by inversion: the first k >= 1 whose cumulative probability f(1) + ... + f(k) reaches
-    u (1 - f(0)), u ~ U(0, 1), with all elements stepping through k together (as many steps
-    as the largest count drawn; at most `MAX_COUNT`)."""
-
-    support = dist.constraints.nonnegative_integer
-    MAX_COUNT = 100_000
-
-    def __init__(self, base, gate_logits):
-        self.base, self.gate_logits = base, gate_logits
-        super().__init__(batch_shape=jnp.shape(gate_logits))
-
-    def log_prob(self, value):
-        log_f0 = self.base.log_prob(jnp.zeros_like(value))
-        return _hurdle_log_prob(value, self.base.log_prob(value), log_f0, self.gate_logits)
-
-    def sample(self, key, sample_shape=()):
-        shape = sample_shape + self.batch_shape
-        gate_key, key = jax.random.split(key)
-        target = jax.random.uniform(key, shape) * -jnp.expm1(self.base.log_prob(jnp.zeros(shape)))
-
-        def step(state):
-            k, total, y = state
-            total = total + jnp.exp(self.base.log_prob(jnp.full(shape, k)))
-            return k + 1, total, jnp.where((y == 0) & (total >= target), k, y)
-
-        def undone(state):
-            return (state[0] <= self.MAX_COUNT) & jnp.any(state[2] == 0)
-
-        k, _, y = jax.lax.while_loop(undone, step, (1.0, jnp.zeros(shape), jnp.zeros(shape)))
-        y = jnp.where(y == 0, k - 1, y)  # u (1 - f(0)) beyond the float sum of the pmf
-        zero = jax.random.uniform(gate_key, shape) < jax.nn.sigmoid(self.gate_logits)
-        return jnp.where(zero, 0.0, y)
-
-
 @dataclass(frozen=True)
 class _ZeroPart:
     """What the zero-inflated and hurdle wrappers of a count family share: their functions take
@@ -268,7 +232,11 @@ class Hurdle(_ZeroPart):
     brms's hurdle_*): p(0) = p = logit^-1(X_zi gamma), p(y) = (1 - p) f(y) / (1 - f(0)) for
     y > 0, E[y] = (1 - p) mu / (1 - f(0))."""
 
-    _gated = HurdleCount
+    @staticmethod
+    def _gated(base, gate_logits):
+        from .distributions import HurdleCount
+
+        return HurdleCount(base, gate_logits)
 
     def _log_f0(self, eta, base_aux, trials, link):
         return self.base.logpdf(jnp.zeros_like(eta), eta, base_aux, trials, link)

@@ -7,29 +7,20 @@ import copy
 import dataclasses
 import warnings
 from functools import partial
+from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
-from arviz_base import from_dict
-from numpyro.infer import Predictive
 
-from .bayes.batch_nuts import run_nuts_batch
-from .bayes.map import fit_map
-from .bayes.nested_laplace import fit_nested_laplace
-from .bayes.nuts import NutsSettings, run_nuts
-from .bayes.pointwise import pointwise_loglik
 from .bayes.priors import prior_table, resolve_priors
-from .bayes.program import (
+from .bayes.program_structure import (
     ProgramStructure,
-    hierarchical_model,
-    marginal_model,
     population_of_draws,
     prior_values,
     residual_from_sites,
 )
-from .bayes.random_effects import draw_random_effects_for
 from .control import Control
 from .core.compiled import bind
 from .core.grouped import group_statistics, shares_one_factor
@@ -45,10 +36,15 @@ from .frequentist.pql import WORKING_WEIGHT, fit_pql
 from .frequentist.reml import fit_lmm, fit_lmm_batch
 from .numerics import float64, sampling_precision
 from .progress import progress_bar
-from .results import BatchFits, BatchPosterior, FrequentistFit, Posterior
+from .results.batch import BatchFits
+from .results.frequentist import FrequentistFit
 from .results.mcml import MCMLFit
-from .results.posterior import lme4_draws, point_values, posterior_tree
 from .results.pql import PQLFit
+
+if TYPE_CHECKING:
+    from .bayes.nuts import NutsSettings
+    from .results.batch import BatchPosterior
+    from .results.posterior import Posterior
 
 LOGLIK_STORED_VALUES = 25_000_000  # draws x rows that `sample` stores by default
 
@@ -128,6 +124,8 @@ class Model:
     @property
     def numpyro_model(self):
         """The NumPyro model function; call it with `**model.model_kwargs`."""
+        from .bayes.program import hierarchical_model
+
         return partial(hierarchical_model, structure=self.structure)
 
     @property
@@ -177,6 +175,11 @@ class Model:
         stores it up to `LOGLIK_STORED_VALUES` draws x rows (200 MB in float64) and leaves it
         for later above (InstEval's 4,000 draws x 73k rows would hold 2.3 GB).
         """
+        from .bayes.nuts import run_nuts
+        from .bayes.program import hierarchical_model, marginal_model
+        from .bayes.random_effects import draw_random_effects_for
+        from .results.posterior import Posterior
+
         seed = integer_argument("seed", seed, 0)
         if log_likelihood not in (True, False, "auto"):
             raise ModelError(
@@ -220,6 +223,8 @@ class Model:
         a diagonal one, which mixed better on the GLMM examples (RIKZ: R-hat of the sd 1.015 vs
         1.005 with the same seed). Chains start around the priors' typical values
         (`PriorValues.initial`)."""
+        from .bayes.nuts import NutsSettings
+
         return NutsSettings.checked(
             draws,
             warmup,
@@ -280,6 +285,8 @@ class Model:
     @float64
     def _pointwise_loglik(self, samples: dict) -> np.ndarray:
         """log p(y_i | draw) for every draw and row (`bayes.pointwise`)."""
+        from .bayes.pointwise import pointwise_loglik
+
         return pointwise_loglik(samples, **self.model_kwargs, structure=self.structure)
 
     def _log_likelihood(self, samples: dict, when: bool | str = "auto"):
@@ -295,6 +302,11 @@ class Model:
         """Prior and prior predictive draws as an ArviZ DataTree: groups prior (the posterior's
         variables, by the same names), prior_predictive (y) and observed_data, so that
         `tree["prior"] = m.sample_prior()["prior"]` puts prior and posterior side by side."""
+        from arviz_base import from_dict
+        from numpyro.infer import Predictive
+
+        from .results.posterior import lme4_draws, posterior_tree
+
         draws, seed = integer_argument("draws", draws, 1), integer_argument("seed", seed, 0)
         predictive = Predictive(self.numpyro_model, num_samples=draws)
         out = predictive(jax.random.PRNGKey(seed), observed=False, **self.model_kwargs)
@@ -309,6 +321,9 @@ class Model:
     @float64
     def fit_map(self, draws: int = 1000, seed: int = 0) -> Posterior:
         """Posterior mode (u integrated out) and draws from its Gaussian approximation."""
+        from .bayes.map import fit_map
+        from .results.posterior import point_values
+
         return self._independent_posterior(
             fit_map, draws, seed, "MAP", lambda at_mode: point_values(self, at_mode)
         )
@@ -319,12 +334,16 @@ class Model:
         family parameters on a grid, the fixed effects' conditional Gaussians mixed over it, b
         drawn given each draw; a `Posterior` of `draws` independent draws. Up to 4 such
         parameters (a grid of at most 6,561 points)."""
+        from .bayes.nested_laplace import fit_nested_laplace
+
         return self._independent_posterior(fit_nested_laplace, draws, seed, "nested Laplace")
 
     def _independent_posterior(self, engine, draws, seed, method: str, points=None) -> Posterior:
         """A `Posterior` of `draws` independent draws made by `engine` (`bayes.map.fit_map`,
         `bayes.nested_laplace.fit_nested_laplace`) on the program with u integrated out;
         `points` maps the engine's second output to the table's point estimates."""
+        from .results.posterior import Posterior
+
         draws, seed = integer_argument("draws", draws, 1), integer_argument("seed", seed, 0)
         samples, extra, _ = engine(
             self.structure,
@@ -522,6 +541,10 @@ class Model:
         Population parameters only (no random-effect draws); priors are this model's.
         Linear Gaussian models integrate b out where `sample`'s "auto" would (per-group
         sufficient statistics where the terms share one factor); others sample b non-centred."""
+        from .bayes.batch_nuts import run_nuts_batch
+        from .bayes.program import hierarchical_model, marginal_model
+        from .results.batch import BatchPosterior
+
         batch = response_batch(self.spec, responses)
         chains, seed = integer_argument("chains", chains, 1), integer_argument("seed", seed, 0)
         chunk_size = integer_argument("chunk_size", chunk_size, 1)

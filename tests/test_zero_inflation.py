@@ -15,7 +15,7 @@ import pytest
 from conftest import assert_matches_reference, assert_recovers_its_parameters
 
 import glmm_bayes as gb
-from glmm_bayes.families import HurdleCount
+from glmm_bayes.distributions import HurdleCount
 from glmm_bayes.results.prediction import aux_on_rows
 
 REFERENCE = Path(__file__).parent / "reference"

@@ -23,7 +23,8 @@ from ..core.optimize import minimize_jax
 from ..core.structure import ModelArrays
 from ..errors import FitError
 from .nuts import initial_point
-from .program import PriorValues, ProgramStructure, marginal_model
+from .program import marginal_model
+from .program_structure import PriorValues, ProgramStructure
 from .random_effects import draw_random_effects_for
 
 

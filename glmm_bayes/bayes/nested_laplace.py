@@ -31,7 +31,7 @@ from ..core.grouped import GroupStatistics
 from ..core.structure import ModelArrays
 from ..errors import FitError, ModelError
 from .map import constrained_sites, posterior_mode, potential
-from .program import PriorValues, ProgramStructure, standardised_name
+from .program_structure import PriorValues, ProgramStructure, standardised_name
 from .random_effects import draw_random_effects_for
 
 GRID_POINTS = {1: 41, 2: 17, 3: 11, 4: 9}  # points per axis by the number of psi coordinates

@@ -14,7 +14,8 @@ import numpy as np
 from numpyro.infer.util import log_likelihood
 
 from ..core.compiled import bind, compiled
-from .program import ProgramStructure, hierarchical_model
+from .program import hierarchical_model
+from .program_structure import ProgramStructure
 from .random_effects import DRAW_BATCH
 
 CHUNK_VALUES = 2**22  # draws x rows per call of the compiled program (32 MB in float64)

@@ -38,15 +38,15 @@ from dataclasses import dataclass
 
 import jax
 import numpy as np
-import numpyro.distributions as dist
 import pandas as pd
-from jax.scipy.special import gammaln
 from scipy import special
 
 from ..core.parameters import ParameterMap, PopulationParameter
 from ..core.residual import ResidualLayout
 from ..design import ModelSpec, column_scale
 from ..errors import PriorError
+from ..lazy_modules import is_numpyro_distribution
+from ..lazy_modules import numpyro_distributions as dist
 
 _POSITIVE_CLASSES = {"sd", "sigma", "shape", "phi", "df", "range", "sigma_ratio"}
 
@@ -102,32 +102,6 @@ def distribution_numbers(distribution) -> tuple | None:
     ):
         return None
     return tuple(np.asarray(leaf, dtype=float) for leaf in leaves)
-
-
-class OrderedVector(dist.Distribution):
-    """k values of the scalar prior `base`, each with that prior, restricted to increasing
-    order (brms's prior on ordinal thresholds): density k! prod_j base(x_j) on x_1 < ... <
-    x_k; a draw is k sorted draws of `base`. numpyro moves it in its ordered transform's
-    unconstrained space (x_1, log(x_j - x_{j-1}))."""
-
-    support = dist.constraints.ordered_vector
-
-    def __init__(self, base, k: int):
-        self.base, self.k = base, k
-        super().__init__(batch_shape=(), event_shape=(k,))
-
-    def sample(self, key, sample_shape=()):
-        return jax.numpy.sort(self.base.sample(key, sample_shape + (self.k,)), axis=-1)
-
-    def log_prob(self, value):
-        return jax.numpy.sum(self.base.log_prob(value), axis=-1) + gammaln(self.k + 1.0)
-
-    def tree_flatten(self):
-        return (self.base,), self.k
-
-    @classmethod
-    def tree_unflatten(cls, k, children):
-        return cls(children[0], k)
 
 
 def _folded(base):
@@ -334,7 +308,7 @@ def _matches(param: Parameter, key: str, spec: ModelSpec) -> int:
 
 
 def _as_prior(value, key: str, param: Parameter):
-    if isinstance(value, dist.Distribution):
+    if is_numpyro_distribution(value):
         return value
     prior = parse_prior(value, key)
     if param.cls in _POSITIVE_CLASSES and prior.name not in _POSITIVE:

@@ -20,7 +20,7 @@ from ..core.glmm_deviance import conditional_fit
 from ..core.grouped import GroupStatistics, grouped_random_effects_draw
 from ..core.residual import whiten
 from ..core.structure import ModelArrays, factors_to_theta
-from .program import ProgramStructure, population_from_sites, residual_from_sites
+from .program_structure import ProgramStructure, population_from_sites, residual_from_sites
 
 
 def draw_random_effects(

@@ -1,19 +1,16 @@
-"""Stage 4 of the pipeline: fit objects with one vocabulary across engines."""
+"""Stage 4 of the pipeline: fit objects with one vocabulary across engines. Each name loads its
+module on first use, so that a frequentist fit never loads the posterior's xarray and ArviZ."""
 
-from .batch import BatchFits, BatchPosterior
-from .compare import compare, loo_compare
-from .frequentist import FrequentistFit
-from .lrt import anova, lrt
-from .posterior import Posterior, load_posterior
+from ..lazy_modules import lazy_attributes
 
-__all__ = [
-    "BatchFits",
-    "BatchPosterior",
-    "FrequentistFit",
-    "Posterior",
-    "anova",
-    "load_posterior",
-    "compare",
-    "loo_compare",
-    "lrt",
-]
+_MODULES = {
+    **dict.fromkeys(["BatchFits", "BatchPosterior"], ".batch"),
+    **dict.fromkeys(["compare", "loo_compare"], ".compare"),
+    "FrequentistFit": ".frequentist",
+    **dict.fromkeys(["anova", "lrt"], ".lrt"),
+    **dict.fromkeys(["Posterior", "load_posterior"], ".posterior"),
+}
+
+__all__ = sorted(_MODULES)
+
+__getattr__ = lazy_attributes(__name__, _MODULES)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import xarray as xr
 
 from ..design import ModelSpec
 from ..errors import ConvergenceWarning
@@ -73,6 +72,8 @@ class BatchPosterior:
     """
 
     def __init__(self, spec: ModelSpec, population: dict[str, np.ndarray], sample_stats: dict):
+        import xarray as xr  # loaded with the first posterior, not by frequentist batches
+
         self.spec, self.sample_stats = spec, sample_stats
         self._draws = xr.Dataset(
             {k: (("dataset", "chain", "draw"), np.asarray(v)) for k, v in population.items()}

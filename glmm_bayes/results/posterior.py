@@ -9,7 +9,12 @@ import pandas as pd
 import xarray as xr
 from arviz_base import from_dict
 
-from ..bayes.program import ProgramStructure, population_of_draws, residual_from_sites, z_site
+from ..bayes.program_structure import (
+    ProgramStructure,
+    population_of_draws,
+    residual_from_sites,
+    z_site,
+)
 from ..core.parameters import ParameterMap, cor_pair_name, sd_name
 from ..design import ModelSpec
 from ..design.newdata import kept_terms
