@@ -15,7 +15,14 @@ class LazyModule:
         self._name = name
 
     def __getattr__(self, attribute: str):
+        if attribute.startswith("__"):  # copy's and pickle's probes, before _name is set
+            raise AttributeError(attribute)
         return getattr(import_module(self._name), attribute)
+
+    def __reduce__(self):
+        """Pickled as its name (cloudpickle sends the families' functions with their globals
+        to Ray's workers)."""
+        return LazyModule, (self._name,)
 
 
 #: numpyro.distributions, for code that builds distributions only when it runs

@@ -8,7 +8,8 @@ PACKAGE = Path(__file__).parent.parent / "glmm_bayes"
 #: Each layer's rank; a module may import only from layers of lower or equal rank.
 RANKS = {
     "errors": 0, "numerics": 0, "control": 0, "families": 0, "datasets": 0,
-    "compilation_cache": 0, "cpu_devices": 0, "progress": 0,
+    "compilation_cache": 0, "cpu_devices": 0, "progress": 0, "lazy_modules": 0,
+    "distributions": 0,
     "design": 1, "core": 2, "frequentist": 3, "bayes": 3, "results": 4, "plots": 5,
     "model": 6, "ray_batch": 7, "cli": 8, "__init__": 9,
 }  # fmt: skip
