@@ -60,8 +60,9 @@ class Evaluator:
     in calls of a program compiled once per model shape and piece size: on one CPU device the
     rows split into a piece per core, run side by side from threads (`cpu_devices.thread_count`,
     which `loop_elements` bounds as for NUTS); only the rows asked for are evaluated (zeros
-    elsewhere). Pieces are padded to a power of two rows, so batches of other sizes mostly
-    reuse a compiled program (a CPU skips the padding; an accelerator computes it)."""
+    elsewhere). On a CPU the pieces are padded to a power of two rows, which the loop skips, so
+    batches of other sizes mostly reuse a compiled program; an accelerator, which would compute
+    the padding, runs the D rows as they are."""
 
     def __init__(self, objective, responses, args, loop_elements: int = 0):
         loops = loops_over_rows()
@@ -73,7 +74,7 @@ class Evaluator:
         self.threads = thread_count(D, loop_elements=loop_elements) if loops else 1
         # the rows of each thread's piece: a near-equal share, padded by repeating its last row
         shares = np.array_split(np.arange(D), self.threads)
-        piece = 1 << (len(shares[0]) - 1).bit_length()
+        piece = 1 << (len(shares[0]) - 1).bit_length() if loops else D
         self.index = np.concatenate(
             [np.pad(rows, (0, piece - len(rows)), "edge") for rows in shares]
         )
