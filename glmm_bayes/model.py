@@ -397,7 +397,7 @@ class Model:
     def fit_ml(self) -> FrequentistFit:
         """Maximum likelihood fit (lmer(REML = FALSE)), gaussian models only; with a
         dispersion formula the Laplace fit, which is exact for the identity link."""
-        if self.spec.dispersion is not None and self.spec.family.name in ("gaussian", "lognormal"):
+        if self._ml_is_laplace():
             return self.fit_laplace()
         self._require_gaussian("ML")
         return FrequentistFit(
@@ -413,6 +413,14 @@ class Model:
                 "this gaussian model has a residual structure (correlation, variance "
                 "or weights): fit it with fit_reml() or fit_ml(), which are exact"
             )
+
+    def _ml_is_laplace(self) -> bool:
+        """A gaussian or lognormal model with a dispersion formula: its ML fit is the Laplace
+        fit, exact under the identity link."""
+        return self.spec.dispersion is not None and self.spec.family.name in (
+            "gaussian",
+            "lognormal",
+        )
 
     @float64
     def fit_laplace(self, nagq: int = 1) -> FrequentistFit:
@@ -481,10 +489,17 @@ class Model:
             caught.append([w for w in record if issubclass(w.category, GlmmBayesWarning)])
         return BatchFits(fits, caught, errors)
 
-    def _lmm_search(self, reml: bool):
-        """The profiled deviance's side-by-side search for `_fit_batch`."""
-        return lambda responses: fit_lmm_batch(
-            self.spec, self.parameters, *self.engine_data(), responses, reml, self.control
+    def _side_by_side(self, batch_fitter, progress: bool, **options):
+        """`batch_fitter` (`fit_lmm_batch` or `fit_glmm_batch`: the search of every response
+        side by side) on this model, for `_fit_batch`."""
+        return lambda responses: batch_fitter(
+            self.spec,
+            self.parameters,
+            *self.engine_data(),
+            responses,
+            control=self.control,
+            progress=progress,
+            **options,
         )
 
     def fit_reml_batch(self, responses, progress: bool = True) -> BatchFits:
@@ -494,26 +509,22 @@ class Model:
         needs more (a restart off the edge, a rescaled search) is fitted alone. Warnings are
         collected per dataset in `.status` instead of being raised."""
         self._require_gaussian("REML")
-        return self._fit_batch(responses, Model.fit_reml, progress, self._lmm_search(True))
+        search = self._side_by_side(fit_lmm_batch, progress, reml=True)
+        return self._fit_batch(responses, Model.fit_reml, progress, search)
 
     def fit_ml_batch(self, responses, progress: bool = True) -> BatchFits:
         """As `fit_reml_batch`, by maximum likelihood."""
-        if self.spec.dispersion is not None:
-            return self._fit_batch(responses, Model.fit_ml, progress)
+        if self._ml_is_laplace():
+            return self.fit_laplace_batch(responses, progress=progress)
         self._require_gaussian("ML")
-        return self._fit_batch(responses, Model.fit_ml, progress, self._lmm_search(False))
+        search = self._side_by_side(fit_lmm_batch, progress, reml=False)
+        return self._fit_batch(responses, Model.fit_ml, progress, search)
 
     def fit_laplace_batch(self, responses, nagq: int = 1, progress: bool = True) -> BatchFits:
         """As `fit_reml_batch`, by Laplace / adaptive Gauss-Hermite (`fit_laplace`; nagq = 0
         fits one by one)."""
-
         self._require_no_gaussian_residual_structure()
-
-        def search(responses):
-            return fit_glmm_batch(
-                self.spec, self.parameters, *self.engine_data(), responses, nagq, self.control
-            )
-
+        search = self._side_by_side(fit_glmm_batch, progress, nagq=nagq)
         return self._fit_batch(responses, lambda m: m.fit_laplace(nagq=nagq), progress, search)
 
     @float64

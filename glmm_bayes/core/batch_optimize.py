@@ -23,6 +23,7 @@ import numpy as np
 
 from ..control import Control
 from ..cpu_devices import run_side_by_side, thread_count
+from ..progress import progress_bar
 from .checks import free_coordinates, optimum_problem
 from .compiled import bind, compiled
 from .optimize import EDGE, OptSummary
@@ -107,10 +108,11 @@ def minimize_batch(
     max_iter: int = 2000,
     gtol: float = 1e-9,
     ftol: float = 1e-15,
+    progress: bool = False,
 ) -> list[OptSummary]:
     """BFGS from each row of x0 (D, k), all rows in lockstep, in the units `scale` ((k,) or a
     row per response); the stopping rules are `minimize_jax`'s (a scaled gradient below gtol,
-    or a relative decrease below ftol)."""
+    or a relative decrease below ftol). `progress` shows the searches that have ended."""
     D, k = x0.shape
     scale = np.broadcast_to(scale, x0.shape)
 
@@ -128,6 +130,8 @@ def minimize_batch(
     n_iter, n_evals, backtracks = np.zeros(D, int), np.ones(D, int), np.zeros(D, int)
     message = np.where(running, "", "the objective is not finite at the start").astype(object)
     success = np.zeros(D, bool)
+    bar = progress_bar(total=D, desc="searches", disable=not progress)
+    bar.update(int(np.sum(~running)))
     while running.any():
         trial = np.where(running[:, None], z + alpha[:, None] * direction, z)
         f_trial, g_trial, finite = value_and_grad(trial, running)
@@ -164,7 +168,9 @@ def minimize_batch(
         message[capped & ~(small_gradient | small_decrease)] = "stopped at the iteration cap"
         message[stalled] = "the line search found no decrease"
         success |= small_gradient | small_decrease
-        running &= ~(small_gradient | small_decrease | capped | stalled)
+        ended = small_gradient | small_decrease | capped | stalled
+        bar.update(int(np.sum(ended)))
+        running &= ~ended
         # the next step: a new direction after an accepted one, half the step after a rejection
         alpha = np.where(accept, 1.0, 0.5 * alpha)
         new = accept & running
@@ -172,6 +178,7 @@ def minimize_batch(
         uphill = new & (np.einsum("dk,dk->d", direction, g) >= 0)
         inverse_hessian[uphill] = np.eye(k)
         direction[uphill] = -g[uphill]
+    bar.close()
     x = x0 + scale * z
     return [
         OptSummary(
@@ -218,14 +225,15 @@ def settle_batch(
     edge: np.ndarray,
     scale: np.ndarray,
     loop_elements: int = 0,
+    progress: bool = False,
 ) -> list[tuple[OptSummary, np.ndarray] | None]:
     """(end point, Hessian) of each response's search from its row of x0, in its row of
     `scale` ((k,) or (D, k)), or None where the single fit's search would go on from there
     (`optimize_and_settle`: a restart off the edge, a search in the curvature's units) or
     refuse it: the caller fits those one by one. `loop_elements`: the model's `row_elements`
-    (`cpu_devices.thread_count`)."""
+    (`cpu_devices.thread_count`); `progress` shows the searches that have ended."""
     evaluate = Evaluator(objective, responses, args, loop_elements)
-    opts = minimize_batch(evaluate, x0, scale, control.max_iter)
+    opts = minimize_batch(evaluate, x0, scale, control.max_iter, progress=progress)
     x = np.array([opt.x for opt in opts])
     candidates = np.array(
         [

@@ -172,6 +172,7 @@ def fit_glmm_batch(
     responses: np.ndarray,
     nagq: int = 1,
     control: Control | None = None,
+    progress: bool = False,
 ) -> list:
     """`fit_glmm` of each row of `responses` (D, n), searched side by side
     (`core.batch_optimize`, nagq >= 1): for each response, a function that checks separation,
@@ -195,6 +196,7 @@ def fit_glmm_batch(
         searches[0].edge,
         np.array([search.scale for search in searches]),
         spec.row_elements,
+        progress,
     )
 
     def finish(spec, arrays, search, opt, H):

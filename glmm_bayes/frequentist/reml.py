@@ -75,6 +75,7 @@ def fit_lmm_batch(
     responses: np.ndarray,
     reml: bool = True,
     control: Control | None = None,
+    progress: bool = False,
 ) -> list:
     """`fit_lmm` of each row of `responses` (D, n), searched side by side
     (`core.batch_optimize`): for each response, a function that assembles its estimate (and
@@ -91,6 +92,7 @@ def fit_lmm_batch(
         search.edge,
         search.scale,
         spec.row_elements,
+        progress,
     )
     return [
         None
