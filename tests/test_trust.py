@@ -605,3 +605,19 @@ def test_a_frequentist_fit_and_its_tables_load_no_posterior_machinery():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["[]"], out.stdout
+
+
+def test_the_lazy_numpyro_module_survives_a_pickle_and_a_copy():
+    """The families' functions reach numpyro through a proxy that Ray's cloudpickle sends with
+    them: a pickled or copied proxy is the same module once used (a proxy that answered
+    pickle's probes through __getattr__ recursed without end)."""
+    import copy
+    import pickle
+
+    from glmm_bayes.lazy_modules import numpyro_distributions
+
+    for other in (
+        pickle.loads(pickle.dumps(numpyro_distributions)),
+        copy.copy(numpyro_distributions),
+    ):
+        assert other.Normal is numpyro_distributions.Normal
