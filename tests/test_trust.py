@@ -621,3 +621,16 @@ def test_the_lazy_numpyro_module_survives_a_pickle_and_a_copy():
         copy.copy(numpyro_distributions),
     ):
         assert other.Normal is numpyro_distributions.Normal
+
+
+def test_public_functions_named_like_their_modules_stay_functions():
+    """`gb.compare` and `gb.lrt` live in modules of the same names: after those modules were
+    imported (by `gb.loo_compare`, or directly) the public names are still the functions."""
+    code = (
+        "import types, glmm_bayes as gb; gb.loo_compare; gb.anova; "
+        "import glmm_bayes.results.compare, glmm_bayes.results.lrt; "
+        "print(all(callable(f) and not isinstance(f, types.ModuleType) "
+        "for f in (gb.compare, gb.lrt, gb.results.compare, gb.results.lrt)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True"], out.stdout

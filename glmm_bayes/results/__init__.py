@@ -1,16 +1,26 @@
-"""Stage 4 of the pipeline: fit objects with one vocabulary across engines. Each name loads its
-module on first use, so that a frequentist fit never loads the posterior's xarray and ArviZ."""
+"""Stage 4 of the pipeline: fit objects with one vocabulary across engines. The posterior's
+module (xarray, ArviZ) loads on first use of its names, so that a frequentist fit never loads
+it; `compare` and `lrt` are imported here because they share their modules' names (a lazy
+lookup would find the submodule once something had imported it)."""
 
 from ..lazy_modules import lazy_attributes
+from .batch import BatchFits, BatchPosterior
+from .compare import compare, loo_compare
+from .frequentist import FrequentistFit
+from .lrt import anova, lrt
 
-_MODULES = {
-    **dict.fromkeys(["BatchFits", "BatchPosterior"], ".batch"),
-    **dict.fromkeys(["compare", "loo_compare"], ".compare"),
-    "FrequentistFit": ".frequentist",
-    **dict.fromkeys(["anova", "lrt"], ".lrt"),
-    **dict.fromkeys(["Posterior", "load_posterior"], ".posterior"),
-}
+__all__ = [
+    "BatchFits",
+    "BatchPosterior",
+    "FrequentistFit",
+    "Posterior",
+    "anova",
+    "compare",
+    "load_posterior",
+    "loo_compare",
+    "lrt",
+]
 
-__all__ = sorted(_MODULES)
-
-__getattr__ = lazy_attributes(__name__, _MODULES)
+__getattr__ = lazy_attributes(
+    __name__, dict.fromkeys(["Posterior", "load_posterior"], ".posterior")
+)
