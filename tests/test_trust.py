@@ -558,6 +558,13 @@ def test_bad_trials_priors_arguments_and_duplicate_columns(sleepstudy):
         gb.Model("Reaction ~ Days + (1 | Subject)", doubled)
 
 
+def printed_by_fresh_python(code: str) -> list[str]:
+    """The words `code` prints in a new interpreter (what importing the package changes can
+    only be seen in a process that had not imported it)."""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return out.stdout.split()
+
+
 def test_import_changes_no_jax_setting():
     """`import glmm_bayes`, a fit and a float32 sampler leave jax_enable_x64 and the default
     matrix-product precision (which the samplers raise to "highest") as the process had them."""
@@ -569,8 +576,8 @@ def test_import_changes_no_jax_setting():
         "print(before, jax.config.jax_enable_x64, jnp.ones(1).dtype, "
         "jax.config.jax_default_matmul_precision)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["False", "False", "float32", "None"]
+    printed = printed_by_fresh_python(code)
+    assert printed == ["False", "False", "float32", "None"]
 
 
 def test_import_loads_no_engine_and_every_public_name_resolves():
@@ -585,8 +592,8 @@ def test_import_loads_no_engine_and_every_public_name_resolves():
         "missing = [n for n in gb.__all__ if getattr(gb, n, None) is None]; "
         "print(heavy, missing, set(gb._LAZY) <= set(gb.__all__))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["[]", "[]", "True"], out.stdout
+    printed = printed_by_fresh_python(code)
+    assert printed == ["[]", "[]", "True"], printed
 
 
 def test_a_frequentist_fit_and_its_tables_load_no_posterior_machinery():
@@ -603,8 +610,8 @@ def test_a_frequentist_fit_and_its_tables_load_no_posterior_machinery():
         "print([m for m in ('numpyro', 'xarray', 'arviz_base', 'scipy.stats', 'arviz_stats') "
         "if m in sys.modules])"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["[]"], out.stdout
+    printed = printed_by_fresh_python(code)
+    assert printed == ["[]"], printed
 
 
 def test_the_lazy_numpyro_module_survives_a_pickle_and_a_copy():
@@ -632,5 +639,5 @@ def test_public_functions_named_like_their_modules_stay_functions():
         "print(all(callable(f) and not isinstance(f, types.ModuleType) "
         "for f in (gb.compare, gb.lrt, gb.results.compare, gb.results.lrt)))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["True"], out.stdout
+    printed = printed_by_fresh_python(code)
+    assert printed == ["True"], printed
