@@ -83,7 +83,7 @@ def _private_folder(path: Path) -> bool:
     return True
 
 
-def _store():
+def program_store():
     """The cache JAX is lent, built once per folder; None when off or unsafe."""
     with _lock:
         if not _state["configured"]:
@@ -143,7 +143,7 @@ def _program_store(path: Path):
 def serving():
     """Lend the package's cache to JAX for the compilations inside: a no-op when it is off, or
     where the process has a persistent cache of its own (which then serves)."""
-    store = _store()
+    store = program_store()
     if store is None:
         yield
         return

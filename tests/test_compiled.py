@@ -113,19 +113,23 @@ def test_a_model_on_other_data_compiles_nothing_for_map_and_nuts():
 
 _CACHED_FIT = """
 import jax
-events = []
+events, traced = [], []
 jax.monitoring.register_event_listener(lambda event, **kw: events.append(event))
+jax.monitoring.register_event_duration_secs_listener(
+    lambda event, _, fun_name="", **kw: traced.append(fun_name) if "trace" in event else None)
 import glmm_bayes as gb
 fit = gb.Model("Yield ~ 1 + (1 | Batch)", gb.load_dataset("Dyestuff")).fit_reml()
 print(repr(float(fit.loglik)), repr(float(fit.sigma)),
       sum(e.endswith("cache_hits") for e in events),
-      sum(e.endswith("cache_misses") for e in events))
+      sum(e.endswith("cache_misses") for e in events),
+      sum(name != "stored_program" for name in traced))
 """
 
 
-def _fit_in_a_new_process(cache) -> tuple[float, float, int, int, str]:
-    """(logLik, sigma, cache hits, cache misses, stderr) of a REML fit in a fresh process
-    whose GLMM_BAYES_CACHE is `cache`."""
+def _fit_in_a_new_process(cache) -> tuple[float, float, int, int, int, str]:
+    """(logLik, sigma, cache hits, cache misses, functions traced, stderr) of a REML fit in a
+    fresh process whose GLMM_BAYES_CACHE is `cache`. A stored program's call (`stored_program`)
+    is not counted as traced: it is the deserialised program, not the package's function."""
     import os
     import subprocess
     import sys
@@ -137,35 +141,38 @@ def _fit_in_a_new_process(cache) -> tuple[float, float, int, int, str]:
         capture_output=True,
         text=True,
     )
-    loglik, sigma, hits, misses = done.stdout.split()
-    return float(loglik), float(sigma), int(hits), int(misses), done.stderr
+    loglik, sigma, hits, misses, traced = done.stdout.split()
+    return float(loglik), float(sigma), int(hits), int(misses), int(traced), done.stderr
 
 
 def test_a_later_process_loads_the_compiled_programs_from_disk(tmp_path):
-    """The program cache is on by default: the first process compiles and writes each program
-    of the REML fit to a folder private to the user; a second process loads every one (no
+    """The program cache is on by default: the first process traces, compiles and writes each
+    program of the REML fit (its lowered form and its executable) to a folder private to the
+    user; a second process traces none of the package's functions, loads every executable (no
     miss) and gives the same estimates to the last bit. A corrupt entry is dropped and
     compiled again, without a word."""
     cache = tmp_path / "programs"
-    loglik, sigma, hits, misses, _ = _fit_in_a_new_process(cache)
-    assert hits == 0 and misses > 0 and len(list(cache.iterdir())) == misses
+    loglik, sigma, hits, misses, traced, _ = _fit_in_a_new_process(cache)
+    assert hits == 0 and misses > 0 and traced == misses
+    stored = [entry.name for entry in cache.iterdir() if entry.name.startswith("program-")]
+    assert len(stored) == traced and len(list(cache.iterdir())) == misses + traced
     assert cache.stat().st_mode & 0o777 == 0o700
     again = _fit_in_a_new_process(cache)
-    assert again[:4] == (loglik, sigma, misses, 0)
+    assert again[:5] == (loglik, sigma, misses, 0, 0)
     for entry in cache.iterdir():
         entry.write_bytes(entry.read_bytes()[:-100])  # truncated
     corrupt = _fit_in_a_new_process(cache)
-    assert corrupt[:4] == (loglik, sigma, 0, misses) and corrupt[4] == ""
+    assert corrupt[:5] == (loglik, sigma, 0, misses, traced) and corrupt[5] == ""
 
 
 def test_the_program_cache_is_refused_where_others_can_write_and_can_be_turned_off(tmp_path):
     shared = tmp_path / "shared"
     shared.mkdir()
     shared.chmod(0o777)
-    *_, hits, misses, stderr = _fit_in_a_new_process(shared)
+    *_, hits, misses, _, stderr = _fit_in_a_new_process(shared)
     assert (hits, misses) == (0, 0) and not any(shared.iterdir())
     assert "others can write" in stderr and "GlmmBayesWarning" in stderr
-    *_, hits, misses, stderr = _fit_in_a_new_process("0")
+    *_, hits, misses, _, stderr = _fit_in_a_new_process("0")
     assert (hits, misses, stderr) == (0, 0, "")
 
 

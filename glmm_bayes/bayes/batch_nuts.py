@@ -81,7 +81,8 @@ def run_nuts_batch(
     threads = thread_count(min(chunk_size, n_datasets), devices, loop_elements)
     piece = -(-chunk_size // (len(devices) * threads)) * len(devices)  # datasets per call
     run = compiled(
-        bind(_run_sharded, model=model, settings=settings, chains=chains, devices=devices)
+        bind(_run_sharded, model=model, settings=settings, chains=chains, devices=devices),
+        stored=False,  # the chains' progress callbacks cannot be exported
     )
     seeds = np.asarray(seeds, np.uint32)
     per_dataset = jax.tree_util.tree_map(np.asarray, per_dataset)  # to the host once

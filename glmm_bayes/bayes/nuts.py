@@ -273,7 +273,9 @@ def _threaded_chains(seed, kwargs, initial_values, model, settings, chains, thre
     """The chains in blocks run side by side from `threads` threads (on one CPU device): the
     blocks share one executable, each thread runs one block."""
     size = -(-chains // threads)
-    run = compiled(bind(_chain_block, model=model, settings=settings, chains=chains, size=size))
+    run = compiled(
+        bind(_chain_block, model=model, settings=settings, chains=chains, size=size), stored=False
+    )  # its progress callbacks cannot be exported
     seed, first = np.uint32(seed), np.int32(0)
     executable = run.executable(seed, first, kwargs, initial_values)
     blocks = run_side_by_side(
@@ -319,7 +321,7 @@ def run_nuts(
                 function = bind(
                     run_chains, model=model, settings=settings, method=method, chains=chains
                 )
-            out = compiled(function)(np.uint32(seed), model_kwargs, initial_values)
+            out = compiled(function, stored=False)(np.uint32(seed), model_kwargs, initial_values)
         return jax.tree_util.tree_map(lambda a: np.asarray(a)[:chains], out)
 
 

@@ -6,17 +6,18 @@ a refit of a same-shaped model, of a profile, or of the next dataset in a batch 
 `compiled` instead of being traced and compiled again. Data always travel as arguments, never
 in the binding, so they are not baked into the executable.
 
-A `Program` holds its executables itself, one per signature of its arguments (compiled ahead
-of time, `jit(f).lower(*args).compile()`), and compiles with the package's persistent cache
-lent to JAX (`compilation_cache.serving`), so a later process loads what an earlier one
-compiled. The programs are bounded (least recently used first out): each holds compiled code,
-and a process that fits thousands of differently shaped models must not keep them all.
-Dropping a program is not enough: JAX's own tracing caches (jaxprs, lowerings; thousands of
-entries each) kept ~1.8 MB per new REML shape. So each time MAX_COMPILED programs have been
-dropped, `jax.clear_caches()` empties JAX's in-memory caches; the programs kept here hold their
-executables and do not compile again. That clearing is process-wide: a process that compiles
-more than MAX_COMPILED programs of the package also has its own jitted functions traced again on
-their next call (the persistent caches on disk are untouched).
+A `Program` holds its executables itself, one per signature of its arguments (compiled ahead of
+time, `jit(f).lower(*args).compile()`), and compiles with the package's persistent cache lent
+to JAX (`compilation_cache.serving`), so a later process loads what an earlier one compiled;
+where it can, the lowered program is stored as well (`stored_programs`), so that process does
+not trace or lower it either. The programs are bounded (least recently used first out): each
+holds compiled code, and a process that fits thousands of differently shaped models must not
+keep them all. Dropping a program is not enough: JAX's own tracing caches (jaxprs, lowerings;
+thousands of entries each) kept ~1.8 MB per new REML shape. So each time MAX_COMPILED programs
+have been dropped, `jax.clear_caches()` empties JAX's in-memory caches; the programs kept here
+hold their executables and do not compile again. That clearing is process-wide: a process that
+compiles more than MAX_COMPILED programs of the package also has its own jitted functions
+traced again on their next call (the persistent caches on disk are untouched).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import jax
 import jax.numpy as jnp
 
 from ..compilation_cache import serving
+from .stored_programs import compile_program
 
 #: How many compiled programs are kept alive at once.
 MAX_COMPILED = 24
@@ -92,10 +94,13 @@ def _signature(args, kwargs) -> tuple:
 
 
 class Program:
-    """A jitted function and its executables, one per argument signature."""
+    """A jitted function and its executables, one per argument signature. `function` is the
+    `kind` transform of `bound`; `stored`: whether its lowered programs may be kept in the cache
+    (`stored_programs`)."""
 
-    def __init__(self, function: Callable):
-        self.jitted = jax.jit(function)
+    def __init__(self, bound: Bound, kind: str, stored: bool):
+        self.jitted = jax.jit(_TRANSFORMS[kind](bound))
+        self.bound, self.kind, self.stored = bound, kind, stored
         self.executables: dict = {}
 
     def __call__(self, *args, **kwargs):
@@ -107,7 +112,10 @@ class Program:
         executable = self.executables.get(key)
         if executable is None:
             with serving():
-                executable = self.jitted.lower(*args, **kwargs).compile()
+                if self.stored:
+                    executable = compile_program(self.jitted, self.bound, self.kind, args, kwargs)
+                else:
+                    executable = self.jitted.lower(*args, **kwargs).compile()
             self.executables[key] = executable
         return executable
 
@@ -116,15 +124,17 @@ _cache: OrderedDict = OrderedDict()
 _evicted = 0  # programs dropped since JAX's caches were last cleared
 
 
-def compiled(bound: Bound, kind: str = "value") -> Program:
+def compiled(bound: Bound, kind: str = "value", *, stored: bool = True) -> Program:
     """The compiled `kind` (a key of `_TRANSFORMS`: the value, or with its gradient in the
     first argument, of one point or of a batch) of `bound`,
-    shared by every equal binding while it stays among the MAX_COMPILED most recently used."""
+    shared by every equal binding while it stays among the MAX_COMPILED most recently used.
+    `stored=False` for a program jax.export cannot serialise (one with host callbacks), so that
+    it is not traced twice to find that out."""
     key = (bound, kind)
     if key in _cache:
         _cache.move_to_end(key)
         return _cache[key]
-    program = Program(_TRANSFORMS[kind](bound))
+    program = Program(bound, kind, stored)
     _cache[key] = program
     global _evicted
     while len(_cache) > MAX_COMPILED:
