@@ -153,16 +153,16 @@ def test_a_later_process_loads_the_compiled_programs_from_disk(tmp_path):
     compiled again, without a word."""
     cache = tmp_path / "programs"
     loglik, sigma, hits, misses, traced, _ = _fit_in_a_new_process(cache)
-    assert hits == 0 and misses > 0 and traced == misses
+    assert hits == 0 and misses > 0 and traced >= misses
     stored = [entry.name for entry in cache.iterdir() if entry.name.startswith("program-")]
-    assert len(stored) == traced and len(list(cache.iterdir())) == misses + traced
+    assert len(stored) == misses and len(list(cache.iterdir())) == 2 * misses
     assert cache.stat().st_mode & 0o777 == 0o700
     again = _fit_in_a_new_process(cache)
     assert again[:5] == (loglik, sigma, misses, 0, 0)
     for entry in cache.iterdir():
         entry.write_bytes(entry.read_bytes()[:-100])  # truncated
     corrupt = _fit_in_a_new_process(cache)
-    assert corrupt[:5] == (loglik, sigma, 0, misses, traced) and corrupt[5] == ""
+    assert corrupt[:4] == (loglik, sigma, 0, misses) and corrupt[5] == ""
 
 
 def test_the_program_cache_is_refused_where_others_can_write_and_can_be_turned_off(tmp_path):

@@ -18,7 +18,8 @@ imported (never imported), so reading an entry runs nothing from it.
 
 A program whose static values have no stable digest (an object that is neither a plain value
 nor a dataclass, named tuple, array or function of them) is not stored, and neither is one that
-jax.export refuses; that refusal is stored, so later processes do not try again.
+jax.export refuses or would write out in elementary operations (`WRITTEN_OUT_BY_EXPORT`); that
+refusal is stored, so later processes do not try again.
 """
 
 from __future__ import annotations
@@ -35,12 +36,21 @@ from pathlib import Path
 import jax
 import jaxlib
 import numpy as np
+from jax._src import core as jax_core
 
 from ..compilation_cache import program_store
 
 #: Static values nested deeper than this are refused (a cycle, or a value no digest is for).
 MAX_DEPTH = 40
 _REFUSED = {"exportable": False}
+#: Primitives that XLA's CPU compiler takes as one operation each and jax.export writes out in
+#: hundreds of elementary ones (it keeps no CHLO): lgamma 5 operations against 928, digamma 5
+#: against 626. A program with any of them compiles many times slower from its exported form
+#: (a beta-binomial Laplace criterion: 17 s against 0.8 s), so it is not stored.
+WRITTEN_OUT_BY_EXPORT = frozenset(
+    {"lgamma", "digamma", "polygamma", "igamma", "igammac", "igamma_grad_a",
+     "random_gamma_grad", "regularized_incomplete_beta", "zeta"}
+)  # fmt: skip
 _PACKAGE = Path(__file__).resolve().parent.parent
 _OWN = __package__.split(".")[0]
 
@@ -221,8 +231,19 @@ def _read(store, key: str):
         return None
 
 
-def _export(jitted, args: tuple, kwargs: dict, in_tree):
-    """jitted exported as a function of the flat leaves, and its output tree."""
+def _primitives(jaxpr, found: set) -> set:
+    """The names of the primitives in `jaxpr` and the jaxprs inside it."""
+    for equation in jaxpr.eqns:
+        found.add(equation.primitive.name)
+        for inner in jax_core.jaxprs_in_params(equation.params):
+            _primitives(inner, found)
+    return found
+
+
+def _stored_form(jitted, args: tuple, kwargs: dict, in_tree):
+    """((exported, out_tree), the entry's bytes): `jitted` exported as a function of the flat
+    leaves; or (_REFUSED, its bytes) where jax.export refuses it or would write it out
+    (`WRITTEN_OUT_BY_EXPORT`)."""
     out_tree = []
 
     def flat(*leaves):
@@ -231,8 +252,18 @@ def _export(jitted, args: tuple, kwargs: dict, in_tree):
         out_tree.append(tree)
         return out
 
-    exported = jax.export.export(jax.jit(flat))(*jax.tree_util.tree_leaves((args, kwargs)))
-    return exported, out_tree[0]
+    leaves = jax.tree_util.tree_leaves((args, kwargs))
+    flat_jitted = jax.jit(flat)
+    traced = flat_jitted.trace(*leaves)  # the export below reuses this tracing
+    refused = _REFUSED, json.dumps(_REFUSED).encode()
+    if _primitives(traced.jaxpr.jaxpr, set()) & WRITTEN_OUT_BY_EXPORT:
+        return refused
+    try:
+        exported = jax.export.export(flat_jitted)(*leaves)
+        description = json.dumps({"out_tree": _encode_tree(out_tree[0])}).encode()
+        return (exported, out_tree[0]), description + b"\n" + exported.serialize()
+    except Exception:  # noqa: BLE001 (anything jax.export refuses: traced as before)
+        return refused
 
 
 def compile_program(jitted, function, kind: str, args: tuple, kwargs: dict):
@@ -243,15 +274,8 @@ def compile_program(jitted, function, kind: str, args: tuple, kwargs: dict):
     key = program_key(function, kind, leaves, in_tree) if store is not None else None
     entry = _read(store, key) if key is not None else _REFUSED
     if entry is None:
-        try:
-            exported, out_tree = _export(jitted, args, kwargs, in_tree)
-            entry = exported, out_tree
-            description = json.dumps({"out_tree": _encode_tree(out_tree)}).encode()
-            store.put(key, description + b"\n" + exported.serialize())
-        except Exception:  # noqa: BLE001 (anything jax.export refuses: traced as before)
-            executable = jitted.lower(*args, **kwargs).compile()
-            store.put(key, json.dumps(_REFUSED).encode())
-            return executable
+        entry, content = _stored_form(jitted, args, kwargs, in_tree)
+        store.put(key, content)
     if entry is _REFUSED:
         return jitted.lower(*args, **kwargs).compile()
     exported, out_tree = entry
