@@ -7,7 +7,10 @@ from disk instead (the data travel as arguments, so they are not part of any pro
 What is stored is what JAX's persistent cache stores: the XLA executable serialised by the
 backend, under JAX's key, a hash of the program, its compile options and the jax/jaxlib
 versions; each file also carries a SHA-256 of its contents, so a truncated or corrupt entry is
-dropped and the program compiled again. Nothing is unpickled. An executable is machine code:
+dropped and the program compiled again. Nothing is unpickled. Beside the executables, the
+programs as traced and lowered (`program-*`, jax.export's flatbuffers, under keys computed
+before tracing: `core/stored_programs.py`) go through the same store (`program_store`). An
+executable is machine code:
 the folder is created private to the user (0700) and refused, with a warning, if it belongs
 to someone else or others can write to it.
 
