@@ -119,7 +119,9 @@ jax.monitoring.register_event_duration_secs_listener(
     lambda event, _, fun_name="", **kw: traced.append(fun_name) if "trace" in event else None)
 import glmm_bayes as gb
 fit = gb.Model("Yield ~ 1 + (1 | Batch)", gb.load_dataset("Dyestuff")).fit_reml()
-print(repr(float(fit.loglik)), repr(float(fit.sigma)),
+counts = gb.Model("count ~ mined + (1 | site)", gb.load_dataset("Salamanders"), family="poisson")
+laplace = counts.fit_laplace().fixef["estimate"].tolist()
+print(repr(float(fit.loglik)), repr(float(fit.sigma) + sum(laplace)),
       sum(e.endswith("cache_hits") for e in events),
       sum(e.endswith("cache_misses") for e in events),
       sum(name != "stored_program" for name in traced))
@@ -127,8 +129,9 @@ print(repr(float(fit.loglik)), repr(float(fit.sigma)),
 
 
 def _fit_in_a_new_process(cache) -> tuple[float, float, int, int, int, str]:
-    """(logLik, sigma, cache hits, cache misses, functions traced, stderr) of a REML fit in a
-    fresh process whose GLMM_BAYES_CACHE is `cache`. A stored program's call (`stored_program`)
+    """(logLik, sigma plus a Poisson Laplace fit's fixed effects, cache hits, cache misses,
+    functions traced, stderr) of a REML and a Laplace fit in a fresh process whose
+    GLMM_BAYES_CACHE is `cache`. A stored program's call (`stored_program`)
     is not counted as traced: it is the deserialised program, not the package's function."""
     import os
     import subprocess
@@ -147,9 +150,9 @@ def _fit_in_a_new_process(cache) -> tuple[float, float, int, int, int, str]:
 
 def test_a_later_process_loads_the_compiled_programs_from_disk(tmp_path):
     """The program cache is on by default: the first process traces, compiles and writes each
-    program of the REML fit (its lowered form and its executable) to a folder private to the
-    user; a second process traces none of the package's functions, loads every executable (no
-    miss) and gives the same estimates to the last bit. A corrupt entry is dropped and
+    program of a REML and a Laplace fit (its lowered form and its executable) to a folder
+    private to the user; a second process traces none of the package's functions, loads every
+    executable (no miss) and gives the same estimates to the last bit. A corrupt entry is dropped and
     compiled again, without a word."""
     cache = tmp_path / "programs"
     loglik, sigma, hits, misses, traced, _ = _fit_in_a_new_process(cache)
