@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpyro.distributions as dist
 from jax.scipy.special import gammaln
 
-from .families import _hurdle_log_prob
+from .families import hurdle_log_prob
 
 
 class HurdleCount(dist.Distribution):
@@ -27,7 +27,7 @@ class HurdleCount(dist.Distribution):
 
     def log_prob(self, value):
         log_f0 = self.base.log_prob(jnp.zeros_like(value))
-        return _hurdle_log_prob(value, self.base.log_prob(value), log_f0, self.gate_logits)
+        return hurdle_log_prob(value, self.base.log_prob(value), log_f0, self.gate_logits)
 
     def sample(self, key, sample_shape=()):
         shape = sample_shape + self.batch_shape

@@ -202,7 +202,7 @@ def _log1mexp(x):
     return jnp.where(x > -np.log(2.0), jnp.log(-jnp.expm1(x)), jnp.log1p(-jnp.exp(x)))
 
 
-def _hurdle_log_prob(y, log_f, log_f0, gate_logits):
+def hurdle_log_prob(y, log_f, log_f0, gate_logits):
     """log p(y) of a hurdle count: log p at 0, log(1 - p) + log f(y) - log(1 - f(0)) above,
     from the count part's log f(y) and log f(0) and p = logit^-1(gate_logits)."""
     positive = log_sigmoid(-gate_logits) + log_f - _log1mexp(log_f0)
@@ -244,7 +244,7 @@ class Hurdle(_ZeroPart):
     def logpdf(self, y, eta, aux, trials, link):
         base_aux, zi = aux
         log_f = self.base.logpdf(y, eta, base_aux, trials, link)
-        return _hurdle_log_prob(y, log_f, self._log_f0(eta, base_aux, trials, link), zi)
+        return hurdle_log_prob(y, log_f, self._log_f0(eta, base_aux, trials, link), zi)
 
     def _positive_scale(self, eta, base_aux, zi):
         """(1 - p) / (1 - f(0)), which turns the count part's moments into y's (log link)."""

@@ -152,8 +152,8 @@ def test_a_later_process_loads_the_compiled_programs_from_disk(tmp_path):
     """The program cache is on by default: the first process traces, compiles and writes each
     program of a REML and a Laplace fit (its lowered form and its executable) to a folder
     private to the user; a second process traces none of the package's functions, loads every
-    executable (no miss) and gives the same estimates to the last bit. A corrupt entry is dropped and
-    compiled again, without a word."""
+    executable (no miss) and gives the same estimates to the last bit. A corrupt entry is
+    dropped and compiled again, without a word."""
     cache = tmp_path / "programs"
     loglik, sigma, hits, misses, traced, _ = _fit_in_a_new_process(cache)
     assert hits == 0 and misses > 0 and traced >= misses
