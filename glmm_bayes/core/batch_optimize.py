@@ -24,7 +24,7 @@ import numpy as np
 from ..control import Control
 from ..cpu_devices import run_side_by_side, thread_count
 from ..progress import progress_bar
-from .checks import free_coordinates, optimum_problem
+from .checks import Search, free_coordinates, optimum_problem
 from .compiled import bind, compiled
 from .optimize import EDGE, OptSummary
 
@@ -216,23 +216,26 @@ def hessian_batch(
 
 
 def settle_batch(
-    objective,
-    x0: np.ndarray,
+    search: Search,
     responses: tuple[np.ndarray, np.ndarray],
     args: tuple,
-    names: list[str],
     control: Control,
-    edge: np.ndarray,
-    scale: np.ndarray,
     loop_elements: int = 0,
     progress: bool = False,
+    starts: np.ndarray | None = None,
+    scales: np.ndarray | None = None,
 ) -> list[tuple[OptSummary, np.ndarray] | None]:
-    """(end point, Hessian) of each response's search from its row of x0, in its row of
-    `scale` ((k,) or (D, k)), or None where the single fit's search would go on from there
-    (`optimize_and_settle`: a restart off the edge, a search in the curvature's units) or
-    refuse it: the caller fits those one by one. `loop_elements`: the model's `row_elements`
-    (`cpu_devices.thread_count`); `progress` shows the searches that have ended."""
-    evaluate = Evaluator(objective, responses, args, loop_elements)
+    """(end point, Hessian) of each response's `search`, from its row of `starts` in its row of
+    `scales` ((D, k); by default every response's from search.x0 in search.scale), or None
+    where the single fit's search would go on from there (`optimize_and_settle`: a restart off
+    the edge, a search in the curvature's units) or refuse it: the caller fits those one by
+    one. `loop_elements`: the model's `row_elements` (`cpu_devices.thread_count`); `progress`
+    shows the searches that have ended."""
+    D = len(responses[0])
+    x0 = np.tile(search.x0, (D, 1)) if starts is None else starts
+    scale = search.scale if scales is None else scales
+    names, edge = search.names, search.edge
+    evaluate = Evaluator(search.objective, responses, args, loop_elements)
     opts = minimize_batch(evaluate, x0, scale, control.max_iter, progress=progress)
     x = np.array([opt.x for opt in opts])
     candidates = np.array(

@@ -187,16 +187,14 @@ def fit_glmm_batch(
     datasets = [with_response(arrays, y, spec.family) for y in responses]
     searches = [_search(s, parameters, layout, a, nagq) for s, a in zip(specs, datasets)]
     ends = settle_batch(
-        searches[0].objective,
-        np.array([search.x0 for search in searches]),
+        searches[0],  # one objective, names and edge; each response's own start and scales
         responses_of(spec.family, spec.trials, responses),
         (arrays,),
-        searches[0].names,
         control,
-        searches[0].edge,
-        np.array([search.scale for search in searches]),
         spec.row_elements,
         progress,
+        starts=np.array([search.x0 for search in searches]),
+        scales=np.array([search.scale for search in searches]),
     )
 
     def finish(spec, arrays, search, opt, H):

@@ -83,14 +83,10 @@ def fit_lmm_batch(
     control = control or Control()
     search = _search(spec, parameters, layout, reml)
     ends = settle_batch(
-        search.objective,
-        np.tile(search.x0, (len(responses), 1)),
+        search,
         responses_of(spec.family, spec.trials, responses),
         (arrays, np.bool_(reml)),
-        search.names,
         control,
-        search.edge,
-        search.scale,
         spec.row_elements,
         progress,
     )
