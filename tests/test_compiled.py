@@ -239,3 +239,26 @@ def test_a_fit_runs_no_jax_operation_outside_its_compiled_programs(engine):
         jax.clear_caches()
         compiles, _ = compiles_during(lambda: fit(_crossed_data(1)))
     assert compiles == []
+
+
+def test_the_folder_is_trimmed_to_its_bound_on_a_first_put_and_then_per_written_bytes(
+    tmp_path, monkeypatch
+):
+    """Least recently used entries go first once the folder exceeds MAX_BYTES; a process
+    measures the folder on its first put and after each EVICT_EVERY_BYTES it writes."""
+    import os
+
+    from glmm_bayes import compilation_cache
+
+    monkeypatch.setattr(compilation_cache, "MAX_BYTES", 3 * 132)  # three entries of 100 bytes
+    monkeypatch.setattr(compilation_cache, "EVICT_EVERY_BYTES", 250)
+    store = compilation_cache._program_store(tmp_path)
+    for k in range(5):
+        store.put(f"key{k}", bytes(100))
+        os.utime(tmp_path / f"key{k}", (k, k))  # key0 the least recently used
+    # puts 1 (first), 4 (300 bytes written since) measured the folder: key0 went at put 4
+    assert sorted(entry.name for entry in tmp_path.iterdir()) == ["key1", "key2", "key3", "key4"]
+    assert store.get("key4") == bytes(100)
+    later = compilation_cache._program_store(tmp_path)  # another process: trims at once
+    later.put("key5", bytes(100))
+    assert sorted(entry.name for entry in tmp_path.iterdir()) == ["key3", "key4", "key5"]
