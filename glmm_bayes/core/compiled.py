@@ -94,9 +94,8 @@ def _signature(args, kwargs) -> tuple:
 
 
 class Program:
-    """A jitted function and its executables, one per argument signature. `function` is the
-    `kind` transform of `bound`; `stored`: whether its lowered programs may be kept in the cache
-    (`stored_programs`)."""
+    """The jitted `kind` transform of `bound` and its executables, one per argument signature;
+    `stored`: whether its lowered programs may be kept in the cache (`stored_programs`)."""
 
     def __init__(self, bound: Bound, kind: str, stored: bool):
         self.jitted = jax.jit(_TRANSFORMS[kind](bound))

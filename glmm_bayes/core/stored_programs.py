@@ -74,14 +74,21 @@ def _named(value) -> str:
     module, name = getattr(value, "__module__", None), getattr(value, "__qualname__", None)
     if not module or not name or module not in sys.modules:
         raise NoDigest(value)
-    found = sys.modules[module]
-    for part in name.split("."):
-        found = getattr(found, part, None)
+    found = _imported(module, name)
     if found is not value and getattr(found, "__wrapped__", None) is not value:
         raise NoDigest(value)
     top = module.split(".")[0]
     version = "" if top == _OWN else getattr(sys.modules.get(top), "__version__", None)
     return f"{module}:{name}@{version or _file_digest(sys.modules[module])}"
+
+
+def _imported(module: str, name: str):
+    """The object `name` (a qualified name) of `module` where that module is imported, else
+    None; nothing is imported."""
+    found = sys.modules.get(module)
+    for part in name.split("."):
+        found = getattr(found, part, None)
+    return found
 
 
 def _file_digest(module) -> str:
@@ -207,9 +214,7 @@ def _example(description) -> object:
         return tuple(children) if kind == "tuple" else children
     if kind == "dict":
         return dict(zip(description["keys"], children, strict=True))
-    found = sys.modules.get(description["module"])
-    for part in description["name"].split("."):
-        found = getattr(found, part, None)
+    found = _imported(description["module"], description["name"])
     if not (isinstance(found, type) and issubclass(found, tuple) and hasattr(found, "_fields")):
         raise NoDigest(description["name"])
     return found(*children)
