@@ -111,10 +111,9 @@ class Program:
         executable = self.executables.get(key)
         if executable is None:
             with serving():
-                if self.stored:
-                    executable = compile_program(self.jitted, self.bound, self.kind, args, kwargs)
-                else:
-                    executable = self.jitted.lower(*args, **kwargs).compile()
+                executable = compile_program(
+                    self.jitted, self.bound, self.kind, args, kwargs, self.stored
+                )
             self.executables[key] = executable
         return executable
 

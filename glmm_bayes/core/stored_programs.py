@@ -271,10 +271,11 @@ def _stored_form(jitted, args: tuple, kwargs: dict, in_tree):
         return refused
 
 
-def compile_program(jitted, function, kind: str, args: tuple, kwargs: dict):
+def compile_program(jitted, function, kind: str, args: tuple, kwargs: dict, stored: bool = True):
     """The executable of `jitted` (the `kind` transform of `function`) for these arguments,
-    by way of the stored program where there is one or one can be stored."""
-    store = program_store()
+    by way of the stored program where there is one or one can be stored (`stored=False`:
+    compiled directly, for programs jax.export refuses)."""
+    store = program_store() if stored else None
     leaves, in_tree = jax.tree_util.tree_flatten((args, kwargs))
     key = program_key(function, kind, leaves, in_tree) if store is not None else None
     entry = _read(store, key) if key is not None else _REFUSED
