@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpyro  # noqa: F401  (before its subpackages: see `lazy_modules.LazyModule`)
 import numpyro.distributions as dist
 from jax.scipy.special import gammaln
 

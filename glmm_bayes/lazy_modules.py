@@ -9,7 +9,12 @@ from importlib import import_module
 
 
 class LazyModule:
-    """The module `name`, imported when one of its attributes is first read."""
+    """The module `name`, imported when one of its attributes is first read.
+
+    Its top-level package is imported first: ArviZ registers numpyro with importlib's
+    LazyLoader, and a subpackage imported before the package has run its `__init__` is then
+    run twice, the second copy without its own submodules as attributes
+    (`numpyro.distributions.distribution`, which `numpyro.factor` reads)."""
 
     def __init__(self, name: str):
         self._name = name
@@ -17,6 +22,7 @@ class LazyModule:
     def __getattr__(self, attribute: str):
         if attribute.startswith("__"):  # copy's and pickle's probes, before _name is set
             raise AttributeError(attribute)
+        import_module(self._name.partition(".")[0])
         return getattr(import_module(self._name), attribute)
 
     def __reduce__(self):

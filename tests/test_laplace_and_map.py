@@ -141,6 +141,7 @@ def test_each_model_s_prior_numbers_reach_the_shared_compiled_program(sleepstudy
     pins the mode: the likelihood's pull is (its precision / the prior's) x (10.47 - c) <= 1.6e-4
     x 8.5 < 2e-3. A numpyro distribution's numbers are traced too (its pytree leaves): it gives
     the same mode up to the optimiser's tolerance, and one with other numbers compiles nothing."""
+    import numpyro  # noqa: F401  (before its subpackages: see `lazy_modules.LazyModule`)
     import numpyro.distributions as dist
 
     def mode(prior):

@@ -614,6 +614,19 @@ def test_a_frequentist_fit_and_its_tables_load_no_posterior_machinery():
     assert printed == ["[]"], printed
 
 
+def test_a_process_that_imported_arviz_first_samples():
+    """ArviZ registers numpyro with importlib's LazyLoader; `numpyro.distributions` imported
+    before numpyro itself had run was then a second copy without its submodules, and the first
+    NUTS run of a notebook that began with `import arviz` failed in `numpyro.factor`."""
+    code = (
+        "import warnings, arviz, glmm_bayes as gb; warnings.simplefilter('ignore'); "
+        "m = gb.Model('Richness ~ NAP + (1|Beach)', gb.load_dataset('RIKZ'), family='poisson'); "
+        "post = m.sample(draws=20, warmup=20, chains=1, progress=False); "
+        "print(post.idata['posterior'].sizes['draw'])"
+    )
+    assert printed_by_fresh_python(code) == ["20"]
+
+
 def test_the_lazy_numpyro_module_survives_a_pickle_and_a_copy():
     """The families' functions reach numpyro through a proxy that Ray's cloudpickle sends with
     them: a pickled or copied proxy is the same module once used (a proxy that answered

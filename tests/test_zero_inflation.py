@@ -9,6 +9,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpyro  # noqa: F401  (before its subpackages: see `lazy_modules.LazyModule`)
 import numpyro.distributions as dist
 import pandas as pd
 import pytest

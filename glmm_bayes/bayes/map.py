@@ -13,6 +13,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpyro  # noqa: F401  (before its subpackages: see `lazy_modules.LazyModule`)
 from numpyro.infer.util import constrain_fn, potential_energy
 
 from ..control import Control

@@ -21,6 +21,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpyro  # noqa: F401  (before its subpackages: see `lazy_modules.LazyModule`)
 import numpyro.distributions as dist
 from jax.flatten_util import ravel_pytree
 from jax.sharding import Mesh, PartitionSpec
