@@ -34,7 +34,7 @@ from .frequentist.laplace import fit_glmm, fit_glmm_batch
 from .frequentist.mcml import fit_mcml
 from .frequentist.pql import WORKING_WEIGHT, fit_pql
 from .frequentist.reml import fit_lmm, fit_lmm_batch
-from .numerics import float64, sampling_precision
+from .numerics import each_in_float64, float64, sampling_precision
 from .progress import progress_bar
 from .results.batch import BatchFits
 from .results.frequentist import FrequentistFit
@@ -171,9 +171,10 @@ class Model:
         dtype: "float32" samples in single precision (faster transcendentals on a CPU, and the
         native precision of most GPUs); summaries are computed in float64 either way.
         log_likelihood: True stores the pointwise log-likelihood in `idata` with the draws;
-        False leaves it for `loo()` (or `post.log_likelihood()`) to compute when asked; "auto"
-        stores it up to `LOGLIK_STORED_VALUES` draws x rows (200 MB in float64) and leaves it
-        for later above (InstEval's 4,000 draws x 73k rows would hold 2.3 GB).
+        False leaves it for `post.log_likelihood()` to compute when asked, and `loo()` to
+        compute by blocks of rows without keeping it; "auto" stores it up to
+        `LOGLIK_STORED_VALUES` draws x rows (200 MB in float64) and leaves it for later above
+        (InstEval's 4,000 draws x 73k rows would hold 2.3 GB).
         """
         from .bayes.nuts import run_nuts
         from .bayes.program import hierarchical_model, marginal_model
@@ -283,25 +284,31 @@ class Model:
         return random_effects == "integrate"
 
     @float64
-    def _pointwise_loglik(self, samples: dict) -> np.ndarray:
-        """log p(y_i | draw) for every draw and row (`bayes.pointwise`)."""
-        from .bayes.pointwise import pointwise_loglik
+    def _pointwise_blocks(self, samples: dict):
+        """log p(y_i | draw) for every draw, by blocks of rows (`bayes.pointwise`), computed
+        in float64 as they are taken (the model's float64 arrays chosen here)."""
+        from .bayes.pointwise import pointwise_blocks
 
-        return pointwise_loglik(samples, **self.model_kwargs, structure=self.structure)
+        blocks = pointwise_blocks(samples, **self.model_kwargs, structure=self.structure)
+        return each_in_float64(blocks)
 
     def _log_likelihood(self, samples: dict, when: bool | str = "auto"):
-        """The pointwise log-likelihood now (an array), or a function that computes it when
-        the posterior is asked for it (`sample`'s `log_likelihood`)."""
+        """The pointwise log-likelihood now (an array), or a function giving its blocks of rows
+        when the posterior is asked for it (`sample`'s `log_likelihood`)."""
+        from .bayes.pointwise import assemble
+
         if when == "auto":
             n_draws = int(np.prod(next(iter(samples.values())).shape[:2]))
             when = n_draws * self.spec.n_obs <= LOGLIK_STORED_VALUES
-        return self._pointwise_loglik(samples) if when else partial(self._pointwise_loglik, samples)
+        blocks = partial(self._pointwise_blocks, samples)
+        return assemble(blocks(), self.spec.n_obs) if when else blocks
 
     @float64
     def sample_prior(self, draws: int = 500, seed: int = 0):
         """Prior and prior predictive draws as an ArviZ DataTree: groups prior (the posterior's
         variables, by the same names), prior_predictive (y) and observed_data, so that
         `tree["prior"] = m.sample_prior()["prior"]` puts prior and posterior side by side."""
+        import numpyro  # noqa: F401  (before its subpackages: see `lazy_modules.LazyModule`)
         from arviz_base import from_dict
         from numpyro.infer import Predictive
 

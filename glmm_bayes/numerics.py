@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+from collections.abc import Iterator
 
 import jax
 
@@ -24,6 +25,19 @@ def float64(func):
 
     return wrapper
 
+
+def each_in_float64(items: Iterator) -> Iterator:
+    """The items of a lazy iterator, each made with JAX's 64-bit mode on (`float64` would
+    cover only the call that creates it), the caller's setting in force between items."""
+    while True:
+        with jax.enable_x64(True):
+            item = next(items, _END)
+        if item is _END:
+            return
+        yield item
+
+
+_END = object()
 
 SAMPLING_DTYPES = ("float64", "float32")
 

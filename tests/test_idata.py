@@ -111,20 +111,31 @@ def test_a_saved_posterior_reloads_and_predicts_the_same_numbers(which, request,
 
 def test_a_log_likelihood_left_for_later_is_the_stored_one(counts, monkeypatch, tmp_path):
     """Deferred (`log_likelihood=False`, or "auto" above `LOGLIK_STORED_VALUES`) and computed in
-    chunks of 64 draws (the last padded), the pointwise log-likelihood equals the one stored with
-    the draws in one chunk, to rounding: the same program on the same draws."""
+    blocks of 7 of the 45 rows (the last padded), the pointwise log-likelihood equals the one
+    stored with the draws in one block, to rounding (the same program on the same draws, in
+    other shapes). `loo()` takes the blocks one at a time, keeps none of them, and gives
+    ArviZ's PSIS-LOO of the stored matrix."""
+    import arviz_stats
+
     import glmm_bayes.bayes.pointwise as pointwise
     import glmm_bayes.model as model
 
     m, post = counts
     stored = post.idata.log_likelihood["y"].to_numpy()
-    assert stored.shape == (2, 200, m.spec.n_obs)
-    monkeypatch.setattr(pointwise, "CHUNK_VALUES", 64 * m.spec.n_obs)  # 400 draws: 7 chunks
+    assert stored.shape == (2, 200, m.spec.n_obs) and m.spec.n_obs == 45
+    monkeypatch.setattr(pointwise, "CHUNK_VALUES", 400 * 7)  # 400 draws: 7 blocks of 7 rows
     monkeypatch.setattr(model, "LOGLIK_STORED_VALUES", 400 * m.spec.n_obs - 1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", gb.SamplingWarning)
         later = m.sample(**SHORT)
+        blocked, reference = later.loo(), arviz_stats.loo(post.idata)
     assert "log_likelihood" not in later.idata.children
+    for value in ("elpd", "se", "p"):
+        assert getattr(blocked, value) == pytest.approx(getattr(reference, value), rel=1e-12)
+    for pointwise_value in ("elpd_i", "pareto_k"):
+        np.testing.assert_allclose(
+            getattr(blocked, pointwise_value), getattr(reference, pointwise_value), rtol=1e-9
+        )
     np.testing.assert_allclose(later.log_likelihood()["y"].to_numpy(), stored, rtol=1e-12)
     assert float(later.loo().elpd) == pytest.approx(float(post.loo().elpd), rel=1e-12)
     with warnings.catch_warnings():
@@ -227,3 +238,20 @@ def test_a_slash_in_a_parameter_name_survives_idata_and_netcdf(tmp_path):
     post.to_netcdf(tmp_path / "salamander.nc")
     again = gb.load_posterior(tmp_path / "salamander.nc", m)
     pd.testing.assert_frame_equal(again.population, post.population, rtol=1e-12)
+
+
+def test_loo_warns_of_the_rows_whose_pareto_k_is_too_high():
+    """One reading 1,000 ms too slow (~30 residual sds) cannot be left out by reweighting the
+    draws: its Pareto k exceeds min(1 - 1 / log10 S, 0.7) (0.62 for 400 draws), and `loo()`
+    says how many rows do, with the package's warning category."""
+    data = gb.load_dataset("sleepstudy")
+    data.loc[0, "Reaction"] += 1000.0
+    m = gb.Model("Reaction ~ Days + (Days | Subject)", data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", gb.SamplingWarning)
+        post = m.sample(**SHORT)
+    with pytest.warns(gb.SamplingWarning, match="Pareto k above 0.62") as record:
+        loo = post.loo()
+    assert loo.warning and float(loo.pareto_k[0]) > loo.good_k
+    above = int((loo.pareto_k > loo.good_k).sum())
+    assert f"for {above} of 180 rows" in str(record[-1].message)

@@ -113,10 +113,14 @@ def hierarchical_model(
     structure: ProgramStructure,
     observed: bool = True,
     leave_one_out: bool = False,
+    x_mean=None,
 ):
     """The full non-centred program: samples z_k for every term. `leave_one_out`: the y site
-    gives each row's density given the rest of its correlation group (`CorrelatedNormal`)."""
-    means = centring_means(jnp.mean(arrays.Xt, axis=1), structure.intercept_index)
+    gives each row's density given the rest of its correlation group (`CorrelatedNormal`).
+    `x_mean`: the column means of the whole X, where `arrays` holds some of its rows
+    (`core.structure.row_subset`)."""
+    x_mean = jnp.mean(arrays.Xt, axis=1) if x_mean is None else x_mean
+    means = centring_means(x_mean, structure.intercept_index)
     coefs, factors, aux, residual = population_parameters(structure, priors)
     eta = fixed_predictor(arrays, coefs) - coefs @ means + arrays.offset  # = X uncentre(coefs)
     for T, t in zip(factors, structure.layout.terms):

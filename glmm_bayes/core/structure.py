@@ -319,6 +319,31 @@ class ModelArrays(NamedTuple):
     X_disp: jnp.ndarray | None = None  # the dispersion design (`Family.rows`)
 
 
+def row_subset(arrays: ModelArrays, rows) -> ModelArrays:
+    """The arrays of the rows `rows` (an index vector), for densities row by row: the prior
+    weights and variance levels are taken with them, the groups of a correlated residual are
+    not (a correlated Gaussian residual ties its rows together: its callers take all rows),
+    and the pattern of L_21 is left out."""
+    take = lambda a: None if a is None else a[rows]
+    residual = arrays.residual
+    if residual is not None:
+        residual = residual._replace(weights=residual.weights[rows], level=residual.level[rows])
+    return arrays._replace(
+        y=take(arrays.y),
+        trials=take(arrays.trials),
+        log_norm=take(arrays.log_norm),
+        offset=take(arrays.offset),
+        X=take(arrays.X),
+        Xt=arrays.Xt[:, rows],
+        z_idx=take(arrays.z_idx),
+        z_val=take(arrays.z_val),
+        residual=residual,
+        pattern=None,
+        X_zi=take(arrays.X_zi),
+        X_disp=take(arrays.X_disp),
+    )
+
+
 def model_arrays(spec: ModelSpec, layout: RandomEffectsLayout, dtype=None) -> ModelArrays:
     """The arrays in `dtype`, or JAX's default float of the calling context (float64 inside the
     package's own calls)."""

@@ -61,9 +61,7 @@ def loo_compare(*posteriors, names: list[str] | None = None) -> pd.DataFrame:
                 f"({first.formula!r} vs {other.spec.formula!r}); their elpd are "
                 "not comparable otherwise"
             )
-    for p in posteriors:
-        p.log_likelihood()
     names = names or [f"{p.spec.formula} [{p.method}]" for p in posteriors]
     if len(set(names)) != len(names):
         names = [f"{n} #{i + 1}" for i, n in enumerate(names)]
-    return arviz_stats.compare(dict(zip(names, (p.idata for p in posteriors))))
+    return arviz_stats.compare(dict(zip(names, (p.loo() for p in posteriors))))
