@@ -5,7 +5,8 @@ sequence across batches), at most `CHUNK_VALUES` values a block: PSIS-LOO smooth
 draws by itself, so `results.loo` needs one block at a time, never the draws x rows matrix.
 Every block has the same number of rows (the last repeats the last row), so the program
 compiles once. With correlated residuals the density of y_i is given the rest of its group
-(`program.CorrelatedNormal`), so such a model's rows are taken in one block.
+(`program.CorrelatedNormal`), so such a model's rows are taken in one block, as are the rows
+of a model whose draws x rows fit in one.
 """
 
 from __future__ import annotations
@@ -58,11 +59,12 @@ def pointwise_blocks(
     n_draws, n_rows = int(np.prod(lead)), int(np.shape(arrays.y)[0])
     residual = structure.layout.residual
     tied = residual is not None and residual.gaussian
-    size = n_rows if tied else min(n_rows, max(1, CHUNK_VALUES // n_draws))
+    one_block = tied or n_draws * n_rows <= CHUNK_VALUES  # the arrays as they are
+    size = n_rows if one_block else max(1, CHUNK_VALUES // n_draws)
     program = compiled(bind(_pointwise, structure=structure))
     for start in range(0, n_rows, size):
         stop = min(start + size, n_rows)
-        rows = None if tied else np.minimum(np.arange(start, start + size), n_rows - 1)
+        rows = None if one_block else np.minimum(np.arange(start, start + size), n_rows - 1)
         values = np.asarray(program(flat, rows, arrays, priors))[:, : stop - start]
         yield slice(start, stop), values.reshape(lead + (stop - start,))
 
