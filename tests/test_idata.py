@@ -255,3 +255,53 @@ def test_loo_warns_of_the_rows_whose_pareto_k_is_too_high():
     assert loo.warning and float(loo.pareto_k[0]) > loo.good_k
     above = int((loo.pareto_k > loo.good_k).sum())
     assert f"for {above} of 180 rows" in str(record[-1].message)
+
+
+def _rows_data(seed: int = 3, n: int = 60) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(6), n // 6)
+    x = rng.normal(size=n)
+    mu = np.exp(1.0 + 0.4 * x + rng.normal(0, 0.5, 6)[g])
+    trials = rng.integers(5, 30, size=n)
+    k = rng.binomial(trials, 1 / (1 + np.exp(-(0.3 * x + rng.normal(0, 0.5, 6)[g]))))
+    return pd.DataFrame(
+        {
+            "count": rng.poisson(mu) * (rng.uniform(size=n) > 0.2),
+            "x": x,
+            "g": g.astype(str),
+            "k": k,
+            "fail": trials - k,
+            "exposure": rng.uniform(0.5, 2.0, size=n),
+            "w": rng.uniform(0.5, 1.5, size=n),
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    "formula, options",
+    [
+        ("count ~ x + (1 | g)", {"family": "negbinomial", "zi": "~ x", "dispersion": "~ x"}),
+        ("cbind(k, fail) ~ x + offset(log(exposure)) + (1 | g)", {"family": "binomial"}),
+        ("count ~ x + (x | g)", {"family": "poisson", "weights": "w"}),
+    ],
+    ids=[
+        "zero-inflated negbinomial with a dispersion formula",
+        "binomial trials, offset",
+        "weights",
+    ],
+)
+def test_the_log_likelihood_by_blocks_of_rows_is_the_whole_one(formula, options, monkeypatch):
+    """Every per-row array goes with its rows in a block (`core.structure.row_subset`: y,
+    trials, offset, X, Z, the zero-inflation and dispersion designs, the prior weights), and
+    the block is centred by the whole X's means: blocks of 7 of the 60 rows (the last padded)
+    give the one-block values to 1e-12 (the same program on other shapes)."""
+    import glmm_bayes.bayes.pointwise as pointwise
+
+    m = gb.Model(formula, _rows_data(), **options)
+    run = dict(draws=30, warmup=30, chains=2, seed=2, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", gb.SamplingWarning)
+        whole = m.sample(**run, log_likelihood=True).idata.log_likelihood["y"].to_numpy()
+        monkeypatch.setattr(pointwise, "CHUNK_VALUES", 60 * 7)  # 60 draws: blocks of 7 rows
+        later = m.sample(**run, log_likelihood=False)
+    np.testing.assert_allclose(later.log_likelihood()["y"].to_numpy(), whole, rtol=1e-12)
