@@ -107,6 +107,7 @@ def test_fit_laplace_with_nagq_from_the_spec(capsys):
     assert "AGQ(10)" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # ~32 s with an empty program cache: six families fitted, each compiled
 def test_a_model_file_takes_the_new_families_and_the_student_t_df(tmp_path, capsys):
     spec = tmp_path / "t.toml"
     spec.write_text(SPEC + 'family = "student_t"\ndf = 4\n')
