@@ -150,3 +150,29 @@ def test_laplace_batch_gives_each_single_fits_estimates_and_warnings(case):
         assert batch.fits[d].loglik == pytest.approx(single.loglik, rel=1e-9)
         for name, value in single._estimates().items():
             assert summary.loc[d, name] == pytest.approx(value, rel=1e-4, abs=1e-6), name
+
+
+def test_laplace_batch_fits_a_response_with_no_finite_start_alone():
+    """An identity-link Poisson GLMM whose GLM start gives some rows mu <= 0 (no finite
+    deviance there): a single fit first moves the start towards a constant mean; the batch
+    leaves the start, ends those searches at once and refits each response alone, so each
+    dataset gets its own single fit's estimates (the same L-BFGS-B search: to 1e-10), and the
+    third, whose optimum lies where mu reaches 0, the single fit's error."""
+    rng = np.random.default_rng(1)
+    groups, per = 8, 10
+    x = np.tile(np.linspace(0, 1, per), groups)
+    data = pd.DataFrame({"g": np.repeat([f"g{i}" for i in range(groups)], per), "x": x})
+    b = np.repeat(rng.normal(0, 0.3, (3, groups)), per, axis=1)
+    counts = rng.poisson(np.maximum(0.05 + 3 * x + b, 0.01)).astype(float)
+    model = gb.Model("y ~ x + (1 | g)", data.assign(y=counts[0]), family="poisson", link="identity")
+    batch = model.fit_laplace_batch(counts, progress=False)
+    summary, status = batch.summary()["estimate"], batch.status
+    for d in (0, 1):
+        assert batch.fits[d].estimate.opt.optimizer == "L-BFGS-B"  # refitted alone
+        single = model._with_response(counts[d]).fit_laplace()
+        assert batch.fits[d].loglik == pytest.approx(single.loglik, rel=1e-10)
+        for name, value in single._estimates().items():
+            assert summary.loc[d, name] == pytest.approx(value, rel=1e-10, abs=1e-12), name
+    with pytest.raises(gb.FitError) as raised:
+        model._with_response(counts[2]).fit_laplace()
+    assert batch.fits[2] is None and status.loc[2, "error"] == str(raised.value)

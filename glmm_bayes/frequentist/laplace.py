@@ -85,12 +85,14 @@ def _objective(x, arrays, layout, family, link, nagq, parameters):
 def _finite_start(objective, x0, beta_constant, arrays) -> np.ndarray:
     """The GLM start, with beta moved halfway towards `beta_constant` (a constant linear
     predictor) until the deviance is finite there: with separated data the GLM's estimates
-    run off towards infinity, and with an inverse link they can give eta < 0 in some rows."""
-    value = compiled(objective)
+    run off towards infinity, and with an inverse link they can give eta < 0 in some rows.
+    The value comes from the search's own program (value and gradient): a program for the
+    value alone would be compiled for these few calls."""
+    value_and_grad = compiled(objective, "value_and_grad")
     p = beta_constant.size
     x = np.array(x0)
     for _ in range(40):
-        if np.isfinite(float(value(x, arrays))):
+        if np.isfinite(float(value_and_grad(x, arrays)[0])):
             return x
         x[:p] = beta_constant + 0.5 * (x[:p] - beta_constant)
     x[:p] = beta_constant
@@ -119,7 +121,9 @@ def _method(nagq: int) -> str:
 
 def _search(spec: ModelSpec, parameters: ParameterMap, layout, arrays, nagq: int) -> Search:
     """The Laplace / AGQ deviance over x = (beta, theta, aux's coordinates), from the GLM's
-    estimates (`_finite_start`), in coordinates scaled to the data."""
+    estimates, in coordinates scaled to the data. A single fit moves the start to where the
+    deviance is finite (`_finite_start`); a batch leaves it, and a response whose start is not
+    finite ends at once in the batch and is fitted alone."""
     n_aux = len(parameters.aux)
     p = spec.X.shape[1]
     beta0, aux0 = glm_start(spec)
@@ -135,7 +139,7 @@ def _search(spec: ModelSpec, parameters: ParameterMap, layout, arrays, nagq: int
     )
     return Search(
         objective=objective,
-        x0=_finite_start(objective, x0, constant_start(spec), arrays),
+        x0=x0,
         names=list(parameters.fixed_names) + parameters.theta_names() + list(parameters.aux),
         edge=np.concatenate([np.zeros(p, bool), layout.diagonal_mask(), np.zeros(n_aux, bool)]),
         scale=np.concatenate([scales.beta, scales.theta, np.ones(n_aux)]),
@@ -160,6 +164,8 @@ def fit_glmm(
     if nagq == 0:
         return _fit_beta_in_pirls(spec, parameters, layout, arrays, control, _method(0) + " fit")
     search = _search(spec, parameters, layout, arrays, nagq)
+    x0 = _finite_start(search.objective, search.x0, constant_start(spec), arrays)
+    search = replace(search, x0=x0)
     opt, H = optimize_and_settle(search, (arrays,), control)
     return _joint_estimate(spec, parameters, layout, arrays, nagq, control, search, opt, H)
 
