@@ -11,8 +11,20 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import cache
+from pathlib import Path
 
 PYTHON = sys.executable
+PACKAGE = Path(__file__).resolve().parent.parent / "glmm_bayes"
+
+
+@cache
+def compile_bytecode() -> None:
+    """Write the package's bytecode (.pyc), as `pip install` does for the peers' packages and
+    for a user's install of this one: the checkout is installed editable, and where
+    PYTHONDONTWRITEBYTECODE is set (CI's image) every process would otherwise compile the
+    package's source again."""
+    subprocess.run([PYTHON, "-m", "compileall", "-q", str(PACKAGE)], check=True)
 
 
 def run_fresh(
@@ -22,6 +34,7 @@ def run_fresh(
     that object with `process_s`, the whole process's wall time. `cache` is the process's
     GLMM_BAYES_CACHE (the package's compiled programs on disk): by default a new, empty folder,
     as a first-time user has."""
+    compile_bytecode()
     with tempfile.TemporaryDirectory() as fresh:
         env = {
             **os.environ,
