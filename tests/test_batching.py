@@ -157,7 +157,8 @@ def test_laplace_batch_fits_a_response_with_no_finite_start_alone():
     deviance there): a single fit first moves the start towards a constant mean; the batch
     leaves the start, ends those searches at once and refits each response alone, so each
     dataset gets its own single fit's estimates (the same L-BFGS-B search: to 1e-10), and the
-    third, whose optimum lies where mu reaches 0, the single fit's error."""
+    third, whose optimum lies where mu reaches 0 (a step in the intercept leaves the domain),
+    the single fit's error, which names the intercept."""
     rng = np.random.default_rng(1)
     groups, per = 8, 10
     x = np.tile(np.linspace(0, 1, per), groups)
@@ -175,4 +176,5 @@ def test_laplace_batch_fits_a_response_with_no_finite_start_alone():
             assert summary.loc[d, name] == pytest.approx(value, rel=1e-10, abs=1e-12), name
     with pytest.raises(gb.FitError) as raised:
         model._with_response(counts[2]).fit_laplace()
+    assert "Hessian at the optimum is not finite in (Intercept):" in str(raised.value)
     assert batch.fits[2] is None and status.loc[2, "error"] == str(raised.value)

@@ -63,7 +63,16 @@ def optimum_problem(
     g = (opt.gradient * opt.scale)[free]
     labels = [n for n, f in zip(names, free) if f]
     if not np.all(np.isfinite(H)):
-        raise FitError("the Hessian at the optimum is not finite")
+        # the coordinates whose own steps left the objective's domain (else every one touched)
+        finite = np.isfinite(np.diag(H))
+        finite = finite if not finite.all() else np.all(np.isfinite(H), axis=0)
+        raise FitError(
+            "the Hessian at the optimum is not finite in "
+            f"{', '.join(n for n, ok in zip(labels, finite) if not ok)}: the objective is not "
+            "defined a small step away (an optimum where the model stops being defined, such "
+            "as a fitted mean of 0 under an identity or inverse link), so it has no standard "
+            "errors"
+        )
     eigenvalues, vectors = np.linalg.eigh(H)
     top = max(abs(eigenvalues[-1]), 1e-300)
     worst = labels[int(np.argmax(np.abs(vectors[:, 0])))]  # the flattest direction's main part
